@@ -1,0 +1,46 @@
+"""``mailwright dns NAME [TYPE]``: one query through the same resolver every command uses."""
+
+from __future__ import annotations
+
+import click
+
+from ..dns import DnsResult, MXRecord
+from .context import app, console, emit_json, run
+
+
+@click.command(
+    epilog="\b\nExamples:\n  mailwright dns example.com MX\n"
+    "  mailwright --nameserver 127.0.0.1:5353 dns 10.2.0.192.in-addr.arpa PTR"
+)
+@click.argument("name")
+@click.argument("rdtype", default="A", metavar="[TYPE]")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def dns(name: str, rdtype: str, as_json: bool) -> None:
+    """Look up NAME (A, AAAA, MX, TXT, PTR, CNAME, NS ...) and show the outcome."""
+    result: DnsResult[object] = run(app().resolver.query(name, rdtype))
+    if as_json:
+        emit_json(
+            {
+                "name": result.name,
+                "type": result.rdtype,
+                "outcome": str(result.outcome),
+                "records": [_record_json(r) for r in result.records],
+                "cnames": list(result.cnames),
+                "answer": list(result.text),
+                "error": result.error,
+            }
+        )
+    else:
+        console.print(
+            f"{result.name} {result.rdtype}: [bold]{result.outcome}[/]"
+            + (f" ({result.error})" if result.error else "")
+        )
+        for line in result.text:
+            console.print(line, markup=False)
+    raise SystemExit(0 if result.ok else 1)
+
+
+def _record_json(record: object) -> object:
+    if isinstance(record, MXRecord):
+        return {"preference": record.preference, "exchange": record.exchange}
+    return str(record)

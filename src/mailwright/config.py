@@ -1,0 +1,555 @@
+"""The one config file, ``mailwright.toml``, parsed into typed, validated objects.
+
+Every problem is reported as a :class:`ConfigError` naming the file, the key
+(``section.key``) and the fix. Unknown keys are errors too: a typo in a mail
+server's config should not silently fall back to a default.
+
+Sections grow with the features; each section is one dataclass here, and
+``mailwright init`` writes a commented file covering all of them
+(:mod:`mailwright.setup`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
+
+from .dns.names import name_problem, normalize
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+DEFAULT_CONFIG_NAME = "mailwright.toml"
+ENV_CONFIG = "MAILWRIGHT_CONFIG"
+ENV_NAMESERVER = "MAILWRIGHT_NAMESERVER"
+
+# Postfix's defaults (postconf(5)): minimal_backoff_time, maximal_backoff_time,
+# maximal_queue_lifetime, delay_warning_time, message_size_limit.
+DEFAULT_FIRST_RETRY = 300
+DEFAULT_MAX_BACKOFF = 4000
+DEFAULT_MAX_QUEUE_LIFETIME = 5 * 86400
+DEFAULT_MESSAGE_SIZE_LIMIT = 10_240_000
+
+DEFAULT_DNSBLS = (
+    "zen.spamhaus.org",
+    "bl.spamcop.net",
+    "b.barracudacentral.org",
+    "psbl.surriel.com",
+    "dnsbl-1.uceprotect.net",
+)
+DEFAULT_DBLS = ("dbl.spamhaus.org", "multi.surbl.org")
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    nameserver: str | None = None
+    """Send every query to this server (``HOST[:PORT]``) instead of the system resolver."""
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class DkimKeyConfig:
+    domain: str
+    selector: str
+    private_key: Path
+    algorithm: Literal["rsa", "ed25519"] = "rsa"
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    certificate: Path | None = None
+    private_key: Path | None = None
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    name: str
+    address: str
+    port: int
+    role: Literal["submission", "inbound"] = "submission"
+    """``submission``: the application and users send through it; ``inbound``: the world
+    delivers mail for our domains to it (port 25)."""
+    tls: Literal["none", "starttls", "implicit"] = "none"
+    auth: Literal["none", "optional", "required"] = "none"
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    url: str
+    """``smtp://user@host:587`` (STARTTLS required unless ``?tls=none``) or ``smtps://user@host:465``."""
+    password_file: Path | None = None
+    password_env: str | None = None
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    first_retry: int = DEFAULT_FIRST_RETRY
+    max_backoff: int = DEFAULT_MAX_BACKOFF
+    max_queue_lifetime: int = DEFAULT_MAX_QUEUE_LIFETIME
+    delay_warning: int = 0
+    """Seconds after which the sender gets a delay notice; 0 turns it off (as Postfix)."""
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    mode: Literal["direct", "relay", "local"] = "local"
+    """``direct``: to each recipient's MX; ``relay``: everything to ``relay.url``;
+    ``local``: development mode, every outgoing message lands in ``data_dir/outbox``."""
+    relay: RelayConfig | None = None
+    outbound_port: int = 25
+    source_ipv4: str | None = None
+    source_ipv6: str | None = None
+    max_connections: int = 100
+    max_connections_per_domain: int = 20
+    connect_timeout: float = 30.0
+    command_timeout: float = 300.0
+    retry: RetryConfig = field(default_factory=RetryConfig)
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    name: str
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class InboundConfig:
+    dmarc_enforcement: Literal["enforce", "report-only"] = "enforce"
+    """``enforce``: p=reject → 550 at end of DATA, p=quarantine → the Junk folder;
+    ``report-only``: deliver everything, record the verdict in Authentication-Results."""
+    quarantine_folder: str = ".Junk"
+    send_aggregate_reports: bool = False
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    dnsbls: tuple[str, ...] = DEFAULT_DNSBLS
+    dbls: tuple[str, ...] = DEFAULT_DBLS
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    file: Path | None = None
+    """Where event lines go besides stderr (``data_dir/mailwright.log`` when unset)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None = None
+    hostname: str = "localhost"
+    domains: tuple[str, ...] = ()
+    ipv4: tuple[str, ...] = ()
+    ipv6: tuple[str, ...] = ()
+    data_dir: Path = Path("mailwright-data")
+    trusted_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    message_size_limit: int = DEFAULT_MESSAGE_SIZE_LIMIT
+    workers: int = 0
+    """Worker processes sharing the listeners; 0 means one per CPU core."""
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    dkim: tuple[DkimKeyConfig, ...] = ()
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    listeners: tuple[ListenerConfig, ...] = (
+        ListenerConfig("submission", "127.0.0.1", 2525, "submission"),
+    )
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    users: tuple[UserConfig, ...] = ()
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Address (or ``@domain`` for a catch-all) → local addresses it delivers to."""
+    inbound: InboundConfig = field(default_factory=InboundConfig)
+    check: CheckConfig = field(default_factory=CheckConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path else "(built-in defaults)"
+
+
+def find_config(explicit: str | os.PathLike[str] | None) -> Path | None:
+    """The config file to use: ``--config``, then ``$MAILWRIGHT_CONFIG``, then ./mailwright.toml."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(ENV_CONFIG)
+    if env:
+        return Path(env)
+    local = Path(DEFAULT_CONFIG_NAME)
+    return local if local.exists() else None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate ``path``; raises :class:`ConfigError` for every problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            str(path), None, "file not found", "create one with 'mailwright init DOMAIN --ip IP'"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(str(path), None, f"cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), None, "not UTF-8 text", "save the file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), None, f"TOML syntax error: {exc}") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
+    """Validate an already-parsed TOML document."""
+    top = _Table(str(path) if path else "<config>", "", data, path.parent if path else Path())
+    hostname = top.domain("hostname", "localhost")
+    domains = tuple(top.items("domains", str, [], check=_domain_check))
+    config = Config(
+        path=path,
+        hostname=hostname,
+        domains=domains,
+        ipv4=tuple(top.items("ipv4", str, [], check=_ip_check(4))),
+        ipv6=tuple(top.items("ipv6", str, [], check=_ip_check(6))),
+        data_dir=top.path("data_dir", Path("mailwright-data")),
+        trusted_networks=tuple(
+            ipaddress.ip_network(n, strict=False)
+            for n in top.items(
+                "trusted_networks", str, ["127.0.0.0/8", "::1/128"], check=_net_check
+            )
+        ),
+        message_size_limit=top.integer(
+            "message_size_limit", DEFAULT_MESSAGE_SIZE_LIMIT, minimum=1024
+        ),
+        workers=top.integer("workers", 0, minimum=0),
+        dns=_dns(top.table("dns")),
+        dkim=tuple(_dkim_key(t) for t in top.tables("dkim")),
+        tls=_tls(top.table("tls")),
+        listeners=tuple(_listener(t) for t in top.tables("listeners")) or Config.listeners,
+        delivery=_delivery(top.table("delivery")),
+        users=tuple(_user(t) for t in top.tables("users")),
+        aliases=_aliases(top.table("aliases")),
+        inbound=_inbound(top.table("inbound")),
+        check=_check(top.table("check")),
+        log=LogConfig(file=top.table("log").finish_path("file")),
+    )
+    top.finish()
+    for listener in config.listeners:
+        if listener.tls != "none" and config.tls.certificate is None:
+            raise ConfigError(
+                top.file,
+                f"listeners.{listener.name}.tls",
+                f"{listener.tls!r} needs a certificate",
+                "set [tls] certificate and private_key",
+            )
+    if config.delivery.mode == "relay" and config.delivery.relay is None:
+        raise ConfigError(
+            top.file, "delivery.mode", "'relay' needs [delivery.relay] url", "add the relay URL"
+        )
+    return config
+
+
+def _dns(t: _Table) -> DnsConfig:
+    nameserver = t.text("nameserver", None)
+    if nameserver is not None:
+        from .dns.resolver import parse_nameserver  # here, not at the top: avoids an import cycle
+
+        try:
+            parse_nameserver(nameserver)
+        except Exception as exc:
+            raise ConfigError(t.file, t.key("nameserver"), str(exc)) from None
+    result = DnsConfig(nameserver=nameserver, timeout=t.number("timeout", 5.0, minimum=0.1))
+    t.finish()
+    return result
+
+
+def _dkim_key(t: _Table) -> DkimKeyConfig:
+    algorithm = t.choice("algorithm", ("rsa", "ed25519"), "rsa")
+    result = DkimKeyConfig(
+        domain=t.domain("domain", None),
+        selector=t.required_str("selector"),
+        private_key=t.required_path("private_key"),
+        algorithm=cast(Literal["rsa", "ed25519"], algorithm),
+    )
+    t.finish()
+    return result
+
+
+def _tls(t: _Table) -> TlsConfig:
+    result = TlsConfig(t.finish_path("certificate", finish=False), t.finish_path("private_key"))
+    if (result.certificate is None) != (result.private_key is None):
+        raise ConfigError(t.file, "tls", "set both certificate and private_key, or neither")
+    return result
+
+
+def _listener(t: _Table) -> ListenerConfig:
+    name = t.text("name", None) or f"listener{t.index}"
+    result = ListenerConfig(
+        name=name,
+        address=t.text("address", "127.0.0.1") or "127.0.0.1",
+        port=t.integer("port", 2525, minimum=1, maximum=65535),
+        role=cast(Any, t.choice("role", ("submission", "inbound"), "submission")),
+        tls=cast(Any, t.choice("tls", ("none", "starttls", "implicit"), "none")),
+        auth=cast(Any, t.choice("auth", ("none", "optional", "required"), "none")),
+    )
+    _ip_check(None)(result.address, t, "address")
+    t.finish()
+    return result
+
+
+def _delivery(t: _Table) -> DeliveryConfig:
+    relay_table = t.table("relay")
+    relay = None
+    if relay_table.data:
+        url = relay_table.required_str("url")
+        if not url.startswith(("smtp://", "smtps://")):
+            raise ConfigError(
+                t.file,
+                relay_table.key("url"),
+                f"{url!r} is not an smtp:// or smtps:// URL",
+                "write e.g. smtp://user@smtp.example.net:587",
+            )
+        relay = RelayConfig(
+            url=url,
+            password_file=relay_table.finish_path("password_file", finish=False),
+            password_env=relay_table.text("password_env", None),
+        )
+        relay_table.finish()
+    retry_table = t.table("retry")
+    retry = RetryConfig(
+        first_retry=retry_table.integer("first_retry", DEFAULT_FIRST_RETRY, minimum=1),
+        max_backoff=retry_table.integer("max_backoff", DEFAULT_MAX_BACKOFF, minimum=1),
+        max_queue_lifetime=retry_table.integer(
+            "max_queue_lifetime", DEFAULT_MAX_QUEUE_LIFETIME, minimum=0
+        ),
+        delay_warning=retry_table.integer("delay_warning", 0, minimum=0),
+    )
+    retry_table.finish()
+    default_mode = "relay" if relay else "local"
+    result = DeliveryConfig(
+        mode=cast(Any, t.choice("mode", ("direct", "relay", "local"), default_mode)),
+        relay=relay,
+        outbound_port=t.integer("outbound_port", 25, minimum=1, maximum=65535),
+        source_ipv4=t.text("source_ipv4", None),
+        source_ipv6=t.text("source_ipv6", None),
+        max_connections=t.integer("max_connections", 100, minimum=1),
+        max_connections_per_domain=t.integer("max_connections_per_domain", 20, minimum=1),
+        connect_timeout=t.number("connect_timeout", 30.0, minimum=0.1),
+        command_timeout=t.number("command_timeout", 300.0, minimum=0.1),
+        retry=retry,
+    )
+    t.finish()
+    return result
+
+
+def _user(t: _Table) -> UserConfig:
+    result = UserConfig(t.required_str("name"), t.required_str("password_hash"))
+    t.finish()
+    return result
+
+
+def _aliases(t: _Table) -> dict[str, tuple[str, ...]]:
+    aliases: dict[str, tuple[str, ...]] = {}
+    for key, value in t.data.items():
+        targets = [value] if isinstance(value, str) else value
+        if not isinstance(targets, list) or not all(isinstance(v, str) for v in targets):
+            raise ConfigError(
+                t.file,
+                t.key(key),
+                "must be an address or a list of addresses",
+                'write e.g. "postmaster@example.com" = "admin@example.com"',
+            )
+        aliases[key.lower()] = tuple(targets)
+    t.seen.update(t.data)
+    return aliases
+
+
+def _inbound(t: _Table) -> InboundConfig:
+    result = InboundConfig(
+        dmarc_enforcement=cast(
+            Any, t.choice("dmarc_enforcement", ("enforce", "report-only"), "enforce")
+        ),
+        quarantine_folder=t.text("quarantine_folder", ".Junk") or ".Junk",
+        send_aggregate_reports=t.flag("send_aggregate_reports", False),
+    )
+    t.finish()
+    return result
+
+
+def _check(t: _Table) -> CheckConfig:
+    result = CheckConfig(
+        dnsbls=tuple(t.items("dnsbls", str, list(DEFAULT_DNSBLS), check=_domain_check)),
+        dbls=tuple(t.items("dbls", str, list(DEFAULT_DBLS), check=_domain_check)),
+    )
+    t.finish()
+    return result
+
+
+def _domain_check(value: str, t: _Table, key: str) -> None:
+    problem = name_problem(value)
+    if problem:
+        raise ConfigError(t.file, t.key(key), f"{value!r}: {problem}", "write a domain name")
+
+
+def _ip_check(version: int | None) -> Callable[[str, _Table, str], None]:
+    def check(value: str, t: _Table, key: str) -> None:
+        try:
+            addr = ipaddress.ip_address(value)
+        except ValueError:
+            raise ConfigError(t.file, t.key(key), f"{value!r} is not an IP address") from None
+        if version is not None and addr.version != version:
+            raise ConfigError(t.file, t.key(key), f"{value!r} is not an IPv{version} address")
+
+    return check
+
+
+def _net_check(value: str, t: _Table, key: str) -> None:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ConfigError(
+            t.file, t.key(key), f"{value!r} is not a network", "write e.g. 10.0.0.0/8"
+        ) from None
+
+
+class _Table:
+    """A TOML table being read: typed getters that name ``section.key`` in errors."""
+
+    def __init__(
+        self, file: str, prefix: str, data: Any, base: Path, index: int | None = None
+    ) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(file, prefix or None, "must be a table", f"write [{prefix}]")
+        self.file = file
+        self.prefix = prefix
+        self.data: Mapping[str, Any] = data
+        self.base = base
+        self.index = index
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def _get(self, name: str) -> Any:
+        self.seen.add(name)
+        return self.data.get(name)
+
+    def _typed(self, name: str, kind: type[T], default: T, what: str) -> T:
+        value = self._get(name)
+        if value is None:
+            return default
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ConfigError(
+                self.file, self.key(name), f"must be {what}, not {type(value).__name__}"
+            )
+        return value
+
+    def text(self, name: str, default: str | None) -> str | None:
+        return self._typed(name, str, default, "a string")
+
+    def required_str(self, name: str) -> str:
+        value = self.text(name, None)
+        if not value:
+            raise ConfigError(self.file, self.key(name), "is required", f"add {name} = ...")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        return self._typed(name, bool, default, "true or false")
+
+    def integer(
+        self, name: str, default: int, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
+        value = self._typed(name, int, default, "an integer")
+        self._range(name, value, minimum, maximum)
+        return value
+
+    def number(self, name: str, default: float, minimum: float | None = None) -> float:
+        value = self._typed(name, float, default, "a number")
+        self._range(name, value, minimum, None)
+        return value
+
+    def _range(self, name: str, value: float, minimum: float | None, maximum: float | None) -> None:
+        if minimum is not None and value < minimum:
+            raise ConfigError(self.file, self.key(name), f"{value} is below the minimum {minimum}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(self.file, self.key(name), f"{value} is above the maximum {maximum}")
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.text(name, default) or default
+        if value not in choices:
+            raise ConfigError(
+                self.file,
+                self.key(name),
+                f"{value!r} is not one of {', '.join(choices)}",
+            )
+        return value
+
+    def domain(self, name: str, default: str | None) -> str:
+        value = self.text(name, default)
+        if value is None:
+            raise ConfigError(self.file, self.key(name), "is required", f"add {name} = ...")
+        _domain_check(value, self, name)
+        return normalize(value)
+
+    def items(
+        self,
+        name: str,
+        kind: type[T],
+        default: list[T],
+        check: Callable[[T, _Table, str], None] | None = None,
+    ) -> list[T]:
+        value = self._get(name)
+        if value is None:
+            return default
+        if not isinstance(value, list) or not all(isinstance(v, kind) for v in value):
+            raise ConfigError(self.file, self.key(name), f"must be a list of {kind.__name__}")
+        if check:
+            for item in value:
+                check(item, self, name)
+        return value
+
+    def path(self, name: str, default: Path) -> Path:
+        value = self.text(name, None)
+        if value is None:
+            return self.base / default if not default.is_absolute() else default
+        return self.base / Path(value).expanduser()
+
+    def required_path(self, name: str) -> Path:
+        return self.base / Path(self.required_str(name)).expanduser()
+
+    def finish_path(self, name: str, finish: bool = True) -> Path | None:
+        value = self.text(name, None)
+        if finish:
+            self.finish()
+        return self.base / Path(value).expanduser() if value else None
+
+    def table(self, name: str) -> _Table:
+        value = self._get(name)
+        return _Table(self.file, self.key(name), value if value is not None else {}, self.base)
+
+    def tables(self, name: str) -> list[_Table]:
+        value = self._get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise ConfigError(
+                self.file, self.key(name), "must be an array of tables", f"write [[{name}]]"
+            )
+        return [
+            _Table(self.file, f"{self.key(name)}[{i}]", v, self.base, i)
+            for i, v in enumerate(value)
+        ]
+
+    def finish(self) -> None:
+        """Reject keys nobody asked for: they are typos or options from a newer version."""
+        for name in self.data:
+            if name not in self.seen:
+                close = difflib.get_close_matches(name, list(self.seen), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else "remove it"
+                raise ConfigError(self.file, self.key(name), "unknown setting", hint)

@@ -1,0 +1,1 @@
+"""pytest fixtures over :mod:`mailwright.testing` (loaded as a pytest plugin)."""
