@@ -1,0 +1,221 @@
+"""DMARC aggregate reports out: RFC 9990 XML from what the inbound checks observed.
+
+Sending reports is optional and off by default (``[inbound]
+send_aggregate_reports``). When on, every inbound DMARC evaluation is stored
+as an :class:`Observation`; once a day the observations of each policy domain
+that asked for reports (``rua=``) are grouped into rows (RFC 9990 §2.1: one
+row per source IP and identical results, with a count) and written as one
+report per domain, in the ``urn:ietf:params:xml:ns:dmarc-2.0`` namespace.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+NAMESPACE = "urn:ietf:params:xml:ns:dmarc-2.0"
+GENERATOR = "mailwright"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One inbound message as DMARC saw it (the raw material of a report row)."""
+
+    policy_domain: str
+    source_ip: str
+    header_from: str
+    disposition: str
+    """What we did: none / pass / quarantine / reject (RFC 9990 ActionDispositionType)."""
+    dkim_aligned: str
+    """pass / fail: did an aligned DKIM signature pass?"""
+    spf_aligned: str
+    envelope_from: str = ""
+    envelope_to: str = ""
+    dkim: tuple[tuple[str, str, str], ...] = ()
+    """(domain, selector, result) of each DKIM signature."""
+    spf: tuple[str, str, str] | None = None
+    """(domain, scope "mfrom"/"helo", result) of the SPF check."""
+    policy: tuple[tuple[str, str], ...] = ()
+    """The published policy's tags as evaluated (p, sp, np, adkim, aspf, testing, ...)."""
+    reasons: tuple[str, ...] = ()
+    when: float = field(default=0.0, compare=False)
+
+
+def build_report(
+    *,
+    org_name: str,
+    email: str,
+    report_id: str,
+    begin: int,
+    end: int,
+    policy_domain: str,
+    policy: dict[str, str],
+    observations: Iterable[Observation],
+    extra_contact_info: str | None = None,
+) -> bytes:
+    """The XML of one aggregate report (RFC 9990 §2 and Appendix A)."""
+    rows: Counter[Observation] = Counter(_row_key(o) for o in observations)
+    out: list[str] = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<feedback xmlns="{NAMESPACE}">',
+        "  <version>1.0</version>",
+        "  <report_metadata>",
+        f"    <org_name>{escape(org_name)}</org_name>",
+        f"    <email>{escape(email)}</email>",
+    ]
+    if extra_contact_info:
+        out.append(f"    <extra_contact_info>{escape(extra_contact_info)}</extra_contact_info>")
+    out += [
+        f"    <report_id>{escape(report_id)}</report_id>",
+        "    <date_range>",
+        f"      <begin>{int(begin)}</begin>",
+        f"      <end>{int(end)}</end>",
+        "    </date_range>",
+        f"    <generator>{GENERATOR}</generator>",
+        "  </report_metadata>",
+        "  <policy_published>",
+        f"    <domain>{escape(policy_domain)}</domain>",
+    ]
+    # RFC 9990 Appendix A: the order of PolicyPublishedType's sequence.
+    out.append(f"    <p>{escape(policy.get('p', 'none'))}</p>")
+    for tag in ("sp", "np", "adkim", "aspf"):
+        if tag in policy:
+            out.append(f"    <{tag}>{escape(policy[tag])}</{tag}>")
+    out.append("    <discovery_method>treewalk</discovery_method>")
+    if "fo" in policy:
+        out.append(f"    <fo>{escape(policy['fo'])}</fo>")
+    out.append(f"    <testing>{'y' if policy.get('t') == 'y' else 'n'}</testing>")
+    out.append("  </policy_published>")
+    for row, count in sorted(rows.items(), key=lambda item: (-item[1], item[0].source_ip)):
+        out += _record(row, count)
+    out.append("</feedback>")
+    return ("\n".join(out) + "\n").encode("utf-8")
+
+
+def _row_key(o: Observation) -> Observation:
+    return Observation(
+        policy_domain=o.policy_domain,
+        source_ip=o.source_ip,
+        header_from=o.header_from,
+        disposition=o.disposition,
+        dkim_aligned=o.dkim_aligned,
+        spf_aligned=o.spf_aligned,
+        envelope_from=o.envelope_from,
+        envelope_to=o.envelope_to,
+        dkim=o.dkim,
+        spf=o.spf,
+        reasons=o.reasons,
+    )
+
+
+def _record(o: Observation, count: int) -> list[str]:
+    lines = [
+        "  <record>",
+        "    <row>",
+        f"      <source_ip>{escape(o.source_ip)}</source_ip>",
+        f"      <count>{count}</count>",
+        "      <policy_evaluated>",
+        f"        <disposition>{escape(o.disposition)}</disposition>",
+        f"        <dkim>{escape(o.dkim_aligned)}</dkim>",
+        f"        <spf>{escape(o.spf_aligned)}</spf>",
+    ]
+    for reason in o.reasons:
+        lines.append(f"        <reason><type>{escape(reason)}</type></reason>")
+    lines += [
+        "      </policy_evaluated>",
+        "    </row>",
+        "    <identifiers>",
+    ]
+    if o.envelope_to:
+        lines.append(f"      <envelope_to>{escape(o.envelope_to)}</envelope_to>")
+    if o.envelope_from:
+        lines.append(f"      <envelope_from>{escape(o.envelope_from)}</envelope_from>")
+    lines += [
+        f"      <header_from>{escape(o.header_from)}</header_from>",
+        "    </identifiers>",
+        "    <auth_results>",
+    ]
+    for domain, selector, result in o.dkim:
+        lines += [
+            "      <dkim>",
+            f"        <domain>{escape(domain)}</domain>",
+            f"        <selector>{escape(selector)}</selector>",
+            f"        <result>{escape(result)}</result>",
+            "      </dkim>",
+        ]
+    if o.spf is not None:
+        domain, scope, result = o.spf
+        lines += [
+            "      <spf>",
+            f"        <domain>{escape(domain)}</domain>",
+            f"        <scope>{escape(scope)}</scope>",
+            f"        <result>{escape(result)}</result>",
+            "      </spf>",
+        ]
+    lines += ["    </auth_results>", "  </record>"]
+    return lines
+
+
+def report_filename(receiver: str, policy_domain: str, begin: int, end: int, report_id: str) -> str:
+    """RFC 9990 §5.2.1 file name: receiver!policy-domain!begin!end!id.xml.gz."""
+    return f"{receiver}!{policy_domain}!{begin}!{end}!{report_id}.xml.gz"
+
+
+def compress(xml: bytes) -> bytes:
+    return gzip.compress(xml, mtime=0)
+
+
+class ObservationStore:
+    """Observations waiting for the next daily report, in SQLite in the data directory."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS observations ("
+            " policy_domain TEXT NOT NULL, rua TEXT NOT NULL, ts REAL NOT NULL, data TEXT NOT NULL)"
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add(self, observation: Observation, rua: Sequence[str]) -> None:
+        if not rua:
+            return  # the domain asked for no reports
+        data = asdict(observation)
+        with self._db:
+            self._db.execute(
+                "INSERT INTO observations VALUES (?, ?, ?, ?)",
+                (
+                    observation.policy_domain,
+                    json.dumps(list(rua)),
+                    observation.when or time.time(),
+                    json.dumps(data),
+                ),
+            )
+
+    def take(self, until: float) -> dict[str, tuple[list[str], list[Observation]]]:
+        """Remove and return the observations before ``until``, per policy domain."""
+        with self._db:
+            rows = self._db.execute(
+                "SELECT policy_domain, rua, data FROM observations WHERE ts < ?", (until,)
+            ).fetchall()
+            self._db.execute("DELETE FROM observations WHERE ts < ?", (until,))
+        grouped: dict[str, tuple[list[str], list[Observation]]] = {}
+        for domain, rua, data in rows:
+            fields = json.loads(data)
+            for key in ("dkim", "policy", "reasons"):
+                fields[key] = tuple(tuple(x) if isinstance(x, list) else x for x in fields[key])
+            if fields["spf"] is not None:
+                fields["spf"] = tuple(fields["spf"])
+            entry = grouped.setdefault(domain, (json.loads(rua), []))
+            entry[1].append(Observation(**fields))
+        return grouped
