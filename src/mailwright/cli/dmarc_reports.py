@@ -1,0 +1,127 @@
+"""``mailwright dmarc reports`` and ``dmarc import``: what the world's receivers saw of our mail."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from ..dmarc.report_store import ReportStore
+from ..dmarc.reports import (
+    AggregateReport,
+    ReportRefused,
+    decompress,
+    parse_report,
+    reports_from_message,
+)
+from ..errors import UsageError
+from .context import app, console, emit_json, err_console, run, styled
+
+VERDICT_STATUS = {"ok": "ok", "partial": "warn", "failing": "fail"}
+
+
+def _store() -> ReportStore:
+    config = app().config
+    return ReportStore.in_data_dir(config.data_dir)
+
+
+@click.command(
+    "reports",
+    epilog="\b\nExamples:\n  mailwright dmarc reports\n"
+    "  mailwright dmarc reports --since 30 --json",
+)
+@click.option("--since", type=int, default=None, metavar="DAYS", help="Only the last DAYS days.")
+@click.option("--no-resolve", is_flag=True, help="Do not look up reverse names of the sources.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def reports(since: int | None, no_resolve: bool, as_json: bool) -> None:
+    """Summarise received DMARC aggregate reports: who sends mail as your domain, and does it pass?
+
+    Each row is a source IP seen by the reporters, with its message count and
+    how much of it passed DMARC (an aligned DKIM or SPF pass). A source that
+    fails is either a sender you forgot to authorize (a CRM, a newsletter
+    service: add it to SPF or let it DKIM-sign) or someone spoofing you: check
+    both before moving to p=quarantine or p=reject.
+    """
+    if since is not None and since <= 0:
+        raise UsageError(f"--since {since}: must be a positive number of days")
+    store = _store()
+    try:
+        summary = store.summarize(time.time() - since * 86400 if since else None)
+    finally:
+        store.close()
+    if not no_resolve and summary.sources:
+        run(summary.resolve_names(app().resolver))
+    if as_json:
+        emit_json(summary.as_json())
+        return
+    if not summary.sources:
+        console.print("No DMARC aggregate reports stored yet.")
+        return
+    table = Table(title=f"{summary.reports} reports, {summary.messages} messages")
+    for column in ("source", "reverse name", "messages", "DMARC pass", "DKIM", "SPF", "status"):
+        table.add_column(column, justify="right" if column in ("messages",) else "left")
+    for source in summary.sources:
+        table.add_row(
+            source.source_ip,
+            source.reverse_name or "[dim](none)[/]",
+            str(source.messages),
+            f"{source.dmarc_pass}/{source.messages}",
+            f"{source.dkim_aligned_pass} aligned",
+            f"{source.spf_aligned_pass} aligned",
+            styled(VERDICT_STATUS[source.verdict]),
+        )
+    console.print(table)
+
+
+@click.command(
+    "import",
+    epilog="\b\nExamples:\n  mailwright dmarc import report.xml.gz\n"
+    "  mailwright dmarc import ~/Maildir/.dmarc/cur/*",
+)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def import_reports(files: tuple[str, ...]) -> None:
+    """Store aggregate reports from files: XML, .gz, .zip, or whole report mails (.eml)."""
+    config = app().config
+    store = _store()
+    stored = duplicates = refused = 0
+    try:
+        for name in files:
+            data = sys.stdin.buffer.read() if name == "-" else _read(name)
+            for item in _parse_any(name, data):
+                if isinstance(item, ReportRefused):
+                    refused += 1
+                    err_console.print(f"{name}: refused: {item}", markup=False)
+                    continue
+                try:
+                    added = store.add(item, our_domains=config.domains or None)
+                except ReportRefused as exc:
+                    refused += 1
+                    err_console.print(f"{name}: refused: {exc}", markup=False)
+                    continue
+                stored += added
+                duplicates += not added
+    finally:
+        store.close()
+    console.print(f"stored {stored}, already known {duplicates}, refused {refused}")
+    if refused:
+        raise SystemExit(1)
+
+
+def _read(name: str) -> bytes:
+    try:
+        return Path(name).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{name}: cannot read: {exc.strerror}") from None
+
+
+def _parse_any(name: str, data: bytes) -> list[AggregateReport | ReportRefused]:
+    head = data.lstrip()[:5]
+    if data[:2] == b"\x1f\x8b" or data[:4] == b"PK\x03\x04" or head.startswith(b"<"):
+        try:
+            return [parse_report(decompress(data, name))]
+        except ReportRefused as exc:
+            return [exc]
+    return reports_from_message(data)
