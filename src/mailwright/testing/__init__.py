@@ -3,3 +3,10 @@
 Used by the test suite, the benchmarks and ``mailwright demo``; never by the
 server itself.
 """
+
+from .nsd import NsdError, NsdServer, ZoneError
+
+DnsWorld = NsdServer
+"""The type of the ``dns_world`` fixture, for annotations in tests."""
+
+__all__ = ["DnsWorld", "NsdError", "NsdServer", "ZoneError"]
