@@ -1,0 +1,84 @@
+"""Header and body canonicalization, RFC 6376 §3.4.
+
+Every transform is a handful of ``bytes.replace``/regex passes over the whole
+input, never a Python loop per byte, and every regex is linear (no
+backtracking on long whitespace runs).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+__all__ = [
+    "CANONICALIZATIONS",
+    "Canonicalization",
+    "canonicalize_body",
+    "canonicalize_header",
+    "parse_canonicalization",
+]
+
+Canonicalization = Literal["simple", "relaxed"]
+CANONICALIZATIONS: tuple[Canonicalization, ...] = ("simple", "relaxed")
+
+# A run of WSP that is not a single space: a tab, or two or more WSP characters.
+_WSP_TO_SPACE = re.compile(rb"\t[ \t]*|  [ \t]*| \t[ \t]*")
+
+
+def parse_canonicalization(value: str | None) -> tuple[Canonicalization, Canonicalization]:
+    """The ``c=`` tag: "header/body", body defaulting to simple (RFC 6376 §3.5)."""
+    if value is None:
+        return ("simple", "simple")
+    header, _, body = value.partition("/")
+    body = body or "simple"
+    if header not in CANONICALIZATIONS or body not in CANONICALIZATIONS:
+        raise ValueError(f"unknown canonicalization {value!r}")
+    return (header, body)
+
+
+def canonicalize_header(raw: bytes, method: Canonicalization) -> bytes:
+    """One header field (``name:value`` with its CRLF) in canonical form."""
+    if method == "simple":
+        return raw  # RFC 6376 §3.4.1: no change at all
+    # RFC 6376 §3.4.2: lowercase the name, unfold, WSP runs → one SP, no WSP around
+    # the colon or at the end of the value.
+    colon = raw.find(b":")
+    if colon < 0:
+        return raw
+    name = raw[:colon].rstrip(b" \t").lower()
+    value = _WSP_TO_SPACE.sub(b" ", raw[colon + 1 :].replace(b"\r\n", b"")).strip(b" ")
+    return name + b":" + value + b"\r\n"
+
+
+def canonicalize_body(body: bytes, method: Canonicalization) -> bytes:
+    """The body (CRLF line ends) in canonical form."""
+    if method == "simple":
+        # RFC 6376 §3.4.3: drop trailing empty lines; an empty body becomes one CRLF.
+        return body[: _content_end(body)] + b"\r\n"
+    # RFC 6376 §3.4.4: WSP runs → one SP, no WSP at line ends, no trailing empty
+    # lines; a non-empty body ends with CRLF, an empty one stays empty.
+    if not body:
+        return b""
+    text = _WSP_TO_SPACE.sub(b" ", body).replace(b" \r\n", b"\r\n")
+    if text.endswith(b" "):
+        text = text[:-1]
+    end = _content_end(text)
+    if end == 0:
+        return b""
+    return text[:end] + b"\r\n"
+
+
+def _content_end(body: bytes) -> int:
+    """Length of ``body`` without its trailing run of CRLF pairs.
+
+    The body is CRLF-normalized, so the stripped tail is made of CRLF pairs and
+    perhaps bare CRs; the pairs start right after the last bare CR.
+    """
+    stripped = len(body.rstrip(b"\r\n"))
+    tail = body[stripped:]
+    if not tail:
+        return stripped
+    if tail.endswith(b"\r"):
+        return len(body)  # ends with a bare CR: no trailing CRLF to remove
+    bare = tail.rfind(b"\r\r")
+    return stripped if bare < 0 else stripped + bare + 1

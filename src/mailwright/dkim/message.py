@@ -1,0 +1,89 @@
+"""Split a message (bytes) into header fields and body, the way DKIM sees it.
+
+DKIM works on the message as transmitted with CRLF line ends (RFC 6376 §3.4,
+RFC 5322 §2.1).  Messages handed to us by local programs often use bare LF, so
+bare LF is converted to CRLF in one pass first.  A bare CR (not before LF) is
+kept as an ordinary byte of its line: RFC 5322 forbids it, and turning it into
+a line break would change what the signer signed.
+
+Nothing here raises on malformed input: a header line without a colon becomes
+a field with an empty ``key`` (never selected by ``h=``), a message without a
+blank line is all header, 8-bit bytes pass through untouched.  Work is linear
+in the size of the message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["HeaderField", "ParsedMessage", "normalize_line_endings", "split_message"]
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderField:
+    """One header field: ``raw`` is all of its lines, ending with CRLF."""
+
+    key: str
+    """The field name in lowercase ASCII, for matching ``h=``; "" if the line had no colon."""
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    headers: tuple[HeaderField, ...]
+    body: bytes
+    """The body with CRLF line ends, exactly as transmitted otherwise."""
+    lf_only: bool
+    """The input used bare LF line ends (so a signature prepended to it should too)."""
+
+    def count(self, key: str) -> int:
+        return sum(1 for field in self.headers if field.key == key)
+
+
+def normalize_line_endings(data: bytes) -> bytes:
+    """Turn every bare LF into CRLF; CRLF and bare CR are left alone."""
+    newlines = data.count(b"\n")
+    if newlines == 0 or data.count(b"\r\n") == newlines:
+        return data
+    return _BARE_LF.sub(b"\r\n", data)
+
+
+def split_message(message: bytes) -> ParsedMessage:
+    """Parse ``message`` into header fields (folding kept) and the CRLF body."""
+    first_nl = message.find(b"\n")
+    lf_only = first_nl >= 0 and (first_nl == 0 or message[first_nl - 1] != 0x0D)
+    data = normalize_line_endings(message)
+    if data.startswith(b"\r\n"):
+        return ParsedMessage((), data[2:], lf_only)
+    sep = data.find(b"\r\n\r\n")
+    if sep < 0:
+        block, body = data, b""
+    else:
+        block, body = data[: sep + 2], data[sep + 4 :]
+    lines = block.split(b"\r\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    fields: list[HeaderField] = []
+    current: list[bytes] = []
+    for line in lines:
+        if current and line[:1] in (b" ", b"\t"):
+            current.append(line)  # RFC 5322 §2.2.3: a continuation line starts with WSP
+            continue
+        if current:
+            fields.append(_field(current))
+        current = [line]
+    if current:
+        fields.append(_field(current))
+    return ParsedMessage(tuple(fields), body, lf_only)
+
+
+def _field(lines: list[bytes]) -> HeaderField:
+    raw = b"\r\n".join(lines) + b"\r\n"
+    colon = lines[0].find(b":")
+    if colon <= 0:
+        return HeaderField("", raw)
+    name = lines[0][:colon].rstrip(b" \t")  # obs-syntax allows WSP before the colon
+    return HeaderField(name.decode("ascii", "replace").lower(), raw)

@@ -1,0 +1,207 @@
+"""Signing (RFC 6376 §5, RFC 8463): one DKIM-Signature field per key.
+
+The work per message is: split the message once, canonicalize and hash the
+body once per body canonicalization, canonicalize the signed header fields once
+per header canonicalization, then one private-key operation per key.  Nothing
+else depends on the message size.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Sequence
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from ..errors import MailwrightError
+from .canonicalization import (
+    CANONICALIZATIONS,
+    Canonicalization,
+    canonicalize_body,
+    canonicalize_header,
+)
+from .keys import SigningKey
+from .message import ParsedMessage, split_message
+
+__all__ = ["DEFAULT_SIGNED_HEADERS", "DkimSignError", "sign_message", "signed_header_names"]
+
+DEFAULT_SIGNED_HEADERS: tuple[str, ...] = (
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "date",
+    "message-id",
+    "reply-to",
+    "in-reply-to",
+    "references",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+)
+"""RFC 6376 §5.4.1's recommended fields that we sign when present (List-* too)."""
+
+_LINE = 78  # RFC 5322 §2.1.1: SHOULD stay within 78 characters
+_PKCS1 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+
+
+class DkimSignError(MailwrightError):
+    """The message cannot be signed as asked (no From, bad header list)."""
+
+
+def signed_header_names(parsed: ParsedMessage) -> list[str]:
+    """The default ``h=`` list for this message.
+
+    Every instance of each recommended field present is signed; From gets one
+    extra entry (oversigning, RFC 6376 §8.15) so that no From can be added later.
+    """
+    counts: dict[str, int] = {}
+    for f in parsed.headers:
+        counts[f.key] = counts.get(f.key, 0) + 1
+    names: list[str] = []
+    for name in DEFAULT_SIGNED_HEADERS:
+        names.extend([name] * counts.get(name, 0))
+    for key, n in counts.items():
+        if key.startswith("list-"):
+            names.extend([key] * n)
+    names.append("from")
+    return names
+
+
+def select_headers(parsed: ParsedMessage, names: Sequence[str]) -> list[bytes]:
+    """The raw fields ``h=`` names, each name taking the last unused instance (RFC 6376 §5.4.2).
+
+    A name with no instance left contributes nothing (which is what makes
+    oversigning work).
+    """
+    by_key: dict[str, list[bytes]] = {}
+    for f in parsed.headers:
+        by_key.setdefault(f.key, []).append(f.raw)
+    out: list[bytes] = []
+    for name in names:
+        stack = by_key.get(name.lower())
+        if stack:
+            out.append(stack.pop())
+    return out
+
+
+def sign_message(
+    message: bytes,
+    keys: Sequence[SigningKey],
+    *,
+    headers: Sequence[str] | None = None,
+    canonicalization: tuple[str, str] = ("relaxed", "relaxed"),
+    timestamp: int | None = None,
+) -> bytes:
+    """Return the DKIM-Signature field(s) to prepend to ``message``, folded, CRLF-terminated.
+
+    ``headers`` overrides the default field list (it must name From).  Raises
+    :class:`DkimSignError` for a message without From or a bad option.
+    """
+    header_c, body_c = canonicalization
+    if header_c not in CANONICALIZATIONS or body_c not in CANONICALIZATIONS:
+        raise DkimSignError(f"unknown canonicalization {header_c}/{body_c}")
+    parsed = split_message(message)
+    if parsed.count("from") == 0:
+        # RFC 6376 §5.4: the From field MUST be signed, so a message without one cannot be.
+        raise DkimSignError("message has no From header field (RFC 6376 §5.4 requires signing it)")
+    if headers is None:
+        names = signed_header_names(parsed)
+    else:
+        names = [h.strip().lower() for h in headers]
+        if "from" not in names:
+            raise DkimSignError("the signed header list must include From (RFC 6376 §5.4)")
+        if any(not n or ":" in n or ";" in n or any(c.isspace() for c in n) for n in names):
+            raise DkimSignError(f"invalid header field name in {list(headers)!r}")
+    return sign_parsed(
+        parsed,
+        keys,
+        names,
+        header_c,
+        body_c,
+        int(time.time()) if timestamp is None else timestamp,
+    )
+
+
+def sign_parsed(
+    parsed: ParsedMessage,
+    keys: Sequence[SigningKey],
+    names: Sequence[str],
+    header_c: Canonicalization,
+    body_c: Canonicalization,
+    timestamp: int,
+) -> bytes:
+    """Sign an already split message with ``h=`` ``names`` (no policy checks: tests use it)."""
+    body_hash = base64.b64encode(
+        hashlib.sha256(canonicalize_body(parsed.body, body_c)).digest()
+    ).decode("ascii")
+    header_data = b"".join(
+        canonicalize_header(raw, header_c) for raw in select_headers(parsed, names)
+    )
+    out: list[bytes] = []
+    for key in keys:
+        prefix = _fold_tags(
+            [
+                "v=1;",
+                f"a={key.algorithm};",
+                f"c={header_c}/{body_c};",
+                f"d={key.domain};",
+                f"s={key.selector};",
+                f"t={timestamp};",
+            ],
+            names,
+            body_hash,
+        )
+        # RFC 6376 §3.7: the signature field itself is hashed last, with b= empty and
+        # without its final CRLF.
+        field = prefix + "b="
+        data = header_data + canonicalize_header(field.encode("ascii") + b"\r\n", header_c)[:-2]
+        signature = _sign(key, data)
+        out.append(field.encode("ascii") + _fold_b(signature, len(field) - field.rfind("\n") - 1))
+    return b"".join(out)
+
+
+def _sign(key: SigningKey, data: bytes) -> bytes:
+    private = key.private_key
+    if isinstance(private, rsa.RSAPrivateKey):
+        return private.sign(data, _PKCS1, _SHA256)
+    # RFC 8463 §3: Ed25519 signs the SHA-256 hash of the data (PureEdDSA over the digest).
+    return private.sign(hashlib.sha256(data).digest())
+
+
+def _fold_tags(tags: list[str], names: Sequence[str], body_hash: str) -> str:
+    """``DKIM-Signature: ...`` up to (not including) ``b=``, folded at 78 columns.
+
+    The h= list may fold after any colon (RFC 6376 §3.5 allows FWS there).
+    """
+    pieces: list[tuple[str, str]] = [(t, " ") for t in tags]
+    h_parts = [f"{n}:" for n in names]
+    h_parts[0] = "h=" + h_parts[0]
+    h_parts[-1] = h_parts[-1][:-1] + ";"
+    pieces.extend((p, " " if i == 0 else "") for i, p in enumerate(h_parts))
+    pieces.append((f"bh={body_hash};", " "))
+    pieces.append(("b=", " "))
+    lines: list[str] = []
+    line = "DKIM-Signature:"
+    for text, sep in pieces:
+        if len(line) + len(sep) + len(text) > _LINE:
+            lines.append(line)
+            line = " " + text
+        else:
+            line += sep + text
+    # The trailing "b=" piece is returned by the caller; strip it here.
+    lines.append(line[:-2])
+    return "\r\n".join(lines)
+
+
+def _fold_b(signature: bytes, column: int) -> bytes:
+    """The b= value, continued on indented lines (FWS in b= is ignored, RFC 6376 §3.5)."""
+    value = base64.b64encode(signature)
+    first = max(_LINE - column, 8)
+    chunks = [value[:first]]
+    chunks.extend(value[i : i + _LINE - 1] for i in range(first, len(value), _LINE - 1))
+    return b"\r\n ".join(chunks) + b"\r\n"
