@@ -1,0 +1,120 @@
+"""``mailwright init`` and ``mailwright records``: a thin layer over :mod:`mailwright.setup`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..setup import InitOptions, RecordPlan, build_records, init_domain, render_json, render_zone
+from ..setup.records import GROUP_TITLES, group_explanation
+from .context import app, console
+
+FORMATS = click.Choice(["text", "zone", "json"])
+
+
+def print_plan(plan: RecordPlan, fmt: str) -> None:
+    """Records as explained text (rich), a bare zone-file fragment or JSON."""
+    if fmt == "zone":
+        sys.stdout.write(render_zone(plan))
+        return
+    if fmt == "json":
+        sys.stdout.write(render_json(plan) + "\n")
+        return
+    for group, records in plan.by_group():
+        console.print()
+        console.print(f"[bold]{GROUP_TITLES[group]}[/]")
+        console.print(f"[dim]{group_explanation(group)}[/]")
+        for record in records:
+            console.print(record.zone_line(), markup=False, soft_wrap=True)
+    for note in plan.notes:
+        console.print()
+        console.print(f"[bold yellow]note:[/] {note}", soft_wrap=True)
+
+
+@click.command(
+    epilog="\b\nExamples:\n"
+    "  mailwright init example.com --ip 192.0.2.10\n"
+    "  mailwright init example.com --ip 192.0.2.10 --ipv6 2001:db8::25 --hostname mx.example.com\n"
+    "  mailwright init example.com --ip 192.0.2.10 --relay smtp://app@smtp.mailgun.org:587\n"
+    "  mailwright init example.com --ip 192.0.2.10 --dir /etc/mailwright --force"
+)
+@click.argument("domain")
+@click.option("--ip", "ips", multiple=True, metavar="IP", help="Public sending address (repeat).")
+@click.option("--ipv6", "ipv6s", multiple=True, metavar="IP", help="Public IPv6 address (repeat).")
+@click.option("--hostname", metavar="NAME", help="The server's name (default: mail.DOMAIN).")
+@click.option("--relay", metavar="URL", help="Send through this relay: smtp://user@host:587.")
+@click.option("--selector", default="mail", show_default=True, help="DKIM selector prefix.")
+@click.option(
+    "--dir",
+    "directory",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where mailwright.toml and keys/ are written.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing config and keys.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def init(
+    domain: str,
+    ips: tuple[str, ...],
+    ipv6s: tuple[str, ...],
+    hostname: str | None,
+    relay: str | None,
+    selector: str,
+    directory: str,
+    force: bool,
+    fmt: str,
+) -> None:
+    """Write a commented mailwright.toml and DKIM keys for DOMAIN, then print the DNS records
+    to publish (RSA-2048 key under SELECTOR, Ed25519 under SELECTOR-ed)."""
+    result = init_domain(
+        InitOptions(
+            domain=domain,
+            ips=(*ips, *ipv6s),
+            hostname=hostname,
+            relay=relay,
+            selector=selector,
+            directory=Path(directory),
+            force=force,
+        )
+    )
+    if fmt == "text":
+        console.print(f"[green]wrote[/] {result.config_path}")
+        for path in result.key_paths:
+            console.print(f"[green]wrote[/] {path} [dim](DKIM private key, mode 0600)[/]")
+        console.print()
+        console.print("[bold]Publish these DNS records[/] (zone-file form; TTL 3600):")
+    print_plan(result.plan, fmt)
+    if fmt == "text":
+        console.print()
+        console.print(f"Then run: [bold]mailwright check {result.config.domains[0]}[/]")
+
+
+@click.command(
+    epilog="\b\nExamples:\n"
+    "  mailwright records\n"
+    "  mailwright --config /etc/mailwright/mailwright.toml records --format zone\n"
+    "  mailwright records --format json | jq '.records[].zone'"
+)
+@click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    help="Config file (default: the global --config, $MAILWRIGHT_CONFIG, ./mailwright.toml).",
+)
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def records(config_file: str | None, fmt: str) -> None:
+    """Print the DNS records the config needs: MX, A/AAAA, SPF, DKIM, DMARC and PTR."""
+    context = app()
+    if config_file:
+        context.config_path = config_file
+        context._config = None
+    if not context.has_config_file:
+        from ..errors import UserError
+
+        raise UserError(
+            "no config file found", "pass --config FILE or run 'mailwright init DOMAIN --ip IP'"
+        )
+    print_plan(build_records(context.config), fmt)

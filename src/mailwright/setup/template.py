@@ -1,0 +1,291 @@
+"""Render a :class:`~mailwright.config.Config` as a commented ``mailwright.toml``.
+
+Every setting appears with one line on what it does; settings left at their
+default are written with the default value, and the few that have no value by
+default (a nameserver, a TLS certificate, users) are written commented out with
+an example. Rendering a config and loading the result gives the same config
+(the tests check this round trip), so ``init`` cannot write a file the server
+then refuses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..config import Config, DkimKeyConfig, ListenerConfig
+
+
+def toml_value(value: object) -> str:
+    """A TOML literal for a str/int/float/bool/path or a list of them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        return text if any(c in text for c in ".eEn") else text + ".0"
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, str):
+        # JSON string escapes (\", \\, \n, \uXXXX) are valid TOML basic-string escapes.
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Iterable):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+def _rel(path: Path, base: Path) -> str:
+    """Paths under the config's directory are written relative to it (load_config's base)."""
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def comment(self, text: str) -> None:
+        self.lines.append(f"# {text}" if text else "#")
+
+    def setting(self, key: str, value: object, doc: str) -> None:
+        self.comment(doc)
+        self.lines.append(f"{key} = {toml_value(value)}")
+
+    def example(self, key: str, value: object, doc: str) -> None:
+        """A setting with no default value: shown commented out with an example."""
+        self.comment(doc)
+        self.lines.append(f"# {key} = {toml_value(value)}")
+
+    def table(self, header: str, doc: str = "") -> None:
+        self.lines.append("")
+        if doc:
+            self.comment(doc)
+        self.lines.append(header)
+
+    def blank(self) -> None:
+        self.lines.append("")
+
+    def text(self) -> str:
+        return "\n".join(self.lines).rstrip() + "\n"
+
+
+def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str:
+    """The commented TOML text for ``config``; relative paths are relative to ``base``."""
+    w = _Writer()
+    for line in header:
+        w.comment(line)
+    if header:
+        w.blank()
+    w.setting(
+        "hostname",
+        config.hostname,
+        "This server's name: greeting and EHLO, MX target; each sending IP's PTR names it.",
+    )
+    w.setting("domains", list(config.domains), "Mail domains this server sends and receives for.")
+    w.setting(
+        "ipv4", list(config.ipv4), "Public IPv4 addresses mail leaves from (SPF ip4:, A, PTR)."
+    )
+    w.setting("ipv6", list(config.ipv6), "Public IPv6 addresses mail leaves from (SPF ip6:, AAAA).")
+    w.setting(
+        "data_dir",
+        _rel(config.data_dir, base),
+        "Queue, mailboxes, outbox and logs (relative to this file).",
+    )
+    w.setting(
+        "trusted_networks",
+        [str(n) for n in config.trusted_networks],
+        "Clients in these networks may submit mail without authentication.",
+    )
+    w.setting(
+        "message_size_limit",
+        config.message_size_limit,
+        "Largest message accepted, in bytes (advertised as SIZE, RFC 1870).",
+    )
+    w.setting(
+        "workers", config.workers, "Worker processes sharing the listeners; 0 = one per CPU core."
+    )
+
+    w.table("[dns]", "DNS lookups (SPF, DKIM, DMARC, MX) made by the server and the doctor.")
+    if config.dns.nameserver:
+        w.setting(
+            "nameserver", config.dns.nameserver, "Send every query to this server (HOST[:PORT])."
+        )
+    else:
+        w.example(
+            "nameserver",
+            "127.0.0.1:53",
+            "Send every query to this server (HOST[:PORT]); unset = the system resolver.",
+        )
+    w.setting("timeout", config.dns.timeout, "Seconds one lookup may take, retries included.")
+
+    w.blank()
+    w.comment("DKIM signing keys (RFC 6376): one [[dkim]] table per key; every key whose")
+    w.comment("domain matches the From: domain signs. Publish the public keys that")
+    w.comment("'mailwright records' prints. Keys: RSA-2048 (RFC 8301), Ed25519 (RFC 8463).")
+    if not config.dkim:
+        w.comment("[[dkim]]")
+        w.example("domain", "example.com", "The d= domain of the signature.")
+        w.example("selector", "mail", "The s= selector: the key is at SELECTOR._domainkey.DOMAIN.")
+        w.example("private_key", "keys/example.com.mail.rsa.pem", "PEM private key file.")
+        w.example("algorithm", "rsa", "rsa or ed25519.")
+    for key in config.dkim:
+        _dkim(w, key, base)
+
+    w.table(
+        "[tls]",
+        "Certificate for STARTTLS and implicit TLS (e.g. from certbot for the hostname).",
+    )
+    if config.tls.certificate and config.tls.private_key:
+        w.setting("certificate", _rel(config.tls.certificate, base), "PEM chain, leaf first.")
+        w.setting("private_key", _rel(config.tls.private_key, base), "PEM private key.")
+    else:
+        live = f"/etc/letsencrypt/live/{config.hostname}"
+        w.example("certificate", f"{live}/fullchain.pem", "PEM chain, leaf first.")
+        w.example("private_key", f"{live}/privkey.pem", "PEM private key.")
+
+    w.blank()
+    w.comment("Listening sockets. role: submission (your application and users send) or")
+    w.comment("inbound (the world delivers to your domains: port 25, needs the MX).")
+    w.comment("tls: none, starttls or implicit (needs [tls]); auth: none, optional or required.")
+    for listener in config.listeners:
+        _listener(w, listener)
+    if not any(listener.role == "inbound" for listener in config.listeners):
+        w.blank()
+        w.comment("To receive mail for your domains, get a certificate and add:")
+        w.comment("[[listeners]]")
+        w.comment('name = "inbound"')
+        w.comment('address = "0.0.0.0"')
+        w.comment("port = 25")
+        w.comment('role = "inbound"')
+        w.comment('tls = "starttls"')
+
+    d = config.delivery
+    w.table("[delivery]", "How outgoing mail leaves.")
+    w.setting(
+        "mode",
+        d.mode,
+        "direct: to each recipient's MX; relay: all through [delivery.relay]; "
+        "local: kept in data_dir/outbox (development).",
+    )
+    w.setting("outbound_port", d.outbound_port, "Port of the receivers' MX (25 on the internet).")
+    if d.source_ipv4:
+        w.setting("source_ipv4", d.source_ipv4, "Bind outgoing IPv4 connections to this address.")
+    else:
+        w.example("source_ipv4", "192.0.2.10", "Bind outgoing IPv4 connections to this address.")
+    if d.source_ipv6:
+        w.setting("source_ipv6", d.source_ipv6, "Bind outgoing IPv6 connections to this address.")
+    else:
+        w.example("source_ipv6", "2001:db8::25", "Bind outgoing IPv6 connections to this address.")
+    w.setting("max_connections", d.max_connections, "Outgoing SMTP connections at once, in all.")
+    w.setting(
+        "max_connections_per_domain",
+        d.max_connections_per_domain,
+        "Outgoing connections at once to one destination domain.",
+    )
+    w.setting("connect_timeout", d.connect_timeout, "Seconds to wait for a TCP connection.")
+    w.setting(
+        "command_timeout",
+        d.command_timeout,
+        "Seconds to wait for each SMTP reply (RFC 5321 §4.5.3.2 suggests 5 minutes).",
+    )
+    if d.relay is not None:
+        w.table("[delivery.relay]", "The relay host ('smart host') every message goes through.")
+        w.setting(
+            "url",
+            d.relay.url,
+            "smtp://user@host:587 (STARTTLS required unless ?tls=none) or smtps://user@host:465.",
+        )
+        if d.relay.password_file:
+            w.setting("password_file", _rel(d.relay.password_file, base), "The relay password.")
+        else:
+            w.example("password_file", "relay-password", "File holding the relay password.")
+        if d.relay.password_env:
+            w.setting("password_env", d.relay.password_env, "Environment variable with it.")
+        else:
+            w.example("password_env", "MAILWRIGHT_RELAY_PASSWORD", "Or an environment variable.")
+    else:
+        w.blank()
+        w.comment('To send through a provider instead, set mode = "relay" and add:')
+        w.comment("[delivery.relay]")
+        w.comment('url = "smtp://user@smtp.example.net:587"')
+        w.comment('password_file = "relay-password"    # or password_env = "VARIABLE"')
+    r = d.retry
+    w.table("[delivery.retry]", "Retries of temporary failures (Postfix's defaults).")
+    w.setting("first_retry", r.first_retry, "Seconds before the first retry.")
+    w.setting("max_backoff", r.max_backoff, "Longest wait between two retries, in seconds.")
+    w.setting(
+        "max_queue_lifetime",
+        r.max_queue_lifetime,
+        "Seconds before an undeliverable message bounces (RFC 5321 §4.5.4.1: 4-5 days).",
+    )
+    w.setting("delay_warning", r.delay_warning, "Seconds before a delay notice; 0 = none.")
+
+    w.blank()
+    w.comment("Accounts that may authenticate (AUTH PLAIN/LOGIN over TLS) to submit mail.")
+    w.comment("Create hashes with 'mailwright passwd'.")
+    if not config.users:
+        w.comment("[[users]]")
+        w.example("name", "app@example.com", "Login name.")
+        w.example("password_hash", "$scrypt$...", "From 'mailwright passwd'.")
+    for user in config.users:
+        w.lines.append("[[users]]")
+        w.setting("name", user.name, "Login name.")
+        w.setting("password_hash", user.password_hash, "From 'mailwright passwd'.")
+
+    w.table(
+        "[aliases]",
+        'Address (or "@domain" for a catch-all) = local address or list of addresses.',
+    )
+    for address, targets in config.aliases.items():
+        w.lines.append(f"{toml_value(address)} = {toml_value(list(targets))}")
+
+    i = config.inbound
+    w.table("[inbound]", "Checks on mail the world delivers to us.")
+    w.setting(
+        "dmarc_enforcement",
+        i.dmarc_enforcement,
+        "enforce: honour p=reject/quarantine; report-only: deliver and only record the verdict.",
+    )
+    w.setting("quarantine_folder", i.quarantine_folder, "Where p=quarantine mail is filed.")
+    w.setting(
+        "send_aggregate_reports",
+        i.send_aggregate_reports,
+        "Send daily DMARC aggregate reports (RFC 9990) to domains that ask for them.",
+    )
+
+    w.table("[check]", "Blocklists 'mailwright check' queries (never from tests).")
+    w.setting("dnsbls", list(config.check.dnsbls), "IP blocklists each sending IP is looked up in.")
+    w.setting("dbls", list(config.check.dbls), "Domain blocklists each domain is looked up in.")
+
+    w.table("[log]", "One line per event (docs/log-format.md).")
+    if config.log.file:
+        w.setting("file", _rel(config.log.file, base), "Log file besides stderr.")
+    else:
+        w.example(
+            "file", "mailwright.log", "Log file besides stderr; unset = data_dir/mailwright.log."
+        )
+    return w.text()
+
+
+def _dkim(w: _Writer, key: DkimKeyConfig, base: Path) -> None:
+    w.blank()
+    w.lines.append("[[dkim]]")
+    w.setting("domain", key.domain, "The d= domain of the signature.")
+    w.setting("selector", key.selector, f"The s= selector: published at {key.selector}._domainkey.")
+    w.setting("private_key", _rel(key.private_key, base), "PEM private key file (keep it 0600).")
+    w.setting("algorithm", key.algorithm, "rsa (rsa-sha256) or ed25519 (ed25519-sha256).")
+
+
+def _listener(w: _Writer, listener: ListenerConfig) -> None:
+    w.blank()
+    w.lines.append("[[listeners]]")
+    w.setting("name", listener.name, "A name for logs.")
+    w.setting("address", listener.address, "Address to listen on (0.0.0.0 / :: for all).")
+    w.setting("port", listener.port, "TCP port.")
+    w.setting("role", listener.role, "submission or inbound.")
+    w.setting("tls", listener.tls, "none, starttls or implicit.")
+    w.setting("auth", listener.auth, "none, optional or required.")
