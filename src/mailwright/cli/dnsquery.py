@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
-from ..dns import DnsResult, MXRecord
+from ..dns import DnsResult, MXRecord, parse_ip, parse_rdtype, reverse_name
 from .context import app, console, emit_json, run
 
 
 @click.command(
     epilog="\b\nExamples:\n  mailwright dns example.com MX\n"
-    "  mailwright --nameserver 127.0.0.1:5353 dns 10.2.0.192.in-addr.arpa PTR"
+    "  mailwright --nameserver 127.0.0.1:5353 dns 10.2.0.192.in-addr.arpa PTR\n"
+    "  mailwright dns 2001:db8::25 PTR           # the reverse name is built for you\n"
+    "  mailwright dns example.com TXT --json"
 )
 @click.argument("name")
 @click.argument("rdtype", default="A", metavar="[TYPE]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def dns(name: str, rdtype: str, as_json: bool) -> None:
-    """Look up NAME (A, AAAA, MX, TXT, PTR, CNAME, NS ...) and show the outcome."""
+    """Look up NAME (A, AAAA, MX, TXT, PTR, CNAME, NS ...) and show the outcome.
+
+    Exit 0 with an answer, 1 for NXDOMAIN, no data, server failure or timeout.
+    """
+    rdtype = parse_rdtype(rdtype)
+    if rdtype == "PTR":
+        with contextlib.suppress(ValueError):  # `dns 192.0.2.10 PTR`: the reverse name
+            name = reverse_name(parse_ip(name))
     result: DnsResult[object] = run(app().resolver.query(name, rdtype))
     if as_json:
         emit_json(

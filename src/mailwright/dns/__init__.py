@@ -10,7 +10,14 @@ Usage::
 
 from .memory import MemoryResolver
 from .names import name_problem, normalize, parse_ip, reverse_name, to_ascii
-from .resolver import DEFAULT_TIMEOUT, DnspythonResolver, Resolver, gather_all, parse_nameserver
+from .resolver import (
+    DEFAULT_TIMEOUT,
+    DnspythonResolver,
+    Resolver,
+    gather_all,
+    parse_nameserver,
+    parse_rdtype,
+)
 from .types import DnsResult, MXRecord, Outcome
 
 __all__ = [
@@ -26,6 +33,7 @@ __all__ = [
     "normalize",
     "parse_ip",
     "parse_nameserver",
+    "parse_rdtype",
     "reverse_name",
     "to_ascii",
 ]

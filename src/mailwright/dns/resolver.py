@@ -108,6 +108,23 @@ def parse_nameserver(spec: str) -> tuple[str, int]:
     return host, port
 
 
+def parse_rdtype(text: str) -> str:
+    """Validate a record type name (``MX``, ``txt``, ``TYPE65``) and return it upper-case.
+
+    Meta types (ANY, AXFR, IXFR, OPT) are refused: they are not lookups a mail
+    check makes, and many servers answer them minimally (RFC 8482).
+    Raises :class:`UsageError` for anything else.
+    """
+    hint = "use a record type such as A, AAAA, MX, TXT, PTR, CNAME, NS, SOA, TLSA"
+    try:
+        value = dns.rdatatype.from_text(text.strip().upper())
+    except dns.exception.DNSException:
+        raise UsageError(f"unknown DNS record type {text!r}", hint) from None
+    if dns.rdatatype.is_metatype(value) or value == dns.rdatatype.OPT:
+        raise UsageError(f"record type {text!r} is not a lookup type", hint)
+    return dns.rdatatype.to_text(value)
+
+
 class DnspythonResolver(Resolver):
     """A resolver over ``dns.asyncresolver``.
 
@@ -128,7 +145,13 @@ class DnspythonResolver(Resolver):
             self._resolver = dns.asyncresolver.Resolver(configure=False)
             self._resolver.nameservers = [dns.nameserver.Do53Nameserver(host, port)]
         else:
-            self._resolver = dns.asyncresolver.Resolver()
+            try:
+                self._resolver = dns.asyncresolver.Resolver()
+            except dns.resolver.NoResolverConfiguration:
+                raise UsageError(
+                    "no system DNS resolver configured (/etc/resolv.conf names no nameserver)",
+                    "pass --nameserver HOST[:PORT] or set [dns] nameserver",
+                ) from None
         self._resolver.search = []
         self._resolver.use_search_by_default = False
         self._resolver.lifetime = timeout
@@ -150,12 +173,32 @@ class DnspythonResolver(Resolver):
         except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
             return DnsResult(name, rdtype, Outcome.INVALID_NAME, error=str(exc))
         try:
-            answer = await self._resolver.resolve(
-                qname, rdtype, raise_on_no_answer=False, search=False
+            rdtype_value = dns.rdatatype.from_text(rdtype)
+        except dns.exception.DNSException:
+            return DnsResult(name, rdtype, Outcome.SERVFAIL, error=f"unknown record type {rdtype}")
+        try:
+            # dnspython sleeps a back-off between tries and may overshoot its lifetime by
+            # that much; the outer bound keeps "timeout" a promise.
+            answer = await asyncio.wait_for(
+                self._resolver.resolve(qname, rdtype_value, raise_on_no_answer=False, search=False),
+                self.timeout,
             )
-        except dns.resolver.NXDOMAIN:
-            return DnsResult(name, rdtype, Outcome.NXDOMAIN, error="no such domain (NXDOMAIN)")
-        except dns.resolver.LifetimeTimeout:
+        except dns.resolver.NXDOMAIN as exc:
+            # RFC 1034 §3.6.2 / RFC 2308 §2.1: after a CNAME the RCODE describes the last
+            # name in the chain, so keep the chain to show which name does not exist.
+            responses: dict[dns.name.Name, dns.message.Message] = exc.kwargs.get("responses", {})
+            response = responses.get(qname)
+            cnames, chain_text = _cname_chain(response, qname) if response else ([], [])
+            missing = cnames[-1] if cnames else name
+            return DnsResult(
+                name,
+                rdtype,
+                Outcome.NXDOMAIN,
+                cnames=tuple(cnames),
+                text=tuple(chain_text),
+                error=f"no such domain: {missing} (NXDOMAIN)",
+            )
+        except (dns.resolver.LifetimeTimeout, TimeoutError):
             return DnsResult(
                 name, rdtype, Outcome.TIMEOUT, error=f"no answer within {self.timeout:g} s"
             )
@@ -178,25 +221,44 @@ def _servfail_text(exc: dns.resolver.NoNameservers) -> str:
     return f"server failure ({details})" if details else "server failure"
 
 
+def _cname_chain(
+    response: dns.message.Message, qname: dns.name.Name
+) -> tuple[list[str], list[str]]:
+    """The CNAME targets from ``qname`` on, in order, and their lines as dig shows them.
+
+    Follows the chain by owner name (RFC 1034 §3.6.2) rather than taking every CNAME in
+    the answer section, so unrelated or out-of-order records do not end up in it.
+    """
+    targets: list[str] = []
+    lines: list[str] = []
+    current = qname
+    for _ in range(len(response.answer) + 1):
+        rrset = next(
+            (
+                rr
+                for rr in response.answer
+                if rr.rdtype == dns.rdatatype.CNAME and rr.name == current and len(rr) > 0
+            ),
+            None,
+        )
+        if rrset is None:
+            break
+        lines.extend(rrset.to_text().splitlines())
+        current = rrset[0].target
+        targets.append(normalize(current.to_text()).rstrip("."))
+    return targets, lines
+
+
 def _result_from_answer(name: str, rdtype: str, answer: dns.resolver.Answer) -> DnsResult[Any]:
-    response = answer.response
     cnames: list[str] = []
-    for chain_rrset in response.answer:
-        if chain_rrset.rdtype == dns.rdatatype.CNAME and rdtype != "CNAME":
-            cnames.extend(normalize(r.target.to_text()) for r in chain_rrset)
+    chain_text: list[str] = []
+    if rdtype != "CNAME":
+        cnames, chain_text = _cname_chain(answer.response, answer.qname)
     rrset = answer.rrset
     if rrset is None or len(rrset) == 0:
-        return DnsResult(name, rdtype, Outcome.NODATA, cnames=tuple(cnames))
+        return DnsResult(name, rdtype, Outcome.NODATA, cnames=tuple(cnames), text=tuple(chain_text))
     records = tuple(_convert(rdtype, rdata) for rdata in rrset)
-    text = tuple(rrset.to_text().splitlines())
-    if cnames:
-        chain_text = [
-            line
-            for rr in response.answer
-            if rr.rdtype == dns.rdatatype.CNAME
-            for line in rr.to_text().splitlines()
-        ]
-        text = (*chain_text, *text)
+    text = (*chain_text, *rrset.to_text().splitlines())
     return DnsResult(name, rdtype, Outcome.ANSWER, records, tuple(cnames), text)
 
 
