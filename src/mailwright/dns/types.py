@@ -12,7 +12,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+"""Covariant: a result is immutable, so ``DnsResult[MXRecord]`` is a ``DnsResult[object]``."""
 
 
 class Outcome(enum.StrEnum):
@@ -50,7 +51,7 @@ class MXRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class DnsResult(Generic[T]):
+class DnsResult(Generic[T_co]):
     """The result of one query: outcome, parsed records and the raw answer for display.
 
     Record types by ``rdtype``: ``A``/``AAAA`` → address strings, ``MX`` →
@@ -62,7 +63,7 @@ class DnsResult(Generic[T]):
     name: str
     rdtype: str
     outcome: Outcome
-    records: tuple[T, ...] = ()
+    records: tuple[T_co, ...] = ()
     cnames: tuple[str, ...] = ()
     """CNAME targets followed to reach the answer, in order (empty when ``name`` had none)."""
     text: tuple[str, ...] = ()
