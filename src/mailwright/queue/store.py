@@ -1,0 +1,279 @@
+"""The queue store interface: what the SMTP server writes and the delivery agent reads.
+
+Everything the MTA promises about durability lives behind :class:`QueueStore`, so the
+embedded SQLite store (:mod:`mailwright.queue.sqlite`, the default) can be joined by a
+PostgreSQL store shared by several nodes without touching the server or the agent.
+
+API (all methods are coroutines unless noted)
+---------------------------------------------
+
+``enqueue(sender, recipients, data, *, meta=None) -> str``
+    Stores the envelope and the message and returns its queue ID **only once both are on
+    stable storage**; the SMTP server sends ``250 ... queued as ID`` after that. Concurrent
+    calls share one commit (group commit). Raises :class:`QueueError` if the data could not
+    be stored (the server answers ``451 4.3.0``). ``sender`` is ``""`` for the null reverse
+    path. ``meta`` is a JSON-serialisable dict the server fills (``client``, ``listener``,
+    ``user``, ``helo``, ``ret``/``envid``/``notify`` from DSN parameters, ``bounce`` for
+    DSNs we generate ...); the agent may update it with :meth:`update_meta`.
+
+``claim_due(worker, now, limit, lease_seconds) -> list[QueueEntry]``
+    Entries that are not held, have a pending recipient whose ``next_attempt <= now``, and
+    are not leased (or whose lease expired) — leased to ``worker`` until
+    ``now + lease_seconds``, atomically: two workers (threads, processes, nodes) never get
+    the same entry while its lease runs. A worker that crashes simply lets the lease
+    expire, and its entries come back. Oldest due first.
+
+``extend_lease(id, worker, lease_seconds, now=None) -> bool``
+    Keep a long delivery's lease alive; False if the lease is no longer ours.
+
+``read_message(id) -> bytes``
+    The stored message (``KeyError`` if the entry is gone).
+
+``record_results(id, updates, *, worker=None, release=True, now=None) -> QueueEntry | None``
+    Apply :class:`RecipientUpdate` s: ``delivered`` and ``bounced`` are final,
+    ``deferred`` keeps the recipient pending until ``next_attempt``; each update counts an
+    attempt and stores the reply. An entry with no pending recipient left is removed
+    (message included) and ``None`` is returned; otherwise the updated entry. With
+    ``release=True`` (default) the lease is dropped so the entry is claimable again at its
+    next attempt; pass ``release=False`` when reporting part of the recipients while
+    others of the same claim are still being delivered.
+
+``release_lease(id, worker) -> None``
+    Give an entry back without results (e.g. on shutdown).
+
+``update_meta(id, meta) -> None``
+    Merge keys into ``meta`` (e.g. ``delay_warned``).
+
+``get(id) -> QueueEntry | None``, ``list_entries(limit=None) -> list[QueueEntry]``
+    Read-only views for the CLI (oldest first).
+
+``hold(id)``, ``release(id)``, ``delete(id)`` ``-> bool`` (False: no such entry);
+``retry(id | None) -> int`` (number of entries made due now; ``None`` = all).
+    Queue management. ``release`` and ``retry`` make every pending recipient due now.
+
+``wakeup()`` (plain method) and ``wait_for_work(timeout) -> bool``
+    In-process notification: ``enqueue``/``retry``/``release`` call ``wakeup()``; the
+    agent awaits ``wait_for_work`` between claims so new mail goes out at once, and polls
+    at ``timeout`` for what other processes queued or for retries falling due.
+
+``next_due() -> float | None``
+    The earliest ``next_attempt`` of any claimable entry (for the agent's sleep).
+
+``close()``
+    Finish pending commits, close the database.
+
+Queue IDs (:func:`new_queue_id`): 14 characters of Crockford base32 (digits and upper-case
+letters without I, L, O, U): 10 encode the microseconds since 2024-01-01 and 4 are
+random, so IDs sort by arrival time, are unique across processes, and are safe in file
+names, log lines and shells.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+RecipientStatus = Literal["pending", "delivered", "bounced"]
+UpdateKind = Literal["delivered", "deferred", "bounced"]
+
+
+class QueueError(Exception):
+    """The store could not do what was asked (disk full, database locked for too long)."""
+
+
+@dataclass
+class RecipientState:
+    """One recipient of a queued message and how its delivery is going."""
+
+    address: str
+    status: RecipientStatus = "pending"
+    attempts: int = 0
+    last_reply: str | None = None
+    next_attempt: float = 0.0
+    """Unix time of the next delivery attempt (only meaningful while ``pending``)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "status": self.status,
+            "attempts": self.attempts,
+            "last_reply": self.last_reply,
+            "next_attempt": self.next_attempt,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RecipientState:
+        return cls(
+            address=str(data["address"]),
+            status=data.get("status", "pending"),
+            attempts=int(data.get("attempts", 0)),
+            last_reply=data.get("last_reply"),
+            next_attempt=float(data.get("next_attempt", 0.0)),
+        )
+
+
+@dataclass
+class QueueEntry:
+    """A queued message's envelope and state (the message itself: ``read_message``)."""
+
+    id: str
+    sender: str
+    recipients: list[RecipientState]
+    size: int
+    created_at: float
+    held: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+    claimed_by: str | None = None
+    lease_until: float | None = None
+
+    @property
+    def pending(self) -> list[RecipientState]:
+        return [r for r in self.recipients if r.status == "pending"]
+
+    @property
+    def next_attempt(self) -> float | None:
+        """The earliest next attempt among pending recipients (None: nothing pending)."""
+        times = [r.next_attempt for r in self.recipients if r.status == "pending"]
+        return min(times) if times else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON form (``mailwright queue list --json``)."""
+        return {
+            "id": self.id,
+            "sender": self.sender,
+            "size": self.size,
+            "created_at": self.created_at,
+            "held": self.held,
+            "next_attempt": self.next_attempt,
+            "claimed_by": self.claimed_by,
+            "lease_until": self.lease_until,
+            "recipients": [r.to_json() for r in self.recipients],
+            "meta": self.meta,
+        }
+
+
+@dataclass(frozen=True)
+class RecipientUpdate:
+    """The outcome of one delivery attempt for one recipient."""
+
+    recipient: str
+    kind: UpdateKind
+    reply: str | None = None
+    next_attempt: float | None = None
+    """Required for ``deferred``: when to try again (Unix time)."""
+
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, in ASCII order
+_EPOCH_US = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z
+_last_us = 0
+
+
+def _b32(value: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        value, digit = divmod(value, 32)
+        chars.append(_ALPHABET[digit])
+    return "".join(reversed(chars))
+
+
+def new_queue_id(now: float | None = None) -> str:
+    """A short, unique, time-sortable queue ID (see the module docstring)."""
+    global _last_us
+    micros = int((time.time() if now is None else now) * 1_000_000) - _EPOCH_US
+    micros = max(micros, _last_us + 1) if now is None else micros  # strictly increasing here
+    if now is None:
+        _last_us = micros
+    return _b32(micros % (32**10), 10) + _b32(secrets.randbits(20), 4)
+
+
+def is_queue_id(text: str) -> bool:
+    return len(text) == 14 and all(c in _ALPHABET for c in text)
+
+
+class QueueStore(ABC):
+    """The durable queue (see the module docstring for the contract of each method)."""
+
+    def __init__(self) -> None:
+        self._work = asyncio.Event()
+
+    @abstractmethod
+    async def enqueue(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        *,
+        meta: dict[str, Any] | None = None,
+    ) -> str: ...
+
+    @abstractmethod
+    async def claim_due(
+        self, worker: str, now: float | None = None, limit: int = 100, lease_seconds: float = 600
+    ) -> list[QueueEntry]: ...
+
+    @abstractmethod
+    async def extend_lease(
+        self, queue_id: str, worker: str, lease_seconds: float, now: float | None = None
+    ) -> bool: ...
+
+    @abstractmethod
+    async def release_lease(self, queue_id: str, worker: str) -> None: ...
+
+    @abstractmethod
+    async def read_message(self, queue_id: str) -> bytes: ...
+
+    @abstractmethod
+    async def record_results(
+        self,
+        queue_id: str,
+        updates: Sequence[RecipientUpdate],
+        *,
+        worker: str | None = None,
+        release: bool = True,
+        now: float | None = None,
+    ) -> QueueEntry | None: ...
+
+    @abstractmethod
+    async def update_meta(self, queue_id: str, meta: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def get(self, queue_id: str) -> QueueEntry | None: ...
+
+    @abstractmethod
+    async def list_entries(self, limit: int | None = None) -> list[QueueEntry]: ...
+
+    @abstractmethod
+    async def hold(self, queue_id: str) -> bool: ...
+
+    @abstractmethod
+    async def release(self, queue_id: str) -> bool: ...
+
+    @abstractmethod
+    async def delete(self, queue_id: str) -> bool: ...
+
+    @abstractmethod
+    async def retry(self, queue_id: str | None = None) -> int: ...
+
+    @abstractmethod
+    async def next_due(self) -> float | None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    def wakeup(self) -> None:
+        """Tell this process's delivery agent that there is new work."""
+        self._work.set()
+
+    async def wait_for_work(self, timeout: float) -> bool:
+        """Wait until :meth:`wakeup` or ``timeout`` seconds; True if woken."""
+        try:
+            await asyncio.wait_for(self._work.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._work.clear()
+        return True
