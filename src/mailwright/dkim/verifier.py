@@ -45,7 +45,16 @@ from .message import ParsedMessage, split_message
 from .signer import select_headers
 from .tags import TagSyntaxError, parse_tag_list
 
-__all__ = ["DEFAULT_MAX_SIGNATURES", "DkimResult", "DkimStatus", "verify_message"]
+__all__ = [
+    "DEFAULT_MAX_SIGNATURES",
+    "DkimResult",
+    "DkimStatus",
+    "Signature",
+    "SignatureError",
+    "header_hash_input",
+    "parse_signature",
+    "verify_message",
+]
 
 DEFAULT_MAX_SIGNATURES = 10
 _B64_WS = re.compile(r"[ \t\r\n]+")
@@ -112,7 +121,9 @@ class DkimResult:
         }
 
 
-class _Invalid(Exception):
+class SignatureError(Exception):
+    """A signature (or its key) that cannot be evaluated, with the result to report."""
+
     def __init__(self, status: DkimStatus, reason: str) -> None:
         super().__init__(reason)
         self.status = status
@@ -120,7 +131,9 @@ class _Invalid(Exception):
 
 
 @dataclass(slots=True)
-class _Signature:
+class Signature:
+    """A syntactically valid DKIM-Signature field (RFC 6376 §3.5)."""
+
     index: int
     raw: bytes
     value_start: int
@@ -152,74 +165,80 @@ _ALGORITHMS = {
 def _b64(value: str, tag: str) -> bytes:
     text = _B64_WS.sub("", value)
     if not text or not _B64.match(text) or len(text) % 4:
-        raise _Invalid(DkimStatus.PERMERROR, f"{tag}= is not valid base64")
+        raise SignatureError(DkimStatus.PERMERROR, f"{tag}= is not valid base64")
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise _Invalid(DkimStatus.PERMERROR, f"{tag}= is not valid base64") from None
+        raise SignatureError(DkimStatus.PERMERROR, f"{tag}= is not valid base64") from None
 
 
-def _parse_signature(index: int, raw: bytes) -> _Signature:
-    """Validate one DKIM-Signature field (RFC 6376 §6.1.1); raise _Invalid."""
+def parse_signature(index: int, raw: bytes) -> Signature:
+    """Validate one DKIM-Signature field (RFC 6376 §6.1.1); raise SignatureError."""
     colon = raw.find(b":")
     start = colon + 1
     value = raw[start:-2].decode("latin-1")  # 1 char per byte, so spans map onto ``raw``
     try:
         tags = parse_tag_list(value)
     except TagSyntaxError as exc:
-        raise _Invalid(DkimStatus.PERMERROR, f"signature syntax: {exc}") from None
+        raise SignatureError(DkimStatus.PERMERROR, f"signature syntax: {exc}") from None
     for required in ("v", "a", "b", "bh", "d", "h", "s"):
         if required not in tags:
-            raise _Invalid(DkimStatus.PERMERROR, f"signature lacks the required {required}= tag")
+            raise SignatureError(
+                DkimStatus.PERMERROR, f"signature lacks the required {required}= tag"
+            )
     if tags["v"] != "1":
-        raise _Invalid(DkimStatus.PERMERROR, f"unsupported signature version v={tags['v'][:10]}")
+        raise SignatureError(
+            DkimStatus.PERMERROR, f"unsupported signature version v={tags['v'][:10]}"
+        )
     algorithm = tags["a"].lower()
     if algorithm not in _ALGORITHMS:
-        raise _Invalid(DkimStatus.PERMERROR, f"unsupported algorithm a={algorithm[:30]}")
+        raise SignatureError(DkimStatus.PERMERROR, f"unsupported algorithm a={algorithm[:30]}")
     key_type, hash_name = _ALGORITHMS[algorithm]
     try:
         header_c, body_c = parse_canonicalization(tags.get("c"))
     except ValueError:
-        raise _Invalid(DkimStatus.PERMERROR, f"unsupported c={tags['c'][:30]}") from None
+        raise SignatureError(DkimStatus.PERMERROR, f"unsupported c={tags['c'][:30]}") from None
     domain = tags["d"].lower().rstrip(".")
     if not valid_dns_name(domain):
-        raise _Invalid(DkimStatus.PERMERROR, f"d={tags['d'][:60]!r} is not a domain name")
+        raise SignatureError(DkimStatus.PERMERROR, f"d={tags['d'][:60]!r} is not a domain name")
     selector = tags["s"].lower()
     if not valid_dns_name(selector):
-        raise _Invalid(DkimStatus.PERMERROR, f"s={tags['s'][:60]!r} is not a valid selector")
+        raise SignatureError(DkimStatus.PERMERROR, f"s={tags['s'][:60]!r} is not a valid selector")
     signed = tuple(n.strip(" \t\r\n").lower() for n in tags["h"].split(":"))
     if not all(signed):
-        raise _Invalid(DkimStatus.PERMERROR, "h= has an empty header field name")
+        raise SignatureError(DkimStatus.PERMERROR, "h= has an empty header field name")
     if "from" not in signed:
         # RFC 6376 §6.1.1: a signature that does not cover From is unacceptable.
-        raise _Invalid(DkimStatus.PERMERROR, "h= does not include From")
+        raise SignatureError(DkimStatus.PERMERROR, "h= does not include From")
     identity = tags.get("i") or f"@{domain}"
     local, at, idomain = identity.rpartition("@")
     idomain = idomain.lower().rstrip(".")
     if not at:
-        raise _Invalid(DkimStatus.PERMERROR, f"i={identity[:60]!r} has no @")
+        raise SignatureError(DkimStatus.PERMERROR, f"i={identity[:60]!r} has no @")
     if idomain != domain and not idomain.endswith("." + domain):
         # RFC 6376 §6.1.1: i= must be d= or a subdomain of it.
-        raise _Invalid(DkimStatus.PERMERROR, f"i= domain {idomain[:60]} is not within d={domain}")
+        raise SignatureError(
+            DkimStatus.PERMERROR, f"i= domain {idomain[:60]} is not within d={domain}"
+        )
     q = tags.get("q")
     if q is not None and "dns/txt" not in [m.strip() for m in q.split(":")]:
-        raise _Invalid(DkimStatus.PERMERROR, f"unsupported query method q={q[:30]}")
+        raise SignatureError(DkimStatus.PERMERROR, f"unsupported query method q={q[:30]}")
     numbers: dict[str, int | None] = {}
     for tag in ("l", "t", "x"):
         text = tags.get(tag)
         if text is None:
             numbers[tag] = None
         elif not _DIGITS.match(text):
-            raise _Invalid(DkimStatus.PERMERROR, f"{tag}= is not a number")
+            raise SignatureError(DkimStatus.PERMERROR, f"{tag}= is not a number")
         else:
             numbers[tag] = int(text)
     t, x = numbers["t"], numbers["x"]
     if t is not None and x is not None and x < t:
-        raise _Invalid(DkimStatus.PERMERROR, "x= is before t= (RFC 6376 §3.5)")
+        raise SignatureError(DkimStatus.PERMERROR, "x= is before t= (RFC 6376 §3.5)")
     signature = _b64(tags["b"], "b")
     body_hash = _b64(tags["bh"], "bh")
     b_start, b_end = tags.spans["b"]
-    return _Signature(
+    return Signature(
         index=index,
         raw=raw,
         value_start=start,
@@ -262,24 +281,24 @@ def _parse_record_cached(text: str) -> KeyRecord | str:
     return result
 
 
-async def _fetch_key(resolver: Resolver, selector: str, domain: str) -> KeyRecord | _Invalid:
+async def _fetch_key(resolver: Resolver, selector: str, domain: str) -> KeyRecord | SignatureError:
     """RFC 6376 §6.1.2: look up and parse ``selector._domainkey.domain``."""
     name = f"{selector}._domainkey.{domain}"
     try:
         answer: DnsResult[str] = await resolver.txt(name)
     except Exception as exc:  # a resolver must not raise; if one does, treat it as temporary
-        return _Invalid(DkimStatus.TEMPERROR, f"key lookup for {name} failed: {exc}")
+        return SignatureError(DkimStatus.TEMPERROR, f"key lookup for {name} failed: {exc}")
     if answer.is_error:
-        return _Invalid(DkimStatus.TEMPERROR, f"key lookup for {name}: {answer.outcome}")
+        return SignatureError(DkimStatus.TEMPERROR, f"key lookup for {name}: {answer.outcome}")
     if answer.outcome is not Outcome.ANSWER:
-        return _Invalid(DkimStatus.PERMERROR, f"no key record at {name} ({answer.outcome})")
+        return SignatureError(DkimStatus.PERMERROR, f"no key record at {name} ({answer.outcome})")
     problems: list[str] = []
     for text in answer.records[:8]:
         parsed = _parse_record_cached(text)
         if isinstance(parsed, KeyRecord):
             return parsed
         problems.append(parsed)
-    return _Invalid(DkimStatus.PERMERROR, f"bad key record at {name}: {'; '.join(problems)}")
+    return SignatureError(DkimStatus.PERMERROR, f"bad key record at {name}: {'; '.join(problems)}")
 
 
 async def verify_message(
@@ -297,7 +316,7 @@ async def verify_message(
     parsed = split_message(message)
     fields = [f.raw for f in parsed.headers if f.key == "dkim-signature"]
     results: list[DkimResult | None] = [None] * len(fields)
-    signatures: list[_Signature] = []
+    signatures: list[Signature] = []
     for index, raw in enumerate(fields):
         if index >= max_signatures:
             results[index] = DkimResult(
@@ -307,8 +326,8 @@ async def verify_message(
             )
             continue
         try:
-            signatures.append(_parse_signature(index, raw))
-        except _Invalid as exc:
+            signatures.append(parse_signature(index, raw))
+        except SignatureError as exc:
             results[index] = _partial_result(index, raw, exc)
     names = list(dict.fromkeys((s.selector, s.domain) for s in signatures))
     records = dict(
@@ -326,7 +345,18 @@ async def verify_message(
     return [r for r in results if r is not None]
 
 
-def _partial_result(index: int, raw: bytes, exc: _Invalid) -> DkimResult:
+def header_hash_input(parsed: ParsedMessage, sig: Signature) -> bytes:
+    """What the signature signs (RFC 6376 §3.7): the selected fields, canonicalized, then
+    this DKIM-Signature field with the b= value blanked and without its final CRLF."""
+    b_start, b_end = sig.b_span
+    own = sig.raw[:b_start] + sig.raw[b_end:]
+    data = b"".join(
+        canonicalize_header(raw, sig.header_c) for raw in select_headers(parsed, sig.signed)
+    )
+    return data + canonicalize_header(own, sig.header_c)[:-2]
+
+
+def _partial_result(index: int, raw: bytes, exc: SignatureError) -> DkimResult:
     """A result for a field that did not parse, with whatever d=/s=/a= could be read."""
     info: dict[str, str] = {}
     for tag in ("d", "s", "a"):
@@ -341,8 +371,8 @@ def _partial_result(index: int, raw: bytes, exc: _Invalid) -> DkimResult:
 
 def _check(
     parsed: ParsedMessage,
-    sig: _Signature,
-    record: KeyRecord | _Invalid,
+    sig: Signature,
+    record: KeyRecord | SignatureError,
     body_hashes: dict[tuple[str, str, int | None], bytes | None],
     now: float,
 ) -> DkimResult:
@@ -370,7 +400,7 @@ def _check(
 
     if sig.algorithm == "rsa-sha1":
         return result(DkimStatus.POLICY, "rsa-sha1 signatures are not acceptable (RFC 8301 §3.1)")
-    if isinstance(record, _Invalid):
+    if isinstance(record, SignatureError):
         return result(record.status, record.reason)
     if record.revoked:
         return result(DkimStatus.PERMERROR, "key revoked (empty p= in the key record)")
@@ -413,13 +443,7 @@ def _check(
         )
     body_ok = digest == sig.body_hash
 
-    # RFC 6376 §3.7: selected fields, then this field with b= blanked and no final CRLF.
-    b_start, b_end = sig.b_span
-    own = sig.raw[:b_start] + sig.raw[b_end:]
-    data = b"".join(
-        canonicalize_header(raw, sig.header_c) for raw in select_headers(parsed, sig.signed)
-    )
-    data += canonicalize_header(own, sig.header_c)[:-2]
+    data = header_hash_input(parsed, sig)
     public = record.public_key
     try:
         if isinstance(public, rsa.RSAPublicKey):
