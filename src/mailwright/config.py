@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 from .dns.names import name_problem, normalize
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 
 T = TypeVar("T")
 
@@ -194,19 +195,26 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             str(path), None, "file not found", "create one with 'mailwright init DOMAIN --ip IP'"
         ) from None
     except OSError as exc:
-        raise ConfigError(str(path), None, f"cannot read: {exc.strerror}") from None
+        raise ConfigError(
+            str(path), None, f"cannot read: {exc.strerror}", "name a readable TOML file"
+        ) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(str(path), None, "not UTF-8 text", "save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), None, f"TOML syntax error: {exc}") from None
+        raise ConfigError(
+            str(path), None, f"TOML syntax error: {exc}", "fix the TOML at that line"
+        ) from None
     return parse_config(data, path)
 
 
 def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
     """Validate an already-parsed TOML document."""
-    top = _Table(str(path) if path else "<config>", "", data, path.parent if path else Path())
+    # Relative paths in the file are relative to its directory, made absolute now so that
+    # a later chdir (the server's) cannot move them.
+    base = path.absolute().parent if path else Path()
+    top = _Table(str(path) if path else "<config>", "", data, base)
     hostname = top.domain("hostname", "localhost")
     domains = tuple(top.items("domains", str, [], check=_domain_check))
     config = Config(
@@ -238,11 +246,11 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         log=LogConfig(file=top.table("log").finish_path("file")),
     )
     top.finish()
-    for listener in config.listeners:
+    for index, listener in enumerate(config.listeners):
         if listener.tls != "none" and config.tls.certificate is None:
             raise ConfigError(
                 top.file,
-                f"listeners.{listener.name}.tls",
+                f"listeners[{index}].tls",
                 f"{listener.tls!r} needs a certificate",
                 "set [tls] certificate and private_key",
             )
@@ -260,8 +268,8 @@ def _dns(t: _Table) -> DnsConfig:
 
         try:
             parse_nameserver(nameserver)
-        except Exception as exc:
-            raise ConfigError(t.file, t.key("nameserver"), str(exc)) from None
+        except UserError as exc:
+            raise ConfigError(t.file, t.key("nameserver"), exc.message, exc.hint) from None
     result = DnsConfig(nameserver=nameserver, timeout=t.number("timeout", 5.0, minimum=0.1))
     t.finish()
     return result
@@ -282,7 +290,13 @@ def _dkim_key(t: _Table) -> DkimKeyConfig:
 def _tls(t: _Table) -> TlsConfig:
     result = TlsConfig(t.finish_path("certificate", finish=False), t.finish_path("private_key"))
     if (result.certificate is None) != (result.private_key is None):
-        raise ConfigError(t.file, "tls", "set both certificate and private_key, or neither")
+        missing = "private_key" if result.private_key is None else "certificate"
+        raise ConfigError(
+            t.file,
+            t.key(missing),
+            "missing: certificate and private_key go together",
+            f'add {missing} = "PATH", or remove the other one',
+        )
     return result
 
 
@@ -400,11 +414,25 @@ def _ip_check(version: int | None) -> Callable[[str, _Table, str], None]:
         try:
             addr = ipaddress.ip_address(value)
         except ValueError:
-            raise ConfigError(t.file, t.key(key), f"{value!r} is not an IP address") from None
+            raise ConfigError(
+                t.file, t.key(key), f"{value!r} is not an IP address", _IP_EXAMPLES[version]
+            ) from None
         if version is not None and addr.version != version:
-            raise ConfigError(t.file, t.key(key), f"{value!r} is not an IPv{version} address")
+            raise ConfigError(
+                t.file,
+                t.key(key),
+                f"{value!r} is not an IPv{version} address",
+                _IP_EXAMPLES[version],
+            )
 
     return check
+
+
+_IP_EXAMPLES = {
+    4: "write e.g. 192.0.2.10",
+    6: "write e.g. 2001:db8::25",
+    None: "write e.g. 192.0.2.10 or 2001:db8::25",
+}
 
 
 def _net_check(value: str, t: _Table, key: str) -> None:
@@ -416,6 +444,15 @@ def _net_check(value: str, t: _Table, key: str) -> None:
         ) from None
 
 
+_TYPE_HINTS: dict[type, str] = {
+    str: 'put the value in quotes: {name} = "..."',
+    int: "write a whole number: {name} = 10",
+    float: "write a number: {name} = 2.5",
+    bool: "write {name} = true or {name} = false",
+}
+_TYPE_NAMES: dict[type, str] = {str: "strings", int: "integers", float: "numbers"}
+
+
 class _Table:
     """A TOML table being read: typed getters that name ``section.key`` in errors."""
 
@@ -423,7 +460,9 @@ class _Table:
         self, file: str, prefix: str, data: Any, base: Path, index: int | None = None
     ) -> None:
         if not isinstance(data, Mapping):
-            raise ConfigError(file, prefix or None, "must be a table", f"write [{prefix}]")
+            # An element of an array of tables is named "name[i]"; it is written [[name]].
+            header = f"[{prefix.rsplit('[', 1)[0]}]" if index is not None else prefix
+            raise ConfigError(file, prefix or None, "must be a table", f"write [{header}]")
         self.file = file
         self.prefix = prefix
         self.data: Mapping[str, Any] = data
@@ -446,7 +485,10 @@ class _Table:
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ConfigError(
-                self.file, self.key(name), f"must be {what}, not {type(value).__name__}"
+                self.file,
+                self.key(name),
+                f"must be {what}, not {type(value).__name__}",
+                _TYPE_HINTS[kind].format(name=name),
             )
         return value
 
@@ -471,14 +513,28 @@ class _Table:
 
     def number(self, name: str, default: float, minimum: float | None = None) -> float:
         value = self._typed(name, float, default, "a number")
+        if not math.isfinite(value):  # TOML allows inf and nan; neither bounds a wait
+            raise ConfigError(
+                self.file, self.key(name), f"must be a finite number, not {value}", "write e.g. 2.5"
+            )
         self._range(name, value, minimum, None)
         return value
 
     def _range(self, name: str, value: float, minimum: float | None, maximum: float | None) -> None:
         if minimum is not None and value < minimum:
-            raise ConfigError(self.file, self.key(name), f"{value} is below the minimum {minimum}")
+            raise ConfigError(
+                self.file,
+                self.key(name),
+                f"{value} is below the minimum {minimum}",
+                f"use a value of at least {minimum}",
+            )
         if maximum is not None and value > maximum:
-            raise ConfigError(self.file, self.key(name), f"{value} is above the maximum {maximum}")
+            raise ConfigError(
+                self.file,
+                self.key(name),
+                f"{value} is above the maximum {maximum}",
+                f"use a value of at most {maximum}",
+            )
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = self.text(name, default) or default
@@ -487,6 +543,7 @@ class _Table:
                 self.file,
                 self.key(name),
                 f"{value!r} is not one of {', '.join(choices)}",
+                f'write e.g. {name} = "{default}"',
             )
         return value
 
@@ -508,7 +565,12 @@ class _Table:
         if value is None:
             return default
         if not isinstance(value, list) or not all(isinstance(v, kind) for v in value):
-            raise ConfigError(self.file, self.key(name), f"must be a list of {kind.__name__}")
+            raise ConfigError(
+                self.file,
+                self.key(name),
+                f"must be a list of {_TYPE_NAMES.get(kind, kind.__name__)}",
+                f'write {name} = ["...", "..."]' if kind is str else f"write {name} = [...]",
+            )
         if check:
             for item in value:
                 check(item, self, name)
