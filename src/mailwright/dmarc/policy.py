@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from ..dns import Resolver
 from .alignment import Aligned, check_alignment
@@ -31,19 +31,30 @@ from .discovery import (
 from .record import Classification, DmarcRecord, Policy
 
 
-@runtime_checkable
-class AuthOutcome(Protocol):
-    """What DMARC needs from an SPF or DKIM result: the domain and the verdict."""
+class HasResult(Protocol):
+    """An SPF/DKIM outcome with ``.domain`` and ``.result`` (e.g. ``SpfResult``)."""
 
     @property
-    def domain(self) -> str: ...
+    def domain(self) -> str | None: ...
 
     @property
     def result(self) -> object: ...
 
 
-Evidence = AuthOutcome | tuple[str, object]
-"""An SPF/DKIM outcome: an object with .domain/.result, or a (domain, result) tuple."""
+class HasStatus(Protocol):
+    """An outcome with ``.domain`` and ``.status`` (e.g. ``DkimResult``)."""
+
+    @property
+    def domain(self) -> str | None: ...
+
+    @property
+    def status(self) -> object: ...
+
+
+AuthOutcome = HasResult | HasStatus
+Evidence = HasResult | HasStatus | tuple[str, object]
+"""An SPF/DKIM outcome: an object with .domain and .result (or .status), or a
+(domain, result) tuple. A ``None`` domain (an unparsable signature) is skipped."""
 
 
 class DmarcStatus(enum.StrEnum):
@@ -140,14 +151,17 @@ class DmarcResult:
         }
 
 
-def _evidence(item: Evidence) -> tuple[str, str, str | None]:
+def _evidence(item: Evidence) -> tuple[str | None, str, str | None]:
     if isinstance(item, tuple):
         domain, result = item
         return str(domain), _result_word(result), None
+    verdict = getattr(item, "result", None)
+    if verdict is None:
+        verdict = getattr(item, "status", None)
     selector = getattr(item, "selector", None)
     return (
-        str(item.domain),
-        _result_word(item.result),
+        item.domain,
+        _result_word(verdict),
         selector if isinstance(selector, str) else None,
     )
 
@@ -223,14 +237,20 @@ async def evaluate(
         reasons.append(f"organizational domain unknown: {found.organizational_error}")
     candidates: list[tuple[str, str, str, str | None]] = []
     if spf is not None:
-        domain, result, _ = _evidence(spf)
-        candidates.append(("spf", domain, result, None))
+        spf_domain, result, _ = _evidence(spf)
+        if getattr(spf, "identity", "mailfrom") == "helo":
+            # §3.2.4: DMARC uses SPF of the MAIL FROM identity only (for a null
+            # reverse path that is postmaster@HELO, which SPF reports as mailfrom).
+            reasons.append("SPF result is for the HELO identity: not used by DMARC")
+        elif spf_domain:
+            candidates.append(("spf", spf_domain, result, None))
     for index, item in enumerate(dkim):
         if index >= MAX_DKIM_RESULTS:
             reasons.append(f"only the first {MAX_DKIM_RESULTS} DKIM results were considered")
             break
-        domain, result, selector = _evidence(item)
-        candidates.append(("dkim", domain, result, selector))
+        dkim_domain, result, selector = _evidence(item)
+        if dkim_domain:
+            candidates.append(("dkim", dkim_domain, result, selector))
     for method, domain, result, selector in candidates:
         if result != "pass":
             # §4.4.1/§4.4.2: only a validated identifier is an Authenticated Identifier.
