@@ -1,0 +1,481 @@
+"""An async SMTP client for delivery: one :class:`Session` per connection.
+
+The protocol decisions (reply parsing, what a reply means for each recipient)
+live in :mod:`.replies` and in the small pure helpers here; the class only moves
+bytes over asyncio streams. A session carries several transactions in a row
+(``RSET`` between them), pipelines ``MAIL``/``RCPT``/``DATA`` when the server
+offers PIPELINING (RFC 2920), honours SIZE (RFC 1870), 8BITMIME (RFC 6152) and
+SMTPUTF8 (RFC 6531), upgrades with STARTTLS (RFC 3207) opportunistically or as
+required, and authenticates with AUTH PLAIN or LOGIN (RFC 4954) over TLS.
+
+Nothing raises for a remote outcome except :class:`SessionError`, which carries
+the reply (the server's or one we made up, e.g. ``4.4.1`` for a failed connect)
+and says whether the connection is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import socket
+import ssl
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .replies import Reply, ReplyError, ReplyParser, local_reply
+from .routing import Hop, Route
+
+READ_CHUNK = 65536
+
+
+class SessionError(Exception):
+    """The session cannot continue (or cannot start); ``reply`` says why."""
+
+    def __init__(self, reply: Reply, *, tls_failed: bool = False) -> None:
+        super().__init__(str(reply))
+        self.reply = reply
+        self.tls_failed = tls_failed
+        """The TLS handshake failed: for opportunistic TLS, try again in plain text."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    helo: str
+    connect_timeout: float = 30.0
+    command_timeout: float = 300.0
+    source_ipv4: str | None = None
+    source_ipv6: str | None = None
+
+
+@dataclass(slots=True)
+class TransactionResult:
+    """Per-recipient replies of one message; ``accepted`` lists those the server took."""
+
+    replies: dict[str, Reply] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> list[str]:
+        return [r for r, reply in self.replies.items() if reply.positive]
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """The DATA payload: CRLF line ends, leading dots doubled, ``CRLF.CRLF`` at the end.
+
+    RFC 5321 §4.5.2 (transparency). Bare LFs become CRLF (§2.3.8 forbids bare LF;
+    the message was normalized at submission, this only guards the wire).
+    """
+    if b"\n" in data.replace(b"\r\n", b""):
+        data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    if data.startswith(b"."):
+        data = b"." + data
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+def _address_ok(address: str) -> bool:
+    # An address containing CR, LF or angle brackets would let the envelope inject
+    # commands; the submission server should never have accepted one.
+    return not any(c in address for c in "\r\n<>\x00") and len(address) <= 1024
+
+
+def _needs_smtputf8(sender: str, recipients: Sequence[str]) -> bool:
+    return not sender.isascii() or not all(r.isascii() for r in recipients)
+
+
+class Session:
+    """One SMTP connection, after the greeting and EHLO (and STARTTLS/AUTH if used)."""
+
+    def __init__(
+        self,
+        hop: Hop,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        settings: ClientSettings,
+    ) -> None:
+        self.hop = hop
+        self._reader = reader
+        self._writer = writer
+        self._settings = settings
+        self._parser = ReplyParser()
+        self._replies: deque[Reply] = deque()
+        self.extensions: dict[str, str] = {}
+        self.tls = False
+        self.transactions = 0
+        self.broken = False
+        """True once the connection is unusable (lost, timed out, out of sync)."""
+
+    # -- opening ------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls, hop: Hop, route: Route, settings: ClientSettings, *, use_tls: bool = True
+    ) -> Session:
+        """Connect, read the greeting, EHLO, then STARTTLS and AUTH as ``route`` says.
+
+        ``use_tls=False`` skips opportunistic STARTTLS (the retry after a failed handshake).
+        """
+        implicit = route.tls == "implicit"
+        context = _tls_context(route) if implicit or route.tls != "none" else None
+        local_addr, family = _bind(hop, settings)
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    hop.address,
+                    hop.port,
+                    ssl=context if implicit else None,
+                    server_hostname=_sni(hop) if implicit else None,
+                    local_addr=local_addr,
+                    family=family,
+                ),
+                settings.connect_timeout,
+            )
+        except TimeoutError:
+            raise SessionError(
+                local_reply(421, "4.4.1", f"connect to {hop.relay} timed out")
+            ) from None
+        except ssl.SSLError as exc:
+            raise SessionError(
+                local_reply(421, "4.7.5", f"TLS handshake with {hop.relay} failed: {exc.reason}")
+            ) from None
+        except OSError as exc:
+            raise SessionError(
+                local_reply(421, "4.4.1", f"connect to {hop.relay}: {exc.strerror or exc}")
+            ) from None
+        session = cls(hop, reader, writer, settings)
+        session.tls = implicit
+        try:
+            await session._start(route, use_tls=use_tls)
+        except BaseException:
+            session.abort()
+            raise
+        return session
+
+    async def _start(self, route: Route, *, use_tls: bool) -> None:
+        greeting = await self.read_reply(self._settings.connect_timeout)
+        if not greeting.positive:
+            # RFC 5321 §3.1: a 554 greeting means "no service here"; the agent tries the
+            # next MX with the reply (Postfix: smtp_skip_5xx_greeting).
+            raise SessionError(greeting)
+        await self._ehlo(allow_helo=route.tls in ("opportunistic", "none") and not route.username)
+        if route.tls == "starttls" or (
+            route.tls == "opportunistic" and use_tls and "STARTTLS" in self.extensions
+        ):
+            await self._starttls(route)
+        if route.username is not None:
+            await self._authenticate(route.username, route.password or "")
+
+    async def _ehlo(self, *, allow_helo: bool) -> None:
+        reply = await self.command(f"EHLO {self._settings.helo}")
+        if reply.positive:
+            self.extensions = reply.extensions
+            return
+        if not allow_helo or reply.code not in (500, 502, 504, 550):
+            raise SessionError(reply)
+        # RFC 5321 §3.2: a server that does not know EHLO gets HELO (no extensions).
+        reply = await self.command(f"HELO {self._settings.helo}")
+        if not reply.positive:
+            raise SessionError(reply)
+        self.extensions = {}
+
+    async def _starttls(self, route: Route) -> None:
+        if "STARTTLS" not in self.extensions:
+            raise SessionError(
+                local_reply(421, "4.7.4", f"{self.hop.relay} does not offer STARTTLS")
+            )
+        reply = await self.command("STARTTLS")
+        if not reply.positive:
+            raise SessionError(reply, tls_failed=route.tls == "opportunistic")
+        if self._replies or self._parser.pending:
+            # RFC 3207 §5 / CVE-2011-0411: data sent before the handshake is an injection.
+            raise SessionError(local_reply(421, "4.5.0", "data after STARTTLS reply"))
+        try:
+            await asyncio.wait_for(
+                self._writer.start_tls(_tls_context(route), server_hostname=_sni(self.hop)),
+                self._settings.connect_timeout,
+            )
+        except (ssl.SSLError, OSError, TimeoutError) as exc:
+            self.broken = True
+            reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+            raise SessionError(
+                local_reply(421, "4.7.5", f"TLS handshake with {self.hop.relay} failed: {reason}"),
+                tls_failed=route.tls == "opportunistic",
+            ) from None
+        self.tls = True
+        # RFC 3207 §4.2: forget everything learned before TLS and ask again.
+        await self._ehlo(allow_helo=False)
+
+    async def _authenticate(self, username: str, password: str) -> None:
+        """RFC 4954: PLAIN with an initial response if offered, else LOGIN."""
+        if not self.tls and self.hop.address not in ("127.0.0.1", "::1", "localhost"):
+            raise SessionError(local_reply(421, "4.7.0", "refusing to send a password without TLS"))
+        mechanisms = self.extensions.get("AUTH", "").upper().split()
+        if "PLAIN" in mechanisms:
+            token = base64.b64encode(f"\0{username}\0{password}".encode()).decode()
+            reply = await self.command(f"AUTH PLAIN {token}", log_as="AUTH PLAIN ***")
+        elif "LOGIN" in mechanisms:
+            reply = await self.command("AUTH LOGIN")
+            for secret in (username, password):
+                if reply.code != 334:
+                    break
+                reply = await self.command(base64.b64encode(secret.encode()).decode())
+        else:
+            raise SessionError(
+                local_reply(421, "4.7.0", f"{self.hop.relay} offers no AUTH PLAIN or LOGIN")
+            )
+        if reply.code != 235:
+            # Postfix defers on SASL failure: a wrong password is fixed by the admin,
+            # the mail should still be there when it is.
+            raise SessionError(
+                Reply(
+                    421 if reply.permanent else reply.code,
+                    (f"4.7.8 authentication failed: {reply}",),
+                )
+            )
+
+    # -- transactions -------------------------------------------------------
+
+    async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> TransactionResult:
+        """One message to ``recipients``; the result has a reply for each of them.
+
+        Raises :class:`SessionError` only if the connection fails before any recipient
+        was answered; a failure later marks the unanswered recipients with a 4.4.2 reply.
+        """
+        result = TransactionResult()
+        bad = [a for a in (sender, *recipients) if not _address_ok(a)]
+        if bad:
+            reply = local_reply(553, "5.1.3", f"bad address syntax: {bad[0]!r}")
+            return TransactionResult(dict.fromkeys(recipients, reply))
+        size_limit = _int(self.extensions.get("SIZE", ""))
+        if size_limit and len(data) > size_limit:
+            reply = local_reply(
+                552,
+                "5.3.4",
+                f"message size {len(data)} exceeds the limit {size_limit} of {self.hop.relay}",
+            )
+            return TransactionResult(dict.fromkeys(recipients, reply))
+        params = []
+        if "SIZE" in self.extensions:
+            params.append(f"SIZE={len(data)}")
+        if not data.isascii() and "8BITMIME" in self.extensions:
+            params.append("BODY=8BITMIME")
+        if _needs_smtputf8(sender, recipients):
+            if "SMTPUTF8" not in self.extensions:
+                reply = local_reply(
+                    553, "5.6.7", f"{self.hop.relay} does not support SMTPUTF8 (RFC 6531 §3.2)"
+                )
+                return TransactionResult(dict.fromkeys(recipients, reply))
+            params.append("SMTPUTF8")
+        mail = f"MAIL FROM:<{sender}>" + "".join(f" {p}" for p in params)
+        rcpts = [f"RCPT TO:<{r}>" for r in recipients]
+        reset = self.transactions > 0
+        self.transactions += 1
+        try:
+            if "PIPELINING" in self.extensions:
+                await self._pipelined(mail, rcpts, recipients, data, reset, result)
+            else:
+                await self._lockstep(mail, rcpts, recipients, data, reset, result)
+        except SessionError as exc:
+            self.broken = True
+            lost = Reply(exc.reply.code if exc.reply.transient else 421, exc.reply.lines)
+            for r in recipients:
+                result.replies.setdefault(r, lost)
+        return result
+
+    async def _pipelined(
+        self,
+        mail: str,
+        rcpts: list[str],
+        recipients: Sequence[str],
+        data: bytes,
+        reset: bool,
+        result: TransactionResult,
+    ) -> None:
+        # RFC 2920 §3.1: RSET, MAIL, RCPT and DATA may be sent as one group; the client
+        # then reads the replies in order.
+        lines = (["RSET"] if reset else []) + [mail, *rcpts, "DATA"]
+        await self._write("".join(f"{line}\r\n" for line in lines).encode())
+        if reset:
+            await self.read_reply()  # a failed RSET shows in MAIL's reply anyway
+        mail_reply = await self.read_reply()
+        rcpt_replies = [await self.read_reply() for _ in rcpts]
+        data_reply = await self.read_reply()
+        await self._finish(mail_reply, rcpt_replies, recipients, data_reply, data, result)
+
+    async def _lockstep(
+        self,
+        mail: str,
+        rcpts: list[str],
+        recipients: Sequence[str],
+        data: bytes,
+        reset: bool,
+        result: TransactionResult,
+    ) -> None:
+        if reset:
+            await self.command("RSET")
+        mail_reply = await self.command(mail)
+        if not mail_reply.positive:
+            result.replies.update(dict.fromkeys(recipients, mail_reply))
+            return
+        rcpt_replies = [await self.command(line) for line in rcpts]
+        if not any(r.positive for r in rcpt_replies):
+            result.replies.update(zip(recipients, rcpt_replies, strict=True))
+            return
+        data_reply = await self.command("DATA")
+        await self._finish(mail_reply, rcpt_replies, recipients, data_reply, data, result)
+
+    async def _finish(
+        self,
+        mail_reply: Reply,
+        rcpt_replies: list[Reply],
+        recipients: Sequence[str],
+        data_reply: Reply,
+        data: bytes,
+        result: TransactionResult,
+    ) -> None:
+        if not mail_reply.positive:
+            result.replies.update(dict.fromkeys(recipients, mail_reply))
+            if data_reply.code == 354:
+                await self._abort_data()
+            return
+        accepted = [r for r, reply in zip(recipients, rcpt_replies, strict=True) if reply.positive]
+        for recipient, reply in zip(recipients, rcpt_replies, strict=True):
+            if not reply.positive:
+                result.replies[recipient] = reply
+        if not accepted:
+            if data_reply.code == 354:
+                await self._abort_data()
+            return
+        if data_reply.code != 354:
+            result.replies.update(dict.fromkeys(accepted, data_reply))
+            return
+        await self._write(dot_stuff(data))
+        final = await self.read_reply()
+        result.replies.update(dict.fromkeys(accepted, final))
+
+    async def _abort_data(self) -> None:
+        # RFC 2920 §3.1: DATA was accepted although no recipient was: send an empty
+        # message; its reply means nothing (and the next transaction starts with RSET).
+        await self._write(b".\r\n")
+        await self.read_reply()
+
+    # -- primitives ---------------------------------------------------------
+
+    async def command(self, line: str, *, log_as: str | None = None) -> Reply:
+        await self._write(f"{line}\r\n".encode())
+        return await self.read_reply()
+
+    async def _write(self, data: bytes) -> None:
+        try:
+            self._writer.write(data)
+            await asyncio.wait_for(self._writer.drain(), self._settings.command_timeout)
+        except TimeoutError:
+            self.broken = True
+            raise SessionError(
+                local_reply(421, "4.4.2", f"timeout sending to {self.hop.relay}")
+            ) from None
+        except OSError as exc:
+            self.broken = True
+            raise SessionError(
+                local_reply(421, "4.4.2", f"lost connection with {self.hop.relay}: {exc}")
+            ) from None
+
+    async def read_reply(self, timeout: float | None = None) -> Reply:
+        """The next reply, within ``timeout`` (default: the command timeout)."""
+        timeout = self._settings.command_timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self._replies:
+            try:
+                chunk = await asyncio.wait_for(
+                    self._reader.read(READ_CHUNK), max(0.0, deadline - loop.time())
+                )
+            except TimeoutError:
+                self.broken = True
+                raise SessionError(
+                    local_reply(421, "4.4.2", f"timeout waiting for {self.hop.relay}")
+                ) from None
+            except (OSError, ssl.SSLError) as exc:
+                self.broken = True
+                raise SessionError(
+                    local_reply(421, "4.4.2", f"lost connection with {self.hop.relay}: {exc}")
+                ) from None
+            if not chunk:
+                self.broken = True
+                raise SessionError(
+                    local_reply(421, "4.4.2", f"{self.hop.relay} closed the connection")
+                )
+            try:
+                self._replies.extend(self._parser.feed(chunk))
+            except ReplyError as exc:
+                self.broken = True
+                raise SessionError(local_reply(421, "4.5.0", f"{self.hop.relay}: {exc}")) from None
+        return self._replies.popleft()
+
+    async def close(self) -> None:
+        """QUIT politely (bounded by a short timeout), then close."""
+        if not self.broken:
+            with contextlib.suppress(SessionError):
+                await self._write(b"QUIT\r\n")
+                await self.read_reply(min(5.0, self._settings.command_timeout))
+        self.abort()
+
+    def abort(self) -> None:
+        self.broken = True
+        with contextlib.suppress(Exception):
+            self._writer.close()
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text.split()[0]) if text else 0
+    except ValueError:
+        return 0
+
+
+def _sni(hop: Hop) -> str | None:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in hop.host else socket.AF_INET, hop.host)
+    except OSError:
+        return hop.host
+    return None  # RFC 6066 §3: no SNI for IP literals
+
+
+def _bind(hop: Hop, settings: ClientSettings) -> tuple[tuple[str, int] | None, int]:
+    """``local_addr`` for the source address of the hop's family (config ``source_ipv*``)."""
+    if ":" in hop.address:
+        source, family = settings.source_ipv6, socket.AF_INET6
+    elif hop.address.replace(".", "").isdigit() or (
+        settings.source_ipv4 and not settings.source_ipv6
+    ):
+        source, family = settings.source_ipv4, socket.AF_INET
+    elif settings.source_ipv6 and not settings.source_ipv4:
+        source, family = settings.source_ipv6, socket.AF_INET6
+    else:
+        return None, 0
+    return ((source, 0), family) if source else (None, 0)
+
+
+_contexts: dict[tuple[str, str | None], ssl.SSLContext] = {}
+
+
+def _tls_context(route: Route) -> ssl.SSLContext:
+    """Opportunistic TLS does not verify (RFC 7435: encryption without authentication
+    beats plain text); a relay host is verified against the system CAs or ``ca_file``."""
+    key = (
+        "may" if route.tls == "opportunistic" else "verify",
+        str(route.ca_file) if route.ca_file else None,
+    )
+    context = _contexts.get(key)
+    if context is None:
+        if key[0] == "may":
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        else:
+            context = ssl.create_default_context(cafile=key[1])
+        _contexts[key] = context
+    return context
