@@ -7,8 +7,9 @@ Results use the RFC 8601 §2.7.1 vocabulary:
 - ``permerror``: the signature or key record is unusable (syntax, missing tags, no key,
   revoked key, i= outside d=, key type or hash not allowed, service type);
 - ``temperror``: the key lookup failed temporarily (SERVFAIL, timeout);
-- ``policy``: it verified or could be checked, but is not acceptable: rsa-sha1 and RSA
-  keys under 1024 bits (RFC 8301), or a message without exactly one From (RFC 5322 §3.6);
+- ``policy``: it verifies but is not acceptable: rsa-sha1 or an RSA key under 1024 bits
+  (RFC 8301), or a message without exactly one From (RFC 5322 §3.6); a signature that
+  does not verify is ``fail`` whatever its algorithm;
 - ``neutral``: not evaluated (more DKIM-Signature fields than ``max_signatures``).
 
 The work is bounded: at most ``max_signatures`` signatures are evaluated, key lookups
@@ -398,8 +399,6 @@ def _check(
             **extra,
         )
 
-    if sig.algorithm == "rsa-sha1":
-        return result(DkimStatus.POLICY, "rsa-sha1 signatures are not acceptable (RFC 8301 §3.1)")
     if isinstance(record, SignatureError):
         return result(record.status, record.reason)
     if record.revoked:
@@ -418,9 +417,14 @@ def _check(
         return result(
             DkimStatus.PERMERROR, "key record t=s requires i= to use exactly the d= domain"
         )
+    # RFC 8301: verified anyway (so that the reason can say whether it would pass),
+    # but never reported as pass.
+    unacceptable = None
     bits = record.bits or 0
-    if record.key_type == "rsa" and bits < MIN_RSA_BITS:
-        return result(DkimStatus.POLICY, f"RSA key of {bits} bits is too small (RFC 8301 §3.2)")
+    if sig.algorithm == "rsa-sha1":
+        unacceptable = "rsa-sha1 signatures are not acceptable (RFC 8301 §3.1)"
+    elif record.key_type == "rsa" and bits < MIN_RSA_BITS:
+        unacceptable = f"RSA key of {bits} bits is too small (RFC 8301 §3.2)"
     if sig.expiration is not None and sig.expiration < now:
         return result(DkimStatus.FAIL, f"signature expired at x={sig.expiration}")
 
@@ -465,6 +469,10 @@ def _check(
             DkimStatus.FAIL,
             "signature mismatch (signed header fields altered, or the wrong key)",
             body_hash_ok=True,
+        )
+    if unacceptable is not None:
+        return result(
+            DkimStatus.POLICY, unacceptable + "; the signature itself verifies", body_hash_ok=True
         )
     froms = parsed.count("from")
     if froms != 1:

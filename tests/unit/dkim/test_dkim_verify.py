@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -18,6 +19,7 @@ from mailwright.dkim import (
     SigningKey,
     dns_record_value,
     generate_key,
+    private_key_pem,
     sign_message,
     verify_message,
 )
@@ -317,11 +319,26 @@ async def test_expiry(rsa_key: SigningKey) -> None:
     )
 
 
-async def test_rsa_sha1_is_policy(rsa_key: SigningKey) -> None:
-    fields = _replace_tag(sign_message(MESSAGE, [rsa_key]), "a", "rsa-sha1")
-    assert await _verify_one(fields + MESSAGE, world(rsa_key)) == (
-        "policy",
-        "rsa-sha1 signatures are not acceptable (RFC 8301 §3.1)",
+async def test_rsa_sha1_is_policy_even_when_valid(rsa_key: SigningKey) -> None:
+    pem = private_key_pem(rsa_key.private_key)
+    fields = dkim.sign(
+        MESSAGE, b"rsa1", b"example.com", pem, signature_algorithm=b"rsa-sha1"
+    )  # an independent signer makes a genuine rsa-sha1 signature
+    # our own records say h=sha256, which already rules sha1 out
+    [r] = await verify_message(fields + MESSAGE, world(rsa_key))
+    assert (r.status, r.reason) == (DkimStatus.PERMERROR, "key record h= does not allow sha1")
+    record = dns_record_value(rsa_key.private_key).replace("h=sha256; ", "")
+    resolver = MemoryResolver().add("rsa1._domainkey.example.com", "TXT", record)
+    [r] = await verify_message(fields + MESSAGE, resolver)
+    assert (r.status, r.reason, r.body_hash_ok) == (
+        DkimStatus.POLICY,
+        "rsa-sha1 signatures are not acceptable (RFC 8301 §3.1); the signature itself verifies",
+        True,
+    )
+    [r] = await verify_message(fields + MESSAGE.replace(b"Lunch", b"Brunch"), resolver)
+    assert (r.status, r.reason) == (
+        DkimStatus.FAIL,
+        "signature mismatch (signed header fields altered, or the wrong key)",
     )
 
 
@@ -335,7 +352,7 @@ async def test_small_rsa_key_is_policy() -> None:
     [r] = await verify_message(fields + MESSAGE, world(key))
     assert (r.status, r.reason, r.key_bits) == (
         DkimStatus.POLICY,
-        "RSA key of 512 bits is too small (RFC 8301 §3.2)",
+        "RSA key of 512 bits is too small (RFC 8301 §3.2); the signature itself verifies",
         512,
     )
 
