@@ -1,0 +1,163 @@
+"""What every check shares: the options, and one memoizing resolver for the whole run.
+
+Checks are independent coroutines that ask for the lookups they need; the
+:class:`SharedResolver` makes the second asker of ``example.com MX`` wait for
+the first asker's query instead of sending another, so ``mx`` and ``mx-cname``
+(or the SPF evaluation and ``spf-record``) cost one query between them, and the
+run's wall time is the longest chain of dependent lookups rather than their sum.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..config import DEFAULT_DBLS, DEFAULT_DNSBLS, Config
+from ..dns import DnsResult, MXRecord, Resolver
+from ..dns.names import normalize
+
+T = TypeVar("T")
+
+DEFAULT_PORTS = (25, 465, 587)
+CERT_MIN_DAYS = 14
+
+
+class SharedResolver(Resolver):
+    """Memoizes queries (in flight and done) and measures the time spent in DNS."""
+
+    def __init__(self, inner: Resolver) -> None:
+        self.inner = inner
+        self._tasks: dict[tuple[str, str], asyncio.Task[DnsResult[Any]]] = {}
+        self.queries = 0
+        self.busy = 0.0
+        """Sum of the durations of the queries actually sent."""
+
+    async def query(self, name: str, rdtype: str) -> DnsResult[Any]:
+        key = (normalize(name), rdtype.upper())
+        task = self._tasks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._timed(*key))
+            self._tasks[key] = task
+        # shield: one caller timing out must not cancel the query for the others.
+        return await asyncio.shield(task)
+
+    async def _timed(self, name: str, rdtype: str) -> DnsResult[Any]:
+        start = time.perf_counter()
+        try:
+            return await self.inner.query(name, rdtype)
+        finally:
+            self.queries += 1
+            self.busy += time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class SelectorSpec:
+    """A DKIM selector to check, with the private key file when the config names one."""
+
+    selector: str
+    private_key: Path | None = None
+    domain: str | None = None
+
+
+@dataclass(frozen=True)
+class DoctorOptions:
+    """Everything the checks need besides the domain; :meth:`from_config` builds it."""
+
+    hostname: str | None = None
+    """The HELO name; None: the lowest-preference MX target."""
+    ips: tuple[str, ...] = ()
+    """Sending addresses (PTR, SPF, blocklists)."""
+    expected_ipv4: tuple[str, ...] = ()
+    expected_ipv6: tuple[str, ...] = ()
+    """What the hostname's A/AAAA should be (the config's ipv4/ipv6)."""
+    selectors: tuple[SelectorSpec, ...] = ()
+    relay_url: str | None = None
+    dnsbls: tuple[str, ...] = DEFAULT_DNSBLS
+    dbls: tuple[str, ...] = DEFAULT_DBLS
+    local_host: str = "127.0.0.1"
+    local_ports: tuple[int, ...] = DEFAULT_PORTS
+    configured_ports: frozenset[int] = frozenset()
+    """Ports the config has listeners on: closed ones fail instead of warn."""
+    smtp_port: int = 25
+    """Port of the hostname's SMTP service for the banner/STARTTLS/certificate check."""
+    smtp_address: str | None = None
+    """Connect there instead of the hostname's first address (tests)."""
+    tls_ca_file: Path | None = None
+    """Trust this CA bundle instead of the system's (private CAs, tests)."""
+    cert_min_days: int = CERT_MIN_DAYS
+    connect_timeout: float = 5.0
+    check_timeout: float = 30.0
+    """A check still running after this many seconds becomes an ``error`` row."""
+    skip: frozenset[str] = frozenset()
+    """Check groups to leave out: "host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports"."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        domain: str,
+        ips: tuple[str, ...] = (),
+        selectors: tuple[str, ...] = (),
+        **overrides: Any,
+    ) -> DoctorOptions:
+        """Options for checking ``domain`` as the config describes it; ``ips``/``selectors``
+        given on the command line replace the config's."""
+        domain = normalize(domain)
+        keys = {k.selector: k for k in config.dkim if k.domain == domain}
+        if selectors:
+            specs = tuple(
+                SelectorSpec(s, keys[s].private_key if s in keys else None, domain)
+                for s in selectors
+            )
+        else:
+            specs = tuple(SelectorSpec(k.selector, k.private_key, domain) for k in keys.values())
+        relay = config.delivery.relay
+        has_file = config.path is not None
+        values: dict[str, Any] = {
+            "hostname": config.hostname if has_file else None,
+            "ips": ips or (*config.ipv4, *config.ipv6),
+            "expected_ipv4": config.ipv4,
+            "expected_ipv6": config.ipv6,
+            "selectors": specs,
+            "relay_url": relay.url if relay and config.delivery.mode == "relay" else None,
+            "dnsbls": config.check.dnsbls,
+            "dbls": config.check.dbls,
+            "configured_ports": frozenset(listener.port for listener in config.listeners),
+            "connect_timeout": min(config.delivery.connect_timeout, 10.0),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass
+class Context:
+    """Per-run state handed to every check."""
+
+    domain: str
+    options: DoctorOptions
+    resolver: SharedResolver
+    extra: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+
+    async def once(self, key: str, factory: Callable[[], Awaitable[T]]) -> T:
+        """Compute ``factory()`` once per run for every check that asks for ``key``."""
+        task = self.extra.get(key)
+        if task is None:
+            task = asyncio.ensure_future(factory())
+            self.extra[key] = task
+        result: T = await asyncio.shield(task)
+        return result
+
+    async def mx(self) -> DnsResult[MXRecord]:
+        return await self.resolver.mx(self.domain)
+
+    async def helo_name(self) -> str | None:
+        """The configured hostname, else the most preferred MX target."""
+        if self.options.hostname:
+            return normalize(self.options.hostname)
+        mx = await self.mx()
+        targets = sorted((r for r in mx.records if r.exchange), key=lambda r: r.preference)
+        return targets[0].exchange if targets else None
