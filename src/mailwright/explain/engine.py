@@ -1,0 +1,395 @@
+"""The streaming core: bytes in, per-cause aggregates out, in bounded memory.
+
+Speed comes from not looking at most lines: a mail log is mostly connects,
+disconnects, successful deliveries and other daemons' chatter.  Each chunk is split
+into lines in C, and a line is decoded and parsed only when a cheap byte test
+(``b"status=" in line`` ...) says it may be a delivery event; a successful delivery
+is counted without a regex.  Every container that grows with the log is bounded:
+per-queue-ID state (evicted oldest first, dropped on ``removed``), examples per cause,
+recipient domains per cause, unrecognised replies per host.  The numbers in the
+report stay exact; only the lists of examples are capped (and say so).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, BinaryIO
+
+from .causes import CAUSE_ORDER, CAUSES
+from .classify import Verdict, cache_key, classify
+from .logline import (
+    Clock,
+    Delivery,
+    mailwright_delivery,
+    parse_mailwright,
+    parse_postfix,
+    parse_postfix_delivery,
+)
+
+CHUNK_SIZE = 1 << 20
+MAX_LINE = 64 * 1024
+"""Longer lines are not log lines (syslog truncates far earlier): skipped."""
+MAX_QUEUE_IDS = 50_000
+MAX_EXAMPLES = 20
+MAX_DOMAINS = 10_000
+MAX_UNKNOWN_HOSTS = 1_000
+MAX_UNKNOWN_TEXTS = 50
+WINDOW = 1 << 20
+"""How far back (besides the current chunk) a failed message's from= line is searched."""
+MAX_SAMPLE = 4096
+"""Verbatim lines kept in the report are cut here (a syslog line is at most a few KB)."""
+
+
+# Lines worth parsing.  Successful deliveries and expiries are only counted.
+_NEEDLES = (b"status=deferred", b"status=bounced")
+_MW_NEEDLES = (b"event=deferred", b"event=bounced")
+_MW_FROM = re.compile(rb"(?:^| )from=<([^>]*)>")
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= MAX_SAMPLE else line[:MAX_SAMPLE] + "…"
+
+
+@dataclass
+class CauseStats:
+    cause: str
+    count: int = 0
+    bounced: int = 0
+    deferred: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    sample: str = ""
+    domains: Counter[str] = field(default_factory=Counter)
+    other_domains: int = 0
+    lists: Counter[str] = field(default_factory=Counter)
+    checks: Counter[str] = field(default_factory=Counter)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        info = CAUSES[self.cause]
+        check = self.checks.most_common(1)[0][0] if self.checks else info.check
+        return {
+            "cause": self.cause,
+            "title": info.title,
+            "count": self.count,
+            "bounced": self.bounced,
+            "deferred": self.deferred,
+            "recipient_domains": [d for d, _ in self.domains.most_common(50)],
+            "first": self.first.isoformat() if self.first else None,
+            "last": self.last.isoformat() if self.last else None,
+            "sample": self.sample,
+            "fix": info.fix,
+            "check": check,
+            "lists": [name for name, _ in self.lists.most_common()],
+            "examples": list(self.examples),
+        }
+
+
+@dataclass
+class UnknownHost:
+    """Unrecognised replies of one remote host: each distinct (masked) text once."""
+
+    host: str
+    count: int = 0
+    texts: dict[str, list[Any]] = field(default_factory=dict)
+    """masked reply → [count, first verbatim line]"""
+    other_texts: int = 0
+
+
+@dataclass
+class SourceStats:
+    name: str
+    bytes: int = 0
+    lines: int = 0
+    error: str | None = None
+
+
+class Explainer:
+    """Feed it log streams with :meth:`consume`; read the result with :meth:`to_json`."""
+
+    def __init__(self, since: datetime | None = None, now: datetime | None = None) -> None:
+        self.since = since
+        self.now = (now or datetime.now()).astimezone()
+        self.causes: dict[str, CauseStats] = {}
+        self.unknown_hosts: dict[str, UnknownHost] = {}
+        self.other_unknown_hosts = 0
+        self.queue: OrderedDict[str, list[str | None]] = OrderedDict()
+        self.sources: list[SourceStats] = []
+        self.errors: list[str] = []
+        self.skipped_lines = 0
+        self.delivered = 0
+        self.expired = 0
+        self.truncated = 0
+        self._clock = Clock(self.now)
+        self._window = b""
+        self._current = b""
+
+    # --- input ---------------------------------------------------------------------
+
+    def consume(
+        self,
+        stream: BinaryIO,
+        source: SourceStats,
+        reference: datetime | None = None,
+        progress: Callable[[], None] | None = None,
+    ) -> None:
+        """Read ``stream`` to the end; an exception from the stream propagates, with
+        everything read before it already counted (the caller records the error)."""
+        self._clock = Clock(reference or self.now)
+        if not any(s is source for s in self.sources):
+            self.sources.append(source)
+        read = stream.read
+        tail = b""
+        discarding = False
+        self._window = b""
+        while True:
+            data = read(CHUNK_SIZE)
+            if not data:
+                break
+            source.bytes += len(data)
+            cut = data.rfind(b"\n")
+            if cut < 0:  # no line ends in this chunk
+                if not discarding:
+                    tail += data
+                    if len(tail) > MAX_LINE:
+                        tail = b""
+                        discarding = True
+                        self.skipped_lines += 1
+                continue
+            if discarding:
+                chunk = data[data.find(b"\n") + 1 : cut + 1]
+                discarding = False
+                source.lines += 1
+            else:
+                chunk = tail + data[: cut + 1]
+            tail = data[cut + 1 :]
+            if len(tail) > MAX_LINE:
+                tail = b""
+                discarding = True
+                self.skipped_lines += 1
+            source.lines += chunk.count(b"\n")
+            self._chunk(chunk)
+            if progress is not None:
+                progress()
+        if tail and not discarding:
+            source.lines += 1
+            self._chunk(tail + b"\n")
+        self._window = b""
+
+    def _chunk(self, chunk: bytes) -> None:
+        """Handle the complete lines in ``chunk``.  Only lines holding a needle are
+        looked at, found with ``bytes.find`` (C speed); successes are only counted."""
+        self.delivered += chunk.count(b"status=sent")
+        self.expired += chunk.count(b"status=expired")
+        needles: tuple[bytes, ...] = _NEEDLES
+        if b"mailwright[" in chunk:
+            self.delivered += chunk.count(b"event=delivered")
+            self.expired += chunk.count(b"event=expired")
+            needles = _NEEDLES + _MW_NEEDLES
+        starts: list[int] = []
+        find = chunk.find
+        for needle in needles:
+            pos = find(needle)
+            while pos >= 0:
+                start = chunk.rfind(b"\n", 0, pos) + 1
+                starts.append(start)
+                end = find(b"\n", pos)
+                pos = find(needle, end)
+        if starts:
+            self._current = chunk
+            for start in sorted(set(starts)):
+                self._line(chunk[start : chunk.find(b"\n", start)], start)
+            self._current = b""
+        # The lines before the next chunk's events: where their from= lines are.
+        self._window = chunk[-WINDOW:] if len(chunk) > WINDOW else chunk
+
+    def _line(self, raw: bytes, offset: int) -> None:
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        parsed = parse_postfix(line)
+        if parsed is not None:
+            ts, _prog, qid, rest = parsed
+            d = parse_postfix_delivery(ts, qid, rest) if rest.startswith("to=") else None
+            if d is None:
+                self.skipped_lines += 1
+            else:
+                self._delivery(d, line, offset)
+            return
+        mw = parse_mailwright(line) if "mailwright" in line else None
+        if mw is not None:
+            ts, event, fields = mw
+            d = mailwright_delivery(ts, event, fields)
+            if d is None:
+                self.skipped_lines += 1
+            else:
+                self._delivery(d, line, offset)
+            return
+        if "postfix" in line or "mailwright" in line:
+            self.skipped_lines += 1  # looked like a delivery event, did not parse
+
+    def _follow(self, d: Delivery, offset: int) -> list[str | None]:
+        """Sender and Message-ID of a failed message, found by its queue ID.
+
+        Postfix's qmgr logs ``QUEUEID: from=<...>`` each time the message enters the
+        active queue, just before the delivery attempt; cleanup logs the message-id once
+        at receipt (mailwright: ``event=accepted id=QUEUEID from=<...>``).  They are
+        searched backwards in the current and previous chunk, and remembered (bounded,
+        oldest evicted) for the message's later retries.
+        """
+        entry = self.queue.get(d.qid)
+        if entry is not None:
+            self.queue.move_to_end(d.qid)
+            if entry[0] is not None and entry[1] is not None:
+                return entry
+        else:
+            entry = [None, None]
+            self.queue[d.qid] = entry
+            if len(self.queue) > MAX_QUEUE_IDS:
+                self.queue.popitem(last=False)
+        qid = d.qid.encode("ascii", "replace")
+        for needle, slot, stop in (
+            (b" " + qid + b": from=<", 0, b">"),
+            (b" " + qid + b": message-id=", 1, b"\n"),
+            (b"event=accepted id=" + qid + b" ", 0, b"\n"),
+        ):
+            if entry[slot] is not None:
+                continue
+            for hay, limit in ((self._current, offset), (self._window, len(self._window))):
+                pos = hay.rfind(needle, 0, limit)
+                if pos < 0:
+                    continue
+                begin = pos + len(needle)
+                value = hay[begin : hay.find(stop, begin)]
+                if slot == 0 and stop == b"\n":  # mailwright: from=<...> among the keys
+                    m = _MW_FROM.search(value)
+                    if m is None:
+                        continue
+                    value = m.group(1)
+                entry[slot] = value.decode("utf-8", "replace").strip()
+                break
+        return entry
+
+    # --- one deferral or bounce ----------------------------------------------------
+
+    def _delivery(self, d: Delivery, line: str, offset: int) -> None:
+        if d.status not in ("deferred", "bounced"):
+            return  # successes and expiries are counted in _chunk
+        when = self._clock.parse(d.ts)
+        if self.since is not None and (when is None or when < self.since):
+            return
+        if d.truncated:
+            self.truncated += 1
+        verdict, st = classify(d.text, d.dsn)
+        remote = st.host or _relay_host(d.relay)
+        stats = self.causes.get(verdict.cause)
+        if stats is None:
+            stats = self.causes[verdict.cause] = CauseStats(verdict.cause)
+        stats.count += 1
+        if d.status == "bounced":
+            stats.bounced += 1
+        else:
+            stats.deferred += 1
+        if when is not None:
+            if stats.first is None or when < stats.first:
+                stats.first = when
+            if stats.last is None or when > stats.last:
+                stats.last = when
+        if not stats.sample:
+            stats.sample = _clip(line)
+        domain = d.to.rpartition("@")[2].lower() or "(none)"
+        if domain in stats.domains or len(stats.domains) < MAX_DOMAINS:
+            stats.domains[domain] += 1
+        else:
+            stats.other_domains += 1
+        if verdict.listname:
+            stats.lists[verdict.listname] += 1
+        if verdict.check:
+            stats.checks[verdict.check] += 1
+        if len(stats.examples) < MAX_EXAMPLES:  # the first ones: each is followed by queue ID
+            stats.examples.append(self._example(d, when, verdict, remote, offset))
+        if verdict.cause == "unknown":
+            self._unknown(remote or "(no remote host)", st.reply, line)
+
+    def _example(
+        self, d: Delivery, when: datetime | None, v: Verdict, remote: str | None, offset: int
+    ) -> dict[str, Any]:
+        sender, message_id = self._follow(d, offset)
+        return {
+            "time": when.isoformat() if when else d.ts,
+            "queue_id": d.qid,
+            "from": sender,
+            "message_id": message_id,
+            "to": d.to,
+            "status": d.status,
+            "dsn": d.dsn,
+            "remote_host": remote,
+            "rule": v.rule,
+            "list": v.listname,
+            "text": _clip(d.text),
+            "truncated": d.truncated,
+        }
+
+    def _unknown(self, host: str, reply: str, line: str) -> None:
+        group = self.unknown_hosts.get(host)
+        if group is None:
+            if len(self.unknown_hosts) >= MAX_UNKNOWN_HOSTS:
+                self.other_unknown_hosts += 1
+                return
+            group = self.unknown_hosts[host] = UnknownHost(host)
+        group.count += 1
+        key = cache_key(reply)
+        entry = group.texts.get(key)
+        if entry is not None:
+            entry[0] += 1
+        elif len(group.texts) < MAX_UNKNOWN_TEXTS:
+            group.texts[key] = [1, _clip(line)]
+        else:
+            group.other_texts += 1
+
+    # --- output --------------------------------------------------------------------
+
+    def sorted_causes(self) -> list[CauseStats]:
+        return sorted(self.causes.values(), key=lambda s: (-s.count, CAUSE_ORDER[s.cause]))
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented ``--json`` schema (README.md, section "explain")."""
+        return {
+            "causes": [s.to_json() for s in self.sorted_causes()],
+            "unrecognised": [
+                {
+                    "remote_host": g.host,
+                    "count": g.count,
+                    "lines": [{"count": c, "line": ln} for c, ln in g.texts.values()],
+                    "more_distinct_texts": g.other_texts,
+                }
+                for g in sorted(self.unknown_hosts.values(), key=lambda g: -g.count)
+            ],
+            "totals": {
+                "deferred": sum(s.deferred for s in self.causes.values()),
+                "bounced": sum(s.bounced for s in self.causes.values()),
+                "delivered": self.delivered,
+                "expired": self.expired,
+                "truncated_lines": self.truncated,
+                "lines": sum(s.lines for s in self.sources),
+                "bytes": sum(s.bytes for s in self.sources),
+            },
+            "since": self.since.isoformat() if self.since else None,
+            "files": [
+                {"name": s.name, "bytes": s.bytes, "lines": s.lines, "error": s.error}
+                for s in self.sources
+            ],
+            "skipped_lines": self.skipped_lines,
+            "errors": list(self.errors),
+        }
+
+
+def _relay_host(relay: str) -> str | None:
+    """``mx.example.net[203.0.113.5]:25`` → ``mx.example.net[203.0.113.5]``."""
+    if not relay or relay == "none":
+        return None
+    if "]" in relay:
+        return relay[: relay.rindex("]") + 1]
+    return relay

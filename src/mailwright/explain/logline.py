@@ -1,0 +1,177 @@
+"""Parse the few log lines that matter: Postfix's and mailwright's delivery events.
+
+Pure functions over ``str`` lines (the reader decodes only lines that passed its byte
+prefilter).  Two timestamp styles occur in front of Postfix lines: the classic BSD
+syslog one (``Nov 24 19:00:00``, local time, no year: RFC 3164 §4.1.2) and the RFC 3339
+one newer rsyslog writes (``2026-11-24T19:00:00.123456+01:00``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+
+# TIMESTAMP HOST PROGRAM[PID]: QUEUEID: rest
+_POSTFIX = re.compile(
+    r"^(?P<ts>[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+) (?P<host>\S+) "
+    r"(?P<prog>[^\s\[:]+)(?:\[\d+\])?: (?P<qid>[0-9A-Za-z]{5,20}): (?P<rest>.*)$"
+)
+_DELIVERY = re.compile(
+    r"^to=<(?P<to>[^>]*)>,(?: orig_to=<[^>]*>,)? relay=(?P<relay>[^,\s]*),.*? "
+    r"dsn=(?P<dsn>\d\.\d{1,3}\.\d{1,3}), status=(?P<status>[a-z]+)(?: \((?P<text>.*))?$"
+)
+_FROM = re.compile(r"^from=<(?P<from>[^>]*)>")
+_MSGID = re.compile(r"^message-id=(?P<mid>\S*)")
+
+# TIMESTAMP [HOST] mailwright[PID]: event=NAME key=value ...  (docs/log-format.md)
+_MAILWRIGHT = re.compile(
+    r"^(?P<ts>\d{4}-\d\d-\d\dT\S+|[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d) (?:\S+ )?"
+    r"mailwright(?:\[\d+\])?: event=(?P<event>[\w-]+)(?P<rest>.*)$"
+)
+_KV = re.compile(r' ([\w-]+)=("(?:[^"\\]|\\.)*"?|\S*)')
+_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|.)")
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One delivery attempt's outcome (a Postfix status line or a mailwright event)."""
+
+    ts: str
+    qid: str
+    to: str
+    relay: str
+    dsn: str
+    status: str
+    """``sent``/``delivered``, ``deferred``, ``bounced``, ``expired``."""
+    text: str
+    truncated: bool = False
+
+
+def parse_postfix(line: str) -> tuple[str, str, str, str] | None:
+    """``(timestamp, program, queue_id, rest)`` of a Postfix queue-ID line, else None."""
+    m = _POSTFIX.match(line)
+    if m is None:
+        return None
+    return m.group("ts"), m.group("prog"), m.group("qid"), m.group("rest")
+
+
+def parse_postfix_delivery(ts: str, qid: str, rest: str) -> Delivery | None:
+    """A ``to=<...>, relay=..., dsn=..., status=... (text)`` line, or None."""
+    m = _DELIVERY.match(rest)
+    if m is None:
+        return None
+    text = m.group("text") or ""
+    truncated = False
+    if text.endswith(")"):
+        text = text[:-1]
+    elif m.group("text") is not None:
+        truncated = True  # syslog cut the line: classify what is there
+    return Delivery(
+        ts,
+        qid,
+        m.group("to"),
+        m.group("relay"),
+        m.group("dsn"),
+        m.group("status"),
+        text,
+        truncated,
+    )
+
+
+def parse_from(rest: str) -> str | None:
+    m = _FROM.match(rest)
+    return m.group("from") if m else None
+
+
+def parse_message_id(rest: str) -> str | None:
+    m = _MSGID.match(rest)
+    return m.group("mid") if m else None
+
+
+def _unescape(value: str) -> str:
+    if not value.startswith('"'):
+        return value
+    value = value[1:-1] if len(value) > 1 and value.endswith('"') else value[1:]
+
+    def one(m: re.Match[str]) -> str:
+        s = m.group(1)
+        if len(s) == 3 and s[0] == "x":
+            return chr(int(s[1:], 16))
+        return s
+
+    return _ESCAPE.sub(one, value)
+
+
+def parse_mailwright(line: str) -> tuple[str, str, dict[str, str]] | None:
+    """``(timestamp, event, {key: value})`` of a mailwright log line, else None."""
+    m = _MAILWRIGHT.match(line)
+    if m is None:
+        return None
+    fields = {k: _unescape(v) for k, v in _KV.findall(m.group("rest"))}
+    return m.group("ts"), m.group("event"), fields
+
+
+def mailwright_delivery(ts: str, event: str, fields: dict[str, str]) -> Delivery | None:
+    """A ``deferred``/``bounced``/``delivered`` event as a :class:`Delivery`."""
+    qid = fields.get("id")
+    if qid is None:
+        return None
+    to = fields.get("to", "")
+    if to.startswith("<") and to.endswith(">"):
+        to = to[1:-1]
+    return Delivery(
+        ts,
+        qid,
+        to,
+        fields.get("relay", "none"),
+        fields.get("dsn", ""),
+        event,
+        fields.get("reply", ""),
+    )
+
+
+class Clock:
+    """Turns log timestamps into aware datetimes, guessing the year of classic ones.
+
+    A classic timestamp has no year (RFC 3164): it is taken from ``reference`` (the
+    file's modification time), minus one when that would put it in the future.
+    """
+
+    def __init__(self, reference: datetime) -> None:
+        self.reference = reference.astimezone()
+        self._cache: dict[str, datetime | None] = {}
+
+    def parse(self, ts: str) -> datetime | None:
+        hit = self._cache.get(ts, self)
+        if hit is not self:
+            return hit  # type: ignore[return-value]
+        if len(self._cache) > 4096:
+            self._cache.clear()
+        value = self._parse(ts)
+        self._cache[ts] = value
+        return value
+
+    def _parse(self, ts: str) -> datetime | None:
+        try:
+            if ts[:1].isdigit():
+                return datetime.fromisoformat(ts).astimezone()
+            month = _MONTHS.get(ts[:3])
+            if month is None:
+                return None
+            day_s, clock = ts[3:].split()
+            h, mi, s = (int(x) for x in clock.split(":"))
+            year = self.reference.year
+            when = datetime(year, month, int(day_s), h, mi, s).astimezone()
+            if when > self.reference + timedelta(days=1):
+                when = when.replace(year=year - 1)
+            return when
+        except ValueError:
+            return None
