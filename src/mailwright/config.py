@@ -86,6 +86,8 @@ class RelayConfig:
     """``smtp://user@host:587`` (STARTTLS required unless ``?tls=none``) or ``smtps://user@host:465``."""
     password_file: Path | None = None
     password_env: str | None = None
+    ca_file: Path | None = None
+    """PEM file of CAs to trust for the relay's certificate instead of the system store."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,8 @@ class Config:
     users: tuple[UserConfig, ...] = ()
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Address (or ``@domain`` for a catch-all) → local addresses it delivers to."""
+    mailboxes: tuple[str, ...] = ()
+    """Local addresses with a Maildir of their own (``user@one-of-domains``)."""
     inbound: InboundConfig = field(default_factory=InboundConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -241,6 +245,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         delivery=_delivery(top.table("delivery")),
         users=tuple(_user(t) for t in top.tables("users")),
         aliases=_aliases(top.table("aliases")),
+        mailboxes=tuple(m.lower() for m in top.items("mailboxes", str, [], check=_mailbox_check)),
         inbound=_inbound(top.table("inbound")),
         check=_check(top.table("check")),
         log=LogConfig(file=top.table("log").finish_path("file")),
@@ -331,6 +336,7 @@ def _delivery(t: _Table) -> DeliveryConfig:
             url=url,
             password_file=relay_table.finish_path("password_file", finish=False),
             password_env=relay_table.text("password_env", None),
+            ca_file=relay_table.finish_path("ca_file", finish=False),
         )
         relay_table.finish()
     retry_table = t.table("retry")
@@ -401,6 +407,17 @@ def _check(t: _Table) -> CheckConfig:
     )
     t.finish()
     return result
+
+
+def _mailbox_check(value: str, t: _Table, key: str) -> None:
+    local, _, domain = value.rpartition("@")
+    domains = {normalize(d) for d in t.data.get("domains", []) if isinstance(d, str)}
+    if not local or name_problem(domain) or any(c.isspace() or c in '<>"' for c in value):
+        raise ConfigError(t.file, t.key(key), f"{value!r} is not an address", 'write "user@domain"')
+    if normalize(domain) not in domains:
+        raise ConfigError(
+            t.file, t.key(key), f"{value!r} is not in one of the domains", f"add {domain!r} to domains"
+        )
 
 
 def _domain_check(value: str, t: _Table, key: str) -> None:

@@ -233,6 +233,7 @@ class Session:
                 Reply(
                     421 if reply.permanent else reply.code,
                     (f"4.7.8 authentication failed: {reply}",),
+                    local=True,
                 )
             )
 
@@ -280,7 +281,9 @@ class Session:
                 await self._lockstep(mail, rcpts, recipients, data, reset, result)
         except SessionError as exc:
             self.broken = True
-            lost = Reply(exc.reply.code if exc.reply.transient else 421, exc.reply.lines)
+            lost = Reply(
+                exc.reply.code if exc.reply.transient else 421, exc.reply.lines, exc.reply.local
+            )
             for r in recipients:
                 result.replies.setdefault(r, lost)
         return result

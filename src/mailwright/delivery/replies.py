@@ -41,6 +41,8 @@ class Reply:
 
     code: int
     lines: tuple[str, ...] = ("",)
+    local: bool = False
+    """Made up by mailwright (DNS failure, connection refused ...), not sent by a server."""
 
     @property
     def kind(self) -> Kind:
@@ -103,7 +105,7 @@ class Reply:
 
 def local_reply(code: int, status: str, text: str) -> Reply:
     """A reply mailwright makes up for an outcome without a server reply (DNS, connect)."""
-    return Reply(code, (f"{status} {text}",))
+    return Reply(code, (f"{status} {text}",), local=True)
 
 
 class ReplyParser:

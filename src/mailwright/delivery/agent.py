@@ -1,0 +1,649 @@
+"""The delivery agent: takes due messages from the queue and delivers them.
+
+Shaped like Postfix's queue manager and smtp client, in one asyncio process:
+
+* claim due entries from the :class:`~mailwright.queue.QueueStore` (leased, so
+  several processes or nodes can share a queue);
+* split each message's due recipients by destination: our own domains go to
+  local Maildirs, the rest to a per-destination *lane* (the recipient's domain in
+  direct mode, the single relay in relay mode, the outbox in development mode);
+* each lane runs up to ``max_connections_per_domain`` sessions (and all lanes
+  together at most ``max_connections``); a session carries all recipients of a
+  message for that domain in one transaction and then the next message (RSET
+  between), and stays open briefly for more work, like Postfix's connection cache;
+* when every part of a message is done, record the results, log one line per
+  recipient, and queue at most one DSN per message (RFC 3464) to its sender.
+
+Transient failures retry on Postfix's schedule (:mod:`.retry`): per attempt, the
+next MX gets the recipients that the previous one deferred or could not take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from ..config import Config
+from ..dns import Resolver
+from ..log import EventLogger, angle
+from ..maildir import Maildir, mailbox_path
+from ..queue import QueueEntry, QueueStore, RecipientUpdate
+from .client import ClientSettings, Session, SessionError, TransactionResult
+from .dsn import RecipientReport, build_dsn, wants_dsn
+from .replies import Reply, local_reply
+from .retry import after_failure, delay_warning_due, retry_until
+from .routing import Hop, Route, RouteFailure, relay_target, resolve_mx
+
+IDLE_SECONDS = 2.0
+"""How long an idle session waits for another message to the same destination
+(Postfix: smtp_connection_cache_time_limit = 2 s)."""
+ROUTE_CACHE_SECONDS = 60.0
+"""How long a destination's MX answer is reused within this process."""
+BATCH = 200
+"""Entries claimed at once."""
+MAX_INFLIGHT = 2000
+"""Messages being delivered at once by this agent; claiming pauses above this."""
+POLL_SECONDS = 5.0
+"""Longest sleep between claims: picks up mail queued by other processes."""
+
+LOCAL = "\x00local"
+OUTBOX = "\x00outbox"
+
+Announce = Callable[[str], None]
+
+
+class DeliverySession(Protocol):
+    """What the agent needs from a connection (a :class:`Session`, or a fake in tests)."""
+
+    hop: Hop
+    broken: bool
+
+    async def send(
+        self, sender: str, recipients: Sequence[str], data: bytes
+    ) -> TransactionResult: ...
+
+    async def close(self) -> None: ...
+
+
+Connector = Callable[[Hop, Route, ClientSettings, bool], Awaitable[DeliverySession]]
+
+
+async def open_session(
+    hop: Hop, route: Route, settings: ClientSettings, use_tls: bool
+) -> DeliverySession:
+    return await Session.open(hop, route, settings, use_tls=use_tls)
+
+
+LocalTargets = Callable[[str], Sequence[str] | None]
+"""Recipient in one of our domains → the mailbox addresses it delivers to (aliases
+resolved); None when there is no such user."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one recipient in this attempt."""
+
+    reply: Reply
+    relay: str = "none"
+    remote_mta: str | None = None
+    remote: bool = False
+    """``reply`` came from a remote server (vs. made up by us)."""
+
+    @property
+    def kind(self) -> Literal["delivered", "deferred", "bounced"]:
+        if self.reply.positive:
+            return "delivered"
+        return "bounced" if self.reply.permanent else "deferred"
+
+
+@dataclass(slots=True)
+class _Tracker:
+    """A message in delivery: its parts are done when ``remaining`` reaches zero."""
+
+    entry: QueueEntry
+    data: bytes
+    started: float
+    remaining: int = 0
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Job:
+    tracker: _Tracker
+    recipients: list[str]
+
+
+@dataclass(slots=True)
+class _Lane:
+    """One destination: its waiting jobs and the sessions working on them."""
+
+    key: str
+    jobs: deque[_Job] = field(default_factory=deque)
+    sessions: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    route: Route | RouteFailure | None = None
+    route_time: float = 0.0
+
+
+class DeliveryAgent:
+    """Delivers what the queue holds; ``await agent.run()`` until :meth:`stop`."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: QueueStore,
+        resolver: Resolver,
+        logger: EventLogger,
+        *,
+        worker: str | None = None,
+        connector: Connector = open_session,
+        local_targets: LocalTargets | None = None,
+        announce: Announce | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.delivery = config.delivery
+        self.store = store
+        self.resolver = resolver
+        self.logger = logger
+        self.worker = worker or f"{socket.gethostname()}:{id(self):x}"
+        self.connector = connector
+        self.local_targets = local_targets or (lambda address: [address])
+        self.announce = announce or _print
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.settings = ClientSettings(
+            helo=config.hostname,
+            connect_timeout=self.delivery.connect_timeout,
+            command_timeout=self.delivery.command_timeout,
+            source_ipv4=self.delivery.source_ipv4,
+            source_ipv6=self.delivery.source_ipv6,
+        )
+        self.relay = (
+            relay_target(self.delivery.relay, file=config.source)
+            if self.delivery.mode == "relay" and self.delivery.relay
+            else None
+        )
+        self.domains = {d.lower() for d in config.domains}
+        self.lease_seconds = max(
+            900.0, 4 * self.delivery.command_timeout + self.delivery.connect_timeout
+        )
+        self.idle_seconds = IDLE_SECONDS
+        self.paused = False
+        """When True, nothing is claimed (``bench``: submission rate alone)."""
+        self._lanes: dict[str, _Lane] = {}
+        self._connections = asyncio.Semaphore(self.delivery.max_connections)
+        self._inflight = 0
+        self._capacity = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- main loop ----------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.store.wakeup()
+
+    async def run(self) -> None:
+        """Claim and deliver until :meth:`stop`; then finish the messages in flight."""
+        try:
+            while not self._stopping.is_set():
+                claimed = 0 if self.paused else await self._claim()
+                if claimed:
+                    await asyncio.sleep(0)
+                    continue
+                if self._inflight >= MAX_INFLIGHT:
+                    self._capacity.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._capacity.wait(), POLL_SECONDS)
+                    continue
+                timeout = POLL_SECONDS
+                due = None if self.paused else await self.store.next_due()
+                if due is not None:
+                    timeout = min(timeout, max(0.05, due - self.clock()))
+                await self.store.wait_for_work(timeout)
+        finally:
+            await self.drain()
+
+    async def run_once(self) -> int:
+        """Claim what is due now, deliver it completely, return how many entries (tests)."""
+        claimed = await self._claim()
+        await self.drain()
+        return claimed
+
+    async def drain(self) -> None:
+        """Wait until every message in flight is finished."""
+        while self._tasks or self._inflight:
+            await self._idle.wait()
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _claim(self) -> int:
+        now = self.clock()
+        limit = min(BATCH, MAX_INFLIGHT - self._inflight)
+        if limit <= 0:
+            return 0
+        entries = await self.store.claim_due(self.worker, now, limit, self.lease_seconds)
+        for entry in entries:
+            await self._dispatch(entry, now)
+        return len(entries)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        self._idle.clear()
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                self.logger.event("error", None, what="delivery", reason=repr(t.exception()))
+            if not self._tasks:
+                self._idle.set()
+
+        task.add_done_callback(done)
+
+    # -- splitting a message --------------------------------------------------
+
+    async def _dispatch(self, entry: QueueEntry, now: float) -> None:
+        due = [r.address for r in entry.pending if r.next_attempt <= now]
+        if not due:
+            await self.store.release_lease(entry.id, self.worker)
+            return
+        try:
+            data = await self.store.read_message(entry.id)
+        except KeyError:
+            return  # deleted meanwhile
+        tracker = _Tracker(entry, data, now)
+        groups: dict[str, list[str]] = {}
+        for address in due:
+            groups.setdefault(self._destination(address), []).append(address)
+        tracker.remaining = len(groups)
+        self._inflight += 1
+        for key, recipients in groups.items():
+            job = _Job(tracker, recipients)
+            if key in (LOCAL, OUTBOX):
+                self._spawn(self._local_job(key, job))
+            else:
+                self._enqueue(key, job)
+
+    def _destination(self, address: str) -> str:
+        domain = address.rpartition("@")[2].lower().rstrip(".")
+        if domain in self.domains:
+            return LOCAL
+        if self.delivery.mode == "local":
+            return OUTBOX
+        if self.delivery.mode == "relay":
+            return "relay"
+        return domain
+
+    # -- lanes and sessions ---------------------------------------------------
+
+    def _enqueue(self, key: str, job: _Job) -> None:
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane(key)
+        lane.jobs.append(job)
+        lane.arrived.set()
+        if lane.sessions < self.delivery.max_connections_per_domain and lane.sessions < len(
+            lane.jobs
+        ):
+            lane.sessions += 1
+            self._spawn(self._lane_worker(lane))
+
+    async def _lane_worker(self, lane: _Lane) -> None:
+        """One connection's worth of work: jobs from ``lane`` until idle for a while."""
+        session: DeliverySession | None = None
+        try:
+            async with self._connections:
+                while True:
+                    if not lane.jobs:
+                        lane.arrived.clear()
+                        if session is None or session.broken:
+                            break
+                        try:
+                            await asyncio.wait_for(lane.arrived.wait(), self.idle_seconds)
+                        except TimeoutError:
+                            break
+                        if not lane.jobs:
+                            continue
+                    job = lane.jobs.popleft()
+                    try:
+                        session = await self._deliver_job(lane, job, session)
+                    finally:
+                        self._job_done(job)
+        finally:
+            lane.sessions -= 1
+            if session is not None:
+                await session.close()
+            if not lane.jobs and lane.sessions == 0 and self._lanes.get(lane.key) is lane:
+                if lane.route is None or self.clock() - lane.route_time > ROUTE_CACHE_SECONDS:
+                    del self._lanes[lane.key]
+            elif lane.jobs and lane.sessions == 0:
+                lane.sessions += 1
+                self._spawn(self._lane_worker(lane))
+
+    async def _route(self, lane: _Lane) -> Route | RouteFailure:
+        now = self.clock()
+        if lane.route is not None and now - lane.route_time < ROUTE_CACHE_SECONDS:
+            return lane.route
+        if self.relay is not None:
+            ca = self.delivery.relay.ca_file if self.delivery.relay else None
+            route: Route | RouteFailure = self.relay.route(ca)
+        else:
+            route = await resolve_mx(
+                self.resolver,
+                lane.key,
+                self.delivery,
+                ipv4=self.config.ipv4,
+                ipv6=self.config.ipv6,
+                rng=self.rng,
+            )
+        # DNS failures are not cached: the next message asks again.
+        if isinstance(route, Route):
+            lane.route, lane.route_time = route, now
+        return route
+
+    async def _deliver_job(
+        self, lane: _Lane, job: _Job, session: DeliverySession | None
+    ) -> DeliverySession | None:
+        """Deliver one message's recipients for this lane, trying hop after hop.
+
+        RFC 5321 §5.1: on connection failure, or when recipients are deferred (4xx),
+        the next address gets the recipients that are still undelivered. Returns the
+        session to reuse for the next job (None if it is gone).
+        """
+        entry = job.tracker.entry
+        route = await self._route(lane)
+        if isinstance(route, RouteFailure):
+            reply = local_reply(550 if route.permanent else 451, route.status, route.text)
+            for r in job.recipients:
+                job.tracker.outcomes[r] = Outcome(reply)
+            return session
+        remaining = list(job.recipients)
+        last: dict[str, Outcome] = {}
+        hops = list(route.hops)
+        if session is not None and not session.broken and session.hop in hops:
+            hops.remove(session.hop)
+            hops.insert(0, session.hop)
+        for hop in hops:
+            if session is not None and (session.broken or session.hop != hop):
+                await session.close()
+                session = None
+            if session is None:
+                try:
+                    session = await self._connect(hop, route)
+                except SessionError as exc:
+                    for r in remaining:
+                        last[r] = Outcome(
+                            exc.reply,
+                            hop.relay,
+                            hop.host,
+                            remote=not exc.reply.local,
+                        )
+                    continue
+            result = await session.send(entry.sender, remaining, job.tracker.data)
+            still: list[str] = []
+            for r in remaining:
+                reply = result.replies[r]
+                outcome = Outcome(reply, hop.relay, hop.host, remote=not reply.local)
+                last[r] = outcome
+                if reply.transient:
+                    still.append(r)
+            remaining = still
+            if not remaining:
+                break
+        for r in job.recipients:
+            job.tracker.outcomes[r] = last[r]
+        return session if session is not None and not session.broken else None
+
+    async def _connect(self, hop: Hop, route: Route) -> DeliverySession:
+        try:
+            return await self.connector(hop, route, self.settings, True)
+        except SessionError as exc:
+            if not exc.tls_failed:
+                raise
+        # Opportunistic TLS failed: Postfix practice is to try the same server once
+        # more in plain text rather than leave the mail undelivered (RFC 7435 §6).
+        return await self.connector(hop, route, self.settings, False)
+
+    # -- local deliveries -----------------------------------------------------
+
+    async def _local_job(self, key: str, job: _Job) -> None:
+        try:
+            if key == OUTBOX:
+                await self._outbox(job)
+            else:
+                await self._mailboxes(job)
+        finally:
+            self._job_done(job)
+
+    async def _outbox(self, job: _Job) -> None:
+        entry = job.tracker.entry
+        box = Maildir(self.config.data_dir / "outbox", host=self.config.hostname)
+        try:
+            path = await asyncio.to_thread(box.deliver, job.tracker.data)
+        except OSError as exc:
+            reply = local_reply(451, "4.3.0", f"cannot write the outbox: {exc.strerror}")
+            for r in job.recipients:
+                job.tracker.outcomes[r] = Outcome(reply, "local")
+            return
+        reply = local_reply(250, "2.0.0", f"saved to {path}")
+        for r in job.recipients:
+            job.tracker.outcomes[r] = Outcome(reply, "local")
+        self.announce(
+            f"{entry.id} from {angle(entry.sender)} to "
+            + ", ".join(angle(r) for r in job.recipients)
+            + f" → {path}"
+        )
+
+    async def _mailboxes(self, job: _Job) -> None:
+        root = mail_root(self.config)
+        for recipient in job.recipients:
+            targets = self.local_targets(recipient)
+            if not targets:
+                reply = local_reply(550, "5.1.1", f"<{recipient}>: no such mailbox here")
+                job.tracker.outcomes[recipient] = Outcome(reply, "local")
+                continue
+            try:
+                paths = [
+                    await asyncio.to_thread(
+                        Maildir(mailbox_path(root, t), host=self.config.hostname).deliver,
+                        job.tracker.data,
+                    )
+                    for t in dict.fromkeys(a.lower() for a in targets)
+                ]
+            except OSError as exc:
+                reply = local_reply(451, "4.3.0", f"cannot write the mailbox: {exc.strerror}")
+            else:
+                reply = local_reply(250, "2.0.0", "delivered to " + ", ".join(map(str, paths)))
+            job.tracker.outcomes[recipient] = Outcome(reply, "local")
+
+    # -- finishing a message ----------------------------------------------------
+
+    def _job_done(self, job: _Job) -> None:
+        tracker = job.tracker
+        for r in job.recipients:
+            tracker.outcomes.setdefault(
+                r, Outcome(local_reply(451, "4.3.0", "delivery interrupted"))
+            )
+        tracker.remaining -= 1
+        if tracker.remaining == 0:
+            self._spawn(self._finish(tracker))
+
+    async def _finish(self, tracker: _Tracker) -> None:
+        try:
+            await self._record(tracker)
+        finally:
+            self._inflight -= 1
+            self._capacity.set()
+
+    async def _record(self, tracker: _Tracker) -> None:
+        entry = tracker.entry
+        now = self.clock()
+        retry = self.delivery.retry
+        delay = max(0.0, now - entry.created_at)
+        updates: list[RecipientUpdate] = []
+        bounced: list[RecipientReport] = []
+        deferred: list[tuple[str, Outcome]] = []
+        for recipient, outcome in tracker.outcomes.items():
+            reply = outcome.reply
+            common = dict(
+                to=angle(recipient),
+                relay=outcome.relay,
+                delay=delay,
+                dsn=reply.status(),
+                reply=str(reply),
+            )
+            if outcome.kind == "delivered":
+                updates.append(RecipientUpdate(recipient, "delivered", str(reply)))
+                self.logger.event("delivered", entry.id, **common)
+            elif outcome.kind == "bounced":
+                updates.append(RecipientUpdate(recipient, "bounced", str(reply)))
+                self.logger.event("bounced", entry.id, **common)
+                bounced.append(_report(recipient, outcome, now))
+            else:
+                decision = after_failure(entry.created_at, now, retry)
+                if decision.expired:
+                    updates.append(RecipientUpdate(recipient, "bounced", str(reply)))
+                    self.logger.event("expired", entry.id, to=angle(recipient), delay=delay)
+                    bounced.append(_report(recipient, outcome, now))
+                else:
+                    updates.append(
+                        RecipientUpdate(recipient, "deferred", str(reply), decision.next_attempt)
+                    )
+                    self.logger.event(
+                        "deferred", entry.id, **common, next_retry=_iso(decision.next_attempt)
+                    )
+                    deferred.append((recipient, outcome))
+        handled = set(tracker.outcomes)
+        still_pending = deferred or any(r.address not in handled for r in entry.pending)
+        notify = _notify(entry.meta)
+        if bounced and wants_dsn(entry.sender) and ("FAILURE" in notify):
+            earlier = [_report_from_json(b) for b in entry.meta.get("bounces", [])]
+            if still_pending:
+                # one DSN per message: collect now, send when the last recipient is done
+                await self.store.update_meta(
+                    entry.id,
+                    {"bounces": [*entry.meta.get("bounces", []), *map(_report_json, bounced)]},
+                )
+            else:
+                await self._send_dsn(tracker, "failure", earlier + bounced, now)
+        elif not still_pending and entry.meta.get("bounces") and wants_dsn(entry.sender):
+            earlier = [_report_from_json(b) for b in entry.meta["bounces"]]
+            await self._send_dsn(tracker, "failure", earlier, now)
+        if (
+            deferred
+            and wants_dsn(entry.sender)
+            and "DELAY" in notify
+            and delay_warning_due(
+                entry.created_at, now, retry, bool(entry.meta.get("delay_warned"))
+            )
+        ):
+            reports = [
+                RecipientReport(
+                    r,
+                    o.reply.status(),
+                    action="delayed",
+                    diagnostic=str(o.reply),
+                    remote=o.remote,
+                    remote_mta=o.remote_mta if o.remote else None,
+                    last_attempt=now,
+                    will_retry_until=retry_until(entry.created_at, retry),
+                )
+                for r, o in deferred
+            ]
+            await self._send_dsn(tracker, "delay", reports, now)
+            await self.store.update_meta(entry.id, {"delay_warned": True})
+        await self.store.record_results(entry.id, updates, worker=self.worker, now=now)
+
+    async def _send_dsn(
+        self,
+        tracker: _Tracker,
+        kind: Literal["failure", "delay"],
+        reports: list[RecipientReport],
+        now: float,
+    ) -> None:
+        entry = tracker.entry
+        original = tracker.data
+        if str(entry.meta.get("ret", "")).upper() == "HDRS":
+            original = original.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"  # RFC 3461 §4.3
+        message = build_dsn(
+            kind=kind,
+            reporting_mta=self.config.hostname,
+            sender=entry.sender,
+            queue_id=entry.id,
+            arrival=entry.created_at,
+            recipients=reports,
+            original=original,
+            now=now,
+        )
+        dsn_id = await self.store.enqueue(
+            "", [entry.sender], message, meta={"bounce": kind, "original": entry.id}
+        )
+        self.logger.event("dsn", dsn_id, original=entry.id, to=angle(entry.sender), kind=kind)
+
+
+def mail_root(config: Config) -> Path:
+    """Where the Maildirs of our own addresses live: ``DATA_DIR/mail/DOMAIN/LOCAL``."""
+    return config.data_dir / "mail"
+
+
+def _report(recipient: str, outcome: Outcome, now: float) -> RecipientReport:
+    return RecipientReport(
+        recipient,
+        outcome.reply.status(),
+        diagnostic=str(outcome.reply),
+        remote=outcome.remote,
+        remote_mta=outcome.remote_mta if outcome.remote else None,
+        last_attempt=now,
+    )
+
+
+def _report_json(report: RecipientReport) -> dict[str, Any]:
+    return {
+        "recipient": report.recipient,
+        "status": report.status,
+        "diagnostic": report.diagnostic,
+        "remote": report.remote,
+        "remote_mta": report.remote_mta,
+        "last_attempt": report.last_attempt,
+    }
+
+
+def _report_from_json(data: dict[str, Any]) -> RecipientReport:
+    return RecipientReport(
+        str(data["recipient"]),
+        str(data["status"]),
+        diagnostic=data.get("diagnostic"),
+        remote=bool(data.get("remote")),
+        remote_mta=data.get("remote_mta"),
+        last_attempt=data.get("last_attempt"),
+    )
+
+
+def _notify(meta: dict[str, Any]) -> set[str]:
+    """RFC 3461 §4.1 NOTIFY from the submission; default: failures and delays."""
+    value = meta.get("notify")
+    if not value:
+        return {"FAILURE", "DELAY"}
+    items = value if isinstance(value, list) else str(value).split(",")
+    return {str(v).strip().upper() for v in items} - {"NEVER"}
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
