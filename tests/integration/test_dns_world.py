@@ -219,3 +219,15 @@ def test_nsd_dies_with_a_killed_python_process() -> None:
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not _alive(pid)
+
+
+def test_child_processes_found_without_proc_children_file() -> None:
+    # Kernels built without CONFIG_PROC_CHILDREN have no /proc/PID/task/PID/children;
+    # the scan of /proc must find the same NSD processes.
+    from mailwright.testing import nsd
+
+    with NsdServer() as server:
+        assert server._process is not None
+        top = server._process.pid
+        assert nsd._children_by_scan(top) == nsd._children(top)
+        assert len(server._server_pids()) == 1

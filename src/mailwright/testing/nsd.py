@@ -410,14 +410,13 @@ class NsdServer:
             try:
                 comm = Path(f"/proc/{pid}/comm").read_text().strip()
                 stat = Path(f"/proc/{pid}/stat").read_text()
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
             except OSError:
                 continue  # exited meanwhile
             if stat.rsplit(") ", 1)[-1].startswith("Z"):
                 continue  # a zombie answers nothing
             if comm.startswith("nsd: server"):
                 found.add(pid)
-            todo.extend(int(c) for c in children)
+            todo.extend(_children(pid))
         return found
 
     def _log_tail(self, lines: int = 8) -> str:
@@ -426,6 +425,33 @@ class NsdServer:
 
 class _PortTaken(NsdError):
     """The port picked was taken before NSD bound it: pick another."""
+
+
+def _children(pid: int) -> list[int]:
+    """Child pids, from /proc/PID/task/PID/children, or by scanning /proc where the kernel
+    lacks that file (CONFIG_PROC_CHILDREN)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        if Path(f"/proc/{pid}").exists():
+            return _children_by_scan(pid)
+        return []
+    except OSError:
+        return []
+
+
+def _children_by_scan(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(entry.name))
+    return children
 
 
 def _check_origin(origin: str) -> str:
