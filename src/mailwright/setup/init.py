@@ -24,7 +24,7 @@ from ..config import (
 from ..dns.names import name_problem, normalize
 from ..errors import UsageError, UserError
 from .keys import Algorithm, generate_private_key, write_private_key
-from .records import RecordPlan, build_records
+from .records import DMARC_REPORT_LOCALPART, RecordPlan, build_records
 from .template import render_config
 
 KEY_DIR = "keys"
@@ -112,6 +112,8 @@ def plan_config(options: InitOptions) -> Config:
         ipv4=tuple(ipv4),
         ipv6=tuple(ipv6),
         data_dir=directory / "mailwright-data",
+        # RFC 5321 §4.5.1 requires postmaster; DMARC aggregate reports (rua) arrive here too.
+        mailboxes=(f"postmaster@{domain}", f"{DMARC_REPORT_LOCALPART}@{domain}"),
         dkim=keys,
         delivery=DeliveryConfig(mode="relay" if relay else "direct", relay=relay),
     )

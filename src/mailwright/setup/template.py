@@ -101,6 +101,11 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         "Clients in these networks may submit mail without authentication.",
     )
     w.setting(
+        "mailboxes",
+        list(config.mailboxes),
+        "Local addresses with a Maildir of their own (postmaster@ is required, RFC 5321 §4.5.1).",
+    )
+    w.setting(
         "message_size_limit",
         config.message_size_limit,
         "Largest message accepted, in bytes (advertised as SIZE, RFC 1870).",
@@ -207,6 +212,11 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
             w.setting("password_env", d.relay.password_env, "Environment variable with it.")
         else:
             w.example("password_env", "MAILWRIGHT_RELAY_PASSWORD", "Or an environment variable.")
+        ca_doc = "PEM CAs to trust for the relay's certificate; unset = the system store."
+        if d.relay.ca_file:
+            w.setting("ca_file", _rel(d.relay.ca_file, base), ca_doc)
+        else:
+            w.example("ca_file", "relay-ca.pem", ca_doc)
     else:
         w.blank()
         w.comment('To send through a provider instead, set mode = "relay" and add:')

@@ -1,10 +1,12 @@
-"""A complete, correct domain in a :class:`MemoryResolver`, for the doctor's unit tests."""
+"""A complete, correct domain as a list of records, for the doctor's unit tests.
+
+Tests drop or add records and build a :class:`MemoryResolver` from the result.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from mailwright.dkim import dns_record_value, generate_key, private_key_pem
 from mailwright.dns import MemoryResolver
@@ -14,20 +16,39 @@ DOMAIN = "example.com"
 HOST = "mail.example.com"
 IP = "192.0.2.10"
 REV = "10.2.0.192.in-addr.arpa"
-_RSA = generate_key("rsa", 2048)
+KEY = generate_key("rsa", 2048)
+OTHER_KEY = generate_key("rsa", 2048)
+DKIM_NAME = f"mail._domainkey.{DOMAIN}"
+
+Rec = tuple[str, str, object]
 
 
-def healthy(tmp_path: Path) -> tuple[MemoryResolver, DoctorOptions]:
-    key_file = tmp_path / "mail.pem"
-    key_file.write_bytes(private_key_pem(_RSA))
+def records() -> list[Rec]:
+    return [
+        (DOMAIN, "MX", (10, HOST)),
+        (HOST, "A", IP),
+        (REV, "PTR", HOST),
+        (DOMAIN, "TXT", f"v=spf1 ip4:{IP} -all"),
+        (DKIM_NAME, "TXT", dns_record_value(KEY)),
+        (f"_dmarc.{DOMAIN}", "TXT", f"v=DMARC1; p=reject; rua=mailto:dmarc@{DOMAIN}"),
+    ]
+
+
+def without(recs: list[Rec], name: str, rdtype: str) -> list[Rec]:
+    return [r for r in recs if not (r[0] == name and r[1] == rdtype)]
+
+
+def resolver(recs: Iterable[Rec]) -> MemoryResolver:
     r = MemoryResolver()
-    r.add(DOMAIN, "MX", (10, HOST))
-    r.add(HOST, "A", IP)
-    r.add(REV, "PTR", HOST)
-    r.add(DOMAIN, "TXT", f"v=spf1 ip4:{IP} -all")
-    r.add(f"mail._domainkey.{DOMAIN}", "TXT", dns_record_value(_RSA))
-    r.add(f"_dmarc.{DOMAIN}", "TXT", f"v=DMARC1; p=reject; rua=mailto:dmarc@{DOMAIN}")
-    options = DoctorOptions(
+    for name, rdtype, value in recs:
+        r.add(name, rdtype, value)
+    return r
+
+
+def options(tmp_path: Path) -> DoctorOptions:
+    key_file = tmp_path / "mail.pem"
+    key_file.write_bytes(private_key_pem(KEY))
+    return DoctorOptions(
         hostname=HOST,
         ips=(IP,),
         expected_ipv4=(IP,),
@@ -36,8 +57,3 @@ def healthy(tmp_path: Path) -> tuple[MemoryResolver, DoctorOptions]:
         dbls=("dbl.test",),
         skip=frozenset({"ports"}),
     )
-    return r, options
-
-
-def options(base: DoctorOptions, **changes: Any) -> DoctorOptions:
-    return replace(base, **changes)
