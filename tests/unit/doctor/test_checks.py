@@ -104,7 +104,7 @@ FAULTS: list[tuple[str, Change, str, Status, str]] = [
             *drop(r, REV, "PTR"),
             (REV, "PTR", "other.example.com"),
             ("other.example.com", "A", "192.0.2.77"),
-        ],  # fmt: skip
+        ],
         "fcrdns",
         Status.FAIL,
         "other.example.com. IN A 192.0.2.10",
@@ -115,7 +115,7 @@ FAULTS: list[tuple[str, Change, str, Status, str]] = [
             *drop(r, REV, "PTR"),
             (REV, "PTR", "other.example.com"),
             ("other.example.com", "A", IP),
-        ],  # fmt: skip
+        ],
         "ptr-helo",
         Status.WARN,
         "set the PTR of 192.0.2.10 to mail.example.com",
@@ -126,7 +126,7 @@ FAULTS: list[tuple[str, Change, str, Status, str]] = [
             *drop(r, REV, "PTR"),
             (REV, "PTR", "192-0-2-10.dsl.example.net"),
             ("192-0-2-10.dsl.example.net", "A", IP),
-        ],  # fmt: skip
+        ],
         "ptr-generic",
         Status.WARN,
         "not the provider's default",
@@ -166,7 +166,7 @@ FAULTS: list[tuple[str, Change, str, Status, str]] = [
         "spf-authorizes",
         Status.FAIL,
         "add ip4:192.0.2.10",
-    ),  # fmt: skip
+    ),
     ("+all", _spf(f"v=spf1 ip4:{IP} +all"), "spf-all", Status.FAIL, ""),
     ("?all", _spf(f"v=spf1 ip4:{IP} ?all"), "spf-all", Status.WARN, ""),
     ("ptr in SPF", _spf(f"v=spf1 ip4:{IP} ptr -all"), "spf-ptr", Status.WARN, ""),
@@ -176,7 +176,7 @@ FAULTS: list[tuple[str, Change, str, Status, str]] = [
         "dkim-record:mail",
         Status.FAIL,
         "mailwright records",
-    ),  # fmt: skip
+    ),
     ("DKIM unparsable", _dkim("v=DKIM1; k=rsa; p=!!!"), "dkim-record:mail", Status.FAIL, ""),
     ("DKIM revoked", _dkim("v=DKIM1; k=rsa; p="), "dkim-record:mail", Status.FAIL, ""),
     (
@@ -199,14 +199,14 @@ FAULTS: list[tuple[str, Change, str, Status, str]] = [
         "dmarc-record",
         Status.FAIL,
         "p=none",
-    ),  # fmt: skip
+    ),
     (
         "p=none",
         _dmarc(f"v=DMARC1; p=none; rua=mailto:d@{DOMAIN}"),
         "dmarc-policy",
         Status.WARN,
         "quarantine",
-    ),  # fmt: skip
+    ),
     ("no rua", _dmarc("v=DMARC1; p=reject"), "dmarc-rua", Status.WARN, "rua=mailto:"),
     (
         "external rua unauthorized",
@@ -221,7 +221,7 @@ FAULTS: list[tuple[str, Change, str, Status, str]] = [
         "dmarc-removed-tags",
         Status.WARN,
         "",
-    ),  # fmt: skip
+    ),
     (
         "DMARC fails for our mail",
         lambda r: _dkim(dns_record_value(OTHER_KEY))(_spf("v=spf1 -all")(r)),
@@ -235,7 +235,7 @@ FAULTS: list[tuple[str, Change, str, Status, str]] = [
             *r,
             ("10.2.0.192.dnsbl.test", "A", "127.0.0.2"),
             ("10.2.0.192.dnsbl.test", "TXT", "listed: see http://dnsbl.test/"),
-        ],  # fmt: skip
+        ],
         "dnsbl:dnsbl.test",
         Status.FAIL,
         "request removal at the website of dnsbl.test",
