@@ -63,8 +63,19 @@ def test_demo_runs_and_stops_nsd() -> None:
     assert "$ mailwright --nameserver 127.0.0.1:" in out
     assert "example.com. 300 IN MX 10 mail.example.com." in out
     assert "10.2.0.192.in-addr.arpa. 300 IN PTR mail.example.com." in out
+    # spf check: the mail server and the provider's include pass, a stranger fails.
+    assert "SPF pass for app@example.com from 192.0.2.10" in out
+    assert "SPF pass for app@example.com from 198.51.100.7" in out
+    assert "SPF fail for app@example.com from 203.0.113.99" in out
+    # spf lint finds both misconfigurations, and the 11th lookup is a permerror.
+    assert "too-many-lookups" in out
+    assert "multiple-records" in out
+    assert "SPF permerror for app@example.org from 203.0.113.9" in out
     assert "demo summary" in out
-    assert re.search(r"dns example\.com MX\s+│\s+0 │\s+0 │ ok", out)
+    summary = out.split("demo summary", 1)[1]
+    assert re.search(r"dns example\.com MX\s+│\s+0 │\s+0 │ ok", summary)
+    assert re.search(r"spf lint example\.org\s+│\s+1 │\s+1 │ ok", summary)
+    assert summary.count("│ ok │") == 9
     assert "fail" not in out.split("demo summary", 1)[1]
     assert out.rstrip().endswith("NSD stopped.")
     directory = _directory(out)

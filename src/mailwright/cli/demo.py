@@ -168,7 +168,7 @@ _NSD_HINT = "install NSD with scripts/bootstrap (Debian package 'nsd')"
 
 
 MISSING = -1
-"""Exit code recorded for a step whose command is not in this build."""
+"""Exit code recorded for a step whose command is not in this build (a failed demo)."""
 
 
 def _run_step(step: Step, nameserver: str) -> tuple[Step, int]:
@@ -179,7 +179,7 @@ def _run_step(step: Step, nameserver: str) -> tuple[Step, int]:
     console.rule(f"[bold]{escape(step.title)}[/]", align="left")
     console.print(f"[dim]$ mailwright {escape(' '.join(argv))}[/]", soft_wrap=True)
     if LazyGroup._load(step.args[0]) is None:
-        console.print(f"[yellow]'mailwright {step.args[0]}' is not in this build yet[/]")
+        console.print(f"[red]'mailwright {step.args[0]}' is not in this build[/]")
         console.print()
         return step, MISSING
     code = 0
@@ -204,7 +204,8 @@ def _summary(results: list[tuple[Step, int]]) -> bool:
     for step, code in results:
         if code == MISSING:
             missing.add(step.args[0])
-            table.add_row(escape(" ".join(step.args)), "-", str(step.expect), styled("warn"))
+            ok = False
+            table.add_row(escape(" ".join(step.args)), "-", str(step.expect), styled("fail"))
             continue
         good = code == step.expect
         ok = ok and good
@@ -216,7 +217,7 @@ def _summary(results: list[tuple[Step, int]]) -> bool:
         )
     console.print(table)
     if missing:
-        console.print(f"[yellow]not in this build yet: {', '.join(sorted(missing))}[/]")
+        console.print(f"[red]not in this build: {', '.join(sorted(missing))}[/]")
     return ok
 
 
