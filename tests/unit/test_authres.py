@@ -1,0 +1,297 @@
+"""Authentication-Results (RFC 8601): producing, parsing, stripping forged fields."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailwright.authres import (
+    MAX_FIELD_LENGTH,
+    MAX_RESULTS,
+    AuthenticationResults,
+    AuthResSyntaxError,
+    Property,
+    ResInfo,
+    authserv_id_of,
+    build,
+    dkim_result,
+    dmarc_result,
+    format_pvalue,
+    parse,
+    quote,
+    spf_result,
+    strip_forged,
+)
+from mailwright.dkim.verifier import DkimResult, DkimStatus
+from mailwright.dmarc import evaluate
+from mailwright.dns import MemoryResolver
+from mailwright.spf.result import Result, SpfResult
+
+# --- parsing the RFC 8601 Appendix B examples -------------------------------------
+
+
+def test_b2_none_with_version() -> None:
+    parsed = parse(" example.org 1; none")
+    assert parsed == AuthenticationResults("example.org", (), "1")
+
+
+def test_b3_single_result() -> None:
+    parsed = parse(" example.com;\r\n          spf=pass smtp.mailfrom=example.net")
+    assert parsed.authserv_id == "example.com"
+    assert parsed.results == (
+        ResInfo("spf", "pass", None, (Property("smtp", "mailfrom", "example.net"),)),
+    )
+
+
+def test_b4_comment_after_result() -> None:
+    parsed = parse(
+        " example.com;\r\n   auth=pass (cram-md5) smtp.auth=sender@example.net;\r\n"
+        "   spf=pass smtp.mailfrom=example.net"
+    )
+    auth, spf = parsed.results
+    assert auth.comment == "cram-md5"
+    assert auth.get("smtp", "auth") == "sender@example.net"
+    assert spf.get("SMTP", "MailFrom") == "example.net"
+
+
+def test_b6_reasons_and_header_i() -> None:
+    parsed = parse(
+        ' example.com;\n dkim=pass reason="good signature"\n   header.i=@mail-router.example.net;\n'
+        ' dkim=fail reason="bad signature"\n   header.i=@newyork.example.com'
+    )
+    assert [(r.result, r.reason, r.get("header", "i")) for r in parsed.find("dkim")] == [
+        ("pass", "good signature", "@mail-router.example.net"),
+        ("fail", "bad signature", "@newyork.example.com"),
+    ]
+
+
+def test_b7_comment_heavy() -> None:
+    parsed = parse(
+        " foo.example.net (foobar) 1 (baz);\n"
+        "    dkim (Because I like it) / 1 (One yay) = (wait for it) fail\n"
+        "      policy (A dot can go here) . (like that) expired\n"
+        "      (this surprised me) = (as I wasn't expecting it) 1362471462"
+    )
+    assert parsed.authserv_id == "foo.example.net"
+    assert parsed.version == "1"
+    (dkim,) = parsed.results
+    assert (dkim.method, dkim.method_version, dkim.result) == ("dkim", "1", "fail")
+    assert dkim.properties == (Property("policy", "expired", "1362471462"),)
+
+
+def test_unknown_version_stops_parsing() -> None:
+    parsed = parse("example.com 2; anything (at all) = goes")
+    assert parsed == AuthenticationResults("example.com", (), "2")
+
+
+def test_nested_comments_quoted_pairs_and_trailing_semicolon() -> None:
+    parsed = parse("mx.example.com; spf=pass (a (nested \\) one)) smtp.mailfrom=example.com;")
+    (spf,) = parsed.results
+    assert spf.comment == "a (nested ) one)"
+
+
+def test_quoted_authserv_id_and_quoted_local_part() -> None:
+    parsed = parse('"mx example"; spf=pass smtp.mailfrom="john doe"@example.com')
+    assert parsed.authserv_id == "mx example"
+    assert parsed.results[0].get("smtp", "mailfrom") == '"john doe"@example.com'
+
+
+def test_unquoted_base64_header_b_is_accepted() -> None:
+    parsed = parse("mx.example.com; dkim=pass header.d=example.com header.b=ab/c+d=1")
+    assert parsed.results[0].get("header", "b") == "ab/c+d=1"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "expected an authserv-id"),
+        ("example.com spf=pass", "expected ';'"),
+        ("example.com; spf pass", "expected '='"),
+        ("example.com; spf=pass smtp mailfrom=x", "expected '.'"),
+        ("example.com; spf=pass smtp.mailfrom=", "empty value"),
+        ("example.com; spf=pass (unterminated", "unterminated comment"),
+        ('example.com; spf=pass reason="open', "unterminated quoted string"),
+        ("example.com; =pass", "expected a method name"),
+        ("example.com; dkim/=pass", "expected a method version"),
+        ("example.com; spf=pass; ;", "expected a method name"),
+    ],
+)
+def test_syntax_errors(value: str, message: str) -> None:
+    with pytest.raises(AuthResSyntaxError, match=message):
+        parse(value)
+
+
+def test_bounded_input() -> None:
+    with pytest.raises(AuthResSyntaxError, match="longer than"):
+        parse("a; " + "x" * MAX_FIELD_LENGTH)
+    many = "a; " + "; ".join(["spf=pass"] * (MAX_RESULTS + 1))
+    with pytest.raises(AuthResSyntaxError, match="more than"):
+        parse(many)
+
+
+# --- quoting ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("example.com", "example.com"),
+        ("mx example", '"mx example"'),
+        ('say "hi"', '"say \\"hi\\""'),
+        ("a;b", '"a;b"'),
+        ("", '""'),
+    ],
+)
+def test_quote(value: str, expected: str) -> None:
+    assert quote(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("example.com", "example.com"),
+        ("user@example.com", "user@example.com"),
+        ("@example.com", "@example.com"),
+        ('"john doe"@example.com', '"john doe"@example.com'),
+        ("ab/cd+=", '"ab/cd+="'),
+        ("rsa-sha256", "rsa-sha256"),
+    ],
+)
+def test_pvalue_formatting(value: str, expected: str) -> None:
+    assert format_pvalue(value) == expected
+
+
+# --- producing --------------------------------------------------------------------
+
+
+def test_spf_result_reports_only_the_domain() -> None:
+    info = spf_result("pass", mailfrom="bounce+x@example.com")
+    assert info.format() == "spf=pass smtp.mailfrom=example.com"
+
+
+def test_spf_result_from_spf_objects() -> None:
+    mailfrom = SpfResult(Result.FAIL, "192.0.2.1", "example.com", "a@example.com", "h", "mailfrom")
+    assert spf_result(mailfrom).format() == "spf=fail smtp.mailfrom=example.com"
+    helo = SpfResult(
+        Result.NONE, "192.0.2.1", "mx.example.net", "", "mx.example.net", "helo", problem="none"
+    )
+    assert spf_result(helo).format() == 'spf=none reason="none" smtp.helo=mx.example.net'
+
+
+def test_dkim_result_from_dkim_object() -> None:
+    result = DkimResult(
+        DkimStatus.FAIL,
+        "body hash mismatch",
+        0,
+        "example.com",
+        "s1",
+        "rsa-sha256",
+        "@example.com",
+        header_b="AbC/dEf+GhIjKl",
+    )
+    assert dkim_result(result).format() == (
+        'dkim=fail reason="body hash mismatch" header.d=example.com header.i=@example.com '
+        'header.s=s1 header.a=rsa-sha256 header.b="AbC/dEf+"'
+    )
+
+
+async def test_dmarc_result_with_testing_policy() -> None:
+    resolver = MemoryResolver().add("_dmarc.example.com", "TXT", "v=DMARC1; p=reject; t=y")
+    failed = await evaluate("example.com", ("evil.example", "pass"), [], resolver)
+    info = dmarc_result(failed)
+    assert info.format() == (
+        "dmarc=fail (p=reject t=y dis=quarantine) header.from=example.com policy.dmarc=quarantine"
+    )
+    passed = await evaluate("example.com", None, [("example.com", "pass")], resolver)
+    assert dmarc_result(passed).get("policy", "dmarc") == "quarantine"
+
+
+async def test_dmarc_none_has_no_policy() -> None:
+    none = await evaluate("example.org", None, [], MemoryResolver())
+    assert dmarc_result(none).format() == "dmarc=none header.from=example.org"
+
+
+async def test_build_folds_and_parses_back() -> None:
+    resolver = MemoryResolver().add("_dmarc.example.com", "TXT", "v=DMARC1; p=reject")
+    result = await evaluate("example.com", None, [("example.com", "pass")], resolver)
+    field = build(
+        "mx.example.net",
+        spf=spf_result("softfail", mailfrom="bounce@example.com"),
+        dkim=[dkim_result("pass", domain="example.com", selector="s2026", header_b="abcdefghij")],
+        dmarc=result,
+    )
+    text = field.field()
+    lines = text.split("\r\n")
+    assert lines[0] == "Authentication-Results: mx.example.net;"
+    assert all(line.startswith("\t") for line in lines[1:])
+    assert all(len(line) <= 78 for line in lines)
+    assert parse(text.split(":", 1)[1]) == field
+    assert parse(field.value()) == field
+
+
+def test_build_without_signatures_reports_dkim_none() -> None:
+    field = build("mx.example.net", spf=spf_result("pass", mailfrom="example.com"))
+    assert field.value() == "mx.example.net; spf=pass smtp.mailfrom=example.com; dkim=none"
+
+
+def test_no_results_is_none() -> None:
+    assert AuthenticationResults("mx.example.net").field() == (
+        "Authentication-Results: mx.example.net; none"
+    )
+
+
+def test_long_result_is_folded_between_words() -> None:
+    info = ResInfo("dkim", "fail", "x" * 40, (Property("header", "d", "a" * 50 + ".example"),))
+    text = AuthenticationResults("mx.example.net", (info,)).field()
+    assert all(len(line) <= 78 for line in text.split("\r\n")[:-1])
+    assert parse(text.split(":", 1)[1]).results == (info,)
+
+
+# --- removing forged fields (RFC 8601 §5) -----------------------------------------------
+
+
+MESSAGE = (
+    b"Authentication-Results: mx.example.com; spf=pass smtp.mailfrom=evil.example\r\n"
+    b"Received: from a by b\r\n"
+    b"Authentication-Results: other.example;\r\n\tdkim=pass header.d=other.example\r\n"
+    b"Authentication-Results: MX.Example.COM;\r\n dkim=pass\r\n"
+    b"Subject: hi\r\n"
+    b"\r\n"
+    b"Authentication-Results: mx.example.com; this is the body\r\n"
+)
+
+
+def test_strip_forged_removes_ours_only() -> None:
+    stripped, count = strip_forged(MESSAGE, "mx.example.com")
+    assert count == 2
+    assert stripped == (
+        b"Received: from a by b\r\n"
+        b"Authentication-Results: other.example;\r\n\tdkim=pass header.d=other.example\r\n"
+        b"Subject: hi\r\n"
+        b"\r\n"
+        b"Authentication-Results: mx.example.com; this is the body\r\n"
+    )
+
+
+def test_strip_forged_last_header_field_and_lf_only() -> None:
+    message = b"Subject: x\nAuthentication-Results: mx.example.com; none\n\nbody\n"
+    assert strip_forged(message, ["mx.example.com"]) == (b"Subject: x\n\nbody\n", 1)
+
+
+def test_strip_forged_removes_unparsable_and_keeps_headers_only_messages() -> None:
+    message = b"Authentication-Results: ;;;\r\nSubject: x\r\n"
+    assert strip_forged(message, "mx.example.com") == (b"Subject: x\r\n", 1)
+
+
+def test_strip_forged_compares_a_labels_and_u_labels() -> None:
+    message = b"Authentication-Results: xn--bcher-kva.example; none\r\n\r\n"
+    assert strip_forged(message, "b\u00fccher.example")[1] == 1
+
+
+def test_nothing_to_strip() -> None:
+    message = b"Subject: x\r\n\r\nbody"
+    assert strip_forged(message, "mx.example.com") == (message, 0)
+
+
+def test_authserv_id_of() -> None:
+    assert authserv_id_of(" (c) mx.example.com; garbage (") == "mx.example.com"
+    assert authserv_id_of("  ") is None
