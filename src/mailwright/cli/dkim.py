@@ -248,8 +248,9 @@ def testkey(domain: str, selector: str, key_path: str, as_json: bool) -> None:
         check(
             "record",
             "fail",
-            f"no TXT record at {name}: {answer.outcome}"
-            + (f" ({answer.error})" if answer.error else ""),
+            f"no TXT record at {name} ({answer.outcome})"
+            if answer.is_void
+            else f"lookup of {name} failed: {answer.outcome} ({answer.error})",
         )
     else:
         dkim_records = [t for t in answer.records if "p=" in t]
