@@ -231,3 +231,31 @@ def test_child_processes_found_without_proc_children_file() -> None:
         top = server._process.pid
         assert nsd._children_by_scan(top) == nsd._children(top)
         assert len(server._server_pids()) == 1
+
+
+def test_port_taken_before_nsd_binds_it_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Between picking a free port and NSD binding it, another process may take it.
+    import socket
+
+    from mailwright.testing import nsd
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken_port = taken.getsockname()[1]
+        ports = iter([taken_port])
+        real_free_port = nsd._free_port
+        monkeypatch.setattr(nsd, "_free_port", lambda: next(ports, None) or real_free_port())
+        with NsdServer() as server:
+            assert server.port != taken_port
+            server.set_zone("example.com", "@ A 192.0.2.1")
+
+
+def test_nsd_failing_to_start_raises_and_cleans_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailwright.testing import nsd
+
+    monkeypatch.setattr(nsd, "_config", lambda directory, port: "server:\n    bogus-option: 1\n")
+    server = NsdServer()
+    with pytest.raises(NsdError, match="NSD exited at start"):
+        server.start()
+    assert server.directory is None
+    assert not server.running

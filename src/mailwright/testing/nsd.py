@@ -57,7 +57,7 @@ _PATTERN = "mailwright"
 _ORIGIN_CHARS = re.compile(r"^[a-z0-9_.-]+$")
 _HEADER = """$ORIGIN {origin}.
 $TTL {ttl}
-@ IN SOA ns.{origin}. hostmaster.{origin}. {serial} 3600 600 86400 60
+@ IN SOA ns.mailwright.test. hostmaster.{origin}. {serial} 3600 600 86400 60
 @ IN NS ns.mailwright.test.
 """
 _HEADER_LINES = _HEADER.count("\n")
@@ -125,16 +125,22 @@ class NsdServer:
                     raise NsdError(
                         f"{tool} not found: install the 'nsd' package (scripts/bootstrap)"
                     )
+            self._terminate()  # a process that died on its own: reap it, drop its files
+            self._cleanup()
             self.directory = Path(tempfile.mkdtemp(prefix="mwnsd-", dir=_short_tmp()))
             last_error = ""
-            for _attempt in range(5):
-                try:
-                    self._spawn()
-                    return self
-                except _PortTaken as exc:
-                    last_error = str(exc)
-            self._cleanup()
-            raise NsdError(f"NSD did not start: {last_error}")
+            try:
+                for _attempt in range(5):
+                    try:
+                        self._spawn()
+                        return self
+                    except _PortTaken as exc:
+                        last_error = str(exc)
+                raise NsdError(f"NSD did not start: {last_error}")
+            except BaseException:
+                self._terminate()
+                self._cleanup()
+                raise
 
     def stop(self) -> None:
         """Stop NSD (SIGTERM, then SIGKILL after 5 s) and delete its directory."""
