@@ -1,0 +1,208 @@
+"""Authentication of mail arriving for our domains: SPF, DKIM, DMARC and the verdict.
+
+The SMTP server calls :func:`check_envelope` once MAIL FROM is known (SPF for
+the HELO and MAIL FROM identities, RFC 7208 §2.3/§2.4, run concurrently) and
+:func:`check_message` after DATA (DKIM for every signature, RFC 6376 §6; DMARC
+for the RFC5322.From domain, RFC 9989 §5.3). :func:`apply_verdict` removes any
+incoming Authentication-Results field that claims our authserv-id (RFC 8601
+§5) and prepends our own, one field for all methods.
+
+The DMARC disposition becomes an action, unless ``report-only`` is configured:
+``reject`` → ``550 5.7.1`` at the end of DATA, ``quarantine`` → the
+recipient's Junk folder, otherwise delivery as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from . import authres
+from .dkim import DkimResult, verify_message
+from .dkim.message import split_message
+from .dmarc import DmarcResult, DmarcStatus, Policy, evaluate
+from .dns import Resolver
+from .spf import SpfResult, check_helo, check_mail_from
+
+Action = Literal["deliver", "junk", "reject"]
+
+
+@dataclass(frozen=True)
+class EnvelopeAuth:
+    """SPF results known at MAIL FROM time."""
+
+    client_ip: str
+    helo: str
+    mail_from: str
+    spf_helo: SpfResult | None
+    spf_mailfrom: SpfResult
+
+    @property
+    def spf_for_dmarc(self) -> SpfResult:
+        """RFC 9989 §4.4.2: the MAIL FROM identity, or HELO for the null reverse path.
+
+        ``check_mail_from`` already evaluates ``postmaster@<helo>`` for ``<>``.
+        """
+        return self.spf_mailfrom
+
+
+@dataclass(frozen=True)
+class InboundVerdict:
+    envelope: EnvelopeAuth
+    dkim: tuple[DkimResult, ...]
+    dmarc: tuple[DmarcResult, ...]
+    """One per distinct From domain (usually exactly one)."""
+    from_domains: tuple[str, ...]
+    action: Action
+    reply: str | None
+    """The SMTP reply for ``reject``."""
+    header: str
+    """The complete Authentication-Results field, CRLF-terminated."""
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def dmarc_word(self) -> str:
+        return str(self.dmarc[0].result) if self.dmarc else "none"
+
+
+async def check_envelope(
+    client_ip: str,
+    helo: str,
+    mail_from: str,
+    resolver: Resolver,
+    *,
+    receiver: str,
+) -> EnvelopeAuth:
+    """SPF for both identities, concurrently. A HELO that is an address literal is not checked."""
+    helo_is_name = bool(helo) and not helo.startswith("[") and "." in helo
+    mailfrom_task = check_mail_from(
+        client_ip, mail_from, helo or "unknown", resolver, receiver=receiver
+    )
+    if helo_is_name:
+        spf_helo, spf_mailfrom = await asyncio.gather(
+            check_helo(client_ip, helo, resolver, receiver=receiver), mailfrom_task
+        )
+    else:
+        spf_helo, spf_mailfrom = None, await mailfrom_task
+    return EnvelopeAuth(client_ip, helo, mail_from, spf_helo, spf_mailfrom)
+
+
+def from_domains(message: bytes) -> tuple[tuple[str, ...], str | None]:
+    """The RFC5322.From domains of a message, and a problem when DMARC cannot use them.
+
+    RFC 9989 §5.3.2 / RFC 5322 §3.6: exactly one From field; several addresses or
+    fields with different domains are evaluated one by one, the strictest verdict wins.
+    """
+    parsed = split_message(message)
+    values = [
+        f.raw.split(b":", 1)[1].decode("utf-8", "replace")
+        for f in parsed.headers
+        if f.key == "from"
+    ]
+    if not values:
+        return (), "no From header field"
+    domains: list[str] = []
+    for _name, address in email.utils.getaddresses(values):
+        domain = address.rpartition("@")[2].strip().rstrip(".").lower()
+        if domain and domain not in domains:
+            domains.append(domain)
+    if not domains:
+        return (), "no domain in the From header field"
+    problem = "several From header fields" if len(values) > 1 else None
+    return tuple(domains), problem
+
+
+async def check_message(
+    message: bytes,
+    envelope: EnvelopeAuth,
+    resolver: Resolver,
+    *,
+    authserv_id: str,
+    enforcement: Literal["enforce", "report-only"] = "enforce",
+) -> InboundVerdict:
+    """DKIM and DMARC after DATA, and the resulting action and header."""
+    dkim_results = tuple(await verify_message(message, resolver))
+    domains, problem = from_domains(message)
+    notes: list[str] = [problem] if problem else []
+    spf = envelope.spf_for_dmarc
+    spf_evidence = (spf.domain, spf.result)
+    dkim_evidence = [(r.domain, r.status) for r in dkim_results if r.domain]
+    dmarc_results = tuple(
+        await asyncio.gather(*(evaluate(d, spf_evidence, dkim_evidence, resolver) for d in domains))
+    )
+    action: Action = "deliver"
+    reply: str | None = None
+    strictest = _strictest(dmarc_results)
+    if strictest is not None and strictest.result is DmarcStatus.FAIL:
+        if strictest.disposition is Policy.REJECT:
+            action = "reject"
+        elif strictest.disposition is Policy.QUARANTINE:
+            action = "junk"
+    if action != "deliver" and enforcement == "report-only":
+        notes.append(f"DMARC would {action} (report-only mode)")
+        action = "deliver"
+    if action == "reject" and strictest is not None:
+        owner = strictest.policy_domain or strictest.from_domain
+        reply = (
+            f"550 5.7.1 Rejected by DMARC policy of {owner}"
+            f" (p={strictest.requested_policy or strictest.disposition}): the message is not"
+            " authenticated by an aligned SPF or DKIM pass"
+        )
+    header = _header(authserv_id, envelope, dkim_results, dmarc_results)
+    return InboundVerdict(
+        envelope=envelope,
+        dkim=dkim_results,
+        dmarc=dmarc_results,
+        from_domains=domains,
+        action=action,
+        reply=reply,
+        header=header,
+        notes=tuple(notes),
+    )
+
+
+_SEVERITY = {Policy.NONE: 0, Policy.QUARANTINE: 1, Policy.REJECT: 2}
+
+
+def _strictest(results: Sequence[DmarcResult]) -> DmarcResult | None:
+    failing = [r for r in results if r.result is DmarcStatus.FAIL]
+    pool = failing or list(results)
+    if not pool:
+        return None
+    return max(pool, key=lambda r: _SEVERITY.get(r.disposition, 0))
+
+
+def _header(
+    authserv_id: str,
+    envelope: EnvelopeAuth,
+    dkim_results: Sequence[DkimResult],
+    dmarc_results: Sequence[DmarcResult],
+) -> str:
+    extra: list[authres.ResInfo] = []
+    if envelope.spf_helo is not None:
+        extra.append(authres.spf_result(envelope.spf_helo, helo=envelope.helo))
+    spf = envelope.spf_mailfrom
+    if envelope.mail_from in ("", "<>"):
+        spf_info = authres.spf_result(spf, helo=envelope.helo)
+    else:
+        spf_info = authres.spf_result(spf, mailfrom=envelope.mail_from)
+    results = authres.build(
+        authserv_id,
+        spf=spf_info,
+        dkim=dkim_results,
+        dmarc=dmarc_results[0] if dmarc_results else None,
+        extra=[*(authres.dmarc_result(d) for d in dmarc_results[1:]), *extra],
+    )
+    return results.field() + "\r\n"
+
+
+def apply_verdict(message: bytes, verdict: InboundVerdict, authserv_id: str) -> bytes:
+    """Remove forged Authentication-Results for our authserv-id and prepend ours."""
+    cleaned, _removed = authres.strip_forged(message, authserv_id)
+    header = verdict.header.encode("utf-8")
+    if not header.endswith(b"\r\n"):
+        header = header.rstrip(b"\r\n") + b"\r\n"
+    return header + cleaned

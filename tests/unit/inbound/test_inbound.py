@@ -1,0 +1,146 @@
+"""Inbound authentication: SPF at the envelope, DKIM + DMARC after DATA, the verdict and header."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailwright import authres
+from mailwright.dkim import SigningKey, dns_record_value, generate_key, sign_message
+from mailwright.dns import MemoryResolver
+from mailwright.inbound import apply_verdict, check_envelope, check_message, from_domains
+
+AUTHSERV = "mx.example.net"
+GOOD_IP = "192.0.2.10"
+BAD_IP = "203.0.113.66"
+KEY = generate_key("ed25519")
+
+
+def world(dmarc: str = "v=DMARC1; p=reject; rua=mailto:d@example.org") -> MemoryResolver:
+    r = MemoryResolver()
+    r.add("example.org", "TXT", f"v=spf1 ip4:{GOOD_IP} -all")
+    r.add("mail.example.org", "TXT", f"v=spf1 ip4:{GOOD_IP} -all")
+    r.add("mail.example.org", "A", GOOD_IP)
+    r.add("sel._domainkey.example.org", "TXT", dns_record_value(KEY))
+    r.add("_dmarc.example.org", "TXT", dmarc)
+    return r
+
+
+def message(signed: bool, from_line: bytes = b"From: Alice <alice@example.org>\r\n") -> bytes:
+    body = (
+        from_line + b"To: bob@example.net\r\nSubject: hello\r\n"
+        b"Date: Tue, 24 Nov 2026 19:00:00 +0000\r\nMessage-ID: <1@example.org>\r\n\r\nHi Bob.\r\n"
+    )
+    if not signed:
+        return body
+    key = SigningKey("example.org", "sel", "ed25519-sha256", KEY)
+    return sign_message(body, [key]) + body
+
+
+async def verdict(
+    ip: str,
+    signed: bool,
+    *,
+    resolver: MemoryResolver | None = None,
+    mail_from: str = "alice@example.org",
+    enforcement: str = "enforce",
+    msg: bytes | None = None,
+):  # type: ignore[no-untyped-def]
+    resolver = resolver or world()
+    envelope = await check_envelope(ip, "mail.example.org", mail_from, resolver, receiver=AUTHSERV)
+    return await check_message(
+        msg if msg is not None else message(signed),
+        envelope,
+        resolver,
+        authserv_id=AUTHSERV,
+        enforcement=enforcement,  # type: ignore[arg-type]
+    )
+
+
+async def test_authenticated_mail_passes_everything() -> None:
+    v = await verdict(GOOD_IP, signed=True)
+    assert v.action == "deliver"
+    parsed = authres.parse(v.header.split(":", 1)[1])
+    words = [(r.method, r.result) for r in parsed.results]
+    assert ("spf", "pass") in words
+    assert ("dkim", "pass") in words
+    assert ("dmarc", "pass") in words
+
+
+async def test_spoofed_mail_is_rejected_naming_the_policy() -> None:
+    v = await verdict(BAD_IP, signed=False)
+    assert v.action == "reject"
+    assert v.reply is not None
+    assert v.reply.startswith("550 5.7.1 ")
+    assert "DMARC policy of example.org" in v.reply
+    assert "p=reject" in v.reply
+
+
+async def test_dkim_alone_satisfies_dmarc_from_a_forwarder() -> None:
+    v = await verdict(BAD_IP, signed=True)
+    assert v.action == "deliver"
+    assert v.dmarc_word == "pass"
+
+
+async def test_quarantine_policy_goes_to_junk() -> None:
+    v = await verdict(BAD_IP, signed=False, resolver=world("v=DMARC1; p=quarantine"))
+    assert v.action == "junk"
+    assert v.reply is None
+
+
+async def test_testing_mode_lowers_reject_to_quarantine() -> None:
+    v = await verdict(BAD_IP, signed=False, resolver=world("v=DMARC1; p=reject; t=y"))
+    assert v.action == "junk"
+
+
+async def test_p_none_delivers() -> None:
+    v = await verdict(BAD_IP, signed=False, resolver=world("v=DMARC1; p=none"))
+    assert v.action == "deliver"
+    assert v.dmarc_word == "fail"
+
+
+async def test_report_only_mode_delivers_and_says_so() -> None:
+    v = await verdict(BAD_IP, signed=False, enforcement="report-only")
+    assert v.action == "deliver"
+    assert any("report-only" in n for n in v.notes)
+
+
+async def test_null_sender_uses_the_helo_identity() -> None:
+    v = await verdict(GOOD_IP, signed=False, mail_from="")
+    assert v.envelope.spf_mailfrom.domain == "mail.example.org"
+    assert str(v.envelope.spf_mailfrom.result) == "pass"
+    assert "smtp.helo=mail.example.org" in v.header
+
+
+async def test_message_without_from_is_delivered_without_dmarc() -> None:
+    msg = b"Subject: no from\r\n\r\nbody\r\n"
+    v = await verdict(BAD_IP, signed=False, msg=msg)
+    assert v.dmarc == ()
+    assert v.action == "deliver"
+    assert "no From header field" in v.notes
+
+
+def test_from_domains_of_several_fields() -> None:
+    msg = b"From: a@example.org\r\nFrom: b@Example.COM.\r\n\r\n"
+    assert from_domains(msg) == (("example.org", "example.com"), "several From header fields")
+
+
+async def test_strictest_of_several_from_domains_wins() -> None:
+    resolver = world()
+    resolver.add("_dmarc.example.com", "TXT", "v=DMARC1; p=none")
+    msg = message(True, b"From: alice@example.org, eve@example.com\r\n")
+    v = await verdict(GOOD_IP, signed=True, resolver=resolver, msg=msg)
+    assert [str(d.result) for d in v.dmarc] == ["pass", "fail"]
+    assert v.action == "deliver"  # example.com's p=none
+
+
+@pytest.mark.parametrize("claimed", [AUTHSERV, "MX.Example.NET"])
+async def test_forged_results_for_our_id_are_removed(claimed: str) -> None:
+    forged = f"Authentication-Results: {claimed}; dmarc=pass header.from=example.org\r\n"
+    foreign = "Authentication-Results: other.example; spf=pass smtp.mailfrom=x.example\r\n"
+    msg = (forged + foreign).encode() + message(False)
+    v = await verdict(BAD_IP, signed=False, msg=msg, enforcement="report-only")
+    out = apply_verdict(msg, v, AUTHSERV)
+    assert out.count(b"Authentication-Results:") == 2
+    assert b"other.example; spf=pass" in out
+    assert out.startswith(b"Authentication-Results: mx.example.net;")
+    assert b"dmarc=fail" in out
