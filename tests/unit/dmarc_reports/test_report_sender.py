@@ -1,0 +1,77 @@
+"""Outgoing aggregate report mails: RFC 9990 subject, attachment name, destination checks."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import gzip
+
+from mailwright.dmarc.report_sender import compose_reports
+from mailwright.dmarc.report_writer import Observation
+from mailwright.dmarc.reports import parse_report
+from mailwright.dns import MemoryResolver
+
+
+def _obs(domain: str) -> Observation:
+    return Observation(
+        policy_domain=domain,
+        source_ip="192.0.2.1",
+        header_from=domain,
+        disposition="none",
+        dkim_aligned="pass",
+        spf_aligned="pass",
+        dkim=((domain, "s", "pass"),),
+        spf=(domain, "mfrom", "pass"),
+    )
+
+
+async def test_report_goes_to_internal_and_authorized_destinations_only() -> None:
+    r = MemoryResolver()
+    r.add(
+        "_dmarc.example.com",
+        "TXT",
+        "v=DMARC1; p=reject; rua=mailto:d@example.com,mailto:x@reports.example,"
+        "mailto:y@unauthorized.example",
+    )
+    r.add("example.com._report._dmarc.reports.example", "TXT", "v=DMARC1")
+    r.add("unauthorized.example", "A", "192.0.2.99")
+    r.add("reports.example", "A", "192.0.2.98")
+    (report,) = await compose_reports(
+        {"example.com": (["mailto:d@example.com"], [_obs("example.com")] * 2)},
+        reporter_domain="mx.example.net",
+        from_address="dmarc-noreply@example.net",
+        begin=100,
+        end=200,
+        resolver=r,
+    )
+    assert report.recipients == ("d@example.com", "x@reports.example")
+    assert len(report.skipped) == 1
+    assert "y@unauthorized.example" in report.skipped[0]
+    msg = email.message_from_bytes(report.message, policy=email.policy.default)
+    subject = " ".join(str(msg["Subject"]).split())
+    assert subject == (
+        "Report Domain: example.com Submitter: mx.example.net"
+        " Report-ID: <100-example.com@mx.example.net>"
+    )
+    (part,) = [p for p in msg.walk() if p.get_content_type() == "application/gzip"]
+    filename = part.get_filename()
+    assert filename is not None
+    assert filename.startswith("mx.example.net!example.com!100!200!")
+    assert filename.endswith(".xml.gz")
+    parsed = parse_report(gzip.decompress(part.get_payload(decode=True)))
+    assert parsed.domain == "example.com"
+    assert parsed.message_count == 2
+    assert parsed.policy["p"] == "reject"
+
+
+async def test_domain_that_no_longer_asks_for_reports_gets_none() -> None:
+    r = MemoryResolver().add("_dmarc.example.com", "TXT", "v=DMARC1; p=none")
+    reports = await compose_reports(
+        {"example.com": (["mailto:d@example.com"], [_obs("example.com")])},
+        reporter_domain="mx.example.net",
+        from_address="dmarc-noreply@example.net",
+        begin=1,
+        end=2,
+        resolver=r,
+    )
+    assert reports == []
