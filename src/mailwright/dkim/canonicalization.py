@@ -1,13 +1,12 @@
 """Header and body canonicalization, RFC 6376 §3.4.
 
-Every transform is a handful of ``bytes.replace``/regex passes over the whole
-input, never a Python loop per byte, and every regex is linear (no
-backtracking on long whitespace runs).
+Every transform is a handful of ``bytes.replace`` passes over the whole input,
+never a Python loop per byte and no regex that could backtrack on long
+whitespace runs.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 __all__ = [
@@ -21,8 +20,19 @@ __all__ = [
 Canonicalization = Literal["simple", "relaxed"]
 CANONICALIZATIONS: tuple[Canonicalization, ...] = ("simple", "relaxed")
 
-# A run of WSP that is not a single space: a tab, or two or more WSP characters.
-_WSP_TO_SPACE = re.compile(rb"\t[ \t]*|  [ \t]*| \t[ \t]*")
+
+def _collapse_wsp(data: bytes) -> bytes:
+    """Every run of SP/HTAB → one SP.
+
+    Tabs become spaces, then doubled spaces are halved until none is left: a few
+    C-speed passes (log2 of the longest run), several times faster than a regex
+    substitution on typical text and still bounded on a megabyte of blanks.
+    """
+    if b"\t" in data:
+        data = data.replace(b"\t", b" ")
+    while b"  " in data:
+        data = data.replace(b"  ", b" ")
+    return data
 
 
 def parse_canonicalization(value: str | None) -> tuple[Canonicalization, Canonicalization]:
@@ -46,7 +56,7 @@ def canonicalize_header(raw: bytes, method: Canonicalization) -> bytes:
     if colon < 0:
         return raw
     name = raw[:colon].rstrip(b" \t").lower()
-    value = _WSP_TO_SPACE.sub(b" ", raw[colon + 1 :].replace(b"\r\n", b"")).strip(b" ")
+    value = _collapse_wsp(raw[colon + 1 :].replace(b"\r\n", b"")).strip(b" ")
     return name + b":" + value + b"\r\n"
 
 
@@ -59,7 +69,7 @@ def canonicalize_body(body: bytes, method: Canonicalization) -> bytes:
     # lines; a non-empty body ends with CRLF, an empty one stays empty.
     if not body:
         return b""
-    text = _WSP_TO_SPACE.sub(b" ", body).replace(b" \r\n", b"\r\n")
+    text = _collapse_wsp(body).replace(b" \r\n", b"\r\n")
     if text.endswith(b" "):
         text = text[:-1]
     end = _content_end(text)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 __all__ = ["HeaderField", "ParsedMessage", "normalize_line_endings", "split_message"]
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+_FIELD_BREAK = re.compile(rb"\r\n(?![ \t])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,30 +61,18 @@ def split_message(message: bytes) -> ParsedMessage:
         return ParsedMessage((), data[2:], lf_only)
     sep = data.find(b"\r\n\r\n")
     if sep < 0:
-        block, body = data, b""
+        block, body = (data if data.endswith(b"\r\n") else data + b"\r\n"), b""
     else:
         block, body = data[: sep + 2], data[sep + 4 :]
-    lines = block.split(b"\r\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    fields: list[HeaderField] = []
-    current: list[bytes] = []
-    for line in lines:
-        if current and line[:1] in (b" ", b"\t"):
-            current.append(line)  # RFC 5322 §2.2.3: a continuation line starts with WSP
-            continue
-        if current:
-            fields.append(_field(current))
-        current = [line]
-    if current:
-        fields.append(_field(current))
-    return ParsedMessage(tuple(fields), body, lf_only)
+    # RFC 5322 §2.2.3: a line starting with WSP continues the field before it.
+    pieces = _FIELD_BREAK.split(block[:-2]) if block else []
+    return ParsedMessage(tuple(_field(p) for p in pieces), body, lf_only)
 
 
-def _field(lines: list[bytes]) -> HeaderField:
-    raw = b"\r\n".join(lines) + b"\r\n"
-    colon = lines[0].find(b":")
-    if colon <= 0:
-        return HeaderField("", raw)
-    name = lines[0][:colon].rstrip(b" \t")  # obs-syntax allows WSP before the colon
+def _field(text: bytes) -> HeaderField:
+    raw = text + b"\r\n"
+    colon = text.find(b":")
+    if colon <= 0 or text[:1] in (b" ", b"\t"):
+        return HeaderField("", raw)  # no name, or a continuation line with nothing to continue
+    name = text[:colon].rstrip(b" \t")  # obs-syntax allows WSP before the colon
     return HeaderField(name.decode("ascii", "replace").lower(), raw)
