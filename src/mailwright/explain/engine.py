@@ -38,6 +38,8 @@ MAX_EXAMPLES = 20
 MAX_DOMAINS = 10_000
 MAX_UNKNOWN_HOSTS = 1_000
 MAX_UNKNOWN_TEXTS = 50
+MAX_UNKNOWN_LINES = 2_000
+"""Verbatim unrecognised lines kept in all (each distinct text once; all are counted)."""
 WINDOW = 1 << 20
 """How far back (besides the current chunk) a failed message's from= line is searched."""
 MAX_SAMPLE = 4096
@@ -127,6 +129,7 @@ class Explainer:
         self._clock = Clock(self.now)
         self._window = b""
         self._current = b""
+        self._unknown_lines = 0
 
     # --- input ---------------------------------------------------------------------
 
@@ -344,8 +347,9 @@ class Explainer:
         entry = group.texts.get(key)
         if entry is not None:
             entry[0] += 1
-        elif len(group.texts) < MAX_UNKNOWN_TEXTS:
+        elif len(group.texts) < MAX_UNKNOWN_TEXTS and self._unknown_lines < MAX_UNKNOWN_LINES:
             group.texts[key] = [1, _clip(line)]
+            self._unknown_lines += 1
         else:
             group.other_texts += 1
 

@@ -1,0 +1,200 @@
+"""``mailwright explain``: why mail was deferred or bounced, read from the mail logs."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import UserError
+from ..explain import Explainer, parse_since, read_source, resolve_sources
+from ..explain.sources import Source
+from .context import app, console, emit_json, err_console
+
+EPILOG = """\b
+Examples:
+  mailwright explain                           # /var/log/mail.log and its rotations
+  mailwright explain /var/log/mail.log.2.gz --since 3d
+  mailwright explain --since 2026-11-24T08:00 -v mail.log
+  journalctl -u postfix -o short | mailwright explain -
+  mailwright explain --json mail.log | jq '.causes[] | {cause, count, check}'
+
+\b
+Causes: reverse-dns, blocklisted, dmarc, spf, dkim, sender-null-mx, sender-domain,
+recipient-unknown, mailbox-full, message-too-large, greylisted, rate-limited,
+tls-required, spam-content, connection-failed, recipient-domain-dns, unknown.
+Exit status: 0 the report was made (bounces or not); 1 an input could not be read
+completely (the report covers what was read); 2 a usage mistake.
+"""
+
+PROGRESS_MIN_BYTES = 64 << 20
+
+
+@click.command(epilog=EPILOG)
+@click.argument("files", nargs=-1, metavar="[FILE ...]")
+@click.option(
+    "--since", metavar="TIME", help="Only failures at or after TIME: 2h, 3d, 1w, or an ISO date."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see README).")
+@click.option("-v", "--verbose", is_flag=True, help="Details: each cause's messages, every text.")
+def explain(files: tuple[str, ...], since: str | None, as_json: bool, verbose: bool) -> None:
+    """Explain why mail was deferred or bounced: read Postfix's mail.log (plain or .gz,
+    '-' for stdin) and mailwright's own log, and sort every failure into a known cause
+    with its fix and the `mailwright check` item that confirms it."""
+    since_at = parse_since(since) if since else None
+    sources = resolve_sources(files, _own_logs() if not files else None)
+    explainer = Explainer(since=since_at)
+    total = sum(s.size() or 0 for s in sources)
+    if not as_json and sys.stdout.isatty() and total >= PROGRESS_MIN_BYTES:
+        _read_with_progress(explainer, sources, total)
+    else:
+        for source in sources:
+            read_source(explainer, source)
+    report = explainer.to_json()
+    if as_json:
+        emit_json(report)
+    else:
+        _print_report(report, verbose)
+    raise SystemExit(1 if report["errors"] else 0)
+
+
+def _own_logs() -> list[Path]:
+    """mailwright's log, when a config file says where it is (no config: none)."""
+    ctx = app()
+    if not ctx.has_config_file:
+        return []
+    try:
+        config = ctx.config
+    except UserError:
+        return []  # a broken config is not this command's business
+    return [config.log.file or config.data_dir / "mailwright.log"]
+
+
+def _read_with_progress(explainer: Explainer, sources: list[Source], total: int) -> None:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("reading", total=total)
+        done = 0
+        for source in sources:
+            progress.update(task, description=escape(source.name))
+
+            def at(position: int, base: int = done) -> None:
+                progress.update(task, completed=base + max(position, 0))
+
+            read_source(explainer, source, progress=at)
+            done += source.size() or 0
+            progress.update(task, completed=done)
+
+
+def _when(value: str | None) -> str:
+    if not value:
+        return "-"
+    try:
+        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return value
+
+
+def _period(first: str | None, last: str | None) -> str:
+    if not first or not last:
+        return "-"
+    a, b = datetime.fromisoformat(first), datetime.fromisoformat(last)
+    if a.date() == b.date():
+        return f"{a:%m-%d %H:%M}→{b:%H:%M}"
+    return f"{a:%m-%d %H:%M}→{b:%m-%d %H:%M}"
+
+
+def _domains(domains: list[str], shown: int = 3) -> str:
+    text = ", ".join(domains[:shown])
+    if len(domains) > shown:
+        text += f" +{len(domains) - shown}"
+    return text
+
+
+def _print_report(report: dict[str, Any], verbose: bool) -> None:
+    totals = report["totals"]
+    files = report["files"]
+    console.print(
+        f"Read {totals['lines']:,} lines ({totals['bytes'] / 1e6:,.1f} MB) from "
+        f"{len(files)} file{'s' if len(files) != 1 else ''}"
+        + (f", failures since {_when(report['since'])}" if report["since"] else "")
+        + f": [bold red]{totals['bounced']:,} bounced[/], "
+        f"[bold yellow]{totals['deferred']:,} deferred[/], "
+        f"{totals['delivered']:,} delivered, {totals['expired']:,} expired.",
+        soft_wrap=True,
+    )
+    causes = report["causes"]
+    if not causes:
+        console.print("[bold green]No deferred or bounced mail.[/]")
+    else:
+        table = Table(show_lines=False)
+        table.add_column("cause", style="bold", no_wrap=True)
+        table.add_column("count", justify="right", no_wrap=True)
+        table.add_column("bnc/dfr", justify="right", no_wrap=True)
+        table.add_column("recipient domains")
+        table.add_column("first→last", no_wrap=True)
+        table.add_column("check", no_wrap=True)
+        for c in causes:
+            table.add_row(
+                c["cause"],
+                f"{c['count']:,}",
+                f"{c['bounced']:,}/{c['deferred']:,}",
+                Text(_domains(c["recipient_domains"], 2)),
+                _period(c["first"], c["last"]),
+                Text(c["check"] or "-"),
+            )
+        console.print(table)
+        for c in causes:
+            head = Text(c["cause"], style="bold")
+            head.append(f"  {c['title']}", style="")
+            if c["lists"]:
+                head.append("  (lists: " + ", ".join(c["lists"]) + ")", style="yellow")
+            console.print(head)
+            console.print(Text("  fix: " + c["fix"]), soft_wrap=True)
+            if c["check"]:
+                console.print(Text(f"  confirm: mailwright check DOMAIN → {c['check']}"))
+            console.print(Text("  sample: " + c["sample"], style="dim"), soft_wrap=True)
+            if verbose:
+                for ex in c["examples"]:
+                    who = f"from=<{ex['from']}> " if ex["from"] is not None else ""
+                    console.print(
+                        Text(
+                            f"    {_when(ex['time'])} {ex['queue_id']} {who}to=<{ex['to']}> "
+                            f"{ex['status']} dsn={ex['dsn']} via {ex['remote_host'] or 'none'} "
+                            f"[{ex['rule']}]: {ex['text']}"
+                        ),
+                        soft_wrap=True,
+                    )
+                if c["count"] > len(c["examples"]):
+                    console.print(f"    … {c['count'] - len(c['examples']):,} more")
+    if report["unrecognised"]:
+        console.print("[bold]Unrecognised replies, by remote host[/] (cause 'unknown'):")
+        for group in report["unrecognised"]:
+            console.print(Text(f"  {group['remote_host']}: {group['count']:,}", style="bold"))
+            lines = group["lines"] if verbose else group["lines"][:3]
+            for entry in lines:
+                console.print(Text(f"    {entry['count']:>6,}× {entry['line']}"), soft_wrap=True)
+            hidden = len(group["lines"]) - len(lines) + group["more_distinct_texts"]
+            if hidden:
+                console.print(f"    … {hidden:,} more distinct texts (-v shows them)")
+    if report["skipped_lines"]:
+        console.print(
+            f"[yellow]{report['skipped_lines']:,} line(s) looked like delivery events but "
+            "could not be parsed (truncated or garbled).[/]"
+        )
+    for error in report["errors"]:
+        err_console.print(Text("error: " + error, style="bold red"), soft_wrap=True)
