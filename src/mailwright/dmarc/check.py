@@ -164,7 +164,9 @@ async def check_domain(domain: str, resolver: Resolver) -> DmarcReport:
             findings.append(
                 Finding(
                     "dmarc-multiple-records",
-                    Severity.ERROR,
+                    # An error at the checked name; above it, another owner's problem
+                    # that still changes which record applies.
+                    Severity.ERROR if item.domain == name else Severity.WARNING,
                     f"{item.name} has {len(item.dmarc_texts)} DMARC records; receivers ignore "
                     "all of them (RFC 9989 §4.10)",
                     f"keep exactly one TXT record starting with v=DMARC1 at {item.name}",

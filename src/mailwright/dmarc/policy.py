@@ -130,6 +130,19 @@ class DmarcResult:
     def reason(self) -> str:
         return "; ".join(self.reasons)
 
+    def receiver_action(self, *, other_evidence: bool = False) -> Policy:
+        """What a receiver may do with this message on DMARC grounds alone.
+
+        RFC 9989 §7.4 and §8: a receiver MUST NOT reject solely because of
+        p=reject and, without other knowledge and analysis, MUST treat such mail
+        as if the policy were quarantine. ``other_evidence=True`` says the caller
+        has that other analysis (content filter, known-bad source...) and lets
+        the requested reject through.
+        """
+        if self.disposition is Policy.REJECT and not other_evidence:
+            return Policy.QUARANTINE
+        return self.disposition
+
     def as_json(self) -> dict[str, object]:
         return {
             "result": str(self.result),

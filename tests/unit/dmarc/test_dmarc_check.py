@@ -311,3 +311,15 @@ async def test_report_json_schema_keys() -> None:
     findings = data["findings"]
     assert isinstance(findings, list)
     assert set(findings[0]) == {"id", "severity", "message", "fix"}
+
+
+async def test_multiple_records_above_the_checked_name_are_a_warning() -> None:
+    resolver = world(
+        ("_dmarc.example.com", "v=DMARC1; p=reject; rua=mailto:d@example.com"),
+        ("_dmarc.com", "v=DMARC1; p=none; psd=y"),
+        ("_dmarc.com", "v=DMARC1; p=reject; psd=y"),
+    )
+    report = await check_domain("example.com", resolver)
+    (finding,) = [f for f in report.findings if f.id == "dmarc-multiple-records"]
+    assert finding.severity is Severity.WARNING
+    assert report.ok

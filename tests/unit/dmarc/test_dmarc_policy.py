@@ -335,3 +335,14 @@ async def test_result_json() -> None:
     assert data["disposition"] == "quarantine"
     assert data["requested_policy"] == "reject"
     assert data["policy_domain"] == "example.com"
+
+
+async def test_receiver_must_not_reject_on_p_reject_alone() -> None:
+    # RFC 9989 §7.4: without other analysis, treat p=reject as quarantine.
+    resolver = world(("example.com", "v=DMARC1; p=reject"))
+    result = await evaluate("example.com", None, [], resolver)
+    assert result.disposition is Policy.REJECT
+    assert result.receiver_action() is Policy.QUARANTINE
+    assert result.receiver_action(other_evidence=True) is Policy.REJECT
+    passed = await evaluate("example.com", None, [("example.com", "pass")], resolver)
+    assert passed.receiver_action(other_evidence=True) is Policy.NONE
