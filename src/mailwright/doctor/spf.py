@@ -47,6 +47,14 @@ async def tree(ctx: Context) -> LintReport:
     return await ctx.once("spf-lint", lambda: lint(ctx.domain, ctx.resolver))
 
 
+async def _parsed_tree(ctx: Context) -> LintReport | Finding:
+    """The lint report when the top record parses; else why the row cannot be judged."""
+    report = await tree(ctx)
+    if report.tree.status == "syntax":
+        return Finding.error("the record does not parse (see spf-syntax)", "fix spf-syntax first")
+    return report
+
+
 def _nodes(node: LintNode) -> list[LintNode]:
     return [node, *(n for child in node.children for n in _nodes(child))]
 
@@ -127,7 +135,9 @@ async def check_lookups(ctx: Context) -> Finding:
     text = await _single(ctx)
     if isinstance(text, Finding):
         return text
-    report = await tree(ctx)
+    report = await _parsed_tree(ctx)
+    if isinstance(report, Finding):
+        return report
     counted = f"{report.total_lookups} DNS-querying terms across the tree (limit {MAX_DNS_TERMS})"
     listing = "\n".join(_tree_lines(report.tree))
     if report.total_lookups > MAX_DNS_TERMS:
@@ -146,7 +156,9 @@ async def check_void(ctx: Context) -> Finding:
     text = await _single(ctx)
     if isinstance(text, Finding):
         return text
-    report = await tree(ctx)
+    report = await _parsed_tree(ctx)
+    if isinstance(report, Finding):
+        return report
     counted = f"{report.void_lookups} void lookups (limit {MAX_VOID_LOOKUPS})"
     voids = [f.message for f in report.findings if f.id == "void-lookup"]
     if report.void_lookups > MAX_VOID_LOOKUPS:
@@ -224,7 +236,9 @@ async def check_all(ctx: Context) -> Finding:
     text = await _single(ctx)
     if isinstance(text, Finding):
         return text
-    report = await tree(ctx)
+    report = await _parsed_tree(ctx)
+    if isinstance(report, Finding):
+        return report
     ids = {"pass-all": Status.FAIL, "neutral-all": Status.WARN, "no-all": Status.WARN}
     found = [f for f in report.findings if f.id in ids and f.domain in (None, report.domain)]
     found = found or [f for f in report.findings if f.id in ids]
@@ -245,7 +259,9 @@ async def check_ptr(ctx: Context) -> Finding:
     text = await _single(ctx)
     if isinstance(text, Finding):
         return text
-    report = await tree(ctx)
+    report = await _parsed_tree(ctx)
+    if isinstance(report, Finding):
+        return report
     found = [f for f in report.findings if f.id == "ptr"]
     if found:
         return Finding.warn(

@@ -1,0 +1,511 @@
+"""The doctor against real DNS: a complete domain served by NSD, then one fault at a time.
+
+The world: ``example.test`` with its MX host ``mail.example.test`` at 127.0.0.25
+(a loopback address, so the reverse zone is ``127.in-addr.arpa`` and nothing
+leaves the machine), DKIM keys under ``mail`` (RSA-2048) and ``mail-ed``
+(Ed25519), a DNSBL ``dnsbl.test`` and a DBL ``dbl.test`` we serve ourselves,
+and a small SMTP responder with STARTTLS and a certificate from a test CA on
+127.0.0.25, so the TLS check talks to a real TLS stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import os
+import ssl
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mailwright.dkim import dns_record_value, generate_key, private_key_pem
+from mailwright.doctor import DoctorOptions, Report, SelectorSpec, Status, run_checks
+from mailwright.setup.records import split_zone, txt_rdata
+from mailwright.testing.nsd import NsdServer
+
+DOMAIN = "example.test"
+HOST = "mail.example.test"
+IP = "127.0.0.25"
+PTR_OWNER = "25.0.0"  # in 127.in-addr.arpa
+RSA = generate_key("rsa", 2048)
+ED = generate_key("ed25519")
+OTHER = generate_key("rsa", 2048)
+PROJECT = Path(__file__).resolve().parents[2]
+
+World = dict[str, list[str]]
+"""zone origin → record lines (relative names)."""
+
+
+def healthy_world() -> World:
+    return {
+        "test": [],
+        DOMAIN: [
+            "@ MX 10 mail",
+            f"mail A {IP}",
+            f'@ TXT "v=spf1 ip4:{IP} -all"',
+            f"mail._domainkey TXT {txt_rdata(dns_record_value(RSA))}",
+            f"mail-ed._domainkey TXT {txt_rdata(dns_record_value(ED))}",
+            f'_dmarc TXT "v=DMARC1; p=reject; rua=mailto:dmarc-reports@{DOMAIN}"',
+        ],
+        "127.in-addr.arpa": [f"{PTR_OWNER} PTR {HOST}."],
+        "dnsbl.test": [],
+        "dbl.test": [],
+        "reports.test": ["@ MX 10 mail"],
+    }
+
+
+def publish(dns: NsdServer, world: World) -> None:
+    for origin, lines in world.items():
+        dns.set_zone(origin, "\n".join(lines) + "\n")
+
+
+def replace(world: World, origin: str, prefix: str, *new: str) -> World:
+    """A copy of ``world`` with the lines of ``origin`` starting with ``prefix`` replaced."""
+    changed = {k: list(v) for k, v in world.items()}
+    changed[origin] = [line for line in changed[origin] if not line.startswith(prefix)]
+    changed[origin].extend(new)
+    return changed
+
+
+# -- a tiny SMTP responder with STARTTLS ---------------------------------------------------
+
+
+@dataclasses.dataclass
+class Tls:
+    ca_file: Path
+    server: ssl.SSLContext
+
+
+def make_tls(tmp: Path, hostname: str = HOST) -> Tls:
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailwright test CA")])
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(ca_ski, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=90))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file = tmp / "ca.pem"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    chain = tmp / "cert.pem"
+    chain.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_file = tmp / "key.pem"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(chain, key_file)
+    return Tls(ca_file, server)
+
+
+async def _session(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: ssl.SSLContext
+) -> None:
+    writer.write(f"220 {HOST} ESMTP test responder\r\n".encode())
+    secure = False
+    try:
+        while line := await reader.readline():
+            verb = line.decode().strip().split(" ")[0].upper()
+            if verb == "EHLO":
+                ext = "250 PIPELINING" if secure else "250-PIPELINING\r\n250 STARTTLS"
+                writer.write(f"250-{HOST} hello\r\n{ext}\r\n".encode())
+            elif verb == "STARTTLS" and not secure:
+                writer.write(b"220 go ahead\r\n")
+                await writer.drain()
+                await writer.start_tls(tls)
+                secure = True
+            elif verb == "QUIT":
+                writer.write(b"221 bye\r\n")
+                break
+            else:
+                writer.write(b"502 not implemented\r\n")
+            await writer.drain()
+    except (OSError, ssl.SSLError):
+        pass
+    finally:
+        writer.close()
+
+
+@pytest.fixture
+async def smtp(tmp_path: Path) -> AsyncIterator[tuple[int, Path]]:
+    """(port, CA file) of a STARTTLS responder on 127.0.0.25."""
+    tls = make_tls(tmp_path)
+    server = await asyncio.start_server(
+        lambda r, w: _session(r, w, tls.server), IP, 0, reuse_address=True
+    )
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield port, tls.ca_file
+
+
+@pytest.fixture
+def key_files(tmp_path: Path) -> tuple[Path, Path]:
+    rsa_file, ed_file = tmp_path / "mail.pem", tmp_path / "mail-ed.pem"
+    rsa_file.write_bytes(private_key_pem(RSA))
+    ed_file.write_bytes(private_key_pem(ED))
+    return rsa_file, ed_file
+
+
+@pytest.fixture
+def doctor_options(key_files: tuple[Path, Path], smtp: tuple[int, Path]) -> DoctorOptions:
+    port, ca_file = smtp
+    return DoctorOptions(
+        hostname=HOST,
+        ips=(IP,),
+        expected_ipv4=(IP,),
+        selectors=(
+            SelectorSpec("mail", key_files[0], DOMAIN),
+            SelectorSpec("mail-ed", key_files[1], DOMAIN),
+        ),
+        dnsbls=("dnsbl.test",),
+        dbls=("dbl.test",),
+        local_host=IP,
+        local_ports=(port,),
+        configured_ports=frozenset({port}),
+        smtp_port=port,
+        tls_ca_file=ca_file,
+        connect_timeout=2.0,
+    )
+
+
+async def check(dns: NsdServer, options: DoctorOptions, domain: str = DOMAIN) -> Report:
+    return await run_checks(domain, options, dns.resolver(timeout=2.0))
+
+
+def not_ok(report: Report) -> list[tuple[str, str, str]]:
+    return [(c.id, str(c.status), c.observed) for c in report.checks if c.status is not Status.OK]
+
+
+async def test_complete_domain_is_all_ok(
+    dns_world: NsdServer, doctor_options: DoctorOptions
+) -> None:
+    publish(dns_world, healthy_world())
+    report = await check(dns_world, doctor_options)
+    assert not_ok(report) == []
+    assert len(report.checks) >= 33
+    tls = report.get("tls")
+    assert "STARTTLS: TLSv1." in tls.observed and f"SAN={HOST}" in tls.observed
+    # Concurrency: wall time well under the sum of the lookups' durations.
+    print(
+        f"\nworld check: {report.elapsed * 1000:.1f} ms wall, {report.dns_queries} queries, "
+        f"{report.dns_time * 1000:.1f} ms summed",
+        file=sys.stderr,
+    )
+    assert report.elapsed < report.dns_time
+
+
+Fault = Callable[[World], World]
+_ELEVEN = " ".join(f"include:s{i}.{DOMAIN}" for i in range(11))
+
+FAULTS: list[tuple[str, Fault, str, Status, str]] = [
+    (
+        "missing PTR",
+        lambda w: replace(w, "127.in-addr.arpa", PTR_OWNER),
+        "ptr",
+        Status.FAIL,
+        f"ask your IP provider to set the PTR of {IP} to {HOST}",
+    ),
+    (
+        "PTR not forward-confirmed",
+        lambda w: replace(
+            w, "127.in-addr.arpa", PTR_OWNER, f"{PTR_OWNER} PTR host.{DOMAIN}."
+        ),  # host.example.test has no A record
+        "fcrdns",
+        Status.FAIL,
+        f"publish: host.{DOMAIN}. IN A {IP}",
+    ),
+    (
+        "PTR is not the HELO name",
+        lambda w: replace(
+            replace(w, "127.in-addr.arpa", PTR_OWNER, f"{PTR_OWNER} PTR smtp.{DOMAIN}."),
+            DOMAIN,
+            "smtp ",
+            f"smtp A {IP}",
+        ),
+        "ptr-helo",
+        Status.WARN,
+        f"set the PTR of {IP} to {HOST}",
+    ),
+    (
+        "MX to CNAME",
+        lambda w: replace(w, DOMAIN, "@ MX", "@ MX 10 mx", "mx CNAME mail"),
+        "mx-cname",
+        Status.FAIL,
+        f"point the MX at {HOST}",
+    ),
+    ("no MX", lambda w: replace(w, DOMAIN, "@ MX"), "mx", Status.FAIL, f"IN MX 10 {HOST}."),
+    (
+        "two SPF records",
+        lambda w: replace(
+            w, DOMAIN, "@ TXT", f'@ TXT "v=spf1 ip4:{IP} -all"', '@ TXT "v=spf1 -all"'
+        ),
+        "spf-record",
+        Status.FAIL,
+        "merge them into one",
+    ),
+    (
+        "SPF over 10 lookups",
+        lambda w: replace(
+            w,
+            DOMAIN,
+            "@ TXT",
+            "@ TXT " + txt_rdata(f"v=spf1 {_ELEVEN} ip4:{IP} -all"),
+            *(f's{i} TXT "v=spf1 -all"' for i in range(11)),
+        ),
+        "spf-lookups",
+        Status.FAIL,
+        "receivers stop at 10",
+    ),
+    (
+        "SPF not authorizing the IP",
+        lambda w: replace(w, DOMAIN, "@ TXT", '@ TXT "v=spf1 ip4:192.0.2.1 -all"'),
+        "spf-authorizes",
+        Status.FAIL,
+        f"add ip4:{IP} to the SPF record",
+    ),
+    (
+        "+all",
+        lambda w: replace(w, DOMAIN, "@ TXT", f'@ TXT "v=spf1 ip4:{IP} +all"'),
+        "spf-all",
+        Status.FAIL,
+        "-all",
+    ),
+    (
+        "DKIM record missing",
+        lambda w: replace(w, DOMAIN, "mail._domainkey"),
+        "dkim-record:mail",
+        Status.FAIL,
+        f"publish the TXT record 'mailwright records' prints for mail._domainkey.{DOMAIN}",
+    ),
+    (
+        "DKIM key mismatch",
+        lambda w: replace(
+            w,
+            DOMAIN,
+            "mail._domainkey",
+            f"mail._domainkey TXT {txt_rdata(dns_record_value(OTHER))}",
+        ),
+        "dkim-key-match:mail",
+        Status.FAIL,
+        "(the full value: mailwright records)",
+    ),
+    (
+        "DKIM t=y",
+        lambda w: replace(
+            w,
+            DOMAIN,
+            "mail-ed._domainkey",
+            f"mail-ed._domainkey TXT {txt_rdata(dns_record_value(ED, testing=True))}",
+        ),
+        "dkim-testing:mail-ed",
+        Status.WARN,
+        "remove t=y",
+    ),
+    (
+        "DMARC missing",
+        lambda w: replace(w, DOMAIN, "_dmarc"),
+        "dmarc-record",
+        Status.FAIL,
+        "p=none",
+    ),
+    (
+        "p=none",
+        lambda w: replace(
+            w, DOMAIN, "_dmarc", f'_dmarc TXT "v=DMARC1; p=none; rua=mailto:d@{DOMAIN}"'
+        ),
+        "dmarc-policy",
+        Status.WARN,
+        "p=quarantine",
+    ),
+    (
+        "external rua unauthorized",
+        lambda w: replace(
+            w, DOMAIN, "_dmarc", '_dmarc TXT "v=DMARC1; p=reject; rua=mailto:agg@reports.test"'
+        ),
+        "dmarc-rua",
+        Status.FAIL,
+        f"{DOMAIN}._report._dmarc.reports.test",
+    ),
+    (
+        "IP listed on the test DNSBL",
+        lambda w: replace(
+            w, "dnsbl.test", "25.0.0.127", "25.0.0.127 A 127.0.0.2", '25.0.0.127 TXT "listed"'
+        ),
+        "dnsbl:dnsbl.test",
+        Status.FAIL,
+        "request removal",
+    ),
+    (
+        "refused-query code",
+        lambda w: replace(w, "dnsbl.test", "25.0.0.127", "25.0.0.127 A 127.255.255.254"),
+        "dnsbl:dnsbl.test",
+        Status.ERROR,
+        "not a public one",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("fault", "check_id", "status", "fix"), [f[1:] for f in FAULTS], ids=[f[0] for f in FAULTS]
+)
+async def test_seeded_fault_is_caught(
+    dns_world: NsdServer,
+    doctor_options: DoctorOptions,
+    fault: Fault,
+    check_id: str,
+    status: Status,
+    fix: str,
+) -> None:
+    publish(dns_world, fault(healthy_world()))
+    report = await check(dns_world, doctor_options)
+    row = report.get(check_id)
+    assert row.status is status, row
+    assert fix in row.fix, row
+    assert report.failed() is (status is Status.FAIL) or check_id != "dnsbl:dnsbl.test"
+
+
+async def test_unknown_domain(dns_world: NsdServer, doctor_options: DoctorOptions) -> None:
+    publish(dns_world, healthy_world())
+    report = await check(dns_world, doctor_options, "nowhere.test")
+    assert report.get("mx").observed == "nowhere.test does not exist (NXDOMAIN)"
+    assert report.get("mx").status is Status.FAIL
+    assert report.get("dmarc-record").status is Status.FAIL
+
+
+async def test_resolver_timeout_is_error_rows(doctor_options: DoctorOptions) -> None:
+    from mailwright.dns import DnspythonResolver
+
+    silent = DnspythonResolver("127.0.0.1:9", timeout=0.5)  # nothing answers on port 9
+    report = await run_checks(
+        DOMAIN, dataclasses.replace(doctor_options, skip=frozenset({"ports"})), silent
+    )
+    statuses = {c.id: c.status for c in report.checks}
+    assert statuses["mx"] is Status.ERROR and statuses["spf-record"] is Status.ERROR
+    assert Status.FAIL not in {statuses[i] for i in ("mx", "ptr", "spf-record", "dnsbl:dnsbl.test")}
+    assert report.elapsed < 5
+
+
+async def test_certificate_for_another_name_fails(
+    dns_world: NsdServer, doctor_options: DoctorOptions, tmp_path: Path
+) -> None:
+    publish(dns_world, healthy_world())
+    (tmp_path / "wrong").mkdir()
+    wrong = make_tls(tmp_path / "wrong", "other.test")
+    server = await asyncio.start_server(lambda r, w: _session(r, w, wrong.server), IP, 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        options = dataclasses.replace(doctor_options, smtp_port=port, tls_ca_file=wrong.ca_file)
+        report = await check(dns_world, options)
+    row = report.get("tls")
+    assert row.status is Status.FAIL
+    assert "certificate: Hostname mismatch" in row.observed
+    assert f"certificate for {HOST}" in row.fix
+
+
+# -- the round trip: init → publish its zone output → check ------------------------------
+
+
+async def _cli(*args: str, cwd: Path) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        "uv", "run", "--quiet", "--project", str(PROJECT), "mailwright", *args,
+        cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "NO_COLOR": "1"},
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def _relative(lines: list[str], origin: str) -> list[str]:
+    """Zone lines with absolute owners → lines for ``set_zone(origin, ...)``."""
+    out = []
+    for line in lines:
+        owner, rest = line.split(" ", 1)
+        name = owner.rstrip(".")
+        assert name == origin or name.endswith("." + origin), line
+        out.append(f"{name[: -len(origin)].rstrip('.') or '@'} {rest}")
+    return out
+
+
+async def test_init_publish_check_round_trip(
+    dns_world: NsdServer, smtp: tuple[int, Path], tmp_path: Path
+) -> None:
+    port, ca_file = smtp
+    code, out, err = await _cli(
+        "init", DOMAIN, "--ip", IP, "--hostname", HOST, "--dir", str(tmp_path), cwd=tmp_path
+    )
+    assert code == 0, err
+    config = tmp_path / "mailwright.toml"
+    # Point the blocklist checks at the lists this world serves (never the public ones).
+    text = config.read_text()
+    text = text.replace('dnsbls = ["zen.spamhaus.org"', 'dnsbls = ["dnsbl.test"]\n# was ["zen')
+    text = text.replace('dbls = ["dbl.spamhaus.org"', 'dbls = ["dbl.test"]\n# was ["dbl')
+    config.write_text(text)
+    code, zone, err = await _cli(
+        "--config", str(config), "records", "--format", "zone", cwd=tmp_path
+    )
+    assert code == 0, err
+    forward, reverse = split_zone(zone.splitlines())
+    world = healthy_world()
+    world[DOMAIN] = _relative(forward, DOMAIN)
+    world["127.in-addr.arpa"] = _relative(reverse, "127.in-addr.arpa")
+    publish(dns_world, world)
+    code, out, err = await _cli(
+        "--nameserver", dns_world.nameserver, "--config", str(config),
+        "check", DOMAIN, "--json", "--smtp-port", str(port), "--ca-file", str(ca_file),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 0, out + err
+    report = json.loads(out)
+    rows = {c["id"]: c for c in report["checks"]}
+    bad = {i: (c["status"], c["observed"]) for i, c in rows.items() if c["status"] != "ok"}
+    # init starts DMARC at p=none on purpose: that row warns with the rollout advice.
+    assert bad.pop("dmarc-policy")[0] == "warn"
+    assert "p=quarantine" in rows["dmarc-policy"]["fix"]
+    # Whether something listens on 127.0.0.1:25 depends on the machine, not on the records.
+    assert set(bad) <= {"port:25"}, bad
+    for wanted in ("dkim-key-match:mail", "dkim-key-match:mail-ed", "dmarc-alignment", "tls"):
+        assert rows[wanted]["status"] == "ok"
+    assert report["summary"]["fail"] == 0 and report["summary"]["error"] == 0
