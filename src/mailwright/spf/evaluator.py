@@ -164,6 +164,7 @@ class _Evaluation:
         self._queries: dict[tuple[str, str], asyncio.Task[DnsResult[Any]]] = {}
         self._helpers: list[asyncio.Task[None]] = []
         self._prefetch_budget = MAX_DNS_TERMS
+        self._prefetched: set[str] = set()
         self._parsed: dict[str, Record | SpfSyntaxError] = {}
         self._validated: dict[str, str | None] = {}
         self._addr_type = "A" if ip.version == 4 else "AAAA"
@@ -491,7 +492,12 @@ class _Evaluation:
     # -- speculative prefetch ----------------------------------------------------------------
 
     def prefetch(self, record: Record, ctx: MacroContext) -> None:
-        """Start the lookups the evaluation of ``record`` will most likely need."""
+        """Start the lookups the evaluation of ``record`` will most likely need (once per
+        domain: the evaluation and an earlier speculative fetch may both ask)."""
+        key = ctx.domain.lower()
+        if key in self._prefetched:
+            return
+        self._prefetched.add(key)
         for mech in record.mechanisms:
             if mech.name == "all":
                 return  # §5.1: mechanisms after "all" are never evaluated
