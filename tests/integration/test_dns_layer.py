@@ -434,3 +434,18 @@ def test_bad_nameserver_in_environment_is_a_usage_error() -> None:
     assert proc.returncode == 2
     assert "not an IP address" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["[/]", "[bold]x[/bold].example.com"])
+def test_cli_name_is_printed_as_text_not_markup(world: NsdServer, name: str) -> None:
+    # Rich markup in a name must neither crash the output nor style it.
+    proc = _cli("--nameserver", world.nameserver, "dns", name)
+    assert proc.returncode == 1, proc.stderr
+    assert "internal error" not in proc.stderr
+    assert f"{name} A: nxdomain" in proc.stdout or f"{name} A: servfail" in proc.stdout
+
+
+async def test_nxdomain_error_escapes_control_characters(resolver: DnspythonResolver) -> None:
+    result = await resolver.a("a\x00b.example.com")
+    assert result.outcome is Outcome.NXDOMAIN
+    assert result.error == "no such domain: a\\000b.example.com (NXDOMAIN)"

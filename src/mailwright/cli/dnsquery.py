@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import click
+from rich.markup import escape
 
 from ..dns import DnsResult, MXRecord, parse_ip, parse_rdtype, reverse_name
 from .context import app, console, emit_json, run
@@ -42,9 +43,11 @@ def dns(name: str, rdtype: str, as_json: bool) -> None:
             }
         )
     else:
+        # Names and errors can carry text from the command line or from DNS answers:
+        # never let them be read as rich markup.
         console.print(
-            f"{result.name} {result.rdtype}: [bold]{result.outcome}[/]"
-            + (f" ({result.error})" if result.error else "")
+            f"{escape(result.name)} {result.rdtype}: [bold]{result.outcome}[/]"
+            + (f" ({escape(result.error)})" if result.error else "")
         )
         for line in result.text:
             console.print(line, markup=False)

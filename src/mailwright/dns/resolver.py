@@ -189,7 +189,8 @@ class DnspythonResolver(Resolver):
             responses: dict[dns.name.Name, dns.message.Message] = exc.kwargs.get("responses", {})
             response = responses.get(qname)
             cnames, chain_text = _cname_chain(response, qname) if response else ([], [])
-            missing = cnames[-1] if cnames else name
+            # dnspython's text form escapes control characters from the input.
+            missing = cnames[-1] if cnames else qname.to_text(omit_final_dot=True)
             return DnsResult(
                 name,
                 rdtype,
