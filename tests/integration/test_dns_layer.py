@@ -449,3 +449,11 @@ async def test_nxdomain_error_escapes_control_characters(resolver: DnspythonReso
     result = await resolver.a("a\x00b.example.com")
     assert result.outcome is Outcome.NXDOMAIN
     assert result.error == "no such domain: a\\000b.example.com (NXDOMAIN)"
+
+
+def test_error_message_with_markup_characters_is_one_line_exit_2(tmp_path: Path) -> None:
+    # Error texts quote user input (here a file name); rich must print it, not parse it.
+    proc = _cli("--config", str(tmp_path / "[/]x.toml"), "dns", "example.com")
+    assert proc.returncode == 2, proc.stderr
+    assert f"error: {tmp_path}/[/]x.toml: file not found" in proc.stderr
+    assert "Traceback" not in proc.stderr

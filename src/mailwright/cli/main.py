@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from ..errors import UserError
 from .context import AppContext, err_console
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> Any:
         exc.show()
         sys.exit(exc.exit_code)
     except UserError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        # The message may quote user input or DNS data: text, never markup.
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> Any:
         if os.environ.get("MAILWRIGHT_DEBUG"):
             raise
         err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
             "(set MAILWRIGHT_DEBUG=1 for a traceback, and please report it)",
             soft_wrap=True,
         )
