@@ -14,6 +14,7 @@ from ..spf import (
     check_helo,
     check_mail_from,
     domain_problem,
+    parse_client_ip,
 )
 from ..spf.lint import LintNode, LintReport, Severity, lint
 from .context import app, console, emit_json, require_ip, run, styled
@@ -67,7 +68,11 @@ def check(
     as_json: bool,
 ) -> None:
     """Evaluate SPF for a client IP and a sender, as a receiving server would."""
-    client = require_ip(ip, "--ip")
+    require_ip(ip, "--ip")
+    try:
+        client = str(parse_client_ip(ip))
+    except ValueError as exc:
+        raise UsageError(f"--ip: {exc}", "write e.g. 192.0.2.10 or 2001:db8::25") from None
     if identity == "helo":
         if not helo:
             raise UsageError("--identity helo needs --helo NAME", "give the HELO/EHLO name")

@@ -131,6 +131,8 @@ def parse_client_ip(ip: str | IPAddress) -> IPAddress:
             raise ValueError(f"{ip!r} is not an IPv4 or IPv6 address") from None
     else:
         addr = ip
+    if isinstance(addr, ipaddress.IPv6Address) and addr.scope_id:
+        raise ValueError(f"{ip!r}: a scoped (link-local) address is not an SMTP client address")
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         return addr.ipv4_mapped
     return addr

@@ -407,9 +407,11 @@ async def test_ipv4_mapped_ipv6_is_treated_as_ipv4() -> None:
     assert ("example.com", "AAAA") not in r2.queries
 
 
-@pytest.mark.parametrize("ip", ["", "garbage", "192.0.2.256", "1.2.3", "2001:db8::g", "::1%eth0x/"])
+@pytest.mark.parametrize(
+    "ip", ["", "garbage", "192.0.2.256", "1.2.3", "2001:db8::g", "::1%eth0x/", "fe80::1%eth0"]
+)
 async def test_garbage_ip_is_a_value_error(ip: str) -> None:
-    with pytest.raises(ValueError, match="not an IPv4 or IPv6 address"):
+    with pytest.raises(ValueError, match=r"not an IPv4 or IPv6 address|scoped"):
         await check_mail_from(ip, "a@example.com", "h", MemoryResolver())
 
 
