@@ -191,12 +191,13 @@ def spf_result(
     reported: SPF does not authenticate the local-part (§4, Appendix B.3).
     """
     if hasattr(result, "result") and hasattr(result, "domain"):
-        identity = getattr(result, "identity", "mailfrom")
-        domain = str(result.domain)
-        if identity == "helo":
-            helo = helo or domain
-        else:
-            mailfrom = mailfrom or domain
+        # Explicit mailfrom=/helo= win; otherwise the object's identity decides.
+        if mailfrom is None and helo is None:
+            domain = str(result.domain)
+            if getattr(result, "identity", "mailfrom") == "helo":
+                helo = domain
+            else:
+                mailfrom = domain
         if reason is None:
             problem = getattr(result, "problem", None)
             reason = str(problem) if problem else None

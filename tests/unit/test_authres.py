@@ -177,6 +177,14 @@ def test_spf_result_from_spf_objects() -> None:
     assert spf_result(helo).format() == 'spf=none reason="none" smtp.helo=mx.example.net'
 
 
+def test_explicit_identity_wins_over_the_spf_object() -> None:
+    # A null reverse path: SPF checked postmaster@HELO as the mailfrom identity, and
+    # the caller chooses to report it as smtp.helo.
+    spf = SpfResult(Result.PASS, "192.0.2.1", "mx.example.net", "", "mx.example.net", "mailfrom")
+    assert spf_result(spf, helo="mx.example.net").format() == "spf=pass smtp.helo=mx.example.net"
+    assert spf_result(spf).format() == "spf=pass smtp.mailfrom=mx.example.net"
+
+
 def test_dkim_result_from_dkim_object() -> None:
     result = DkimResult(
         DkimStatus.FAIL,
