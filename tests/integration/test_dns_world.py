@@ -160,6 +160,8 @@ def test_standalone_server_starts_fast_and_stops_cleanly() -> None:
     pid = server._process.pid if server._process else 0
     children = _nsd_children(pid)
     assert children, "NSD runs its server and xfrd as child processes"
+    servers = server._server_pids()
+    assert len(servers) == 1  # server-count 1, a grandchild of the process we started
     directory = server.directory
     assert directory is not None and directory.is_dir()
     server.set_zone("example.com", "@ A 192.0.2.1")
@@ -167,6 +169,7 @@ def test_standalone_server_starts_fast_and_stops_cleanly() -> None:
     assert not server.running
     assert not _alive(pid)
     assert not any(_alive(c) for c in children)
+    assert not any(_alive(p) for p in servers)
     assert not directory.exists()
     # Generous bound for a loaded CI machine; typically about 0.1 s.
     assert elapsed < 3.0
