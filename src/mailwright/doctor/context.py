@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..config import DEFAULT_DBLS, DEFAULT_DNSBLS, Config
+from ..dkim.keys import PrivateKey
 from ..dns import DnsResult, MXRecord, Resolver
 from ..dns.names import normalize
 
@@ -150,6 +151,15 @@ class Context:
             self.extra[key] = task
         result: T = await asyncio.shield(task)
         return result
+
+    async def private_key(self, path: Path) -> PrivateKey:
+        """A DKIM key file, loaded once per run in a thread: RSA key loading validates the
+        key and takes tens of milliseconds, which would stall every other check."""
+        from ..dkim import load_private_key
+
+        return await self.once(
+            f"key:{path}", lambda: asyncio.to_thread(lambda: load_private_key(path.read_bytes()))
+        )
 
     async def mx(self) -> DnsResult[MXRecord]:
         return await self.resolver.mx(self.domain)

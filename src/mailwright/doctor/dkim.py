@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from ..dkim import KeyRecord, KeyRecordError, load_private_key, parse_key_record
+from ..dkim import KeyRecord, KeyRecordError, parse_key_record
 from ..dkim.keys import RECOMMENDED_RSA_BITS, dns_record_value, public_keys_match
 from ..dns import DnsResult
 from .context import Context, SelectorSpec
@@ -77,7 +77,7 @@ def key_match_check(spec: SelectorSpec) -> Callable[[Context], Awaitable[Finding
         if isinstance(record, Finding):
             return record
         try:
-            private = load_private_key(spec.private_key.read_bytes())
+            private = await ctx.private_key(spec.private_key)
         except (OSError, ValueError) as exc:
             return Finding.fail(
                 f"cannot read the private key {spec.private_key}: {exc}",

@@ -14,7 +14,7 @@ import asyncio
 from datetime import UTC, datetime
 from email.utils import format_datetime, make_msgid
 
-from ..dkim import load_signing_key, sign_message, verify_message
+from ..dkim import SigningKey, sign_message, verify_message
 from ..dkim.verifier import DkimResult
 from ..dmarc import DmarcReport, DmarcStatus, Severity, check_domain, evaluate
 from ..dmarc import Finding as DmarcFinding
@@ -150,25 +150,26 @@ async def _dkim_results(ctx: Context) -> tuple[list[DkimResult], list[str]]:
         if spec.private_key is None:
             continue
         try:
-            keys.append(
-                load_signing_key(spec.private_key, spec.domain or ctx.domain, spec.selector)
-            )
+            key = await ctx.private_key(spec.private_key)
+            keys.append(SigningKey.from_key(spec.domain or ctx.domain, spec.selector, key))
         except (OSError, ValueError) as exc:
             notes.append(f"DKIM key {spec.private_key}: {exc}")
     if not keys:
         notes.append("no DKIM private key in the config: DKIM not simulated")
         return [], notes
     message = test_message(ctx.domain)
-    signed = sign_message(message, keys) + message
+    signed = await asyncio.to_thread(sign_message, message, keys) + message
     return await verify_message(signed, ctx.resolver), notes
 
 
 async def check_alignment(ctx: Context) -> Finding:
     """Sign and verify a message as this server would send it, evaluate SPF, then DMARC."""
-    result = await report(ctx)
+    # All three at once: the policy walk, the DKIM verification and SPF are independent.
+    result, (dkim, notes), spf = await asyncio.gather(
+        report(ctx), _dkim_results(ctx), sender_results(ctx)
+    )
     if _no_record(result):
         return Finding.error("no usable DMARC record (see dmarc-record)", "fix dmarc-record first")
-    (dkim, notes), spf = await asyncio.gather(_dkim_results(ctx), sender_results(ctx))
     lines = list(notes)
     for d in dkim:
         lines.append(f"DKIM d={d.domain} s={d.selector}: {d.status} ({d.reason})")

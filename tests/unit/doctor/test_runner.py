@@ -1,0 +1,158 @@
+"""The runner: concurrency, the CLI layer, ports, blocklist codes, generic PTR names."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mailwright.cli.main import cli, main
+from mailwright.dns import MemoryResolver
+from mailwright.doctor import DoctorOptions, Status, run_checks
+from mailwright.doctor.blocklists import classify, query_name
+from mailwright.doctor.context import Context, SharedResolver
+from mailwright.doctor.ports import port_check
+from mailwright.doctor.rdns import generic_reason
+
+from .world import DOMAIN, options, records
+
+
+async def test_wall_time_is_the_longest_chain_not_the_sum(tmp_path: Path) -> None:
+    latency = 0.1
+    r = MemoryResolver(latency=latency)
+    for name, rdtype, value in records():
+        r.add(name, rdtype, value)
+    report = await run_checks(DOMAIN, options(tmp_path), r)
+    assert all(c.status is Status.OK for c in report.checks), report
+    # The longest chains are two lookups deep (TXT → type SPF in the linter, _dmarc.DOMAIN →
+    # _dmarc.TLD in the tree walk); one after another the 11+ queries would take over 1 s.
+    sequential = report.dns_queries * latency
+    assert report.dns_queries >= 10
+    assert report.dns_time >= sequential * 0.9
+    assert report.elapsed < sequential * 0.6
+
+
+async def test_shared_resolver_sends_each_query_once() -> None:
+    inner = MemoryResolver(latency=0.01).add("example.com", "MX", (10, "mail.example.com"))
+    shared = SharedResolver(inner)
+    results = await asyncio.gather(*(shared.mx("example.com") for _ in range(5)))
+    assert len({id(r) for r in results}) == 1
+    assert inner.queries == [("example.com", "MX")]
+    assert shared.queries == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "zone", "kind"),
+    [
+        (["127.0.0.2"], "zen.spamhaus.org", "listed"),
+        (["127.0.0.4", "127.0.0.10"], "zen.spamhaus.org", "listed"),
+        (["127.255.255.254"], "zen.spamhaus.org", "refused"),
+        (["127.255.255.255"], "zen.spamhaus.org", "refused"),
+        (["127.255.255.252"], "dbl.spamhaus.org", "refused"),
+        (["127.0.1.255"], "dbl.spamhaus.org", "refused"),
+        (["127.0.1.2"], "dbl.spamhaus.org", "listed"),
+        (["127.0.0.1"], "multi.surbl.org", "refused"),
+        (["127.0.0.1"], "some.list.example", "refused"),
+        (["198.51.100.7"], "bl.spamcop.net", "refused"),
+        (["127.255.255.1"], "unknown.example", "refused"),
+    ],
+)
+def test_blocklist_answer_codes(answer: list[str], zone: str, kind: str) -> None:
+    assert classify(answer, zone)[0] == kind
+
+
+def test_blocklist_query_names() -> None:
+    assert query_name("192.0.2.10", "zen.spamhaus.org") == "10.2.0.192.zen.spamhaus.org"
+    assert query_name("2001:db8::1", "l.example").startswith("1.0.0.0.0.0.0.0")
+    assert query_name("2001:db8::1", "l.example").endswith(".8.b.d.0.1.0.0.2.l.example")
+
+
+@pytest.mark.parametrize(
+    ("name", "generic"),
+    [
+        ("mail.example.com", False),
+        ("mx1.example.net", False),
+        ("static.10.2.0.192.clients.your-server.de", True),
+        ("192-0-2-10.dsl.example.net", True),
+        ("c0000210.example.net", True),
+        ("host10-2-0-192.example.net", True),
+        ("dynamic-pool.example.net", True),
+        ("ec2-192-0-2-10.compute-1.amazonaws.com", True),
+        ("cpe-1234567.cable.example.net", True),
+    ],
+)
+def test_generic_ptr_names(name: str, generic: bool) -> None:
+    assert (generic_reason(name, "192.0.2.10") is not None) is generic
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+async def test_port_listening_ok_and_configured_but_closed_fails() -> None:
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    ctx = Context(DOMAIN, DoctorOptions(), SharedResolver(MemoryResolver()))
+    async with server:
+        assert (await port_check(port)(ctx)).status is Status.OK
+    closed = _free_port()
+    ctx.options = DoctorOptions(configured_ports=frozenset({closed}))
+    finding = await port_check(closed)(ctx)
+    assert finding.status is Status.FAIL and "mailwright serve" in finding.fix
+
+
+def test_cli_bad_ip_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["check", "example.com", "--ip", "not-an-ip"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == "error: --ip 'not-an-ip' is not an IP address (write e.g. 192.0.2.10 or 2001:db8::25)"
+    )
+
+
+def test_cli_bad_domain_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["check", "exa mple..com", "--ip", "192.0.2.1"])
+    assert info.value.code == 2
+    assert "is not a domain" in capsys.readouterr().err
+
+
+def test_cli_config_missing_keys_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "mailwright.toml"
+    config.write_text('hostname = "mail.example.com"\n[[dkim]]\ndomain = "example.com"\n')
+    with pytest.raises(SystemExit) as info:
+        main(["check", "example.com", "--config", str(config)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "dkim[0].selector: is required" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_json_against_a_dead_resolver_is_error_rows_exit_0() -> None:
+    """Nothing answers on 127.0.0.1:9: every DNS row is 'could not check', none fails."""
+    result = CliRunner().invoke(
+        cli,
+        ["--nameserver", "127.0.0.1:9", "--dns-timeout", "0.3", "check", "example.com",
+         "--ip", "192.0.2.10", "--skip", "ports", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    statuses = {c["id"]: c["status"] for c in data["checks"]}
+    assert statuses["mx"] == "error" and statuses["ptr"] == "error"
+    assert "fail" not in statuses.values()
+    strict = CliRunner().invoke(
+        cli,
+        ["--nameserver", "127.0.0.1:9", "--dns-timeout", "0.3", "check", "example.com",
+         "--ip", "192.0.2.10", "--skip", "ports", "--json", "--strict"],
+    )  # fmt: skip
+    assert strict.exit_code == 1
