@@ -303,3 +303,39 @@ def test_nothing_to_strip() -> None:
 def test_authserv_id_of() -> None:
     assert authserv_id_of(" (c) mx.example.com; garbage (") == "mx.example.com"
     assert authserv_id_of("  ") is None
+
+
+def test_mutated_fields_only_raise_syntax_errors() -> None:
+    """Valid fields with random edits: a syntax error with an offset, or a result that
+    formats back to the same parse (so the formatter never emits what it cannot read)."""
+    import random
+
+    rng = random.Random(8601)
+    seeds = [
+        "mx.example.com; spf=pass smtp.mailfrom=example.com; dkim=pass header.d=example.com",
+        'example.com; dkim=fail reason="bad sig" header.i=@a.example header.b="ab/c+="',
+        "foo.example.net (c) 1 (d); dkim/1=fail policy.expired=1362471462",
+        'x; spf=pass smtp.mailfrom="john doe"@example.com; dmarc=fail (p=reject) header.from=x',
+    ]
+    alphabet = 'ab.=;()"\\/@ \t\r\n1\u00e9'
+    parsed_count = 0
+    for _ in range(4000):
+        text = list(rng.choice(seeds))
+        for _ in range(rng.randint(1, 3)):
+            pos = rng.randrange(len(text) + 1)
+            action = rng.random()
+            if action < 0.4:
+                text.insert(pos, rng.choice(alphabet))
+            elif action < 0.7 and pos < len(text):
+                del text[pos]
+            elif pos < len(text):
+                text[pos] = rng.choice(alphabet)
+        value = "".join(text)
+        try:
+            parsed = parse(value)
+        except AuthResSyntaxError as exc:
+            assert 0 <= exc.offset <= len(value)
+        else:
+            parsed_count += 1
+            assert parse(parsed.value()) == parsed, value
+    assert parsed_count > 500

@@ -254,3 +254,18 @@ def test_as_json_shape() -> None:
             "replacement": "t=y",
         }
     ]
+
+
+def test_random_input_never_raises() -> None:
+    # DNS answers are untrusted: any string gets a classification, never an exception.
+    import random
+
+    rng = random.Random(9989)
+    alphabet = "v=DMARC1;p rejectquarantinonesp,:!@%/\t\x00\xff\u00fcadkimrspftyfo0123456789"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        if rng.random() < 0.5:
+            text = "v=DMARC1;" + text
+        record = parse_record(text)
+        assert record.classification in set(Classification)
+        record.as_json()
