@@ -310,6 +310,7 @@ class _Evaluation:
                 result = Result(mech.qualifier.result)
                 self.note(depth, domain, f"{mech.text} matched → {result}")
                 return _Outcome(result, domain, mech, record, ctx, record_text=text)
+            self.note(depth, domain, f"{mech.text}: no match")
         if record.redirect is not None and not record.has_all:
             # §6.1: only when no mechanism matched and there is no "all".
             self.count_term(record.redirect.text, domain)

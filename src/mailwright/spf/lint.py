@@ -316,6 +316,8 @@ class _Linter:
             node.lookups += 1
             target = _static_target(term.domain_spec, domain)
             if target is None:
+                if term.name == "include":
+                    self._not_followed(term.text, term.offset, domain)
                 continue  # depends on the client (macros): counted, not followed
             if term.name == "include":
                 follow.append((target, term.text))
@@ -344,6 +346,8 @@ class _Linter:
                 target = _static_target(redirect.value, domain)
                 if target is not None:
                     follow.append((target, redirect.text))
+                else:
+                    self._not_followed(redirect.text, redirect.offset, domain)
         elif not reached_all and node.via is None:
             self.add(
                 "no-all",
@@ -365,6 +369,18 @@ class _Linter:
         await self._voids(node, void_checks)
         children = await asyncio.gather(*(self.node(target, via, path) for target, via in follow))
         node.children.extend(children)
+
+    def _not_followed(self, text: str, offset: int, domain: str) -> None:
+        self.add(
+            "macro-target",
+            Severity.INFO,
+            f"{text}: the target depends on the client (macros), so its record is not "
+            "followed and its lookups are not in the total",
+            "",
+            domain,
+            text,
+            offset,
+        )
 
     def _check_all(self, term: Mechanism, domain: str, via: str | None) -> None:
         if via is not None and via.startswith("include"):

@@ -122,3 +122,15 @@ async def test_malformed_domain_is_a_finding_not_an_exception() -> None:
     assert ids(report) == {"bad-domain"}
     report = await lint("bücher.example", zone({"xn--bcher-kva.example": "v=spf1 -all"}))
     assert report.findings == []
+
+
+async def test_client_dependent_targets_are_counted_not_followed() -> None:
+    r = zone({"example.com": "v=spf1 include:%{l}._u.example.com exists:%{i}.x.example.com -all"})
+    report = await lint("example.com", r)
+    assert report.total_lookups == 2 and report.tree.children == []
+    (finding,) = report.findings
+    assert (finding.id, finding.severity, finding.term) == (
+        "macro-target",
+        Severity.INFO,
+        "include:%{l}._u.example.com",
+    )
