@@ -416,7 +416,10 @@ def _mailbox_check(value: str, t: _Table, key: str) -> None:
         raise ConfigError(t.file, t.key(key), f"{value!r} is not an address", 'write "user@domain"')
     if normalize(domain) not in domains:
         raise ConfigError(
-            t.file, t.key(key), f"{value!r} is not in one of the domains", f"add {domain!r} to domains"
+            t.file,
+            t.key(key),
+            f"{value!r} is not in one of the domains",
+            f"add {domain!r} to domains",
         )
 
 

@@ -84,6 +84,7 @@ class _Pending:
     data: bytes
     meta: dict[str, Any]
     future: asyncio.Future[str]
+    queue_id: str | None = None
 
 
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
@@ -208,13 +209,16 @@ class SqliteQueueStore(QueueStore):
         data: bytes,
         *,
         meta: dict[str, Any] | None = None,
+        queue_id: str | None = None,
     ) -> str:
         if self._closed:
             raise QueueError("the queue is closed")
         if not recipients:
             raise ValueError("a message needs at least one recipient")
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(sender, list(recipients), data, dict(meta or {}), future))
+        self._pending.append(
+            _Pending(sender, list(recipients), data, dict(meta or {}), future, queue_id)
+        )
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         queue_id = await asyncio.shield(future)  # a dropped session must not cancel the batch
@@ -225,7 +229,8 @@ class SqliteQueueStore(QueueStore):
         while self._pending:
             batch, self._pending = self._pending, []
             for item in batch:  # IDs are made on the loop: new_queue_id is not thread-safe
-                item.meta.setdefault("_id", new_queue_id())
+                if item.queue_id is None:
+                    item.queue_id = new_queue_id()
             try:
                 ids = await self._write(functools.partial(self._insert, batch=batch))
             except BaseException as exc:
@@ -246,7 +251,7 @@ class SqliteQueueStore(QueueStore):
         ids: list[str] = []
         conn.execute("BEGIN IMMEDIATE")
         for item in batch:
-            queue_id = item.meta.pop("_id")
+            queue_id = item.queue_id or new_queue_id()
             rcpts = [RecipientState(a, next_attempt=now) for a in item.recipients]
             while True:
                 try:

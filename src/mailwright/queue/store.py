@@ -7,14 +7,16 @@ PostgreSQL store shared by several nodes without touching the server or the agen
 API (all methods are coroutines unless noted)
 ---------------------------------------------
 
-``enqueue(sender, recipients, data, *, meta=None) -> str``
+``enqueue(sender, recipients, data, *, meta=None, queue_id=None) -> str``
     Stores the envelope and the message and returns its queue ID **only once both are on
     stable storage**; the SMTP server sends ``250 ... queued as ID`` after that. Concurrent
     calls share one commit (group commit). Raises :class:`QueueError` if the data could not
     be stored (the server answers ``451 4.3.0``). ``sender`` is ``""`` for the null reverse
     path. ``meta`` is a JSON-serialisable dict the server fills (``client``, ``listener``,
     ``user``, ``helo``, ``ret``/``envid``/``notify`` from DSN parameters, ``bounce`` for
-    DSNs we generate ...); the agent may update it with :meth:`update_meta`.
+    DSNs we generate ...); the agent may update it with :meth:`update_meta`. ``queue_id``:
+    use this ID (from :func:`new_queue_id`; the server writes it into Received before
+    queueing); if it is taken, a new one is made, so always use the returned ID.
 
 ``claim_due(worker, now, limit, lease_seconds) -> list[QueueEntry]``
     Entries that are not held, have a pending recipient whose ``next_attempt <= now``, and
@@ -209,6 +211,7 @@ class QueueStore(ABC):
         data: bytes,
         *,
         meta: dict[str, Any] | None = None,
+        queue_id: str | None = None,
     ) -> str: ...
 
     @abstractmethod

@@ -1,0 +1,149 @@
+"""Who our local addresses are: mailboxes, aliases, catch-alls, postmaster and abuse.
+
+Pure: built from the config once (and again on SIGHUP), asked at ``RCPT TO`` whether an
+address exists (``550 5.1.1`` if not) and at queueing time what it expands to.
+
+Matching rules, in order (like Postfix's virtual alias + mailbox maps):
+
+1. an alias for the exact address;
+2. a mailbox with that address;
+3. with a ``+extension`` (``user+tag@domain``), 1 and 2 for ``user@domain``;
+4. a catch-all alias ``@domain``.
+
+Local parts compare case-insensitively. RFC 5321 §2.4 lets a server treat them as
+case-sensitive, but for an application's own domain ``Billing@`` and ``billing@`` being
+two people is a trap, not a feature. Domains compare case-insensitively (RFC 5321 §2.4).
+
+RFC 5321 §4.5.1 requires ``postmaster`` at every domain (and RFC 2142 ``abuse``): when
+the config does not say who they are, they go to the first mailbox of that domain (or of
+any domain), and :attr:`LocalDirectory.notes` says so for the startup log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .dns.names import normalize
+
+REQUIRED_ROLES = ("postmaster", "abuse")
+MAX_ALIAS_DEPTH = 10
+RECIPIENT_DELIMITER = "+"
+
+
+def _key(address: str) -> str:
+    local, _, domain = address.rpartition("@")
+    return f"{local.lower()}@{domain.lower().rstrip('.')}" if local else address.lower()
+
+
+@dataclass(frozen=True)
+class LocalDirectory:
+    """Local domains and the addresses that exist in them."""
+
+    domains: frozenset[str]
+    mailboxes: frozenset[str]
+    aliases: Mapping[str, tuple[str, ...]]
+    notes: tuple[str, ...] = ()
+    """What was implied (``postmaster@d → first mailbox``): logged at startup."""
+    problems: tuple[str, ...] = ()
+    """Required addresses that resolve to nobody (no mailbox to map them to)."""
+    first_domain: str | None = field(default=None)
+
+    @classmethod
+    def build(
+        cls,
+        domains: Iterable[str],
+        mailboxes: Iterable[str] = (),
+        aliases: Mapping[str, Iterable[str]] | None = None,
+    ) -> LocalDirectory:
+        domain_list = [normalize(d) for d in domains]
+        boxes = [_key(m) for m in mailboxes]
+        table: dict[str, tuple[str, ...]] = {}
+        for source, targets in (aliases or {}).items():
+            table[_key(source) if not source.startswith("@") else source.lower()] = tuple(
+                _key(t) for t in targets
+            )
+        notes: list[str] = []
+        problems: list[str] = []
+        for domain in domain_list:
+            for role in REQUIRED_ROLES:
+                address = f"{role}@{domain}"
+                if address in table or address in boxes:
+                    continue
+                target = next((b for b in boxes if b.endswith("@" + domain)), None) or next(
+                    iter(boxes), None
+                )
+                if target is None:
+                    problems.append(address)
+                    continue
+                table[address] = (target,)
+                notes.append(f"{address} is not configured: delivering it to {target}")
+        return cls(
+            domains=frozenset(domain_list),
+            mailboxes=frozenset(boxes),
+            aliases=table,
+            notes=tuple(notes),
+            problems=tuple(problems),
+            first_domain=domain_list[0] if domain_list else None,
+        )
+
+    @classmethod
+    def from_config(cls, config: object) -> LocalDirectory:
+        """From a :class:`mailwright.config.Config` (typed loosely to keep this module pure)."""
+        return cls.build(
+            getattr(config, "domains", ()),
+            getattr(config, "mailboxes", ()),
+            getattr(config, "aliases", {}),
+        )
+
+    def is_local_domain(self, domain: str) -> bool:
+        return domain.lower() in self.domains
+
+    def is_local(self, address: str) -> bool:
+        local, _, domain = address.rpartition("@")
+        return bool(local) and self.is_local_domain(domain)
+
+    def resolve(self, address: str) -> tuple[str, ...] | None:
+        """The final addresses ``address`` delivers to (local mailboxes or external
+        forwards); ``None`` if it is a local address nobody has, or aliases loop."""
+        if "@" not in address and address.lower() == "postmaster" and self.first_domain:
+            address = f"postmaster@{self.first_domain}"  # RFC 5321 §4.5.1: bare "postmaster"
+        return self._resolve(_key(address), 0)
+
+    def exists(self, address: str) -> bool:
+        return self.resolve(address) is not None
+
+    def _resolve(self, key: str, depth: int) -> tuple[str, ...] | None:
+        if depth > MAX_ALIAS_DEPTH:
+            return None
+        local, _, domain = key.rpartition("@")
+        if domain not in self.domains:
+            return (key,) if depth > 0 else None  # an alias forwarding elsewhere
+        targets = self._lookup(key)
+        if targets is None and RECIPIENT_DELIMITER in local:
+            base = local.split(RECIPIENT_DELIMITER, 1)[0]
+            if base:
+                targets = self._lookup(f"{base}@{domain}")
+        if targets is None:
+            targets = self.aliases.get(f"@{domain}")
+        if targets is None:
+            return None
+        if targets == (key,):
+            return targets  # a mailbox
+        out: list[str] = []
+        for target in targets:
+            if target == key and key in self.mailboxes:
+                out.append(target)
+                continue
+            resolved = self._resolve(target, depth + 1)
+            if resolved is None:
+                return None
+            out.extend(r for r in resolved if r not in out)
+        return tuple(out)
+
+    def _lookup(self, key: str) -> tuple[str, ...] | None:
+        if key in self.aliases:
+            return self.aliases[key]
+        if key in self.mailboxes:
+            return (key,)
+        return None

@@ -1,0 +1,399 @@
+"""``mailwright serve``: the server process — listeners, queue, delivery agent, signals.
+
+Process model (issue item 13: one Python process cannot use two cores): the master
+binds every listening socket, then forks ``workers`` processes (``0`` = one per core).
+Each worker runs its own event loop with the SMTP listeners on the inherited sockets
+(the kernel hands each new connection to one of them), its own connection to the
+shared queue, and its own delivery agent; leases in the queue keep two agents from
+delivering the same message. The master only supervises: it forwards SIGTERM/SIGHUP
+and restarts a worker that died. With one worker everything runs in one process.
+
+Lifecycle (issue item 11):
+
+* SIGTERM / SIGINT: stop accepting, let transactions in flight finish (idle sessions get
+  ``421 4.3.2``), let deliveries in flight finish, close the queue, exit 0;
+* start: the queue resumes by itself — entries of a crashed process come back when
+  their lease expires, everything else is due as recorded;
+* SIGHUP: re-read the config file, DKIM keys, users and local addresses; reopen the log
+  file (logrotate). Listener addresses need a restart.
+
+Development mode (issue item 14): without a config file, submission on 127.0.0.1:2525,
+a DKIM key generated on first start in ``DATA_DIR/dkim/``, every message signed with it
+for its From domain and saved in ``DATA_DIR/outbox`` (a Maildir), one console line per
+message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .config import Config, load_config
+from .errors import UserError
+from .local import LocalDirectory
+from .log import EventLogger
+from .log import logger as default_logger
+from .queue import QueueStore, open_store
+from .smtp.auth import BadHash, Credentials, parse_hash
+from .smtp.server import ServerSettings, Signer, SmtpServer, SmtpServerState, listener_sockets
+
+DEV_SELECTOR = "mailwright-dev"
+DEV_KEY_NAME = "dev-rsa.private"
+
+
+@dataclass
+class ServeOptions:
+    config: Config
+    dev_mode: bool = False
+    workers: int | None = None
+    settings: ServerSettings = field(default_factory=ServerSettings)
+    console: Callable[[str], None] = print
+    """Where human lines go (startup banner, development mode's one line per message)."""
+
+
+# -- building the state (also what SIGHUP does) ------------------------------------------------
+
+
+def dev_key_path(config: Config) -> Path:
+    return config.data_dir / "dkim" / DEV_KEY_NAME
+
+
+def ensure_dev_key(config: Config) -> tuple[Path, bool]:
+    """The development DKIM key, generated on first start; (path, created)."""
+    from .dkim import generate_key, private_key_pem
+
+    path = dev_key_path(config)
+    if path.exists():
+        return path, False
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = generate_key("rsa", 2048)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(private_key_pem(key))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path, True
+
+
+def build_signer(config: Config, dev_mode: bool) -> Signer | None:
+    """Load every configured key once (startup and SIGHUP); None when there is none."""
+    from .dkim import SigningKey, load_private_key, load_signing_key, sign_message
+
+    if dev_mode:
+        private = load_private_key(dev_key_path(config).read_bytes())
+        cache: dict[str, list[SigningKey]] = {}
+
+        def sign_any(message: bytes, domain: str) -> tuple[bytes, list[str]] | None:
+            keys = cache.get(domain)
+            if keys is None:
+                try:
+                    keys = [SigningKey.from_key(domain, DEV_SELECTOR, private)]
+                except ValueError:
+                    return None
+                if len(cache) < 10_000:
+                    cache[domain] = keys
+            return sign_message(message, keys), [DEV_SELECTOR]
+
+        return sign_any
+    by_domain: dict[str, list[SigningKey]] = {}
+    for key_config in config.dkim:
+        try:
+            key = load_signing_key(key_config.private_key, key_config.domain, key_config.selector)
+        except (OSError, ValueError) as exc:
+            raise UserError(
+                f"{config.source}: dkim key {key_config.private_key}: {exc}",
+                "fix the path or make the key with 'mailwright dkim keygen'",
+            ) from None
+        by_domain.setdefault(key_config.domain.lower(), []).append(key)
+    if not by_domain:
+        return None
+
+    def sign(message: bytes, domain: str) -> tuple[bytes, list[str]] | None:
+        keys = by_domain.get(domain)
+        if not keys:
+            return None
+        return sign_message(message, keys), [k.selector for k in keys]
+
+    return sign
+
+
+def build_state(config: Config, dev_mode: bool) -> tuple[SmtpServerState, list[str]]:
+    """Everything derived from the config; raises UserError for what cannot work.
+    Returns the state and notes for the startup log."""
+    notes: list[str] = []
+    for user in config.users:
+        try:
+            parse_hash(user.password_hash)
+        except BadHash as exc:
+            raise UserError(
+                f"{config.source}: users: {user.name}: {exc}", "make one with 'mailwright passwd'"
+            ) from None
+    directory = LocalDirectory.from_config(config)
+    notes.extend(directory.notes)
+    inbound = any(listener.role == "inbound" for listener in config.listeners)
+    for address in directory.problems:
+        message = f"{address} resolves to nobody (RFC 5321 §4.5.1 requires it)"
+        if inbound:
+            raise UserError(f"{config.source}: {message}", "add mailboxes = [...] or an alias")
+        notes.append(message)
+    for listener in config.listeners:
+        if listener.auth != "none" and not config.users:
+            notes.append(f"listener {listener.name}: auth = {listener.auth} but no [[users]]")
+    state = SmtpServerState(
+        config=config,
+        directory=directory,
+        credentials=Credentials((u.name, u.password_hash) for u in config.users),
+        signer=build_signer(config, dev_mode),
+    )
+    return state, notes
+
+
+def log_path(config: Config) -> Path:
+    return config.log.file or config.data_dir / "mailwright.log"
+
+
+def worker_count(options: ServeOptions) -> int:
+    if options.dev_mode:
+        return 1
+    wanted = options.workers if options.workers is not None else options.config.workers
+    return wanted or os.cpu_count() or 1
+
+
+# -- one worker ----------------------------------------------------------------------------------
+
+
+class Worker:
+    """Listeners + queue + delivery agent in one event loop."""
+
+    def __init__(
+        self,
+        options: ServeOptions,
+        state: SmtpServerState,
+        logger: EventLogger,
+        sockets: dict[str, socket.socket] | None = None,
+    ) -> None:
+        self.options = options
+        self.state = state
+        self.logger = logger
+        self.sockets = sockets
+        self.store: QueueStore | None = None
+        self.smtp: SmtpServer | None = None
+        self.agent: Any = None
+        self._agent_task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        config = self.options.config
+        self.store = await open_store(config.data_dir)
+        self.smtp = SmtpServer(self.state, self.store, self.logger, self.options.settings)
+        await self.smtp.start(self.sockets)
+        self.agent = self._make_agent()
+        if self.agent is not None:
+            self._agent_task = asyncio.create_task(self.agent.run())
+
+    def _make_agent(self) -> Any:
+        """The delivery engineer's agent (mailwright.delivery.agent)."""
+        from .delivery.agent import DeliveryAgent
+        from .dns import DnspythonResolver
+
+        config = self.options.config
+        directory = self.state.directory
+
+        def local_targets(address: str) -> list[str] | None:
+            resolved = self.state.directory.resolve(address)
+            return list(resolved) if resolved is not None else None
+
+        del directory
+        assert self.store is not None
+        return DeliveryAgent(
+            config,
+            self.store,
+            DnspythonResolver(config.dns.nameserver, timeout=config.dns.timeout),
+            self.logger,
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+            local_targets=local_targets,
+            announce=self.options.console,
+        )
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def reload(self) -> None:
+        """SIGHUP: new config, keys, users, addresses; reopen the log file."""
+        path = self.options.config.path
+        try:
+            config = load_config(path) if path is not None else self.options.config
+            state, notes = build_state(config, self.options.dev_mode)
+        except UserError as exc:
+            self.logger.event("error", what="reload", reason=str(exc))
+            return
+        if [(li.name, li.address, li.port) for li in config.listeners] != [
+            (li.name, li.address, li.port) for li in self.options.config.listeners
+        ]:
+            notes.append("listener addresses changed: they take effect at the next restart")
+        self.options = replace(self.options, config=config)
+        self.state = state
+        if self.smtp is not None:
+            self.smtp.reload(state)
+        with contextlib.suppress(OSError):
+            self.logger.open(log_path(config))
+        for note in notes:
+            self.logger.event("config", what="reload", reason=note)
+        self.logger.event("reloaded", config=str(config.source))
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        await self.start()
+        await self._stop.wait()
+        await self.stop()
+
+    async def stop(self) -> None:
+        if self.smtp is not None:
+            await self.smtp.stop()
+        if self.agent is not None:
+            self.agent.stop()
+        if self._agent_task is not None:
+            await asyncio.gather(self._agent_task, return_exceptions=True)
+        if self.store is not None:
+            await self.store.close()
+
+
+# -- the process ---------------------------------------------------------------------------------
+
+
+def prepare(options: ServeOptions) -> tuple[SmtpServerState, EventLogger, list[str]]:
+    """Check everything that can be wrong before binding anything."""
+    config = options.config
+    notes: list[str] = []
+    if options.dev_mode:
+        path, created = ensure_dev_key(config)
+        notes.append(
+            f"DKIM key {'generated' if created else 'in'} {path} (selector {DEV_SELECTOR})"
+        )
+    state, more = build_state(config, options.dev_mode)
+    notes.extend(more)
+    logger = default_logger
+    logger.open(log_path(config))
+    if options.dev_mode:
+        logger.set_stderr(False)  # the console shows one line per message instead
+    return state, logger, notes
+
+
+def banner(options: ServeOptions, workers: int) -> list[str]:
+    config = options.config
+    lines = []
+    if options.dev_mode:
+        lines.append("mailwright development mode (no config file): nothing leaves this machine")
+    for listener in config.listeners:
+        lines.append(
+            f"  {listener.role} on {listener.address}:{listener.port}"
+            f" (tls={listener.tls}, auth={listener.auth})"
+        )
+    mode = config.delivery.mode
+    if mode == "local":
+        lines.append(f"  delivery: every message is saved to {config.data_dir / 'outbox'}")
+    elif mode == "relay" and config.delivery.relay:
+        lines.append(f"  delivery: through {config.delivery.relay.url}")
+    else:
+        lines.append("  delivery: directly to each domain's MX")
+    lines.append(f"  queue: {config.data_dir / 'queue.sqlite3'}; log: {log_path(config)}")
+    lines.append(f"  workers: {workers}")
+    return lines
+
+
+def serve(options: ServeOptions) -> int:
+    """Run until SIGTERM; returns the exit code."""
+    state, logger, notes = prepare(options)
+    workers = worker_count(options)
+    for line in banner(options, workers):
+        options.console(line)
+    for note in notes:
+        options.console(f"  note: {note}")
+        logger.event("config", what="startup", reason=note)
+    try:
+        sockets = listener_sockets(options.config.listeners)
+    except OSError as exc:
+        raise UserError(
+            f"cannot listen: {exc.strerror}",
+            "another server on that port? change [[listeners]] port",
+        ) from None
+    logger.event("started", workers=workers, config=options.config.source)
+    if workers == 1:
+        asyncio.run(Worker(options, state, logger, sockets).run())
+        logger.event("stopped")
+        return 0
+    return _supervise(options, state, logger, sockets, workers)
+
+
+def _supervise(
+    options: ServeOptions,
+    state: SmtpServerState,
+    logger: EventLogger,
+    sockets: dict[str, socket.socket],
+    count: int,
+) -> int:
+    children: dict[int, int] = {}  # pid -> slot
+    stopping = False
+
+    def spawn(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+                    signal.signal(sig, signal.SIG_DFL)
+                asyncio.run(Worker(options, state, logger, sockets).run())
+            except BaseException as exc:  # report, never fall back into the master's loop
+                logger.event("error", what="worker", reason=f"{type(exc).__name__}: {exc}")
+                code = 1
+            finally:
+                sys.stdout.flush()
+                os._exit(code)
+        children[pid] = slot
+
+    def forward(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    for slot in range(count):
+        spawn(slot)
+    last_restart = 0.0
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if pid not in children:
+            continue
+        slot = children.pop(pid)
+        if stopping:
+            continue
+        logger.event("error", what="worker", reason=f"worker {pid} exited ({status}); restarting")
+        if time.monotonic() - last_restart < 1.0:
+            time.sleep(1.0)  # a worker that dies at once must not become a fork loop
+        last_restart = time.monotonic()
+        spawn(slot)
+    logger.event("stopped")
+    return 0

@@ -1,0 +1,112 @@
+"""Header fields the server adds before queueing: Received, Message-ID, Date.
+
+Pure functions on message bytes (CRLF line ends, as :mod:`.protocol` delivers them).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import secrets
+import time
+from datetime import UTC, datetime
+
+_HEADER_END = re.compile(rb"\r\n\r\n")
+_FIELD_START = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.MULTILINE)
+
+
+def header_block(message: bytes) -> bytes:
+    """The header section, up to (not including) the empty line."""
+    if message.startswith(b"\r\n"):
+        return b""
+    match = _HEADER_END.search(message)
+    return message[: match.start() + 2] if match else message
+
+
+def field_names(message: bytes) -> set[str]:
+    """Lower-cased names of the header fields present."""
+    return {
+        m.group(1).decode("ascii").lower() for m in _FIELD_START.finditer(header_block(message))
+    }
+
+
+def header_value(message: bytes, name: str) -> str | None:
+    """The unfolded value of the first ``name`` field (None if absent)."""
+    block = header_block(message)
+    pattern = re.compile(
+        rb"^" + re.escape(name.encode()) + rb"[ \t]*:(.*(?:\r\n[ \t].*)*)",
+        re.MULTILINE | re.IGNORECASE,
+    )
+    match = pattern.search(block)
+    if match is None:
+        return None
+    return re.sub(rb"\r\n(?=[ \t])", b"", match.group(1)).decode("utf-8", "replace").strip()
+
+
+def from_domain(message: bytes) -> str | None:
+    """The domain of the (first) author address in From (RFC 5322 §3.6.2), lower-cased."""
+    value = header_value(message, "From")
+    if not value:
+        return None
+    addresses = email.utils.getaddresses([value])
+    for _, address in addresses:
+        local, sep, domain = address.rpartition("@")
+        if sep and local and domain:
+            return domain.strip().rstrip(".").lower() or None
+    return None
+
+
+def received(
+    *,
+    helo: str,
+    client_ip: str,
+    client_name: str | None,
+    hostname: str,
+    protocol: str,
+    queue_id: str,
+    recipient: str | None,
+    tls: str | None = None,
+    user: str | None = None,
+    now: float | None = None,
+) -> bytes:
+    """A Received field as RFC 5321 §4.4 describes it (trace information, one per hop).
+
+    ``protocol`` is the ``with`` keyword registered by RFC 3848 / RFC 6531 (ESMTP, ESMTPS,
+    ESMTPA, ESMTPSA, UTF8SMTPS ...). ``for`` names the recipient only when there is one,
+    so a multi-recipient message does not reveal the others.
+    """
+    date = _rfc5322_date(now)
+    name = client_name or "unknown"
+    safe_helo = _clean(helo)
+    lines = [f"Received: from {safe_helo} ({_clean(name)} [{client_ip}])"]
+    if tls:
+        lines.append(f"\t({_clean(tls)})")
+    if user:
+        lines.append(f"\t(authenticated sender: {_clean(user)})")
+    by = f"\tby {hostname} (mailwright) with {protocol} id {queue_id}"
+    if recipient:
+        by += f"\r\n\tfor <{_clean(recipient)}>"
+    lines.append(by + f"; {date}")
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def _clean(text: str) -> str:
+    """Untrusted text (HELO, user names) made safe inside a comment: no line breaks, no
+    parentheses or backslashes that would end or escape the comment."""
+    return re.sub(r"[\x00-\x20()\\\x7f]", "_", text)[:255] or "_"
+
+
+def message_id(hostname: str) -> bytes:
+    """A new Message-ID field (RFC 5322 §3.6.4), unique by time and 96 random bits."""
+    return f"Message-ID: <{int(time.time())}.{secrets.token_hex(12)}@{hostname}>\r\n".encode()
+
+
+def date_field(now: float | None = None) -> bytes:
+    """A Date field (RFC 5322 §3.6.1) for messages that lack one."""
+    return f"Date: {_rfc5322_date(now)}\r\n".encode()
+
+
+def _rfc5322_date(now: float | None) -> str:
+    # "+0000", not formatdate's "-0000" (RFC 5322 §3.3: "-0000" means the zone is unknown).
+    when = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+    return email.utils.format_datetime(when)
