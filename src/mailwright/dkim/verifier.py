@@ -331,13 +331,11 @@ async def verify_message(
         except SignatureError as exc:
             results[index] = _partial_result(index, raw, exc)
     names = list(dict.fromkeys((s.selector, s.domain) for s in signatures))
-    records = dict(
-        zip(
-            names,
-            await asyncio.gather(*(_fetch_key(resolver, s, d) for s, d in names)),
-            strict=True,
-        )
-    )
+    if len(names) == 1:  # the common case: no task creation for a single lookup
+        records = {names[0]: await _fetch_key(resolver, *names[0])}
+    else:
+        fetched = await asyncio.gather(*(_fetch_key(resolver, s, d) for s, d in names))
+        records = dict(zip(names, fetched, strict=True))
     body_hashes: dict[tuple[str, str, int | None], bytes | None] = {}
     for sig in signatures:
         results[sig.index] = _check(
