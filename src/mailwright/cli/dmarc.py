@@ -10,9 +10,9 @@ import click
 from rich.table import Table
 
 from ..dmarc import DmarcReport, Severity, check_domain
-from ..dmarc.discovery import DiscoveryStatus
+from ..dmarc.discovery import DiscoveryStatus, Lookup
 from ..dmarc.external import ExternalStatus
-from ..dmarc.record import DmarcRecord
+from ..dmarc.record import DmarcRecord, Policy
 from ..dns.names import name_problem
 from ..errors import UsageError
 from .context import app, console, emit_json, run, styled
@@ -79,10 +79,7 @@ def _print_report(report: DmarcReport) -> None:
         console.print(f"  record   none ({found.status})")
     if found.organizational_domain:
         console.print(f"  org      {found.organizational_domain} (organizational domain)")
-    walk = "  ->  ".join(
-        f"{item.name} {'record' if item.record is not None else item.outcome}"
-        for item in found.walk.lookups
-    )
+    walk = "  ->  ".join(f"{item.name} {_lookup_word(item)}" for item in found.walk.lookups)
     if walk:
         console.print(f"  walk     {walk}", markup=False)
         if found.walk.stopped_by:
@@ -119,9 +116,26 @@ def _print_report(report: DmarcReport) -> None:
     console.print(table)
 
 
+def _lookup_word(item: Lookup) -> str:
+    """One step of the walk as a word: what the name held, for a human."""
+    if item.record is not None:
+        return "record"
+    if item.multiple:
+        return f"{len(item.dmarc_texts)} records (all ignored)"
+    if item.texts:
+        return "TXT but not DMARC"
+    return str(item.outcome)
+
+
 def _applied(record: DmarcRecord, own: bool) -> str:
     """The policy this name gets when its mail fails DMARC (RFC 9989 §4.10.1)."""
-    testing = " (t=y: applied one level lower)" if record.testing else ""
+    strongest = (
+        record.policy
+        if own
+        else max(record.subdomain_policy, record.nonexistent_policy, key=list(Policy).index)
+    )
+    lowered = record.testing and strongest is not Policy.NONE
+    testing = " (t=y: applied one level lower)" if lowered else ""
     if own:
         return f"p={record.policy}{testing}"
     text = f"sp={record.subdomain_policy}"
