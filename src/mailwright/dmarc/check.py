@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from ..dns import Resolver
 from .discovery import DiscoveryStatus, LookupCache, PolicyDiscovery, discover_policy, dmarc_name
 from .external import ExternalCheck, ExternalStatus, verify_destination
-from .record import Classification, DmarcRecord, Policy, ProblemKind, PsdFlag
+from .record import Classification, DmarcRecord, Policy, ProblemKind, PsdFlag, parse_record
 
 
 class Severity(enum.StrEnum):
@@ -150,11 +150,13 @@ async def check_domain(domain: str, resolver: Resolver) -> DmarcReport:
     own = found.walk.lookups[0] if found.walk.lookups else None
     if own is not None:
         for text in own.other_texts:
+            why = parse_record(text).reason
             findings.append(
                 Finding(
                     "dmarc-not-dmarc-text",
                     Severity.WARNING,
-                    f"{own.name} has a TXT record that is not DMARC and is ignored: {text!r}",
+                    f"{own.name} has a TXT record that is not DMARC and is ignored ({why}): "
+                    f"{text!r}",
                     "a DMARC record starts with exactly v=DMARC1 (upper case); "
                     "remove other records from this name",
                 )

@@ -317,12 +317,13 @@ def parse_record(text: str) -> DmarcRecord:
     # ABNF literal and so case-insensitive (RFC 5234 §2.3).
     if match is None or match.group(1).lower() != "v":
         return DmarcRecord(text, Classification.NOT_DMARC, "the first tag is not v=DMARC1")
-    if match.group(2).strip(WSP) != "DMARC1":
-        return DmarcRecord(
-            text,
-            Classification.NOT_DMARC,
-            f"v={match.group(2).strip(WSP)!r}: the version must be exactly DMARC1 (case-sensitive)",
-        )
+    version = match.group(2).strip(WSP)
+    if version != "DMARC1":
+        if re.match(r"DMARC1[ \t]", version):
+            reason = "no ';' after v=DMARC1: the record must start with \"v=DMARC1;\""
+        else:
+            reason = f"v={version!r}: the version must be exactly DMARC1 (case-sensitive)"
+        return DmarcRecord(text, Classification.NOT_DMARC, reason)
     return _parse_tags(text, pieces[1:], leading)
 
 

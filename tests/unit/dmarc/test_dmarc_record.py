@@ -269,3 +269,9 @@ def test_random_input_never_raises() -> None:
         record = parse_record(text)
         assert record.classification in set(Classification)
         record.as_json()
+
+
+def test_missing_semicolon_after_version_is_explained() -> None:
+    record = parse_record("v=DMARC1 p=reject")
+    assert record.classification is Classification.NOT_DMARC
+    assert record.reason == "no ';' after v=DMARC1: the record must start with \"v=DMARC1;\""

@@ -142,6 +142,9 @@ EXPECTED: dict[str, Expect] = {
     "v-lower": E(NOT),
     "v-not-first": E(NOT),
     "v-missing": E(NOT),
+    # The ABNF has no leading WSP, but §4.10 step 2 asks whether the record starts
+    # with a v tag, and the DKIM tag-list syntax DMARC follows (RFC 6376 §3.2) allows
+    # FWS before a tag: accepted (same as checkdmarc), and dmarc check warns.
     "leading-space": E(V, "reject"),
     "spf-at-dmarc": E(NOT),
     # p= with no value: a present but invalid p, and no rua → no DMARC processing.
