@@ -432,7 +432,7 @@ def classify_text(form: str, reply: str, dsn: str) -> Verdict:
 
 
 _KEY_ADDRESS = re.compile(r"<[^<>\s]*@[^<>\s]*>|[\w.+-]+@[\w.-]+")
-_KEY_DIGITS = re.compile(r"\d+")
+_KEY_DIGITS = re.compile(r"\d\w*")
 _CACHE: OrderedDict[tuple[str, str, str, str], Verdict] = OrderedDict()
 CACHE_SIZE = 4096
 KEY_LENGTH = 2048
@@ -440,8 +440,9 @@ KEY_LENGTH = 2048
 
 
 def cache_key(reply: str) -> str:
-    """A cheap normal form of a reply: addresses and every digit run masked.  Replies that
-    differ only there are the same reply (IPs, session ids, queue ids, sizes)."""
+    """A cheap normal form of a reply: addresses masked, and every digit with the rest of
+    its word.  Replies that differ only there are the same reply (IPs, session and queue
+    ids, sizes); one regex with a literal-led pattern keeps it at a few microseconds."""
     reply = reply[:KEY_LENGTH]
     if "@" in reply:
         reply = _KEY_ADDRESS.sub("@", reply)

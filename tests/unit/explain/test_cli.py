@@ -1,0 +1,168 @@
+"""``mailwright explain`` end to end through the CLI entry point: files, stdin, defaults,
+--json schema, -v, --since, and the exit codes."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from mailwright.cli.main import main
+from mailwright.explain import CAUSES, sources
+
+from .corpus import CORPUS_FILES, DATA, cases
+
+SCHEMA_CAUSE_KEYS = {
+    "cause",
+    "title",
+    "count",
+    "bounced",
+    "deferred",
+    "recipient_domains",
+    "first",
+    "last",
+    "sample",
+    "fix",
+    "check",
+    "lists",
+    "examples",
+}
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["explain", *args])
+    out, err = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 0), out, err
+
+
+def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(["--json", *(str(DATA / n) for n in CORPUS_FILES)], capsys)
+    assert code == 0
+    report = json.loads(out)
+    assert list(report) == [
+        "causes",
+        "unrecognised",
+        "totals",
+        "since",
+        "files",
+        "skipped_lines",
+        "errors",
+    ]
+    assert {c["cause"] for c in report["causes"]} == set(CAUSES)
+    for c in report["causes"]:
+        assert set(c) == SCHEMA_CAUSE_KEYS
+        assert c["fix"] == CAUSES[c["cause"]].fix
+        assert c["count"] == c["bounced"] + c["deferred"]
+    assert [f["name"] for f in report["files"]] == [str(DATA / n) for n in CORPUS_FILES]
+    assert report["errors"] == [] and report["skipped_lines"] == 0
+
+
+def test_human_report(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli([str(DATA / "postfix-classic.log")], capsys)
+    assert code == 0
+    assert "blocklisted" in out and "dnsbl:" in out
+    assert "lists: " in out and "zen.spamhaus.org" in out
+    assert "Unrecognised replies, by remote host" in out
+    assert "us-smtp-inbound-1.mimecast.com[198.51.100.77]" in out
+
+
+def test_verbose_lists_each_message(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run_cli(["-v", str(DATA / "postfix-classic.log")], capsys)
+    assert "from=<app@example.com> to=<alice@gmail.com> bounced dsn=5.7.25" in out
+
+
+def test_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    data = (DATA / "mailwright.log").read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code, out, _ = run_cli(["--json", "-"], capsys)
+    assert code == 0
+    report = json.loads(out)
+    assert report["files"][0]["name"] == "-"
+    assert sum(c["count"] for c in report["causes"]) == len(cases("mailwright.log"))
+
+
+def test_since(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(DATA / "mailwright.log")  # 18:00 to 18:06 UTC
+    _, out, _ = run_cli(["--json", "--since", "2026-11-24T18:05:00+00:00", path], capsys)
+    report = json.loads(out)
+    assert 0 < sum(c["count"] for c in report["causes"]) < 100
+    _, out, _ = run_cli(["--json", "--since", "1m", path], capsys)  # the corpus is older
+    assert json.loads(out)["causes"] == []
+
+
+def test_nothing_failed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "mail.log"
+    log.write_text("Nov 24 19:00:00 mail postfix/smtpd[1]: connect from x[198.51.100.1]\n")
+    code, out, _ = run_cli([str(log)], capsys)
+    assert code == 0
+    assert "No deferred or bounced mail." in out
+
+
+def test_corrupt_gzip_exit_1_with_the_rest_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "old.log.gz"
+    bad.write_bytes(gzip.compress(b"x" * 100_000)[:50] + b"\x00" * 200)
+    code, out, _ = run_cli(["--json", str(bad), str(DATA / "postfix-classic.log")], capsys)
+    assert code == 1
+    report = json.loads(out)
+    assert len(report["errors"]) == 1 and report["errors"][0].startswith(str(bad))
+    assert report["files"][1]["error"] is None
+    assert sum(c["count"] for c in report["causes"]) > 0
+
+
+def test_missing_file_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["/nonexistent/mail.log"], capsys)
+    assert code == 2
+    assert "/nonexistent/mail.log: no such file" in err
+
+
+def test_bad_since_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["--since", "last tuesday", str(DATA / "mailwright.log")], capsys)
+    assert code == 2
+    assert "neither a duration nor a date" in err
+
+
+def test_default_reads_mail_log_and_its_rotations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no mailwright.toml here
+    monkeypatch.delenv("MAILWRIGHT_CONFIG", raising=False)
+    lines = (DATA / "postfix-classic.log").read_bytes().splitlines(keepends=True)
+    (tmp_path / "mail.log.2.gz").write_bytes(gzip.compress(b"".join(lines[:200])))
+    (tmp_path / "mail.log.1").write_bytes(b"".join(lines[200:400]))
+    (tmp_path / "mail.log").write_bytes(b"".join(lines[400:]))
+    monkeypatch.setattr(sources, "DEFAULT_LOG", tmp_path / "mail.log")
+    code, out, _ = run_cli(["--json"], capsys)
+    assert code == 0
+    report = json.loads(out)
+    assert [Path(f["name"]).name for f in report["files"]] == [
+        "mail.log.2.gz",
+        "mail.log.1",
+        "mail.log",
+    ]
+    whole = sum(1 for ln in lines if ln.startswith(b"# expect:"))
+    assert sum(c["count"] for c in report["causes"]) == whole
+
+
+def test_no_default_log_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAILWRIGHT_CONFIG", raising=False)
+    monkeypatch.setattr(sources, "DEFAULT_LOG", tmp_path / "mail.log")
+    code, _, err = run_cli([], capsys)
+    assert code == 2
+    assert "no log found" in err and "journalctl" in err
+
+
+def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["explain", "--help"])
+    out = capsys.readouterr().out
+    assert "Examples:" in out and "mailwright explain -" in out.replace("|", "")
