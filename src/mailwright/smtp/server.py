@@ -283,10 +283,12 @@ class SmtpServer:
         message = added + data
         signed_for: tuple[str, list[str]] | None = None
         unsigned_reason: tuple[str, str] | None = None
-        if trusted_submission and state.signer is not None:
+        if trusted_submission:
             domain = headers.from_domain(data)
             if domain is None:
                 unsigned_reason = ("-", "no From address")
+            elif state.signer is None:
+                unsigned_reason = (domain, "no DKIM key for the From domain")
             else:
                 try:
                     result = state.signer(message, domain)

@@ -1,0 +1,468 @@
+"""The SMTP server over real sockets on 127.0.0.1: every bad-input class of issue 5.
+
+Each test starts the listeners in-process (port 0), talks to them with raw asyncio
+streams (exact bytes, exact replies) or smtplib, and checks what reached the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import dkim
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from mailwright.config import parse_config
+from mailwright.dkim import dns_record_value, generate_key, private_key_pem
+from mailwright.log import EventLogger
+from mailwright.queue import SqliteQueueStore
+from mailwright.server import build_state
+from mailwright.smtp.auth import hash_password
+from mailwright.smtp.server import ServerSettings, SmtpServer
+
+PASSWORD = "s3cret pass"
+
+
+def make_cert(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class Harness:
+    def __init__(self, server: SmtpServer, store: SqliteQueueStore, events: list[dict[str, str]]):
+        self.server = server
+        self.store = store
+        self.events = events
+        self.ports = server.ports()
+
+    async def entries(self) -> list[Any]:
+        return await self.store.list_entries()
+
+
+class Client:
+    """A raw SMTP client: send exact bytes, read whole replies."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, port: int, *, tls: bool = False) -> Client:
+        context = None
+        if tls:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+        return cls(reader, writer)
+
+    async def reply(self, timeout: float = 10) -> str:
+        lines = []
+        while True:
+            line = await asyncio.wait_for(self.reader.readline(), timeout)
+            if not line:
+                raise ConnectionError("closed: " + " | ".join(lines))
+            text = line.decode().rstrip("\r\n")
+            lines.append(text)
+            if len(text) < 4 or text[3] != "-":
+                return "\n".join(lines)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def cmd(self, line: str) -> str:
+        await self.send(line.encode() + b"\r\n")
+        return await self.reply()
+
+    async def starttls(self) -> None:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        await self.writer.start_tls(context)
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, ssl.SSLError):
+            pass
+
+
+@pytest.fixture
+async def harness_factory(tmp_path: Path) -> AsyncIterator[Any]:
+    started: list[tuple[SmtpServer, SqliteQueueStore]] = []
+    cert, key = make_cert(tmp_path)
+
+    async def start(
+        settings: ServerSettings | None = None, trusted: list[str] | None = None, **extra: Any
+    ) -> Harness:
+        data: dict[str, Any] = {
+            "hostname": "mx.example.com",
+            "domains": ["example.com"],
+            "mailboxes": ["admin@example.com", "bob@example.com"],
+            "data_dir": str(tmp_path / "data"),
+            "message_size_limit": 20_000,
+            "trusted_networks": trusted if trusted is not None else ["192.0.2.0/24"],
+            "tls": {"certificate": str(cert), "private_key": str(key)},
+            "users": [{"name": "bob", "password_hash": hash_password(PASSWORD, ln=10)}],
+            "listeners": [
+                {"name": "inbound", "port": 2525, "role": "inbound"},
+                {"name": "submission", "port": 2587, "tls": "starttls", "auth": "optional"},
+                {"name": "smtps", "port": 2465, "tls": "implicit", "auth": "required"},
+            ],
+        }
+        data.update(extra)
+        config = parse_config(data, tmp_path / "mailwright.toml")
+        config = replace(config, listeners=tuple(replace(li, port=0) for li in config.listeners))
+        state, _ = build_state(config, dev_mode=False)
+        store = await SqliteQueueStore.open(config.data_dir)
+        logger = EventLogger(stderr=False)
+        events: list[dict[str, str]] = []
+        logger.subscribe(events.append)
+        server = SmtpServer(
+            state, store, logger, settings or ServerSettings(auth_failure_delay=0.05)
+        )
+        await server.start()
+        started.append((server, store))
+        return Harness(server, store, events)
+
+    yield start
+    for server, store in started:
+        await server.stop()
+        await store.close()
+
+
+async def open_session(h: Harness, listener: str = "inbound", ehlo: bool = True) -> Client:
+    c = await Client.connect(h.ports[listener], tls=listener == "smtps")
+    assert (await c.reply()).startswith("220 mx.example.com ESMTP")
+    if ehlo:
+        assert (await c.cmd("EHLO client.example")).startswith("250-mx.example.com")
+    return c
+
+
+MESSAGE = b"From: Alice <alice@example.org>\r\nSubject: test\r\n\r\nHello.\r\n"
+
+
+async def test_pipelined_transaction_is_queued_with_trace_header(harness_factory: Any) -> None:
+    h = await harness_factory()
+    c = await open_session(h)
+    await c.send(
+        b"MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.com>\r\n"
+        b"RCPT TO:<victim@example.net>\r\nDATA\r\n"
+    )
+    assert await c.reply() == "250 2.1.0 Ok"
+    assert await c.reply() == "250 2.1.5 Ok"
+    assert await c.reply() == "554 5.7.1 <victim@example.net>: Relay access denied"
+    assert (await c.reply()).startswith("354")
+    await c.send(MESSAGE + b".\r\n")
+    reply = await c.reply()
+    assert reply.startswith("250 2.0.0 Ok: queued as ")
+    queue_id = reply.rsplit(" ", 1)[1]
+    assert await c.cmd("QUIT") == "221 2.0.0 Bye"
+    [entry] = await h.entries()
+    assert entry.id == queue_id
+    assert [r.address for r in entry.recipients] == ["bob@example.com"]
+    data = await h.store.read_message(queue_id)
+    assert data.startswith(b"Received: from client.example (unknown [127.0.0.1])\r\n")
+    assert f"with ESMTP id {queue_id}".encode() in data
+    assert b"for <bob@example.com>;" in data
+    assert data.endswith(MESSAGE)
+    assert b"Message-ID:" not in data  # untrusted client: only the trace field is added
+    kinds = [e["event"] for e in h.events]
+    assert kinds[:1] == ["connect"] and "rejected" in kinds and "accepted" in kinds
+    accepted = next(e for e in h.events if e["event"] == "accepted")
+    assert accepted["id"] == queue_id and accepted["from"] == "<alice@example.org>"
+    rejected = next(e for e in h.events if e["event"] == "rejected")
+    assert rejected["stage"] == "rcpt" and rejected["to"] == "<victim@example.net>"
+    await c.close()
+
+
+async def test_unknown_local_user_gets_550_511(harness_factory: Any) -> None:
+    h = await harness_factory()
+    c = await open_session(h)
+    await c.cmd("MAIL FROM:<alice@example.org>")
+    assert (await c.cmd("RCPT TO:<nobody@example.com>")).startswith(
+        "550 5.1.1 <nobody@example.com>"
+    )
+    assert await c.cmd("RCPT TO:<postmaster@example.com>") == "250 2.1.5 Ok"
+    await c.close()
+
+
+async def test_trusted_submission_gets_message_id_and_date(harness_factory: Any) -> None:
+    h = await harness_factory(trusted=["127.0.0.0/8"])
+    c = await open_session(h)
+    await c.cmd("MAIL FROM:<app@example.com>")
+    assert await c.cmd("RCPT TO:<someone@example.net>") == "250 2.1.5 Ok"  # relay: trusted
+    await c.cmd("DATA")
+    reply = await c.cmd("From: app@example.com\r\nSubject: x\r\n\r\nbody\r\n.")
+    queue_id = reply.rsplit(" ", 1)[1]
+    data = await h.store.read_message(queue_id)
+    assert b"\r\nMessage-ID: <" in data and b"@mx.example.com>\r\n" in data
+    assert b"\r\nDate: " in data
+    assert any(e["event"] == "unsigned" and e["domain"] == "example.com" for e in h.events)
+    await c.close()
+
+
+async def test_message_over_size_limit_and_the_session_goes_on(harness_factory: Any) -> None:
+    h = await harness_factory()
+    c = await open_session(h)
+    assert (await c.cmd("MAIL FROM:<a@example.org> SIZE=20001")).startswith("552 5.3.4")
+    assert await c.cmd("MAIL FROM:<a@example.org> SIZE=100") == "250 2.1.0 Ok"
+    await c.cmd("RCPT TO:<bob@example.com>")
+    await c.cmd("DATA")
+    await c.send((b"x" * 998 + b"\r\n") * 30 + b".\r\n")
+    assert await c.reply() == "552 5.3.4 Error: message exceeds size limit"
+    assert await c.cmd("NOOP") == "250 2.0.0 Ok"
+    assert await h.entries() == []
+    await c.close()
+
+
+async def test_disconnect_in_the_middle_of_data_queues_nothing(harness_factory: Any) -> None:
+    h = await harness_factory()
+    c = await open_session(h)
+    await c.cmd("MAIL FROM:<a@example.org>")
+    await c.cmd("RCPT TO:<bob@example.com>")
+    await c.cmd("DATA")
+    await c.send(b"Subject: half\r\n\r\nthe first half\r\n")
+    await c.close()
+    other = await open_session(h)  # the server keeps serving
+    assert await other.cmd("NOOP") == "250 2.0.0 Ok"
+    await other.close()
+    await asyncio.sleep(0.2)
+    assert await h.entries() == []
+    assert any(e["event"] == "disconnect" for e in h.events)
+
+
+async def test_slow_client_times_out_and_others_are_served(harness_factory: Any) -> None:
+    h = await harness_factory(ServerSettings(command_timeout=0.5, data_timeout=0.5))
+    slow = await open_session(h)
+    fast = await open_session(h)
+    await fast.cmd("MAIL FROM:<a@example.org>")
+    await fast.cmd("RCPT TO:<bob@example.com>")
+    await fast.cmd("DATA")
+    assert (await fast.cmd("Subject: x\r\n\r\nhi\r\n.")).startswith("250 2.0.0 Ok: queued")
+    assert await slow.reply(timeout=5) == "421 4.4.2 mx.example.com Error: timeout exceeded"
+    # a stalled DATA gets the same
+    stalled = await open_session(h)
+    await stalled.cmd("MAIL FROM:<a@example.org>")
+    await stalled.cmd("RCPT TO:<bob@example.com>")
+    await stalled.cmd("DATA")
+    await stalled.send(b"Subject: never finished\r\n")
+    assert (await stalled.reply(timeout=5)).startswith("421 4.4.2")
+    assert len(await h.entries()) == 1
+    for c in (slow, fast, stalled):
+        await c.close()
+
+
+async def test_1000_recipients_then_452(harness_factory: Any) -> None:
+    h = await harness_factory(trusted=["127.0.0.0/8"])
+    c = await open_session(h)
+    await c.cmd("MAIL FROM:<a@example.com>")
+    await c.send(b"".join(b"RCPT TO:<user%d@example.net>\r\n" % i for i in range(1001)))
+    replies = [await c.reply() for _ in range(1001)]
+    assert replies[:1000] == ["250 2.1.5 Ok"] * 1000
+    assert replies[1000] == "452 4.5.3 Error: too many recipients"
+    await c.cmd("DATA")
+    assert (await c.cmd("Subject: many\r\n\r\nhi\r\n.")).startswith("250 2.0.0 Ok: queued")
+    [entry] = await h.entries()
+    assert len(entry.recipients) == 1000
+    await c.close()
+
+
+async def test_nul_bytes(harness_factory: Any) -> None:
+    h = await harness_factory()
+    c = await open_session(h)
+    assert await c.cmd("NOOP\x00") == "500 5.5.2 Error: NUL character in command"
+    await c.cmd("MAIL FROM:<a@example.org>")
+    await c.cmd("RCPT TO:<bob@example.com>")
+    await c.cmd("DATA")
+    assert await c.cmd("Subject: x\r\n\r\nnul\x00here\r\n.") == (
+        "554 5.6.0 Error: NUL character in message"
+    )
+    assert await h.entries() == []
+    await c.close()
+
+
+async def test_eight_bit_without_8bitmime_and_long_lines(harness_factory: Any) -> None:
+    h = await harness_factory()
+    c = await open_session(h)
+    await c.cmd("MAIL FROM:<a@example.org>")
+    await c.cmd("RCPT TO:<bob@example.com>")
+    await c.cmd("DATA")
+    await c.send("Subject: caf\u00e9\r\n\r\nx\r\n.\r\n".encode())
+    assert await c.reply() == "554 5.6.1 Error: 8-bit data needs BODY=8BITMIME"
+    assert (await c.cmd("NOOP " + "x" * 1200)) == "500 5.5.2 Error: line too long"
+    assert await c.cmd("MAIL FROM:<a@example.org> BODY=8BITMIME") == "250 2.1.0 Ok"
+    await c.cmd("RCPT TO:<bob@example.com>")
+    await c.cmd("DATA")
+    await c.send("Subject: caf\u00e9\r\n\r\nx\r\n.\r\n".encode())
+    assert (await c.reply()).startswith("250 2.0.0 Ok: queued")
+    await c.close()
+
+
+async def test_commands_before_ehlo_and_unknown_commands(harness_factory: Any) -> None:
+    h = await harness_factory()
+    c = await open_session(h, ehlo=False)
+    assert await c.cmd("MAIL FROM:<a@example.org>") == "503 5.5.1 Error: send HELO/EHLO first"
+    assert await c.cmd("XYZZY") == "500 5.5.2 Error: command not recognized"
+    assert (await c.cmd("EHLO c")).startswith("250-")
+    await c.close()
+
+
+async def test_starttls_command_injection_is_discarded(harness_factory: Any) -> None:
+    h = await harness_factory()
+    c = await open_session(h, "submission")
+    # the injected MAIL FROM arrives in the same packet as STARTTLS
+    await c.send(b"STARTTLS\r\nMAIL FROM:<evil@example.org>\r\n")
+    assert await c.reply() == "220 2.0.0 Ready to start TLS"
+    await c.starttls()
+    ehlo = await c.cmd("EHLO client.example")
+    assert ehlo.startswith("250-mx.example.com") and "AUTH PLAIN LOGIN" in ehlo
+    assert "STARTTLS" not in ehlo
+    # had the injected MAIL been executed, this would be "nested MAIL"
+    assert await c.cmd("MAIL FROM:<a@example.org>") == "250 2.1.0 Ok"
+    await c.close()
+
+
+async def test_auth_before_tls_then_after(harness_factory: Any) -> None:
+    h = await harness_factory()
+    c = await open_session(h, "submission")
+    token = base64.b64encode(f"\0bob\0{PASSWORD}".encode()).decode()
+    ehlo = await c.cmd("EHLO c")
+    assert "AUTH" not in ehlo and "STARTTLS" in ehlo
+    assert await c.cmd(f"AUTH PLAIN {token}") == (
+        "538 5.7.11 Encryption required for requested authentication mechanism"
+    )
+    assert await c.cmd("STARTTLS") == "220 2.0.0 Ready to start TLS"
+    await c.starttls()
+    await c.cmd("EHLO c")
+    assert await c.cmd(f"AUTH PLAIN {token}") == "235 2.7.0 Authentication successful"
+    await c.cmd("MAIL FROM:<bob@example.com>")
+    assert await c.cmd("RCPT TO:<anyone@example.net>") == "250 2.1.5 Ok"  # authenticated relay
+    await c.cmd("DATA")
+    reply = await c.cmd("From: bob@example.com\r\n\r\nhi\r\n.")
+    data = await h.store.read_message(reply.rsplit(" ", 1)[1])
+    assert b"with ESMTPSA id" in data and b"(authenticated sender: bob)" in data
+    assert any(e["event"] == "auth" and e["user"] == "bob" for e in h.events)
+    await c.close()
+
+
+async def test_failed_auth_is_slowed_and_limited(harness_factory: Any) -> None:
+    h = await harness_factory()
+    h.server.limiter.max_failures = 3
+    c = await open_session(h, "smtps")
+    bad = base64.b64encode(b"\0bob\0wrong").decode()
+    for _ in range(3):
+        assert await c.cmd(f"AUTH PLAIN {bad}") == "535 5.7.8 Authentication credentials invalid"
+    good = base64.b64encode(f"\0bob\0{PASSWORD}".encode()).decode()
+    assert (await c.cmd(f"AUTH PLAIN {good}")).startswith("454 4.7.0")  # even the right one
+    assert sum(e["event"] == "auth-failed" for e in h.events) == 3
+    await c.close()
+
+
+async def test_implicit_tls_listener_requires_auth(harness_factory: Any) -> None:
+    h = await harness_factory()
+    c = await open_session(h, "smtps")
+    assert await c.cmd("MAIL FROM:<a@example.org>") == "530 5.7.0 Authentication required"
+    user = base64.b64encode(b"bob").decode()
+    assert await c.cmd("AUTH LOGIN") == "334 VXNlcm5hbWU6"
+    assert await c.cmd(user) == "334 UGFzc3dvcmQ6"
+    assert await c.cmd(base64.b64encode(PASSWORD.encode()).decode()) == (
+        "235 2.7.0 Authentication successful"
+    )
+    assert await c.cmd("MAIL FROM:<bob@example.com>") == "250 2.1.0 Ok"
+    await c.close()
+
+
+async def test_dkim_signature_verifies(harness_factory: Any, tmp_path: Path) -> None:
+    rsa = generate_key("rsa", 2048)
+    ed = generate_key("ed25519")
+    (tmp_path / "rsa.pem").write_bytes(private_key_pem(rsa))
+    (tmp_path / "ed.pem").write_bytes(private_key_pem(ed))
+    h = await harness_factory(
+        trusted=["127.0.0.0/8"],
+        dkim=[
+            {"domain": "example.com", "selector": "r1", "private_key": str(tmp_path / "rsa.pem")},
+            {
+                "domain": "example.com",
+                "selector": "e1",
+                "private_key": str(tmp_path / "ed.pem"),
+                "algorithm": "ed25519",
+            },
+        ],
+    )
+    records = {
+        b"r1._domainkey.example.com.": dns_record_value(rsa).encode(),
+        b"e1._domainkey.example.com.": dns_record_value(ed).encode(),
+    }
+    c = await open_session(h)
+    await c.cmd("MAIL FROM:<app@example.com>")
+    await c.cmd("RCPT TO:<user@example.net>")
+    await c.cmd("DATA")
+    reply = await c.cmd(
+        "From: App <app@example.com>\r\nTo: user@example.net\r\nSubject: s\r\n\r\nhi\r\n."
+    )
+    data = await h.store.read_message(reply.rsplit(" ", 1)[1])
+    assert data.count(b"DKIM-Signature:") == 2
+    verifier = dkim.DKIM(data)
+    for index in range(2):
+        assert verifier.verify(idx=index, dnsfunc=lambda name, timeout=5: records[name])
+    signed = next(e for e in h.events if e["event"] == "signed")
+    assert signed["domain"] == "example.com" and signed["selectors"] == "r1,e1"
+    await c.close()
+
+
+async def test_shutdown_lets_the_transaction_in_flight_finish(harness_factory: Any) -> None:
+    h = await harness_factory()
+    busy = await open_session(h)
+    idle = await open_session(h)
+    await busy.cmd("MAIL FROM:<a@example.org>")
+    await busy.cmd("RCPT TO:<bob@example.com>")
+    stopping = asyncio.create_task(h.server.stop())
+    assert (await idle.reply()).startswith("421 4.3.2")
+    await busy.cmd("DATA")
+    assert (await busy.cmd("Subject: x\r\n\r\nhi\r\n.")).startswith("250 2.0.0 Ok: queued")
+    assert (await busy.reply()).startswith("421 4.3.2")  # then it is told to go
+    await stopping
+    with pytest.raises(OSError):
+        await Client.connect(h.ports["inbound"])
+    assert len(await h.entries()) == 1
