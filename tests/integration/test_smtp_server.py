@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime
 import ipaddress
 import ssl
@@ -16,13 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import dkim
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+import dkim
 from mailwright.config import parse_config
 from mailwright.dkim import dns_record_value, generate_key, private_key_pem
 from mailwright.log import EventLogger
@@ -121,10 +122,8 @@ class Client:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
             await self.writer.wait_closed()
-        except (ConnectionError, ssl.SSLError):
-            pass
 
 
 @pytest.fixture
