@@ -13,6 +13,7 @@ outcome, never "no record" (§4.10.1, §5.3.6).
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from dataclasses import dataclass, field
 
@@ -169,15 +170,31 @@ class TreeWalk:
         return None
 
 
-async def tree_walk(domain: str, resolver: Resolver, cache: LookupCache | None = None) -> TreeWalk:
+async def tree_walk(
+    domain: str,
+    resolver: Resolver,
+    cache: LookupCache | None = None,
+    *,
+    concurrent: bool = True,
+) -> TreeWalk:
     """Run the RFC 9989 §4.10 Tree Walk from ``domain`` (already prepared).
 
     Stops at a single DMARC record with ``psd=y``/``psd=n`` (steps 2 and 6), at a
     DNS error (nothing above it can be trusted to decide), or at the root.
+
+    The names to query are known before the first answer (steps 3-4), so with
+    ``concurrent`` they are all asked at once and the answers read in walk
+    order: one round trip instead of up to eight, the same result, and never
+    more than :data:`MAX_WALK_QUERIES` queries. ``concurrent=False`` asks one at
+    a time and skips the names above a stop (fewer queries, more latency).
     """
+    targets = walk_targets(domain)[:MAX_WALK_QUERIES]
+    answers: list[Lookup] | None = None
+    if concurrent:
+        answers = list(await asyncio.gather(*(lookup(t, resolver, cache) for t in targets)))
     lookups: list[Lookup] = []
-    for target in walk_targets(domain)[:MAX_WALK_QUERIES]:
-        found = await lookup(target, resolver, cache)
+    for index, target in enumerate(targets):
+        found = answers[index] if answers is not None else await lookup(target, resolver, cache)
         lookups.append(found)
         if found.failed:
             return TreeWalk(domain, tuple(lookups))
@@ -293,7 +310,11 @@ class PolicyDiscovery:
 
 
 async def discover_policy(
-    domain: str, resolver: Resolver, cache: LookupCache | None = None
+    domain: str,
+    resolver: Resolver,
+    cache: LookupCache | None = None,
+    *,
+    concurrent: bool = True,
 ) -> PolicyDiscovery:
     """Find the DMARC Policy Record for an Author Domain (RFC 9989 §4.10.1).
 
@@ -308,7 +329,9 @@ async def discover_policy(
             TreeWalk(author, ()),
             error=f"{domain!r} is not a valid domain: {problem}",
         )
-    walk = await tree_walk(author, resolver, cache if cache is not None else {})
+    walk = await tree_walk(
+        author, resolver, cache if cache is not None else {}, concurrent=concurrent
+    )
     notes = tuple(
         f"{item.name} has {len(item.dmarc_texts)} DMARC records: all are ignored (§4.10)"
         for item in walk.lookups

@@ -108,7 +108,7 @@ async def test_psd_n_ends_the_walk_and_is_the_organizational_domain() -> None:
     resolver = MemoryResolver()
     dmarc(resolver, "mail.example.com", "v=DMARC1; p=none; psd=n")
     dmarc(resolver, "example.com", "v=DMARC1; p=reject")
-    found = await discover_policy("a.mail.example.com", resolver)
+    found = await discover_policy("a.mail.example.com", resolver, concurrent=False)
     assert found.record_domain == "mail.example.com"
     assert found.organizational_domain == "mail.example.com"
     assert found.walk.stopped_by == "psd=n"
@@ -121,7 +121,7 @@ async def test_psd_y_at_public_suffix_b43() -> None:
     resolver = MemoryResolver()
     dmarc(resolver, "bank.example", "v=DMARC1; p=reject; psd=y")
     dmarc(resolver, "giant.bank.example", "v=DMARC1; p=quarantine")
-    found = await discover_policy("giant.bank.example", resolver)
+    found = await discover_policy("giant.bank.example", resolver, concurrent=False)
     assert found.at_author_domain
     assert found.organizational_domain == "giant.bank.example"
     assert asked(resolver) == ["_dmarc.giant.bank.example", "_dmarc.bank.example"]
@@ -223,9 +223,10 @@ async def test_dns_error_at_author_is_temperror(outcome: Outcome) -> None:
 
 async def test_dns_error_above_without_own_record_is_temperror() -> None:
     resolver = MemoryResolver().fail("_dmarc.example.com", "TXT", Outcome.TIMEOUT)
-    found = await discover_policy("mail.example.com", resolver)
+    found = await discover_policy("mail.example.com", resolver, concurrent=False)
     assert found.status is DiscoveryStatus.TEMPERROR
-    # The walk stops at the failure: nothing above it is asked.
+    assert [item.name for item in found.walk.lookups][-1] == "_dmarc.example.com"
+    # One at a time, the walk stops at the failure: nothing above it is asked.
     assert asked(resolver) == ["_dmarc.mail.example.com", "_dmarc.example.com"]
 
 
@@ -283,3 +284,43 @@ async def test_as_json_lists_every_query() -> None:
         "_dmarc.com",
     ]
     assert queries[0]["outcome"] == "nxdomain"
+
+
+SCENARIOS: list[list[tuple[str, str]]] = [
+    [],
+    [("example.com", "v=DMARC1; p=reject")],
+    [("mail.example.com", "v=DMARC1; p=none; psd=n"), ("example.com", "v=DMARC1; p=reject")],
+    [("com", "v=DMARC1; p=none; psd=y")],
+    [("example.com", "v=DMARC1; p=reject"), ("example.com", "v=DMARC1; p=none")],
+    [("a.mail.example.com", "v=DMARC1; p=quarantine; psd=y"), ("com", "v=DMARC1; psd=y")],
+    [("mail.example.com", "v=DMARC1; p=reject; p=none"), ("example.com", "v=DMARC1")],
+]
+
+
+@pytest.mark.parametrize("records", SCENARIOS)
+@pytest.mark.parametrize("fail", [None, "_dmarc.example.com", "_dmarc.com"])
+async def test_concurrent_walk_equals_sequential_walk(
+    records: list[tuple[str, str]], fail: str | None
+) -> None:
+    results = []
+    for concurrent in (False, True):
+        resolver = MemoryResolver()
+        for domain, text in records:
+            dmarc(resolver, domain, text)
+        if fail:
+            resolver.fail(fail, "TXT", Outcome.SERVFAIL)
+        found = await discover_policy("a.mail.example.com", resolver, concurrent=concurrent)
+        assert len(resolver.queries) <= MAX_WALK_QUERIES
+        results.append(found)
+    sequential, concurrent_result = results
+    assert concurrent_result == sequential
+
+
+async def test_concurrent_walk_takes_one_round_trip() -> None:
+    import time
+
+    resolver = MemoryResolver(latency=0.1)
+    dmarc(resolver, "example.com", "v=DMARC1; p=reject")
+    began = time.monotonic()
+    await discover_policy("a.b.c.d.example.com", resolver)
+    assert time.monotonic() - began < 0.4  # six queries of 100 ms each: 0.6 s one by one
