@@ -56,7 +56,10 @@ def canonicalize_header(raw: bytes, method: Canonicalization) -> bytes:
     if colon < 0:
         return raw
     name = raw[:colon].rstrip(b" \t").lower()
-    value = _collapse_wsp(raw[colon + 1 :].replace(b"\r\n", b"")).strip(b" ")
+    value = raw[colon + 1 :].replace(b"\r\n", b"")
+    if b"\t" in value or b"  " in value:
+        value = _collapse_wsp(value)
+    value = value.strip(b" ")
     return name + b":" + value + b"\r\n"
 
 

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -143,26 +144,49 @@ def sign_parsed(
         canonicalize_header(raw, header_c) for raw in select_headers(parsed, names)
     )
     out: list[bytes] = []
+    t = str(timestamp)
     for key in keys:
-        prefix = _fold_tags(
-            [
-                "v=1;",
-                f"a={key.algorithm};",
-                f"c={header_c}/{body_c};",
-                f"d={key.domain};",
-                f"s={key.selector};",
-                f"t={timestamp};",
-            ],
-            names,
-            body_hash,
+        template = _field_template(
+            key.algorithm, header_c, body_c, key.domain, key.selector, tuple(names), len(t)
         )
         # RFC 6376 §3.7: the signature field itself is hashed last, with b= empty and
         # without its final CRLF.
-        field = prefix + "b="
-        data = header_data + canonicalize_header(field.encode("ascii") + b"\r\n", header_c)[:-2]
+        field = template.replace(_T_SLOT * len(t), t).replace(_BH_SLOT * 44, body_hash)
+        raw = field.encode("ascii")
+        data = header_data + canonicalize_header(raw + b"\r\n", header_c)[:-2]
         signature = _sign(key, data)
-        out.append(field.encode("ascii") + _fold_b(signature, len(field) - field.rfind("\n") - 1))
+        out.append(raw + _fold_b(signature, len(field) - field.rfind("\n") - 1))
     return b"".join(out)
+
+
+_T_SLOT = "\x01"
+_BH_SLOT = "\x02"
+
+
+@lru_cache(maxsize=512)
+def _field_template(
+    algorithm: str,
+    header_c: str,
+    body_c: str,
+    domain: str,
+    selector: str,
+    names: tuple[str, ...],
+    t_len: int,
+) -> str:
+    """The folded field up to ``b=`` with same-width slots for t= and bh=.
+
+    Folding depends only on lengths, so it is done once per key and header list;
+    each message only fills in its timestamp and body hash.
+    """
+    tags = [
+        "v=1;",
+        f"a={algorithm};",
+        f"c={header_c}/{body_c};",
+        f"d={domain};",
+        f"s={selector};",
+        f"t={_T_SLOT * t_len};",
+    ]
+    return _fold_tags(tags, names, _BH_SLOT * 44) + "b="
 
 
 def _sign(key: SigningKey, data: bytes) -> bytes:
