@@ -19,9 +19,13 @@ import contextlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .errors import MailwrightError
+
+if TYPE_CHECKING:
+    from .dmarc.policy import DmarcResult
+    from .dmarc.record import DmarcRecord, Policy
 
 HEADER_NAME = "Authentication-Results"
 
@@ -257,7 +261,7 @@ def dkim_result(
     return ResInfo("dkim", word, reason or None, tuple(props))
 
 
-def dmarc_result(result: Any, *, reason: bool = False) -> ResInfo:
+def dmarc_result(result: DmarcResult, *, with_reason: bool = False) -> ResInfo:
     """``dmarc=RESULT (p=... dis=...) header.from=DOMAIN policy.dmarc=POLICY``.
 
     ``result`` is a :class:`mailwright.dmarc.DmarcResult`. ``policy.dmarc`` is the
@@ -273,10 +277,9 @@ def dmarc_result(result: Any, *, reason: bool = False) -> ResInfo:
     if status in ("pass", "fail") and record is not None:
         requested = result.requested_policy
         if requested is None:
-            requested = _policy_for(result)
-        effective = (
-            requested.relaxed_one_level() if record.testing and requested != "none" else requested
-        )
+            requested = _policy_for(result, record)
+        # t=y lowers the policy one level (none stays none), RFC 9989 §4.7.
+        effective = requested.relaxed_one_level() if record.testing else requested
         props.append(Property("policy", "dmarc", str(effective)))
         bits = [f"p={record.policy}"]
         if record.sp is not None:
@@ -288,16 +291,15 @@ def dmarc_result(result: Any, *, reason: bool = False) -> ResInfo:
     return ResInfo(
         "dmarc",
         status,
-        result.reason if reason and result.reasons else None,
+        result.reason if with_reason and result.reasons else None,
         tuple(props),
         None,
         comment,
     )
 
 
-def _policy_for(result: Any) -> Any:
+def _policy_for(result: DmarcResult, record: DmarcRecord) -> Policy:
     """The policy a failing message would get: p for the domain's own record, else sp."""
-    record = result.record
     if result.discovery is not None and result.discovery.at_author_domain:
         return record.policy
     return record.subdomain_policy
@@ -308,7 +310,7 @@ def build(
     *,
     spf: object | None = None,
     dkim: Iterable[object] = (),
-    dmarc: object | None = None,
+    dmarc: DmarcResult | ResInfo | None = None,
     extra: Iterable[ResInfo] = (),
 ) -> AuthenticationResults:
     """One field with every result: SPF, each DKIM signature, DMARC, then ``extra``.

@@ -339,3 +339,12 @@ def test_mutated_fields_only_raise_syntax_errors() -> None:
             parsed_count += 1
             assert parse(parsed.value()) == parsed, value
     assert parsed_count > 500
+
+
+async def test_dmarc_result_with_reason() -> None:
+    resolver = MemoryResolver().add("_dmarc.example.com", "TXT", "v=DMARC1; p=reject")
+    failed = await evaluate("example.com", None, [], resolver)
+    info = dmarc_result(failed, with_reason=True)
+    assert info.reason == failed.reason
+    assert "no SPF or DKIM result" in (info.reason or "")
+    assert dmarc_result(failed).reason is None
