@@ -346,3 +346,68 @@ async def test_receiver_must_not_reject_on_p_reject_alone() -> None:
     assert result.receiver_action(other_evidence=True) is Policy.REJECT
     passed = await evaluate("example.com", None, [("example.com", "pass")], resolver)
     assert passed.receiver_action(other_evidence=True) is Policy.NONE
+
+
+async def test_random_worlds_keep_the_invariants() -> None:
+    """Random records, duplicates, psd flags and DNS failures over a small tree: evaluate
+    never raises, never asks more than the walk bound, and its verdict is consistent."""
+    import random
+
+    from mailwright.dmarc.discovery import MAX_WALK_QUERIES
+
+    rng = random.Random(7489)
+    names = [
+        "com",
+        "example.com",
+        "mail.example.com",
+        "a.mail.example.com",
+        "b.example.com",
+        "example.net",
+        "net",
+        "x.y.z.w.v.u.t.s.example.com",
+    ]
+    texts = [
+        "v=DMARC1; p=reject",
+        "v=DMARC1; p=quarantine; sp=none; np=reject",
+        "v=DMARC1; p=none; psd=n",
+        "v=DMARC1; p=reject; psd=y",
+        "v=DMARC1; p=reject; t=y; adkim=s; aspf=s",
+        "v=DMARC1; p=bogus",
+        "v=DMARC1; p=bogus; rua=mailto:d@example.com",
+        "v=DMARC1; p=reject; p=none",
+        "v=spf1 -all",
+    ]
+    seen: set[DmarcStatus] = set()
+    for _ in range(300):
+        resolver = MemoryResolver()
+        for name in names:
+            if rng.random() < 0.35:
+                resolver.add(f"_dmarc.{name}", "TXT", rng.choice(texts))
+            if rng.random() < 0.05:
+                resolver.add(f"_dmarc.{name}", "TXT", rng.choice(texts))
+            if rng.random() < 0.05:
+                resolver.fail(f"_dmarc.{name}", "TXT", rng.choice(list(Outcome)))
+            if rng.random() < 0.5:
+                resolver.add(name, "A", "192.0.2.1")
+        author = rng.choice(names)
+        spf = (rng.choice(names), rng.choice(["pass", "fail", "softfail"]))
+        dkim = [(rng.choice(names), rng.choice(["pass", "fail"])) for _ in range(rng.randint(0, 3))]
+        result = await evaluate(author, spf, dkim, resolver)
+        walked = {n for n, t in resolver.queries if t == "TXT"}
+        assert len(walked) <= MAX_WALK_QUERIES * (2 + len(dkim))
+        if result.result is DmarcStatus.PASS:
+            assert result.aligned_by and result.disposition is Policy.NONE
+        elif result.result is DmarcStatus.FAIL:
+            assert not result.aligned_by
+            assert result.requested_policy is not None
+            assert result.disposition in (
+                result.requested_policy,
+                result.requested_policy.relaxed_one_level(),
+            )
+        else:
+            assert result.disposition is Policy.NONE
+        if result.result is DmarcStatus.NONE:
+            assert result.record is None
+        result.as_json()
+        seen.add(result.result)
+    assert seen == set(DmarcStatus)  # every outcome was exercised
