@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from ..config import Config
 from ..dns import Resolver
 from ..dns.names import name_problem, normalize, parse_ip
 from ..errors import UsageError
@@ -135,7 +136,7 @@ async def _guarded(spec: CheckSpec, ctx: Context) -> CheckResult:
 
 async def run_checks(
     domain: str,
-    options: DoctorOptions,
+    options: DoctorOptions | Config,
     resolver: Resolver,
     *,
     on_result: Callable[[CheckResult], None] | None = None,
@@ -143,9 +144,14 @@ async def run_checks(
 ) -> Report:
     """Check ``domain``: every check at once; results in display order.
 
+    ``options`` may be a :class:`~mailwright.config.Config` (its hostname, IPs, keys,
+    relay and blocklists) or :class:`DoctorOptions` for full control.
+
     ``on_plan(n)`` is told how many checks will run and ``on_result`` is called
     as each finishes (the CLI's progress display).
     """
+    if isinstance(options, Config):
+        options = DoctorOptions.from_config(options, domain)
     name = validate(domain, options)
     shared = SharedResolver(resolver)
     ctx = Context(name, options, shared)

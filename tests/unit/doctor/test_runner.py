@@ -156,3 +156,67 @@ def test_cli_json_against_a_dead_resolver_is_error_rows_exit_0() -> None:
          "--ip", "192.0.2.10", "--skip", "ports", "--json", "--strict"],
     )  # fmt: skip
     assert strict.exit_code == 1
+
+
+def _cert(days_left: float) -> bytes:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mail.example.com")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=30))
+        .not_valid_after(now + dt.timedelta(days=days_left))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("mail.example.com")]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.mark.parametrize(
+    ("days", "status"), [(60, Status.OK), (13.5, Status.WARN), (-1, Status.FAIL)]
+)
+def test_certificate_expiry(days: float, status: Status) -> None:
+    import datetime as dt
+
+    from mailwright.doctor.ports import describe_certificate
+
+    finding = describe_certificate(_cert(days), "mail.example.com", dt.datetime.now(dt.UTC), 14)
+    assert finding.status is status
+    assert "SAN=mail.example.com" in finding.observed
+
+
+def test_options_from_config_use_its_keys_ips_and_lists(tmp_path: Path) -> None:
+    from mailwright.config import Config, DkimKeyConfig
+
+    config = Config(
+        path=tmp_path / "mailwright.toml",
+        hostname="mail.example.com",
+        domains=(DOMAIN,),
+        ipv4=("192.0.2.10",),
+        dkim=(
+            DkimKeyConfig(DOMAIN, "mail", tmp_path / "a.pem"),
+            DkimKeyConfig("other.example", "x", tmp_path / "b.pem"),
+        ),
+    )
+    o = DoctorOptions.from_config(config, DOMAIN)
+    assert o.hostname == "mail.example.com" and o.ips == ("192.0.2.10",)
+    assert [(s.selector, s.private_key) for s in o.selectors] == [("mail", tmp_path / "a.pem")]
+    picked = DoctorOptions.from_config(config, DOMAIN, ("198.51.100.1",), ("mail", "extra"))
+    assert picked.ips == ("198.51.100.1",)
+    assert [(s.selector, s.private_key) for s in picked.selectors] == [
+        ("mail", tmp_path / "a.pem"),
+        ("extra", None),
+    ]
