@@ -55,7 +55,7 @@ _SUSPENDED = "delivery temporarily suspended: "
 _SAID = re.compile(
     r"host (?P<host>[^\s\[\]]*\[[^\]\s]*\])(?::\d+)? (?:said|refused to talk to me): "
 )
-_IN_REPLY = re.compile(r"\s*\(in reply to (?P<stage>[^)]*?)(?: command)?\)\s*$")
+_IN_REPLY = " (in reply to "
 _CONNECT = re.compile(r"^connect to (?P<host>[^\s\[\]]*\[[^\]\s]*\])(?::\d+)?: ")
 _LOST = re.compile(r"^(?:lost connection|conversation) with (?P<host>[^\s\[\]]*\[[^\]\s]*\])")
 _DNS = re.compile(
@@ -73,10 +73,11 @@ def split_status_text(text: str) -> StatusText:
     if m is not None:
         reply = text[m.end() :]
         stage = None
-        im = _IN_REPLY.search(reply)
-        if im is not None:
-            stage = im.group("stage")
-            reply = reply[: im.start()]
+        cut = reply.rfind(_IN_REPLY)
+        if cut >= 0 and reply.rstrip().endswith(")"):
+            stage = reply[cut + len(_IN_REPLY) :].rstrip().rstrip(")")
+            stage = stage.removesuffix(" command")
+            reply = reply[:cut]
         form = "said" if " said: " in m.group(0) else "greeting"
         return StatusText(form, m.group("host"), reply.strip(), stage)
     m = _CONNECT.match(text)

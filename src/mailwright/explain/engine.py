@@ -127,8 +127,10 @@ class Explainer:
         self.expired = 0
         self.truncated = 0
         self._clock = Clock(self.now)
-        self._window = b""
-        self._current = b""
+        self._window: tuple[bytes, int, int] = (b"", 0, 0)
+        self._current: tuple[bytes, int, int] = (b"", 0, 0)
+        self._head = b""
+        """The line that straddled the last two reads (between window and current)."""
         self._unknown_lines = 0
 
     # --- input ---------------------------------------------------------------------
@@ -148,14 +150,14 @@ class Explainer:
         read = stream.read
         tail = b""
         discarding = False
-        self._window = b""
+        self._window = (b"", 0, 0)
         while True:
             data = read(CHUNK_SIZE)
             if not data:
                 break
             source.bytes += len(data)
-            cut = data.rfind(b"\n")
-            if cut < 0:  # no line ends in this chunk
+            first = data.find(b"\n")
+            if first < 0:  # no line ends in this chunk
                 if not discarding:
                     tail += data
                     if len(tail) > MAX_LINE:
@@ -163,52 +165,59 @@ class Explainer:
                         discarding = True
                         self.skipped_lines += 1
                 continue
+            # The line that straddles the previous chunk is handled on its own; the rest
+            # of ``data`` is scanned in place (ranges, no copy of the megabyte).
             if discarding:
-                chunk = data[data.find(b"\n") + 1 : cut + 1]
                 discarding = False
                 source.lines += 1
             else:
-                chunk = tail + data[: cut + 1]
-            tail = data[cut + 1 :]
+                head = tail + data[: first + 1]
+                source.lines += 1
+                self._chunk(head, 0, len(head), window=False)
+                self._head = head
+            last = data.rfind(b"\n")
+            source.lines += data.count(b"\n", first + 1, last + 1)
+            self._chunk(data, first + 1, last + 1)
+            tail = data[last + 1 :]
             if len(tail) > MAX_LINE:
                 tail = b""
                 discarding = True
                 self.skipped_lines += 1
-            source.lines += chunk.count(b"\n")
-            self._chunk(chunk)
             if progress is not None:
                 progress()
         if tail and not discarding:
             source.lines += 1
-            self._chunk(tail + b"\n")
-        self._window = b""
+            tail += b"\n"
+            self._chunk(tail, 0, len(tail))
+        self._window = (b"", 0, 0)
 
-    def _chunk(self, chunk: bytes) -> None:
-        """Handle the complete lines in ``chunk``.  Only lines holding a needle are
+    def _chunk(self, buf: bytes, lo: int, hi: int, window: bool = True) -> None:
+        """Handle the complete lines in ``buf[lo:hi]``.  Only lines holding a needle are
         looked at, found with ``bytes.find`` (C speed); successes are only counted."""
-        self.delivered += chunk.count(b"status=sent")
-        self.expired += chunk.count(b"status=expired")
+        if lo >= hi:
+            return
+        self.delivered += buf.count(b"status=sent", lo, hi)
+        self.expired += buf.count(b"status=expired", lo, hi)
         needles: tuple[bytes, ...] = _NEEDLES
-        if b"mailwright[" in chunk:
-            self.delivered += chunk.count(b"event=delivered")
-            self.expired += chunk.count(b"event=expired")
+        if buf.find(b"mailwright[", lo, hi) >= 0:
+            self.delivered += buf.count(b"event=delivered", lo, hi)
+            self.expired += buf.count(b"event=expired", lo, hi)
             needles = _NEEDLES + _MW_NEEDLES
         starts: list[int] = []
-        find = chunk.find
+        find = buf.find
         for needle in needles:
-            pos = find(needle)
+            pos = find(needle, lo, hi)
             while pos >= 0:
-                start = chunk.rfind(b"\n", 0, pos) + 1
-                starts.append(start)
-                end = find(b"\n", pos)
-                pos = find(needle, end)
+                nl = buf.rfind(b"\n", lo, pos)
+                starts.append(nl + 1 if nl >= 0 else lo)
+                pos = find(needle, find(b"\n", pos, hi), hi)
         if starts:
-            self._current = chunk
+            self._current = (buf, lo, hi)
             for start in sorted(set(starts)):
-                self._line(chunk[start : chunk.find(b"\n", start)], start)
-            self._current = b""
-        # The lines before the next chunk's events: where their from= lines are.
-        self._window = chunk[-WINDOW:] if len(chunk) > WINDOW else chunk
+                self._line(buf[start : find(b"\n", start, hi)], start)
+            self._current = (b"", 0, 0)
+        if window:  # the lines before the next chunk's events: where their from= lines are
+            self._window = (buf, lo, hi)
 
     def _line(self, raw: bytes, offset: int) -> None:
         line = raw.decode("utf-8", "replace").rstrip("\r")
@@ -260,8 +269,15 @@ class Explainer:
         ):
             if entry[slot] is not None:
                 continue
-            for hay, limit in ((self._current, offset), (self._window, len(self._window))):
-                pos = hay.rfind(needle, 0, limit)
+            cur, cur_lo, _ = self._current
+            win, win_lo, win_hi = self._window
+            head = self._head if cur is not self._head else b""
+            for hay, lo, limit in (
+                (cur, cur_lo, offset),
+                (head, 0, len(head)),
+                (win, max(win_lo, win_hi - WINDOW), win_hi),
+            ):
+                pos = hay.rfind(needle, lo, limit)
                 if pos < 0:
                     continue
                 begin = pos + len(needle)

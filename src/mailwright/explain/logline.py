@@ -148,6 +148,7 @@ class Clock:
     def __init__(self, reference: datetime) -> None:
         self.reference = reference.astimezone()
         self._cache: dict[str, datetime | None] = {}
+        self._hours: dict[str, datetime | None] = {}
 
     def parse(self, ts: str) -> datetime | None:
         hit = self._cache.get(ts, self)
@@ -163,15 +164,33 @@ class Clock:
         try:
             if ts[:1].isdigit():
                 return datetime.fromisoformat(ts).astimezone()
-            month = _MONTHS.get(ts[:3])
-            if month is None:
+            # "Nov 24 19:00:00": the local hour is resolved once (time zone, year), the
+            # minutes and seconds are added to it.
+            head, _, rest = ts.rpartition(" ")
+            hour_s, mi, s = rest.split(":")
+            base = self._hour(f"{head} {hour_s}")
+            if base is None:
                 return None
-            day_s, clock = ts[3:].split()
-            h, mi, s = (int(x) for x in clock.split(":"))
-            year = self.reference.year
-            when = datetime(year, month, int(day_s), h, mi, s).astimezone()
-            if when > self.reference + timedelta(days=1):
-                when = when.replace(year=year - 1)
-            return when
+            return base + timedelta(minutes=int(mi), seconds=int(s))
         except ValueError:
             return None
+
+    def _hour(self, key: str) -> datetime | None:
+        hit = self._hours.get(key, self)
+        if hit is not self:
+            return hit  # type: ignore[return-value]
+        if len(self._hours) > 4096:
+            self._hours.clear()
+        value: datetime | None = None
+        month = _MONTHS.get(key[:3])
+        if month is not None:
+            day_s, hour_s = key[3:].split()
+            year = self.reference.year
+            try:
+                value = datetime(year, month, int(day_s), int(hour_s)).astimezone()
+                if value > self.reference + timedelta(days=1):
+                    value = value.replace(year=year - 1)
+            except ValueError:
+                value = None
+        self._hours[key] = value
+        return value

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mailwright.errors import UsageError
-from mailwright.explain import Explainer, Source, SourceStats, parse_since, read_source
+from mailwright.explain import Explainer, Source, SourceStats, engine, parse_since, read_source
 from mailwright.explain.engine import MAX_EXAMPLES, MAX_UNKNOWN_LINES
 from mailwright.explain.logline import Clock
 from mailwright.explain.sources import rotated_family
@@ -306,3 +306,22 @@ def test_rotated_family_oldest_first(tmp_path: Path) -> None:
         (tmp_path / name).write_text("")
     names = [p.name for p in rotated_family(tmp_path / "mail.log")]
     assert names == ["mail.log.10.gz", "mail.log.2.gz", "mail.log.1", "mail.log"]
+
+
+# --- chunk boundaries ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 300, 4096])
+def test_results_do_not_depend_on_chunk_boundaries(
+    chunk_size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = (DATA / "postfix-classic.log").read_bytes()
+    whole = run(data)
+    monkeypatch.setattr(engine, "CHUNK_SIZE", chunk_size)
+    pieces = run(data)
+    assert causes(pieces) == causes(whole)
+    assert pieces["totals"] == whole["totals"]
+    assert pieces["skipped_lines"] == 0
+    if chunk_size >= 4096:  # the from= line is in this chunk or the one before
+        examples = [e for c in pieces["causes"] for e in c["examples"]]  # type: ignore[attr-defined]
+        assert all(e["from"] == "app@example.com" for e in examples)
