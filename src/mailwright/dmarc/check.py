@@ -210,8 +210,7 @@ async def check_domain(domain: str, resolver: Resolver) -> DmarcReport:
                 Severity.WARNING if found.from_public_suffix else Severity.INFO,
                 f"{name} has no record of its own; {where} record at {found.record_name} "
                 "applies (its sp/np policy for subdomains)",
-                _publish(name, suggest(record, {"psd": None, "rua": None, "ruf": None}))
-                + " to set a policy for this name explicitly"
+                _own_record_fix(found.organizational_domain or name)
                 if found.from_public_suffix
                 else None,
             )
@@ -241,12 +240,24 @@ async def check_domain(domain: str, resolver: Resolver) -> DmarcReport:
             )
         )
 
+    if found.from_public_suffix:
+        # The public suffix operator's record is not ours to fix: the one finding
+        # that matters is "publish your own" (dmarc-inherited above).
+        return DmarcReport(name, found, (), tuple(findings))
     findings.extend(_record_findings(found, record, default_rua))
     external: tuple[ExternalCheck, ...] = ()
     if record.usable and found.record_domain:
         external, more = await _external_checks(found, record, resolver, cache)
         findings.extend(more)
     return DmarcReport(name, found, external, tuple(findings))
+
+
+def _own_record_fix(org: str) -> str:
+    """Publish a record of your own at your organizational domain (RFC 9989 §5.1.4)."""
+    return (
+        _publish(org, f"v=DMARC1; p=none; rua=mailto:dmarc-reports@{org}")
+        + " so that your own policy and reports apply, then move to p=quarantine and p=reject"
+    )
 
 
 def _record_findings(
@@ -348,6 +359,17 @@ def _record_findings(
                 "between them stops working",
                 _publish(target, suggest(record, {"psd": None}))
                 + " (or psd=n to make it an organizational domain)",
+            )
+        )
+    if record.psd is PsdFlag.YES and record.ruf:
+        findings.append(
+            Finding(
+                "dmarc-psd-ruf",
+                Severity.WARNING,
+                f"{where}: a public suffix record with ruf: records of multi-organization "
+                "public suffixes MUST NOT ask for failure reports (RFC 9989 §10.2), which "
+                "would carry other organizations' mail",
+                _publish(target, suggest(record, {"ruf": None, "fo": None})),
             )
         )
     if record.p is None and not record.p_fallback:

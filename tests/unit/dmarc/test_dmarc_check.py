@@ -323,3 +323,25 @@ async def test_multiple_records_above_the_checked_name_are_a_warning() -> None:
     (finding,) = [f for f in report.findings if f.id == "dmarc-multiple-records"]
     assert finding.severity is Severity.WARNING
     assert report.ok
+
+
+async def test_public_suffix_record_with_ruf() -> None:
+    resolver = world(
+        ("_dmarc.bank.example", "v=DMARC1; p=reject; psd=y; ruf=mailto:f@bank.example; fo=1")
+    )
+    report = await check_domain("bank.example", resolver)
+    finding = next(f for f in report.findings if f.id == "dmarc-psd-ruf")
+    assert finding.fix == 'publish _dmarc.bank.example. TXT "v=DMARC1; p=reject; psd=y"'
+
+
+async def test_below_a_public_suffix_only_own_record_matters() -> None:
+    resolver = world(("_dmarc.bank.example", "v=DMARC1; p=none; psd=y"))
+    report = await check_domain("shop.bank.example", resolver)
+    (finding,) = report.findings
+    assert finding.id == "dmarc-inherited"
+    assert finding.severity is Severity.WARNING
+    assert finding.fix is not None
+    assert finding.fix.startswith(
+        'publish _dmarc.shop.bank.example. TXT "v=DMARC1; p=none; '
+        'rua=mailto:dmarc-reports@shop.bank.example"'
+    )
