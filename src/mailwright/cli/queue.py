@@ -1,0 +1,238 @@
+"""``mailwright queue ...``: look at and steer the mail queue, also while the server runs.
+
+The commands open the same store as ``mailwright serve`` (the SQLite database in the
+data directory); SQLite's locking lets them work beside the running workers, and
+leases keep ``retry`` from duplicating a delivery in flight. A running agent polls the
+queue every few seconds, so ``retry`` and ``release`` take effect within that time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from ..errors import UserError
+from ..log import log_event, logger
+from ..queue import QueueEntry, QueueStore, is_queue_id, open_store
+from .context import app, console, emit_json, run
+
+T = TypeVar("T")
+
+EPILOG = """\b
+Examples:
+  mailwright queue list                 # what is waiting, and why
+  mailwright queue list --json
+  mailwright queue show 2K6EERE55KMKDX  # envelope, per-recipient status, headers
+  mailwright queue retry --all          # everything due now
+  mailwright queue hold 2K6EERE55KMKDX  # keep it from being delivered
+  mailwright queue release 2K6EERE55KMKDX
+  mailwright queue delete 2K6EERE55KMKDX
+"""
+
+
+def _with_store(action: Callable[[QueueStore], Awaitable[T]]) -> T:
+    config = app().config
+    if not (config.data_dir / "queue.sqlite3").exists():
+        raise UserError(
+            f"no queue in {config.data_dir}",
+            "run 'mailwright serve' first, or point --config at the server's config",
+        )
+
+    async def go() -> T:
+        store = await open_store(config.data_dir)
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    return run(go())
+
+
+def _check_id(queue_id: str) -> str:
+    queue_id = queue_id.strip().upper()
+    if not is_queue_id(queue_id):
+        raise UserError(f"{queue_id!r} is not a queue ID", "see 'mailwright queue list'")
+    return queue_id
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _status(entry: QueueEntry, now: float) -> str:
+    if entry.held:
+        return "held"
+    if entry.lease_until is not None and entry.lease_until > now:
+        return "delivering"
+    due = entry.next_attempt
+    if due is not None and due > now:
+        return "deferred"
+    return "due"
+
+
+def _entry_json(entry: QueueEntry, now: float) -> dict[str, object]:
+    data = entry.to_json()
+    data["status"] = _status(entry, now)
+    return data
+
+
+@click.group(epilog=EPILOG)
+def queue() -> None:
+    """Inspect and manage the mail queue (works while the server runs)."""
+    logger.set_stderr(False)  # management events go to the log file only
+
+
+def _open_log() -> None:
+    config = app().config
+    path = config.log.file or config.data_dir / "mailwright.log"
+    if path.parent.exists():
+        logger.open(path)
+
+
+@queue.command(
+    "list", epilog="\b\nExamples:\n  mailwright queue list\n  mailwright queue list --json"
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_(as_json: bool) -> None:
+    """List queued messages, oldest first."""
+    entries = _with_store(lambda s: s.list_entries())
+    now = time.time()
+    if as_json:
+        emit_json({"count": len(entries), "entries": [_entry_json(e, now) for e in entries]})
+        return
+    if not entries:
+        console.print("The queue is empty.")
+        return
+    table = Table(title=f"{len(entries)} message(s) in the queue")
+    table.add_column("ID", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for column in ("queued", "size", "from", "pending", "next attempt", "last reply"):
+        table.add_column(column)
+    for entry in entries:
+        pending = entry.pending
+        last = next((r.last_reply for r in pending if r.last_reply), "") or ""
+        table.add_row(
+            entry.id,
+            _status(entry, now),
+            _when(entry.created_at),
+            str(entry.size),
+            escape(f"<{entry.sender}>"),
+            escape(
+                ", ".join(r.address for r in pending[:3]) + (" ..." if len(pending) > 3 else "")
+            ),
+            _when(entry.next_attempt),
+            escape(last[:80]),
+        )
+    console.print(table)
+
+
+@queue.command(
+    epilog="\b\nExamples:\n  mailwright queue show 2K6EERE55KMKDX\n"
+    "  mailwright queue show 2K6EERE55KMKDX --json"
+)
+@click.argument("queue_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def show(queue_id: str, as_json: bool) -> None:
+    """Show one message: envelope, each recipient's state, and its header."""
+    queue_id = _check_id(queue_id)
+
+    async def get(store: QueueStore) -> tuple[QueueEntry | None, bytes]:
+        entry = await store.get(queue_id)
+        if entry is None:
+            return None, b""
+        try:
+            return entry, await store.read_message(queue_id)
+        except KeyError:
+            return entry, b""
+
+    entry, data = _with_store(get)
+    if entry is None:
+        raise UserError(f"no message {queue_id} in the queue", "it may have been delivered")
+    now = time.time()
+    head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    if as_json:
+        result = _entry_json(entry, now)
+        result["header"] = head
+        emit_json(result)
+        return
+    console.print(
+        f"[bold]{entry.id}[/] {_status(entry, now)}, {entry.size} bytes, "
+        f"queued {_when(entry.created_at)}"
+    )
+    console.print(f"from {escape('<' + entry.sender + '>')}")
+    table = Table()
+    for column in ("recipient", "status", "attempts", "next attempt", "last reply"):
+        table.add_column(column)
+    for r in entry.recipients:
+        table.add_row(
+            escape(r.address),
+            r.status,
+            str(r.attempts),
+            _when(r.next_attempt) if r.status == "pending" else "-",
+            escape(r.last_reply or ""),
+        )
+    console.print(table)
+    if entry.meta:
+        console.print("meta: " + escape(", ".join(f"{k}={v}" for k, v in entry.meta.items())))
+    console.print(head, markup=False, highlight=False)
+
+
+@queue.command(
+    epilog="\b\nExamples:\n  mailwright queue retry 2K6EERE55KMKDX\n  mailwright queue retry --all"
+)
+@click.argument("queue_id", required=False)
+@click.option("--all", "all_", is_flag=True, help="Every message in the queue.")
+def retry(queue_id: str | None, all_: bool) -> None:
+    """Make a deferred message (or all) due for delivery now."""
+    if all_ == (queue_id is not None):
+        raise UserError("give a queue ID or --all (not both)")
+    target = None if all_ else _check_id(queue_id or "")
+    count = _with_store(lambda s: s.retry(target))
+    if target is not None and count == 0:
+        raise UserError(f"no message {target} in the queue")
+    _open_log()
+    log_event("retry", target if target else None, count=count)
+    console.print(f"{count} message(s) due now.")
+
+
+def _simple(action: str, queue_id: str, past: str) -> None:
+    queue_id = _check_id(queue_id)
+
+    async def act(store: QueueStore) -> bool:
+        method: Callable[[str], Awaitable[bool]] = getattr(store, action)
+        return await method(queue_id)
+
+    if not _with_store(act):
+        raise UserError(f"no message {queue_id} in the queue")
+    _open_log()
+    log_event(past, queue_id)
+    console.print(f"{queue_id} {past}.")
+
+
+@queue.command(epilog="\b\nExamples:\n  mailwright queue hold 2K6EERE55KMKDX")
+@click.argument("queue_id")
+def hold(queue_id: str) -> None:
+    """Keep a message in the queue without delivering it."""
+    _simple("hold", queue_id, "held")
+
+
+@queue.command(epilog="\b\nExamples:\n  mailwright queue release 2K6EERE55KMKDX")
+@click.argument("queue_id")
+def release(queue_id: str) -> None:
+    """Release a held message (it is due at once)."""
+    _simple("release", queue_id, "released")
+
+
+@queue.command(epilog="\b\nExamples:\n  mailwright queue delete 2K6EERE55KMKDX")
+@click.argument("queue_id")
+def delete(queue_id: str) -> None:
+    """Remove a message from the queue without delivering it or sending a bounce."""
+    _simple("delete", queue_id, "deleted")

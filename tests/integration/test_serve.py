@@ -1,0 +1,264 @@
+"""``mailwright serve`` as a real process: development mode, send-test, queue commands,
+SIGTERM and SIGHUP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+MAILWRIGHT = [str(Path(sys.executable).parent / "mailwright")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.stdout and proc.stdout.read()!r}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError("server did not start")
+
+
+def cli(
+    *args: str, cwd: Path, config: Path | None = None, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    argv = [*MAILWRIGHT]
+    if config is not None:
+        argv += ["--config", str(config)]
+    result = subprocess.run(
+        [*argv, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=input,
+        env={**os.environ, "MAILWRIGHT_CONFIG": ""},
+    )
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, int, subprocess.Popen[bytes]]]:
+    """A server with a config file: local domain, outbox delivery, one worker."""
+    port = free_port()
+    config = tmp_path / "mailwright.toml"
+    config.write_text(
+        f"""
+hostname = "mx.example.com"
+domains = ["example.com"]
+mailboxes = ["admin@example.com"]
+data_dir = "data"
+workers = 1
+
+[[listeners]]
+name = "submission"
+address = "127.0.0.1"
+port = {port}
+
+[delivery]
+mode = "local"
+"""
+    )
+    proc = subprocess.Popen(
+        [*MAILWRIGHT, "--config", str(config), "serve"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    wait_port(port, proc)
+    yield config, port, proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def test_send_test_follows_the_message_to_delivery(
+    served: tuple[Path, int, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    config, _port, _ = served
+    result = cli("send-test", "someone@example.net", "--json", cwd=tmp_path, config=config)
+    report = json.loads(result.stdout)
+    assert report["result"] == "delivered"
+    assert report["relay"] == "local"
+    assert report["reply"].startswith("250 2.0.0")
+    assert report["from"] == "mailwright-test@example.com"
+    outbox = list((tmp_path / "data" / "outbox" / "new").iterdir())
+    assert len(outbox) == 1
+    assert b"Subject: mailwright send-test" in outbox[0].read_bytes()
+    human = cli("send-test", "admin@example.com", cwd=tmp_path, config=config)
+    assert "queued as" in human.stdout and "delivered" in human.stdout
+
+
+def test_queue_commands_while_the_server_runs(
+    served: tuple[Path, int, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    config, port, _ = served
+    import smtplib
+
+    listing = json.loads(cli("queue", "list", "--json", cwd=tmp_path, config=config).stdout)
+    assert listing == {"count": 0, "entries": []}
+    with smtplib.SMTP("127.0.0.1", port) as client:
+        client.sendmail("app@example.com", ["admin@example.com"], b"Subject: q\r\n\r\nx\r\n")
+    # delivered at once by the running agent: the queue is empty again
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        listing = json.loads(cli("queue", "list", "--json", cwd=tmp_path, config=config).stdout)
+        if listing["count"] == 0:
+            break
+        time.sleep(0.2)
+    assert listing["count"] == 0
+    bad = cli("queue", "show", "nope", cwd=tmp_path, config=config, check=False)
+    assert bad.returncode == 2 and "is not a queue ID" in bad.stderr
+    missing = cli("queue", "hold", "0000000000ZZZZ", cwd=tmp_path, config=config, check=False)
+    assert missing.returncode == 2 and "no message" in missing.stderr
+    both = cli("queue", "retry", cwd=tmp_path, config=config, check=False)
+    assert both.returncode == 2
+
+
+def test_queue_commands_on_a_stopped_server(tmp_path: Path) -> None:
+    import asyncio
+
+    from mailwright.queue import RecipientUpdate, SqliteQueueStore
+
+    config = tmp_path / "mailwright.toml"
+    config.write_text('data_dir = "data"\n')
+
+    async def fill() -> tuple[str, str]:
+        store = await SqliteQueueStore.open(tmp_path / "data")
+        a = await store.enqueue("a@example.com", ["x@example.net"], b"Subject: one\r\n\r\n1\r\n")
+        b = await store.enqueue(
+            "", ["y@example.net", "z@example.org"], b"Subject: two\r\n\r\n2\r\n"
+        )
+        await store.record_results(
+            b, [RecipientUpdate("y@example.net", "deferred", "451 4.3.0 try later", 4e9)]
+        )
+        await store.close()
+        return a, b
+
+    a, b = asyncio.run(fill())
+    listing = json.loads(cli("queue", "list", "--json", cwd=tmp_path, config=config).stdout)
+    assert [e["id"] for e in listing["entries"]] == [a, b]
+    assert listing["entries"][1]["recipients"][0]["last_reply"] == "451 4.3.0 try later"
+    assert listing["entries"][0]["status"] == "due"
+    human = cli("queue", "list", cwd=tmp_path, config=config).stdout
+    assert a in human and b in human
+    shown = json.loads(cli("queue", "show", b, "--json", cwd=tmp_path, config=config).stdout)
+    assert shown["header"] == "Subject: two"
+    assert shown["sender"] == ""
+    assert cli("queue", "hold", a, cwd=tmp_path, config=config).stdout.strip() == f"{a} held."
+    listing = json.loads(cli("queue", "list", "--json", cwd=tmp_path, config=config).stdout)
+    assert listing["entries"][0]["status"] == "held"
+    cli("queue", "release", a.lower(), cwd=tmp_path, config=config)  # IDs are case-insensitive
+    assert (
+        "2 message(s) due now" in cli("queue", "retry", "--all", cwd=tmp_path, config=config).stdout
+    )
+    cli("queue", "delete", b, cwd=tmp_path, config=config)
+    listing = json.loads(cli("queue", "list", "--json", cwd=tmp_path, config=config).stdout)
+    assert [e["id"] for e in listing["entries"]] == [a]
+    log = (tmp_path / "data" / "mailwright.log").read_text()
+    for event in ("held", "released", "retry", "deleted"):
+        assert f"event={event}" in log
+
+
+def test_no_queue_is_a_user_error(tmp_path: Path) -> None:
+    config = tmp_path / "mailwright.toml"
+    config.write_text('data_dir = "nothing-here"\n')
+    result = cli("queue", "list", cwd=tmp_path, config=config, check=False)
+    assert result.returncode == 2 and "no queue in" in result.stderr
+
+
+def test_development_mode_signs_and_saves_to_the_outbox(tmp_path: Path) -> None:
+    import smtplib
+
+    import dkim
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [*MAILWRIGHT, "serve", "--listen", f"127.0.0.1:{port}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "MAILWRIGHT_CONFIG": ""},
+    )
+    try:
+        wait_port(port, proc)
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.sendmail(
+                "app@myapp.example",
+                ["user@elsewhere.example"],
+                b"From: App <app@myapp.example>\r\nTo: user@elsewhere.example\r\n"
+                b"Subject: dev\r\n\r\nHello from development mode.\r\n",
+            )
+        outbox = tmp_path / "mailwright-data" / "outbox" / "new"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (outbox.exists() and any(outbox.iterdir())):
+            time.sleep(0.1)
+        [saved] = list(outbox.iterdir())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0].decode()
+    assert proc.returncode == 0
+    data = saved.read_bytes()
+    assert data.startswith(b"DKIM-Signature: v=1; a=rsa-sha256;")
+    assert b"d=myapp.example" in data and b"s=mailwright-dev" in data
+    from mailwright.dkim import dns_record_value, load_private_key
+
+    key = load_private_key((tmp_path / "mailwright-data" / "dkim" / "dev-rsa.private").read_bytes())
+    record = dns_record_value(key).encode()
+    assert dkim.verify(data, dnsfunc=lambda name, timeout=5: record)
+    assert "development mode" in output
+    assert f"→ {Path('mailwright-data/outbox/new') / saved.name}" in output  # one line per message
+
+
+def test_sigterm_finishes_and_sighup_reloads(
+    served: tuple[Path, int, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    import smtplib
+
+    config, port, proc = served
+    client = smtplib.SMTP("127.0.0.1", port)
+    client.ehlo()
+    client.mail("app@example.com")
+    client.rcpt("new@example.com")
+    assert client.rcpt("new@example.com")[0] == 550  # not a mailbox yet
+    config.write_text(
+        config.read_text().replace(
+            'mailboxes = ["admin@example.com"]',
+            'mailboxes = ["admin@example.com", "new@example.com"]',
+        )
+    )
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    with smtplib.SMTP("127.0.0.1", port) as other:
+        other.ehlo()
+        other.mail("app@example.com")
+        assert other.rcpt("new@example.com")[0] == 250  # the reload took effect
+    # SIGTERM while `client` is in a transaction: it still gets its 250
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert client.rcpt("admin@example.com")[0] == 250
+    code, reply = client.data(b"Subject: last\r\n\r\nin flight\r\n")
+    assert code == 250 and b"queued as" in reply
+    client.close()
+    assert proc.wait(30) == 0
+    log = (tmp_path / "data" / "mailwright.log").read_text()
+    assert "event=reloaded" in log and "event=stopped" in log
