@@ -124,14 +124,13 @@ async def _lookup(ctx: Context, subject: str, name: str, zone: str) -> Finding:
 
 def dnsbl_check(zone: str) -> Callable[[Context], Awaitable[Finding]]:
     async def check(ctx: Context) -> Finding:
-        if not ctx.options.ips:
+        ips = await ctx.sending_ips()
+        if not ips:
             if ctx.options.relay_url:
                 return Finding.ok("mail leaves through the relay: its reputation is the provider's")
             return Finding.error("no sending IP known", "pass --ip IP or set ipv4/ipv6")
-        found = await asyncio.gather(
-            *(_lookup(ctx, ip, query_name(ip, zone), zone) for ip in ctx.options.ips)
-        )
-        return combine(list(zip(ctx.options.ips, found, strict=True)))
+        found = await asyncio.gather(*(_lookup(ctx, ip, query_name(ip, zone), zone) for ip in ips))
+        return combine(list(zip(ips, found, strict=True)))
 
     return check
 

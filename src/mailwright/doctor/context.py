@@ -161,6 +161,21 @@ class Context:
             f"key:{path}", lambda: asyncio.to_thread(lambda: load_private_key(path.read_bytes()))
         )
 
+    async def sending_ips(self) -> tuple[str, ...]:
+        """The configured or given sending IPs; without any (and without a relay), the
+        addresses of the HELO host, which is where a single-host server sends from."""
+        if self.options.ips or self.options.relay_url:
+            return self.options.ips
+
+        async def derive() -> tuple[str, ...]:
+            host = await self.helo_name()
+            if host is None:
+                return ()
+            a, aaaa = await self.resolver.addresses(host)
+            return tuple(str(r) for r in (*a.records, *aaaa.records))
+
+        return await self.once("sending-ips", derive)
+
     async def mx(self) -> DnsResult[MXRecord]:
         return await self.resolver.mx(self.domain)
 

@@ -64,6 +64,12 @@ async def check_mx(ctx: Context) -> Finding:
         )
     if errors:
         return Finding.error("\n".join([*lines, f"address lookup failed: {', '.join(errors)}"]))
+    own = ctx.options.hostname
+    if own and own.lower() not in targets:
+        return Finding.warn(
+            "\n".join([*lines, f"no MX points at this server ({own})"]),
+            f"if this server receives {ctx.domain}'s mail: {mx_fix(ctx)}",
+        )
     return Finding.ok("\n".join(lines))
 
 

@@ -57,9 +57,11 @@ def _ptr_fix(ip: str, host: str | None) -> str:
     return f"ask your IP provider to set the PTR of {ip} to {host or 'your mail hostname'}"
 
 
-def _no_ips(ctx: Context) -> Finding | None:
-    if ctx.options.ips:
-        return None
+async def _ips(ctx: Context) -> tuple[str, ...] | Finding:
+    """The sending IPs, or the row to show when there are none."""
+    ips = await ctx.sending_ips()
+    if ips:
+        return ips
     if ctx.options.relay_url:
         return Finding.ok("mail leaves through the relay; its addresses' PTR is the provider's")
     return Finding.error("no sending IP known", "pass --ip IP or set ipv4/ipv6 in the config")
@@ -67,12 +69,13 @@ def _no_ips(ctx: Context) -> Finding | None:
 
 async def check_ptr(ctx: Context) -> Finding:
     """Each sending IP has exactly one PTR record."""
-    if (none := _no_ips(ctx)) is not None:
-        return none
+    ips = await _ips(ctx)
+    if isinstance(ips, Finding):
+        return ips
     host = await ctx.helo_name()
-    results = await asyncio.gather(*(ctx.resolver.reverse(ip) for ip in ctx.options.ips))
+    results = await asyncio.gather(*(ctx.resolver.reverse(ip) for ip in ips))
     parts: list[tuple[str, Finding]] = []
-    for ip, result in zip(ctx.options.ips, results, strict=True):
+    for ip, result in zip(ips, results, strict=True):
         if result.is_error:
             parts.append((ip, Finding.error(dig(result))))
         elif not result.ok:
@@ -125,10 +128,11 @@ async def _fcrdns_one(ctx: Context, ip: str) -> Finding:
 
 async def check_fcrdns(ctx: Context) -> Finding:
     """The PTR name resolves back to the same address (forward-confirmed reverse DNS)."""
-    if (none := _no_ips(ctx)) is not None:
-        return none
-    parts = await asyncio.gather(*(_fcrdns_one(ctx, ip) for ip in ctx.options.ips))
-    return combine(list(zip(ctx.options.ips, parts, strict=True)))
+    ips = await _ips(ctx)
+    if isinstance(ips, Finding):
+        return ips
+    parts = await asyncio.gather(*(_fcrdns_one(ctx, ip) for ip in ips))
+    return combine(list(zip(ips, parts, strict=True)))
 
 
 async def _helo_one(ctx: Context, ip: str, host: str | None) -> Finding:
@@ -148,21 +152,23 @@ async def _helo_one(ctx: Context, ip: str, host: str | None) -> Finding:
 
 async def check_ptr_helo(ctx: Context) -> Finding:
     """The PTR name equals the name the server gives in HELO/EHLO."""
-    if (none := _no_ips(ctx)) is not None:
-        return none
+    ips = await _ips(ctx)
+    if isinstance(ips, Finding):
+        return ips
     host = await ctx.helo_name()
-    parts = await asyncio.gather(*(_helo_one(ctx, ip, host) for ip in ctx.options.ips))
-    return combine(list(zip(ctx.options.ips, parts, strict=True)))
+    parts = await asyncio.gather(*(_helo_one(ctx, ip, host) for ip in ips))
+    return combine(list(zip(ips, parts, strict=True)))
 
 
 async def check_ptr_generic(ctx: Context) -> Finding:
     """Names like ``192-0-2-10.dsl.example.net`` mark end-user space on many blocklists."""
-    if (none := _no_ips(ctx)) is not None:
-        return none
+    ips = await _ips(ctx)
+    if isinstance(ips, Finding):
+        return ips
     host = await ctx.helo_name()
     parts: list[tuple[str, Finding]] = []
-    results = await asyncio.gather(*(ctx.resolver.reverse(ip) for ip in ctx.options.ips))
-    for ip, result in zip(ctx.options.ips, results, strict=True):
+    results = await asyncio.gather(*(ctx.resolver.reverse(ip) for ip in ips))
+    for ip, result in zip(ips, results, strict=True):
         if result.is_error:
             parts.append((ip, Finding.error(dig(result))))
             continue

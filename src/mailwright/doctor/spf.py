@@ -174,6 +174,7 @@ async def sender_results(ctx: Context) -> list[SpfResult]:
 
     async def compute() -> list[SpfResult]:
         helo = await ctx.helo_name() or ctx.domain
+        ips = await ctx.sending_ips()
         return list(
             await asyncio.gather(
                 *(
@@ -184,7 +185,7 @@ async def sender_results(ctx: Context) -> list[SpfResult]:
                         helo=helo,
                         resolver=ctx.resolver,
                     )
-                    for ip in ctx.options.ips
+                    for ip in ips
                 )
             )
         )
@@ -213,7 +214,7 @@ async def check_authorizes(ctx: Context) -> Finding:
             f"{text}\nno include:{provider.spf_include} for the relay {host}",
             f"add include:{provider.spf_include} before -all",
         )
-    if not o.ips:
+    if not await ctx.sending_ips():
         return Finding.error("no sending IP known", "pass --ip IP or set ipv4/ipv6")
     parts: list[tuple[str, Finding]] = []
     for r in await sender_results(ctx):

@@ -77,6 +77,17 @@ FAULTS: list[tuple[str, Change, str, Status, str]] = [
         "RFC 2181 §10.3",
     ),
     (
+        "MX elsewhere",
+        lambda r: [
+            *drop(r, DOMAIN, "MX"),
+            (DOMAIN, "MX", (10, "mx.other.example")),
+            ("mx.other.example", "A", "198.51.100.25"),
+        ],
+        "mx",
+        Status.WARN,
+        "if this server receives example.com's mail",
+    ),
+    (
         "null MX with others",
         lambda r: [*r, (DOMAIN, "MX", (0, "."))],
         "mx-null",
@@ -371,3 +382,18 @@ def test_default_options_from_no_config() -> None:
     o = DoctorOptions.from_config(Config(), DOMAIN, (IP,), ("s1",))
     assert o.hostname is None and o.ips == (IP,)
     assert [s.selector for s in o.selectors] == ["s1"] and o.selectors[0].private_key is None
+
+
+async def test_without_ips_the_helo_hosts_addresses_are_checked(tmp_path: Path) -> None:
+    base = dataclasses.replace(options(tmp_path), ips=(), expected_ipv4=())
+    report = await run_checks(DOMAIN, base, resolver(records()))
+    assert report.get("ptr").status is Status.OK
+    assert report.get("spf-authorizes").observed.startswith(f"check_host({IP}, {DOMAIN})")
+    assert report.get("dnsbl:dnsbl.test").status is Status.OK
+
+
+async def test_without_ips_or_addresses_is_could_not_check(tmp_path: Path) -> None:
+    base = dataclasses.replace(options(tmp_path), ips=(), expected_ipv4=())
+    report = await run_checks(DOMAIN, base, resolver(drop(records(), HOST, "A")))
+    row = report.get("ptr")
+    assert row.status is Status.ERROR and "pass --ip IP" in row.fix
