@@ -509,3 +509,42 @@ async def test_init_publish_check_round_trip(
     for wanted in ("dkim-key-match:mail", "dkim-key-match:mail-ed", "dmarc-alignment", "tls"):
         assert rows[wanted]["status"] == "ok"
     assert report["summary"]["fail"] == 0 and report["summary"]["error"] == 0
+
+
+async def test_init_with_relay_round_trip(dns_world: NsdServer, tmp_path: Path) -> None:
+    """With a known relay, SPF is the provider's include and DKIM carries DMARC alignment."""
+    code, _out, err = await _cli(
+        "init", DOMAIN, "--ip", IP, "--relay", "smtp://app@smtp.mailgun.org:587",
+        "--dir", str(tmp_path), cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 0, err
+    config = tmp_path / "mailwright.toml"
+    text = config.read_text()
+    text = text.replace('dnsbls = ["zen.spamhaus.org"', 'dnsbls = ["dnsbl.test"]\n# was ["zen')
+    text = text.replace('dbls = ["dbl.spamhaus.org"', 'dbls = ["dbl.test"]\n# was ["dbl')
+    config.write_text(text)
+    code, zone, err = await _cli(
+        "--config", str(config), "records", "--format", "zone", cwd=tmp_path
+    )
+    assert code == 0, err
+    assert f'{DOMAIN}. 3600 IN TXT "v=spf1 include:mailgun.org -all"' in zone
+    forward, reverse = split_zone(zone.splitlines())
+    world = healthy_world()
+    world[DOMAIN] = _relative(forward, DOMAIN)
+    world["127.in-addr.arpa"] = _relative(reverse, "127.in-addr.arpa")
+    # The provider's published ranges, served by the local test server only.
+    world["mailgun.org"] = ['@ TXT "v=spf1 ip4:198.51.100.0/24 -all"']
+    publish(dns_world, world)
+    code, out, err = await _cli(
+        "--nameserver", dns_world.nameserver, "--config", str(config),
+        "check", DOMAIN, "--json", "--skip", "ports", cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 0, out + err
+    rows = {c["id"]: c for c in json.loads(out)["checks"]}
+    assert rows["spf-authorizes"]["status"] == "ok"
+    assert "include:mailgun.org authorizes Mailgun" in rows["spf-authorizes"]["observed"]
+    assert rows["ptr"]["observed"].startswith("mail leaves through the relay")
+    assert rows["dmarc-alignment"]["status"] == "ok"
+    assert "aligned by dkim:example.test" in rows["dmarc-alignment"]["observed"]
+    bad = {i: c["status"] for i, c in rows.items() if c["status"] != "ok"}
+    assert bad == {"dmarc-policy": "warn"}, bad

@@ -117,14 +117,16 @@ class DoctorOptions:
         else:
             specs = tuple(SelectorSpec(k.selector, k.private_key, domain) for k in keys.values())
         relay = config.delivery.relay
+        relaying = relay is not None and config.delivery.mode == "relay"
         has_file = config.path is not None
         values: dict[str, Any] = {
             "hostname": config.hostname if has_file else None,
-            "ips": ips or (*config.ipv4, *config.ipv6),
+            # Through a relay, mail leaves from the provider's addresses, not ours.
+            "ips": ips or (() if relaying else (*config.ipv4, *config.ipv6)),
             "expected_ipv4": config.ipv4,
             "expected_ipv6": config.ipv6,
             "selectors": specs,
-            "relay_url": relay.url if relay and config.delivery.mode == "relay" else None,
+            "relay_url": relay.url if relay is not None and relaying else None,
             "dnsbls": config.check.dnsbls,
             "dbls": config.check.dbls,
             "configured_ports": frozenset(listener.port for listener in config.listeners),
