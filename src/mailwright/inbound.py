@@ -9,7 +9,9 @@ incoming Authentication-Results field that claims our authserv-id (RFC 8601
 
 The DMARC disposition becomes an action, unless ``report-only`` is configured:
 ``reject`` → ``550 5.7.1`` at the end of DATA, ``quarantine`` → the
-recipient's Junk folder, otherwise delivery as usual.
+recipient's Junk folder, otherwise delivery as usual. RFC 9989 §8 forbids
+rejecting on ``p=reject`` alone: we reject only mail that has no passing
+identity of any domain (a direct forgery) and send the rest to Junk.
 """
 
 from __future__ import annotations
@@ -137,10 +139,17 @@ async def check_message(
     reply: str | None = None
     strictest = _strictest(dmarc_results)
     if strictest is not None and strictest.result is DmarcStatus.FAIL:
-        if strictest.disposition is Policy.REJECT:
+        unauthenticated = _nothing_authenticated(envelope, dkim_results)
+        disposition = strictest.receiver_action(other_evidence=unauthenticated)
+        if disposition is Policy.REJECT:
             action = "reject"
-        elif strictest.disposition is Policy.QUARANTINE:
+        elif disposition is Policy.QUARANTINE:
             action = "junk"
+        if strictest.disposition is Policy.REJECT and action == "junk":
+            notes.append(
+                "p=reject treated as quarantine (RFC 9989 §8): the message carries a passing"
+                " identity of another domain, as mail through a list or forwarder does"
+            )
     if action != "deliver" and enforcement == "report-only":
         notes.append(f"DMARC would {action} (report-only mode)")
         action = "deliver"
@@ -162,6 +171,19 @@ async def check_message(
         header=header,
         notes=tuple(notes),
     )
+
+
+def _nothing_authenticated(envelope: EnvelopeAuth, dkim_results: Sequence[DkimResult]) -> bool:
+    """The "other knowledge and analysis" RFC 9989 §8 asks for before rejecting.
+
+    A message relayed by a mailing list or forwarder fails DMARC but usually carries
+    a passing identity of the intermediary (its DKIM signature, its SPF-authorized
+    MAIL FROM). A message with no passing identity of any domain is a direct
+    forgery; only that one is rejected for p=reject, the rest goes to Junk.
+    """
+    if any(r.ok for r in dkim_results):
+        return False
+    return str(envelope.spf_mailfrom.result) != "pass"
 
 
 _SEVERITY = {Policy.NONE: 0, Policy.QUARANTINE: 1, Policy.REJECT: 2}

@@ -81,6 +81,19 @@ async def test_dkim_alone_satisfies_dmarc_from_a_forwarder() -> None:
     assert v.dmarc_word == "pass"
 
 
+async def test_list_mail_failing_dmarc_goes_to_junk_not_rejected() -> None:
+    # RFC 9989 §8: a list re-signs with its own domain; p=reject alone must not reject it.
+    resolver = world()
+    list_key = generate_key("ed25519")
+    resolver.add("list._domainkey.lists.example", "TXT", dns_record_value(list_key))
+    body = message(False)
+    signed = sign_message(body, [SigningKey("lists.example", "list", "ed25519-sha256", list_key)])
+    v = await verdict(BAD_IP, signed=False, resolver=resolver, msg=signed + body)
+    assert v.dmarc_word == "fail"
+    assert v.action == "junk"
+    assert any("RFC 9989 §8" in n for n in v.notes)
+
+
 async def test_quarantine_policy_goes_to_junk() -> None:
     v = await verdict(BAD_IP, signed=False, resolver=world("v=DMARC1; p=quarantine"))
     assert v.action == "junk"
