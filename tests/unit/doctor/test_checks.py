@@ -342,6 +342,19 @@ async def test_missing_key_file_fails_key_match(tmp_path: Path) -> None:
     assert row.status is Status.FAIL and "fix [[dkim]] private_key" in row.fix
 
 
+async def test_garbage_key_file_fails_key_match(tmp_path: Path) -> None:
+    base = options(tmp_path)
+    bad = tmp_path / "bad.pem"
+    bad.write_text("-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n")
+    spec = dataclasses.replace(base.selectors[0], private_key=bad)
+    report = await run_checks(
+        DOMAIN, dataclasses.replace(base, selectors=(spec,)), resolver(records())
+    )
+    row = report.get("dkim-key-match:mail")
+    assert row.status is Status.FAIL and "cannot read the private key" in row.observed
+    assert report.get("dmarc-alignment").status is Status.OK  # SPF still aligns
+
+
 async def test_rsa_1024_warns(tmp_path: Path) -> None:
     weak = generate_key("rsa", 1024)
     report = await _run(tmp_path, _dkim(dns_record_value(weak))(records()))

@@ -33,7 +33,8 @@ async def test_wall_time_is_the_longest_chain_not_the_sum(tmp_path: Path) -> Non
     sequential = report.dns_queries * latency
     assert report.dns_queries >= 10
     assert report.dns_time >= sequential * 0.9
-    assert report.elapsed < sequential * 0.6
+    assert report.elapsed < sequential * 0.5
+    assert report.elapsed < 3 * latency + 0.15  # two round trips and a little CPU
 
 
 async def test_shared_resolver_sends_each_query_once() -> None:
