@@ -233,3 +233,16 @@ def test_verify_rfc8463_example_through_nsd(dns_world: NsdServer) -> None:
         ("pass", "ed25519-sha256", 256),
         ("pass", "rsa-sha256", 1024),
     ]
+
+
+def test_verify_prints_hostile_values_literally(dns_world: NsdServer, tmp_path: Path) -> None:
+    """Tag values come from the message: rich markup in them is printed, not interpreted."""
+    key = genkey(tmp_path, "k")
+    signed = mw("dkim", "sign", "-d", DOMAIN, "-s", "k", "-k", str(key), input=MESSAGE).stdout
+    hostile = signed.replace(f"d={DOMAIN};".encode(), b"d=[/][bold red]x[/bold red];", 1)
+    proc = mw("--nameserver", dns_world.nameserver, "dkim", "verify", input=hostile)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.decode().strip() == (
+        "permerror d=[/][bold s=k a=rsa-sha256: "  # what could be read of d= before the space
+        "d='[/][bold red]x[/bold red]' is not a domain name"
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from ..dkim import (
@@ -203,8 +204,8 @@ def verify(as_json: bool, now: float | None) -> None:
         for r in results:
             bits = f" {r.key_bits} bits" if r.key_bits else ""
             console.print(
-                f"{styled(str(r.status))} d={r.domain} s={r.selector} a={r.algorithm}{bits}: "
-                f"{r.reason}",
+                f"{styled(str(r.status))} "
+                + escape(f"d={r.domain} s={r.selector} a={r.algorithm}{bits}: {r.reason}"),
                 soft_wrap=True,
             )
     raise SystemExit(0 if ok else 1)
@@ -299,12 +300,12 @@ def testkey(domain: str, selector: str, key_path: str, as_json: bool) -> None:
     if as_json:
         emit_json(data)
     else:
-        table = Table(title=name, show_header=True)
+        table = Table(title=escape(name), show_header=True)
         table.add_column("check")
         table.add_column("status")
         table.add_column("detail")
         for c in checks:
-            table.add_row(c["check"], styled(c["status"]), c["detail"])
+            table.add_row(c["check"], styled(c["status"]), escape(c["detail"]))
         console.print(table)
         if not ok:
             console.print("publish this record:", markup=False)
