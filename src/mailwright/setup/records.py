@@ -167,6 +167,8 @@ def build_records(config: Config) -> RecordPlan:
     records: list[DnsRecord] = []
     notes: list[str] = []
     host = config.hostname
+    if not config.domains:
+        notes.append('No domains in the config: add domains = ["example.com"] for MX, SPF, DMARC.')
     for domain in config.domains:
         records.append(
             DnsRecord("mx", domain, "MX", f"10 {host}.", f"mail for {domain} goes to {host}")

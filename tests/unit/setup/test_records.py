@@ -129,3 +129,9 @@ def test_records_with_missing_key_file_is_exit_2(
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "nope.pem not found" in err and len(err.strip().splitlines()) == 1
+
+
+def test_config_without_domains_says_so() -> None:
+    plan = build_records(Config(hostname="mail.example.com", ipv4=("192.0.2.10",)))
+    assert [r.rdtype for r in plan.records] == ["A", "PTR"]
+    assert any("No domains in the config" in n for n in plan.notes)
