@@ -40,7 +40,7 @@ _CAUSES = (
         "the message failed DMARC: neither SPF nor DKIM passed aligned with the From domain",
         "sign with a DKIM key of the From domain (d= equal to or a parent of it) and/or send from "
         "an IP the From domain's SPF authorizes; publish a DMARC record",
-        "dmarc-record",
+        "dmarc-alignment",
     ),
     Cause(
         "spf",
@@ -60,7 +60,7 @@ _CAUSES = (
         "the sender domain publishes a null MX (RFC 7505): it says it receives no mail",
         "remove the '0 .' MX of the sender domain and publish a real MX, or send from a domain "
         "that receives mail (bounces must be deliverable)",
-        "mx",
+        "mx-null",
     ),
     Cause(
         "sender-domain",

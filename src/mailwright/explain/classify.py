@@ -323,8 +323,8 @@ _CODE_FALLBACK: dict[str, tuple[str, str | None]] = {
     "7.23": ("spf", "spf-authorizes"),
     "7.24": ("spf", "spf-authorizes"),
     "7.25": ("reverse-dns", "fcrdns"),
-    "7.26": ("dmarc", "dmarc-record"),
-    "7.27": ("sender-null-mx", "mx"),  # RFC 7505 §4.1
+    "7.26": ("dmarc", None),
+    "7.27": ("sender-null-mx", None),  # RFC 7505 §4.1
     "7.28": ("rate-limited", None),
 }
 
