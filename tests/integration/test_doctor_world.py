@@ -451,7 +451,7 @@ async def _cli(*args: str, cwd: Path) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         "uv", "run", "--quiet", "--project", str(PROJECT), "mailwright", *args,
         cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "250"},
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
@@ -548,3 +548,39 @@ async def test_init_with_relay_round_trip(dns_world: NsdServer, tmp_path: Path) 
     assert "aligned by dkim:example.test" in rows["dmarc-alignment"]["observed"]
     bad = {i: c["status"] for i, c in rows.items() if c["status"] != "ok"}
     assert bad == {"dmarc-policy": "warn"}, bad
+
+
+async def test_cli_exit_codes_and_table(
+    dns_world: NsdServer, key_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    config = tmp_path / "mailwright.toml"
+    config.write_text(
+        f'hostname = "{HOST}"\ndomains = ["{DOMAIN}"]\nipv4 = ["{IP}"]\n'
+        f'[[dkim]]\ndomain = "{DOMAIN}"\nselector = "mail"\nprivate_key = "{key_files[0]}"\n'
+        '[check]\ndnsbls = ["dnsbl.test"]\ndbls = ["dbl.test"]\n'
+    )
+    base = ("--nameserver", dns_world.nameserver, "--config", str(config), "check", DOMAIN)
+    publish(dns_world, replace(healthy_world(), "127.in-addr.arpa", PTR_OWNER))
+    code, out, err = await _cli(*base, "--skip", "ports", cwd=tmp_path)
+    assert code == 1, out + err
+    assert "mailwright check example.test" in out
+    assert "no PTR for 127.0.0.25 (nxdomain)" in out
+    assert "fail 1, error 3" in out  # the summary line: ptr fails, its dependents cannot check
+    publish(dns_world, healthy_world())
+    code, out, err = await _cli(*base, "--skip", "ports", "--json", cwd=tmp_path)
+    assert code == 0, out + err
+    assert json.loads(out)["summary"]["fail"] == 0
+    # A warning (p=none) passes, except with --strict.
+    publish(
+        dns_world,
+        replace(
+            healthy_world(),
+            DOMAIN,
+            "_dmarc",
+            '_dmarc TXT "v=DMARC1; p=none; rua=mailto:d@example.test"',
+        ),
+    )
+    code, out, _ = await _cli(*base, "--skip", "ports", "--json", cwd=tmp_path)
+    assert code == 0 and json.loads(out)["summary"]["warn"] == 1
+    code, _, _ = await _cli(*base, "--skip", "ports", "--json", "--strict", cwd=tmp_path)
+    assert code == 1
