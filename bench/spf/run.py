@@ -14,7 +14,9 @@ Part 2 prints what one TXT query costs through each DNS client path (on a
 loopback server the checks above are mostly DNS-client CPU). Part 3 measures
 the wall time of one check over a 3-level include chain when every DNS answer
 takes 20 ms (``MemoryResolver(latency=0.02)``), evaluating sequentially and
-with mailwright's concurrent prefetch.
+with mailwright's concurrent prefetch; then the same chain served by NSD
+behind a UDP proxy that delays every answer by 20 ms, for pyspf and for
+mailwright sequential and concurrent.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import statistics
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import dns.asyncresolver
 import dns.resolver
@@ -62,6 +67,23 @@ _spf TXT "v=spf1 include:_netblocks.provider.example include:_netblocks2.provide
 _netblocks TXT "v=spf1 ip4:198.51.100.0/25 ip4:198.51.100.128/26 ~all"
 _netblocks2 TXT "v=spf1 ip6:2001:db8:100::/48 include:_netblocks3.provider.example ~all"
 _netblocks3 TXT "v=spf1 ip4:203.0.113.128/25 ~all"
+""",
+    # The 3-level include chain of part 3, served for real behind a delaying proxy.
+    "chain.example": """\
+@ TXT "v=spf1 a mx include:l1.chain.example -all"
+@ A 192.0.2.1
+@ MX 10 mx
+mx A 192.0.2.2
+l1 TXT "v=spf1 a:h1.chain.example mx:l1.chain.example include:l2.chain.example ~all"
+l1 MX 10 mx1
+mx1 A 198.51.100.11
+h1 A 198.51.100.1
+l2 TXT "v=spf1 a:h2.chain.example mx:l2.chain.example include:l3.chain.example ~all"
+l2 MX 10 mx2
+mx2 A 198.51.100.12
+h2 A 198.51.100.2
+l3 TXT "v=spf1 a:h3.chain.example ip4:203.0.113.0/24 ~all"
+h3 A 198.51.100.3
 """,
     "crm.example": """\
 mail TXT "v=spf1 a:out.crm.example ip4:192.0.2.200/29 ?all"
@@ -221,6 +243,84 @@ def dns_client_costs(nameserver: str, n: int = 300) -> list[tuple[str, float]]:
     return rows
 
 
+class DelayProxy:
+    """A UDP DNS proxy on 127.0.0.1 that forwards to NSD and adds ``delay`` to every
+    answer: a network with a round-trip time, shared by both libraries."""
+
+    def __init__(self, upstream: str, delay: float) -> None:
+        host, _, port = upstream.rpartition(":")
+        self.upstream = (host, int(port))
+        self.delay = delay
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.port = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> DelayProxy:
+        self.thread.start()
+        self.ready.wait(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    @property
+    def nameserver(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        proxy = self
+
+        class Relay(asyncio.DatagramProtocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.transport: Any = transport  # a datagram transport (sendto)
+
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                proxy.loop.create_task(self.relay(data, addr))
+
+            async def relay(self, data: bytes, addr: tuple[str, int]) -> None:
+                await asyncio.sleep(proxy.delay)
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                    sock.setblocking(False)
+                    await proxy.loop.sock_connect(sock, proxy.upstream)
+                    await proxy.loop.sock_sendall(sock, data)
+                    reply = await asyncio.wait_for(proxy.loop.sock_recv(sock, 65535), 5)
+                self.transport.sendto(reply, addr)
+
+        transport, _ = self.loop.run_until_complete(
+            self.loop.create_datagram_endpoint(Relay, local_addr=("127.0.0.1", 0))
+        )
+        self.port = transport.get_extra_info("sockname")[1]
+        self.ready.set()
+        self.loop.run_forever()
+        transport.close()
+
+
+def chain_over_network(nameserver: str, runs: int = 5) -> list[tuple[str, float, str]]:
+    """Median wall time of one check of chain.example through the delaying proxy."""
+    rows: list[tuple[str, float, str]] = []
+    sender, ip = "a@chain.example", "203.0.113.9"
+    point_pyspf_at(nameserver)
+    times, result = [], ""
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        result = str(spf.check2(i=ip, s=sender, h=HELO)[0])
+        times.append(time.perf_counter() - t0)
+    rows.append(("pyspf", statistics.median(times), result))
+    for label, concurrent in (("mailwright sequential", False), ("mailwright concurrent", True)):
+        times = []
+        for _ in range(runs):
+            resolver = DnspythonResolver(nameserver, timeout=5.0)
+            t0 = time.perf_counter()
+            res = asyncio.run(check_mail_from(ip, sender, HELO, resolver, concurrent=concurrent))
+            times.append(time.perf_counter() - t0)
+            result = str(res.result)
+        rows.append((label, statistics.median(times), result))
+    return rows
+
+
 def chain_resolver(latency: float) -> MemoryResolver:
     """A 3-level include chain, each level with a, mx and the next include."""
     r = MemoryResolver(latency=latency)
@@ -276,6 +376,8 @@ def main() -> int:
             tput = asyncio.run(throughput(policy, ns.nameserver, args.seconds, args.concurrency))
             rows.append((policy, ours, tput, theirs))
         client_costs = dns_client_costs(ns.nameserver)
+        with DelayProxy(ns.nameserver, 0.02) as proxy:
+            network_rows = chain_over_network(proxy.nameserver)
 
     load = os.getloadavg()[0]
     print(
@@ -311,6 +413,12 @@ def main() -> int:
     print(f"{'sequential':<12} {seq * 1e3:>8.0f} {seq_result:>8} {lookups:>6} {seq_queries:>8}")
     print(f"{'concurrent':<12} {con * 1e3:>8.0f} {con_result:>8} {lookups:>6} {con_queries:>8}")
     print(f"\nconcurrent prefetch: {seq / con:.1f}x faster, same result and term count")
+
+    print("\nThe same chain served by NSD behind a proxy adding 20 ms per answer (median of 5)\n")
+    print(f"{'client':<24} {'wall ms':>8} {'result':>8}")
+    for label, wall, result in network_rows:
+        print(f"{label:<24} {wall * 1e3:>8.0f} {result:>8}")
+        ok &= result == "pass"
     return 0 if ok and seq_result == con_result else 1
 
 
