@@ -410,3 +410,17 @@ async def test_without_ips_or_addresses_is_could_not_check(tmp_path: Path) -> No
     report = await run_checks(DOMAIN, base, resolver(drop(records(), HOST, "A")))
     row = report.get("ptr")
     assert row.status is Status.ERROR and "pass --ip IP" in row.fix
+
+
+async def test_ipv6_sender_all_ok_then_unauthorized(tmp_path: Path) -> None:
+    v6 = "2001:db8::25"
+    rev6 = "5.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+    recs = [*_spf(f"v=spf1 ip4:{IP} ip6:{v6} -all")(records()), (HOST, "AAAA", v6),
+            (rev6, "PTR", HOST)]  # fmt: skip
+    base = dataclasses.replace(options(tmp_path), ips=(IP, v6), expected_ipv6=(v6,))
+    report = await run_checks(DOMAIN, base, resolver(recs))
+    assert [c.id for c in report.checks if c.status is not Status.OK] == []
+    assert f"{v6}: check_host({v6}, {DOMAIN}) = pass" in report.get("spf-authorizes").observed
+    report = await run_checks(DOMAIN, base, resolver([*_spf(f"v=spf1 ip4:{IP} -all")(recs)]))
+    row = report.get("spf-authorizes")
+    assert row.status is Status.FAIL and row.fix == f"add ip6:{v6} to the SPF record"
