@@ -84,8 +84,10 @@ async def _row(ctx: Context, row: str, when_clean: str) -> Finding:
     found = [f for f in result.findings if row_of(f.id) == row]
     if row != "record" and _no_record(result):
         return Finding.error("no usable DMARC record (see dmarc-record)", "fix dmarc-record first")
-    answer = await ctx.resolver.txt(dmarc_name(result.discovery.record_domain or ctx.domain))
-    lines = [dig(answer)] if row == "record" else []
+    lines: list[str] = []
+    if row == "record":
+        name = dmarc_name(result.discovery.record_domain or ctx.domain)
+        lines.append(dig(await ctx.resolver.txt(name)))
     lines.extend(f.message for f in found)
     if not found:
         return Finding.ok("\n".join([*lines, when_clean]) if lines else when_clean)

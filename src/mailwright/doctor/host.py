@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ..dns import DnsResult, MXRecord
+from ..dns import DnsResult, MXRecord, Outcome
 from .context import Context
 from .model import Finding
 
@@ -38,7 +38,7 @@ async def check_mx(ctx: Context) -> Finding:
     mx, targets = await _targets(ctx)
     if mx.is_error:
         return Finding.error(dig(mx))
-    if mx.outcome.value == "nxdomain":
+    if mx.outcome is Outcome.NXDOMAIN:
         return Finding.fail(
             f"{ctx.domain} does not exist (NXDOMAIN)",
             "check the spelling, or register the domain and publish its zone",

@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from .context import Context
-from .model import Finding
+from .model import Finding, Status
 
 MAX_REPLY_LINES = 100
 _PORT_ROLES = {25: "inbound SMTP (the MX)", 465: "submission over TLS", 587: "submission"}
@@ -66,7 +66,10 @@ async def _reply(reader: asyncio.StreamReader) -> tuple[int, list[str]]:
     """One SMTP reply (RFC 5321 §4.2): code and text lines; 0 for garbage."""
     lines: list[str] = []
     for _ in range(MAX_REPLY_LINES):
-        raw = await reader.readline()
+        try:
+            raw = await reader.readline()
+        except ValueError:  # a line over the stream limit (64 KiB): not SMTP
+            return 0, lines
         if not raw:
             break
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -129,6 +132,10 @@ async def _smtp_tls(ctx: Context, hostname: str, address: str) -> Finding:
         )
     try:
         return await _conversation(ctx, hostname, where, reader, writer)
+    except (OSError, EOFError) as exc:
+        return Finding.error(
+            f"{where} dropped the connection: {exc}", "check the server's log for the reason"
+        )
     finally:
         writer.close()
         await _closed(writer)
@@ -187,7 +194,7 @@ async def _conversation(
     lines.append(cert.observed)
     writer.write(b"QUIT\r\n")
     await writer.drain()
-    if cert.status.value != "ok":
+    if cert.status is not Status.OK:
         return Finding(cert.status, "\n".join(lines), cert.fix)
     if ehlo_name != hostname:
         return Finding.warn(

@@ -221,3 +221,52 @@ def test_options_from_config_use_its_keys_ips_and_lists(tmp_path: Path) -> None:
         ("mail", tmp_path / "a.pem"),
         ("extra", None),
     ]
+
+
+async def _serve(script: bytes) -> asyncio.Server:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(script)
+        await writer.drain()
+        await reader.read(100)
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize(
+    ("script", "status", "observed"),
+    [
+        (b"554 go away\r\n", Status.FAIL, "banner: 554 go away"),
+        (b"x" * 70000 + b"\r\n", Status.FAIL, "banner: 0"),
+        (b"220 mail.example.com\r\n", Status.FAIL, "EHLO: 0"),
+        (
+            b"220 mail.example.com\r\n250-mail.example.com\r\n250 SIZE 1000\r\n",
+            Status.FAIL,
+            "STARTTLS: not offered",
+        ),
+    ],
+)
+async def test_tls_check_against_broken_servers(
+    script: bytes, status: Status, observed: str
+) -> None:
+    from mailwright.doctor.ports import check_tls
+
+    server = await _serve(script)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        options = DoctorOptions(
+            hostname="mail.example.com", smtp_port=port, smtp_address="127.0.0.1",
+            connect_timeout=1.0,
+        )  # fmt: skip
+        finding = await check_tls(Context(DOMAIN, options, SharedResolver(MemoryResolver())))
+    assert finding.status is status, finding
+    assert observed in finding.observed
+
+
+async def test_tls_check_nothing_listening_is_could_not_check() -> None:
+    from mailwright.doctor.ports import check_tls
+
+    options = DoctorOptions(hostname="mail.example.com", smtp_port=_free_port(),
+                            smtp_address="127.0.0.1")  # fmt: skip
+    finding = await check_tls(Context(DOMAIN, options, SharedResolver(MemoryResolver())))
+    assert finding.status is Status.ERROR and "could not connect" in finding.observed
