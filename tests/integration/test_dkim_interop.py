@@ -184,14 +184,16 @@ _WAIT_FOR_NSD = (
 )
 
 
-def opendkim_testmsg_verify(world: NsdServer, message: bytes, tmp_path: Path) -> tuple[int, str]:
-    """Run ``opendkim-testmsg`` (verify mode) with DNS answered by NSD serving our zone."""
+def in_opendkim_namespace(
+    world: NsdServer, command: list[str], tmp_path: Path, stdin: bytes = b""
+) -> subprocess.CompletedProcess[str]:
+    """Run an OpenDKIM tool whose DNS is answered by NSD serving ``world``'s zone on port 53."""
     d = tmp_path / "ns"
     d.mkdir(exist_ok=True)
     (d / f"{ORIGIN}.zone").write_text(world.zone_text(ORIGIN))
     (d / "nsd.conf").write_text(_NSD_CONF.format(d=d, origin=ORIGIN))
     (d / "resolv.conf").write_text("nameserver 127.0.0.1\noptions attempts:1 timeout:2\n")
-    (d / "message.eml").write_bytes(message)
+    (d / "stdin").write_bytes(stdin)
     (d / "wait.py").write_text(_WAIT_FOR_NSD)
     q = {k: shlex.quote(str(v)) for k, v in {"d": d, "py": sys.executable}.items()}
     script = f"""
@@ -201,7 +203,7 @@ nsd -d -c {q["d"]}/nsd.conf & nsd_pid=$!
 if ! {q["py"]} {q["d"]}/wait.py {ORIGIN}; then
     echo "NSD did not start" >&2; kill $nsd_pid; exit 99
 fi
-opendkim-testmsg < {q["d"]}/message.eml; rc=$?
+{shlex.join(command)} < {q["d"]}/stdin; rc=$?
 kill $nsd_pid; wait $nsd_pid
 exit $rc
 """
@@ -213,7 +215,47 @@ exit $rc
         check=False,
     )
     assert proc.returncode != 99, proc.stderr + (d / "nsd.log").read_text(errors="replace")
+    return proc
+
+
+def opendkim_testmsg_verify(world: NsdServer, message: bytes, tmp_path: Path) -> tuple[int, str]:
+    """``opendkim-testmsg`` in verify mode: exit status and its complaint, if any."""
+    proc = in_opendkim_namespace(world, ["opendkim-testmsg"], tmp_path, message)
     return proc.returncode, proc.stderr
+
+
+def test_opendkim_testkey_accepts_our_record_and_key(
+    world: NsdServer, keys: dict[str, SigningKey], tmp_path: Path
+) -> None:
+    """``opendkim-testkey`` finds the record we publish and matches it to our key file.
+
+    It resolves through libunbound (not the C library), configured here with a stub
+    zone pointing at the namespace's NSD. It handles RSA keys only
+    (``EVP_PKEY_get1_RSA() failed`` on Ed25519), so only RSA is tested.
+    """
+    key = keys["rsa"]
+    key_file = tmp_path / f"{key.selector}.private"
+    key_file.write_bytes(private_key_pem(key.private_key))
+    key_file.chmod(0o600)
+    unbound = tmp_path / "unbound.conf"
+    unbound.write_text(
+        'server:\n    do-not-query-localhost: no\n    local-zone: "example." nodefault\n'
+        f'stub-zone:\n    name: "{ORIGIN}"\n    stub-addr: 127.0.0.1@53\n'
+    )
+    conf = tmp_path / "opendkim.conf"
+    conf.write_text(f"ResolverConfiguration {unbound}\n")
+    cmd = ["opendkim-testkey", "-x", str(conf), "-d", ORIGIN, "-s", key.selector, "-vvv", "-k"]
+    proc = in_opendkim_namespace(world, [*cmd, str(key_file)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "key OK" in proc.stdout + proc.stderr
+    # and a key that is not the published one is caught
+    other = tmp_path / "other.private"
+    other.write_bytes(private_key_pem(generate_key("rsa", 2048)))
+    other.chmod(0o600)
+    proc = in_opendkim_namespace(world, [*cmd, str(other)], tmp_path)
+    assert proc.returncode != 0
+    assert "keys do not match" in proc.stdout + proc.stderr
+    assert "key OK" not in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("canon", CANONS, ids="/".join)
