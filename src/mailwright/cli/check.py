@@ -27,14 +27,22 @@ GROUPS = ("host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports")
 @click.argument("domain")
 @click.option("--config", "config_file", metavar="FILE", help="Config file (else the global one).")
 @click.option(
-    "--ip", "ips", multiple=True, metavar="IP", help="Sending IP (repeat); default: config."
+    "--ip",
+    "ips",
+    multiple=True,
+    metavar="IP",
+    help="Sending IP (repeat); default: the config's, else the hostname's addresses.",
 )
 @click.option("--selector", "selectors", multiple=True, metavar="S", help="DKIM selector (repeat).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (README: check).")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings and could-not-check too.")
 @click.option("--skip", multiple=True, type=click.Choice(GROUPS), help="Leave out a group.")
 @click.option(
-    "--smtp-port", type=int, default=25, show_default=True, help="Port for the TLS check."
+    "--smtp-port",
+    type=click.IntRange(1, 65535),
+    default=25,
+    show_default=True,
+    help="Port for the TLS check.",
 )
 @click.option(
     "--smtp-address", metavar="IP", help="Connect here for the TLS check, not the A record."
