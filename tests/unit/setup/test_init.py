@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from mailwright.cli.main import cli
+from mailwright.cli.main import cli, main
 from mailwright.config import Config, load_config
 from mailwright.errors import UsageError, UserError
 from mailwright.setup import InitOptions, init_domain, render_config
@@ -149,16 +149,17 @@ def test_bad_options_are_usage_errors(
     assert not (tmp_path / "mailwright.toml").exists()
 
 
-def test_cli_init_then_refusal_exit_2(tmp_path: Path) -> None:
-    runner = CliRunner()
+def test_cli_init_then_refusal_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["init", "example.com", "--ip", "192.0.2.10", "--dir", str(tmp_path)]
-    first = runner.invoke(cli, args)
+    first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
     assert "example.com. 3600 IN MX 10 mail.example.com." in first.output
     assert "10.2.0.192.in-addr.arpa. 3600 IN PTR mail.example.com." in first.output
-    second = runner.invoke(cli, args)
-    assert isinstance(second.exception, UserError)
-    assert "already exists" in str(second.exception)
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {tmp_path}/mailwright.toml already exists (use --force to overwrite it)"
 
 
 def test_records_match_init(tmp_path: Path) -> None:
