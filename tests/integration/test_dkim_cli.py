@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -246,3 +247,27 @@ def test_verify_prints_hostile_values_literally(dns_world: NsdServer, tmp_path: 
         "permerror d=[/][bold s=k a=rsa-sha256: "  # what could be read of d= before the space
         "d='[/][bold red]x[/bold red]' is not a domain name"
     )
+
+
+def test_genkey_matches_opendkim_genkey_layout(tmp_path: Path) -> None:
+    """Our SELECTOR.txt has the layout opendkim-genkey writes; each reads the other's files."""
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    theirs.mkdir()
+    genkey(ours, "sel", "--testing")
+    subprocess.run(
+        ["opendkim-genkey", "-D", str(theirs), "-d", DOMAIN, "-s", "sel", "-h", "sha256", "-t"],
+        check=True,
+        timeout=60,
+    )
+    layout = re.compile(
+        r'sel\._domainkey\tIN\tTXT\t\( "v=DKIM1; h=sha256; k=rsa; t=y; "'
+        r'(\n\t  "p=[A-Za-z0-9+/=]{1,253}")(\n\t  "[A-Za-z0-9+/=]{1,255}")* \)  '
+        rf"; ----- DKIM key sel for {re.escape(DOMAIN)}\n"
+    )
+    for directory in (ours, theirs):
+        text = (directory / "sel.txt").read_text()
+        assert layout.fullmatch(text), text
+        record = parse_key_record("".join(text.split('"')[1::2]))
+        assert record.public_key is not None and record.testing
+        private = load_private_key((directory / "sel.private").read_bytes())
+        assert public_keys_match(private, record.public_key)
