@@ -1,6 +1,6 @@
 """Benchmark ``mailwright explain --json`` on a generated 1 GB Postfix mail.log.
 
-    uv run python bench/explain/run.py [--size-mb 1024] [--failure-rate 0.03] [--repeat 2]
+    uv run python bench/explain/run.py [--size-mb 1024] [--failure-rate 0.03] [--repeat 2] [--gzip]
 
 The log is what a busy mail host writes: for each message smtpd connect/client/disconnect,
 cleanup's message-id, qmgr's from= and removed, one smtp status line (sent for most,
@@ -157,6 +157,9 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--failure-rate", type=float, default=0.03)
     parser.add_argument("--repeat", type=int, default=2, help="best of N runs per command")
+    parser.add_argument(
+        "--gzip", action="store_true", help="also read it as mail.log.1.gz (vs zcat | wc -l)"
+    )
     args = parser.parse_args()
     mailwright = str(Path(sys.executable).parent / "mailwright")
     with tempfile.TemporaryDirectory(prefix="mw-explain-bench-") as tmp:
@@ -178,6 +181,12 @@ def main() -> None:
             "grep -c status=": ["grep", "-c", "status=", str(log)],
         }
         rows = []
+        if args.gzip:
+            gz = Path(tmp) / "mail.log.1.gz"
+            with gz.open("wb") as f:
+                subprocess.run(["gzip", "-6", "-c", str(log)], stdout=f, check=True)
+            commands["mailwright explain --json (.gz)"] = [mailwright, "explain", "--json", str(gz)]
+            commands["zcat | wc -l"] = ["sh", "-c", f"zcat {gz} | wc -l"]
         output = Path(tmp) / "explain.json"
         for name, cmd in commands.items():
             # never /dev/null: GNU grep stops at the first match when its output is discarded

@@ -166,3 +166,35 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     main(["explain", "--help"])
     out = capsys.readouterr().out
     assert "Examples:" in out and "mailwright explain -" in out.replace("|", "")
+
+
+def test_progress_display_reads_the_same(tmp_path: Path) -> None:
+    from mailwright.cli.explain import _read_with_progress
+    from mailwright.explain import Explainer
+    from mailwright.explain.sources import Source
+
+    gz = tmp_path / "mail.log.1.gz"
+    gz.write_bytes(gzip.compress((DATA / "postfix-classic.log").read_bytes()))
+    plain = DATA / "mailwright.log"
+    srcs = [Source(str(gz), gz), Source(str(plain), plain)]
+    explainer = Explainer()
+    _read_with_progress(explainer, srcs, sum(s.size() or 0 for s in srcs))
+    total = sum(c["count"] for c in explainer.to_json()["causes"])
+    assert total == len(cases("postfix-classic.log")) + len(cases("mailwright.log"))
+
+
+def test_default_adds_mailwrights_own_log_from_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAILWRIGHT_CONFIG", raising=False)
+    (tmp_path / "mailwright.toml").write_text('[log]\nfile = "own.log"\n')
+    (tmp_path / "own.log").write_bytes((DATA / "mailwright.log").read_bytes())
+    (tmp_path / "mail.log").write_bytes((DATA / "postfix-classic.log").read_bytes())
+    monkeypatch.setattr(sources, "DEFAULT_LOG", tmp_path / "mail.log")
+    code, out, _ = run_cli(["--json"], capsys)
+    assert code == 0
+    report = json.loads(out)
+    assert [Path(f["name"]).name for f in report["files"]] == ["mail.log", "own.log"]
+    total = sum(c["count"] for c in report["causes"])
+    assert total == len(cases("postfix-classic.log")) + len(cases("mailwright.log"))

@@ -325,3 +325,62 @@ def test_results_do_not_depend_on_chunk_boundaries(
     if chunk_size >= 4096:  # the from= line is in this chunk or the one before
         examples = [e for c in pieces["causes"] for e in c["examples"]]  # type: ignore[attr-defined]
         assert all(e["from"] == "app@example.com" for e in examples)
+
+
+# --- anything at all ------------------------------------------------------------------
+
+
+def test_mutated_corpus_lines_never_crash() -> None:
+    """Corpus lines cut, spliced and overwritten at random: each gives a defined report
+    (at most one failure event, never an exception)."""
+    lines = [
+        ln
+        for name in ("postfix-classic.log", "postfix-rfc3339.log", "mailwright.log")
+        for ln in (DATA / name).read_bytes().splitlines()
+        if b"status=" in ln or b"event=" in ln
+    ]
+    inserts = [
+        b"(",
+        b")",
+        b'"',
+        b"\\",
+        b"[",
+        b"]",
+        b"<",
+        b">",
+        b"=",
+        b"\xff",
+        b"\r",
+        b"status=bounced (",
+        b"event=deferred ",
+        b"host x[1] said: ",
+        b"Feb 30 ",
+    ]
+    rnd = random.Random(11)
+    for _ in range(3000):
+        line = bytearray(rnd.choice(lines))
+        for _ in range(rnd.randrange(1, 6)):
+            op, pos = rnd.randrange(4), rnd.randrange(len(line) + 1)
+            if op == 0:
+                del line[pos : pos + rnd.randrange(1, 40)]
+            elif op == 1:
+                line[pos:pos] = rnd.choice(inserts)
+            elif op == 2 and line:
+                line[pos : pos + 1] = bytes([rnd.randrange(256)])
+            else:
+                line = line[:pos]
+        report = run(bytes(line) + b"\n")
+        assert sum(causes(report).values()) + report["skipped_lines"] <= 2  # type: ignore[operator]
+
+
+def test_mailwright_lines_relayed_through_syslog() -> None:
+    line = (
+        "2026-11-24T19:00:00.5+01:00 mail mailwright[4242]: event=deferred id=4Xk2pQ9mZ0aB "
+        'to=<a@example.net> relay=none delay=1 dsn=4.4.3 reply="451 4.4.3 example.net: MX '
+        'lookup failed: SERVFAIL" next_retry=2026-11-24T19:05:00+01:00'
+    )
+    report = run(line.encode() + b"\n")
+    assert causes(report) == {"recipient-domain-dns": 1}
+    example = report["causes"][0]["examples"][0]  # type: ignore[index]
+    assert example["text"] == "451 4.4.3 example.net: MX lookup failed: SERVFAIL"
+    assert example["remote_host"] is None
