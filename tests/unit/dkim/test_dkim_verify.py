@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import random
 import re
 import subprocess
 import time
@@ -15,6 +17,7 @@ from dkim_helpers import MESSAGE, world
 
 import dkim
 from mailwright.dkim import (
+    DkimSignError,
     DkimStatus,
     SigningKey,
     dns_record_value,
@@ -397,3 +400,32 @@ async def test_junk_fields_never_raise(junk: bytes, ed_key: SigningKey) -> None:
 
 def test_generate_key_warns_not_for_ed25519() -> None:
     assert generate_key("ed25519") is not None
+
+
+async def test_mutated_messages_never_raise(rsa_key: SigningKey, ed_key: SigningKey) -> None:
+    """Seeded random damage to a signed message: always a defined result, never an exception."""
+    rng = random.Random(6376)
+    signed = sign_message(MESSAGE, [rsa_key, ed_key]) + MESSAGE
+    resolver = world(rsa_key, ed_key)
+    alphabet = b"\r\n\t ;=:@.\x00\xff\x80abcAZ09+/-_()[]"
+    outcomes: set[DkimStatus] = set()
+    for _ in range(300):
+        data = bytearray(signed)
+        for _ in range(rng.randint(1, 6)):
+            pos = rng.randrange(len(data))
+            action = rng.random()
+            if action < 0.4:
+                data[pos] = rng.choice(alphabet)
+            elif action < 0.7:
+                data[pos:pos] = bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 4)))
+            else:
+                del data[pos : pos + rng.randint(1, 8)]
+        message = bytes(data)
+        results = await verify_message(message, resolver)
+        for r in results:
+            assert isinstance(r.status, DkimStatus) and r.reason
+            outcomes.add(r.status)
+        with contextlib.suppress(DkimSignError):  # no From left: the one refusal allowed
+            sign_message(message, [rsa_key])
+    # the damage reached every stage: parsing, key lookup and crypto
+    assert {DkimStatus.PASS, DkimStatus.FAIL, DkimStatus.PERMERROR} <= outcomes
