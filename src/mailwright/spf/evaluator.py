@@ -132,7 +132,9 @@ def parse_client_ip(ip: str | IPAddress) -> IPAddress:
     else:
         addr = ip
     if isinstance(addr, ipaddress.IPv6Address) and addr.scope_id:
-        raise ValueError(f"{ip!r}: a scoped (link-local) address is not an SMTP client address")
+        # A peer on a link-local address arrives as "fe80::1%eth0": the zone is local
+        # routing data, not part of the address SPF records list.
+        addr = ipaddress.IPv6Address(str(addr).partition("%")[0])
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         return addr.ipv4_mapped
     return addr
