@@ -25,9 +25,10 @@ import binascii
 import enum
 import hashlib
 import re
+import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -137,7 +138,6 @@ class Signature:
 
     index: int
     raw: bytes
-    value_start: int
     b_span: tuple[int, int]
     algorithm: str
     hash_name: str
@@ -153,7 +153,6 @@ class Signature:
     length: int | None
     timestamp: int | None
     expiration: int | None
-    record: KeyRecord | None = field(default=None)
 
 
 _ALGORITHMS = {
@@ -242,7 +241,6 @@ def parse_signature(index: int, raw: bytes) -> Signature:
     return Signature(
         index=index,
         raw=raw,
-        value_start=start,
         b_span=(start + b_start, start + b_end),
         algorithm=algorithm,
         hash_name=hash_name,
@@ -262,23 +260,27 @@ def parse_signature(index: int, raw: bytes) -> Signature:
 
 
 # Parsed key records, by record text: parsing DER costs more than the lookup from memory.
+# Bounded LRU; the lock keeps it consistent if verifications run in several threads.
 _KEY_CACHE: OrderedDict[str, KeyRecord | str] = OrderedDict()
 _KEY_CACHE_SIZE = 512
+_KEY_CACHE_LOCK = threading.Lock()
 
 
 def _parse_record_cached(text: str) -> KeyRecord | str:
-    hit = _KEY_CACHE.get(text)
-    if hit is not None:
-        _KEY_CACHE.move_to_end(text)
-        return hit
+    with _KEY_CACHE_LOCK:
+        hit = _KEY_CACHE.get(text)
+        if hit is not None:
+            _KEY_CACHE.move_to_end(text)
+            return hit
     result: KeyRecord | str
     try:
         result = parse_key_record(text)
     except KeyRecordError as exc:
         result = str(exc)
-    _KEY_CACHE[text] = result
-    if len(_KEY_CACHE) > _KEY_CACHE_SIZE:
-        _KEY_CACHE.popitem(last=False)
+    with _KEY_CACHE_LOCK:
+        _KEY_CACHE[text] = result
+        if len(_KEY_CACHE) > _KEY_CACHE_SIZE:
+            _KEY_CACHE.popitem(last=False)
     return result
 
 
