@@ -33,7 +33,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..dns import DnsResult, MXRecord, Resolver, name_problem, reverse_name, to_ascii
+from ..dns import DnsResult, MXRecord, Outcome, Resolver, name_problem, reverse_name, to_ascii
 from .macro import (
     MacroContext,
     MacroContextKind,
@@ -281,7 +281,7 @@ class _Evaluation:
             raise _Abort(Result.TEMPERROR, f"TXT lookup for {domain} failed: {txt.error}", domain)
         records = [r for r in txt.records if is_spf_record(r)] if txt.ok else []
         if not records:
-            why = "no such domain" if txt.outcome.value == "nxdomain" else "no SPF record"
+            why = "no such domain" if txt.outcome is Outcome.NXDOMAIN else "no SPF record"
             self.note(depth, domain, f"{why} → none")
             return _Outcome(Result.NONE, domain, problem=f"{domain}: {why}")
         if len(records) > 1:
