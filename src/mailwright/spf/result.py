@@ -70,6 +70,33 @@ class SpfResult:
     def ok(self) -> bool:
         return self.result is Result.PASS
 
+    def smtp_rejection(self) -> tuple[int, str, tuple[str, ...]] | None:
+        """The reply for a receiver that rejects on this result: (code, enhanced status,
+        text lines), or None for results that SHOULD NOT be rejected on alone.
+
+        RFC 7208 §8.4/§8.6/§8.7 give 550 for fail and permerror, 451 for temperror;
+        the enhanced codes are RFC 7372 §3.2's X.7.23 "SPF validation failed" and
+        X.7.24 "SPF validation error". The publisher's explanation is marked as theirs
+        (§8.4: "make it clear that the text is provided by the sender's domain").
+        """
+        identity = "MAIL FROM" if self.identity == "mailfrom" else "HELO"
+        if self.result is Result.FAIL:
+            lines = [f"SPF {identity} check failed: {self.ip} may not send for {self.domain}"]
+            if self.explanation:
+                source = self.mechanism_domain or self.domain
+                if self.explanation_source == "exp":
+                    lines.append(f"The domain {source} explains: {self.explanation}")
+                else:
+                    lines.append(self.explanation)
+            return 550, "5.7.23", tuple(_reply_text(line) for line in lines)
+        if self.result is Result.PERMERROR:
+            text = f"SPF {identity} check: the SPF record of {self.problem_domain or self.domain}"
+            return 550, "5.7.24", (_reply_text(f"{text} is invalid ({self.problem})"),)
+        if self.result is Result.TEMPERROR:
+            text = f"SPF {identity} check: DNS lookup failed for {self.domain}, try again later"
+            return 451, "4.7.24", (_reply_text(text),)
+        return None
+
     def to_json(self) -> dict[str, Any]:
         """The stable ``--json`` schema of ``mailwright spf check`` (documented in README.md)."""
         return {
@@ -94,3 +121,9 @@ class SpfResult:
                 {"depth": s.depth, "domain": s.domain, "message": s.message} for s in self.trace
             ],
         }
+
+
+def _reply_text(text: str) -> str:
+    """Printable ASCII, one line, short enough for an SMTP reply line (RFC 5321 §4.5.3.1.5)."""
+    text = "".join(ch if " " <= ch <= "~" else "?" for ch in text)
+    return text[:400]

@@ -526,3 +526,33 @@ async def test_scoped_ipv6_peer_is_evaluated_without_its_zone() -> None:
     r = zone(**{"example.com": "v=spf1 ip6:fe80::/10 -all"})
     res = await check_mail_from("fe80::1%eth0", "a@example.com", "h", r)
     assert res.result == "pass" and res.ip == "fe80::1"
+
+
+async def test_smtp_rejection_replies() -> None:
+    # RFC 7208 §8.4/§8.6/§8.7 reply codes, RFC 7372 enhanced status codes.
+    r = zone(
+        **{
+            "example.com": "v=spf1 -all exp=why.example.com",
+            "why.example.com": "Go away",
+            "perm.example.com": "v=spf1 a:bad_name",
+            "pass.example.com": "v=spf1 +all",
+            "soft.example.com": "v=spf1 ~all",
+        }
+    )
+    r.fail("temp.example.com", "TXT", Outcome.TIMEOUT)
+    fail = await check_mail_from("192.0.2.1", "a@example.com", "h", r)
+    assert fail.smtp_rejection() == (
+        550,
+        "5.7.23",
+        (
+            "SPF MAIL FROM check failed: 192.0.2.1 may not send for example.com",
+            "The domain example.com explains: Go away",
+        ),
+    )
+    perm = await check_mail_from("192.0.2.1", "a@perm.example.com", "h", r)
+    code, status, (line,) = perm.smtp_rejection()  # type: ignore[misc]
+    assert (code, status) == (550, "5.7.24") and "perm.example.com is invalid" in line
+    temp = await check_mail_from("192.0.2.1", "a@temp.example.com", "h", r)
+    assert temp.smtp_rejection() is not None and temp.smtp_rejection()[:2] == (451, "4.7.24")  # type: ignore[index]
+    for sender in ("a@pass.example.com", "a@soft.example.com", "a@none.example.com"):
+        assert (await check_mail_from("192.0.2.1", sender, "h", r)).smtp_rejection() is None
