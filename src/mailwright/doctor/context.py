@@ -145,14 +145,17 @@ class DoctorOptions:
         else:
             specs = tuple(SelectorSpec(k.selector, k.private_key, domain) for k in keys.values())
         relay = config.delivery.relay
-        relaying = relay is not None and config.delivery.mode == "relay"
-        has_file = config.path is not None
+        # The config describes its own domains; another domain is checked on its own terms
+        # (its MX host is the HELO name, its addresses the sending IPs), keeping the lists.
+        ours = config.path is not None and (not config.domains or domain in config.domains)
+        relaying = ours and relay is not None and config.delivery.mode == "relay"
+        own_ips = (*config.ipv4, *config.ipv6) if ours and not relaying else ()
         values: dict[str, Any] = {
-            "hostname": config.hostname if has_file else None,
+            "hostname": config.hostname if ours else None,
             # Through a relay, mail leaves from the provider's addresses, not ours.
-            "ips": ips or (() if relaying else (*config.ipv4, *config.ipv6)),
-            "expected_ipv4": config.ipv4,
-            "expected_ipv6": config.ipv6,
+            "ips": ips or own_ips,
+            "expected_ipv4": config.ipv4 if ours else (),
+            "expected_ipv6": config.ipv6 if ours else (),
             "selectors": specs,
             "relay_url": relay.url if relay is not None and relaying else None,
             "dnsbls": config.check.dnsbls,

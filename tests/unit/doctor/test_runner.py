@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 from pathlib import Path
@@ -270,3 +271,19 @@ async def test_tls_check_nothing_listening_is_could_not_check() -> None:
                             smtp_address="127.0.0.1")  # fmt: skip
     finding = await check_tls(Context(DOMAIN, options, SharedResolver(MemoryResolver())))
     assert finding.status is Status.ERROR and "could not connect" in finding.observed
+
+
+def test_options_for_a_domain_the_config_does_not_serve(tmp_path: Path) -> None:
+    from mailwright.config import Config, DkimKeyConfig
+
+    config = Config(
+        path=tmp_path / "mailwright.toml",
+        hostname="mail.example.com",
+        domains=(DOMAIN,),
+        ipv4=("192.0.2.10",),
+        dkim=(DkimKeyConfig(DOMAIN, "mail", tmp_path / "a.pem"),),
+        check=dataclasses.replace(Config().check, dnsbls=("dnsbl.test",)),
+    )
+    o = DoctorOptions.from_config(config, "other.example")
+    assert (o.hostname, o.ips, o.expected_ipv4, o.selectors) == (None, (), (), ())
+    assert o.dnsbls == ("dnsbl.test",)
