@@ -129,10 +129,10 @@ def _r(name: str, cause: str, pattern: str, check: str | None = None) -> _Rule:
 # "spam"; Gmail's rate limit mentions "unsolicited"; a greylisting reply says
 # "Recipient address rejected").
 _REPLY_RULES: tuple[_Rule, ...] = (
-    # RFC 7505 §4.2: X.7.27 "Sender address has null MX"; Postfix words it "(nullMX)".
+    # RFC 7505 §4.2, §6: X.7.27 "Sender address has null MX"; Postfix: "(nullMX)".
     _r("null-mx-sender", "sender-null-mx", r"sender.{0,120}null ?mx|null ?mx.{0,40}sender"),
     _r("null-mx-recipient", "recipient-domain-dns", r"null ?mx|does not accept mail"),
-    # RFC 3463 X.7.10 / RFC 5248 "Encryption needed"; Gmail "TLS required for RCPT domain".
+    # X.7.10 "Encryption Needed" (RFC 5248 registry); Gmail "TLS required for RCPT domain".
     _r(
         "tls",
         "tls-required",
@@ -303,7 +303,7 @@ _CODE_FALLBACK: dict[str, tuple[str, str | None]] = {
     "1.6": ("recipient-unknown", None),
     "2.1": ("recipient-unknown", None),
     "1.2": ("recipient-domain-dns", "mx"),
-    "1.10": ("recipient-domain-dns", "mx"),  # RFC 7505 §4.2 (recipient has null MX)
+    "1.10": ("recipient-domain-dns", "mx"),  # RFC 7505 §4.1, §6: recipient has null MX
     "4.3": ("recipient-domain-dns", "mx"),
     "4.4": ("recipient-domain-dns", "mx"),
     "4.1": ("connection-failed", None),
@@ -316,7 +316,7 @@ _CODE_FALLBACK: dict[str, tuple[str, str | None]] = {
     "3.4": ("message-too-large", None),
     "7.10": ("tls-required", "tls"),
     "7.11": ("tls-required", "tls"),
-    "7.30": ("tls-required", "tls"),  # RFC 8689 §5: REQUIRETLS support required
+    "7.30": ("tls-required", "tls"),  # RFC 8689 (REQUIRETLS): "REQUIRETLS support required"
     "7.20": ("dkim", "dkim-record:*"),
     "7.21": ("dkim", "dkim-record:*"),
     "7.22": ("dkim", "dkim-record:*"),
@@ -324,7 +324,7 @@ _CODE_FALLBACK: dict[str, tuple[str, str | None]] = {
     "7.24": ("spf", "spf-authorizes"),
     "7.25": ("reverse-dns", "fcrdns"),
     "7.26": ("dmarc", None),
-    "7.27": ("sender-null-mx", None),  # RFC 7505 §4.1
+    "7.27": ("sender-null-mx", None),  # RFC 7505 §4.2, §6: sender has null MX
     "7.28": ("rate-limited", None),
 }
 

@@ -1,13 +1,18 @@
 """The streaming core: bytes in, per-cause aggregates out, in bounded memory.
 
 Speed comes from not looking at most lines: a mail log is mostly connects,
-disconnects, successful deliveries and other daemons' chatter.  Each chunk is split
-into lines in C, and a line is decoded and parsed only when a cheap byte test
-(``b"status=" in line`` ...) says it may be a delivery event; a successful delivery
-is counted without a regex.  Every container that grows with the log is bounded:
-per-queue-ID state (evicted oldest first, dropped on ``removed``), examples per cause,
-recipient domains per cause, unrecognised replies per host.  The numbers in the
-report stay exact; only the lists of examples are capped (and say so).
+disconnects, successful deliveries and other daemons' chatter.  Each 1 MiB read is
+searched in place with ``bytes.find``/``bytes.count`` (C speed) for the few needles that
+mark a failure (``status=deferred``, ``status=bounced``, mailwright's ``event=...``);
+only those lines are decoded and parsed, successes are only counted.  No Python code
+runs per ordinary line.
+
+A failed message is followed back by its queue ID to its sender (qmgr's ``from=``) and
+Message-ID (cleanup's ``message-id=``), searched backwards in the current and previous
+read; what is found is remembered per queue ID for later retries, in an LRU of at most
+``MAX_QUEUE_IDS`` entries.  Every other container that grows with the log is bounded
+too: examples per cause, recipient domains per cause, unrecognised texts per host and
+in all, the reply-classification cache.  Counts stay exact; only the lists are capped.
 """
 
 from __future__ import annotations
@@ -66,7 +71,6 @@ class CauseStats:
     last: datetime | None = None
     sample: str = ""
     domains: Counter[str] = field(default_factory=Counter)
-    other_domains: int = 0
     lists: Counter[str] = field(default_factory=Counter)
     checks: Counter[str] = field(default_factory=Counter)
     examples: list[dict[str, Any]] = field(default_factory=list)
@@ -321,8 +325,6 @@ class Explainer:
         domain = d.to.rpartition("@")[2].lower() or "(none)"
         if domain in stats.domains or len(stats.domains) < MAX_DOMAINS:
             stats.domains[domain] += 1
-        else:
-            stats.other_domains += 1
         if verdict.listname:
             stats.lists[verdict.listname] += 1
         if verdict.check:
