@@ -44,7 +44,7 @@ from .macro import (
     parse_macro_string,
     split_sender,
 )
-from .record import Mechanism, Record, SpfSyntaxError, is_spf_record, parse_record
+from .record import Mechanism, Modifier, Record, SpfSyntaxError, is_spf_record, parse_record
 from .result import Result, SpfResult, TraceStep
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -227,24 +227,26 @@ class _Evaluation:
             self._parsed[text] = cached
         return cached
 
-    def count_term(self, mech_text: str, domain: str) -> None:
+    def count_term(self, term: Mechanism | Modifier, domain: str) -> None:
         self.lookups += 1
         if self.lookups > MAX_DNS_TERMS:
             raise _Abort(
                 Result.PERMERROR,
                 f"more than {MAX_DNS_TERMS} DNS-querying terms (RFC 7208 §4.6.4)",
                 domain,
-                mech_text,
+                term.text,
+                term.offset,
             )
 
-    def count_void(self, mech_text: str, domain: str) -> None:
+    def count_void(self, term: Mechanism, domain: str) -> None:
         self.void += 1
         if self.void > self.max_void:
             raise _Abort(
                 Result.PERMERROR,
                 f"more than {self.max_void} void lookups (RFC 7208 §4.6.4)",
                 domain,
-                mech_text,
+                term.text,
+                term.offset,
             )
 
     async def target(self, spec: MacroString, ctx: MacroContext) -> str:
@@ -315,7 +317,7 @@ class _Evaluation:
             self.note(depth, domain, f"{mech.text}: no match")
         if record.redirect is not None and not record.has_all:
             # §6.1: only when no mechanism matched and there is no "all".
-            self.count_term(record.redirect.text, domain)
+            self.count_term(record.redirect, domain)
             target = await self.target(record.redirect.value, ctx)
             self.note(depth, domain, f"{record.redirect.text} → {target}")
             outcome = await self.check(target, depth + 1)
@@ -340,7 +342,7 @@ class _Evaluation:
         if name in ("ip4", "ip6"):
             assert mech.network is not None
             return self.ip.version == mech.network.version and self.ip in mech.network
-        self.count_term(mech.text, domain)
+        self.count_term(mech, domain)
         target = domain if mech.domain_spec is None else await self.target(mech.domain_spec, ctx)
         if name == "include":
             self.note(depth, domain, f"{mech.text} → check {target}")
@@ -387,7 +389,7 @@ class _Evaluation:
         if not res.ok:
             self.note(depth, domain, f"{mech.text}: no {self._addr_type} for {target} (void)")
             if res.is_void:
-                self.count_void(mech.text, domain)
+                self.count_void(mech, domain)
             return False
         return any(self.matches(a, mech) for a in res.records)
 
@@ -398,7 +400,7 @@ class _Evaluation:
         if not res.ok:
             self.note(depth, domain, f"{mech.text}: no MX for {target} (void)")
             if res.is_void:
-                self.count_void(mech.text, domain)
+                self.count_void(mech, domain)
             return False
         records: tuple[MXRecord, ...] = res.records
         if len(records) > MAX_MX_NAMES:
@@ -444,7 +446,7 @@ class _Evaluation:
             # mechanism fails to match."
             self.note(depth, domain, f"{mech.text}: no PTR for {self.ip} ({res.outcome})")
             if res.is_void:
-                self.count_void(mech.text, domain)
+                self.count_void(mech, domain)
             return False
         target = target.lower()
         # §4.6.4: only the first 10 PTR names are considered; the others are ignored.
@@ -466,7 +468,7 @@ class _Evaluation:
         if not res.ok:
             self.note(depth, domain, f"{mech.text}: {target} does not exist (void)")
             if res.is_void:
-                self.count_void(mech.text, domain)
+                self.count_void(mech, domain)
             return False
         return True
 

@@ -267,6 +267,7 @@ async def test_ten_dns_terms_pass_eleven_permerror() -> None:
     assert res.result == "pass" and res.lookups == 10
     res = await check_mail_from("192.0.2.1", "a@over.example.com", "h", r)
     assert res.result is Result.PERMERROR and res.problem_term == "a:h9.example.com"
+    assert res.problem_offset == 31 and res.problem_domain == "over.example.com"
 
 
 async def test_include_loop_is_permerror() -> None:
