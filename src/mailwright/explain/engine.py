@@ -22,7 +22,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 from .causes import CAUSE_ORDER, CAUSES
 from .classify import Verdict, cache_key, classify
@@ -55,6 +55,12 @@ MAX_SAMPLE = 4096
 _NEEDLES = (b"status=deferred", b"status=bounced")
 _MW_NEEDLES = (b"event=deferred", b"event=bounced")
 _MW_FROM = re.compile(rb"(?:^| )from=<([^>]*)>")
+
+
+class Readable(Protocol):
+    """What :meth:`Explainer.consume` needs: a file, a GzipFile, stdin's buffer."""
+
+    def read(self, size: int, /) -> bytes: ...
 
 
 def _clip(line: str) -> str:
@@ -141,7 +147,7 @@ class Explainer:
 
     def consume(
         self,
-        stream: BinaryIO,
+        stream: Readable,
         source: SourceStats,
         reference: datetime | None = None,
         progress: Callable[[], None] | None = None,

@@ -151,9 +151,8 @@ class Clock:
         self._hours: dict[str, datetime | None] = {}
 
     def parse(self, ts: str) -> datetime | None:
-        hit = self._cache.get(ts, self)
-        if hit is not self:
-            return hit  # type: ignore[return-value]
+        if ts in self._cache:
+            return self._cache[ts]
         if len(self._cache) > 4096:
             self._cache.clear()
         value = self._parse(ts)
@@ -176,9 +175,8 @@ class Clock:
             return None
 
     def _hour(self, key: str) -> datetime | None:
-        hit = self._hours.get(key, self)
-        if hit is not self:
-            return hit  # type: ignore[return-value]
+        if key in self._hours:
+            return self._hours[key]
         if len(self._hours) > 4096:
             self._hours.clear()
         value: datetime | None = None

@@ -8,6 +8,7 @@ and the next file is read.
 from __future__ import annotations
 
 import gzip
+import io
 import re
 import sys
 import zlib
@@ -29,10 +30,6 @@ class Source:
     name: str
     path: Path | None
     """None for stdin."""
-
-    @property
-    def is_gzip(self) -> bool:
-        return self.path is not None and self.path.suffix == ".gz"
 
     def size(self) -> int | None:
         if self.path is None:
@@ -120,17 +117,34 @@ def _reference_time(source: Source) -> datetime | None:
         return None
 
 
-class _Counting:
-    """Wraps the compressed file to know how far decompression got when it fails."""
+GZIP_MAGIC = b"\x1f\x8b"  # RFC 1952 §2.3.1: ID1, ID2
+
+
+class _Counted:
+    """A byte stream that counts what was read from it (the position reported when
+    decompression fails), with its first bytes already taken for the gzip sniff."""
 
     def __init__(self, raw: BinaryIO) -> None:
         self.raw = raw
+        self.head = raw.read(2)
+        self.position = 0
 
-    def position(self) -> int:
-        try:
-            return self.raw.tell()
-        except (OSError, ValueError):
-            return -1
+    @property
+    def is_gzip(self) -> bool:
+        return self.head == GZIP_MAGIC
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            head, self.head = self.head, b""
+            rest = self.raw.read(size - len(head)) if size < 0 or size > len(head) else b""
+            data = head + rest
+        else:
+            data = self.raw.read(size)
+        self.position += len(data)
+        return data
+
+    def seek(self, offset: int, /) -> int:
+        raise io.UnsupportedOperation("a log stream is read once, front to back")
 
 
 def read_source(
@@ -139,51 +153,70 @@ def read_source(
     progress: Callable[[int], None] | None = None,
     stdin: BinaryIO | None = None,
 ) -> SourceStats:
-    """Feed one source to ``explainer``; errors are recorded, never raised."""
+    """Feed one source to ``explainer``; errors are recorded, never raised.
+
+    Gzip is recognised by its magic bytes, not by the name, so ``zcat``-less pipes
+    (``cat mail.log.2.gz | mailwright explain -``) and misnamed files work too."""
     stats = SourceStats(source.name)
     explainer.sources.append(stats)
     reference = _reference_time(source)
     if source.path is None:
-        stream = stdin if stdin is not None else sys.stdin.buffer
-        explainer.consume(stream, stats, reference, None)
+        _feed(
+            explainer,
+            source,
+            stdin if stdin is not None else sys.stdin.buffer,
+            stats,
+            reference,
+            progress,
+        )
         return stats
-    raw: BinaryIO
     try:
         raw = open(source.path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         _fail(explainer, stats, f"{source.name}: cannot open: {exc.strerror or exc}")
         return stats
-    try:
-        counter = _Counting(raw)
-        cb: Callable[[], None] | None = None
-        if progress is not None:
-            report = progress
-
-            def cb() -> None:
-                report(counter.position())
-
-        if source.is_gzip:
-            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                try:
-                    explainer.consume(gz, stats, reference, cb)  # type: ignore[arg-type]
-                except (OSError, EOFError, zlib.error) as exc:
-                    _fail(
-                        explainer,
-                        stats,
-                        f"{source.name}: gzip data corrupt or truncated at compressed byte "
-                        f"{counter.position()} (after {stats.bytes} bytes, {stats.lines} lines "
-                        f"read; those are counted): {exc}",
-                    )
-        else:
-            try:
-                explainer.consume(raw, stats, reference, cb)
-            except OSError as exc:
-                _fail(
-                    explainer, stats, f"{source.name}: read error after {stats.bytes} bytes: {exc}"
-                )
-    finally:
-        raw.close()
+    with raw:
+        _feed(explainer, source, raw, stats, reference, progress)
     return stats
+
+
+def _feed(
+    explainer: Explainer,
+    source: Source,
+    raw: BinaryIO,
+    stats: SourceStats,
+    reference: datetime | None,
+    progress: Callable[[int], None] | None,
+) -> None:
+    try:
+        stream = _Counted(raw)
+    except OSError as exc:
+        _fail(explainer, stats, f"{source.name}: read error: {exc}")
+        return
+    cb: Callable[[], None] | None = None
+    if progress is not None:
+        report = progress
+
+        def cb() -> None:
+            report(stream.position)
+
+    if stream.is_gzip:
+        try:
+            with gzip.GzipFile(fileobj=stream, mode="rb") as gz:
+                explainer.consume(gz, stats, reference, cb)
+        except (OSError, EOFError, zlib.error) as exc:
+            _fail(
+                explainer,
+                stats,
+                f"{source.name}: gzip data corrupt or truncated at compressed byte "
+                f"{stream.position} (after {stats.bytes} bytes, {stats.lines} lines read; "
+                f"those are counted): {exc}",
+            )
+    else:
+        try:
+            explainer.consume(stream, stats, reference, cb)
+        except OSError as exc:
+            _fail(explainer, stats, f"{source.name}: read error after {stats.bytes} bytes: {exc}")
 
 
 def _fail(explainer: Explainer, stats: SourceStats, message: str) -> None:
