@@ -199,9 +199,9 @@ def main() -> None:
         f"\n{lines:,} lines, {size / 1e6:,.0f} MB, failure rate {args.failure_rate:.1%} "
         f"of messages; best of {args.repeat}; load average {load} on {os.cpu_count()} CPUs\n"
     )
-    print(f"{'command':<28} {'seconds':>8} {'MB/s':>8} {'peak RSS MB':>12}")
+    print(f"{'command':<32} {'seconds':>8} {'MB/s':>8} {'peak RSS MB':>12}")
     for name, elapsed, rss_kb, _code in rows:
-        print(f"{name:<28} {elapsed:8.2f} {size / 1e6 / elapsed:8.0f} {rss_kb / 1024:12.1f}")
+        print(f"{name:<32} {elapsed:8.2f} {size / 1e6 / elapsed:8.0f} {rss_kb / 1024:12.1f}")
     totals = report["totals"]
     print(
         f"\nexplain found {totals['bounced']:,} bounced, {totals['deferred']:,} deferred, "
