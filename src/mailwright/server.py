@@ -47,6 +47,8 @@ from .smtp.auth import BadHash, Credentials, parse_hash
 from .smtp.server import ServerSettings, Signer, SmtpServer, SmtpServerState, listener_sockets
 
 DEV_SELECTOR = "mailwright-dev"
+RECOVERY_INTERVAL = 15.0
+"""Seconds between checks for leases of dead workers on this host."""
 DEV_KEY_NAME = "dev-rsa.private"
 
 
@@ -173,6 +175,40 @@ def worker_count(options: ServeOptions) -> int:
 # -- one worker ----------------------------------------------------------------------------------
 
 
+def worker_name(pid: int) -> str:
+    """How a worker signs its queue leases: ``HOST:PID``."""
+    return f"{socket.gethostname()}:{pid}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped) still answers kill(0) but is dead
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+async def recover_leases(store: QueueStore, logger: EventLogger) -> int:
+    """Give back the leases of this host's dead workers (a crash, a SIGKILL): their
+    messages are delivered now instead of when the lease runs out. A PID that was reused
+    counts as alive; then the lease simply expires."""
+    host = socket.gethostname()
+    recovered = 0
+    for worker in await store.lease_holders():
+        name, _, pid = worker.rpartition(":")
+        if name == host and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            released = await store.release_worker(worker)
+            recovered += released
+            logger.event("recovered", worker=worker, count=released)
+    return recovered
+
+
 class Worker:
     """Listeners + queue + delivery agent in one event loop."""
 
@@ -191,16 +227,29 @@ class Worker:
         self.smtp: SmtpServer | None = None
         self.agent: Any = None
         self._agent_task: asyncio.Task[None] | None = None
+        self._recovery_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
         config = self.options.config
         self.store = await open_store(config.data_dir)
+        await recover_leases(self.store, self.logger)
         self.smtp = SmtpServer(self.state, self.store, self.logger, self.options.settings)
         await self.smtp.start(self.sockets)
         self.agent = self._make_agent()
         if self.agent is not None:
             self._agent_task = asyncio.create_task(self.agent.run())
+        self._recovery_task = asyncio.create_task(self._recover_periodically())
+
+    async def _recover_periodically(self) -> None:
+        """Also later: a sibling worker may die (and be replaced) while we run."""
+        while True:
+            await asyncio.sleep(RECOVERY_INTERVAL)
+            assert self.store is not None
+            try:
+                await recover_leases(self.store, self.logger)
+            except Exception as exc:  # the queue may be busy; try again next time
+                self.logger.event("error", what="recover-leases", reason=str(exc))
 
     def _make_agent(self) -> Any:
         """The delivery engineer's agent (mailwright.delivery.agent)."""
@@ -221,7 +270,7 @@ class Worker:
             self.store,
             DnspythonResolver(config.dns.nameserver, timeout=config.dns.timeout),
             self.logger,
-            worker=f"{socket.gethostname()}:{os.getpid()}",
+            worker=worker_name(os.getpid()),
             local_targets=local_targets,
             announce=self.options.console,
         )
@@ -262,6 +311,8 @@ class Worker:
         await self.stop()
 
     async def stop(self) -> None:
+        if self._recovery_task is not None:
+            self._recovery_task.cancel()
         if self.smtp is not None:
             await self.smtp.stop()
         if self.agent is not None:

@@ -321,6 +321,29 @@ class SqliteQueueStore(QueueStore):
             )
         )
 
+    async def lease_holders(self) -> dict[str, int]:
+        def holders(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT claimed_by, count(*) FROM entries WHERE claimed_by IS NOT NULL"
+                " GROUP BY claimed_by"
+            )
+            return {str(worker): int(count) for worker, count in rows}
+
+        return await self._read(holders)
+
+    async def release_worker(self, worker: str) -> int:
+        def release(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "UPDATE entries SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ?",
+                (worker,),
+            )
+            return cursor.rowcount
+
+        changed = await self._write(release)
+        if changed:
+            self.wakeup()
+        return changed
+
     async def read_message(self, queue_id: str) -> bytes:
         def read(conn: sqlite3.Connection) -> bytes:
             row = conn.execute("SELECT data FROM messages WHERE id = ?", (queue_id,)).fetchone()

@@ -43,6 +43,11 @@ API (all methods are coroutines unless noted)
 ``release_lease(id, worker) -> None``
     Give an entry back without results (e.g. on shutdown).
 
+``lease_holders() -> dict[str, int]`` and ``release_worker(worker) -> int``
+    Who holds leases (worker → entries), and give back every lease of a worker known to
+    be dead (the server does this for its own crashed processes at start, so their
+    messages need not wait for the lease to expire).
+
 ``update_meta(id, meta) -> None``
     Merge keys into ``meta`` (e.g. ``delay_warned``).
 
@@ -226,6 +231,12 @@ class QueueStore(ABC):
 
     @abstractmethod
     async def release_lease(self, queue_id: str, worker: str) -> None: ...
+
+    @abstractmethod
+    async def lease_holders(self) -> dict[str, int]: ...
+
+    @abstractmethod
+    async def release_worker(self, worker: str) -> int: ...
 
     @abstractmethod
     async def read_message(self, queue_id: str) -> bytes: ...

@@ -246,3 +246,15 @@ async def test_two_processes_never_claim_the_same_entry(store: SqliteQueueStore)
     for p in procs:
         p.join(10)
     assert sorted(claimed) == sorted(ids)
+
+
+async def test_release_worker_gives_back_a_dead_workers_leases(store: SqliteQueueStore) -> None:
+    ids = [await store.enqueue("a@x.example", ["b@y.example"], b"x") for _ in range(3)]
+    now = time.time() + 1
+    await store.claim_due("host:111", now, limit=2)
+    await store.claim_due("host:222", now, limit=5)
+    assert await store.lease_holders() == {"host:111": 2, "host:222": 1}
+    assert await store.release_worker("host:111") == 2
+    assert await store.lease_holders() == {"host:222": 1}
+    again = await store.claim_due("host:333", now)
+    assert sorted(e.id for e in again) == sorted(ids[:2])
