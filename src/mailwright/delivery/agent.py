@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import socket
 import time
@@ -53,6 +54,8 @@ MAX_INFLIGHT = 2000
 """Messages being delivered at once by this agent; claiming pauses above this."""
 POLL_SECONDS = 5.0
 """Longest sleep between claims: picks up mail queued by other processes."""
+
+ENV_PAUSE = "MAILWRIGHT_DELIVERY"
 
 LOCAL = "\x00local"
 OUTBOX = "\x00outbox"
@@ -178,8 +181,9 @@ class DeliveryAgent:
             900.0, 4 * self.delivery.command_timeout + self.delivery.connect_timeout
         )
         self.idle_seconds = IDLE_SECONDS
-        self.paused = False
-        """When True, nothing is claimed (``bench``: submission rate alone)."""
+        self.paused = os.environ.get(ENV_PAUSE) == "paused"
+        """When True, nothing is claimed: mail is queued but stays there (``bench/mta``
+        measures the submission rate alone this way; ``MAILWRIGHT_DELIVERY=paused``)."""
         self._lanes: dict[str, _Lane] = {}
         self._connections = asyncio.Semaphore(self.delivery.max_connections)
         self._inflight = 0

@@ -1,0 +1,411 @@
+"""End-to-end MTA benchmark: smtp-source → X → smtp-sink, on loopback.
+
+X is mailwright (``mailwright serve`` as a subprocess, relaying to the sink, with DKIM
+signing off and with dual signing RSA-2048 + Ed25519) and, in the same run, a private
+Postfix instance relaying to the same kind of sink. Per concurrency level (1, 10, 50
+parallel smtp-source sessions, 5 KB messages):
+
+* accepted msg/s: messages / time until smtp-source has had its last 250;
+* delivered msg/s: messages / time until the sink has counted the last one;
+* p50/p99 submission latency: a probe beside the load sends one message at a time over
+  its own connection and times MAIL FROM … final 250 (smtp-source has no per-message
+  timing); its messages are counted at the sink too;
+* peak memory: the summed PSS of X's whole process tree, sampled every 50 ms.
+
+Then the submission rate alone, with delivery paused (mailwright:
+``MAILWRIGHT_DELIVERY=paused``; Postfix: its queue manager disabled).
+
+Run: ``uv run python bench/mta/run.py [--messages 2000] [--levels 1,10,50] [--workers 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from mailwright.dkim import generate_key, private_key_pem
+from mailwright.testing.postfix import (
+    SMTP_SOURCE,
+    PostfixServer,
+    SmtpSink,
+    free_port,
+    wait_for_port,
+)
+
+SENDER = "bench@example.com"
+RECIPIENT = "sink@example.net"
+SIZE = 5000
+console = Console(width=170)
+
+
+@dataclass
+class Result:
+    system: str
+    sessions: int
+    messages: int
+    accepted_rate: float = 0.0
+    delivered_rate: float = 0.0
+    delivered: int = 0
+    latencies: list[float] = field(default_factory=list)
+    peak_mb: float = 0.0
+    note: str = ""
+
+    def pct(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+# -- process tree memory ----------------------------------------------------------------
+
+
+def _tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _pss_kb(pid: int) -> int:
+    """Proportional set size: shared pages (libraries, forked workers) counted once overall,
+    so a tree of many small Postfix daemons is not charged each library many times."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class MemorySampler:
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, sum(_pss_kb(p) for p in _tree(self.root)))
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# -- latency probe ----------------------------------------------------------------------
+
+
+class Probe:
+    """One connection, one message at a time, timed from MAIL FROM to the final reply."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.latencies: list[float] = []
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        body = (b"X" * 76 + b"\r\n") * (SIZE // 78)
+        self.data = (
+            f"From: <{SENDER}>\r\nTo: <{RECIPIENT}>\r\nSubject: probe\r\n\r\n".encode() + body
+        )
+
+    def _reply(self, f: io.BufferedRWPair[Any, Any]) -> bytes:
+        while True:
+            line = f.readline()
+            if not line or line[3:4] != b"-":
+                return bytes(line)
+
+    def _run(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port), 10) as s:
+            f = s.makefile("rwb")
+            self._reply(f)
+            f.write(b"EHLO probe.example\r\n")
+            f.flush()
+            self._reply(f)
+            while not self._stop.is_set():
+                start = time.perf_counter()
+                for command in (f"MAIL FROM:<{SENDER}>", f"RCPT TO:<{RECIPIENT}>", "DATA"):
+                    f.write(command.encode() + b"\r\n")
+                    f.flush()
+                    self._reply(f)
+                f.write(self.data + b".\r\n")
+                f.flush()
+                reply = self._reply(f)
+                if reply.startswith(b"250"):
+                    self.latencies.append(time.perf_counter() - start)
+                    self.sent += 1
+                self._stop.wait(0.02)
+            f.write(b"QUIT\r\n")
+            f.flush()
+
+    def __enter__(self) -> Probe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+# -- the systems under test -----------------------------------------------------------------
+
+
+class Mailwright:
+    def __init__(self, workdir: Path, sink_port: int, *, dkim: bool, workers: int) -> None:
+        self.dir = workdir / ("mw-dkim" if dkim else "mw")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
+        self.port = free_port()
+        self.name = "mailwright, DKIM RSA+Ed25519" if dkim else "mailwright, no DKIM"
+        lines = [
+            'hostname = "mail.example.com"',
+            f'data_dir = "{self.dir / "data"}"',
+            f"workers = {workers}",
+            "[[listeners]]",
+            'name = "submission"',
+            'address = "127.0.0.1"',
+            f"port = {self.port}",
+            "[delivery]",
+            'mode = "relay"',
+            "max_connections_per_domain = 50",
+            "[delivery.relay]",
+            f'url = "smtp://127.0.0.1:{sink_port}?tls=none"',
+        ]
+        if dkim:
+            for selector, algorithm in (("rsa", "rsa"), ("ed", "ed25519")):
+                key = self.dir / f"{selector}.private"
+                key.write_bytes(private_key_pem(generate_key(algorithm, 2048)))
+                lines += [
+                    "[[dkim]]",
+                    'domain = "example.com"',
+                    f'selector = "{selector}"',
+                    f'private_key = "{key}"',
+                    f'algorithm = "{algorithm}"',
+                ]
+        self.config = self.dir / "mailwright.toml"
+        self.config.write_text("\n".join(lines) + "\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @contextlib.contextmanager
+    def running(self, *, paused: bool = False) -> Iterator[int]:
+        env = dict(os.environ)
+        if paused:
+            env["MAILWRIGHT_DELIVERY"] = "paused"
+        shutil.rmtree(self.dir / "data", ignore_errors=True)
+        exe = Path(sys.executable).parent / "mailwright"
+        self.proc = subprocess.Popen(
+            [str(exe), "--config", str(self.config), "serve"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        try:
+            if not wait_for_port(self.port, 30):
+                raise RuntimeError("mailwright serve did not start")
+            yield self.proc.pid
+        finally:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def signed_fraction(self) -> str:
+        log = self.dir / "data" / "mailwright.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return f"{text.count('event=signed')} signed, {text.count('event=unsigned')} unsigned"
+
+
+class Postfix:
+    name = "Postfix 3.7, no DKIM"
+
+    def __init__(self, sink_port: int) -> None:
+        self.sink_port = sink_port
+        self.server: PostfixServer | None = None
+
+    @contextlib.contextmanager
+    def running(self, *, paused: bool = False) -> Iterator[int]:
+        settings = {"master_service_disable": "qmgr.unix"} if paused else {}
+        server = PostfixServer(
+            domains=(),
+            hostname="relay.example.com",
+            relayhost=f"[127.0.0.1]:{self.sink_port}",
+            settings=settings,
+        )
+        server.start()
+        self.server = server
+        self.port = server.port
+        try:
+            pid = int((server.queue_dir / "pid" / "master.pid").read_text().split()[0])
+            yield pid
+        finally:
+            server.stop()
+
+
+# -- one measurement ---------------------------------------------------------------------------
+
+
+def measure(
+    system: Mailwright | Postfix,
+    sink: SmtpSink,
+    sessions: int,
+    messages: int,
+    *,
+    paused: bool = False,
+) -> Result:
+    result = Result(system.name, sessions, messages)
+    base = sink.count
+    with system.running(paused=paused) as root:
+        port = system.port
+        time.sleep(0.5)
+        with MemorySampler(root) as sampler:
+            start = time.perf_counter()
+            with Probe(port) as probe:
+                source = subprocess.run(
+                    [
+                        SMTP_SOURCE,
+                        "-s",
+                        str(sessions),
+                        "-l",
+                        str(SIZE),
+                        "-m",
+                        str(messages),
+                        "-f",
+                        SENDER,
+                        "-t",
+                        RECIPIENT,
+                        f"127.0.0.1:{port}",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                )
+                accepted = time.perf_counter() - start
+            if source.returncode != 0:
+                result.note = source.stderr.strip()[:200]
+            result.accepted_rate = messages / accepted
+            result.latencies = probe.latencies
+            if not paused:
+                expected = base + messages + probe.sent
+                sink.wait_for(expected, timeout=300)
+                elapsed = time.perf_counter() - start
+                result.delivered = sink.count - base - probe.sent
+                result.delivered_rate = (sink.count - base) / elapsed
+        result.peak_mb = sampler.peak_kb / 1024
+        if isinstance(system, Mailwright):
+            result.note = (result.note + " " + system.signed_fraction()).strip()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--levels", default="1,10,50")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--only", default="", help="comma-separated: nodkim,dkim,postfix")
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    only = set(args.only.split(",")) - {""}
+    workdir = Path(tempfile.mkdtemp(prefix="mailwright-bench-mta-"))
+    results: list[Result] = []
+    submission: list[Result] = []
+    console.print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
+    with SmtpSink(backlog=1024) as sink:
+        systems: list[Mailwright | Postfix] = []
+        if not only or "postfix" in only:
+            systems.append(Postfix(sink.port))
+        if not only or "nodkim" in only:
+            systems.append(Mailwright(workdir, sink.port, dkim=False, workers=args.workers))
+        if not only or "dkim" in only:
+            systems.append(Mailwright(workdir, sink.port, dkim=True, workers=args.workers))
+        for level in levels:
+            for system in systems:
+                r = measure(system, sink, level, args.messages)
+                console.print(
+                    f"{r.system:32} {level:3} sessions: accepted {r.accepted_rate:7.0f}/s "
+                    f"delivered {r.delivered_rate:7.0f}/s ({r.delivered}/{r.messages}) "
+                    f"p50 {r.pct(0.5):6.1f} ms p99 {r.pct(0.99):6.1f} ms "
+                    f"peak {r.peak_mb:5.0f} MB {r.note}"
+                )
+                results.append(r)
+        for level in levels:
+            for system in systems:
+                r = measure(system, sink, level, args.messages, paused=True)
+                console.print(
+                    f"{r.system:32} {level:3} sessions, delivery paused: "
+                    f"accepted {r.accepted_rate:7.0f}/s p50 {r.pct(0.5):6.1f} ms"
+                )
+                submission.append(r)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+    table = Table(
+        title=f"smtp-source → X → smtp-sink, {SIZE} B messages, {args.messages} per cell, loopback"
+    )
+    for col in (
+        "X",
+        "sessions",
+        "accepted msg/s",
+        "delivered msg/s",
+        "p50 ms",
+        "p99 ms",
+        "peak PSS MB",
+        "submission only msg/s",
+    ):
+        table.add_column(col, justify="left" if col == "X" else "right")
+    only_rates = {(r.system, r.sessions): r.accepted_rate for r in submission}
+    for r in results:
+        table.add_row(
+            r.system,
+            str(r.sessions),
+            f"{r.accepted_rate:.0f}",
+            f"{r.delivered_rate:.0f}"
+            + ("" if r.delivered == r.messages else f" ({r.delivered} arrived)"),
+            f"{r.pct(0.5):.1f}",
+            f"{r.pct(0.99):.1f}",
+            f"{r.peak_mb:.0f}",
+            f"{only_rates.get((r.system, r.sessions), 0):.0f}",
+        )
+    console.print(table)
+    console.print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
