@@ -76,6 +76,19 @@ class MemoryStore(QueueStore):
     async def extend_lease(self, *a: Any, **k: Any) -> bool:
         return True
 
+    async def lease_holders(self) -> dict[str, int]:
+        held: dict[str, int] = {}
+        for entry in self.entries.values():
+            if entry.claimed_by and entry.lease_until:
+                held[entry.claimed_by] = held.get(entry.claimed_by, 0) + 1
+        return held
+
+    async def release_worker(self, worker: str) -> int:
+        mine = [e for e in self.entries.values() if e.claimed_by == worker]
+        for entry in mine:
+            entry.claimed_by, entry.lease_until = None, None
+        return len(mine)
+
     async def release_lease(self, queue_id: str, worker: str) -> None:
         self.entries[queue_id].lease_until = None
 
