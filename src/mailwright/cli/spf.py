@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape as e
 from rich.table import Table
 from rich.tree import Tree
 
@@ -105,29 +106,41 @@ def check(
 def _print_check(result: SpfResult, trace: bool) -> None:
     who = result.sender if result.identity == "mailfrom" else result.helo
     console.print(
-        f"SPF {styled(str(result.result))} for [bold]{who}[/] from {result.ip} "
+        f"SPF {styled(str(result.result))} for [bold]{e(who)}[/] from {e(result.ip)} "
         f"(identity {result.identity})"
     )
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim")
     grid.add_column(overflow="fold")
-    grid.add_row("domain", result.domain)
+    grid.add_row("domain", e(result.domain))
     if result.record:
-        grid.add_row("record", result.record)
+        grid.add_row("record", e(result.record))
     if result.mechanism:
         where = (
-            f" (in {result.mechanism_domain})" if result.mechanism_domain != result.domain else ""
+            f" (in {e(result.mechanism_domain or '')})"
+            if result.mechanism_domain != result.domain
+            else ""
         )
-        grid.add_row("matched", f"{result.mechanism}{where}")
+        grid.add_row("matched", f"{e(result.mechanism)}{where}")
     elif result.result in ("neutral",):
         grid.add_row("matched", "nothing: default result (RFC 7208 §4.7)")
     if result.explanation:
-        grid.add_row("explanation", f"{result.explanation} [dim]({result.explanation_source})[/]")
+        grid.add_row(
+            "explanation", f"{e(result.explanation)} [dim]({result.explanation_source})[/]"
+        )
     if result.problem:
         where = ""
         if result.problem_term is not None:
-            where = f" [dim](term {result.problem_term!r} at offset {result.problem_offset})[/]"
-        grid.add_row("problem", f"{result.problem}{where}")
+            record = (
+                f" in the record of {e(result.problem_domain or '')}"
+                if result.problem_domain not in (None, result.domain)
+                else ""
+            )
+            where = (
+                f" [dim](term {e(repr(result.problem_term))} "
+                f"at offset {result.problem_offset}{record})[/]"
+            )
+        grid.add_row("problem", f"{e(result.problem or '')}{where}")
     grid.add_row(
         "DNS lookups",
         f"{result.lookups} of {MAX_DNS_TERMS}, void {result.void_lookups} of {MAX_VOID_LOOKUPS}",
@@ -163,13 +176,14 @@ def lint_command(domain: str, as_json: bool) -> None:
 
 
 def _node_label(node: LintNode) -> str:
-    head = f"[bold]{node.domain}[/]" if node.via is None else f"{node.via} → [bold]{node.domain}[/]"
+    domain = f"[bold]{e(node.domain)}[/]"
+    head = domain if node.via is None else f"{e(node.via)} → {domain}"
     count = f"{node.total_lookups} lookup{'s' if node.total_lookups != 1 else ''}"
     if node.children:
         count += f" ({node.lookups} here)"
     status = "" if node.status == "ok" else f" {styled('fail')} {node.status}"
     void = f", {node.void_lookups} void" if node.void_lookups else ""
-    record = f"\n[dim]{node.record}[/]" if node.record else ""
+    record = f"\n[dim]{e(node.record)}[/]" if node.record else ""
     return f"{head} [cyan]{count}{void}[/]{status}{record}"
 
 
@@ -197,7 +211,7 @@ def _print_lint(report: LintReport) -> None:
         table.add_column("fix", overflow="fold")
         for f in report.findings:
             severity = f"[{SEVERITY_STYLE[f.severity]}]{f.severity}[/]"
-            table.add_row(severity, f.id, f.message, f.fix)
+            table.add_row(severity, f.id, e(f.message), e(f.fix))
         console.print(table)
     verdict = (
         f"{styled('permerror')}: receivers cannot evaluate this policy"

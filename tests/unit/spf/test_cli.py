@@ -1,0 +1,89 @@
+"""``spf check`` / ``spf lint`` over an in-memory DNS: exit codes, JSON, hostile DNS text."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from mailwright.cli.context import AppContext
+from mailwright.cli.spf import spf
+from mailwright.dns import MemoryResolver
+
+HOSTILE = "v=spf1 a:[/]x.example.com [bold]x -all exp=[link=http://x]"
+
+
+def run(resolver: MemoryResolver, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(spf, list(args), obj=AppContext(_resolver=resolver))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.output
+
+
+def world() -> MemoryResolver:
+    r = MemoryResolver()
+    r.add("example.com", "TXT", "v=spf1 ip4:192.0.2.0/24 -all")
+    r.add("hostile.example.com", "TXT", HOSTILE)
+    r.add("[/].example.com", "TXT", "v=spf1 -all exp=e.example.com")
+    r.add("e.example.com", "TXT", "[/][bold] %{l}")
+    return r
+
+
+def test_check_exit_codes_and_json_schema() -> None:
+    code, out = run(world(), "check", "--ip", "192.0.2.1", "--sender", "a@example.com", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["result"] == "pass"
+    assert list(data) == [
+        "result",
+        "identity",
+        "ip",
+        "domain",
+        "sender",
+        "helo",
+        "mechanism",
+        "mechanism_domain",
+        "explanation",
+        "explanation_source",
+        "problem",
+        "problem_domain",
+        "problem_term",
+        "problem_offset",
+        "record",
+        "dns_lookups",
+        "void_lookups",
+        "trace",
+    ]
+    code, out = run(world(), "check", "--ip", "198.51.100.1", "--sender", "a@example.com")
+    assert code == 1 and "SPF fail" in out
+
+
+def test_hostile_dns_text_is_printed_not_interpreted() -> None:
+    code, out = run(world(), "check", "--ip", "192.0.2.1", "--sender", "a@hostile.example.com")
+    assert code == 1 and "permerror" in out and "[/]x.example.com" in out
+    code, out = run(
+        world(),
+        "check",
+        "--ip",
+        "192.0.2.1",
+        "--sender",
+        "[/][x]@[/].example.com",
+        "--helo",
+        "h.example",
+    )
+    assert code == 1
+    code, out = run(world(), "lint", "hostile.example.com")
+    assert code == 1 and "[/]x.example.com" in out
+
+
+def test_usage_errors_exit_2() -> None:
+    for args in (
+        ["check", "--ip", "300.1.1.1", "--sender", "a@example.com"],
+        ["check", "--ip", "192.0.2.1", "--sender", "no-at-sign"],
+        ["check", "--ip", "192.0.2.1", "--sender", ""],
+        ["check", "--ip", "192.0.2.1", "--identity", "helo"],
+        ["check", "--ip", "192.0.2.1"],
+        ["lint", "a..example.com"],
+        ["lint", "x" * 64 + ".example.com"],
+    ):
+        result = CliRunner().invoke(spf, args, obj=AppContext(_resolver=world()))
+        assert result.exception is not None
+        assert type(result.exception).__name__ == "UsageError", (args, result.exception)
