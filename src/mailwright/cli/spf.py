@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from rich.markup import escape as e
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -19,6 +19,17 @@ from ..spf import (
 )
 from ..spf.lint import LintNode, LintReport, Severity, lint
 from .context import app, console, emit_json, require_ip, run, styled
+
+
+def e(text: str) -> str:
+    """DNS- or sender-provided text made safe for a terminal: no rich markup, and control
+    characters (an ESC sequence in a TXT record) shown as escapes instead of obeyed."""
+    return escape(visible(text))
+
+
+def visible(text: str) -> str:
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.INFO: "dim"}
 
@@ -149,7 +160,9 @@ def _print_check(result: SpfResult, trace: bool) -> None:
     if trace:
         console.print("[bold]trace[/]")
         for step in result.trace:
-            console.print(f"  {'  ' * step.depth}{step.domain}: {step.message}", markup=False)
+            console.print(
+                visible(f"  {'  ' * step.depth}{step.domain}: {step.message}"), markup=False
+            )
 
 
 @spf.command(

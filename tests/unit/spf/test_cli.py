@@ -74,6 +74,15 @@ def test_hostile_dns_text_is_printed_not_interpreted() -> None:
     assert code == 1 and "[/]x.example.com" in out
 
 
+def test_control_characters_from_dns_are_shown_escaped() -> None:
+    r = MemoryResolver().add("example.com", "TXT", "v=spf1 \x1b[2J\x07 -all")
+    code, out = run(r, "check", "--ip", "192.0.2.1", "--sender", "a@example.com", "--trace")
+    assert code == 1 and "\x1b" not in out and "\x07" not in out
+    assert "\\x1b[2J\\x07" in out
+    code, out = run(r, "lint", "example.com")
+    assert code == 1 and "\x1b" not in out
+
+
 def test_usage_errors_exit_2() -> None:
     for args in (
         ["check", "--ip", "300.1.1.1", "--sender", "a@example.com"],
