@@ -42,7 +42,6 @@ MAX_COMMAND_LINE = 1000
 MAX_TEXT_LINE = 1000  # RFC 5321 §4.5.3.1.6, including CRLF
 DEFAULT_MAX_RECIPIENTS = 1000  # Postfix smtpd_recipient_limit; RFC 5321 §4.5.3.1.8: >= 100
 DEFAULT_MAX_ERRORS = 20  # Postfix smtpd_hard_error_limit
-_LONG_LINE = re.compile(rb"[^\r\n]{%d}" % (MAX_TEXT_LINE - 1))
 _BARE_EOL = re.compile(rb"\r\n|\r|\n")
 _END = b"\r\n.\r\n"
 
@@ -444,7 +443,7 @@ class Session:
             b"\r\n"
         ):
             message = _BARE_EOL.sub(b"\r\n", message)
-        if _LONG_LINE.search(message):
+        if len(message) > MAX_TEXT_LINE - 2 and _longest_line(message) > MAX_TEXT_LINE - 2:
             return self._reject(
                 "data", _r(554, "5.6.0", "Error: line longer than 1000 octets (RFC 5321)")
             )
@@ -585,6 +584,11 @@ class Session:
             return self._count(_r(535, "5.7.8", "Authentication credentials invalid"))
         self.user = username
         return _r(235, "2.7.0", "Authentication successful")
+
+
+def _longest_line(message: bytes) -> int:
+    """Length of the longest line without its CRLF (a split in C beats a regex scan)."""
+    return max(map(len, message.split(b"\r\n")))
 
 
 def _b64(text: str) -> str | None:
