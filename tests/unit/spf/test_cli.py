@@ -96,3 +96,28 @@ def test_usage_errors_exit_2() -> None:
         result = CliRunner().invoke(spf, args, obj=AppContext(_resolver=world()))
         assert result.exception is not None
         assert type(result.exception).__name__ == "UsageError", (args, result.exception)
+
+
+def test_helo_identity_and_null_sender() -> None:
+    r = world().add("mail.example.com", "TXT", "v=spf1 a -all")
+    r.add("mail.example.com", "A", "192.0.2.7")
+    code, out = run(
+        r,
+        "check",
+        "--ip",
+        "192.0.2.7",
+        "--helo",
+        "mail.example.com",
+        "--identity",
+        "helo",
+        "--json",
+    )
+    data = json.loads(out)
+    assert (code, data["result"], data["identity"]) == (0, "pass", "helo")
+    assert data["sender"] == "postmaster@mail.example.com"
+    code, out = run(
+        r, "check", "--ip", "192.0.2.8", "--sender", "", "--helo", "mail.example.com", "--json"
+    )
+    data = json.loads(out)
+    assert (code, data["result"], data["identity"]) == (1, "fail", "mailfrom")
+    assert data["domain"] == "mail.example.com"
