@@ -31,10 +31,9 @@ def _alive(pid: int) -> bool:
 
 
 def _nsd_children(pid: int) -> list[int]:
-    out = subprocess.run(
-        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
-    ).stdout
-    return [int(p) for p in out.split()]
+    from mailwright.testing.nsd import _children_by_scan
+
+    return _children_by_scan(pid)  # /proc, not ps: procps is not on minimal machines
 
 
 async def test_serves_forward_zone(dns_world: NsdServer) -> None:
