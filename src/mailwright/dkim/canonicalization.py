@@ -1,12 +1,13 @@
 """Header and body canonicalization, RFC 6376 §3.4.
 
-Every transform is a handful of ``bytes.replace`` passes over the whole input,
-never a Python loop per byte and no regex that could backtrack on long
+Every transform is a handful of ``bytes.replace``/regex passes over the whole
+input, never a Python loop per byte, and no regex that could backtrack on long
 whitespace runs.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 __all__ = [
@@ -18,20 +19,21 @@ __all__ = [
 ]
 
 Canonicalization = Literal["simple", "relaxed"]
+_SPACE_RUN = re.compile(rb"  +")
 CANONICALIZATIONS: tuple[Canonicalization, ...] = ("simple", "relaxed")
 
 
 def _collapse_wsp(data: bytes) -> bytes:
     """Every run of SP/HTAB → one SP.
 
-    Tabs become spaces, then doubled spaces are halved until none is left: a few
-    C-speed passes (log2 of the longest run), several times faster than a regex
-    substitution on typical text and still bounded on a megabyte of blanks.
+    Tabs become spaces first (a plain ``replace``); the remaining runs are found by
+    a regex with a literal two-space prefix, which the regex engine locates with a
+    fast substring search: linear, and quick even on a megabyte of blanks.
     """
     if b"\t" in data:
         data = data.replace(b"\t", b" ")
-    while b"  " in data:
-        data = data.replace(b"  ", b" ")
+    if b"  " in data:
+        data = _SPACE_RUN.sub(b" ", data)
     return data
 
 
@@ -72,7 +74,9 @@ def canonicalize_body(body: bytes, method: Canonicalization) -> bytes:
     # lines; a non-empty body ends with CRLF, an empty one stays empty.
     if not body:
         return b""
-    text = _collapse_wsp(body).replace(b" \r\n", b"\r\n")
+    text = _collapse_wsp(body)
+    if b" \r\n" in text:  # after collapsing, at most one SP ends a line
+        text = text.replace(b" \r\n", b"\r\n")
     if text.endswith(b" "):
         text = text[:-1]
     end = _content_end(text)
