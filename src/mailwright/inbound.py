@@ -23,13 +23,22 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from . import authres
+from .config import Config
 from .dkim import DkimResult, verify_message
 from .dkim.message import split_message
 from .dmarc import DmarcResult, DmarcStatus, Policy, evaluate
+from .dmarc.report_store import ReportStore
+from .dmarc.reports import ReportRefused, reports_from_message
 from .dns import Resolver
+from .log import EventLogger
+from .setup.records import DMARC_REPORT_LOCALPART
 from .spf import SpfResult, check_helo, check_mail_from
 
 Action = Literal["deliver", "junk", "reject"]
+
+REPORT_LOCALPART = DMARC_REPORT_LOCALPART
+"""Mail to this local part of any of our domains is scanned for aggregate reports
+(``mailwright init`` publishes ``rua=mailto:dmarc-reports@DOMAIN``)."""
 
 
 @dataclass(frozen=True)
@@ -228,3 +237,108 @@ def apply_verdict(message: bytes, verdict: InboundVerdict, authserv_id: str) -> 
     if not header.endswith(b"\r\n"):
         header = header.rstrip(b"\r\n") + b"\r\n"
     return header + cleaned
+
+
+@dataclass(frozen=True)
+class InboundDecision:
+    """What the SMTP server does with one inbound message."""
+
+    message: bytes
+    """The message with our Authentication-Results field (and forged ones removed)."""
+    reply: str | None
+    """A rejection to send instead of queueing (``550 5.7.1 ...``), or None."""
+    meta: dict[str, object]
+    """Queue metadata for delivery: ``folder`` (e.g. ``.Junk``) for quarantined mail."""
+
+
+class InboundChecker:
+    """The server's hook for mail arriving on an ``inbound`` listener.
+
+    Runs the checks, applies the configured enforcement, stores DMARC aggregate
+    reports addressed to a ``dmarc-reports@`` mailbox of ours, and logs one
+    ``inbound`` event (and a ``dmarc-report`` event per report).
+    """
+
+    def __init__(self, config: Config, resolver: Resolver, logger: EventLogger) -> None:
+        self.config = config
+        self.resolver = resolver
+        self.logger = logger
+
+    async def __call__(
+        self,
+        message: bytes,
+        *,
+        queue_id: str,
+        client_ip: str,
+        helo: str,
+        mail_from: str,
+        recipients: Sequence[str],
+    ) -> InboundDecision:
+        authserv_id = self.config.hostname
+        envelope = await check_envelope(
+            client_ip, helo, mail_from, self.resolver, receiver=authserv_id
+        )
+        verdict = await check_message(
+            message,
+            envelope,
+            self.resolver,
+            authserv_id=authserv_id,
+            enforcement=self.config.inbound.dmarc_enforcement,
+        )
+        self.logger.event(
+            "inbound",
+            queue_id,
+            client=client_ip,
+            helo=helo,
+            from_=f"<{mail_from}>",
+            to=",".join(f"<{r}>" for r in recipients),
+            spf=str(envelope.spf_mailfrom.result),
+            dkim=",".join(str(r.status) for r in verdict.dkim) or "none",
+            dmarc=verdict.dmarc_word,
+            action=verdict.action,
+            reason="; ".join(verdict.notes) or None,
+        )
+        if verdict.action == "reject":
+            return InboundDecision(message, verdict.reply, {})
+        meta: dict[str, object] = {"dmarc": verdict.dmarc_word}
+        if verdict.action == "junk":
+            meta["folder"] = self.config.inbound.quarantine_folder
+        checked = apply_verdict(message, verdict, authserv_id)
+        if any(r.partition("@")[0].lower() == REPORT_LOCALPART for r in recipients):
+            self.store_reports(checked, queue_id)
+        return InboundDecision(checked, None, meta)
+
+    def store_reports(self, message: bytes, queue_id: str) -> None:
+        """Parse and store aggregate reports; a bad report is logged, never fatal."""
+        store = ReportStore.in_data_dir(self.config.data_dir)
+        try:
+            for item in reports_from_message(message):
+                if isinstance(item, ReportRefused):
+                    self.logger.event("dmarc-report", queue_id, status="refused", reason=str(item))
+                    continue
+                try:
+                    added = store.add(item, our_domains=self.config.domains or None)
+                except ReportRefused as exc:
+                    self.logger.event(
+                        "dmarc-report",
+                        queue_id,
+                        org=item.org_name,
+                        report_id=item.report_id,
+                        domain=item.domain,
+                        status="refused",
+                        reason=str(exc),
+                    )
+                    continue
+                self.logger.event(
+                    "dmarc-report",
+                    queue_id,
+                    org=item.org_name,
+                    report_id=item.report_id,
+                    domain=item.domain,
+                    records=len(item.records),
+                    status="stored" if added else "duplicate",
+                )
+        except Exception as exc:  # the report store must never lose the mail itself
+            self.logger.event("error", queue_id, what="dmarc-report", reason=str(exc))
+        finally:
+            store.close()

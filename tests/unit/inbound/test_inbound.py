@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import gzip
+from email.message import EmailMessage
+from pathlib import Path
+
 import pytest
 
 from mailwright import authres
+from mailwright.config import parse_config
 from mailwright.dkim import SigningKey, dns_record_value, generate_key, sign_message
+from mailwright.dmarc.report_store import ReportStore
 from mailwright.dns import MemoryResolver
-from mailwright.inbound import apply_verdict, check_envelope, check_message, from_domains
+from mailwright.inbound import (
+    InboundChecker,
+    apply_verdict,
+    check_envelope,
+    check_message,
+    from_domains,
+)
+from mailwright.log import EventLogger
 
 AUTHSERV = "mx.example.net"
 GOOD_IP = "192.0.2.10"
@@ -157,3 +170,99 @@ async def test_forged_results_for_our_id_are_removed(claimed: str) -> None:
     assert b"other.example; spf=pass" in out
     assert out.startswith(b"Authentication-Results: mx.example.net;")
     assert b"dmarc=fail" in out
+
+
+# --- the server hook ------------------------------------------------------------------
+
+REPORT = (
+    b"<feedback><report_metadata><org_name>google.com</org_name><report_id>42</report_id>"
+    b"<date_range><begin>1</begin><end>2</end></date_range></report_metadata>"
+    b"<policy_published><domain>example.net</domain><p>none</p></policy_published>"
+    b"<record><row><source_ip>192.0.2.1</source_ip><count>3</count><policy_evaluated>"
+    b"<disposition>none</disposition><dkim>pass</dkim><spf>pass</spf></policy_evaluated></row>"
+    b"<identifiers><header_from>example.net</header_from></identifiers></record></feedback>"
+)
+
+
+def _checker(tmp_path: Path, events: list[dict[str, str]], **inbound: str) -> InboundChecker:
+    config = parse_config(
+        {
+            "hostname": AUTHSERV,
+            "domains": ["example.net"],
+            "data_dir": str(tmp_path),
+            "inbound": inbound,
+        },
+        tmp_path / "mailwright.toml",
+    )
+    logger = EventLogger(stderr=False)
+    logger.subscribe(events.append)
+    return InboundChecker(config, world(), logger)
+
+
+async def test_hook_rejects_forgery_and_logs_the_verdict(tmp_path: Path) -> None:
+    events: list[dict[str, str]] = []
+    decision = await _checker(tmp_path, events)(
+        message(False),
+        queue_id="Q1",
+        client_ip=BAD_IP,
+        helo="mail.example.org",
+        mail_from="alice@example.org",
+        recipients=["bob@example.net"],
+    )
+    assert decision.reply is not None and decision.reply.startswith("550 5.7.1")
+    (event,) = events
+    assert (event["event"], event["id"], event["action"], event["dmarc"]) == (
+        "inbound",
+        "Q1",
+        "reject",
+        "fail",
+    )
+
+
+async def test_hook_sends_quarantined_mail_to_the_junk_folder(tmp_path: Path) -> None:
+    events: list[dict[str, str]] = []
+    checker = _checker(tmp_path, events, quarantine_folder=".Spam")
+    checker.resolver = world("v=DMARC1; p=quarantine")
+    decision = await checker(
+        message(False),
+        queue_id="Q2",
+        client_ip=BAD_IP,
+        helo="mail.example.org",
+        mail_from="alice@example.org",
+        recipients=["bob@example.net"],
+    )
+    assert decision.reply is None
+    assert decision.meta["folder"] == ".Spam"
+    assert decision.message.startswith(b"Authentication-Results: mx.example.net;")
+
+
+async def test_hook_stores_reports_sent_to_the_rua_mailbox(tmp_path: Path) -> None:
+    events: list[dict[str, str]] = []
+    report_mail = EmailMessage()
+    report_mail["From"] = "noreply-dmarc-support@example.org"
+    report_mail["To"] = "dmarc-reports@example.net"
+    report_mail["Subject"] = "Report Domain: example.net Submitter: google.com Report-ID: 42"
+    report_mail.set_content("report attached")
+    report_mail.add_attachment(
+        gzip.compress(REPORT), maintype="application", subtype="gzip", filename="r.xml.gz"
+    )
+    foreign = REPORT.replace(b"<domain>example.net<", b"<domain>victim.example<").replace(
+        b"<report_id>42<", b"<report_id>43<"
+    )
+    report_mail.add_attachment(foreign, maintype="text", subtype="xml", filename="r2.xml")
+    checker = _checker(tmp_path, events)
+    await checker(
+        report_mail.as_bytes(),
+        queue_id="Q3",
+        client_ip=GOOD_IP,
+        helo="mail.example.org",
+        mail_from="alice@example.org",
+        recipients=["DMARC-Reports@example.net"],
+    )
+    statuses = [(e["event"], e.get("status")) for e in events if e["event"] == "dmarc-report"]
+    assert statuses == [("dmarc-report", "stored"), ("dmarc-report", "refused")]
+    refused = next(e for e in events if e.get("status") == "refused")
+    assert "victim.example" in refused["reason"]
+    store = ReportStore.in_data_dir(tmp_path)
+    assert store.summarize().messages == 3
+    store.close()
