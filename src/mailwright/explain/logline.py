@@ -37,7 +37,7 @@ _MAILWRIGHT = re.compile(
     r"mailwright(?:\[\d+\])?: event=(?P<event>[\w-]+)(?P<rest>.*)$"
 )
 _KV = re.compile(r' ([\w-]+)=("(?:[^"\\]|\\.)*"?|\S*)')
-_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|.)")
+_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|.)")
 
 
 @dataclass(slots=True)
@@ -103,7 +103,7 @@ def _unescape(value: str) -> str:
 
     def one(m: re.Match[str]) -> str:
         s = m.group(1)
-        if len(s) == 3 and s[0] == "x":
+        if len(s) > 1 and s[0] in "xu":  # \xNN, \uNNNN (mailwright.log escapes)
             return chr(int(s[1:], 16))
         return s
 

@@ -398,3 +398,57 @@ def test_mailwright_lines_relayed_through_syslog() -> None:
     example = report["causes"][0]["examples"][0]
     assert example["text"] == "451 4.4.3 example.net: MX lookup failed: SERVFAIL"
     assert example["remote_host"] is None
+
+
+# --- mailwright's own writer -----------------------------------------------------------
+
+
+def test_lines_from_mailwrights_log_writer() -> None:
+    """What :func:`mailwright.log.format_line` writes (quotes, backslashes, control
+    characters, U+2028, bytes that were not UTF-8) is read back."""
+    from mailwright.log import format_line
+
+    reply = '550 5.1.1 <a"b\\c@example.net>: user\tunknown\u2028\udcff "quoted"'
+    when = datetime(2026, 11, 24, 19, 0, tzinfo=UTC)
+    lines = [
+        format_line(
+            "accepted",
+            "4Xk2pQ9mZ0aB",
+            [("from", "<app@example.com>"), ("size", 5120)],
+            timestamp=when,
+            pid=42,
+        ),
+        format_line(
+            "bounced",
+            "4Xk2pQ9mZ0aB",
+            [
+                ("to", "<bob@example.net>"),
+                ("relay", "mx.example.net[203.0.113.5]:25"),
+                ("delay", 1.5),
+                ("dsn", "5.1.1"),
+                ("reply", reply),
+            ],
+            timestamp=when,
+            pid=42,
+        ),
+        format_line(
+            "delivered",
+            "4Xk2pQ9mZ0aC",
+            [("to", "<c@example.net>"), ("dsn", "2.0.0")],
+            timestamp=when,
+            pid=42,
+        ),
+    ]
+    report = run("\n".join(lines).encode("utf-8", "surrogateescape") + b"\n")
+    assert causes(report) == {"recipient-unknown": 1}
+    example = report["causes"][0]["examples"][0]
+    # a byte that was not UTF-8 is written as \xNN and read back as U+00NN, as
+    # mailwright.log.parse_line does; everything else exactly
+    assert example["text"] == reply.replace("\udcff", "\xff")
+    assert (example["from"], example["to"], example["queue_id"]) == (
+        "app@example.com",
+        "bob@example.net",
+        "4Xk2pQ9mZ0aB",
+    )
+    assert example["remote_host"] == "mx.example.net[203.0.113.5]"
+    assert report["totals"]["delivered"] == 1
