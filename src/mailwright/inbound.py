@@ -27,7 +27,9 @@ from .config import Config
 from .dkim import DkimResult, verify_message
 from .dkim.message import split_message
 from .dmarc import DmarcResult, DmarcStatus, Policy, evaluate
+from .dmarc.report_sender import OBSERVATIONS_DB
 from .dmarc.report_store import ReportStore
+from .dmarc.report_writer import Observation, ObservationStore
 from .dmarc.reports import ReportRefused, reports_from_message
 from .dns import Resolver
 from .log import EventLogger
@@ -39,6 +41,9 @@ Action = Literal["deliver", "junk", "reject"]
 REPORT_LOCALPART = DMARC_REPORT_LOCALPART
 """Mail to this local part of any of our domains is scanned for aggregate reports
 (``mailwright init`` publishes ``rua=mailto:dmarc-reports@DOMAIN``)."""
+
+_SPF_SCOPE = {"mailfrom": "mfrom", "helo": "helo"}
+"""RFC 9990 SPFDomainScope names for our SPF identities."""
 
 
 @dataclass(frozen=True)
@@ -298,6 +303,8 @@ class InboundChecker:
             action=verdict.action,
             reason="; ".join(verdict.notes) or None,
         )
+        if self.config.inbound.send_aggregate_reports:
+            self.record_observations(verdict, recipients)
         if verdict.action == "reject":
             return InboundDecision(message, verdict.reply, {})
         meta: dict[str, object] = {"dmarc": verdict.dmarc_word}
@@ -307,6 +314,41 @@ class InboundChecker:
         if any(r.partition("@")[0].lower() == REPORT_LOCALPART for r in recipients):
             self.store_reports(checked, queue_id)
         return InboundDecision(checked, None, meta)
+
+    def record_observations(self, verdict: InboundVerdict, recipients: Sequence[str]) -> None:
+        """Keep what DMARC saw, for the daily aggregate reports (RFC 9990 §2.1)."""
+        envelope = verdict.envelope
+        spf = envelope.spf_mailfrom
+        store = ObservationStore(self.config.data_dir / OBSERVATIONS_DB)
+        try:
+            for result in verdict.dmarc:
+                record = result.record
+                if record is None or not record.rua:
+                    continue
+                disposition = {"reject": "reject", "junk": "quarantine"}.get(verdict.action, "none")
+                store.add(
+                    Observation(
+                        policy_domain=result.policy_domain or result.from_domain,
+                        source_ip=envelope.client_ip,
+                        header_from=result.from_domain,
+                        disposition=disposition if str(result.result) == "fail" else "none",
+                        dkim_aligned="pass" if result.dkim_aligned else "fail",
+                        spf_aligned="pass" if result.spf_aligned else "fail",
+                        envelope_from=spf.domain,
+                        envelope_to=recipients[0].rpartition("@")[2].lower() if recipients else "",
+                        dkim=tuple(
+                            (r.domain or "", r.selector or "", str(r.status))
+                            for r in verdict.dkim
+                            if r.domain
+                        ),
+                        spf=(spf.domain, _SPF_SCOPE.get(spf.identity, "mfrom"), str(spf.result)),
+                    ),
+                    [u.uri for u in record.rua],
+                )
+        except Exception as exc:  # reporting is optional: it never costs the mail
+            self.logger.event("error", None, what="dmarc-observation", reason=str(exc))
+        finally:
+            store.close()
 
     def store_reports(self, message: bytes, queue_id: str) -> None:
         """Parse and store aggregate reports; a bad report is logged, never fatal."""

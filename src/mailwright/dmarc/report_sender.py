@@ -14,15 +14,26 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
+from pathlib import Path
 
 from ..dns import Resolver
 from .discovery import discover_policy
 from .external import ExternalStatus, verify_destination
-from .report_writer import Observation, build_report, compress, report_filename
+from .report_writer import (
+    Observation,
+    ObservationStore,
+    build_report,
+    compress,
+    report_filename,
+)
+
+OBSERVATIONS_DB = "dmarc-observations.sqlite"
+"""Where the inbound checks keep observations between two daily reports."""
 
 _USABLE = {ExternalStatus.INTERNAL, ExternalStatus.AUTHORIZED}
 
@@ -131,3 +142,44 @@ def _message(
     )
     msg.add_attachment(data, maintype="application", subtype="gzip", filename=filename)
     return msg.as_bytes(policy=SMTP)
+
+
+async def send_due_reports(
+    *,
+    data_dir: Path,
+    hostname: str,
+    from_address: str,
+    resolver: Resolver,
+    enqueue: Callable[[str, list[str], bytes], Awaitable[str]],
+    now: float | None = None,
+) -> list[tuple[str, str | None, tuple[str, ...]]]:
+    """Turn the stored observations into report mails and queue them.
+
+    Called once a day by the server. Returns (policy domain, queue ID or None when
+    no destination was usable, skipped destinations) per report, for the log.
+    """
+    until = time.time() if now is None else now
+    store = ObservationStore(data_dir / OBSERVATIONS_DB)
+    try:
+        taken = store.take(until)
+    finally:
+        store.close()
+    if not taken:
+        return []
+    whens = [o.when for _rua, items in taken.values() for o in items if o.when]
+    begin = int(min(whens)) if whens else int(until) - 86400
+    reports = await compose_reports(
+        taken,
+        reporter_domain=hostname,
+        from_address=from_address,
+        begin=begin,
+        end=int(until),
+        resolver=resolver,
+    )
+    sent: list[tuple[str, str | None, tuple[str, ...]]] = []
+    for report in reports:
+        queue_id = None
+        if report.recipients:
+            queue_id = await enqueue(from_address, list(report.recipients), report.message)
+        sent.append((report.policy_domain, queue_id, report.skipped))
+    return sent

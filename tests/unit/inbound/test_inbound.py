@@ -11,7 +11,9 @@ import pytest
 from mailwright import authres
 from mailwright.config import parse_config
 from mailwright.dkim import SigningKey, dns_record_value, generate_key, sign_message
+from mailwright.dmarc.report_sender import send_due_reports
 from mailwright.dmarc.report_store import ReportStore
+from mailwright.dmarc.reports import reports_from_message
 from mailwright.dns import MemoryResolver
 from mailwright.inbound import (
     InboundChecker,
@@ -184,7 +186,7 @@ REPORT = (
 )
 
 
-def _checker(tmp_path: Path, events: list[dict[str, str]], **inbound: str) -> InboundChecker:
+def _checker(tmp_path: Path, events: list[dict[str, str]], **inbound: object) -> InboundChecker:
     config = parse_config(
         {
             "hostname": AUTHSERV,
@@ -266,3 +268,41 @@ async def test_hook_stores_reports_sent_to_the_rua_mailbox(tmp_path: Path) -> No
     store = ReportStore.in_data_dir(tmp_path)
     assert store.summarize().messages == 3
     store.close()
+
+
+async def test_observations_become_a_daily_report(tmp_path: Path) -> None:
+    events: list[dict[str, str]] = []
+    checker = _checker(tmp_path, events, send_aggregate_reports=True)
+    for ip in (GOOD_IP, GOOD_IP, BAD_IP):
+        await checker(
+            message(ip == GOOD_IP),
+            queue_id="Q",
+            client_ip=ip,
+            helo="mail.example.org",
+            mail_from="alice@example.org",
+            recipients=["bob@example.net"],
+        )
+    queued: list[tuple[str, list[str], bytes]] = []
+
+    async def enqueue(sender: str, recipients: list[str], data: bytes) -> str:
+        queued.append((sender, recipients, data))
+        return "R1"
+
+    sent = await send_due_reports(
+        data_dir=tmp_path,
+        hostname=AUTHSERV,
+        from_address="dmarc-noreply@example.net",
+        resolver=checker.resolver,
+        enqueue=enqueue,
+    )
+    assert [(domain, qid) for domain, qid, _skipped in sent] == [("example.org", "R1")]
+    ((sender, recipients, data),) = queued
+    assert (sender, recipients) == ("dmarc-noreply@example.net", ["d@example.org"])
+    (report,) = reports_from_message(data)
+    assert not isinstance(report, Exception)
+    rows = {(r.source_ip, r.count, r.disposition, r.dkim, r.spf) for r in report.records}
+    assert rows == {
+        (GOOD_IP, 2, "none", "pass", "pass"),
+        (BAD_IP, 1, "reject", "fail", "fail"),
+    }
+    assert {r.spf_results[0].scope for r in report.records} == {"mfrom"}
