@@ -8,6 +8,7 @@ so a failure reproduces and CI never flakes) and has no per-example deadline: th
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -137,3 +138,9 @@ def mutate(data: bytes) -> st.SearchStrategy[bytes]:
         return bytes(buf)
 
     return _mutated()
+
+
+def chunked(data: bytes) -> st.SearchStrategy[list[bytes]]:
+    """``data`` cut into pieces at random places, as a network delivers it."""
+    cuts = st.lists(st.integers(0, len(data)), max_size=8).map(sorted)
+    return cuts.map(lambda c: [data[a:b] for a, b in itertools.pairwise([0, *c, len(data)])])

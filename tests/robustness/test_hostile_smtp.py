@@ -1,0 +1,396 @@
+"""The sans-I/O SMTP session (RFC 5321) and its address parser under hostile clients.
+
+Random command sequences, random bytes and random chunking go into :class:`Session`;
+every event must come out without an exception, every reply must be a well-formed SMTP
+reply (three digits, separator, text without control characters, CRLF) carrying an
+RFC 3463 enhanced code (class matching the reply code) once ENHANCEDSTATUSCODES was
+offered (RFC 2034), and the buffered input must stay bounded.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import re
+
+import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
+from robust_support import NASTY_CHARS, chunked, robust, timed
+
+from mailwright.local import LocalDirectory
+from mailwright.smtp.address import AddressError, Mailbox, parse_params, parse_path
+from mailwright.smtp.protocol import (
+    MAX_COMMAND_LINE,
+    AuthCheck,
+    MessageReady,
+    Reply,
+    Session,
+    SessionPolicy,
+    StartTls,
+)
+
+DIRECTORY = LocalDirectory.build(["example.com"], ["admin@example.com", "bob@example.com"])
+HOSTNAME = "mx.example.com"
+SIZE_LIMIT = 20_000
+_LINE = re.compile(rb"([2-5][0-9][0-9])([ -])([^\r\n]*)\r\n")
+_ENHANCED = re.compile(r"([245])\.[0-9]{1,3}\.[0-9]{1,3} ")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def make(*, tls: bool, starttls: bool, auth: str, trusted: bool) -> Session:
+    policy = SessionPolicy(
+        hostname=HOSTNAME,
+        size_limit=SIZE_LIMIT,
+        directory=DIRECTORY,
+        starttls=starttls,
+        auth=auth,  # type: ignore[arg-type]
+        max_recipients=50,
+    )
+    return Session(policy, client_ip="192.0.2.1", trusted=trusted, tls=tls)
+
+
+def check_reply(reply: Reply, esmtp: bool) -> None:
+    """RFC 5321 §4.2 reply syntax; RFC 2034 §3 enhanced codes after EHLO offered them."""
+    data = reply.encode()
+    for line in reply.lines:
+        assert not _CONTROL.search(line), f"control character in reply text: {data!r}"
+    lines = _LINE.findall(data)
+    assert b"".join(c + s + t + b"\r\n" for c, s, t in lines) == data, data
+    assert {c for c, _, _ in lines} == {str(reply.code).encode()}
+    assert [s for _, s, _ in lines] == [b"-"] * (len(lines) - 1) + [b" "]
+    ehlo_reply = reply.code == 250 and reply.lines[0] == HOSTNAME
+    if esmtp and reply.code not in (334, 354) and not ehlo_reply:
+        match = _ENHANCED.match(reply.lines[0])
+        assert match is not None, f"no enhanced status code: {data!r}"
+        assert match.group(1) == str(reply.code)[0], data
+
+
+def note(what: str) -> None:
+    with contextlib.suppress(Exception):  # outside a hypothesis test
+        event(what)
+
+
+def drive(session: Session, chunks: list[bytes], *, accept: bool = True) -> list[Reply]:
+    """Feed chunks as a client would send them and answer every request like the server."""
+    replies: list[Reply] = []
+    for chunk in chunks:
+        session.feed(chunk)
+        while True:
+            esmtp = session.esmtp
+            event = session.next_event()
+            if event is None:
+                break
+            if isinstance(event, MessageReady):
+                note("message")
+                assert event.data.endswith(b"\r\n") or event.data == b""
+                assert b"\0" not in event.data
+                answer = Reply.of(250, "2.0.0", "Ok: queued as X") if accept else None
+                event = session.message_result(answer or Reply.of(451, "4.3.0", "queue"))
+            elif isinstance(event, AuthCheck):
+                note("auth")
+                event = session.auth_result(event.password == "secret", event.username)
+            elif isinstance(event, StartTls):
+                note("starttls")
+                check_reply(event.reply, esmtp)
+                session.tls_started()
+                continue
+            assert isinstance(event, Reply)
+            check_reply(event, esmtp)
+            replies.append(event)
+        # Bounded memory: what the session keeps is at most a line, or the message up
+        # to the size limit (plus one read).
+        assert session.buffered <= SIZE_LIMIT + 4096 + MAX_COMMAND_LINE + len(chunk) + 8
+    return replies
+
+
+PLAIN = base64.b64encode(b"\0bob\0secret").decode()
+COMMANDS = [
+    "EHLO client.example",
+    "HELO client.example",
+    "EHLO",
+    "EHLO a b",
+    "MAIL FROM:<a@b.example>",
+    "MAIL FROM:<>",
+    "MAIL FROM:<a@b.example> SIZE=100 BODY=8BITMIME",
+    "MAIL FROM:<a@b.example> SIZE=99999999999999999999999",
+    "MAIL FROM:<a@b.example> SMTPUTF8",
+    "MAIL FROM:<é@b.example> SMTPUTF8 BODY=8BITMIME",
+    "MAIL FROM:a@b.example",
+    "MAIL FROM:<a@[192.0.2.1]>",
+    "MAIL FROM:<@route.example:a@b.example>",
+    "RCPT TO:<admin@example.com>",
+    "RCPT TO:<bob@example.com>",
+    "RCPT TO:<nobody@example.com>",
+    "RCPT TO:<x@elsewhere.example>",
+    "RCPT TO:<postmaster>",
+    "RCPT TO:<a@[IPv6:2001:db8::1]>",
+    'RCPT TO:<"a b"@example.com>',
+    "RCPT TO:<admin@example.com> NOTIFY=NEVER",
+    "DATA",
+    "DATA x",
+    "Subject: x\r\n\r\nbody\r\n.",
+    "..leading dot\r\n.",
+    "\r\n.",
+    ".",
+    "RSET",
+    "NOOP",
+    "VRFY admin",
+    "EXPN list",
+    "HELP",
+    "STARTTLS",
+    "STARTTLS now",
+    f"AUTH PLAIN {PLAIN}",
+    "AUTH PLAIN",
+    PLAIN,
+    "AUTH LOGIN",
+    "Ym9i",
+    "c2VjcmV0",
+    "AUTH LOGIN Ym9i",
+    "AUTH CRAM-MD5",
+    "*",
+    "=",
+    "QUIT",
+    "",
+    "x" * 1200,
+]
+
+command_line = st.one_of(
+    st.sampled_from(COMMANDS),
+    st.lists(st.one_of(st.sampled_from(COMMANDS), st.sampled_from(NASTY_CHARS)), max_size=4).map(
+        "".join
+    ),
+    st.text(max_size=30),
+)
+line_end = st.sampled_from(["\r\n", "\r\n", "\r\n", "\n", "\r", ""])
+
+
+BODY_LINES = [
+    "Subject: hi",
+    "",
+    "body",
+    ".",
+    "..",
+    ". ",
+    ".x",
+    "\r.",
+    "\n.",
+    "é",
+    "\x00",
+    "z" * 1100,
+    "From: a@b.example",
+]
+
+
+@st.composite
+def transaction(draw: st.DrawFn) -> list[tuple[str, str]]:
+    """A plausible session (EHLO, maybe STARTTLS/AUTH, MAIL, RCPTs, DATA, body, end of
+    data) with hostile lines mixed in, so that deep states are reached."""
+    script: list[str] = [draw(st.sampled_from(COMMANDS[:2]))]
+    if draw(st.booleans()):
+        script.append("STARTTLS")
+        script.append("EHLO again.example")
+    if draw(st.booleans()):
+        script += draw(
+            st.sampled_from([[f"AUTH PLAIN {PLAIN}"], ["AUTH LOGIN", "Ym9i", "c2VjcmV0"]])
+        )
+    for _ in range(draw(st.integers(1, 3))):
+        script.append(draw(st.sampled_from([c for c in COMMANDS if c.startswith("MAIL")])))
+        script += draw(
+            st.lists(
+                st.sampled_from([c for c in COMMANDS if c.startswith("RCPT")]),
+                min_size=1,
+                max_size=4,
+            )
+        )
+        script.append("DATA")
+        script += draw(st.lists(st.sampled_from(BODY_LINES), max_size=8))
+        script.append(".")
+    for _ in range(draw(st.integers(0, 4))):
+        script.insert(draw(st.integers(0, len(script))), draw(command_line))
+    return [(line, draw(st.sampled_from(["\r\n"] * 6 + ["\n", ""]))) for line in script]
+
+
+@st.composite
+def client_bytes(draw: st.DrawFn) -> list[bytes]:
+    lines = draw(st.one_of(st.lists(st.tuples(command_line, line_end), max_size=25), transaction()))
+    data = "".join(text + end for text, end in lines).encode("utf-8", "surrogatepass")
+    if draw(st.booleans()):
+        data += draw(st.binary(max_size=200))
+    return draw(chunked(data))
+
+
+@robust(600)
+@given(
+    client_bytes(),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from(["none", "optional", "required"]),
+    st.booleans(),
+    st.booleans(),
+)
+def test_session_never_raises_and_replies_are_well_formed(
+    chunks: list[bytes], tls: bool, starttls: bool, auth: str, trusted: bool, accept: bool
+) -> None:
+    session = make(tls=tls, starttls=starttls, auth=auth, trusted=trusted)
+    check_reply(session.greeting(), esmtp=False)
+    try:
+        drive(session, chunks, accept=accept)
+    except ValueError as exc:
+        event("known bug: SIZE int()")
+        # Known, tracked by the strict xfail below: SIZE=<non-ASCII digits> reaches int().
+        if "invalid literal for int()" not in str(exc):
+            raise
+    except AssertionError as exc:
+        event("known bug: control echo")
+        # Known, tracked by the strict xfails below: client text echoed into replies.
+        if "control character in reply text" not in str(exc):
+            raise
+
+
+@robust(60)
+@given(st.integers(1, 5000), st.booleans())
+def test_data_is_bounded_by_the_size_limit(kib: int, dot_end: bool) -> None:
+    """Message data beyond the limit is dropped as it arrives, and answered 552 at the end."""
+    session = make(tls=False, starttls=False, auth="none", trusted=True)
+    head = b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<admin@example.com>\r\nDATA\r\n"
+    block = b"y" * 998 + b"\r\n"
+    chunks = [head] + [block] * kib + ([b".\r\n"] if dot_end else [])
+    replies = drive(session, chunks)
+    if dot_end:
+        expected = 250 if kib * 1000 <= SIZE_LIMIT else 552
+        assert replies[-1].code == expected
+
+
+def test_one_megabyte_line_without_newline_is_discarded() -> None:
+    session = make(tls=False, starttls=False, auth="none", trusted=False)
+    with timed(5.0):
+        replies = drive(session, [b"A" * 65536] * 16 + [b"\r\nNOOP\r\n"])
+    assert [r.code for r in replies] == [500, 250]
+
+
+def test_ten_thousand_pipelined_commands_stop_at_the_error_limit() -> None:
+    session = make(tls=False, starttls=False, auth="none", trusted=False)
+    with timed(5.0):
+        replies = drive(session, [b"BOGUS\r\n" * 10_000])
+    assert replies[-1].code == 421 and session.closed
+    assert len(replies) <= 25
+
+
+# --- known bugs (owner: SMTP server engineer): strict xfail until fixed --------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="smtp/protocol.py _mail_params: SIZE value checked with str.isdigit(), which "
+    "accepts '²'; int('²') raises ValueError out of Session.next_event (needs SMTPUTF8 so "
+    "the non-ASCII value passes parse_params). Expected: 501 5.5.4 Bad SIZE parameter.",
+)
+def test_size_with_superscript_digit_is_a_syntax_error() -> None:
+    session = make(tls=False, starttls=False, auth="none", trusted=True)
+    replies = drive(session, ["EHLO c\r\nMAIL FROM:<a@b.example> SMTPUTF8 SIZE=²\r\n".encode()])
+    assert [r.code for r in replies] == [250, 501]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="smtp/address.py parse_params echoes the client's parameter into the reply "
+    "text: a bare CR inside the command line (only a trailing CR is removed) ends up in "
+    "'501 5.5.4 Bad parameter syntax: X=\\rY' (RFC 5321 §4.2: reply text is printable "
+    "ASCII; a CR lets a client forge reply lines in logs and proxies).",
+)
+def test_bad_parameter_reply_does_not_echo_control_characters() -> None:
+    session = make(tls=False, starttls=False, auth="none", trusted=True)
+    replies = drive(session, [b"EHLO c\r\nMAIL FROM:<a@b.example> X=\rY\r\n"])
+    assert [r.code for r in replies] == [250, 501]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="smtp/address.py _check_literal echoes the literal: the literal pattern "
+    "[^\\[\\]\\\\\\s]+ admits C0 controls, so 'RCPT TO:<a@[\\x01]>' is answered "
+    "'501 5.1.3 Bad address literal [\\x01]' with the control byte in the reply.",
+)
+def test_bad_literal_reply_does_not_echo_control_characters() -> None:
+    session = make(tls=False, starttls=False, auth="none", trusted=True)
+    replies = drive(session, [b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<a@[\x01]>\r\n"])
+    assert [r.code for r in replies] == [250, 250, 501]
+
+
+# --- the address parser on its own ----------------------------------------------------
+
+ADDRESS_PIECES = [
+    "<",
+    ">",
+    "<>",
+    "@",
+    ":",
+    ",",
+    ".",
+    '"',
+    "\\",
+    "[",
+    "]",
+    "IPv6:",
+    "192.0.2.1",
+    "2001:db8::1",
+    "a",
+    "b.example",
+    "example.com",
+    "%",
+    "!",
+    " ",
+    "SIZE=1",
+    "x" * 64,
+    "y" * 70,
+]
+
+
+@robust(800)
+@given(
+    st.lists(st.one_of(st.sampled_from(ADDRESS_PIECES), st.sampled_from(NASTY_CHARS)), max_size=20)
+    .map("".join)
+    .filter(lambda t: "\n" not in t),
+    st.booleans(),
+    st.booleans(),
+)
+def test_parse_path_returns_a_mailbox_or_an_address_error(
+    text: str, smtputf8: bool, null_ok: bool
+) -> None:
+    try:
+        mailbox, _rest = parse_path(text, smtputf8=smtputf8, null_ok=null_ok)
+    except AddressError as exc:
+        assert 500 <= exc.code < 600 and exc.status.startswith("5.")
+        return
+    if mailbox is None:
+        assert null_ok
+        return
+    assert isinstance(mailbox, Mailbox)
+    # RFC 5321 §4.5.3.1: the limits hold for whatever was accepted.
+    assert len(mailbox.local.encode()) <= 64
+    assert len(mailbox.address.encode()) + 2 <= 256
+    assert smtputf8 or mailbox.is_ascii
+    # The domain is where relay decisions are made: it never hides an "@" or a route.
+    if not mailbox.is_literal:
+        assert "@" not in mailbox.domain and ":" not in mailbox.domain
+    # The canonical form parses back to the same mailbox.
+    again, _ = parse_path(f"<{mailbox.address}>", smtputf8=True, null_ok=False)
+    assert again == Mailbox(mailbox.local, mailbox.domain.lower())
+
+
+@robust(800)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(ADDRESS_PIECES), st.sampled_from(NASTY_CHARS)), max_size=12
+    ).map("".join),
+    st.booleans(),
+)
+def test_parse_params_returns_a_dict_or_an_address_error(text: str, utf8: bool) -> None:
+    try:
+        params = parse_params(text, smtputf8_values=utf8)
+    except AddressError as exc:
+        assert exc.code == 501
+        return
+    for key, value in params.items():
+        assert key == key.upper() and key.isascii()
+        assert value is None or value
