@@ -8,6 +8,7 @@ whitespace runs.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Literal
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "Canonicalization",
     "canonicalize_body",
     "canonicalize_header",
+    "canonicalize_headers",
     "parse_canonicalization",
 ]
 
@@ -63,6 +65,28 @@ def canonicalize_header(raw: bytes, method: Canonicalization) -> bytes:
         value = _collapse_wsp(value)
     value = value.strip(b" ")
     return name + b":" + value + b"\r\n"
+
+
+def canonicalize_headers(raws: Sequence[bytes], method: Canonicalization) -> bytes:
+    """Several fields, canonicalized and concatenated (the signed-header part of the hash).
+
+    Same rules as :func:`canonicalize_header`, inlined: this runs for every message.
+    """
+    if method == "simple":
+        return b"".join(raws)
+    out: list[bytes] = []
+    for raw in raws:
+        colon = raw.find(b":")
+        if colon < 0:
+            out.append(raw)
+            continue
+        value = raw[colon + 1 : -2]
+        if b"\r\n" in value:
+            value = value.replace(b"\r\n", b"")
+        if b"\t" in value or b"  " in value:
+            value = _collapse_wsp(value)
+        out.append(raw[:colon].rstrip(b" \t").lower() + b":" + value.strip(b" ") + b"\r\n")
+    return b"".join(out)
 
 
 def canonicalize_body(body: bytes, method: Canonicalization) -> bytes:

@@ -22,6 +22,7 @@ __all__ = ["HeaderField", "ParsedMessage", "normalize_line_endings", "split_mess
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _FIELD_BREAK = re.compile(rb"\r\n(?![ \t])")
+_WSP_BYTES = (0x20, 0x09)
 
 
 class HeaderField(NamedTuple):
@@ -47,6 +48,16 @@ class ParsedMessage:
     def count(self, key: str) -> int:
         return sum(1 for field in self.headers if field.key == key)
 
+    def by_key(self) -> dict[str, list[bytes]]:
+        """Raw fields per lowercase name, top to bottom."""
+        index: dict[str, list[bytes]] = {}
+        for key, raw in self.headers:
+            if key in index:
+                index[key].append(raw)
+            else:
+                index[key] = [raw]
+        return index
+
 
 def normalize_line_endings(data: bytes) -> bytes:
     """Turn every bare LF into CRLF; CRLF and bare CR are left alone."""
@@ -69,14 +80,13 @@ def split_message(message: bytes) -> ParsedMessage:
     else:
         block, body = data[: sep + 2], data[sep + 4 :]
     # RFC 5322 §2.2.3: a line starting with WSP continues the field before it.
-    pieces = _FIELD_BREAK.split(block[:-2]) if block else []
-    return ParsedMessage(tuple(_field(p) for p in pieces), body, lf_only)
-
-
-def _field(text: bytes) -> HeaderField:
-    raw = text + b"\r\n"
-    colon = text.find(b":")
-    if colon <= 0 or text[:1] in (b" ", b"\t"):
-        return HeaderField("", raw)  # no name, or a continuation line with nothing to continue
-    name = text[:colon].rstrip(b" \t")  # obs-syntax allows WSP before the colon
-    return HeaderField(name.decode("ascii", "replace").lower(), raw)
+    fields: list[HeaderField] = []
+    for text in _FIELD_BREAK.split(block[:-2]) if block else ():
+        colon = text.find(b":")
+        if colon <= 0 or text[0] in _WSP_BYTES:
+            # no name, or a continuation line with nothing to continue: never selected
+            fields.append(HeaderField("", text + b"\r\n"))
+        else:
+            name = text[:colon].rstrip(b" \t")  # obs-syntax allows WSP before the colon
+            fields.append(HeaderField(name.decode("ascii", "replace").lower(), text + b"\r\n"))
+    return ParsedMessage(tuple(fields), body, lf_only)

@@ -23,6 +23,7 @@ from .canonicalization import (
     Canonicalization,
     canonicalize_body,
     canonicalize_header,
+    canonicalize_headers,
 )
 from .keys import SigningKey
 from .message import ParsedMessage, split_message
@@ -60,17 +61,24 @@ def signed_header_names(parsed: ParsedMessage) -> list[str]:
     Every instance of each recommended field present is signed; From gets one
     extra entry (oversigning, RFC 6376 §8.15) so that no From can be added later.
     """
-    counts: dict[str, int] = {}
-    for f in parsed.headers:
-        counts[f.key] = counts.get(f.key, 0) + 1
+    return _default_selection(parsed.by_key())[0]
+
+
+def _default_selection(index: dict[str, list[bytes]]) -> tuple[list[str], list[bytes]]:
+    """The default ``h=`` names and, in the same order, the fields they select."""
     names: list[str] = []
+    selected: list[bytes] = []
     for name in DEFAULT_SIGNED_HEADERS:
-        names.extend([name] * counts.get(name, 0))
-    for key, n in counts.items():
+        raws = index.get(name)
+        if raws:
+            names.extend([name] * len(raws))
+            selected.extend(reversed(raws))  # RFC 6376 §5.4.2: from the bottom up
+    for key, raws in index.items():
         if key.startswith("list-"):
-            names.extend([key] * n)
-    names.append("from")
-    return names
+            names.extend([key] * len(raws))
+            selected.extend(reversed(raws))
+    names.append("from")  # the oversigning entry selects nothing
+    return names, selected
 
 
 def select_headers(parsed: ParsedMessage, names: Sequence[str]) -> list[bytes]:
@@ -79,9 +87,7 @@ def select_headers(parsed: ParsedMessage, names: Sequence[str]) -> list[bytes]:
     A name with no instance left contributes nothing (which is what makes
     oversigning work).
     """
-    by_key: dict[str, list[bytes]] = {}
-    for f in parsed.headers:
-        by_key.setdefault(f.key, []).append(f.raw)
+    by_key = parsed.by_key()
     out: list[bytes] = []
     for name in names:
         stack = by_key.get(name.lower())
@@ -107,11 +113,13 @@ def sign_message(
     if header_c not in CANONICALIZATIONS or body_c not in CANONICALIZATIONS:
         raise DkimSignError(f"unknown canonicalization {header_c}/{body_c}")
     parsed = split_message(message)
-    if parsed.count("from") == 0:
+    index = parsed.by_key()
+    if "from" not in index:
         # RFC 6376 §5.4: the From field MUST be signed, so a message without one cannot be.
         raise DkimSignError("message has no From header field (RFC 6376 §5.4 requires signing it)")
+    selected: list[bytes] | None = None
     if headers is None:
-        names = signed_header_names(parsed)
+        names, selected = _default_selection(index)
     else:
         names = [h.strip().lower() for h in headers]
         if "from" not in names:
@@ -125,6 +133,7 @@ def sign_message(
         header_c,
         body_c,
         int(time.time()) if timestamp is None else timestamp,
+        selected,
     )
 
 
@@ -135,14 +144,18 @@ def sign_parsed(
     header_c: Canonicalization,
     body_c: Canonicalization,
     timestamp: int,
+    selected: Sequence[bytes] | None = None,
 ) -> bytes:
-    """Sign an already split message with ``h=`` ``names`` (no policy checks: tests use it)."""
+    """Sign an already split message with ``h=`` ``names`` (no policy checks: tests use it).
+
+    ``selected`` are the fields ``names`` select, when the caller already has them.
+    """
     body_hash = base64.b64encode(
         hashlib.sha256(canonicalize_body(parsed.body, body_c)).digest()
     ).decode("ascii")
-    header_data = b"".join(
-        canonicalize_header(raw, header_c) for raw in select_headers(parsed, names)
-    )
+    if selected is None:
+        selected = select_headers(parsed, names)
+    header_data = canonicalize_headers(selected, header_c)
     out: list[bytes] = []
     t = str(timestamp)
     for key in keys:

@@ -40,6 +40,7 @@ from .canonicalization import (
     Canonicalization,
     canonicalize_body,
     canonicalize_header,
+    canonicalize_headers,
     parse_canonicalization,
 )
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record, valid_dns_name
@@ -351,9 +352,7 @@ def header_hash_input(parsed: ParsedMessage, sig: Signature) -> bytes:
     this DKIM-Signature field with the b= value blanked and without its final CRLF."""
     b_start, b_end = sig.b_span
     own = sig.raw[:b_start] + sig.raw[b_end:]
-    data = b"".join(
-        canonicalize_header(raw, sig.header_c) for raw in select_headers(parsed, sig.signed)
-    )
+    data = canonicalize_headers(select_headers(parsed, sig.signed), sig.header_c)
     return data + canonicalize_header(own, sig.header_c)[:-2]
 
 
