@@ -7,15 +7,19 @@ as separate files would need an fsync per file plus one per directory, which no 
 can share (measured here: ~1,400 fsync'd 5 KB files/s against ~4,000 SQLite commits/s of
 any size; see ``bench/queue``).
 
-Group commit: :meth:`SqliteQueueStore.enqueue` puts the message on a pending list and
-awaits a future. One writer task drains the whole list into one transaction on the writer
-thread; while that commit's fsync runs, new enqueues pile up for the next one. Nobody
-waits for a timer, and a lone session pays exactly one fsync.
+Group commit: every write (``enqueue``, ``claim_due``, ``record_results``, queue
+management) is queued as an operation; one writer task drains all pending operations into
+one transaction on the writer thread, each inside a SAVEPOINT so one failing operation
+does not undo the others, and commits once. While that commit's fsync runs, new
+operations pile up for the next one. Nobody waits for a timer, a lone session pays exactly
+one fsync, and under load the sessions, the delivery agent's claims and its results all
+share commits.
 
 Several processes may open the same database (worker processes, the ``mailwright queue``
-CLI): writes take the database lock with ``BEGIN IMMEDIATE`` and wait up to
-``busy_timeout`` for it; delivery is coordinated by leases (:meth:`claim_due`), never by
-in-memory state.
+CLI): a transaction starts with ``BEGIN IMMEDIATE``, retried with sub-millisecond sleeps
+while another process holds the write lock (SQLite's own busy handler sleeps up to 100 ms
+at a time, which made two workers slower than one); delivery is coordinated by leases
+(:meth:`claim_due`), never by in-memory state.
 
 Threads: the sqlite3 module releases the GIL while SQLite works, so the event loop keeps
 serving sessions during a commit. One thread owns the writing connection, another one a
@@ -78,18 +82,17 @@ _COLUMNS = "id, sender, recipients, size, created_at, held, meta, claimed_by, le
 
 
 @dataclass
-class _Pending:
-    sender: str
-    recipients: list[str]
-    data: bytes
-    meta: dict[str, Any]
-    future: asyncio.Future[str]
-    queue_id: str | None = None
+class _Op:
+    fn: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
 
 
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, timeout=30.0)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # The writer waits for the lock itself (see _begin): SQLite's own busy handler
+    # sleeps 1, 2, 5, 10 ... 100 ms, which throttles several processes to a crawl.
+    busy = BUSY_TIMEOUT_MS if readonly else 0
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, timeout=busy / 1000)
+    conn.execute(f"PRAGMA busy_timeout = {busy}")
     conn.execute("PRAGMA journal_mode = WAL")
     # RFC 5321 §6.1: once we said 250 the message must survive a crash: FULL fsyncs the WAL
     # at every commit (NORMAL would not).
@@ -131,18 +134,19 @@ class SqliteQueueStore(QueueStore):
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="queue-writer")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="queue-reader")
         self._local = threading.local()
-        self._pending: list[_Pending] = []
+        self._ops: list[_Op] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
         self.batches = 0
-        """Commits made for enqueues (for the benchmark: messages / batches = batch size)."""
+        """Write transactions committed (operations / batches = the group-commit factor)."""
 
     @classmethod
     async def open(cls, data_dir: Path) -> SqliteQueueStore:
         """Create the data directory and the schema if needed, and open the store."""
         store = cls(data_dir)
         store.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        await store._write(store._init_schema)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(store._writer, store._run, store._init_schema, False)
         return store
 
     # -- threads -----------------------------------------------------------------------
@@ -155,10 +159,85 @@ class SqliteQueueStore(QueueStore):
         return conn
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in the next write transaction (group commit: see the module doc)."""
         if self._closed:
             raise QueueError("the queue is closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._ops.append(_Op(fn, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        # shield: a session that goes away must not cancel the others' batch
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self._run, fn, False)
+        while self._ops:
+            batch, self._ops = self._ops, []
+            try:
+                results = await loop.run_in_executor(self._writer, self._run_batch, batch)
+            except BaseException as exc:
+                error = exc if isinstance(exc, QueueError) else QueueError(str(exc))
+                for op in batch:
+                    if not op.future.done():
+                        op.future.set_exception(error)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            self.batches += 1
+            for op, (ok, value) in zip(batch, results, strict=True):
+                if op.future.done():
+                    continue
+                if ok:
+                    op.future.set_result(value)
+                else:
+                    op.future.set_exception(value)
+
+    def _run_batch(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
+        """One transaction for every operation of the batch, each in a savepoint so one
+        failing operation does not undo the others; one COMMIT (one fsync) for all."""
+        conn = self._conn(False)
+        results: list[tuple[bool, Any]] = []
+        self._begin(conn)
+        try:
+            for op in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = op.fn(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    if isinstance(exc, sqlite3.Error):
+                        exc = QueueError(f"queue database {self.path}: {exc}")
+                    results.append((False, exc))
+                    continue
+                conn.execute("RELEASE op")
+                results.append((True, value))
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise QueueError(f"queue database {self.path}: {exc}") from exc
+            raise
+        return results
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``, retrying with sub-millisecond sleeps while another process
+        holds the write lock, for up to ``BUSY_TIMEOUT_MS``."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        pause = 0.0002
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise QueueError(f"queue database {self.path} stayed locked") from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
@@ -179,7 +258,7 @@ class SqliteQueueStore(QueueStore):
             raise
 
     def _init_schema(self, conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin(conn)
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
             conn.execute("ROLLBACK")
@@ -211,70 +290,45 @@ class SqliteQueueStore(QueueStore):
         meta: dict[str, Any] | None = None,
         queue_id: str | None = None,
     ) -> str:
-        if self._closed:
-            raise QueueError("the queue is closed")
         if not recipients:
             raise ValueError("a message needs at least one recipient")
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._pending.append(
-            _Pending(sender, list(recipients), data, dict(meta or {}), future, queue_id)
+        insert = functools.partial(
+            self._insert,
+            sender=sender,
+            recipients=list(recipients),
+            data=data,
+            meta=dict(meta or {}),
+            queue_id=queue_id or new_queue_id(),  # made here: new_queue_id is not thread-safe
         )
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        queue_id = await asyncio.shield(future)  # a dropped session must not cancel the batch
+        stored = await self._write(insert)
         self.wakeup()
-        return queue_id
+        return stored
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            for item in batch:  # IDs are made on the loop: new_queue_id is not thread-safe
-                if item.queue_id is None:
-                    item.queue_id = new_queue_id()
-            try:
-                ids = await self._write(functools.partial(self._insert, batch=batch))
-            except BaseException as exc:
-                error = exc if isinstance(exc, QueueError) else QueueError(str(exc))
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(error)
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            self.batches += 1
-            for item, queue_id in zip(batch, ids, strict=True):
-                if not item.future.done():
-                    item.future.set_result(queue_id)
-
-    def _insert(self, conn: sqlite3.Connection, batch: list[_Pending]) -> list[str]:
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        sender: str,
+        recipients: list[str],
+        data: bytes,
+        meta: dict[str, Any],
+        queue_id: str,
+    ) -> str:
         now = time.time()
-        ids: list[str] = []
-        conn.execute("BEGIN IMMEDIATE")
-        for item in batch:
-            queue_id = item.queue_id or new_queue_id()
-            rcpts = [RecipientState(a, next_attempt=now) for a in item.recipients]
-            while True:
-                try:
-                    conn.execute(
-                        "INSERT INTO entries (id, sender, recipients, size, created_at,"
-                        " next_attempt, meta) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            queue_id,
-                            item.sender,
-                            _recipients_json(rcpts),
-                            len(item.data),
-                            now,
-                            now,
-                            json.dumps(item.meta, separators=(",", ":")),
-                        ),
-                    )
-                    break
-                except sqlite3.IntegrityError:  # same microsecond and same 20 random bits
-                    queue_id = queue_id[:10] + new_queue_id()[10:]
-            conn.execute("INSERT INTO messages (id, data) VALUES (?, ?)", (queue_id, item.data))
-            ids.append(queue_id)
-        conn.execute("COMMIT")
-        return ids
+        rcpts = _recipients_json([RecipientState(a, next_attempt=now) for a in recipients])
+        meta_json = json.dumps(meta, separators=(",", ":"))
+        while True:
+            try:
+                conn.execute(
+                    "INSERT INTO entries (id, sender, recipients, size, created_at,"
+                    " next_attempt, meta) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (queue_id, sender, rcpts, len(data), now, now, meta_json),
+                )
+                break
+            except sqlite3.IntegrityError:  # same microsecond and same 20 random bits
+                queue_id = queue_id[:10] + _random_suffix()
+        conn.execute("INSERT INTO messages (id, data) VALUES (?, ?)", (queue_id, data))
+        return queue_id
 
     # -- delivery ------------------------------------------------------------------------
 
@@ -284,7 +338,6 @@ class SqliteQueueStore(QueueStore):
         at = time.time() if now is None else now
 
         def claim(conn: sqlite3.Connection) -> list[QueueEntry]:
-            conn.execute("BEGIN IMMEDIATE")
             rows = conn.execute(
                 f"UPDATE entries SET claimed_by = ?, lease_until = ? WHERE id IN ("
                 " SELECT id FROM entries WHERE held = 0 AND next_attempt <= ?"
@@ -293,7 +346,6 @@ class SqliteQueueStore(QueueStore):
                 f" RETURNING {_COLUMNS}",
                 (worker, at + lease_seconds, at, at, limit),
             ).fetchall()
-            conn.execute("COMMIT")
             return sorted((_entry(r) for r in rows), key=lambda e: e.id)
 
         return await self._write(claim)
@@ -368,11 +420,9 @@ class SqliteQueueStore(QueueStore):
                 raise ValueError(f"deferred update for {update.recipient} needs next_attempt")
 
         def record(conn: sqlite3.Connection) -> QueueEntry | None:
-            conn.execute("BEGIN IMMEDIATE")
             row = conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE id = ?", (queue_id,))
             found = row.fetchone()
             if found is None:
-                conn.execute("ROLLBACK")
                 return None
             entry = _entry(found)
             by_address: dict[str, list[RecipientState]] = {}
@@ -392,7 +442,6 @@ class SqliteQueueStore(QueueStore):
             if next_attempt is None:
                 conn.execute("DELETE FROM entries WHERE id = ?", (queue_id,))
                 conn.execute("DELETE FROM messages WHERE id = ?", (queue_id,))
-                conn.execute("COMMIT")
                 return None
             if release and (worker is None or entry.claimed_by == worker):
                 entry.claimed_by, entry.lease_until = None, None
@@ -407,14 +456,12 @@ class SqliteQueueStore(QueueStore):
                     queue_id,
                 ),
             )
-            conn.execute("COMMIT")
             return entry
 
         return await self._write(record)
 
     async def update_meta(self, queue_id: str, meta: dict[str, Any]) -> None:
         def update(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
             row = conn.execute("SELECT meta FROM entries WHERE id = ?", (queue_id,)).fetchone()
             if row is not None:
                 merged = {**json.loads(row[0]), **meta}
@@ -422,7 +469,6 @@ class SqliteQueueStore(QueueStore):
                     "UPDATE entries SET meta = ? WHERE id = ?",
                     (json.dumps(merged, separators=(",", ":")), queue_id),
                 )
-            conn.execute("COMMIT")
 
         await self._write(update)
 
@@ -463,10 +509,8 @@ class SqliteQueueStore(QueueStore):
 
     async def delete(self, queue_id: str) -> bool:
         def delete(conn: sqlite3.Connection) -> bool:
-            conn.execute("BEGIN IMMEDIATE")
             count = conn.execute("DELETE FROM entries WHERE id = ?", (queue_id,)).rowcount
             conn.execute("DELETE FROM messages WHERE id = ?", (queue_id,))
-            conn.execute("COMMIT")
             return count == 1
 
         return await self._write(delete)
@@ -478,7 +522,6 @@ class SqliteQueueStore(QueueStore):
         now = time.time()
 
         def due(conn: sqlite3.Connection) -> int:
-            conn.execute("BEGIN IMMEDIATE")
             if queue_id is None:
                 rows = conn.execute("SELECT id, recipients FROM entries").fetchall()
             else:
@@ -496,7 +539,6 @@ class SqliteQueueStore(QueueStore):
                     + " WHERE id = ?",
                     (_recipients_json(rcpts), _min_pending(rcpts), entry_id),
                 )
-            conn.execute("COMMIT")
             return len(rows)
 
         return await self._write(due)
@@ -527,6 +569,10 @@ class SqliteQueueStore(QueueStore):
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _random_suffix() -> str:
+    return new_queue_id(now=0.0)[10:]
 
 
 async def open_store(data_dir: Path) -> SqliteQueueStore:
