@@ -166,7 +166,9 @@ def _print_report(report: dict[str, Any], verbose: bool) -> None:
             console.print(head)
             console.print(Text("  fix: " + c["fix"]), soft_wrap=True)
             if c["check"]:
-                console.print(Text(f"  confirm: mailwright check DOMAIN → {c['check']}"))
+                whose = "RECIPIENT-DOMAIN" if c["cause"] == "recipient-domain-dns" else "DOMAIN"
+                ids = ", ".join(c["checks"] or [c["check"]])
+                console.print(Text(f"  confirm: mailwright check {whose} → {ids}"))
             console.print(Text("  sample: " + c["sample"], style="dim"), soft_wrap=True)
             if verbose:
                 for ex in c["examples"]:

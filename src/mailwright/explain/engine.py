@@ -83,7 +83,9 @@ class CauseStats:
 
     def to_json(self) -> dict[str, Any]:
         info = CAUSES[self.cause]
-        check = self.checks.most_common(1)[0][0] if self.checks else info.check
+        # the specific ids first (dnsbl:zen.spamhaus.org before dnsbl:*), then by count
+        checks = sorted(self.checks, key=lambda c: (c.endswith(":*"), -self.checks[c], c))
+        check = checks[0] if checks else info.check
         return {
             "cause": self.cause,
             "title": info.title,
@@ -96,6 +98,7 @@ class CauseStats:
             "sample": self.sample,
             "fix": info.fix,
             "check": check,
+            "checks": checks,
             "lists": [name for name, _ in self.lists.most_common()],
             "examples": list(self.examples),
         }

@@ -28,6 +28,7 @@ SCHEMA_CAUSE_KEYS = {
     "sample",
     "fix",
     "check",
+    "checks",
     "lists",
     "examples",
 }
@@ -198,3 +199,11 @@ def test_default_adds_mailwrights_own_log_from_the_config(
     assert [Path(f["name"]).name for f in report["files"]] == ["mail.log", "own.log"]
     total = sum(c["count"] for c in report["causes"])
     assert total == len(cases("postfix-classic.log")) + len(cases("mailwright.log"))
+
+
+def test_named_list_check_preferred_to_the_wildcard(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run_cli(["--json", str(DATA / "postfix-classic.log")], capsys)
+    blocklisted = next(c for c in json.loads(out)["causes"] if c["cause"] == "blocklisted")
+    assert blocklisted["check"] == "dnsbl:zen.spamhaus.org"  # 3 events; dnsbl:* has 6
+    assert blocklisted["checks"][-1] == "dnsbl:*"
+    assert "dbl:dbl.spamhaus.org" in blocklisted["checks"]
