@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from ..errors import UserError
-from .tags import TagSyntaxError, parse_tag_list
+from .tags import TagSyntaxError, parse_tag_list, shown
 
 __all__ = [
     "MIN_RSA_BITS",
@@ -341,10 +341,10 @@ def parse_key_record(text: str) -> KeyRecord:
         if names[0] != "v":
             raise KeyRecordError("v= is not the first tag of the key record")
         if tags["v"] != "DKIM1":
-            raise KeyRecordError(f"unsupported key record version v={tags['v'][:20]}")
+            raise KeyRecordError(f"unsupported key record version v={shown(tags['v'], 20)}")
     key_type = tags.get("k", "rsa") or "rsa"
     if key_type not in _KEY_TYPES:
-        raise KeyRecordError(f"unknown key type k={key_type[:20]}")
+        raise KeyRecordError(f"unknown key type k={shown(key_type, 20)}")
     hashes = _colon_list(tags["h"]) if "h" in tags else None
     services = _colon_list(tags.get("s", "*") or "*")
     flags = _colon_list(tags.get("t", "") or "")

@@ -11,10 +11,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["TagList", "TagSyntaxError", "parse_tag_list"]
+__all__ = ["TagList", "TagSyntaxError", "parse_tag_list", "shown"]
 
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _FWS_EDGES = " \t\r\n"
+
+
+def shown(value: str, limit: int = 40) -> str:
+    """A value from a message or DNS, safe to put in a one-line reason or log line.
+
+    Truncated, with control characters (CR, LF, ESC ...) escaped, so that no
+    sender can break a log line or a terminal with a crafted tag.
+    """
+    cut = value[:limit]
+    if not cut.isprintable():
+        cut = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in cut)
+    return cut + ("..." if len(value) > limit else "")
 
 
 class TagSyntaxError(ValueError):
@@ -61,10 +73,10 @@ def parse_tag_list(text: str) -> TagList:
         if segment.strip(_FWS_EDGES):
             eq = segment.find("=")
             if eq < 0:
-                raise TagSyntaxError(f"tag-spec without '=': {segment.strip()[:40]!r}")
+                raise TagSyntaxError(f"tag-spec without '=': '{shown(segment.strip())}'")
             name = segment[:eq].strip(_FWS_EDGES)
             if not _TAG_NAME.match(name):
-                raise TagSyntaxError(f"invalid tag name {name[:40]!r}")
+                raise TagSyntaxError(f"invalid tag name '{shown(name)}'")
             if name in tags:
                 # RFC 6376 §3.2: a duplicate tag name invalidates the entire tag-list.
                 raise TagSyntaxError(f"duplicate tag {name}=")

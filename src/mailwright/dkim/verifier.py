@@ -46,7 +46,7 @@ from .canonicalization import (
 from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record, valid_dns_name
 from .message import ParsedMessage, split_message
 from .signer import select_headers
-from .tags import TagSyntaxError, parse_tag_list
+from .tags import TagSyntaxError, parse_tag_list, shown
 
 __all__ = [
     "DEFAULT_MAX_SIGNATURES",
@@ -189,22 +189,30 @@ def parse_signature(index: int, raw: bytes) -> Signature:
             )
     if tags["v"] != "1":
         raise SignatureError(
-            DkimStatus.PERMERROR, f"unsupported signature version v={tags['v'][:10]}"
+            DkimStatus.PERMERROR, f"unsupported signature version v={shown(tags['v'], 10)}"
         )
     algorithm = tags["a"].lower()
     if algorithm not in _ALGORITHMS:
-        raise SignatureError(DkimStatus.PERMERROR, f"unsupported algorithm a={algorithm[:30]}")
+        raise SignatureError(
+            DkimStatus.PERMERROR, f"unsupported algorithm a={shown(algorithm, 30)}"
+        )
     key_type, hash_name = _ALGORITHMS[algorithm]
     try:
         header_c, body_c = parse_canonicalization(tags.get("c"))
     except ValueError:
-        raise SignatureError(DkimStatus.PERMERROR, f"unsupported c={tags['c'][:30]}") from None
+        raise SignatureError(
+            DkimStatus.PERMERROR, f"unsupported c={shown(tags['c'], 30)}"
+        ) from None
     domain = tags["d"].lower().rstrip(".")
     if not valid_dns_name(domain):
-        raise SignatureError(DkimStatus.PERMERROR, f"d={tags['d'][:60]!r} is not a domain name")
+        raise SignatureError(
+            DkimStatus.PERMERROR, f"d='{shown(tags['d'], 60)}' is not a domain name"
+        )
     selector = tags["s"].lower()
     if not valid_dns_name(selector):
-        raise SignatureError(DkimStatus.PERMERROR, f"s={tags['s'][:60]!r} is not a valid selector")
+        raise SignatureError(
+            DkimStatus.PERMERROR, f"s='{shown(tags['s'], 60)}' is not a valid selector"
+        )
     signed = tuple(n.strip(" \t\r\n").lower() for n in tags["h"].split(":"))
     if not all(signed):
         raise SignatureError(DkimStatus.PERMERROR, "h= has an empty header field name")
@@ -215,15 +223,15 @@ def parse_signature(index: int, raw: bytes) -> Signature:
     local, at, idomain = identity.rpartition("@")
     idomain = idomain.lower().rstrip(".")
     if not at:
-        raise SignatureError(DkimStatus.PERMERROR, f"i={identity[:60]!r} has no @")
+        raise SignatureError(DkimStatus.PERMERROR, f"i='{shown(identity, 60)}' has no @")
     if idomain != domain and not idomain.endswith("." + domain):
         # RFC 6376 §6.1.1: i= must be d= or a subdomain of it.
         raise SignatureError(
-            DkimStatus.PERMERROR, f"i= domain {idomain[:60]} is not within d={domain}"
+            DkimStatus.PERMERROR, f"i= domain {shown(idomain, 60)} is not within d={domain}"
         )
     q = tags.get("q")
     if q is not None and "dns/txt" not in [m.strip() for m in q.split(":")]:
-        raise SignatureError(DkimStatus.PERMERROR, f"unsupported query method q={q[:30]}")
+        raise SignatureError(DkimStatus.PERMERROR, f"unsupported query method q={shown(q, 30)}")
     numbers: dict[str, int | None] = {}
     for tag in ("l", "t", "x"):
         text = tags.get(tag)
@@ -365,7 +373,7 @@ def _partial_result(index: int, raw: bytes, exc: SignatureError) -> DkimResult:
             raw[raw.find(b":") + 1 :],
         )
         if m:
-            info[tag] = m.group(1)[:255].decode("latin-1")
+            info[tag] = shown(m.group(1).decode("latin-1"), 255)
     return DkimResult(exc.status, exc.reason, index, info.get("d"), info.get("s"), info.get("a"))
 
 

@@ -424,8 +424,20 @@ async def test_mutated_messages_never_raise(rsa_key: SigningKey, ed_key: Signing
         results = await verify_message(message, resolver)
         for r in results:
             assert isinstance(r.status, DkimStatus) and r.reason
+            # one line, no terminal escapes: results go into one-line logs
+            assert r.reason.isprintable(), r.reason
+            assert all(v is None or v.isprintable() for v in (r.domain, r.selector, r.algorithm))
             outcomes.add(r.status)
         with contextlib.suppress(DkimSignError):  # no From left: the one refusal allowed
             sign_message(message, [rsa_key])
     # the damage reached every stage: parsing, key lookup and crypto
     assert {DkimStatus.PASS, DkimStatus.FAIL, DkimStatus.PERMERROR} <= outcomes
+
+
+async def test_reasons_are_one_printable_line(rsa_key: SigningKey) -> None:
+    fields = _replace_tag(sign_message(MESSAGE, [rsa_key]), "a", "rsa-\r\n \x1b[31msha")
+    [r] = await verify_message(fields + MESSAGE, world(rsa_key))
+    assert (r.status, r.reason) == (
+        DkimStatus.PERMERROR,
+        "unsupported algorithm a=rsa-\\x0d\\x0a \\x1b[31msha",
+    )
