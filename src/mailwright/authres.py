@@ -346,6 +346,10 @@ class _Scanner:
     def peek(self) -> str:
         return self.text[self.pos] if self.pos < len(self.text) else ""
 
+    def at_digit(self) -> bool:
+        """An ASCII DIGIT (RFC 5234 B.1); str.isdigit() would also take "²" or "٥"."""
+        return "0" <= self.peek() <= "9"
+
     def skip_cfws(self) -> bool:
         """Skip whitespace, folding and comments; True when anything was skipped."""
         start = self.pos
@@ -466,9 +470,9 @@ def parse(value: str) -> AuthenticationResults:
     authserv_id = scanner.value("an authserv-id")
     had_space = scanner.skip_cfws()
     version = None
-    if had_space and scanner.peek().isdigit():
+    if had_space and scanner.at_digit():
         start = scanner.pos
-        while scanner.peek().isdigit():
+        while scanner.at_digit():
             scanner.pos += 1
         version = value[start : scanner.pos]
         scanner.skip_cfws()
@@ -508,7 +512,7 @@ def _resinfo(scanner: _Scanner) -> ResInfo:
         scanner.pos += 1
         scanner.skip_cfws()
         start = scanner.pos
-        while scanner.peek().isdigit():
+        while scanner.at_digit():
             scanner.pos += 1
         if start == scanner.pos:
             raise AuthResSyntaxError("expected a method version", start)
