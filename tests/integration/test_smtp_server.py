@@ -465,3 +465,30 @@ async def test_shutdown_lets_the_transaction_in_flight_finish(harness_factory: A
     with pytest.raises(OSError):
         await Client.connect(h.ports["inbound"])
     assert len(await h.entries()) == 1
+
+
+async def test_connection_limit_gets_421_and_others_go_on(harness_factory: Any) -> None:
+    h = await harness_factory(ServerSettings(max_connections=2, auth_failure_delay=0.05))
+    first = await open_session(h)
+    second = await open_session(h)
+    third = await Client.connect(h.ports["inbound"])
+    assert await third.reply() == "421 4.7.0 Too many connections, try again later"
+    await third.close()
+    assert await first.cmd("NOOP") == "250 2.0.0 Ok"
+    await first.close()
+    await second.close()
+
+
+async def test_pipelined_quit_with_half_close_is_answered(harness_factory: Any) -> None:
+    h = await harness_factory()
+    c = await Client.connect(h.ports["inbound"])
+    await c.reply()
+    await c.send(b"EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
+    for _ in range(4):
+        await c.reply()
+    await c.send(b"Subject: x\r\n\r\nbye\r\n.\r\nQUIT\r\n")
+    c.writer.write_eof()  # the client is done sending
+    assert (await c.reply()).startswith("250 2.0.0 Ok: queued as")
+    assert await c.reply() == "221 2.0.0 Bye"
+    assert len(await h.entries()) == 1
+    await c.close()

@@ -34,7 +34,7 @@ def header_value(message: bytes, name: str) -> str | None:
     """The unfolded value of the first ``name`` field (None if absent)."""
     block = header_block(message)
     pattern = re.compile(
-        rb"^" + re.escape(name.encode()) + rb"[ \t]*:(.*(?:\r\n[ \t].*)*)",
+        rb"^" + re.escape(name.encode()) + rb"[ \t]*:([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)",
         re.MULTILINE | re.IGNORECASE,
     )
     match = pattern.search(block)
@@ -80,20 +80,22 @@ def received(
     safe_helo = _clean(helo)
     lines = [f"Received: from {safe_helo} ({_clean(name)} [{client_ip}])"]
     if tls:
-        lines.append(f"\t({_clean(tls)})")
+        lines.append(f"\t({_clean(tls, spaces=True)})")
     if user:
-        lines.append(f"\t(authenticated sender: {_clean(user)})")
+        lines.append(f"\t(authenticated sender: {_clean(user, spaces=True)})")
     by = f"\tby {hostname} (mailwright) with {protocol} id {queue_id}"
     if recipient:
-        by += f"\r\n\tfor <{_clean(recipient)}>"
+        by += f"\r\n\tfor <{_clean(recipient, spaces=True)}>"
     lines.append(by + f"; {date}")
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
 
-def _clean(text: str) -> str:
-    """Untrusted text (HELO, user names) made safe inside a comment: no line breaks, no
-    parentheses or backslashes that would end or escape the comment."""
-    return re.sub(r"[\x00-\x20()\\\x7f]", "_", text)[:255] or "_"
+def _clean(text: str, *, spaces: bool = False) -> str:
+    """Untrusted text (HELO, user names) made safe in the field: no line breaks, no
+    parentheses or backslashes that would end or escape a comment, and no spaces where
+    a single token is expected."""
+    pattern = r"[\x00-\x1f()\\\x7f]" if spaces else r"[\x00-\x20()\\\x7f]"
+    return re.sub(pattern, "_", text)[:255] or "_"
 
 
 def message_id(hostname: str) -> bytes:

@@ -63,8 +63,9 @@ class ServerSettings:
     shutdown_grace: float = 30.0
     max_recipients: int = 1000
     auth_failure_delay: float = 1.0
-    reverse_dns: bool = False
-    """Look up the client's name for Received (off: one DNS query per connection)."""
+    max_connections: int = 1000
+    """Per worker process; beyond it new clients get ``421 4.7.0`` (file descriptors and
+    memory stay bounded under a connection flood)."""
 
 
 Signer = Callable[[bytes, str], tuple[bytes, list[str]] | None]
@@ -383,9 +384,11 @@ class SmtpConnection(asyncio.Protocol):
         self._wake()
 
     def eof_received(self) -> bool | None:
+        # The client shut down its sending side (e.g. after a pipelined QUIT): finish the
+        # commands already received and answer them; we close the connection ourselves.
         self._lost = True
         self._wake()
-        return None
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
@@ -429,6 +432,14 @@ class SmtpConnection(asyncio.Protocol):
         try:
             if self.server.closing:
                 out.append(Reply.of(421, "4.3.2", "Service shutting down", close=True).encode())
+                return
+            if len(self.server.connections) > self.server.settings.max_connections:
+                # RFC 5321 §3.1: a server may refuse with 421 at the greeting.
+                out.append(
+                    Reply.of(
+                        421, "4.7.0", "Too many connections, try again later", close=True
+                    ).encode()
+                )
                 return
             out.append(self.session.greeting().encode())
             await self._loop(out)
