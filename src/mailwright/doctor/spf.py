@@ -208,7 +208,8 @@ async def check_authorizes(ctx: Context) -> Finding:
                 f"{', '.join(sorted(included)) or 'none'}",
                 unknown_relay_advice(o.relay_url),
             )
-        if provider.spf_include in included:
+        terms = {t.lstrip("+").lower() for t in text.split()}
+        if provider.spf_include in included or f"include:{provider.spf_include}" in terms:
             return Finding.ok(f"include:{provider.spf_include} authorizes {provider.name} ({host})")
         return Finding.fail(
             f"{text}\nno include:{provider.spf_include} for the relay {host}",
