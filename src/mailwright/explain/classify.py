@@ -172,7 +172,7 @@ _REPLY_RULES: tuple[_Rule, ...] = (
     _r(
         "dmarc",
         "dmarc",
-        r"\bdmarc\b|\b[45]\.7\.(?:32|40)\b|not aligned|alignment|either spf or dkim|"
+        r"\bdmarc\b|\b[45]\.7\.(?:32|40)\b|not aligned|alignment|either spf or dkim|anti-spoofing|"
         r"spf (?:or|and) dkim|sender is unauthenticated|unauthenticated (?:e-?mail|mail|sender)",
     ),
     # RFC 7372 §3.2: X.7.23 "SPF validation failed", X.7.24 "SPF validation error";
@@ -204,7 +204,8 @@ _REPLY_RULES: tuple[_Rule, ...] = (
         "blocklist",
         "blocklisted",
         r"blocked using|block ?list|black ?list|\bbanned\b|\bS31[45]0\b|\b5\.7\.(?:606|511|708)\b"
-        r"|\[BL\d+\]|email blocked|\bdnsbl\b|\brbl\b|spamhaus|barracuda|spamcop|uceprotect|"
+        r"|\[BL\d+\]|email blocked|\bdnsbls?\b|\brbls?\b|spamhaus|barracuda|spamcop|uceprotect|"
+        r"proofpoint|blocked - see|found on one or more|"
         r"\bpsbl\b|sorbs|listed (?:at|on|in|by)|on our (?:block|deny) ?list|"
         r"traffic not accepted from this ip|ip (?:address )?(?:is )?blocked|"
         r"not authori[sz]ed to send (?:e-?mail )?directly",
@@ -263,6 +264,7 @@ _REPLY_RULES: tuple[_Rule, ...] = (
         "spam",
         "spam-content",
         r"\bspam\b|unsolicited|\bcontent\b|policy (?:reasons|restrictions|violation)|"
+        r"local policy|security polic|"
         r"phish|virus|malware|suspicious|\bbulk\b|message rejected|not accepted for policy|"
         r"\b5\.7\.9\b|\bUBE\b|\bURL\b",
     ),
@@ -351,6 +353,7 @@ _KNOWN_LISTS: tuple[tuple[re.Pattern[str], str, str | None], ...] = (
         None,
     ),
     (re.compile(r"\[BL\d+\]"), "Yahoo", None),
+    (re.compile(r"proofpoint", re.I), "Proofpoint", None),
     (re.compile(r"postmaster\.(?:gmx|web)\.|\bgmx\.net\b|\bweb\.de\b", re.I), "GMX/WEB.DE", None),
 )
 _ZONE_SUFFIXES = {

@@ -204,6 +204,6 @@ def test_default_adds_mailwrights_own_log_from_the_config(
 def test_named_list_check_preferred_to_the_wildcard(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run_cli(["--json", str(DATA / "postfix-classic.log")], capsys)
     blocklisted = next(c for c in json.loads(out)["causes"] if c["cause"] == "blocklisted")
-    assert blocklisted["check"] == "dnsbl:zen.spamhaus.org"  # 3 events; dnsbl:* has 6
+    assert blocklisted["check"] == "dnsbl:zen.spamhaus.org"  # 3 events; dnsbl:* has 8
     assert blocklisted["checks"][-1] == "dnsbl:*"
     assert "dbl:dbl.spamhaus.org" in blocklisted["checks"]
