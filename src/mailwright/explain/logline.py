@@ -104,7 +104,9 @@ def _unescape(value: str) -> str:
     def one(m: re.Match[str]) -> str:
         s = m.group(1)
         if len(s) > 1 and s[0] in "xu":  # \xNN, \uNNNN (mailwright.log escapes)
-            return chr(int(s[1:], 16))
+            code = int(s[1:], 16)
+            # a lone surrogate cannot be printed or written as UTF-8: U+FFFD instead
+            return "\ufffd" if 0xD800 <= code <= 0xDFFF else chr(code)
         return s
 
     return _ESCAPE.sub(one, value)

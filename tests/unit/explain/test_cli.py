@@ -207,3 +207,17 @@ def test_named_list_check_preferred_to_the_wildcard(capsys: pytest.CaptureFixtur
     assert blocklisted["check"] == "dnsbl:zen.spamhaus.org"  # 3 events; dnsbl:* has 8
     assert blocklisted["checks"][-1] == "dnsbl:*"
     assert "dbl:dbl.spamhaus.org" in blocklisted["checks"]
+
+
+def test_escaped_lone_surrogate_is_printable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "mailwright.log"
+    log.write_text(
+        "2026-11-24T19:00:00+00:00 mailwright[1]: event=bounced id=4Xk2pQ9mZ0aB "
+        'to=<a@example.net> relay=none delay=1 dsn=5.1.1 reply="550 5.1.1 no \\ud800 user"\n'
+    )
+    for args in (["--json"], ["-v"]):
+        code, out, _ = run_cli([*args, str(log)], capsys)
+        assert code == 0
+        assert "550 5.1.1 no \ufffd user" in out
