@@ -41,6 +41,7 @@ MAX_LINE = 64 * 1024
 MAX_QUEUE_IDS = 50_000
 MAX_EXAMPLES = 20
 MAX_DOMAINS = 10_000
+MAX_LISTS = 100
 MAX_UNKNOWN_HOSTS = 1_000
 MAX_UNKNOWN_TEXTS = 50
 MAX_UNKNOWN_LINES = 2_000
@@ -334,9 +335,10 @@ class Explainer:
         domain = d.to.rpartition("@")[2].lower() or "(none)"
         if domain in stats.domains or len(stats.domains) < MAX_DOMAINS:
             stats.domains[domain] += 1
-        if verdict.listname:
+        # list names and their check ids come from replies: bounded like the domains
+        if verdict.listname and (verdict.listname in stats.lists or len(stats.lists) < MAX_LISTS):
             stats.lists[verdict.listname] += 1
-        if verdict.check:
+        if verdict.check and (verdict.check in stats.checks or len(stats.checks) < MAX_LISTS):
             stats.checks[verdict.check] += 1
         if len(stats.examples) < MAX_EXAMPLES:  # the first ones: each is followed by queue ID
             stats.examples.append(self._example(d, when, verdict, remote, offset))

@@ -452,3 +452,19 @@ def test_lines_from_mailwrights_log_writer() -> None:
     )
     assert example["remote_host"] == "mx.example.net[203.0.113.5]"
     assert report["totals"]["delivered"] == 1
+
+
+def test_names_taken_from_replies_are_bounded() -> None:
+    lines = [
+        f"Nov 24 19:00:00 mail postfix/smtp[1]: 4A1B2C3D{i % 100:02d}: to=<u@d{i}.example>, "
+        f"relay=mx.d{i}.example[203.0.113.5]:25, delay=1, delays=0/0/0/1, dsn=5.7.1, "
+        f"status=bounced (host mx.d{i}.example[203.0.113.5] said: 554 5.7.1 Client host "
+        f"[192.0.2.1] blocked using list{i}.example.org (in reply to RCPT TO command))"
+        for i in range(12_000)
+    ]
+    report = run("\n".join(lines).encode() + b"\n")
+    entry = report["causes"][0]
+    assert entry["count"] == 12_000
+    assert len(entry["lists"]) == engine.MAX_LISTS
+    assert len(entry["checks"]) == engine.MAX_LISTS
+    assert len(entry["recipient_domains"]) == 50  # the most frequent, of 10,000 tracked
