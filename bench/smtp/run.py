@@ -90,8 +90,20 @@ def run_one(kind: str, sessions: int, messages: int) -> tuple[float, float]:
             cpu0 = cpu_seconds(proc.pid)
             start = time.perf_counter()
             subprocess.run(
-                [SMTP_SOURCE, "-s", str(sessions), "-l", "5000", "-m", str(messages),
-                 "-f", "app@example.com", "-t", "admin@example.com", f"127.0.0.1:{port}"],
+                [
+                    SMTP_SOURCE,
+                    "-s",
+                    str(sessions),
+                    "-l",
+                    "5000",
+                    "-m",
+                    str(messages),
+                    "-f",
+                    "app@example.com",
+                    "-t",
+                    "admin@example.com",
+                    f"127.0.0.1:{port}",
+                ],
                 check=True,
             )
             elapsed = time.perf_counter() - start
