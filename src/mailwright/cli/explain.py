@@ -196,7 +196,11 @@ def _print_report(report: dict[str, Any], verbose: bool) -> None:
     if report["skipped_lines"]:
         console.print(
             f"[yellow]{report['skipped_lines']:,} line(s) looked like delivery events but "
-            "could not be parsed (truncated or garbled).[/]"
+            "could not be parsed (truncated or garbled)"
+            + (":[/]" if verbose else "; -v shows the first ones.[/]")
         )
+        if verbose:
+            for line in report["skipped_samples"]:
+                console.print(Text("    " + line), soft_wrap=True)
     for error in report["errors"]:
         err_console.print(Text("error: " + error, style="bold red"), soft_wrap=True)

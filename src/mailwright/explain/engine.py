@@ -48,6 +48,7 @@ MAX_UNKNOWN_LINES = 2_000
 """Verbatim unrecognised lines kept in all (each distinct text once; all are counted)."""
 WINDOW = 1 << 20
 """How far back (besides the current chunk) a failed message's from= line is searched."""
+MAX_SKIPPED_SAMPLES = 20
 MAX_SAMPLE = 4096
 """Verbatim lines kept in the report are cut here (a syslog line is at most a few KB)."""
 
@@ -137,6 +138,7 @@ class Explainer:
         self.sources: list[SourceStats] = []
         self.errors: list[str] = []
         self.skipped_lines = 0
+        self.skipped_samples: list[str] = []
         self.delivered = 0
         self.expired = 0
         self.truncated = 0
@@ -239,22 +241,23 @@ class Explainer:
         if parsed is not None:
             ts, _prog, qid, rest = parsed
             d = parse_postfix_delivery(ts, qid, rest) if rest.startswith("to=") else None
-            if d is None:
-                self.skipped_lines += 1
-            else:
-                self._delivery(d, line, offset)
-            return
-        mw = parse_mailwright(line) if "mailwright" in line else None
-        if mw is not None:
-            ts, event, fields = mw
-            d = mailwright_delivery(ts, event, fields)
-            if d is None:
-                self.skipped_lines += 1
-            else:
-                self._delivery(d, line, offset)
-            return
-        if "postfix" in line or "mailwright" in line:
-            self.skipped_lines += 1  # looked like a delivery event, did not parse
+        elif "mailwright" in line and (mw := parse_mailwright(line)) is not None:
+            d = mailwright_delivery(*mw)
+        elif "postfix" in line or "mailwright" in line:
+            d = None  # looked like a delivery event of ours
+        else:
+            return  # another program's line that happens to hold a needle
+        if d is None:
+            self._skip(line)
+        else:
+            self._delivery(d, line, offset)
+
+    def _skip(self, line: str) -> None:
+        """A line that looked like a delivery event but did not parse: counted, and the
+        first ones kept verbatim so that nothing is hidden."""
+        self.skipped_lines += 1
+        if len(self.skipped_samples) < MAX_SKIPPED_SAMPLES:
+            self.skipped_samples.append(_clip(line))
 
     def _follow(self, d: Delivery, offset: int) -> list[str | None]:
         """Sender and Message-ID of a failed message, found by its queue ID.
@@ -415,6 +418,7 @@ class Explainer:
                 for s in self.sources
             ],
             "skipped_lines": self.skipped_lines,
+            "skipped_samples": list(self.skipped_samples),
             "errors": list(self.errors),
         }
 

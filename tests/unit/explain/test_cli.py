@@ -53,6 +53,7 @@ def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
         "since",
         "files",
         "skipped_lines",
+        "skipped_samples",
         "errors",
     ]
     assert {c["cause"] for c in report["causes"]} == set(CAUSES)

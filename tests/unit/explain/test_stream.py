@@ -57,6 +57,7 @@ def test_line_cut_before_its_fields_is_skipped_and_counted() -> None:
     report = run(broken.encode() + b"\n" + BOUNCE.encode() + b"\n")
     assert causes(report) == {"recipient-unknown": 1}
     assert report["skipped_lines"] == 1
+    assert report["skipped_samples"] == [broken]
 
 
 def test_last_line_without_newline_is_read() -> None:
