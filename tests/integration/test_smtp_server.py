@@ -26,6 +26,7 @@ from cryptography.x509.oid import NameOID
 import dkim
 from mailwright.config import parse_config
 from mailwright.dkim import dns_record_value, generate_key, private_key_pem
+from mailwright.dns import MemoryResolver
 from mailwright.log import EventLogger
 from mailwright.queue import SqliteQueueStore
 from mailwright.server import build_state
@@ -158,7 +159,11 @@ async def harness_factory(tmp_path: Path) -> AsyncIterator[Any]:
         events: list[dict[str, str]] = []
         logger.subscribe(events.append)
         server = SmtpServer(
-            state, store, logger, settings or ServerSettings(auth_failure_delay=0.05)
+            state,
+            store,
+            logger,
+            settings or ServerSettings(auth_failure_delay=0.05),
+            resolver=MemoryResolver(),  # inbound checks: never the system resolver in tests
         )
         await server.start()
         started.append((server, store))
@@ -491,4 +496,14 @@ async def test_pipelined_quit_with_half_close_is_answered(harness_factory: Any) 
     assert (await c.reply()).startswith("250 2.0.0 Ok: queued as")
     assert await c.reply() == "221 2.0.0 Bye"
     assert len(await h.entries()) == 1
+    await c.close()
+
+
+async def test_plain_with_another_authorization_identity_fails(harness_factory: Any) -> None:
+    h = await harness_factory()
+    c = await open_session(h, "smtps")
+    token = base64.b64encode(f"admin\0bob\0{PASSWORD}".encode()).decode()
+    assert await c.cmd(f"AUTH PLAIN {token}") == "535 5.7.8 Authentication credentials invalid"
+    token = base64.b64encode(f"bob\0bob\0{PASSWORD}".encode()).decode()
+    assert await c.cmd(f"AUTH PLAIN {token}") == "235 2.7.0 Authentication successful"
     await c.close()

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config, ListenerConfig
+from ..dns import DnspythonResolver, Resolver
+from ..inbound import InboundChecker, InboundDecision
 from ..local import LocalDirectory
 from ..log import EventLogger, angle
 from ..queue import QueueError, QueueStore, new_queue_id
@@ -111,8 +113,11 @@ class SmtpServer:
         store: QueueStore,
         logger: EventLogger,
         settings: ServerSettings | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.state = state
+        self.resolver = resolver
+        """DNS for the inbound checks; None: one per config (``[dns]``), with a cache."""
         self.store = store
         self.logger = logger
         self.settings = settings or ServerSettings()
@@ -123,6 +128,7 @@ class SmtpServer:
         self._session_counter = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._inbound: dict[int, InboundChecker] = {}
 
     def _policy(
         self, listener: ListenerConfig, ssl_context: ssl.SSLContext | None
@@ -230,6 +236,8 @@ class SmtpServer:
         ok = await asyncio.get_running_loop().run_in_executor(
             None, credentials.check, request.username, request.password
         )
+        if request.authzid and request.authzid != request.username:
+            ok = False  # RFC 4616 §2: we let nobody act as someone else
         fields = dict(
             client=ip,
             session=conn.session_id,
@@ -282,6 +290,24 @@ class SmtpServer:
             if "date" not in present:
                 added += headers.date_field()
         message = added + data
+        inbound_meta: dict[str, object] = {}
+        if conn.listener.config.role == "inbound" and not trusted_submission:
+            # Our Received stays topmost; Authentication-Results goes right below it.
+            decision = await self._check_inbound(conn, ready, data, queue_id, recipients)
+            if decision is not None:
+                if decision.reply is not None:
+                    code, status, text = decision.reply.split(" ", 2)
+                    self.logger.event(
+                        "rejected",
+                        client=conn.client_ip,
+                        stage="data",
+                        from_=angle(envelope.reverse_path),
+                        to=",".join(angle(r) for r in recipients),
+                        reply=decision.reply,
+                    )
+                    return Reply.of(int(code), status, text)
+                message = added + decision.message
+                inbound_meta = decision.meta
         signed_for: tuple[str, list[str]] | None = None
         unsigned_reason: tuple[str, str] | None = None
         if trusted_submission:
@@ -309,6 +335,7 @@ class SmtpServer:
         }
         if session.user is not None:
             meta["user"] = session.user
+        meta.update(inbound_meta)
         if envelope.smtputf8:
             meta["smtputf8"] = True
         if envelope.body == "8BITMIME":
@@ -339,6 +366,42 @@ class SmtpServer:
                 "unsigned", queue_id, domain=unsigned_reason[0], reason=unsigned_reason[1]
             )
         return Reply.of(250, "2.0.0", f"Ok: queued as {queue_id}")
+
+    async def _check_inbound(
+        self,
+        conn: SmtpConnection,
+        ready: MessageReady,
+        data: bytes,
+        queue_id: str,
+        recipients: list[str],
+    ) -> InboundDecision | None:
+        """SPF, DKIM and DMARC for mail from the world (mailwright.inbound).
+
+        A failure of the checks themselves (a bug, not a DNS error: those are
+        results) must not lose mail: the message is accepted unchecked and the
+        problem logged.
+        """
+        state = self.state
+        checker = self._inbound.get(id(state))
+        if checker is None:
+            config = state.config
+            resolver = self.resolver or DnspythonResolver(
+                config.dns.nameserver, timeout=config.dns.timeout, cache=True
+            )
+            checker = InboundChecker(config, resolver, self.logger)
+            self._inbound = {id(state): checker}
+        try:
+            return await checker(
+                data,
+                queue_id=queue_id,
+                client_ip=conn.client_ip,
+                helo=conn.session.helo or "",
+                mail_from=ready.envelope.reverse_path,
+                recipients=recipients,
+            )
+        except Exception as exc:
+            self.logger.event("error", queue_id, what="inbound-checks", reason=repr(exc))
+            return None
 
 
 class SmtpConnection(asyncio.Protocol):
