@@ -251,7 +251,11 @@ class Mailwright:
     def signed_fraction(self) -> str:
         log = self.dir / "data" / "mailwright.log"
         text = log.read_text(errors="replace") if log.exists() else ""
-        return f"{text.count('event=signed')} signed, {text.count('event=unsigned')} unsigned"
+        errors = [line for line in text.splitlines() if " event=error " in line]
+        note = f"{text.count('event=signed')} signed, {text.count('event=unsigned')} unsigned"
+        if errors:
+            note += f"; {len(errors)} errors, first: {errors[0][:300]}"
+        return note
 
 
 class Postfix:

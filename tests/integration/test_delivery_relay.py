@@ -147,7 +147,7 @@ async def test_starttls_required_and_auth_plain(
     )
     events, store = await deliver(config, ["a@example.net", "b@example.org"])
     assert [e["event"] for e in events] == ["delivered", "delivered"]
-    assert events[0]["relay"] == f"localhost[localhost]:{port}"
+    assert events[0]["relay"] in (f"localhost[127.0.0.1]:{port}", f"localhost[::1]:{port}")
     assert events[0]["reply"] == "250 2.0.0 Ok: queued as RELAY1"
     [got] = handler.messages
     assert got.tls and got.user == USER

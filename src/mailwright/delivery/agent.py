@@ -54,6 +54,10 @@ MAX_INFLIGHT = 2000
 """Messages being delivered at once by this agent; claiming pauses above this."""
 POLL_SECONDS = 5.0
 """Longest sleep between claims: picks up mail queued by other processes."""
+CLAIM_DELAY = 0.02
+"""While deliveries are in flight, wait this long after new mail before claiming it."""
+ERROR_PAUSE = 1.0
+"""Pause after a failed store call before trying again."""
 
 ENV_PAUSE = "MAILWRIGHT_DELIVERY"
 
@@ -68,6 +72,9 @@ class DeliverySession(Protocol):
 
     hop: Hop
     broken: bool
+
+    @property
+    def relay(self) -> str: ...
 
     async def send(
         self, sender: str, recipients: Sequence[str], data: bytes
@@ -181,6 +188,7 @@ class DeliveryAgent:
             900.0, 4 * self.delivery.command_timeout + self.delivery.connect_timeout
         )
         self.idle_seconds = IDLE_SECONDS
+        self.claim_delay = CLAIM_DELAY
         self.paused = os.environ.get(ENV_PAUSE) == "paused"
         """When True, nothing is claimed: mail is queued but stays there (``bench/mta``
         measures the submission rate alone this way; ``MAILWRIGHT_DELIVERY=paused``)."""
@@ -200,25 +208,40 @@ class DeliveryAgent:
         self.store.wakeup()
 
     async def run(self) -> None:
-        """Claim and deliver until :meth:`stop`; then finish the messages in flight."""
+        """Claim and deliver until :meth:`stop`; then finish the messages in flight.
+
+        A failing store call (a database busy beyond its timeout, a full disk) is logged
+        and retried a second later: it must not end delivery for the life of the process.
+        """
         try:
             while not self._stopping.is_set():
-                claimed = 0 if self.paused else await self._claim()
-                if claimed:
-                    await asyncio.sleep(0)
-                    continue
-                if self._inflight >= MAX_INFLIGHT:
-                    self._capacity.clear()
+                try:
+                    await self._step()
+                except Exception as exc:
+                    self.logger.event("error", None, what="delivery", reason=repr(exc))
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._capacity.wait(), POLL_SECONDS)
-                    continue
-                timeout = POLL_SECONDS
-                due = None if self.paused else await self.store.next_due()
-                if due is not None:
-                    timeout = min(timeout, max(0.05, due - self.clock()))
-                await self.store.wait_for_work(timeout)
+                        await asyncio.wait_for(self._stopping.wait(), ERROR_PAUSE)
         finally:
             await self.drain()
+
+    async def _step(self) -> None:
+        claimed = 0 if self.paused else await self._claim()
+        if claimed:
+            await asyncio.sleep(0)
+            return
+        if self._inflight >= MAX_INFLIGHT:
+            self._capacity.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._capacity.wait(), POLL_SECONDS)
+            return
+        timeout = POLL_SECONDS
+        due = None if self.paused else await self.store.next_due()
+        if due is not None:
+            timeout = min(timeout, max(0.05, due - self.clock()))
+        if await self.store.wait_for_work(timeout) and self._inflight:
+            # Busy: let a few more messages arrive so that one claim (one commit on the
+            # shared queue) covers them, instead of a commit per message.
+            await asyncio.sleep(self.claim_delay)
 
     async def run_once(self) -> int:
         """Claim what is due now, deliver it completely, return how many entries (tests)."""
@@ -268,6 +291,9 @@ class DeliveryAgent:
             data = await self.store.read_message(entry.id)
         except KeyError:
             return  # deleted meanwhile
+        except Exception:
+            await self.store.release_lease(entry.id, self.worker)  # someone else may manage
+            raise
         tracker = _Tracker(entry, data, now)
         groups: dict[str, list[str]] = {}
         for address in due:
@@ -400,7 +426,7 @@ class DeliveryAgent:
             still: list[str] = []
             for r in remaining:
                 reply = result.replies[r]
-                outcome = Outcome(reply, hop.relay, hop.host, remote=not reply.local)
+                outcome = Outcome(reply, session.relay, hop.host, remote=not reply.local)
                 last[r] = outcome
                 if reply.transient:
                     still.append(r)

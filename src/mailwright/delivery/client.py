@@ -97,6 +97,9 @@ class Session:
         settings: ClientSettings,
     ) -> None:
         self.hop = hop
+        peer = writer.get_extra_info("peername")
+        self.peer: str = str(peer[0]) if peer else hop.address
+        """The address actually connected to (a relay host name resolves at connect time)."""
         self._reader = reader
         self._writer = writer
         self._settings = settings
@@ -107,6 +110,11 @@ class Session:
         self.transactions = 0
         self.broken = False
         """True once the connection is unusable (lost, timed out, out of sync)."""
+
+    @property
+    def relay(self) -> str:
+        """``host[ip]:port`` of this connection, as Postfix logs it."""
+        return f"{self.hop.host}[{self.peer}]:{self.hop.port}"
 
     # -- opening ------------------------------------------------------------
 

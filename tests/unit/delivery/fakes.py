@@ -168,6 +168,10 @@ class FakeSession:
     tls: bool
     broken: bool = False
 
+    @property
+    def relay(self) -> str:
+        return self.hop.relay
+
     async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> TransactionResult:
         self.network.sends.append((self.hop.host, sender, list(recipients), data))
         self.network.active += 1

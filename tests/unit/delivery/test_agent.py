@@ -350,7 +350,7 @@ async def test_relay_mode_sends_everything_to_the_relay(tmp_path: Path) -> None:
         ("relay.example", ["a@x.example", "b@y.example"])
     ]
     assert w.resolver.queries == []
-    assert w.of("delivered")[0]["relay"] == "relay.example[relay.example]:2587"
+    assert w.of("delivered")[0]["relay"] == "relay.example[relay.example]:2587"  # fake: no IP
 
 
 async def test_local_mode_writes_the_outbox(tmp_path: Path) -> None:
