@@ -228,6 +228,7 @@ class Worker:
         self.agent: Any = None
         self._agent_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
+        self._report_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
@@ -240,6 +241,8 @@ class Worker:
         if self.agent is not None:
             self._agent_task = asyncio.create_task(self.agent.run())
         self._recovery_task = asyncio.create_task(self._recover_periodically())
+        if config.inbound.send_aggregate_reports:
+            self._report_task = asyncio.create_task(self._send_reports_daily())
 
     async def _recover_periodically(self) -> None:
         """Also later: a sibling worker may die (and be replaced) while we run."""
@@ -250,6 +253,51 @@ class Worker:
                 await recover_leases(self.store, self.logger)
             except Exception as exc:  # the queue may be busy; try again next time
                 self.logger.event("error", what="recover-leases", reason=str(exc))
+
+    async def _send_reports_daily(self) -> None:
+        """DMARC aggregate reports out, once a day at 00:00 UTC (RFC 9990 §3.1: daily).
+
+        Every worker runs this; taking the observations is one transaction, so the
+        first worker sends and the others find nothing.
+        """
+        while True:
+            await asyncio.sleep(86400 - time.time() % 86400 + 1)
+            try:
+                await self.send_reports_now()
+            except Exception as exc:  # reporting must never stop the server
+                self.logger.event("error", what="dmarc-reports", reason=str(exc))
+
+    async def send_reports_now(self) -> None:
+        from .dmarc.report_sender import send_due_reports
+        from .dns import DnspythonResolver
+
+        config = self.state.config
+        assert self.store is not None
+        store = self.store
+        domain = config.domains[0] if config.domains else config.hostname
+        sender = f"dmarc-noreply@{domain}"
+
+        async def enqueue(from_address: str, recipients: list[str], message: bytes) -> str:
+            signer = self.state.signer
+            signed = signer(message, domain) if signer is not None else None
+            data = signed[0] + message if signed is not None else message
+            return await store.enqueue(from_address, recipients, data, meta={"dmarc_report": True})
+
+        sent = await send_due_reports(
+            data_dir=config.data_dir,
+            hostname=config.hostname,
+            from_address=sender,
+            resolver=DnspythonResolver(config.dns.nameserver, timeout=config.dns.timeout),
+            enqueue=enqueue,
+        )
+        for policy_domain, queue_id, skipped in sent:
+            self.logger.event(
+                "dmarc-report-sent",
+                queue_id,
+                domain=policy_domain,
+                status="queued" if queue_id else "no-destination",
+                reason="; ".join(skipped) or None,
+            )
 
     def _make_agent(self) -> Any:
         """The delivery engineer's agent (mailwright.delivery.agent)."""
@@ -311,8 +359,9 @@ class Worker:
         await self.stop()
 
     async def stop(self) -> None:
-        if self._recovery_task is not None:
-            self._recovery_task.cancel()
+        for task in (self._recovery_task, self._report_task):
+            if task is not None:
+                task.cancel()
         if self.smtp is not None:
             await self.smtp.stop()
         if self.agent is not None:
