@@ -406,3 +406,31 @@ def test_relay_config_problems_surface_at_start(tmp_path: Path) -> None:
     )
     with pytest.raises(Exception, match="has no password"):
         DeliveryAgent(bad, w.store, w.resolver, w.logger)
+
+
+async def test_a_failing_store_call_is_logged_and_delivery_goes_on(world: World) -> None:
+    import asyncio
+
+    from mailwright.queue import QueueError
+
+    real_claim = world.store.claim_due
+    failures = [QueueError("database is locked")]
+
+    async def flaky_claim(*args: object, **kwargs: object) -> list[object]:
+        if failures:
+            raise failures.pop()
+        return await real_claim(*args, **kwargs)  # type: ignore[arg-type]
+
+    world.store.claim_due = flaky_claim  # type: ignore[method-assign]
+    world.agent.clock = __import__("time").time
+    await world.store.enqueue("app@example.com", ["x@example.net"], MESSAGE, created_at=0.0)
+    task = asyncio.create_task(world.agent.run())
+    for _ in range(300):
+        if world.of("delivered"):
+            break
+        await asyncio.sleep(0.01)
+    world.agent.stop()
+    await asyncio.wait_for(task, 5)
+    [error] = world.of("error")
+    assert error["what"] == "delivery" and "database is locked" in error["reason"]
+    assert len(world.of("delivered")) == 1
