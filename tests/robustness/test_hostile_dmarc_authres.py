@@ -315,3 +315,44 @@ def test_versions_are_ascii_digits_only(value: str) -> None:
     digit used to be taken as an unknown header version (results silently dropped)."""
     with pytest.raises(AuthResSyntaxError):
         parse(value)
+
+
+@pytest.mark.parametrize(
+    ("uri", "why"),
+    [
+        ("mailto:a%0d%0aBcc:%20evil@x.example@example.com", "not a plain addr-spec"),
+        ("mailto:a%0aRCPT%20TO:%3Cv@x.example%3E@example.com", "not a plain addr-spec"),
+        ("mailto:%3Cx%3E@example.com", "not a plain addr-spec"),
+        ("mailto:a%20b@example.com", "not a plain addr-spec"),
+        ("mailto:a..b@example.com", "not a plain addr-spec"),
+        ("mailto:r@ex%00ample.com", "not a mail domain"),
+        ("mailto:r@ex%0d%0aample.com", "not a mail domain"),
+        ("mailto:r@%20example.com", "not valid"),
+    ],
+)
+def test_rua_addresses_cannot_inject_into_the_report_mail(uri: str, why: str) -> None:
+    """A rua mailbox is %-decoded and becomes the report's RCPT TO and To: field; a
+    record (written by whoever sends us mail) used to smuggle CR/LF, NUL or "<>" there."""
+    record = parse_record(f"v=DMARC1; p=none; rua={uri}")
+    assert record.rua == ()
+    assert any(why in problem.message for problem in record.problems)
+
+
+def test_plain_and_internationalized_rua_addresses_still_parse() -> None:
+    record = parse_record(
+        "v=DMARC1; p=none; rua=mailto:dmarc+x@example.com,mailto:d%C3%A9@b%C3%BCcher.example"
+    )
+    assert [(u.address, u.host) for u in record.rua] == [
+        ("dmarc+x@example.com", "example.com"),
+        ("dé@bücher.example", "xn--bcher-kva.example"),
+    ]
+
+
+@robust(300)
+@given(mixed_text(["mailto:", "%0d", "%0a", "%00", "%20", "%3c", "@", ".", "a", "example.com"]))
+def test_accepted_rua_addresses_are_printable(text: str) -> None:
+    record = parse_record(f"v=DMARC1; p=none; rua={text}")
+    for uri in record.rua + record.ruf:
+        if uri.address is not None:
+            assert uri.address.isprintable() and " " not in uri.address
+            assert "<" not in uri.address and ">" not in uri.address

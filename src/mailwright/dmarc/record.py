@@ -290,6 +290,9 @@ _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):(.*)$", re.DOTALL)
 # percent-encoded in a DMARC URI (§4.8) because they separate list items and sizes.
 _URI_REST_RE = re.compile(r"^(?:[A-Za-z0-9\-._~:/?#\[\]@$&'()*+;=]|%[0-9A-Fa-f]{2})*$")
 
+_ATEXT = frozenset("!#$%&'*+-/=?^_`{|}~")
+_LDH_LABEL_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
+
 MAX_RECORD_LENGTH = 4096
 """Longer TXT strings are not parsed (a DNS answer this large is not a policy anyone wrote)."""
 MAX_URIS = 32
@@ -608,16 +611,40 @@ def parse_report_uri(item: str) -> tuple[ReportUri | None, str]:
         local, at, domain = address.rpartition("@")
         if not at or not local or not domain:
             return None, f"{item!r} has no mailbox (expected mailto:name@domain)"
+        if not _dot_atom(local):
+            # The address is decoded from %-escapes and goes into the report mail's
+            # envelope and To: field: "%0D%0A", "%00", spaces or "<>" there would be
+            # header or SMTP command injection, not an address.
+            return None, f"{item!r}: the mailbox {local!r} is not a plain addr-spec local part"
+        if domain != domain.strip():
+            return None, f"{item!r}: the domain {domain!r} is not valid"
         domain = normalize(domain)
         problem = name_problem(domain)
         if problem is not None or "." not in domain:
             return None, f"{item!r}: the domain {domain!r} is not valid"
-        return ReportUri(item, scheme, to_ascii(domain), address, size), ""
+        ascii_domain = to_ascii(domain)
+        if not all(_LDH_LABEL_RE.match(label) for label in ascii_domain.split(".")):
+            # RFC 5321 §4.1.2: a mail domain is letters, digits and hyphens.
+            return None, f"{item!r}: the domain {domain!r} is not a mail domain"
+        return ReportUri(item, scheme, ascii_domain, address, size), ""
     try:
         host = urllib.parse.urlsplit(item).hostname
     except ValueError:
         return None, f"{item!r} is not a valid URI"
     return ReportUri(item, scheme, normalize(host) if host else None, None, size), ""
+
+
+def _dot_atom(local: str) -> bool:
+    """RFC 5322 §3.2.3 dot-atom-text, with UTF-8 letters as RFC 6532 §3.2 allows."""
+    return all(
+        atom
+        and all(
+            (c.isascii() and (c.isalnum() or c in _ATEXT))
+            or (not c.isascii() and c.isprintable() and not c.isspace())
+            for c in atom
+        )
+        for atom in local.split(".")
+    )
 
 
 def _removed(name: str, value: str) -> RemovedTag:
