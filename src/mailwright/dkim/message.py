@@ -23,6 +23,10 @@ __all__ = ["HeaderField", "ParsedMessage", "normalize_line_endings", "split_mess
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _FIELD_BREAK = re.compile(rb"\r\n(?![ \t])")
 _WSP_BYTES = (0x20, 0x09)
+# Field name as written → lowercase key: the same few dozen names recur in every message.
+_KEYS: dict[bytes, str] = {}
+_KEYS_MAX = 4096
+_new = tuple.__new__  # builds a HeaderField without the named tuple's Python-level __new__
 
 
 class HeaderField(NamedTuple):
@@ -81,12 +85,19 @@ def split_message(message: bytes) -> ParsedMessage:
         block, body = data[: sep + 2], data[sep + 4 :]
     # RFC 5322 §2.2.3: a line starting with WSP continues the field before it.
     fields: list[HeaderField] = []
+    keys = _KEYS
     for text in _FIELD_BREAK.split(block[:-2]) if block else ():
         colon = text.find(b":")
         if colon <= 0 or text[0] in _WSP_BYTES:
             # no name, or a continuation line with nothing to continue: never selected
-            fields.append(HeaderField("", text + b"\r\n"))
-        else:
-            name = text[:colon].rstrip(b" \t")  # obs-syntax allows WSP before the colon
-            fields.append(HeaderField(name.decode("ascii", "replace").lower(), text + b"\r\n"))
+            fields.append(_new(HeaderField, ("", text + b"\r\n")))
+            continue
+        name = text[:colon]
+        key = keys.get(name)
+        if key is None:
+            if len(keys) >= _KEYS_MAX:
+                keys.clear()
+            # obs-syntax allows WSP before the colon
+            key = keys[name] = name.rstrip(b" \t").decode("ascii", "replace").lower()
+        fields.append(_new(HeaderField, (key, text + b"\r\n")))
     return ParsedMessage(tuple(fields), body, lf_only)
