@@ -32,8 +32,10 @@ HEADER_NAME = "Authentication-Results"
 # RFC 2045 §5.1 tspecials: a "value" containing any of these (or space/CTL) is quoted.
 _TSPECIALS = set('()<>@,;:\\"/[]?=')
 _KEYWORD = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")  # RFC 5321 Keyword
-_DOMAIN = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
-_DOT_ATOM_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+# \Z, not $: "$" also matches before a trailing newline, which would end the field.
+_DOMAIN = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\Z")
+_DOT_ATOM_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+\Z")
+_QUOTED_LOCAL = re.compile(r'^"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*"\Z')  # RFC 5321
 MAX_FIELD_LENGTH = 64 * 1024
 """Longer field values are refused by the parser: no legitimate field is this long."""
 MAX_RESULTS = 100
@@ -160,7 +162,9 @@ def quote(value: str, *, always: bool = False) -> str:
 def format_pvalue(value: str) -> str:
     """A pvalue (RFC 8601 §2.2): ``[[local-part] "@"] domain-name`` bare, else a value."""
     local, at, domain = value.rpartition("@")
-    quoted_local = len(local) >= 2 and local[0] == local[-1] == '"'
+    # A quoted local part must be a whole quoted-string: '"a"b"' or '"\\"' would not parse
+    # back, and CR, LF or NUL inside (a DKIM i= is the signer's text) would break the field.
+    quoted_local = _QUOTED_LOCAL.match(local) is not None
     if at and _DOMAIN.match(domain) and (not local or quoted_local or _DOT_ATOM_LOCAL.match(local)):
         return value
     if not at and _DOMAIN.match(value):

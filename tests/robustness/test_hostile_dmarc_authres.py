@@ -15,7 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from robust_support import mixed_text, mutate, robust, run, timed
 
-from mailwright.authres import AuthResSyntaxError, parse, strip_forged
+from mailwright.authres import (
+    AuthenticationResults,
+    AuthResSyntaxError,
+    Property,
+    ResInfo,
+    parse,
+    strip_forged,
+)
 from mailwright.dmarc import (
     AlignmentMode,
     Classification,
@@ -356,3 +363,68 @@ def test_accepted_rua_addresses_are_printable(text: str) -> None:
         if uri.address is not None:
             assert uri.address.isprintable() and " " not in uri.address
             assert "<" not in uri.address and ">" not in uri.address
+
+
+# --- producing Authentication-Results from hostile values ------------------------------
+
+_FREE = mixed_text(['"', "\\", "@", "(", ")", ";", "=", "example.com", "a b", "\r\n", "\n"])
+_KEYWORDS = st.sampled_from(["spf", "dkim", "dmarc", "x-custom", "pass", "fail", "none", "smtp"])
+
+
+@st.composite
+def results_field(draw: st.DrawFn) -> AuthenticationResults:
+    infos = []
+    for _ in range(draw(st.integers(1, 4))):
+        props = tuple(
+            Property(draw(_KEYWORDS), draw(_KEYWORDS), draw(_FREE))
+            for _ in range(draw(st.integers(0, 3)))
+        )
+        infos.append(
+            ResInfo(
+                draw(_KEYWORDS),
+                draw(_KEYWORDS),
+                draw(st.one_of(st.none(), _FREE)),
+                props,
+                draw(st.sampled_from([None, "1"])),
+                draw(st.one_of(st.none(), _FREE)),
+            )
+        )
+    return AuthenticationResults(draw(_FREE), tuple(infos))
+
+
+@robust(500)
+@given(results_field())
+def test_produced_fields_are_one_well_formed_field(ar: AuthenticationResults) -> None:
+    """Whatever a signer or sender put in d=, i=, the MAIL FROM or a reason: our field is
+    one header field (no bare CR/LF, continuation lines start with WSP) that parses."""
+    for value in (ar.value(), ar.field().partition(":")[2]):
+        assert "\x00" not in value
+    one_line = ar.value()
+    assert "\r" not in one_line and "\n" not in one_line
+    folded = ar.field()
+    for line in folded.split("\r\n")[1:]:
+        assert line[:1] in (" ", "\t")
+    assert "\r" not in folded.replace("\r\n", "") and "\n" not in folded.replace("\r\n", "")
+    if not any(p.value == "" for r in ar.results for p in r.properties) and ar.authserv_id:
+        parsed = parse(one_line)
+        assert [(r.method, r.result) for r in parsed.results] == [
+            (r.method, r.result) for r in ar.results
+        ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['"a"b"@example.com', '"\\"@example.com', '"a\r\nX: y"@example.com', "a@example.com\n"],
+)
+def test_pvalues_that_are_not_a_clean_addr_spec_are_quoted(value: str) -> None:
+    """A quoted local part was passed bare when it merely started and ended with '"', and
+    "$" let a trailing newline through: the field then did not parse or was cut."""
+    ar = AuthenticationResults(
+        "mx.example.com", (ResInfo("dkim", "pass", None, (Property("header", "i", value),)),)
+    )
+    text = ar.value()
+    assert "\n" not in text and "\r" not in text
+    parsed = parse(text)
+    assert parsed.results[0].properties[0].value.replace(" ", "") == (
+        value.replace("\r\n", "").replace("\n", "").replace(" ", "")
+    )
