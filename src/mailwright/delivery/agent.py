@@ -160,8 +160,6 @@ class DeliveryAgent:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
-        self.config = config
-        self.delivery = config.delivery
         self.store = store
         self.resolver = resolver
         self.logger = logger
@@ -171,22 +169,7 @@ class DeliveryAgent:
         self.announce = announce or _print
         self.clock = clock
         self.rng = rng or random.Random()
-        self.settings = ClientSettings(
-            helo=config.hostname,
-            connect_timeout=self.delivery.connect_timeout,
-            command_timeout=self.delivery.command_timeout,
-            source_ipv4=self.delivery.source_ipv4,
-            source_ipv6=self.delivery.source_ipv6,
-        )
-        self.relay = (
-            relay_target(self.delivery.relay, file=config.source)
-            if self.delivery.mode == "relay" and self.delivery.relay
-            else None
-        )
-        self.domains = {d.lower() for d in config.domains}
-        self.lease_seconds = max(
-            900.0, 4 * self.delivery.command_timeout + self.delivery.connect_timeout
-        )
+        self.reconfigure(config)
         self.idle_seconds = IDLE_SECONDS
         self.claim_delay = CLAIM_DELAY
         self.paused = os.environ.get(ENV_PAUSE) == "paused"
@@ -200,6 +183,34 @@ class DeliveryAgent:
         self._stopping = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def reconfigure(self, config: Config) -> None:
+        """Take a new config (SIGHUP): new connections and retries use it at once.
+
+        Raises :class:`~mailwright.errors.ConfigError` (and keeps the old settings) for a
+        relay URL or password that does not work. ``max_connections`` keeps its value
+        until a restart (sessions hold its semaphore).
+        """
+        delivery = config.delivery
+        relay = (
+            relay_target(delivery.relay, file=config.source)
+            if delivery.mode == "relay" and delivery.relay
+            else None
+        )
+        self.config = config
+        self.delivery = delivery
+        self.relay = relay
+        self.settings = ClientSettings(
+            helo=config.hostname,
+            connect_timeout=delivery.connect_timeout,
+            command_timeout=delivery.command_timeout,
+            source_ipv4=delivery.source_ipv4,
+            source_ipv6=delivery.source_ipv6,
+        )
+        self.domains = {d.lower() for d in config.domains}
+        self.lease_seconds = max(900.0, 4 * delivery.command_timeout + delivery.connect_timeout)
+        for lane in getattr(self, "_lanes", {}).values():
+            lane.route = None  # routes are looked up again with the new settings
 
     # -- main loop ----------------------------------------------------------
 

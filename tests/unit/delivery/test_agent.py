@@ -434,3 +434,27 @@ async def test_a_failing_store_call_is_logged_and_delivery_goes_on(world: World)
     [error] = world.of("error")
     assert error["what"] == "delivery" and "database is locked" in error["reason"]
     assert len(world.of("delivered")) == 1
+
+
+async def test_reconfigure_switches_to_the_relay(world: World) -> None:
+    world.network.servers["relay.example"] = ok()
+    relay = replace(
+        world.config,
+        delivery=DeliveryConfig(
+            mode="relay", relay=RelayConfig("smtp://relay.example:2525?tls=none")
+        ),
+    )
+    world.agent.reconfigure(relay)
+    await world.store.enqueue("app@example.com", ["x@example.net"], MESSAGE)
+    await world.agent.run_once()
+    assert [h for h, *_ in world.network.sends] == ["relay.example"]
+
+
+def test_reconfigure_with_a_broken_relay_keeps_the_old_settings(world: World) -> None:
+    broken = replace(
+        world.config,
+        delivery=DeliveryConfig(mode="relay", relay=RelayConfig("smtp://user@relay.example")),
+    )
+    with pytest.raises(Exception, match="has no password"):
+        world.agent.reconfigure(broken)
+    assert world.agent.delivery.mode == "direct" and world.agent.relay is None
