@@ -262,3 +262,56 @@ def test_sigterm_finishes_and_sighup_reloads(
     assert proc.wait(30) == 0
     log = (tmp_path / "data" / "mailwright.log").read_text()
     assert "event=reloaded" in log and "event=stopped" in log
+
+
+def test_a_busy_port_is_a_one_line_error(
+    served: tuple[Path, int, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    config, _port, _ = served
+    second = cli("serve", cwd=tmp_path, config=config, check=False)
+    assert second.returncode == 2
+    assert "cannot listen" in second.stderr
+
+
+def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
+    import smtplib
+
+    port = free_port()
+    config = tmp_path / "mailwright.toml"
+    config.write_text(f'data_dir = "data"\nworkers = 2\n[[listeners]]\nname = "s"\nport = {port}\n')
+    proc = subprocess.Popen(
+        [*MAILWRIGHT, "--config", str(config), "serve"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+    def children() -> set[int]:
+        path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        return {int(p) for p in path.read_text().split()}
+
+    try:
+        wait_port(port, proc)
+        deadline = time.monotonic() + 10
+        while len(children()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        before = children()
+        assert len(before) == 2
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            now = children()
+            if len(now) == 2 and victim not in now:
+                break
+            time.sleep(0.1)
+        assert len(children()) == 2 and victim not in children()
+        for _ in range(4):  # every worker still serves
+            with smtplib.SMTP("127.0.0.1", port) as client:
+                assert client.noop()[0] == 250
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert proc.returncode == 0
+    log = (tmp_path / "data" / "mailwright.log").read_text()
+    assert f"worker {victim} exited" in log
