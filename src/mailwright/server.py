@@ -335,10 +335,17 @@ class Worker:
         except UserError as exc:
             self.logger.event("error", what="reload", reason=str(exc))
             return
-        if [(li.name, li.address, li.port) for li in config.listeners] != [
-            (li.name, li.address, li.port) for li in self.options.config.listeners
-        ]:
-            notes.append("listener addresses changed: they take effect at the next restart")
+        running = self.options.config
+        if config.listeners != running.listeners or config.data_dir != running.data_dir:
+            notes.append("listeners and data_dir take effect at the next restart")
+        # What is bound and opened stays (also --listen / --data-dir overrides).
+        config = replace(config, listeners=running.listeners, data_dir=running.data_dir)
+        if self.agent is not None and hasattr(self.agent, "reconfigure"):
+            try:
+                self.agent.reconfigure(config)
+            except UserError as exc:
+                self.logger.event("error", what="reload", reason=f"delivery: {exc}")
+                return
         self.options = replace(self.options, config=config)
         self.state = state
         if self.smtp is not None:
