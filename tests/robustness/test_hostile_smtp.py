@@ -394,3 +394,66 @@ def test_parse_params_returns_a_dict_or_an_address_error(text: str, utf8: bool) 
     for key, value in params.items():
         assert key == key.upper() and key.isascii()
         assert value is None or value
+
+
+# --- DATA transparency and smuggling (RFC 5321 §4.5.2, §4.1.1.4) -------------------------
+
+TEXT_LINE = (
+    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=120)
+    .map(lambda t: st.just(t))
+    .flatmap(lambda s: st.one_of(s, s.map(lambda t: "." + t), st.just("."), st.just("..")))
+)
+
+
+def _messages(session: Session, chunks: list[bytes]) -> tuple[list[bytes], list[Reply]]:
+    found: list[bytes] = []
+    replies: list[Reply] = []
+    for chunk in chunks:
+        session.feed(chunk)
+        while (event := session.next_event()) is not None:
+            if isinstance(event, MessageReady):
+                found.append(event.data)
+                event = session.message_result(Reply.of(250, "2.0.0", "Ok: queued"))
+            assert isinstance(event, Reply)
+            replies.append(event)
+    return found, replies
+
+
+HEAD = b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<admin@example.com>\r\nDATA\r\n"
+
+
+@robust(300)
+@given(st.lists(TEXT_LINE, max_size=30), st.data())
+def test_dot_stuffed_data_arrives_exactly(lines: list[str], data: st.DataObject) -> None:
+    body = b"".join(line.encode() + b"\r\n" for line in lines)
+    stuffed = b"".join(
+        (b"." + line.encode() if line.startswith(".") else line.encode()) + b"\r\n"
+        for line in lines
+    )
+    wire = HEAD + stuffed + b".\r\nQUIT\r\n"
+    session = make(tls=False, starttls=False, auth="none", trusted=True)
+    found, replies = _messages(session, data.draw(chunked(wire)))
+    assert found == [body]
+    assert replies[-1].code == 221
+
+
+SMUGGLE = [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r.\n", b"\r\n.\n", b"\n.\r", b"\r\n.\r"]
+
+
+@robust(200)
+@given(st.sampled_from(SMUGGLE), st.data())
+def test_bare_line_ends_never_end_the_data(marker: bytes, data: st.DataObject) -> None:
+    """SMTP smuggling: only CRLF.CRLF ends DATA; a hidden MAIL after a bare LF/CR dot stays
+    message text and is never executed as a command."""
+    wire = (
+        HEAD
+        + b"Subject: x\r\n\r\nhello"
+        + marker
+        + b"MAIL FROM:<evil@example.org>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n"
+        + b"forged\r\n.\r\nNOOP\r\n"
+    )
+    session = make(tls=False, starttls=False, auth="none", trusted=True)
+    found, replies = _messages(session, data.draw(chunked(wire)))
+    assert len(found) == 1
+    assert b"MAIL FROM:<evil@example.org>" in found[0]
+    assert [r.code for r in replies] == [250, 250, 250, 354, 250, 250]
