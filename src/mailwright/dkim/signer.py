@@ -68,15 +68,16 @@ def _default_selection(index: dict[str, list[bytes]]) -> tuple[list[str], list[b
     """The default ``h=`` names and, in the same order, the fields they select."""
     names: list[str] = []
     selected: list[bytes] = []
-    for name in DEFAULT_SIGNED_HEADERS:
+    for name in (*DEFAULT_SIGNED_HEADERS, *(k for k in index if k.startswith("list-"))):
         raws = index.get(name)
-        if raws:
+        if not raws:
+            continue
+        if len(raws) == 1:
+            names.append(name)
+            selected.append(raws[0])
+        else:
             names.extend([name] * len(raws))
             selected.extend(reversed(raws))  # RFC 6376 §5.4.2: from the bottom up
-    for key, raws in index.items():
-        if key.startswith("list-"):
-            names.extend([key] * len(raws))
-            selected.extend(reversed(raws))
     names.append("from")  # the oversigning entry selects nothing
     return names, selected
 
