@@ -88,17 +88,20 @@ class _Op:
 
 
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
-    # The writer waits for the lock itself (see _begin): SQLite's own busy handler
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=True, timeout=BUSY_TIMEOUT_MS / 1000
+    )
+    # Opening (and turning a new database into WAL) may wait for another process; after
+    # that the writer waits for the lock itself (see _begin): SQLite's own busy handler
     # sleeps 1, 2, 5, 10 ... 100 ms, which throttles several processes to a crawl.
-    busy = BUSY_TIMEOUT_MS if readonly else 0
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, timeout=busy / 1000)
-    conn.execute(f"PRAGMA busy_timeout = {busy}")
     conn.execute("PRAGMA journal_mode = WAL")
     # RFC 5321 §6.1: once we said 250 the message must survive a crash: FULL fsyncs the WAL
     # at every commit (NORMAL would not).
     conn.execute("PRAGMA synchronous = FULL")
     if readonly:
         conn.execute("PRAGMA query_only = 1")
+    else:
+        conn.execute("PRAGMA busy_timeout = 0")
     return conn
 
 

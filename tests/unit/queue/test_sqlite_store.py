@@ -258,3 +258,29 @@ async def test_release_worker_gives_back_a_dead_workers_leases(store: SqliteQueu
     assert await store.lease_holders() == {"host:222": 1}
     again = await store.claim_due("host:333", now)
     assert sorted(e.id for e in again) == sorted(ids[:2])
+
+
+def _open_and_enqueue(data_dir: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    async def main() -> list[str]:
+        s = await SqliteQueueStore.open(Path(data_dir))
+        ids = [await s.enqueue("a@x.example", ["b@y.example"], b"x") for _ in range(20)]
+        await s.close()
+        return ids
+
+    out.put(asyncio.run(main()))
+
+
+def test_processes_creating_the_store_at_once(tmp_path: Path) -> None:
+    """Workers start together on a fresh data directory: one creates, all succeed."""
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+    procs = [
+        ctx.Process(target=_open_and_enqueue, args=(str(tmp_path / "fresh"), out)) for _ in range(3)
+    ]
+    for p in procs:
+        p.start()
+    ids = [i for _ in procs for i in out.get(timeout=60)]
+    for p in procs:
+        p.join(10)
+        assert p.exitcode == 0
+    assert len(set(ids)) == 60
