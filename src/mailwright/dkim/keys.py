@@ -222,7 +222,7 @@ def txt_strings(value: str, limit: int = 255) -> list[str]:
         head, key = "", value
     else:
         key = sep + key
-    out = [head] if head else []
+    out = [head[i : i + limit] for i in range(0, len(head), limit)]
     out.extend(key[i : i + limit] for i in range(0, len(key), limit))
     return out
 

@@ -159,3 +159,12 @@ def test_signing_key_validation() -> None:
     with pytest.raises(ValueError, match="invalid selector"):
         SigningKey("example.com", "s;x", "ed25519-sha256", key)
     assert SigningKey("Example.COM.", "s", "ed25519-sha256", key).domain == "example.com"
+
+
+def test_txt_strings_limits() -> None:
+    long_head = "v=DKIM1; n=" + "x" * 300 + "; p=" + "A" * 600
+    strings = txt_strings(long_head)
+    assert "".join(strings) == long_head
+    assert all(len(s) <= 255 for s in strings)
+    assert strings[2].startswith("p=")  # the key still starts its own string
+    assert txt_strings("no key here") == ["no key here"]
