@@ -446,6 +446,24 @@ def serve(options: ServeOptions) -> int:
     return _supervise(options, state, logger, sockets, workers)
 
 
+def _reload_options(
+    options: ServeOptions, logger: EventLogger
+) -> tuple[ServeOptions, SmtpServerState] | None:
+    """The master's side of SIGHUP (the workers reload themselves)."""
+    running = options.config
+    if running.path is None:
+        return None
+    try:
+        config = load_config(running.path)
+        config = replace(config, listeners=running.listeners, data_dir=running.data_dir)
+        state, _ = build_state(config, options.dev_mode)
+    except UserError:
+        return None  # the workers log why
+    with contextlib.suppress(OSError):
+        logger.open(log_path(config))
+    return replace(options, config=config), state
+
+
 def _supervise(
     options: ServeOptions,
     state: SmtpServerState,
@@ -473,9 +491,15 @@ def _supervise(
         children[pid] = slot
 
     def forward(signum: int, frame: Any) -> None:
-        nonlocal stopping
+        nonlocal stopping, options, state
         if signum in (signal.SIGTERM, signal.SIGINT):
             stopping = True
+        if signum == signal.SIGHUP:
+            # Keep the master's copy current too: a worker restarted later must start
+            # with the reloaded config, not the one from before the SIGHUP.
+            reloaded = _reload_options(options, logger)
+            if reloaded is not None:
+                options, state = reloaded
         for pid in list(children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)

@@ -273,12 +273,14 @@ def test_a_busy_port_is_a_one_line_error(
     assert "cannot listen" in second.stderr
 
 
-def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
+def test_a_dead_worker_is_replaced_with_the_reloaded_config(tmp_path: Path) -> None:
     import smtplib
 
     port = free_port()
     config = tmp_path / "mailwright.toml"
-    config.write_text(f'data_dir = "data"\nworkers = 2\n[[listeners]]\nname = "s"\nport = {port}\n')
+    base = 'data_dir = "data"\nworkers = 2\ndomains = ["example.com"]\n'
+    listener = f'[[listeners]]\nname = "s"\nport = {port}\n'
+    config.write_text(base + 'mailboxes = ["admin@example.com"]\n' + listener)
     proc = subprocess.Popen(
         [*MAILWRIGHT, "--config", str(config), "serve"],
         cwd=tmp_path,
@@ -297,6 +299,12 @@ def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
             time.sleep(0.1)
         before = children()
         assert len(before) == 2
+        # SIGHUP first: the replacement worker must start with the reloaded config
+        config.write_text(
+            base + 'mailboxes = ["admin@example.com", "new@example.com"]\n' + listener
+        )
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
         victim = min(before)
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 10
@@ -306,9 +314,11 @@ def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
                 break
             time.sleep(0.1)
         assert len(children()) == 2 and victim not in children()
-        for _ in range(4):  # every worker still serves
+        for _ in range(6):  # every worker serves, all with the new mailbox
             with smtplib.SMTP("127.0.0.1", port) as client:
-                assert client.noop()[0] == 250
+                client.ehlo()
+                client.mail("someone@example.org")
+                assert client.rcpt("new@example.com")[0] == 250
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
