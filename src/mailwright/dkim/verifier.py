@@ -347,10 +347,11 @@ async def verify_message(
     else:
         fetched = await asyncio.gather(*(_fetch_key(resolver, s, d) for s, d in names))
         records = dict(zip(names, fetched, strict=True))
-    body_hashes: dict[tuple[str, str, int | None], bytes | None] = {}
+    body_hashes: dict[tuple[str, str, int | None], bytes] = {}
+    bodies: dict[str, bytes] = {}
     for sig in signatures:
         results[sig.index] = _check(
-            parsed, sig, records[(sig.selector, sig.domain)], body_hashes, when
+            parsed, sig, records[(sig.selector, sig.domain)], body_hashes, when, bodies
         )
     return [r for r in results if r is not None]
 
@@ -381,8 +382,9 @@ def _check(
     parsed: ParsedMessage,
     sig: Signature,
     record: KeyRecord | SignatureError,
-    body_hashes: dict[tuple[str, str, int | None], bytes | None],
+    body_hashes: dict[tuple[str, str, int | None], bytes],
     now: float,
+    bodies: dict[str, bytes] | None = None,
 ) -> DkimResult:
     def result(status: DkimStatus, reason: str, **extra: Any) -> DkimResult:
         testing = isinstance(record, KeyRecord) and record.testing
@@ -435,23 +437,22 @@ def _check(
     if sig.expiration is not None and sig.expiration < now:
         return result(DkimStatus.FAIL, f"signature expired at x={sig.expiration}")
 
-    cache_key = (sig.body_c, sig.hash_name, sig.length)
-    if cache_key not in body_hashes:
-        canonical = canonicalize_body(parsed.body, sig.body_c)
-        if sig.length is not None:
-            canonical = canonical[: sig.length] if sig.length <= len(canonical) else b""
-            body_hashes[cache_key] = (
-                hashlib.new(sig.hash_name, canonical).digest()
-                if canonical or sig.length == 0
-                else None
-            )
-        else:
-            body_hashes[cache_key] = hashlib.new(sig.hash_name, canonical).digest()
-    digest = body_hashes[cache_key]
-    if digest is None:
+    if bodies is None:
+        bodies = {}
+    canonical = bodies.get(sig.body_c)
+    if canonical is None:
+        canonical = bodies[sig.body_c] = canonicalize_body(parsed.body, sig.body_c)
+    if sig.length is not None and sig.length > len(canonical):
+        # RFC 6376 §3.5 l=: a count beyond the body cannot have been signed as is.
         return result(
             DkimStatus.FAIL, f"l={sig.length} is longer than the body", body_hash_ok=False
         )
+    cache_key = (sig.body_c, sig.hash_name, sig.length)
+    digest = body_hashes.get(cache_key)
+    if digest is None:
+        signed_body = canonical if sig.length is None else canonical[: sig.length]
+        digest = body_hashes[cache_key] = hashlib.new(sig.hash_name, signed_body).digest()
+    partial = sig.length is not None and sig.length < len(canonical)
     body_ok = digest == sig.body_hash
 
     data = header_hash_input(parsed, sig)
@@ -486,6 +487,14 @@ def _check(
         return result(
             DkimStatus.POLICY,
             f"signature verifies but the message has {froms} From fields (RFC 5322 §3.6: one)",
+            body_hash_ok=True,
+        )
+    if partial:
+        # RFC 6376 §8.2: content appended after the signed length is not covered.
+        return result(
+            DkimStatus.PASS,
+            f"signature verified, but l= covers only {sig.length} of {len(canonical)} "
+            "body bytes (the rest is unsigned)",
             body_hash_ok=True,
         )
     return result(DkimStatus.PASS, "signature verified", body_hash_ok=True)

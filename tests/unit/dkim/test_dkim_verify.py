@@ -441,3 +441,16 @@ async def test_reasons_are_one_printable_line(rsa_key: SigningKey) -> None:
         DkimStatus.PERMERROR,
         "unsupported algorithm a=rsa-\\x0d\\x0a \\x1b[31msha",
     )
+
+
+async def test_length_tag_partial_body_is_reported(rsa_key: SigningKey) -> None:
+    """l= signatures (made by dkimpy here) pass, and say how much of the body is unsigned."""
+    pem = private_key_pem(rsa_key.private_key)
+    fields = dkim.sign(MESSAGE, b"rsa1", b"example.com", pem, length=True)
+    [r] = await verify_message(fields + MESSAGE, world(rsa_key))
+    assert (r.status, r.reason) == (DkimStatus.PASS, "signature verified")
+    appended = fields + MESSAGE + b"Appended by someone else\r\n"
+    [r] = await verify_message(appended, world(rsa_key))
+    assert r.status is DkimStatus.PASS
+    assert r.reason.startswith("signature verified, but l= covers only ")
+    assert r.reason.endswith(" body bytes (the rest is unsigned)")
