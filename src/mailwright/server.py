@@ -305,13 +305,12 @@ class Worker:
         from .dns import DnspythonResolver
 
         config = self.options.config
-        directory = self.state.directory
 
         def local_targets(address: str) -> list[str] | None:
+            # self.state, not a copy: SIGHUP swaps in new mailboxes and aliases
             resolved = self.state.directory.resolve(address)
             return list(resolved) if resolved is not None else None
 
-        del directory
         assert self.store is not None
         return DeliveryAgent(
             config,

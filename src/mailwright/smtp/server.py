@@ -25,9 +25,8 @@ import contextlib
 import ipaddress
 import socket
 import ssl
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..config import Config, ListenerConfig
@@ -90,7 +89,6 @@ class SmtpServerState:
     directory: LocalDirectory
     credentials: Credentials
     signer: Signer | None
-    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(default=())
 
 
 def make_ssl_context(config: Config) -> ssl.SSLContext | None:
@@ -664,7 +662,3 @@ def listener_sockets(listeners: Sequence[ListenerConfig]) -> dict[str, socket.so
         sock.setblocking(False)
         out[listener.name] = sock
     return out
-
-
-def monotonic() -> float:
-    return time.monotonic()
