@@ -600,16 +600,33 @@ class _Table:
         value = self.text(name, None)
         if value is None:
             return self.base / default if not default.is_absolute() else default
-        return self.base / Path(value).expanduser()
+        return self._resolve(name, value)
 
     def required_path(self, name: str) -> Path:
-        return self.base / Path(self.required_str(name)).expanduser()
+        return self._resolve(name, self.required_str(name))
 
     def finish_path(self, name: str, finish: bool = True) -> Path | None:
         value = self.text(name, None)
         if finish:
             self.finish()
-        return self.base / Path(value).expanduser() if value else None
+        return self._resolve(name, value) if value else None
+
+    def _resolve(self, name: str, value: str) -> Path:
+        """``~`` expanded, relative to the file's directory; a path no OS call accepts is
+        an error here rather than a ValueError at the first open()."""
+        if "\0" in value:
+            raise ConfigError(
+                self.file, self.key(name), "contains a NUL byte", "write a plain file path"
+            )
+        try:
+            return self.base / Path(value).expanduser()
+        except RuntimeError:  # "~someone/..." for a user that does not exist
+            raise ConfigError(
+                self.file,
+                self.key(name),
+                f"{value!r}: cannot expand '~' (no such user or no home directory)",
+                "write an absolute path or one relative to the config file",
+            ) from None
 
     def table(self, name: str) -> _Table:
         value = self._get(name)

@@ -84,7 +84,7 @@ def parse_nameserver(spec: str) -> tuple[str, int]:
     """
     text = spec.strip()
     hint = "use an IP address with an optional port, e.g. 127.0.0.1:5353 or [::1]:5353"
-    host, port_text = text, ""
+    host, port_text = text, None
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
@@ -101,8 +101,9 @@ def parse_nameserver(spec: str) -> tuple[str, int]:
     except ValueError:
         raise UsageError(f"nameserver {spec!r}: {host!r} is not an IP address", hint) from None
     port = 53
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if port_text is not None:  # "HOST:" with nothing after the colon is a mistake too
+        # isascii(): str.isdigit() is also true for '²' and other non-ASCII digits.
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
             raise UsageError(f"nameserver {spec!r}: port must be 1-65535", hint)
         port = int(port_text)
     return host, port
