@@ -137,7 +137,7 @@ class SmtpServer:
             size_limit=config.message_size_limit,
             directory=self.state.directory,
             starttls=listener.tls == "starttls" and ssl_context is not None,
-            auth=listener.auth if self.state.credentials else "none",
+            auth=listener.auth,  # without [[users]] "required" still means required
             max_recipients=self.settings.max_recipients,
         )
 
