@@ -454,3 +454,14 @@ async def test_length_tag_partial_body_is_reported(rsa_key: SigningKey) -> None:
     assert r.status is DkimStatus.PASS
     assert r.reason.startswith("signature verified, but l= covers only ")
     assert r.reason.endswith(" body bytes (the rest is unsigned)")
+
+
+async def test_huge_h_list_is_bounded(rsa_key: SigningKey) -> None:
+    fields = _replace_tag(sign_message(MESSAGE, [rsa_key]), "h", "from" + ":x" * 200_000)
+    start = time.perf_counter()
+    results = await verify_message(fields * 10 + MESSAGE, world(rsa_key))
+    assert time.perf_counter() - start < 2.0
+    assert {(r.status, r.reason) for r in results} == {
+        (DkimStatus.PERMERROR, "h= names more than 1000 header fields")
+    }
+    assert len(results) == 10
