@@ -393,11 +393,20 @@ def _inbound(t: _Table) -> InboundConfig:
         dmarc_enforcement=cast(
             Any, t.choice("dmarc_enforcement", ("enforce", "report-only"), "enforce")
         ),
-        quarantine_folder=t.text("quarantine_folder", ".Junk") or ".Junk",
+        quarantine_folder=_maildir_folder(t, "quarantine_folder", ".Junk"),
         send_aggregate_reports=t.flag("send_aggregate_reports", False),
     )
     t.finish()
     return result
+
+
+def _maildir_folder(t: _Table, key: str, default: str) -> str:
+    value = t.text(key, default) or default
+    if not value.startswith(".") or "/" in value or value in (".", ".."):
+        raise ConfigError(
+            t.file, t.key(key), f"{value!r} is not a Maildir++ folder name", 'write e.g. ".Junk"'
+        )
+    return value
 
 
 def _check(t: _Table) -> CheckConfig:

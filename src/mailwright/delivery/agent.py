@@ -490,6 +490,8 @@ class DeliveryAgent:
 
     async def _mailboxes(self, job: _Job) -> None:
         root = mail_root(self.config)
+        # DMARC quarantine (mailwright.inbound) asks for the Junk folder in the metadata.
+        folder = job.tracker.entry.meta.get("folder")
         for recipient in job.recipients:
             targets = self.local_targets(recipient)
             if not targets:
@@ -499,7 +501,9 @@ class DeliveryAgent:
             try:
                 paths = [
                     await asyncio.to_thread(
-                        Maildir(mailbox_path(root, t), host=self.config.hostname).deliver,
+                        _deliver_to_mailbox,
+                        Maildir(mailbox_path(root, t), host=self.config.hostname),
+                        folder if isinstance(folder, str) else None,
                         job.tracker.data,
                     )
                     for t in dict.fromkeys(a.lower() for a in targets)
@@ -671,6 +675,16 @@ def _report_from_json(data: dict[str, Any]) -> RecipientReport:
         remote_mta=data.get("remote_mta"),
         last_attempt=data.get("last_attempt"),
     )
+
+
+def _deliver_to_mailbox(box: Maildir, folder: str | None, data: bytes) -> Path:
+    """Into the mailbox, or its Maildir++ ``folder``; a bad folder name falls back to the
+    inbox rather than lose the message."""
+    if folder:
+        box.create()  # a Maildir++ folder lives inside an existing Maildir
+        with contextlib.suppress(ValueError):
+            box = box.folder(folder)
+    return box.deliver(data)
 
 
 def _notify(meta: dict[str, Any]) -> set[str]:

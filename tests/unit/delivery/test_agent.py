@@ -384,6 +384,18 @@ async def test_own_domains_go_to_maildirs(world: World, tmp_path: Path) -> None:
     assert world.network.connects == []
 
 
+async def test_quarantined_mail_goes_to_the_junk_folder(world: World, tmp_path: Path) -> None:
+    # mailwright.inbound sets meta["folder"] for DMARC p=quarantine.
+    await world.store.enqueue(
+        "x@spoof.example", ["bob@example.com"], MESSAGE, meta={"folder": ".Junk"}
+    )
+    await world.agent.run_once()
+    junk = tmp_path / "mail/example.com/bob/.Junk"
+    assert len(list((junk / "new").iterdir())) == 1
+    assert (junk / "maildirfolder").exists()
+    assert not any((tmp_path / "mail/example.com/bob/new").iterdir())
+
+
 async def test_agent_run_loop_delivers_new_mail_and_stops(world: World) -> None:
     import asyncio
 

@@ -306,3 +306,10 @@ async def test_observations_become_a_daily_report(tmp_path: Path) -> None:
         (BAD_IP, 1, "reject", "fail", "fail"),
     }
     assert {r.spf_results[0].scope for r in report.records} == {"mfrom"}
+
+
+def test_quarantine_folder_must_be_a_maildirplus_name(tmp_path: Path) -> None:
+    from mailwright.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"inbound\.quarantine_folder: 'Junk' is not a Maildir"):
+        parse_config({"inbound": {"quarantine_folder": "Junk"}}, tmp_path / "m.toml")
