@@ -235,7 +235,7 @@ AR_PIECES = [
 ]
 
 
-@robust(1500)
+@robust(800)
 @given(mixed_text(AR_PIECES))
 def test_authres_parse_raises_only_syntax_error_and_round_trips(value: str) -> None:
     try:
@@ -392,7 +392,7 @@ def results_field(draw: st.DrawFn) -> AuthenticationResults:
     return AuthenticationResults(draw(_FREE), tuple(infos))
 
 
-@robust(500)
+@robust(200)
 @given(results_field())
 def test_produced_fields_are_one_well_formed_field(ar: AuthenticationResults) -> None:
     """Whatever a signer or sender put in d=, i=, the MAIL FROM or a reason: our field is

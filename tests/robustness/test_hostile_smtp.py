@@ -220,7 +220,7 @@ def client_bytes(draw: st.DrawFn) -> list[bytes]:
     return draw(chunked(data))
 
 
-@robust(600)
+@robust(400)
 @given(
     client_bytes(),
     st.booleans(),
@@ -346,7 +346,7 @@ ADDRESS_PIECES = [
 ]
 
 
-@robust(800)
+@robust(400)
 @given(
     st.lists(st.one_of(st.sampled_from(ADDRESS_PIECES), st.sampled_from(NASTY_CHARS)), max_size=20)
     .map("".join)
