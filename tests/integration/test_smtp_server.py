@@ -507,3 +507,35 @@ async def test_plain_with_another_authorization_identity_fails(harness_factory: 
     token = base64.b64encode(f"bob\0bob\0{PASSWORD}".encode()).decode()
     assert await c.cmd(f"AUTH PLAIN {token}") == "235 2.7.0 Authentication successful"
     await c.close()
+
+
+async def test_smtputf8_message_gets_utf8smtp_trace(harness_factory: Any) -> None:
+    h = await harness_factory(trusted=["127.0.0.0/8"])
+    c = await open_session(h)
+    assert await c.cmd("MAIL FROM:<jos\u00e9@example.org> SMTPUTF8") == "250 2.1.0 Ok"
+    assert await c.cmd("RCPT TO:<b\u00fccher@b\u00fccher.example>") == "250 2.1.5 Ok"
+    await c.cmd("DATA")
+    await c.send("Subject: gr\u00fc\u00dfe\r\n\r\nhallo\r\n.\r\n".encode())
+    reply = await c.reply()
+    assert reply.startswith("250 2.0.0 Ok: queued as")
+    queue_id = reply.rsplit(" ", 1)[1]
+    data = await h.store.read_message(queue_id)
+    assert f"with UTF8SMTP id {queue_id}".encode() in data
+    entry = await h.store.get(queue_id)
+    assert entry is not None and entry.sender == "jos\u00e9@example.org"
+    assert entry.recipients[0].address == "b\u00fccher@b\u00fccher.example"
+    assert entry.meta["smtputf8"] is True
+    await c.close()
+
+
+async def test_ipv6_loopback_listener(harness_factory: Any) -> None:
+    h = await harness_factory(
+        listeners=[{"name": "v6", "address": "::1", "port": 2525, "role": "inbound"}]
+    )
+    reader, writer = await asyncio.open_connection("::1", h.ports["v6"])
+    assert (await reader.readline()).startswith(b"220 ")
+    writer.write(b"EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<victim@example.net>\r\n")
+    lines = [await reader.readline() for _ in range(8)]
+    assert lines[-2] == b"250 2.1.0 Ok\r\n"
+    assert lines[-1].startswith(b"554 5.7.1")  # ::1 is not in trusted_networks here
+    writer.close()
