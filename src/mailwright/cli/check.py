@@ -11,7 +11,7 @@ from rich.table import Table
 from ..config import Config, load_config
 from ..dns import Resolver
 from ..doctor import CheckResult, DoctorOptions, Report, run_checks
-from .context import app, console, emit_json, require_ip, run, styled
+from .context import app, console, emit_json, require_ip, run, safe, styled
 
 GROUPS = ("host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports")
 
@@ -125,7 +125,7 @@ def print_report(report: Report) -> None:
     table.add_column("observed", overflow="fold", ratio=3)
     table.add_column("fix", overflow="fold", ratio=2)
     for c in report.checks:
-        table.add_row(c.id, styled(str(c.status)), _plain(c.observed), _plain(c.fix))
+        table.add_row(safe(c.id), styled(str(c.status)), safe(c.observed), safe(c.fix))
     console.print(table)
     counts = report.counts()
     summary = ", ".join(f"{styled(k)} {v}" for k, v in counts.items())
@@ -133,10 +133,3 @@ def print_report(report: Report) -> None:
         f"{summary} — {report.elapsed:.2f} s for {report.dns_queries} DNS queries "
         f"({report.dns_time:.2f} s one after another)"
     )
-
-
-def _plain(text: str) -> str:
-    """Observed records contain '[' (IPv6, TXT): escape them for rich markup."""
-    from rich.markup import escape
-
-    return escape(text)

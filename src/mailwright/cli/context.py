@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
 
 from ..config import ENV_NAMESERVER, Config, find_config, load_config
 from ..dns import DnspythonResolver, Resolver
@@ -92,8 +96,121 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+MAX_PIPED_WIDTH = 4096
+"""Widest line written when the output is not a terminal (a 64 KiB TXT record may still fold)."""
+
+
+class CliConsole(Console):
+    """A rich console that keeps piped output readable and copy-pastable.
+
+    On a terminal it behaves like :class:`rich.console.Console`. When the output is a
+    pipe or a file there is no width to fit, and rich's default of 80 columns would
+    fold DNS records (DKIM keys, SPF records) over several lines inside table cells,
+    so that a record copied from ``mailwright ... | less`` or a saved report is
+    broken. There, text lines are soft-wrapped (never split); a table with a header
+    that does not fit becomes one block per row (its first cells on a line, then one
+    ``column: value`` line per other non-empty cell); grids and trees are laid out as
+    wide as their longest line needs.
+    """
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        if self.is_terminal or kwargs.get("width") is not None:
+            super().print(*objects, **kwargs)
+            return
+        kwargs.setdefault("soft_wrap", True)
+        widest = self.width
+        options = self.options.update_width(MAX_PIPED_WIDTH)
+        for obj in objects:
+            if isinstance(obj, str):
+                continue  # soft-wrapped
+            renderable: RenderableType = obj
+            widest = max(widest, Measurement.get(self, options, renderable).maximum)
+        if widest <= self.width:
+            super().print(*objects, **kwargs)
+            return
+        if len(objects) == 1 and isinstance(objects[0], Table) and objects[0].show_header:
+            lines = _table_blocks(objects[0])
+            if lines is not None:
+                for line in lines:
+                    super().print(line, **kwargs)
+                return
+        saved = self._width
+        self.width = min(widest, MAX_PIPED_WIDTH)
+        try:
+            super().print(*objects, **kwargs)
+        finally:
+            self._width = saved
+
+
+def _cell_text(cell: object, markup: bool) -> Text | None:
+    if isinstance(cell, Text):
+        return cell.copy()
+    if isinstance(cell, str):
+        return Text.from_markup(cell) if markup else Text(cell)
+    return None
+
+
+def _table_blocks(table: Table) -> list[Text] | None:
+    """A table as plain blocks (see :class:`CliConsole`); None when a cell is not text."""
+    columns = table.columns
+    if not columns:
+        return []
+    cells: list[list[Text]] = []
+    for column in columns:
+        texts = [_cell_text(cell, True) for cell in column._cells]  # rich keeps cells per column
+        if any(t is None for t in texts):
+            return None
+        cells.append([t for t in texts if t is not None])
+    headers = [_cell_text(column.header, True) or Text(str(column.header)) for column in columns]
+    lines: list[Text] = []
+    if isinstance(table.title, str | Text) and table.title:
+        lines.append(_cell_text(table.title, True) or Text())
+    for row in range(table.row_count):
+        head = cells[0][row].copy()
+        rest = list(range(1, len(columns)))
+        if len(columns) > 2 and "\n" not in cells[1][row].plain:
+            head.append("  ")
+            head.append_text(cells[1][row])
+            rest = rest[1:]
+        lines.append(head)
+        for index in rest:
+            value = cells[index][row]
+            if not value.plain.strip():
+                continue
+            line = Text("    ")
+            line.append(headers[index].plain + ": ", style="dim")
+            pad = " " * (len(headers[index].plain) + 6)
+            for number, part in enumerate(value.split("\n")):
+                if number:
+                    line.append("\n" + pad)
+                line.append_text(part)
+            lines.append(line)
+    return lines
+
+
+console = CliConsole(highlight=False)
+err_console = CliConsole(stderr=True, highlight=False)
+
+
+def visible(text: str) -> str:
+    """Control characters (an ESC sequence in a TXT record or a log line) as ``\\xNN``
+    escapes, so that they are shown instead of obeyed by the terminal; newlines are kept."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch
+        if ch.isprintable() or ch == "\n"
+        else f"\\x{ord(ch):02x}"
+        if ord(ch) < 0x100
+        else f"\\u{ord(ch):04x}"
+        for ch in text
+    )
+
+
+def safe(text: object) -> str:
+    """Untrusted text (DNS data, log lines, report contents, file names, command-line
+    values) made ready to embed in rich markup: tags escaped, control characters visible."""
+    return escape(visible(str(text)))
 
 
 def emit_json(data: Any) -> None:

@@ -15,7 +15,7 @@ from ..dmarc.external import ExternalStatus
 from ..dmarc.record import DmarcRecord, Policy
 from ..dns.names import name_problem
 from ..errors import UsageError
-from .context import app, console, emit_json, run, styled
+from .context import app, console, emit_json, run, safe, styled, visible
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.INFO: "dim"}
 EXTERNAL_STATUS = {
@@ -64,26 +64,26 @@ def check(domain: str, as_json: bool) -> None:
 
 def _print_report(report: DmarcReport) -> None:
     found = report.discovery
-    console.print(f"DMARC for [bold]{report.domain}[/]: {styled(report.status)}")
+    console.print(f"DMARC for [bold]{safe(report.domain)}[/]: {styled(report.status)}")
     if found.status is DiscoveryStatus.FOUND and found.record is not None:
         where = (
             "the domain's own record"
             if found.at_author_domain
-            else f"inherited from {found.record_domain}"
+            else f"inherited from {safe(found.record_domain)}"
         )
-        console.print(f"  record   {found.record_name} ({where})")
-        console.print(f"           {found.record.text}", markup=False)
+        console.print(f"  record   {safe(found.record_name)} ({where})")
+        console.print(f"           {visible(found.record.text)}", markup=False)
         if found.record.usable:
-            console.print(f"  applies  {_applied(found.record, found.at_author_domain)}")
+            console.print(f"  applies  {safe(_applied(found.record, found.at_author_domain))}")
     else:
         console.print(f"  record   none ({found.status})")
     if found.organizational_domain:
-        console.print(f"  org      {found.organizational_domain} (organizational domain)")
+        console.print(f"  org      {safe(found.organizational_domain)} (organizational domain)")
     walk = "  ->  ".join(f"{item.name} {_lookup_word(item)}" for item in found.walk.lookups)
     if walk:
-        console.print(f"  walk     {walk}", markup=False)
+        console.print(f"  walk     {visible(walk)}", markup=False)
         if found.walk.stopped_by:
-            console.print(f"           stopped at {found.walk.stopped_by}")
+            console.print(f"           stopped at {safe(found.walk.stopped_by)}")
     if found.record is not None and found.record.is_dmarc:
         console.print(_policy_table(found.record))
     if report.external:
@@ -94,10 +94,10 @@ def _print_report(report: DmarcReport) -> None:
         table.add_column("detail", overflow="fold")
         for item in report.external:
             table.add_row(
-                item.tag,
-                item.uri.uri,
+                safe(item.tag),
+                safe(item.uri.uri),
                 styled(EXTERNAL_STATUS.get(item.status, str(item.status))) + f" {item.status}",
-                item.detail,
+                safe(item.detail),
             )
         console.print(table)
     if not report.findings:
@@ -110,8 +110,8 @@ def _print_report(report: DmarcReport) -> None:
     for finding in report.findings:
         table.add_row(
             f"[{SEVERITY_STYLE[finding.severity]}]{finding.severity}[/]",
-            f"[dim]{finding.id}[/]\n{_escape(finding.message)}",
-            _escape(finding.fix or ""),
+            f"[dim]{safe(finding.id)}[/]\n{safe(finding.message)}",
+            safe(finding.fix or ""),
         )
     console.print(table)
 
@@ -166,13 +166,15 @@ def _policy_table(record: DmarcRecord) -> Table:
         table.add_row(tag, _escape(explicit.get(tag, "-")), _escape(value))
     for removed in record.removed:
         table.add_row(
-            removed.tag, _escape(removed.value), f"[yellow]removed[/] ({_escape(removed.meaning)})"
+            safe(removed.tag),
+            _escape(removed.value),
+            f"[yellow]removed[/] ({_escape(removed.meaning)})",
         )
     return table
 
 
 def _escape(text: str) -> str:
-    return text.replace("[", "\\[")
+    return safe(text)
 
 
 def _attach_report_commands() -> None:

@@ -18,7 +18,7 @@ from ..dmarc.reports import (
     reports_from_message,
 )
 from ..errors import UsageError
-from .context import app, console, emit_json, err_console, run, styled
+from .context import app, console, emit_json, err_console, run, safe, styled, visible
 
 VERDICT_STATUS = {"ok": "ok", "partial": "warn", "failing": "fail"}
 
@@ -63,10 +63,13 @@ def reports(since: int | None, no_resolve: bool, as_json: bool) -> None:
     table = Table(title=f"{summary.reports} reports, {summary.messages} messages")
     for column in ("source", "reverse name", "messages", "DMARC pass", "DKIM", "SPF", "status"):
         table.add_column(column, justify="right" if column in ("messages",) else "left")
+    # An address is never shortened to "192.0.2.…": it is what you look up next.
+    table.columns[0].min_width = max(len(s.source_ip) for s in summary.sources)
+    table.columns[0].no_wrap = True
     for source in summary.sources:
         table.add_row(
-            source.source_ip,
-            source.reverse_name or "[dim](none)[/]",
+            safe(source.source_ip),
+            safe(source.reverse_name) if source.reverse_name else "[dim](none)[/]",
             str(source.messages),
             f"{source.dmarc_pass}/{source.messages}",
             f"{source.dkim_aligned_pass} aligned",
@@ -93,13 +96,13 @@ def import_reports(files: tuple[str, ...]) -> None:
             for item in _parse_any(name, data):
                 if isinstance(item, ReportRefused):
                     refused += 1
-                    err_console.print(f"{name}: refused: {item}", markup=False)
+                    err_console.print(visible(f"{name}: refused: {item}"), markup=False)
                     continue
                 try:
                     added = store.add(item, our_domains=config.domains or None)
                 except ReportRefused as exc:
                     refused += 1
-                    err_console.print(f"{name}: refused: {exc}", markup=False)
+                    err_console.print(visible(f"{name}: refused: {exc}"), markup=False)
                     continue
                 stored += added
                 duplicates += not added

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 
 import click
-from rich.markup import escape
 
 from ..dns import DnsResult, MXRecord, parse_ip, parse_rdtype, reverse_name
-from .context import app, console, emit_json, run
+from ..dns.names import name_problem
+from ..errors import UsageError
+from .context import app, console, emit_json, run, safe, visible
 
 
 @click.command(
@@ -23,12 +24,16 @@ from .context import app, console, emit_json, run
 def dns(name: str, rdtype: str, as_json: bool) -> None:
     """Look up NAME (A, AAAA, MX, TXT, PTR, CNAME, NS ...) and show the outcome.
 
-    Exit 0 with an answer, 1 for NXDOMAIN, no data, server failure or timeout.
+    Exit 0 with an answer, 1 for NXDOMAIN, no data, server failure or timeout,
+    2 for a name that cannot be a DNS name.
     """
     rdtype = parse_rdtype(rdtype)
     if rdtype == "PTR":
         with contextlib.suppress(ValueError):  # `dns 192.0.2.10 PTR`: the reverse name
             name = reverse_name(parse_ip(name))
+    problem = name_problem(name)
+    if problem is not None:  # a typo, not a DNS outcome: nothing is sent
+        raise UsageError(f"{name!r} is not a domain name: {problem}", "write e.g. example.com")
     result: DnsResult[object] = run(app().resolver.query(name, rdtype))
     if as_json:
         emit_json(
@@ -46,11 +51,12 @@ def dns(name: str, rdtype: str, as_json: bool) -> None:
         # Names and errors can carry text from the command line or from DNS answers:
         # never let them be read as rich markup.
         console.print(
-            f"{escape(result.name)} {result.rdtype}: [bold]{result.outcome}[/]"
-            + (f" ({escape(result.error)})" if result.error else "")
+            f"{safe(result.name)} {result.rdtype}: [bold]{result.outcome}[/]"
+            + (f" ({safe(result.error)})" if result.error else ""),
+            soft_wrap=True,
         )
-        for line in result.text:
-            console.print(line, markup=False)
+        for line in result.text:  # never split: records are copied from here
+            console.print(visible(line), markup=False, soft_wrap=True)
     raise SystemExit(0 if result.ok else 1)
 
 

@@ -15,7 +15,7 @@ from rich.text import Text
 from ..errors import UserError
 from ..explain import Explainer, parse_since, read_source, resolve_sources
 from ..explain.sources import Source
-from .context import app, console, emit_json, err_console
+from .context import app, console, emit_json, err_console, visible
 
 EPILOG = """\b
 Examples:
@@ -100,6 +100,12 @@ def _read_with_progress(explainer: Explainer, sources: list[Source], total: int)
             progress.update(task, completed=done)
 
 
+def _text(text: str, style: str = "") -> Text:
+    """Log text for the terminal: never markup (a Text), control bytes shown, not obeyed
+    (a reply line can carry ESC sequences that would rewrite the screen)."""
+    return Text(visible(text), style=style)
+
+
 def _when(value: str | None) -> str:
     if not value:
         return "-"
@@ -153,28 +159,28 @@ def _print_report(report: dict[str, Any], verbose: bool) -> None:
                 c["cause"],
                 f"{c['count']:,}",
                 f"{c['bounced']:,}/{c['deferred']:,}",
-                Text(_domains(c["recipient_domains"], 2)),
+                _text(_domains(c["recipient_domains"], 2)),
                 _period(c["first"], c["last"]),
-                Text(c["check"] or "-"),
+                _text(c["check"] or "-"),
             )
         console.print(table)
         for c in causes:
-            head = Text(c["cause"], style="bold")
-            head.append(f"  {c['title']}", style="")
+            head = _text(c["cause"], style="bold")
+            head.append(visible(f"  {c['title']}"), style="")
             if c["lists"]:
-                head.append("  (lists: " + ", ".join(c["lists"]) + ")", style="yellow")
+                head.append(visible("  (lists: " + ", ".join(c["lists"]) + ")"), style="yellow")
             console.print(head)
-            console.print(Text("  fix: " + c["fix"]), soft_wrap=True)
+            console.print(_text("  fix: " + c["fix"]), soft_wrap=True)
             if c["check"]:
                 whose = "RECIPIENT-DOMAIN" if c["cause"] == "recipient-domain-dns" else "DOMAIN"
                 ids = ", ".join(c["checks"] or [c["check"]])
-                console.print(Text(f"  confirm: mailwright check {whose} → {ids}"))
-            console.print(Text("  sample: " + c["sample"], style="dim"), soft_wrap=True)
+                console.print(_text(f"  confirm: mailwright check {whose} → {ids}"))
+            console.print(_text("  sample: " + c["sample"], style="dim"), soft_wrap=True)
             if verbose:
                 for ex in c["examples"]:
                     who = f"from=<{ex['from']}> " if ex["from"] is not None else ""
                     console.print(
-                        Text(
+                        _text(
                             f"    {_when(ex['time'])} {ex['queue_id']} {who}to=<{ex['to']}> "
                             f"{ex['status']} dsn={ex['dsn']} via {ex['remote_host'] or 'none'} "
                             f"[{ex['rule']}]: {ex['text']}"
@@ -186,10 +192,10 @@ def _print_report(report: dict[str, Any], verbose: bool) -> None:
     if report["unrecognised"]:
         console.print("[bold]Unrecognised replies, by remote host[/] (cause 'unknown'):")
         for group in report["unrecognised"]:
-            console.print(Text(f"  {group['remote_host']}: {group['count']:,}", style="bold"))
+            console.print(_text(f"  {group['remote_host']}: {group['count']:,}", style="bold"))
             lines = group["lines"] if verbose else group["lines"][:3]
             for entry in lines:
-                console.print(Text(f"    {entry['count']:>6,}× {entry['line']}"), soft_wrap=True)
+                console.print(_text(f"    {entry['count']:>6,}× {entry['line']}"), soft_wrap=True)
             hidden = len(group["lines"]) - len(lines) + group["more_distinct_texts"]
             if hidden:
                 console.print(f"    … {hidden:,} more distinct texts (-v shows them)")
@@ -201,6 +207,6 @@ def _print_report(report: dict[str, Any], verbose: bool) -> None:
         )
         if verbose:
             for line in report["skipped_samples"]:
-                console.print(Text("    " + line), soft_wrap=True)
+                console.print(_text("    " + line), soft_wrap=True)
     for error in report["errors"]:
-        err_console.print(Text("error: " + error, style="bold red"), soft_wrap=True)
+        err_console.print(_text("error: " + error, style="bold red"), soft_wrap=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import sys
 from typing import Any
@@ -67,6 +68,13 @@ class LazyGroup(click.Group):
         return command
 
 
+def _finite_timeout(value: float | None) -> float | None:
+    """FloatRange lets NaN through (every comparison with it is false)."""
+    if value is not None and math.isnan(value):
+        raise click.BadParameter("nan is not a number of seconds", param_hint="'--dns-timeout'")
+    return value
+
+
 @click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
@@ -81,7 +89,13 @@ class LazyGroup(click.Group):
     help="Send every DNS query of this run to this server "
     "(also $MAILWRIGHT_NAMESERVER or [dns] nameserver).",
 )
-@click.option("--dns-timeout", type=float, metavar="SECONDS", help="Lifetime of one DNS lookup.")
+@click.option(
+    "--dns-timeout",
+    type=click.FloatRange(min=0, min_open=True, max=3600),
+    metavar="SECONDS",
+    callback=lambda _ctx, _param, value: _finite_timeout(value),
+    help="Lifetime of one DNS lookup.",
+)
 @click.version_option(package_name="mailwright")
 @click.pass_context
 def cli(
@@ -95,6 +109,18 @@ def cli(
     ctx.obj = AppContext(config_path=config_path, nameserver=nameserver, dns_timeout=dns_timeout)
 
 
+def click_error_line(exc: click.ClickException) -> str:
+    """Click's usage errors as one line, like every other user mistake: what is wrong and
+    where the help is (click's own form is three lines: usage, a hint, then the error)."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    if message[:1].isupper() and message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    ctx = exc.ctx if isinstance(exc, click.UsageError) else None
+    if ctx is None:
+        return message
+    return f"{message} (see '{ctx.command_path} --help')"
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Run the CLI; user mistakes become one line on stderr and exit code 2."""
     try:
@@ -105,8 +131,13 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `mailwright spf`: the help, as asked
+            click.echo(exc.format_message(), err=True)
+            sys.exit(2)
+        err_console.print(
+            f"[bold red]error:[/] {escape(click_error_line(exc))}", markup=True, soft_wrap=True
+        )
+        sys.exit(2 if isinstance(exc, click.UsageError | click.FileError) else exc.exit_code)
     except UserError as exc:
         # The message may quote user input or DNS data: text, never markup.
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import sys
 from pathlib import Path
 
 import click
 
+from ..dns.names import name_problem, normalize, to_ascii
+from ..errors import UsageError
 from ..setup import InitOptions, RecordPlan, build_records, init_domain, render_json, render_zone
 from ..setup.records import GROUP_TITLES, group_explanation
-from .context import app, console
+from .context import app, console, safe
+
+# RFC 5321 §4.1.2 (Domain, sub-domain: Let-dig [Ldh-str]), applied to the IDNA form.
+_LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 FORMATS = click.Choice(["text", "zone", "json"])
 
@@ -30,7 +37,27 @@ def print_plan(plan: RecordPlan, fmt: str) -> None:
             console.print(record.zone_line(), markup=False, soft_wrap=True)
     for note in plan.notes:
         console.print()
-        console.print(f"[bold yellow]note:[/] {note}", soft_wrap=True)
+        console.print(f"[bold yellow]note:[/] {safe(note)}", soft_wrap=True)
+
+
+def require_host_name(text: str, option: str) -> None:
+    """A mail domain or host name: letters, digits and hyphens (RFC 5321 §4.1.2).
+
+    Checked before anything is written: ``init`` must not leave a config and keys
+    behind for a name the config loader (or a receiving MTA) would refuse.
+    """
+    problem = name_problem(text)
+    if problem is None:
+        labels = to_ascii(normalize(text)).lower().split(".")
+        bad = next((label for label in labels if not _LDH_LABEL.match(label)), None)
+        if bad is not None:
+            problem = f"label {bad!r} is not letters, digits and inner hyphens"
+        elif len(labels) < 2:
+            problem = "needs at least two labels"
+    if problem is not None:
+        raise UsageError(
+            f"{option} {text!r} is not a domain name: {problem}", "write e.g. example.com"
+        )
 
 
 @click.command(
@@ -69,6 +96,16 @@ def init(
 ) -> None:
     """Write a commented mailwright.toml and DKIM keys for DOMAIN, then print the DNS records
     to publish (RSA-2048 key under SELECTOR, Ed25519 under SELECTOR-ed)."""
+    require_host_name(domain, "DOMAIN")
+    if hostname is not None:
+        require_host_name(hostname, "--hostname")
+    for text in ipv6s:
+        try:
+            version = ipaddress.ip_address(text.strip()).version
+        except ValueError:
+            version = 6  # init_domain names the bad value
+        if version != 6:
+            raise UsageError(f"--ipv6 {text!r} is an IPv4 address", f"write --ip {text}")
     result = init_domain(
         InitOptions(
             domain=domain,
@@ -81,15 +118,18 @@ def init(
         )
     )
     if fmt == "text":
-        console.print(f"[green]wrote[/] {result.config_path}")
+        console.print(f"[green]wrote[/] {safe(result.config_path)}", soft_wrap=True)
         for path in result.key_paths:
-            console.print(f"[green]wrote[/] {path} [dim](DKIM private key, mode 0600)[/]")
+            console.print(
+                f"[green]wrote[/] {safe(path)} [dim](DKIM private key, mode 0600)[/]",
+                soft_wrap=True,
+            )
         console.print()
         console.print("[bold]Publish these DNS records[/] (zone-file form; TTL 3600):")
     print_plan(result.plan, fmt)
     if fmt == "text":
         console.print()
-        console.print(f"Then run: [bold]mailwright check {result.config.domains[0]}[/]")
+        console.print(f"Then run: [bold]mailwright check {safe(result.config.domains[0])}[/]")
 
 
 @click.command(
@@ -112,9 +152,7 @@ def records(config_file: str | None, fmt: str) -> None:
         context.config_path = config_file
         context._config = None
     if not context.has_config_file:
-        from ..errors import UserError
-
-        raise UserError(
+        raise UsageError(
             "no config file found", "pass --config FILE or run 'mailwright init DOMAIN --ip IP'"
         )
     print_plan(build_records(context.config), fmt)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -18,18 +17,8 @@ from ..spf import (
     parse_client_ip,
 )
 from ..spf.lint import LintNode, LintReport, Severity, lint
-from .context import app, console, emit_json, require_ip, run, styled
-
-
-def e(text: str) -> str:
-    """DNS- or sender-provided text made safe for a terminal: no rich markup, and control
-    characters (an ESC sequence in a TXT record) shown as escapes instead of obeyed."""
-    return escape(visible(text))
-
-
-def visible(text: str) -> str:
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
-
+from .context import app, console, emit_json, require_ip, run, styled, visible
+from .context import safe as e
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.INFO: "dim"}
 

@@ -1,0 +1,92 @@
+"""Every user mistake is one line on stderr saying what is wrong and how to fix it, exit 2,
+nothing on stdout and no traceback -- click's own errors included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .helpers import CliRun, assert_one_line_error
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--bogus"], ["no such option '--bogus'", "see 'mailwright --help'"]),
+        (["nosuchcmd"], ["no such command 'nosuchcmd'", "see 'mailwright --help'"]),
+        (["spf", "check"], ["missing option '--ip'", "see 'mailwright spf check --help'"]),
+        (
+            ["spf", "check", "--ip", "192.0.2.1", "--sender", "a@example.com", "--frob"],
+            ["no such option '--frob'", "mailwright spf check --help"],
+        ),
+        (["spf", "lint"], ["missing argument 'DOMAIN'", "mailwright spf lint --help"]),
+        (["dns"], ["missing argument 'NAME'", "mailwright dns --help"]),
+        (["check", "example.com", "--skip", "nope"], ["'--skip'", "mailwright check --help"]),
+        (["dmarc", "reports", "--since", "abc"], ["'--since'", "not a valid integer"]),
+        (["init", "example.com", "--format", "yaml"], ["'--format'", "mailwright init --help"]),
+        (["explain", "--frob"], ["no such option '--frob'", "mailwright explain --help"]),
+    ],
+)
+def test_click_usage_errors_are_one_line(
+    cli_run: CliRun, args: list[str], needles: list[str]
+) -> None:
+    assert_one_line_error(cli_run(*args), *needles)
+
+
+def test_directory_given_as_file_is_one_line(cli_run: CliRun, tmp_path: Path) -> None:
+    assert_one_line_error(cli_run("dmarc", "import", str(tmp_path)), "is a directory")
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "abc"])
+def test_dns_timeout_must_be_a_positive_number(cli_run: CliRun, value: str) -> None:
+    assert_one_line_error(cli_run("--dns-timeout", value, "dns", "example.com"), "--dns-timeout")
+
+
+@pytest.mark.parametrize("args", [["dns", "a..b"], ["dns", "a..b", "TXT", "--json"], ["dns", ""]])
+def test_dns_bad_name_is_a_usage_error(cli_run: CliRun, args: list[str]) -> None:
+    """A typo is not a DNS outcome: nothing is queried, exit 2 (1 means 'no such record')."""
+    assert_one_line_error(cli_run(*args), "is not a domain name")
+
+
+@pytest.mark.parametrize(
+    ("domain", "needle"),
+    [
+        ("exa mple.com", "label 'exa mple'"),
+        ("ex[bold]ample.com", "label 'ex[bold]ample'"),
+        ("under_score.example", "label 'under_score'"),
+        ("example", "at least two labels"),
+    ],
+)
+def test_init_bad_domain_writes_nothing(
+    cli_run: CliRun, tmp_path: Path, domain: str, needle: str
+) -> None:
+    """Before the fix, 'exa mple.com' wrote keys and a config the loader then refused,
+    and 'ex[bold]ample.com' was accepted (and printed with its markup interpreted)."""
+    target = tmp_path / "conf"
+    result = cli_run("init", domain, "--ip", "192.0.2.10", "--dir", str(target))
+    assert_one_line_error(result, needle)
+    assert not target.exists() or not any(target.rglob("*"))
+
+
+def test_init_bad_hostname_writes_nothing(cli_run: CliRun, tmp_path: Path) -> None:
+    target = tmp_path / "conf"
+    result = cli_run(
+        "init", "example.com", "--ip", "192.0.2.10", "--hostname", "a b.example.com",
+        "--dir", str(target),
+    )  # fmt: skip
+    assert_one_line_error(result, "--hostname", "label 'a b'")
+    assert not target.exists()
+
+
+def test_init_ipv4_given_as_ipv6(cli_run: CliRun, tmp_path: Path) -> None:
+    target = tmp_path / "conf"
+    result = cli_run(
+        "init", "example.com", "--ip", "192.0.2.10", "--ipv6", "192.0.2.11", "--dir", str(target)
+    )
+    assert_one_line_error(result, "--ipv6 '192.0.2.11' is an IPv4 address", "--ip 192.0.2.11")
+    assert not target.exists()
+
+
+def test_records_without_config(cli_run: CliRun) -> None:
+    assert_one_line_error(cli_run("records"), "no config file found", "mailwright init")
