@@ -66,11 +66,12 @@ def dot_stuff(data: bytes) -> bytes:
     RFC 5321 §4.5.2 (transparency). Bare LFs become CRLF (§2.3.8 forbids bare LF;
     the message was normalized at submission, this only guards the wire).
     """
-    if b"\n" in data.replace(b"\r\n", b""):
+    if data.count(b"\n") != data.count(b"\r\n"):  # counting copies nothing
         data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     if data.startswith(b"."):
         data = b"." + data
-    data = data.replace(b"\r\n.", b"\r\n..")
+    if b"\n." in data:
+        data = data.replace(b"\r\n.", b"\r\n..")
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
