@@ -539,3 +539,27 @@ async def test_ipv6_loopback_listener(harness_factory: Any) -> None:
     assert lines[-2] == b"250 2.1.0 Ok\r\n"
     assert lines[-1].startswith(b"554 5.7.1")  # ::1 is not in trusted_networks here
     writer.close()
+
+
+async def test_connections_per_client_address_are_limited(harness_factory: Any) -> None:
+    h = await harness_factory(ServerSettings(max_connections_per_ip=2))
+    first = await open_session(h)
+    second = await open_session(h)
+    third = await Client.connect(h.ports["inbound"])
+    assert await third.reply() == "421 4.7.0 Too many connections from your address"
+    await third.close()
+    await first.cmd("QUIT")
+    await first.close()
+    await asyncio.sleep(0.1)
+    fourth = await open_session(h)  # a slot is free again
+    assert await fourth.cmd("NOOP") == "250 2.0.0 Ok"
+    for c in (second, fourth):
+        await c.close()
+
+
+async def test_trusted_clients_have_no_per_address_limit(harness_factory: Any) -> None:
+    h = await harness_factory(ServerSettings(max_connections_per_ip=1), trusted=["127.0.0.0/8"])
+    clients = [await open_session(h) for _ in range(3)]
+    for c in clients:
+        assert await c.cmd("NOOP") == "250 2.0.0 Ok"
+        await c.close()

@@ -67,6 +67,9 @@ class ServerSettings:
     max_connections: int = 1000
     """Per worker process; beyond it new clients get ``421 4.7.0`` (file descriptors and
     memory stay bounded under a connection flood)."""
+    max_connections_per_ip: int = 50
+    """Per client address outside trusted_networks, per worker (Postfix:
+    smtpd_client_connection_count_limit = 50): one host cannot take all the slots."""
 
 
 Signer = Callable[[bytes, str], tuple[bytes, list[str]] | None]
@@ -124,6 +127,7 @@ class SmtpServer:
         self.connections: set[SmtpConnection] = set()
         self.closing = False
         self._session_counter = 0
+        self._per_ip: dict[str, int] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self._inbound: dict[int, InboundChecker] = {}
@@ -205,11 +209,18 @@ class SmtpServer:
 
     def _register(self, conn: SmtpConnection) -> str:
         self.connections.add(conn)
+        self._per_ip[conn.client_ip] = self._per_ip.get(conn.client_ip, 0) + 1
         self._idle.clear()
         self._session_counter += 1
         return f"{self._session_counter:x}"
 
     def _unregister(self, conn: SmtpConnection) -> None:
+        if conn in self.connections:
+            count = self._per_ip.get(conn.client_ip, 1) - 1
+            if count > 0:
+                self._per_ip[conn.client_ip] = count
+            else:
+                self._per_ip.pop(conn.client_ip, None)
         self.connections.discard(conn)
         if not self.connections:
             self._idle.set()
@@ -494,7 +505,18 @@ class SmtpConnection(asyncio.Protocol):
             if self.server.closing:
                 out.append(Reply.of(421, "4.3.2", "Service shutting down", close=True).encode())
                 return
-            if len(self.server.connections) > self.server.settings.max_connections:
+            settings = self.server.settings
+            if (
+                not self.session.trusted
+                and self.server._per_ip.get(self.client_ip, 0) > settings.max_connections_per_ip
+            ):
+                out.append(
+                    Reply.of(
+                        421, "4.7.0", "Too many connections from your address", close=True
+                    ).encode()
+                )
+                return
+            if len(self.server.connections) > settings.max_connections:
                 # RFC 5321 §3.1: a server may refuse with 421 at the greeting.
                 out.append(
                     Reply.of(
