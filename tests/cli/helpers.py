@@ -29,6 +29,6 @@ def assert_one_line_error(result: Run, *needles: str) -> None:
         assert needle in lines[0], (needle, result.err)
 
 
-def testdata() -> Path:
+def shared_testdata() -> Path:
     """The shared test data next to the repository (never copied into it)."""
     return Path(__file__).resolve().parents[2].parent / "shared" / "testdata"

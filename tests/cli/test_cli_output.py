@@ -1,0 +1,175 @@
+"""What the commands print, as a sysadmin sees it in a pipe: records stay whole (never
+folded at 80 columns), DNS and log text is shown literally (no rich markup, no terminal
+escapes obeyed), JSON is one valid document, and the exit codes README documents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mailwright.testing import DnsWorld
+
+from .helpers import CliRun, shared_testdata
+
+ESC = "\x1b"
+
+# Hostile TXT records: rich markup and terminal escape sequences (\027 is ESC).
+EVIL_ZONE = r"""
+@ MX 10 mail
+mail A 192.0.2.20
+@ TXT "v=spf1 ip4:192.0.2.20 [bold]x[/] \027[31mRED\027[0m include:[/]bad -all"
+_dmarc TXT ( "v=DMARC1; p=reject; rua=mailto:[/]x@evil.example; [bold]=1;"
+    " ruf=mailto:\027[2Jz@evil.example" )
+txt TXT "[bold red]hi[/] \027]0;title\007 \027[2J"
+"""
+
+LONG_SPF = (
+    "v=spf1 ip4:192.0.2.20 ip4:192.0.2.21 ip4:192.0.2.22 ip4:192.0.2.23 ip4:192.0.2.24 "
+    "ip4:192.0.2.25 ip4:192.0.2.26 -all"
+)
+
+
+def one_line_with(out: str, text: str) -> bool:
+    return any(text in line for line in out.splitlines())
+
+
+@pytest.fixture
+def evil(dns_world: DnsWorld) -> str:
+    dns_world.set_zone("evil.example", EVIL_ZONE)
+    return dns_world.nameserver
+
+
+def test_dmarc_check_shows_hostile_record_literally(cli_run: CliRun, evil: str) -> None:
+    """Before: the ESC bytes of the record went to the terminal as they were."""
+    result = cli_run("--nameserver", evil, "dmarc", "check", "evil.example")
+    assert result.code in (0, 1), result
+    assert ESC not in result.out
+    assert "ruf=mailto:\\x1b[2Jz@evil.example" in result.out
+    assert "rua=mailto:[/]x@evil.example; [bold]=1;" in result.out
+    assert "'[bold]=1' is not a tag=value pair" in result.out
+
+
+def test_dmarc_check_json_is_one_document(cli_run: CliRun, evil: str) -> None:
+    result = cli_run("--nameserver", evil, "dmarc", "check", "evil.example", "--json")
+    report = json.loads(result.out)
+    assert list(report) == ["domain", "status", "discovery", "policy", "external", "findings"]
+    assert "\x1b[2J" in report["discovery"]["record"]  # JSON keeps the data as it is
+    assert result.err == ""
+
+
+def test_spf_commands_show_hostile_record_literally(cli_run: CliRun, evil: str) -> None:
+    check = cli_run("--nameserver", evil, "spf", "check", "--ip", "192.0.2.20",
+                    "--sender", "a@evil.example", "--trace")  # fmt: skip
+    assert check.code == 1  # permerror
+    lint = cli_run("--nameserver", evil, "spf", "lint", "evil.example")
+    assert lint.code == 1
+    for result in (check, lint):
+        assert ESC not in result.out
+        assert "[bold]x[/] \\x1b[31mRED\\x1b[0m include:[/]bad -all" in result.out
+
+
+def test_dns_shows_hostile_txt_literally(cli_run: CliRun, evil: str) -> None:
+    result = cli_run("--nameserver", evil, "dns", "txt.evil.example", "TXT")
+    assert result.code == 0
+    assert ESC not in result.out and "\x07" not in result.out
+    assert '"[bold red]hi[/] \\027]0;title\\007 \\027[2J"' in result.out
+
+
+def test_piped_records_are_not_folded(cli_run: CliRun, dns_world: DnsWorld) -> None:
+    """Before: rich folded every line at 80 columns when stdout was not a terminal."""
+    dns_world.set_zone("long.example", f'@ TXT "{LONG_SPF}"')
+    ns = dns_world.nameserver
+    dns = cli_run("--nameserver", ns, "dns", "long.example", "TXT")
+    assert one_line_with(dns.out, f'long.example. 300 IN TXT "{LONG_SPF}"')
+    spf = cli_run("--nameserver", ns, "spf", "check", "--ip", "192.0.2.99",
+                  "--sender", "a@long.example", "--trace")  # fmt: skip
+    assert spf.code == 1
+    assert one_line_with(spf.out, f"record       {LONG_SPF}")
+    assert one_line_with(spf.out, f"long.example: record: {LONG_SPF}")
+    lint = cli_run("--nameserver", ns, "spf", "lint", "long.example")
+    assert lint.code == 0
+    assert one_line_with(lint.out, LONG_SPF)
+
+
+def test_init_piped_paths_are_whole(cli_run: CliRun, tmp_path: Path) -> None:
+    target = tmp_path / ("a-long-directory-name-" * 3) / "conf"
+    result = cli_run("init", "example.com", "--ip", "192.0.2.10", "--dir", str(target))
+    assert result.code == 0, result
+    key = target / "keys" / "example.com.mail-ed.ed25519.pem"
+    assert one_line_with(result.out, f"wrote {key} (DKIM private key, mode 0600)")
+
+
+def _published_world(cli_run: CliRun, dns_world: DnsWorld, tmp_path: Path) -> tuple[Path, dict]:
+    conf = tmp_path / "conf"
+    assert cli_run("init", "example.com", "--ip", "192.0.2.10", "--dir", str(conf)).code == 0
+    config = conf / "mailwright.toml"
+    records = json.loads(cli_run("--config", str(config), "records", "--format", "json").out)
+    zone = [r["zone"] for r in records["records"] if r["publish"] == "dns"]
+    ptr = [r["zone"] for r in records["records"] if r["publish"] != "dns"]
+    dns_world.set_zone("example.com", "\n".join(zone))
+    dns_world.set_zone("2.0.192.in-addr.arpa", "\n".join(ptr))
+    return config, records
+
+
+def test_check_on_published_records(cli_run: CliRun, dns_world: DnsWorld, tmp_path: Path) -> None:
+    """init -> records -> publish -> check: nothing fails (exit 0), --strict fails on the
+    p=none warning (exit 1), the JSON has README's schema, and piped human output keeps
+    the 2-string DKIM record on one line (before: folded inside a table cell)."""
+    config, records = _published_world(cli_run, dns_world, tmp_path)
+    base = ("--nameserver", dns_world.nameserver, "--config", str(config), "check",
+            "example.com", "--skip", "ports", "--skip", "blocklists")  # fmt: skip
+    human = cli_run(*base)
+    assert human.code == 0, human.out
+    dkim = next(r["zone"] for r in records["records"] if r["name"].startswith("mail._domainkey"))
+    assert '" "' in dkim  # two strings: the line a fold used to break
+    assert one_line_with(human.out, dkim)
+    assert ESC not in human.out
+    assert cli_run(*base, "--strict").code == 1
+
+    report = json.loads(cli_run(*base, "--json").out)
+    assert list(report) == ["domain", "checks", "summary"]
+    assert list(report["summary"]) == [
+        "ok", "warn", "fail", "error", "total", "elapsed_seconds", "dns_queries", "dns_seconds_sum"
+    ]  # fmt: skip
+    for check in report["checks"]:
+        assert list(check) == ["id", "status", "title", "observed", "fix"]
+        assert check["status"] in ("ok", "warn", "fail", "error")
+    statuses = {c["id"]: c["status"] for c in report["checks"]}
+    assert statuses["dkim-key-match:mail"] == "ok"
+    assert statuses["spf-authorizes"] == "ok"
+    assert statuses["dmarc-policy"] == "warn"
+
+
+def test_explain_does_not_replay_escape_sequences(cli_run: CliRun, tmp_path: Path) -> None:
+    """Before: an ESC sequence in a remote reply was printed raw (-v and 'unknown')."""
+    log = tmp_path / "mail.log"
+    log.write_text(
+        "Nov 24 06:28:10 mail postfix/smtp[3066]: D4C123B1612: to=<y@example.org>, "
+        "relay=mx.example.org[203.0.113.6]:25, dsn=4.0.0, status=deferred "
+        "(host said: 451 odd \x1b[2J reply [bold]x[/])\n"
+    )
+    result = cli_run("explain", "-v", str(log))
+    assert result.code == 0
+    assert ESC not in result.out
+    assert "451 odd \\x1b[2J reply [bold]x[/]" in result.out
+
+
+def test_dmarc_reports_piped_addresses_are_whole(cli_run: CliRun, tmp_path: Path) -> None:
+    """Before: at 80 columns the source column was cut to '192.0.2.…'."""
+    conf = tmp_path / "conf"
+    assert cli_run("init", "example.com", "--ip", "192.0.2.10", "--dir", str(conf)).code == 0
+    config = str(conf / "mailwright.toml")
+    folder = shared_testdata() / "dmarc" / "aggregate" / "parsedmarc"
+    files = [folder / "addisonfoods.com!example.com!1536105600!1536191999.xml",
+             folder / "protection.outlook.com!example.com!1711756800!1711843200.xml"]  # fmt: skip
+    imported = cli_run("--config", config, "dmarc", "import", *map(str, files))
+    assert imported.code == 0, imported
+    data = json.loads(cli_run("--config", config, "dmarc", "reports", "--no-resolve", "--json").out)
+    ips = [source["source_ip"] for source in data["sources"]]
+    assert ips
+    human = cli_run("--config", config, "dmarc", "reports", "--no-resolve")
+    assert "…" not in human.out
+    for ip in ips:
+        assert ip in human.out
