@@ -325,3 +325,52 @@ def test_a_dead_worker_is_replaced_with_the_reloaded_config(tmp_path: Path) -> N
     assert proc.returncode == 0
     log = (tmp_path / "data" / "mailwright.log").read_text()
     assert f"worker {victim} exited" in log
+
+
+def test_send_test_reports_a_bounce_with_the_remote_reply(tmp_path: Path) -> None:
+    from mailwright.testing.postfix import SmtpSink
+
+    port = free_port()
+    with SmtpSink(hard=["RCPT"], hard_reply="550 5.1.1 No such user here") as sink:
+        config = tmp_path / "mailwright.toml"
+        config.write_text(
+            f"""
+hostname = "mx.example.com"
+domains = ["example.com"]
+mailboxes = ["admin@example.com"]
+data_dir = "data"
+workers = 1
+[[listeners]]
+name = "submission"
+port = {port}
+[delivery]
+mode = "relay"
+[delivery.relay]
+url = "smtp://127.0.0.1:{sink.port}?tls=none"
+"""
+        )
+        proc = subprocess.Popen(
+            [*MAILWRIGHT, "--config", str(config), "serve"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_port(port, proc)
+            result = cli(
+                "send-test",
+                "nobody@example.net",
+                "--json",
+                cwd=tmp_path,
+                config=config,
+                check=False,
+            )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["result"] == "bounced"
+    assert report["reply"] == "550 5.1.1 No such user here"
+    assert report["dsn"] == "5.1.1"
+    assert report["relay"].startswith("127.0.0.1[127.0.0.1]:")
