@@ -1,0 +1,75 @@
+"""The SMTP server over real loopback sockets with hostile clients: what a client that
+never reads its replies, or floods commands, costs the server must stay bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from mailwright.config import parse_config
+from mailwright.dns import MemoryResolver
+from mailwright.log import EventLogger
+from mailwright.queue import SqliteQueueStore
+from mailwright.server import build_state
+from mailwright.smtp.server import ServerSettings, SmtpServer
+
+
+@contextlib.asynccontextmanager
+async def smtp_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    config = parse_config(
+        {
+            "hostname": "mx.example.com",
+            "domains": ["example.com"],
+            "mailboxes": ["admin@example.com"],
+            "data_dir": str(tmp_path / "data"),
+            "listeners": [{"name": "inbound", "port": 2525, "role": "inbound"}],
+        },
+        tmp_path / "mailwright.toml",
+    )
+    config = replace(config, listeners=tuple(replace(li, port=0) for li in config.listeners))
+    state, _ = build_state(config, dev_mode=False)
+    store = await SqliteQueueStore.open(config.data_dir)
+    server = SmtpServer(
+        state,
+        store,
+        EventLogger(stderr=False),
+        ServerSettings(command_timeout=20, data_timeout=20),
+        resolver=MemoryResolver(),
+    )
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+        await store.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="smtp/server.py SmtpConnection has no pause_writing/resume_writing and the loop "
+    "never checks the transport's write buffer: a client that pipelines NOOPs and never "
+    "reads its replies makes the server buffer every reply (3 MB of NOOPs → 2.6 MB "
+    "of replies in memory, growing without bound with the input). Expected: stop reading "
+    "(or close) while the client does not take its replies.",
+)
+async def test_a_client_that_never_reads_cannot_grow_server_memory(tmp_path: Path) -> None:
+    async with smtp_server(tmp_path) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.ports()["inbound"])
+        await reader.readline()
+        writer.write(b"EHLO flood.example\r\n")
+        chunk = b"NOOP\r\n" * 10_000
+        sent = 0
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            while sent < 3_000_000:
+                writer.write(chunk)
+                await asyncio.wait_for(writer.drain(), 5)
+                sent += len(chunk)
+        await asyncio.sleep(0.5)
+        [conn] = list(server.connections)
+        buffered = conn.transport.get_write_buffer_size() if conn.transport else 0
+        writer.transport.abort()
+        assert buffered <= 1 << 20, f"{buffered} bytes of replies held for a silent client"
