@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -374,3 +375,70 @@ url = "smtp://127.0.0.1:{sink.port}?tls=none"
     assert report["reply"] == "550 5.1.1 No such user here"
     assert report["dsn"] == "5.1.1"
     assert report["relay"].startswith("127.0.0.1[127.0.0.1]:")
+
+
+def test_managing_a_deferred_message_while_the_server_runs(tmp_path: Path) -> None:
+    import smtplib
+
+    port, dead_port = free_port(), free_port()  # nothing listens on dead_port
+    config = tmp_path / "mailwright.toml"
+    config.write_text(
+        f"""
+data_dir = "data"
+workers = 1
+[[listeners]]
+name = "submission"
+port = {port}
+[delivery]
+mode = "relay"
+[delivery.relay]
+url = "smtp://127.0.0.1:{dead_port}?tls=none"
+"""
+    )
+    proc = subprocess.Popen(
+        [*MAILWRIGHT, "--config", str(config), "serve"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_port(port, proc)
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.sendmail("app@example.com", ["x@example.net"], b"Subject: d\r\n\r\nx\r\n")
+
+        def listing() -> dict[str, Any]:
+            out = cli("queue", "list", "--json", cwd=tmp_path, config=config).stdout
+            return dict(json.loads(out))
+
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            entries = listing()["entries"]
+            if entries and entries[0]["status"] == "deferred":
+                break
+            time.sleep(0.2)
+        [entry] = listing()["entries"]
+        assert entry["status"] == "deferred"
+        assert entry["recipients"][0]["attempts"] == 1
+        assert "4.4.1" in entry["recipients"][0]["last_reply"]
+        queue_id = entry["id"]
+        cli("queue", "hold", queue_id, cwd=tmp_path, config=config)
+        assert listing()["entries"][0]["status"] == "held"
+        cli("queue", "release", queue_id, cwd=tmp_path, config=config)
+        assert (
+            "1 message(s) due now"
+            in cli("queue", "retry", queue_id, cwd=tmp_path, config=config).stdout
+        )
+        # the running agent picks it up again (within its poll interval) and defers again
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            attempts = listing()["entries"][0]["recipients"][0]["attempts"]
+            if attempts >= 2:
+                break
+            time.sleep(0.2)
+        assert attempts >= 2
+        cli("queue", "delete", queue_id, cwd=tmp_path, config=config)
+        assert listing() == {"count": 0, "entries": []}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert proc.returncode == 0
