@@ -18,6 +18,7 @@ from mailwright.spf import (
     MacroContext,
     MacroSyntaxError,
     Result,
+    SpfResult,
     SpfSyntaxError,
     check_host,
     check_mail_from,
@@ -25,6 +26,7 @@ from mailwright.spf import (
     parse_domain_spec,
     parse_macro_string,
     parse_record,
+    received_spf,
 )
 from mailwright.spf.macro import MacroContextKind, expand_domain
 
@@ -206,3 +208,45 @@ def test_huge_txt_record_parses_in_linear_time() -> None:
     bad = "v=spf1 " + "%{" * 100_000
     with timed(2.0), pytest.raises(SpfSyntaxError):
         parse_record(bad)
+
+
+_HOSTILE_TEXT = mixed_text(["a@b.example", "\r\n", "\n", "(", ")", '"', "\\", ";", "é", " "])
+
+
+@robust(300)
+@given(
+    st.sampled_from(list(Result)),
+    _HOSTILE_TEXT,
+    _HOSTILE_TEXT,
+    _HOSTILE_TEXT,
+    st.one_of(st.none(), _HOSTILE_TEXT),
+    st.one_of(st.none(), _HOSTILE_TEXT),
+)
+def test_received_spf_is_one_printable_field(
+    result: Result,
+    sender: str,
+    helo: str,
+    receiver: str,
+    mechanism: str | None,
+    problem: str | None,
+) -> None:
+    """RFC 7208 §9.1: sender, HELO, record terms and problems come from outside; the field
+    must stay printable ASCII, one field, its continuation lines starting with a space."""
+    spf = SpfResult(
+        result=result,
+        ip="192.0.2.1",
+        domain="example.com",
+        sender=sender,
+        helo=helo,
+        identity="mailfrom",
+        mechanism=mechanism,
+        problem=problem,
+        receiver=receiver,
+    )
+    for fold in (True, False):
+        field = received_spf(spf, fold=fold)
+        assert field.startswith(f"Received-SPF: {result}")
+        lines = field.split("\r\n")
+        assert all(line.isascii() and line.isprintable() for line in lines)
+        assert all(line.startswith(" ") for line in lines[1:])
+        assert fold or len(lines) == 1
