@@ -2,10 +2,12 @@
 
 Results use the RFC 8601 §2.7.1 vocabulary:
 
-- ``pass``: the signature verified;
+- ``pass``: the signature verified (the reason notes an ``l=`` that leaves the end of
+  the body unsigned, RFC 6376 §8.2);
 - ``fail``: it did not (body hash mismatch, signature mismatch, expired, l= beyond the body);
 - ``permerror``: the signature or key record is unusable (syntax, missing tags, no key,
-  revoked key, i= outside d=, key type or hash not allowed, service type);
+  revoked key, i= outside d=, h= without From or with over 1000 names, key type or
+  hash not allowed, service type);
 - ``temperror``: the key lookup failed temporarily (SERVFAIL, timeout);
 - ``policy``: it verifies but is not acceptable: rsa-sha1 or an RSA key under 1024 bits
   (RFC 8301), or a message without exactly one From (RFC 5322 §3.6); a signature that
@@ -13,8 +15,8 @@ Results use the RFC 8601 §2.7.1 vocabulary:
 - ``neutral``: not evaluated (more DKIM-Signature fields than ``max_signatures``).
 
 The work is bounded: at most ``max_signatures`` signatures are evaluated, key lookups
-are shared per (selector, domain) and made concurrently, and the body is hashed once
-per (canonicalization, hash, length).
+are shared per (selector, domain) and made concurrently, and the body is canonicalized
+once per canonicalization and hashed once per (canonicalization, hash, length).
 """
 
 from __future__ import annotations
