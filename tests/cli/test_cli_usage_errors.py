@@ -90,3 +90,21 @@ def test_init_ipv4_given_as_ipv6(cli_run: CliRun, tmp_path: Path) -> None:
 
 def test_records_without_config(cli_run: CliRun) -> None:
     assert_one_line_error(cli_run("records"), "no config file found", "mailwright init")
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["check", "exa mple.com"], ["DOMAIN 'exa mple.com'", "label 'exa mple'"]),
+        (["check", "ex[bold]ample.com"], ["DOMAIN 'ex[bold]ample.com'"]),
+        (["check", "example.com", "--selector", "a b"], ["--selector 'a b' is not a DKIM"]),
+        (["check", "example.com", "--selector", "-x"], ["--selector '-x' is not a DKIM"]),
+    ],
+)
+def test_check_rejects_bad_names_before_querying(
+    cli_run: CliRun, args: list[str], needles: list[str]
+) -> None:
+    """Before: these ran every check (DNS errors, exit 0 or 1) instead of naming the typo.
+    No nameserver is reachable at 127.0.0.1:9: a query would time out, not exit 2 at once."""
+    result = cli_run("--nameserver", "127.0.0.1:9", "--dns-timeout", "0.2", *args)
+    assert_one_line_error(result, *needles)

@@ -11,7 +11,17 @@ from rich.table import Table
 from ..config import Config, load_config
 from ..dns import Resolver
 from ..doctor import CheckResult, DoctorOptions, Report, run_checks
-from .context import app, console, emit_json, require_ip, run, safe, styled
+from .context import (
+    app,
+    console,
+    emit_json,
+    require_domain,
+    require_ip,
+    require_selector,
+    run,
+    safe,
+    styled,
+)
 
 GROUPS = ("host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports")
 
@@ -66,6 +76,9 @@ def check(
 ) -> None:
     """Check DOMAIN's DNS and mail server: MX, reverse DNS, SPF, DKIM, DMARC, blocklists,
     ports and TLS. Exit 0 when nothing fails, 1 otherwise (--strict: warnings too)."""
+    require_domain(domain, "DOMAIN")
+    for selector in selectors:
+        require_selector(selector)
     context = app()
     config: Config = load_config(config_file) if config_file else context.config
     checked_ips = tuple(require_ip(ip, "--ip") for ip in ips)

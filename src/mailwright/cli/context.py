@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -20,9 +21,15 @@ from rich.text import Text
 
 from ..config import ENV_NAMESERVER, Config, find_config, load_config
 from ..dns import DnspythonResolver, Resolver
+from ..dns.names import name_problem, normalize, to_ascii
 from ..errors import UsageError
 
 T = TypeVar("T")
+
+# RFC 5321 §4.1.2 (Domain, sub-domain: Let-dig [Ldh-str]), applied to the IDNA form.
+_LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# RFC 6376 §3.1 selectors are sub-domains; underscores are tolerated, as published keys use them.
+_SELECTOR_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 
 STATUS_STYLES = {
     "ok": "bold green",
@@ -234,6 +241,34 @@ def require_ip(text: str, option: str) -> str:
         raise UsageError(
             f"{option} {text!r} is not an IP address", "write e.g. 192.0.2.10 or 2001:db8::25"
         ) from None
+
+
+def require_domain(text: str, option: str) -> None:
+    """A mail domain or host name: letters, digits and hyphens (RFC 5321 §4.1.2).
+
+    A typo is a usage error (exit 2) before anything is queried or written: ``init``
+    must not leave a config and keys behind for a name the config loader (or a
+    receiving MTA) would refuse, and ``check`` must not report DNS errors for it.
+    """
+    problem = name_problem(text)
+    if problem is None:
+        labels = to_ascii(normalize(text)).lower().split(".")
+        bad = next((label for label in labels if not _LDH_LABEL.match(label)), None)
+        if bad is not None:
+            problem = f"label {bad!r} is not letters, digits and inner hyphens"
+        elif len(labels) < 2:
+            problem = "needs at least two labels"
+    if problem is not None:
+        raise UsageError(
+            f"{option} {text!r} is not a domain name: {problem}", "write e.g. example.com"
+        )
+
+
+def require_selector(text: str, option: str = "--selector") -> None:
+    """A DKIM selector: dot-separated labels of letters, digits, hyphens (RFC 6376 §3.1)."""
+    labels = text.split(".")
+    if len(text) > 253 or not all(_SELECTOR_LABEL.match(label) for label in labels):
+        raise UsageError(f"{option} {text!r} is not a DKIM selector", "write e.g. mail or s2026")
 
 
 def path_or_none(value: str | None) -> Path | None:

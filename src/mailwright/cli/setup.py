@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 import sys
 from pathlib import Path
 
 import click
 
-from ..dns.names import name_problem, normalize, to_ascii
 from ..errors import UsageError
 from ..setup import InitOptions, RecordPlan, build_records, init_domain, render_json, render_zone
 from ..setup.records import GROUP_TITLES, group_explanation
-from .context import app, console, safe
-
-# RFC 5321 §4.1.2 (Domain, sub-domain: Let-dig [Ldh-str]), applied to the IDNA form.
-_LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+from .context import app, console, require_domain, safe
 
 FORMATS = click.Choice(["text", "zone", "json"])
 
@@ -38,26 +33,6 @@ def print_plan(plan: RecordPlan, fmt: str) -> None:
     for note in plan.notes:
         console.print()
         console.print(f"[bold yellow]note:[/] {safe(note)}", soft_wrap=True)
-
-
-def require_host_name(text: str, option: str) -> None:
-    """A mail domain or host name: letters, digits and hyphens (RFC 5321 §4.1.2).
-
-    Checked before anything is written: ``init`` must not leave a config and keys
-    behind for a name the config loader (or a receiving MTA) would refuse.
-    """
-    problem = name_problem(text)
-    if problem is None:
-        labels = to_ascii(normalize(text)).lower().split(".")
-        bad = next((label for label in labels if not _LDH_LABEL.match(label)), None)
-        if bad is not None:
-            problem = f"label {bad!r} is not letters, digits and inner hyphens"
-        elif len(labels) < 2:
-            problem = "needs at least two labels"
-    if problem is not None:
-        raise UsageError(
-            f"{option} {text!r} is not a domain name: {problem}", "write e.g. example.com"
-        )
 
 
 @click.command(
@@ -96,9 +71,9 @@ def init(
 ) -> None:
     """Write a commented mailwright.toml and DKIM keys for DOMAIN, then print the DNS records
     to publish (RSA-2048 key under SELECTOR, Ed25519 under SELECTOR-ed)."""
-    require_host_name(domain, "DOMAIN")
+    require_domain(domain, "DOMAIN")
     if hostname is not None:
-        require_host_name(hostname, "--hostname")
+        require_domain(hostname, "--hostname")
     for text in ipv6s:
         try:
             version = ipaddress.ip_address(text.strip()).version
