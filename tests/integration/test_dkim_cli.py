@@ -271,3 +271,19 @@ def test_genkey_matches_opendkim_genkey_layout(tmp_path: Path) -> None:
         assert record.public_key is not None and record.testing
         private = load_private_key((directory / "sel.private").read_bytes())
         assert public_keys_match(private, record.public_key)
+
+
+def test_verify_now_option_with_expiring_signature(dns_world: NsdServer) -> None:
+    """stalwart-mail-auth 005 has x=1667930064: it passes at its time, fails today."""
+    dns, _, message = (DATA / "stalwart-mail-auth/005.txt").read_bytes().partition(b"\n\n")
+    name, _, value = dns.decode().strip().partition(" ")
+    strings = " ".join(f'"{s}"' for s in txt_strings(value))
+    dns_world.set_zone("topicbox.com", f"{name.removesuffix('.topicbox.com')} TXT {strings}\n")
+    args = ["--nameserver", dns_world.nameserver, "dkim", "verify", "--json"]
+    then = mw(*args, "--now", "1667843664", input=message)
+    assert then.returncode == 0, then.stdout
+    assert json.loads(then.stdout)["signatures"][0]["expiration"] == 1667930064
+    today = mw(*args, input=message)
+    assert today.returncode == 1
+    [sig] = json.loads(today.stdout)["signatures"]
+    assert (sig["result"], sig["reason"]) == ("fail", "signature expired at x=1667930064")
