@@ -37,6 +37,15 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> 
     raise AssertionError("server did not start")
 
 
+def wait_log(path: Path, text: str, count: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().count(text) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} did not appear {count} times in {path}")
+
+
 def cli(
     *args: str, cwd: Path, config: Path | None = None, check: bool = True, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -248,7 +257,7 @@ def test_sigterm_finishes_and_sighup_reloads(
         )
     )
     proc.send_signal(signal.SIGHUP)
-    time.sleep(1.0)
+    wait_log(tmp_path / "data" / "mailwright.log", "event=reloaded", 1)
     with smtplib.SMTP("127.0.0.1", port) as other:
         other.ehlo()
         other.mail("app@example.com")
@@ -305,7 +314,7 @@ def test_a_dead_worker_is_replaced_with_the_reloaded_config(tmp_path: Path) -> N
             base + 'mailboxes = ["admin@example.com", "new@example.com"]\n' + listener
         )
         proc.send_signal(signal.SIGHUP)
-        time.sleep(1.0)
+        wait_log(tmp_path / "data" / "mailwright.log", "event=reloaded", 2)  # both workers
         victim = min(before)
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 10
