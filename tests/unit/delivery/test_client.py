@@ -320,3 +320,25 @@ async def test_untrusted_certificate_fails_required_tls(
         await open_(await server(script), Route((), tls="starttls"))
     assert info.value.reply.enhanced == "4.7.5"
     assert not info.value.tls_failed  # required TLS: no plain-text retry
+
+
+async def test_source_address_is_bound(server: Start) -> None:
+    peers: list[str] = []
+
+    async def who(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append(writer.get_extra_info("peername")[0])
+        writer.write(b"220 x ESMTP\r\n")
+        await reader.readline()
+        writer.write(b"250 x\r\n")
+        await writer.drain()
+        await reader.readline()
+        writer.close()
+
+    running = await asyncio.start_server(who, "127.0.0.1", 0)
+    port = running.sockets[0].getsockname()[1]
+    settings = ClientSettings(helo="h.example", source_ipv4="127.0.0.2", command_timeout=2)
+    session = await Session.open(Hop("x", "127.0.0.1", port), PLAIN, settings)
+    await session.close()
+    running.close()
+    assert peers == ["127.0.0.2"]
+    assert session.relay == f"x[127.0.0.1]:{port}"
