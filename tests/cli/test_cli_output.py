@@ -173,3 +173,21 @@ def test_dmarc_reports_piped_addresses_are_whole(cli_run: CliRun, tmp_path: Path
     assert "…" not in human.out
     for ip in ips:
         assert ip in human.out
+
+
+def test_terminal_record_lines_are_soft_wrapped(
+    cli_run: CliRun, evil: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a narrow terminal the record line is left to the terminal to wrap: rich would
+    insert a newline inside it, and a record copied from the screen would be broken."""
+    from mailwright.cli import context
+
+    monkeypatch.setattr(context.console, "_force_terminal", True)
+    monkeypatch.setattr(context.console, "_width", 60)
+    monkeypatch.setattr(context.console, "_color_system", None)
+    result = cli_run("--nameserver", evil, "dmarc", "check", "evil.example")
+    assert one_line_with(
+        result.out,
+        "v=DMARC1; p=reject; rua=mailto:[/]x@evil.example; [bold]=1; "
+        "ruf=mailto:\\x1b[2Jz@evil.example",
+    )

@@ -72,7 +72,7 @@ def _print_report(report: DmarcReport) -> None:
             else f"inherited from {safe(found.record_domain)}"
         )
         console.print(f"  record   {safe(found.record_name)} ({where})")
-        console.print(f"           {visible(found.record.text)}", markup=False)
+        console.print(f"           {visible(found.record.text)}", markup=False, soft_wrap=True)
         if found.record.usable:
             console.print(f"  applies  {safe(_applied(found.record, found.at_author_domain))}")
     else:
@@ -81,7 +81,7 @@ def _print_report(report: DmarcReport) -> None:
         console.print(f"  org      {safe(found.organizational_domain)} (organizational domain)")
     walk = "  ->  ".join(f"{item.name} {_lookup_word(item)}" for item in found.walk.lookups)
     if walk:
-        console.print(f"  walk     {visible(walk)}", markup=False)
+        console.print(f"  walk     {visible(walk)}", markup=False, soft_wrap=True)
         if found.walk.stopped_by:
             console.print(f"           stopped at {safe(found.walk.stopped_by)}")
     if found.record is not None and found.record.is_dmarc:

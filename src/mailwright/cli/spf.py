@@ -150,7 +150,9 @@ def _print_check(result: SpfResult, trace: bool) -> None:
         console.print("[bold]trace[/]")
         for step in result.trace:
             console.print(
-                visible(f"  {'  ' * step.depth}{step.domain}: {step.message}"), markup=False
+                visible(f"  {'  ' * step.depth}{step.domain}: {step.message}"),
+                markup=False,
+                soft_wrap=True,
             )
 
 
