@@ -123,6 +123,8 @@ class _Tracker:
     started: float
     remaining: int = 0
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    lost: bool = False
+    """The lease ran out and could not be renewed: another worker may own the message."""
 
 
 @dataclass(slots=True)
@@ -360,7 +362,8 @@ class DeliveryAgent:
                             continue
                     job = lane.jobs.popleft()
                     try:
-                        session = await self._deliver_job(lane, job, session)
+                        if await self._still_ours(job.tracker):
+                            session = await self._deliver_job(lane, job, session)
                     finally:
                         self._job_done(job)
         finally:
@@ -373,6 +376,26 @@ class DeliveryAgent:
             elif lane.jobs and lane.sessions == 0:
                 lane.sessions += 1
                 self._spawn(self._lane_worker(lane))
+
+    async def _still_ours(self, tracker: _Tracker) -> bool:
+        """Renew the lease of a message that waited long in a lane (a slow destination).
+
+        Past half the lease we extend it; if that fails another worker may already be
+        delivering the message, so we neither deliver nor record anything for it.
+        """
+        if tracker.lost:
+            return False
+        if self.clock() - tracker.started > self.lease_seconds / 2:
+            entry = tracker.entry
+            if await self.store.extend_lease(
+                entry.id, self.worker, self.lease_seconds, self.clock()
+            ):
+                tracker.started = self.clock()
+            else:
+                tracker.lost = True
+                self.logger.event("error", entry.id, what="delivery", reason="lease lost")
+                return False
+        return True
 
     async def _route(self, lane: _Lane) -> Route | RouteFailure:
         now = self.clock()
@@ -528,7 +551,8 @@ class DeliveryAgent:
 
     async def _finish(self, tracker: _Tracker) -> None:
         try:
-            await self._record(tracker)
+            if not tracker.lost:
+                await self._record(tracker)
         finally:
             self._inflight -= 1
             self._capacity.set()

@@ -470,3 +470,32 @@ def test_reconfigure_with_a_broken_relay_keeps_the_old_settings(world: World) ->
     with pytest.raises(Exception, match="has no password"):
         world.agent.reconfigure(broken)
     assert world.agent.delivery.mode == "direct" and world.agent.relay is None
+
+
+async def test_a_long_wait_renews_the_lease(world: World) -> None:
+    calls: list[str] = []
+
+    async def extend(queue_id: str, worker: str, seconds: float, now: float | None = None) -> bool:
+        calls.append(queue_id)
+        return True
+
+    world.store.extend_lease = extend  # type: ignore[method-assign]
+    world.agent.lease_seconds = -1.0  # every job counts as having waited long
+    qid = await world.store.enqueue("app@example.com", ["x@example.net"], MESSAGE)
+    await world.agent.run_once()
+    assert calls == [qid]
+    assert len(world.of("delivered")) == 1
+
+
+async def test_a_lost_lease_delivers_and_records_nothing(world: World) -> None:
+    async def extend(queue_id: str, worker: str, seconds: float, now: float | None = None) -> bool:
+        return False
+
+    world.store.extend_lease = extend  # type: ignore[method-assign]
+    world.agent.lease_seconds = -1.0
+    await world.store.enqueue("app@example.com", ["x@example.net"], MESSAGE)
+    await world.agent.run_once()
+    assert world.network.sends == []
+    assert world.store.results == []
+    [error] = world.of("error")
+    assert error["reason"] == "lease lost"

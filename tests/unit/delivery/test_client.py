@@ -322,7 +322,7 @@ async def test_untrusted_certificate_fails_required_tls(
     assert not info.value.tls_failed  # required TLS: no plain-text retry
 
 
-async def test_source_address_is_bound(server: Start) -> None:
+async def test_source_address_is_bound() -> None:
     peers: list[str] = []
 
     async def who(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
