@@ -73,3 +73,36 @@ async def test_a_client_that_never_reads_cannot_grow_server_memory(tmp_path: Pat
         buffered = conn.transport.get_write_buffer_size() if conn.transport else 0
         writer.transport.abort()
         assert buffered <= 1 << 20, f"{buffered} bytes of replies held for a silent client"
+
+
+async def _transaction(port: int, message: bytes) -> list[bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    replies = [await reader.readline()]
+    writer.write(
+        b"HELO client.example\r\nMAIL FROM:<a@client.example>\r\n"
+        b"RCPT TO:<admin@example.com>\r\nDATA\r\n" + message + b".\r\nQUIT\r\n"
+    )
+    while line := await asyncio.wait_for(reader.readline(), 10):
+        replies.append(line)
+    writer.close()
+    return replies
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="smtp/server.py never counts Received fields (RFC 5321 §6.3 loop detection; "
+    "Postfix: hopcount_limit 50): a message that already crossed 120 hops is accepted and "
+    "queued, so a routing loop (e.g. an MX pointing back at us) circulates forever. "
+    "Expected: 554 5.4.6 at the end of DATA.",
+)
+async def test_a_message_in_a_mail_loop_is_refused(tmp_path: Path) -> None:
+    hops = b"".join(
+        b"Received: from a.example by b.example with ESMTP id %d; "
+        b"Tue, 24 Nov 2026 19:00:00 +0000\r\n" % i
+        for i in range(120)
+    )
+    message = hops + b"From: a@client.example\r\nSubject: loop\r\n\r\nbody\r\n"
+    async with smtp_server(tmp_path) as server:
+        replies = await _transaction(server.ports()["inbound"], message)
+    end_of_data = replies[-2]
+    assert end_of_data.startswith(b"554 5.4.6"), replies
