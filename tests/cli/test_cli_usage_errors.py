@@ -108,3 +108,23 @@ def test_check_rejects_bad_names_before_querying(
     No nameserver is reachable at 127.0.0.1:9: a query would time out, not exit 2 at once."""
     result = cli_run("--nameserver", "127.0.0.1:9", "--dns-timeout", "0.2", *args)
     assert_one_line_error(result, *needles)
+
+
+@pytest.mark.parametrize(
+    ("relay", "needle"),
+    [
+        ("smtp://u@[bold]x:587", "not appear to be an IPv4 or IPv6"),  # was exit 70, files left
+        ("smtp://", "no host name"),  # was accepted: a config without a relay host
+        ("smtp://u@host_x.example:587", "label 'host_x'"),
+        ("smtp://h.example:99999", "Port out of range"),
+        ("smtp://h.example/path", "unexpected path"),
+    ],
+)
+def test_init_bad_relay_writes_nothing(
+    cli_run: CliRun, tmp_path: Path, relay: str, needle: str
+) -> None:
+    target = tmp_path / "conf"
+    result = cli_run("init", "example.com", "--ip", "192.0.2.10", "--relay", relay,
+                     "--dir", str(target))  # fmt: skip
+    assert_one_line_error(result, f"--relay {relay!r}", needle)
+    assert not target.exists()

@@ -35,6 +35,22 @@ def print_plan(plan: RecordPlan, fmt: str) -> None:
         console.print(f"[bold yellow]note:[/] {safe(note)}", soft_wrap=True)
 
 
+def require_relay_url(url: str) -> None:
+    """``--relay`` as the server will read it (the same parser), checked before writing."""
+    from ..delivery.routing import parse_relay_url
+    from ..errors import ConfigError
+
+    hint = "write e.g. smtp://user@smtp.mailgun.org:587"
+    try:
+        host = parse_relay_url(url, key="--relay").host
+    except ConfigError as exc:
+        raise UsageError(f"--relay {url!r}: {exc.problem}", exc.hint or hint) from None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        require_domain(host, f"--relay {url!r}: host")
+
+
 @click.command(
     epilog="\b\nExamples:\n"
     "  mailwright init example.com --ip 192.0.2.10\n"
@@ -74,6 +90,8 @@ def init(
     require_domain(domain, "DOMAIN")
     if hostname is not None:
         require_domain(hostname, "--hostname")
+    if relay is not None:
+        require_relay_url(relay)
     for text in ipv6s:
         try:
             version = ipaddress.ip_address(text.strip()).version
