@@ -191,3 +191,15 @@ def test_terminal_record_lines_are_soft_wrapped(
         "v=DMARC1; p=reject; rua=mailto:[/]x@evil.example; [bold]=1; "
         "ruf=mailto:\\x1b[2Jz@evil.example",
     )
+
+
+def test_dmarc_reports_reads_without_creating_a_data_dir(cli_run: CliRun) -> None:
+    """Before: 'dmarc reports' without a config created ./mailwright-data/ (and a SQLite
+    file) wherever it was run."""
+    human = cli_run("dmarc", "reports")
+    assert human.code == 0
+    assert "No DMARC aggregate reports stored yet" in human.out
+    assert "mailwright dmarc import" in human.out
+    machine = cli_run("dmarc", "reports", "--json")
+    assert json.loads(machine.out) == {"reports": 0, "messages": 0, "sources": []}
+    assert not Path("mailwright-data").exists()

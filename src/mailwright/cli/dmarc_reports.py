@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from ..dmarc.report_store import ReportStore
+from ..dmarc.report_store import DB_NAME, ReportStore
 from ..dmarc.reports import (
     AggregateReport,
     ReportRefused,
@@ -47,6 +47,18 @@ def reports(since: int | None, no_resolve: bool, as_json: bool) -> None:
     """
     if since is not None and since <= 0:
         raise UsageError(f"--since {since}: must be a positive number of days")
+    database = app().config.data_dir / DB_NAME
+    if not database.exists():  # reading must not create a data directory where it is run
+        if as_json:
+            emit_json({"reports": 0, "messages": 0, "sources": []})
+        else:
+            console.print(
+                f"No DMARC aggregate reports stored yet (none in {safe(database)}; "
+                "load some with 'mailwright dmarc import FILE', or point --config at "
+                "the server's config).",
+                soft_wrap=True,
+            )
+        return
     store = _store()
     try:
         summary = store.summarize(time.time() - since * 86400 if since else None)
