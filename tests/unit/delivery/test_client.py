@@ -92,6 +92,14 @@ async def handle(
             data = await reader.readuntil(b"\r\n.\r\n")
             script.messages.append(data)
             await say("250 2.0.0 Ok: queued as 42")
+        elif verb == "BDAT":
+            size = int(line.split()[1])
+            chunk = await reader.readexactly(size)
+            if not any(script.rcpt.get(a, "250").startswith("2") for a in _rcpts(script)):
+                await say("554 5.5.1 Error: no valid recipients")
+                continue
+            script.messages.append(chunk)
+            await say("250 2.0.0 Ok: queued as 43")
         elif verb == "RSET":
             await say("250 2.0.0 Ok")
         elif verb == "QUIT":
@@ -342,3 +350,36 @@ async def test_source_address_is_bound() -> None:
     running.close()
     assert peers == ["127.0.0.2"]
     assert session.relay == f"x[127.0.0.1]:{port}"
+
+
+async def test_chunking_sends_the_whole_transaction_at_once(server: Start) -> None:
+    # RFC 3030: BDAT carries the message unstuffed; nothing waits for a 354.
+    script = Script(
+        extensions=["PIPELINING", "CHUNKING"],
+        rcpt={"bad@example.net": "550 5.1.1 unknown"},
+    )
+    session = await open_(await server(script))
+    result = await session.send("a@example.com", ["x@example.net", "bad@example.net"], MESSAGE)
+    assert str(result.replies["x@example.net"]) == "250 2.0.0 Ok: queued as 43"
+    assert str(result.replies["bad@example.net"]) == "550 5.1.1 unknown"
+    assert script.lines[1:4] == [
+        "MAIL FROM:<a@example.com>",
+        "RCPT TO:<x@example.net>",
+        "RCPT TO:<bad@example.net>",
+    ]
+    assert script.lines[4] == f"BDAT {len(MESSAGE)} LAST"
+    assert script.messages == [MESSAGE]  # ".leading dot" is not doubled
+    assert "DATA" not in script.lines
+
+
+async def test_chunking_with_no_accepted_recipient_stays_in_step(server: Start) -> None:
+    script = Script(
+        extensions=["PIPELINING", "CHUNKING"], rcpt={"x@example.net": "450 4.2.0 later"}
+    )
+    session = await open_(await server(script))
+    result = await session.send("a@example.com", ["x@example.net"], MESSAGE)
+    assert str(result.replies["x@example.net"]) == "450 4.2.0 later"
+    assert script.messages == []
+    result = await session.send("a@example.com", ["y@example.net"], MESSAGE + b"second\r\n")
+    assert result.replies["y@example.net"].positive
+    assert script.messages == [MESSAGE + b"second\r\n"]
