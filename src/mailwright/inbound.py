@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -31,7 +33,7 @@ from .dmarc.report_sender import OBSERVATIONS_DB
 from .dmarc.report_store import ReportStore
 from .dmarc.report_writer import Observation, ObservationStore
 from .dmarc.reports import ReportRefused, reports_from_message
-from .dns import Resolver
+from .dns import Resolver, to_ascii
 from .log import EventLogger
 from .setup.records import DMARC_REPORT_LOCALPART
 from .spf import SpfResult, check_helo, check_mail_from
@@ -106,12 +108,25 @@ async def check_envelope(
     return EnvelopeAuth(client_ip, helo, mail_from, spf_helo, spf_mailfrom)
 
 
-def from_domains(message: bytes) -> tuple[tuple[str, ...], str | None]:
-    """The RFC5322.From domains of a message, and a problem when DMARC cannot use them.
+MAX_AUTHOR_DOMAINS = 5
+"""RFC 9989 §11.5: limit the Author Domains evaluated, each costs up to 8 DNS queries."""
 
-    RFC 9989 §5.3.2 / RFC 5322 §3.6: exactly one From field; several addresses or
-    fields with different domains are evaluated one by one, the strictest verdict wins.
-    """
+_LDH_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*")
+
+
+@dataclass(frozen=True)
+class AuthorDomains:
+    """The RFC5322.From domains DMARC evaluates, and why the field is suspicious if it is."""
+
+    domains: tuple[str, ...]
+    problem: str | None = None
+    suspicious: bool = False
+    """A missing, repeated, unparsable or overlong From: RFC 9989 §11.5 calls these a
+    threat; such mail is never delivered as if DMARC did not apply."""
+
+
+def author_domains(message: bytes) -> AuthorDomains:
+    """The Author Domains of a message (RFC 9989 §3.2.2, §11.5; RFC 5322 §3.6)."""
     parsed = split_message(message)
     values = [
         f.raw.split(b":", 1)[1].decode("utf-8", "replace")
@@ -119,16 +134,38 @@ def from_domains(message: bytes) -> tuple[tuple[str, ...], str | None]:
         if f.key == "from"
     ]
     if not values:
-        return (), "no From header field"
+        return AuthorDomains((), "no From header field", suspicious=True)
     domains: list[str] = []
+    bad: list[str] = []
     for _name, address in email.utils.getaddresses(values):
-        domain = address.rpartition("@")[2].strip().rstrip(".").lower()
-        if domain and domain not in domains:
-            domains.append(domain)
-    if not domains:
-        return (), "no domain in the From header field"
-    problem = "several From header fields" if len(values) > 1 else None
-    return tuple(domains), problem
+        local, at, domain = address.rpartition("@")
+        domain = domain.strip().rstrip(".").lower()
+        try:
+            ascii_domain = to_ascii(domain)
+        except UnicodeError:
+            ascii_domain = ""
+        if not at or not local or not _LDH_NAME.fullmatch(ascii_domain) or len(ascii_domain) > 253:
+            bad.append(address or "(empty)")
+            continue
+        if ascii_domain not in domains:
+            domains.append(ascii_domain)
+    problems: list[str] = []
+    if len(values) > 1:
+        problems.append("several From header fields")
+    if bad:
+        problems.append(f"unusable From address {bad[0]!r}")
+    if len(domains) > MAX_AUTHOR_DOMAINS:
+        problems.append(f"{len(domains)} From domains; the first {MAX_AUTHOR_DOMAINS} evaluated")
+        domains = domains[:MAX_AUTHOR_DOMAINS]
+    if not domains and not bad:
+        problems.append("no address in the From header field")
+    return AuthorDomains(tuple(domains), "; ".join(problems) or None, suspicious=bool(problems))
+
+
+def from_domains(message: bytes) -> tuple[tuple[str, ...], str | None]:
+    """The Author Domains and the problem with the From field, if any."""
+    found = author_domains(message)
+    return found.domains, found.problem
 
 
 async def check_message(
@@ -141,8 +178,9 @@ async def check_message(
 ) -> InboundVerdict:
     """DKIM and DMARC after DATA, and the resulting action and header."""
     dkim_results = tuple(await verify_message(message, resolver))
-    domains, problem = from_domains(message)
-    notes: list[str] = [problem] if problem else []
+    authors = author_domains(message)
+    domains = authors.domains
+    notes: list[str] = [authors.problem] if authors.problem else []
     spf = envelope.spf_for_dmarc
     spf_evidence = (spf.domain, spf.result)
     dkim_evidence = [(r.domain, r.status) for r in dkim_results if r.domain]
@@ -164,6 +202,8 @@ async def check_message(
                 "p=reject treated as quarantine (RFC 9989 §8): the message carries a passing"
                 " identity of another domain, as mail through a list or forwarder does"
             )
+    if authors.suspicious and action == "deliver" and not _dmarc_passed(dmarc_results):
+        action = "junk"  # RFC 9989 §11.5: a From field DMARC cannot rely on
     if action != "deliver" and enforcement == "report-only":
         notes.append(f"DMARC would {action} (report-only mode)")
         action = "deliver"
@@ -185,6 +225,19 @@ async def check_message(
         header=header,
         notes=tuple(notes),
     )
+
+
+def _override_reasons(result: DmarcResult, requested: str, applied: str) -> tuple[str, ...]:
+    """RFC 9990 §3.1.1.9: why the applied disposition differs from the published policy."""
+    if requested == applied:
+        return ()
+    if result.testing:
+        return ("policy_test_mode",)  # t=y lowered it
+    return ("local_policy",)  # report-only mode, or RFC 9989 §8 (reject → quarantine)
+
+
+def _dmarc_passed(results: Sequence[DmarcResult]) -> bool:
+    return bool(results) and all(r.result is DmarcStatus.PASS for r in results)
 
 
 def _nothing_authenticated(envelope: EnvelopeAuth, dkim_results: Sequence[DkimResult]) -> bool:
@@ -326,12 +379,15 @@ class InboundChecker:
                 if record is None or not record.rua:
                     continue
                 disposition = {"reject": "reject", "junk": "quarantine"}.get(verdict.action, "none")
+                failed = str(result.result) == "fail"
+                applied = disposition if failed else "none"
+                requested = str(result.requested_policy or "none") if failed else "none"
                 store.add(
                     Observation(
                         policy_domain=result.policy_domain or result.from_domain,
                         source_ip=envelope.client_ip,
                         header_from=result.from_domain,
-                        disposition=disposition if str(result.result) == "fail" else "none",
+                        disposition=applied,
                         dkim_aligned="pass" if result.dkim_aligned else "fail",
                         spf_aligned="pass" if result.spf_aligned else "fail",
                         envelope_from=spf.domain,
@@ -342,6 +398,8 @@ class InboundChecker:
                             if r.domain
                         ),
                         spf=(spf.domain, _SPF_SCOPE.get(spf.identity, "mfrom"), str(spf.result)),
+                        reasons=_override_reasons(result, requested, applied),
+                        when=time.time(),
                     ),
                     [u.uri for u in record.rua],
                 )

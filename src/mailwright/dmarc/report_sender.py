@@ -22,7 +22,7 @@ from email.policy import SMTP
 from pathlib import Path
 
 from ..dns import Resolver
-from .discovery import discover_policy
+from .discovery import DiscoveryStatus, discover_policy
 from .external import ExternalStatus, verify_destination
 from .report_writer import (
     Observation,
@@ -45,6 +45,8 @@ class OutgoingReport:
     message: bytes
     skipped: tuple[str, ...]
     """Destinations not used, each with the reason."""
+    retry: bool = False
+    """The policy could not be looked up (a DNS error): keep the data for the next run."""
 
 
 async def compose_reports(
@@ -60,6 +62,13 @@ async def compose_reports(
     outgoing: list[OutgoingReport] = []
     for policy_domain, (_rua_seen, items) in sorted(observations.items()):
         discovery = await discover_policy(policy_domain, resolver)
+        if discovery.status is DiscoveryStatus.TEMPERROR:
+            outgoing.append(
+                OutgoingReport(
+                    policy_domain, (), b"", (f"policy lookup failed: {discovery.error}",), True
+                )
+            )
+            continue
         record = discovery.record
         if record is None or not record.rua or not items:
             continue
@@ -76,7 +85,10 @@ async def compose_reports(
                 discovery.organizational_domain or policy_domain,
                 resolver,
             )
-            if check.status in _USABLE:
+            if check.status in _USABLE and check.overrides:
+                # RFC 9990 §4 step 9: the consumer's own rua replaces the one published.
+                recipients.extend(o.address for o in check.overrides if o.is_mailto and o.address)
+            elif check.status in _USABLE:
                 recipients.append(uri.address)
             else:
                 skipped.append(f"{uri.uri}: {check.status}")
@@ -177,6 +189,16 @@ async def send_due_reports(
         resolver=resolver,
     )
     sent: list[tuple[str, str | None, tuple[str, ...]]] = []
+    retry = [r for r in reports if r.retry]
+    if retry:
+        store = ObservationStore(data_dir / OBSERVATIONS_DB)
+        try:
+            for report in retry:
+                rua, items = taken[report.policy_domain]
+                for item in items:
+                    store.add(item, rua)
+        finally:
+            store.close()
     for report in reports:
         queue_id = None
         if report.recipients:

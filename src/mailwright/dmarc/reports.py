@@ -22,6 +22,7 @@ import ipaddress
 import re
 import zipfile
 import zlib
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -251,9 +252,17 @@ def reports_from_message(message: bytes) -> list[AggregateReport | ReportRefused
 
 # --- parsing ---------------------------------------------------------------------------
 
-_FEEDBACK_RE = re.compile(
-    rb"<(?:[A-Za-z0-9_]+:)?feedback[\s>].*</(?:[A-Za-z0-9_]+:)?feedback>", re.S
-)
+_FEEDBACK_OPEN = re.compile(rb"<(?:[A-Za-z0-9_]+:)?feedback[\s>]")
+_FEEDBACK_CLOSE = re.compile(rb"</(?:[A-Za-z0-9_]+:)?feedback\s*>")
+
+
+def _feedback_slice(xml: bytes) -> bytes | None:
+    """From the first ``<feedback`` to the last ``</feedback>``, found in linear time."""
+    opening = _FEEDBACK_OPEN.search(xml)
+    if opening is None:
+        return None
+    closings = deque(_FEEDBACK_CLOSE.finditer(xml, opening.start()), maxlen=1)
+    return xml[opening.start() : closings[0].end()] if closings else None
 
 
 def parse_report(xml: bytes) -> AggregateReport:
@@ -317,11 +326,12 @@ def _parse_xml(xml: bytes) -> Any:
         return SafeET.fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise ReportRefused(f"unsafe XML refused ({type(exc).__name__})") from None
+    except (LookupError, ValueError) as exc:  # an unknown encoding in the declaration
+        raise ReportRefused(f"unreadable XML: {exc}") from None
     except SafeET.ParseError as first_error:
         # Lenient recovery: a document wrapped in stray markup (seen in the wild: an
         # unclosed <xs:schema> before <feedback>) or with invalid UTF-8 bytes.
-        match = _FEEDBACK_RE.search(xml)
-        candidate = match.group(0) if match else xml
+        candidate = _feedback_slice(xml) or xml
         candidate = candidate.decode("utf-8", errors="replace").encode("utf-8")
         try:
             return SafeET.fromstring(
@@ -329,7 +339,7 @@ def _parse_xml(xml: bytes) -> Any:
             )
         except DefusedXmlException as exc:
             raise ReportRefused(f"unsafe XML refused ({type(exc).__name__})") from None
-        except SafeET.ParseError:
+        except (SafeET.ParseError, LookupError, ValueError):
             raise ReportRefused(f"malformed XML: {first_error}") from None
 
 
@@ -411,9 +421,21 @@ def _text(element: Any, name: str) -> str:
     return (child.text or "") if child is not None else ""
 
 
+_MAX_INT = 2**63 - 1
+"""Counts and timestamps must fit SQLite's INTEGER; real ones are far smaller."""
+
+
 def _int(text: str, warnings: list[str], where: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        warnings.append(f"{where}: {text.strip()!r} is not a number; read as 0")
+    digits = text.strip()
+    if len(digits) > 20:
+        warnings.append(f"{where}: {digits[:24]!r}... is not a plausible number; read as 0")
         return 0
+    try:
+        value = int(digits)
+    except ValueError:
+        warnings.append(f"{where}: {digits!r} is not a number; read as 0")
+        return 0
+    if not 0 <= value <= _MAX_INT:
+        warnings.append(f"{where}: {value} is out of range; read as 0")
+        return 0
+    return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import gzip
+from pathlib import Path
 
 from mailwright.dmarc.report_sender import compose_reports
 from mailwright.dmarc.report_writer import Observation
@@ -75,3 +76,51 @@ async def test_domain_that_no_longer_asks_for_reports_gets_none() -> None:
         resolver=r,
     )
     assert reports == []
+
+
+async def test_consumer_override_replaces_the_published_address() -> None:
+    # RFC 9990 §4 step 9.
+    r = MemoryResolver()
+    r.add("_dmarc.blue.example", "TXT", "v=DMARC1; p=none; rua=mailto:reports@red.example")
+    r.add(
+        "blue.example._report._dmarc.red.example",
+        "TXT",
+        "v=DMARC1; rua=mailto:other@red.example",
+    )
+    r.add("red.example", "A", "192.0.2.9")
+    (report,) = await compose_reports(
+        {"blue.example": (["mailto:reports@red.example"], [_obs("blue.example")])},
+        reporter_domain="mx.example.net",
+        from_address="dmarc@example.net",
+        begin=1,
+        end=2,
+        resolver=r,
+    )
+    assert report.recipients == ("other@red.example",)
+
+
+async def test_dns_failure_at_report_time_keeps_the_observations(tmp_path: Path) -> None:
+    from mailwright.dmarc.report_sender import OBSERVATIONS_DB, send_due_reports
+    from mailwright.dmarc.report_writer import ObservationStore
+    from mailwright.dns import Outcome
+
+    store = ObservationStore(tmp_path / OBSERVATIONS_DB)
+    store.add(_obs("example.org"), ["mailto:d@example.org"])
+    store.close()
+    r = MemoryResolver().fail("_dmarc.example.org", "TXT", Outcome.TIMEOUT)
+
+    async def enqueue(sender: str, recipients: list[str], data: bytes) -> str:
+        raise AssertionError("nothing may be sent")
+
+    sent = await send_due_reports(
+        data_dir=tmp_path,
+        hostname="mx.example.net",
+        from_address="dmarc@example.net",
+        resolver=r,
+        enqueue=enqueue,
+    )
+    assert [(d, q) for d, q, _ in sent] == [("example.org", None)]
+    assert "policy lookup failed" in sent[0][2][0]
+    store = ObservationStore(tmp_path / OBSERVATIONS_DB)
+    assert len(store.take(float("inf"))["example.org"][1]) == 1  # kept for the next run
+    store.close()

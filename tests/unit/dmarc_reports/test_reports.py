@@ -222,3 +222,11 @@ async def test_store_summarises_by_source_and_deduplicates(tmp_path: Path) -> No
     assert source["dmarc_pass"] == 3
     assert source["verdict"] == "partial"
     assert source["reverse_name"] == "mail.example.com"
+
+
+def test_huge_numbers_are_read_as_zero_with_a_warning(tmp_path: Path) -> None:
+    report = parse_report(MINIMAL.replace(b"<count>3<", b"<count>99999999999999999999<"))
+    assert report.records[0].count == 0
+    assert any("row/count" in w for w in report.warnings)
+    store = ReportStore(tmp_path / "r.sqlite")
+    assert store.add(report)  # fits SQLite: no OverflowError

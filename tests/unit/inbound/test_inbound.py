@@ -139,12 +139,32 @@ async def test_null_sender_uses_the_helo_identity() -> None:
     assert "smtp.helo=mail.example.org" in v.header
 
 
-async def test_message_without_from_is_delivered_without_dmarc() -> None:
+async def test_message_without_from_goes_to_junk() -> None:
+    # RFC 9989 §11.5: DMARC cannot protect a message without an Author Domain.
     msg = b"Subject: no from\r\n\r\nbody\r\n"
     v = await verdict(BAD_IP, signed=False, msg=msg)
     assert v.dmarc == ()
-    assert v.action == "deliver"
+    assert v.action == "junk"
     assert "no From header field" in v.notes
+
+
+async def test_malformed_from_cannot_bypass_a_reject_policy() -> None:
+    # The reviewer's case: a quote swallowed the '<' and the "domain" became 'example.org>'.
+    msg = message(False, b'From: "Bank\\" <alice@example.org>\r\n')
+    v = await verdict(BAD_IP, signed=False, msg=msg)
+    assert v.action in ("junk", "reject")
+    assert v.action != "deliver"
+
+
+async def test_at_most_five_author_domains_are_evaluated() -> None:
+    many = ", ".join(f"x@d{i}.example" for i in range(50)).encode()
+    resolver = world()
+    v = await verdict(
+        BAD_IP, signed=False, resolver=resolver, msg=message(False, b"From: " + many + b"\r\n")
+    )
+    assert len(v.dmarc) == 5
+    assert v.action == "junk"
+    assert sum(1 for name, _ in resolver.queries if name.startswith("_dmarc.")) <= 5 * 8
 
 
 def test_from_domains_of_several_fields() -> None:
@@ -306,6 +326,41 @@ async def test_observations_become_a_daily_report(tmp_path: Path) -> None:
         (BAD_IP, 1, "reject", "fail", "fail"),
     }
     assert {r.spf_results[0].scope for r in report.records} == {"mfrom"}
+    assert report.begin <= report.end
+    assert report.end - report.begin < 3600  # the observations' own time, not a day back
+
+
+async def test_report_rows_say_why_the_policy_was_not_applied(tmp_path: Path) -> None:
+    # RFC 9990 §3.1.1.9: report-only delivered a p=reject forgery → local_policy.
+    events: list[dict[str, str]] = []
+    checker = _checker(
+        tmp_path, events, send_aggregate_reports=True, dmarc_enforcement="report-only"
+    )
+    await checker(
+        message(False),
+        queue_id="Q",
+        client_ip=BAD_IP,
+        helo="mail.example.org",
+        mail_from="alice@example.org",
+        recipients=["bob@example.net"],
+    )
+    queued: list[bytes] = []
+
+    async def enqueue(sender: str, recipients: list[str], data: bytes) -> str:
+        queued.append(data)
+        return "R"
+
+    await send_due_reports(
+        data_dir=tmp_path,
+        hostname=AUTHSERV,
+        from_address="dmarc-noreply@example.net",
+        resolver=checker.resolver,
+        enqueue=enqueue,
+    )
+    (report,) = reports_from_message(queued[0])
+    assert not isinstance(report, Exception)
+    (row,) = report.records
+    assert (row.disposition, row.reasons) == ("none", ("local_policy",))
 
 
 def test_quarantine_folder_must_be_a_maildirplus_name(tmp_path: Path) -> None:
