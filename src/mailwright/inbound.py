@@ -111,6 +111,9 @@ async def check_envelope(
 MAX_AUTHOR_DOMAINS = 5
 """RFC 9989 §11.5: limit the Author Domains evaluated, each costs up to 8 DNS queries."""
 
+MAX_FROM_COMMENTS = 32
+"""More comments than any real From field carries; beyond, the field is refused unparsed."""
+
 _LDH_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*")
 
 
@@ -135,9 +138,16 @@ def author_domains(message: bytes) -> AuthorDomains:
     ]
     if not values:
         return AuthorDomains((), "no From header field", suspicious=True)
+    if sum(v.count("(") for v in values) > MAX_FROM_COMMENTS:
+        # The stdlib parser recurses once per nested comment: refuse before it does.
+        return AuthorDomains((), "unusable From header field (comments nested too deep)", True)
+    try:
+        addresses = email.utils.getaddresses(values)
+    except Exception:  # any parser failure is an unusable field, not a crash
+        return AuthorDomains((), "unparsable From header field", suspicious=True)
     domains: list[str] = []
     bad: list[str] = []
-    for _name, address in email.utils.getaddresses(values):
+    for _name, address in addresses:
         local, at, domain = address.rpartition("@")
         domain = domain.strip().rstrip(".").lower()
         try:

@@ -3,7 +3,6 @@ check_message always returns a verdict with one well-formed header, within bound
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from robust_support import NASTY_CHARS, mutate, robust, run
@@ -78,28 +77,14 @@ def test_check_message_gives_a_verdict_with_one_parsable_header(message: bytes) 
     assert parse(value.replace("\r\n", "")).authserv_id == AUTHSERV
 
 
-# --- known bugs (owner: the lead, inbound.py): strict xfail until fixed ------------------
+# --- regressions: found here, fixed in inbound.py -----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="inbound.py from_domains: email.utils.getaddresses recurses once per '(' "
-    "(stdlib comment parser), so 'From: ' + '(' * 10000 raises RecursionError out of "
-    "check_message. Expected: a defined verdict (From unusable: DMARC none/permerror).",
-)
 def test_from_with_deeply_nested_comments_is_not_a_crash() -> None:
     domains, problem = from_domains(b"From: " + b"(" * 10_000 + b"\r\n\r\nbody")
     assert domains == () and problem
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="inbound.py check_message evaluates DMARC once per distinct From domain with no "
-    "cap: a From field listing 1000 addresses at different domains costs 1000 tree walks "
-    "(4000 DNS queries against MemoryResolver, more on a real walk) and a 50 KB "
-    "Authentication-Results field. Expected: a small bound (RFC 9989 §5.3.2 lets a "
-    "receiver refuse or limit multi-domain From).",
-)
 def test_many_from_domains_are_bounded() -> None:
     r = world()
     env = envelope(r)
