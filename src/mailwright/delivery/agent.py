@@ -217,8 +217,11 @@ class DeliveryAgent:
     # -- main loop ----------------------------------------------------------
 
     def stop(self) -> None:
+        """Finish what is in flight, then return from :meth:`run` (idle sessions QUIT now)."""
         self._stopping.set()
         self.store.wakeup()
+        for lane in self._lanes.values():
+            lane.arrived.set()
 
     async def run(self) -> None:
         """Claim and deliver until :meth:`stop`; then finish the messages in flight.
@@ -352,7 +355,7 @@ class DeliveryAgent:
                 while True:
                     if not lane.jobs:
                         lane.arrived.clear()
-                        if session is None or session.broken:
+                        if session is None or session.broken or self._stopping.is_set():
                             break
                         try:
                             await asyncio.wait_for(lane.arrived.wait(), self.idle_seconds)
@@ -468,7 +471,9 @@ class DeliveryAgent:
             if not remaining:
                 break
         for r in job.recipients:
-            job.tracker.outcomes[r] = last[r]
+            job.tracker.outcomes[r] = last.get(r) or Outcome(
+                local_reply(451, "4.4.1", "no address to try")
+            )
         return session if session is not None and not session.broken else None
 
     async def _connect(self, hop: Hop, route: Route) -> DeliverySession:

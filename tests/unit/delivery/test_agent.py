@@ -499,3 +499,22 @@ async def test_a_lost_lease_delivers_and_records_nothing(world: World) -> None:
     assert world.store.results == []
     [error] = world.of("error")
     assert error["reason"] == "lease lost"
+
+
+async def test_stop_closes_idle_sessions_at_once(world: World) -> None:
+    import asyncio
+    import time
+
+    world.agent.idle_seconds = 30.0  # an idle session would otherwise wait this long
+    world.agent.clock = time.time
+    await world.store.enqueue("app@example.com", ["x@example.net"], MESSAGE, created_at=0.0)
+    task = asyncio.create_task(world.agent.run())
+    for _ in range(200):
+        if world.of("delivered"):
+            break
+        await asyncio.sleep(0.01)
+    started = time.monotonic()
+    world.agent.stop()
+    await asyncio.wait_for(task, 5)
+    assert time.monotonic() - started < 1.0
+    assert world.network.closed == 1
