@@ -128,3 +128,15 @@ def test_init_bad_relay_writes_nothing(
                      "--dir", str(target))  # fmt: skip
     assert_one_line_error(result, f"--relay {relay!r}", needle)
     assert not target.exists()
+
+
+def test_init_unwritable_dir_is_one_line(cli_run: CliRun, tmp_path: Path) -> None:
+    """Before: a file in the way was an internal error (exit 70)."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = cli_run("init", "example.com", "--ip", "192.0.2.10", "--dir", str(blocker / "sub"))
+    assert_one_line_error(result, f"cannot write {blocker / 'sub'}: Not a directory", "--dir")
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "keys").write_text("")
+    result = cli_run("init", "example.com", "--ip", "192.0.2.10", "--dir", str(tmp_path / "conf"))
+    assert_one_line_error(result, f"cannot write {tmp_path / 'conf' / 'keys'}: File exists")

@@ -99,17 +99,23 @@ def init(
             version = 6  # init_domain names the bad value
         if version != 6:
             raise UsageError(f"--ipv6 {text!r} is an IPv4 address", f"write --ip {text}")
-    result = init_domain(
-        InitOptions(
-            domain=domain,
-            ips=(*ips, *ipv6s),
-            hostname=hostname,
-            relay=relay,
-            selector=selector,
-            directory=Path(directory),
-            force=force,
-        )
+    options = InitOptions(
+        domain=domain,
+        ips=(*ips, *ipv6s),
+        hostname=hostname,
+        relay=relay,
+        selector=selector,
+        directory=Path(directory),
+        force=force,
     )
+    try:
+        result = init_domain(options)
+    except OSError as exc:  # a file where a directory goes, no permission, disk full
+        where = exc.filename if exc.filename is not None else directory
+        raise UsageError(
+            f"cannot write {where}: {exc.strerror or exc}",
+            "choose another --dir, or fix that path or its permissions",
+        ) from None
     if fmt == "text":
         console.print(f"[green]wrote[/] {safe(result.config_path)}", soft_wrap=True)
         for path in result.key_paths:
