@@ -32,6 +32,7 @@ from mailwright.queue import SqliteQueueStore
 from mailwright.server import build_state
 from mailwright.smtp.server import SmtpServer
 from mailwright.testing.nsd import NsdServer
+from mailwright.testing.opendkim import libopendkim_sign
 
 HOSTNAME = "mx.example.com"
 PASS_IP = "127.0.0.2"
@@ -194,6 +195,21 @@ async def test_mailwright_signed_mail_from_an_unauthorized_ip_passes_dmarc_by_dk
     assert reply.startswith("250 ")
     data, _ = await _stored(store, reply)
     assert _results(data) == {"spf": "fail", "dkim": "pass", "dmarc": "pass"}
+
+
+@pytest.mark.parametrize(("selector", "key"), [("rsa", RSA), ("ed", ED)])
+async def test_opendkim_signed_mail_from_an_unauthorized_ip_passes_dmarc_by_dkim(
+    server: Any, selector: str, key: Any
+) -> None:
+    smtp, store, _ = server
+    algorithm = "rsa-sha256" if selector == "rsa" else "ed25519-sha256"
+    message = _message("sender.example")
+    signed = libopendkim_sign(SigningKey("sender.example", selector, algorithm, key), message)
+    reply = await _send(smtp, FAIL_IP, "alice@sender.example", signed + message)
+    assert reply.startswith("250 ")
+    data, meta = await _stored(store, reply)
+    assert _results(data) == {"spf": "fail", "dkim": "pass", "dmarc": "pass"}
+    assert "folder" not in meta
 
 
 async def test_forgery_is_rejected_at_end_of_data_naming_the_policy(server: Any) -> None:
