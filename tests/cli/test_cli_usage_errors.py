@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import CliRun, assert_one_line_error
+from .helpers import CliRun, assert_one_line_error, shared_testdata
 
 
 @pytest.mark.parametrize(
@@ -140,3 +140,23 @@ def test_init_unwritable_dir_is_one_line(cli_run: CliRun, tmp_path: Path) -> Non
     (tmp_path / "conf" / "keys").write_text("")
     result = cli_run("init", "example.com", "--ip", "192.0.2.10", "--dir", str(tmp_path / "conf"))
     assert_one_line_error(result, f"cannot write {tmp_path / 'conf' / 'keys'}: File exists")
+
+
+def test_dmarc_report_store_problems_are_one_line(cli_run: CliRun, tmp_path: Path) -> None:
+    """Before: a data_dir that is a file, or a report store that is not SQLite, were
+    internal errors (exit 70)."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "dmarc-reports.sqlite").write_text("not a database\n" * 100)
+    report = shared_testdata() / "dmarc" / "aggregate" / "parsedmarc" / "rfc9990-sample.xml"
+    for data_dir in (blocker, broken):
+        config = tmp_path / f"{data_dir.name}.toml"
+        config.write_text(f'domains = ["example.com"]\ndata_dir = "{data_dir}"\n')
+        for args in (["dmarc", "import", str(report)], ["dmarc", "reports", "--no-resolve"]):
+            result = cli_run("--config", str(config), *args)
+            if data_dir is blocker and args[1] == "reports":
+                assert result.code == 0  # nothing stored there: nothing to read
+                continue
+            assert_one_line_error(result, "cannot use the DMARC report store", "data_dir")

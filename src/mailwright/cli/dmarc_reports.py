@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -24,8 +25,23 @@ VERDICT_STATUS = {"ok": "ok", "partial": "warn", "failing": "fail"}
 
 
 def _store() -> ReportStore:
-    config = app().config
-    return ReportStore.in_data_dir(config.data_dir)
+    path = app().config.data_dir / DB_NAME
+    try:
+        return ReportStore(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise _store_error(path, exc) from None
+
+
+def _store_error(path: Path, exc: Exception) -> UsageError:
+    """The report database cannot be opened or used: a file where a directory goes,
+    permissions, or a file that is not SQLite. Said once, with the file to look at."""
+    text = str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return UsageError(
+        f"cannot use the DMARC report store {path}: {text}",
+        "check data_dir in the config, or move that file away",
+    )
 
 
 @click.command(
@@ -62,6 +78,8 @@ def reports(since: int | None, no_resolve: bool, as_json: bool) -> None:
     store = _store()
     try:
         summary = store.summarize(time.time() - since * 86400 if since else None)
+    except sqlite3.Error as exc:
+        raise _store_error(store.path, exc) from None
     finally:
         store.close()
     if not no_resolve and summary.sources:
@@ -116,6 +134,8 @@ def import_reports(files: tuple[str, ...]) -> None:
                     refused += 1
                     err_console.print(visible(f"{name}: refused: {exc}"), markup=False)
                     continue
+                except sqlite3.Error as exc:
+                    raise _store_error(store.path, exc) from None
                 stored += added
                 duplicates += not added
     finally:
