@@ -414,6 +414,7 @@ class DeliveryAgent:
                 self.delivery,
                 ipv4=self.config.ipv4,
                 ipv6=self.config.ipv6,
+                own_names=(self.config.hostname,),
                 rng=self.rng,
             )
         # DNS failures are not cached: the next message asks again.

@@ -105,9 +105,14 @@ async def resolve_mx(
     *,
     ipv4: Sequence[str] = (),
     ipv6: Sequence[str] = (),
+    own_names: Sequence[str] = (),
     rng: random.Random | None = None,
 ) -> Route | RouteFailure:
-    """The hops for mail to ``domain`` in direct mode."""
+    """The hops for mail to ``domain`` in direct mode.
+
+    ``own_names`` are our host names: RFC 5321 §5.1 says to drop our own MX record and
+    every one of equal or higher preference (they would send the mail back to us).
+    """
     rng = rng or random.Random()
     port = config.outbound_port
     if _is_address_literal(domain):
@@ -119,6 +124,12 @@ async def resolve_mx(
         if not real:
             # RFC 7505 §3: the domain accepts no mail; bounce without trying (§4.1).
             return RouteFailure("5.1.10", f"{domain} does not accept mail (null MX, RFC 7505)")
+        ours = {n.lower().rstrip(".") for n in own_names}
+        mine = [r.preference for r in real if r.exchange in ours]
+        if mine:
+            real = [r for r in real if r.preference < min(mine)]
+            if not real:
+                return RouteFailure("5.4.6", f"mail for {domain} loops back to myself")
         hosts = order_mx(real, rng)[:MAX_MX_HOSTS]
     elif mx.outcome is Outcome.NODATA:
         # RFC 5321 §5.1: no MX records: the domain itself is the implicit MX.

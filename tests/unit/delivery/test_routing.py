@@ -226,3 +226,23 @@ def test_relay_route_has_one_hop_with_credentials() -> None:
     route_ = parse_relay_url("smtp://u:p@relay.example:2525").route()
     assert route_.tls == "starttls" and route_.username == "u" and route_.password == "p"
     assert route_.hops[0].relay == "relay.example[relay.example]:2525"
+
+
+async def test_own_mx_and_those_behind_it_are_dropped() -> None:
+    # RFC 5321 §5.1: we are MX 20 for the domain: only the better MX 10 is a next hop.
+    r = world().add("example.net", "MX", (10, "primary.example.net"))
+    r.add("example.net", "MX", (20, "mail.example.com")).add("example.net", "MX", (30, "tertiary"))
+    r.add("primary.example.net", "A", "192.0.2.1").add("tertiary", "A", "192.0.2.3")
+    result = await resolve_mx(r, "example.net", CONFIG, own_names=["Mail.Example.com."])
+    assert isinstance(result, Route) and [h.host for h in result.hops] == ["primary.example.net"]
+
+
+async def test_being_the_best_mx_is_a_loop() -> None:
+    r = (
+        world()
+        .add("example.net", "MX", (10, "mail.example.com"))
+        .add("example.net", "MX", (20, "b"))
+    )
+    result = await resolve_mx(r, "example.net", CONFIG, own_names=["mail.example.com"])
+    assert isinstance(result, RouteFailure)
+    assert result.status == "5.4.6" and "loops back to myself" in result.text
