@@ -282,19 +282,44 @@ def expand_domain(spec: MacroString, ctx: MacroContext) -> str:
     """Expand a domain-spec into a <target-name>: trailing dot dropped, then truncated.
 
     RFC 7208 §7.3: a name longer than 253 characters loses labels from the left
-    until it fits.
+    until it fits. Only the right-hand end of the expansion can survive that, so the
+    tokens are expanded from the right and expansion stops as soon as the kept part
+    is decided: a hostile record of thousands of macros then costs no more than a
+    short one (§4.6.4 limits work per check_host(); this keeps one term cheap too).
     """
-    name = expand(spec, ctx)
-    if name.endswith("."):
-        name = name[:-1]
-    return truncate_name(name)
+    pieces: list[str] = []
+    size = 0
+    has_dot = False
+    seen_text = False
+    for token in reversed(spec.tokens):
+        piece = token if isinstance(token, str) else _expand_one(token, ctx)
+        if not seen_text and piece:
+            seen_text = True
+            if piece.endswith("."):
+                piece = piece[:-1]  # the trailing dot of the whole name (§7.3)
+        pieces.append(piece)
+        size += len(piece)
+        has_dot = has_dot or "." in piece
+        # Once the suffix is over 253 characters and holds a dot, the truncated name
+        # lies inside it: the labels to the left would be removed anyway.
+        if size > MAX_NAME_LENGTH and has_dot:
+            break
+    pieces.reverse()
+    return truncate_name("".join(pieces))
 
 
 def truncate_name(name: str) -> str:
-    """Drop leftmost labels until ``name`` is at most 253 characters (RFC 7208 §7.3)."""
-    while len(name) > MAX_NAME_LENGTH and "." in name:
-        name = name.split(".", 1)[1]
-    return name
+    """Drop leftmost labels until ``name`` is at most 253 characters (RFC 7208 §7.3).
+
+    One pass: the result starts after the first "." that leaves at most 253
+    characters, or, with no such dot, is the last label (which cannot be shortened).
+    """
+    if len(name) <= MAX_NAME_LENGTH:
+        return name
+    dot = name.find(".", len(name) - MAX_NAME_LENGTH - 1)
+    if dot < 0:
+        dot = name.rfind(".")
+    return name[dot + 1 :]
 
 
 def _value(letter: str, ctx: MacroContext) -> str:

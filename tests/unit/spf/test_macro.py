@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from mailwright.dns import MemoryResolver
 from mailwright.spf import (
     MacroContext,
     MacroSyntaxError,
+    Result,
+    check_host,
     expand,
     parse_domain_spec,
     parse_macro_string,
 )
+from mailwright.spf import macro as macro_module
 from mailwright.spf.macro import MacroContextKind, expand_domain, split_sender, truncate_name
 
 V4 = MacroContext(
@@ -135,6 +143,67 @@ def test_domain_truncation_and_trailing_dot() -> None:
     assert cut == ".".join(["a" * 60] * 3) + ".example.com"
     spec = parse_domain_spec("_spf.%{d2}.example.net.")
     assert expand_domain(spec, V4) == "_spf.example.com.example.net"  # trailing dot dropped
+
+
+def _truncate_reference(name: str) -> str:
+    """RFC 7208 §7.3 read literally: remove the leftmost label while over 253 characters."""
+    while len(name) > 253 and "." in name:
+        name = name.split(".", 1)[1]
+    return name
+
+
+@given(st.lists(st.text("ab", max_size=90), min_size=1, max_size=12).map(".".join))
+def test_truncate_name_is_the_label_by_label_rule(name: str) -> None:
+    assert truncate_name(name) == _truncate_reference(name)
+
+
+_SPEC_PARTS = ["%{i}", "%{ir}", "%{d}", "%{l}", "%{h}.", "x.", "a" * 70, ".", "%{d2}.", "%{o1}"]
+
+
+@given(
+    st.lists(st.sampled_from(_SPEC_PARTS), max_size=40),
+    st.sampled_from([".example", ".example.", "%{d}", "%{l}", "%{d}."]),
+    st.sampled_from([V4, V6]),
+)
+def test_expand_domain_keeps_the_rfc_result(parts: list[str], end: str, ctx: MacroContext) -> None:
+    # Expanding from the right and stopping early must give exactly the §7.3 name.
+    spec = parse_macro_string("".join(parts) + end, MacroContextKind.DOMAIN)
+    full = expand(spec, ctx)
+    full = full[:-1] if full.endswith(".") else full
+    assert expand_domain(spec, ctx) == _truncate_reference(full)
+
+
+def test_expand_domain_stops_once_the_kept_name_is_decided(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 8000 IPv6 %{i} (63 characters each): only the last few can survive truncation.
+    calls = 0
+    real = macro_module._expand_one
+
+    def counting(m: macro_module.MacroExpand, ctx: MacroContext) -> str:
+        nonlocal calls
+        calls += 1
+        return real(m, ctx)
+
+    monkeypatch.setattr(macro_module, "_expand_one", counting)
+    name = expand_domain(parse_domain_spec("%{i}" * 8000 + ".example"), V6)
+    assert len(name) <= 253 and name.endswith(".example")
+    assert calls <= 5
+
+
+async def test_hostile_macro_record_is_evaluated_quickly() -> None:
+    # RFC 7208 §4.6.4: evaluation is bounded; a 32 KB record of "%{i}" must not stall the
+    # event loop (it took seconds when truncation removed one label per pass).
+    r = MemoryResolver()
+    r.add("example.com", "TXT", "v=spf1 a:" + "%{i}" * 8000 + ".example -all")
+    start = time.perf_counter()
+    res = await check_host(
+        "2001:db8::1", "example.com", "a@example.com", helo="h.example", resolver=r, timeout=1.0
+    )
+    elapsed = time.perf_counter() - start
+    assert res.result is Result.FAIL  # the name does not exist: void lookup, then -all
+    assert elapsed < 1.0
+    await asyncio.sleep(0)
 
 
 @pytest.mark.parametrize(
