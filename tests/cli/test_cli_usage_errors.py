@@ -160,3 +160,22 @@ def test_dmarc_report_store_problems_are_one_line(cli_run: CliRun, tmp_path: Pat
                 assert result.code == 0  # nothing stored there: nothing to read
                 continue
             assert_one_line_error(result, "cannot use the DMARC report store", "data_dir")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (
+            ["check", "example.com", "--nameserver", "127.0.0.1:9"],
+            "mailwright --nameserver ... check",
+        ),
+        (
+            ["spf", "lint", "example.com", "--dns-timeout", "2"],
+            "mailwright --dns-timeout ... spf lint",
+        ),
+        (["dns", "example.com", "--config", "x.toml"], "mailwright --config ... dns"),
+    ],
+)
+def test_global_option_after_the_command(cli_run: CliRun, args: list[str], needle: str) -> None:
+    """A global option written after the command says where it goes."""
+    assert_one_line_error(cli_run(*args), "is a global option: put it before the command", needle)

@@ -118,6 +118,15 @@ def click_error_line(exc: click.ClickException) -> str:
     ctx = exc.ctx if isinstance(exc, click.UsageError) else None
     if ctx is None:
         return message
+    if isinstance(exc, click.NoSuchOption) and ctx.parent is not None:
+        top = ctx.find_root().command
+        if any(exc.option_name in p.opts for p in top.params if isinstance(p, click.Option)):
+            # `mailwright check example.com --nameserver ...`: a common slip.
+            command = ctx.command_path.partition(" ")[2]
+            return (
+                f"{exc.option_name} is a global option: put it before the command "
+                f"(mailwright {exc.option_name} ... {command} ...)"
+            )
     return f"{message} (see '{ctx.command_path} --help')"
 
 
