@@ -236,11 +236,6 @@ def test_session_never_raises_and_replies_are_well_formed(
     check_reply(session.greeting(), esmtp=False)
     try:
         drive(session, chunks, accept=accept)
-    except ValueError as exc:
-        event("known bug: SIZE int()")
-        # Known, tracked by the strict xfail below: SIZE=<non-ASCII digits> reaches int().
-        if "invalid literal for int()" not in str(exc):
-            raise
     except AssertionError as exc:
         event("known bug: control echo")
         # Known, tracked by the strict xfails below: client text echoed into replies.
@@ -280,13 +275,9 @@ def test_ten_thousand_pipelined_commands_stop_at_the_error_limit() -> None:
 # --- known bugs (owner: SMTP server engineer): strict xfail until fixed --------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="smtp/protocol.py _mail_params: SIZE value checked with str.isdigit(), which "
-    "accepts '²'; int('²') raises ValueError out of Session.next_event (needs SMTPUTF8 so "
-    "the non-ASCII value passes parse_params). Expected: 501 5.5.4 Bad SIZE parameter.",
-)
 def test_size_with_superscript_digit_is_a_syntax_error() -> None:
+    """RFC 1870 §3: SIZE=1*20DIGIT with ASCII digits; '²' (needs SMTPUTF8 to get past
+    parse_params) is a 501, not a ValueError out of int()."""
     session = make(tls=False, starttls=False, auth="none", trusted=True)
     replies = drive(session, ["EHLO c\r\nMAIL FROM:<a@b.example> SMTPUTF8 SIZE=²\r\n".encode()])
     assert [r.code for r in replies] == [250, 501]

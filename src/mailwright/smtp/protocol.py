@@ -314,7 +314,9 @@ class Session:
     def _mail_params(self, envelope: Envelope, params: dict[str, str | None]) -> None:
         for key, value in params.items():
             if key == "SIZE":  # RFC 1870 §6
-                if value is None or not value.isdigit() or len(value) > 20:
+                # RFC 1870 §3: size-value is 1*20DIGIT, ASCII digits only (str.isdigit()
+                # also accepts '²', which int() then refuses).
+                if value is None or not (value.isascii() and value.isdigit()) or len(value) > 20:
                     raise AddressError(501, "5.5.4", "Bad SIZE parameter")
                 envelope.declared_size = int(value)
                 if envelope.declared_size > self.policy.size_limit:
