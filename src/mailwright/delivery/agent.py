@@ -448,6 +448,7 @@ class DeliveryAgent:
             if session is not None and (session.broken or session.hop != hop):
                 await session.close()
                 session = None
+            reused = session is not None
             if session is None:
                 try:
                     session = await self._connect(hop, route)
@@ -461,6 +462,19 @@ class DeliveryAgent:
                         )
                     continue
             result = await session.send(entry.sender, remaining, job.tracker.data)
+            if reused and session.broken and not result.server_spoke:
+                # A cached connection the server had already dropped (its idle timeout):
+                # nothing was said about this message, so try once on a fresh one, as
+                # Postfix does, rather than defer it for minutes.
+                await session.close()
+                session = None
+                try:
+                    session = await self._connect(hop, route)
+                except SessionError as exc:
+                    for r in remaining:
+                        last[r] = Outcome(exc.reply, hop.relay, hop.host, not exc.reply.local)
+                    continue
+                result = await session.send(entry.sender, remaining, job.tracker.data)
             still: list[str] = []
             for r in remaining:
                 reply = result.replies[r]

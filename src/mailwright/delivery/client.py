@@ -55,6 +55,9 @@ class TransactionResult:
     """Per-recipient replies of one message; ``accepted`` lists those the server took."""
 
     replies: dict[str, Reply] = field(default_factory=dict)
+    server_spoke: bool = False
+    """The server answered at least one command of this transaction. If not, and the
+    connection is gone, the message was certainly not taken: safe to send again."""
 
     @property
     def accepted(self) -> list[str]:
@@ -116,6 +119,7 @@ class Session:
         self.extensions: dict[str, str] = {}
         self.tls = False
         self.transactions = 0
+        self.replies_read = 0
         self.broken = False
         """True once the connection is unusable (lost, timed out, out of sync)."""
 
@@ -290,6 +294,7 @@ class Session:
         rcpts = [f"RCPT TO:<{r}>" for r in recipients]
         reset = self.transactions > 0
         self.transactions += 1
+        replies_before = self.replies_read
         try:
             if "PIPELINING" in self.extensions and "CHUNKING" in self.extensions:
                 await self._chunked(mail, rcpts, recipients, data, reset, result)
@@ -304,6 +309,7 @@ class Session:
             )
             for r in recipients:
                 result.replies.setdefault(r, lost)
+        result.server_spoke = self.replies_read > replies_before
         return result
 
     async def _pipelined(
@@ -464,6 +470,7 @@ class Session:
             except ReplyError as exc:
                 self.broken = True
                 raise SessionError(local_reply(421, "4.5.0", f"{self.hop.relay}: {exc}")) from None
+        self.replies_read += 1
         return self._replies.popleft()
 
     async def close(self) -> None:

@@ -167,12 +167,18 @@ class FakeSession:
     network: FakeNetwork
     tls: bool
     broken: bool = False
+    uses: int = 0
 
     @property
     def relay(self) -> str:
         return self.hop.relay
 
     async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> TransactionResult:
+        self.uses += 1
+        if self.network.drop_on_use and self.uses == self.network.drop_on_use:
+            self.broken = True  # the server closed the idle connection meanwhile
+            lost = local_reply(421, "4.4.2", f"{self.hop.relay} closed the connection")
+            return TransactionResult(dict.fromkeys(recipients, lost))
         self.network.sends.append((self.hop.host, sender, list(recipients), data))
         self.network.active += 1
         self.network.peak = max(self.network.peak, self.network.active)
@@ -180,7 +186,7 @@ class FakeSession:
             if self.network.latency:
                 await asyncio.sleep(self.network.latency)
             behaviour = self.network.servers[self.hop.host]
-            return TransactionResult(dict(behaviour(sender, recipients, data)))
+            return TransactionResult(dict(behaviour(sender, recipients, data)), server_spoke=True)
         finally:
             self.network.active -= 1
 
@@ -197,6 +203,8 @@ class FakeNetwork:
     refuse: dict[str, SessionError] = field(default_factory=dict)
     tls_broken: set[str] = field(default_factory=set)
     latency: float = 0.0
+    drop_on_use: int = 0
+    """Every session fails its n-th transaction as if the server had hung up meanwhile."""
     connects: list[tuple[str, bool]] = field(default_factory=list)
     sends: list[tuple[str, str, list[str], bytes]] = field(default_factory=list)
     active: int = 0

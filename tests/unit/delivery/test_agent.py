@@ -518,3 +518,28 @@ async def test_stop_closes_idle_sessions_at_once(world: World) -> None:
     await asyncio.wait_for(task, 5)
     assert time.monotonic() - started < 1.0
     assert world.network.closed == 1
+
+
+async def test_a_stale_cached_connection_is_replaced_not_deferred(tmp_path: Path) -> None:
+    w = World(tmp_path, max_connections_per_domain=1)
+    w.mx("example.net", (10, "mx1.example.net"))
+    w.network.servers["mx1.example.net"] = ok()
+    w.network.drop_on_use = 2  # the second message on a connection finds it dead
+    for i in range(2):
+        await w.store.enqueue("app@example.com", [f"u{i}@example.net"], MESSAGE)
+    await w.agent.run_once()
+    assert [e["to"] for e in w.of("delivered")] == ["<u0@example.net>", "<u1@example.net>"]
+    assert w.of("deferred") == []
+    assert len(w.network.connects) == 2
+
+
+async def test_a_fresh_connection_that_drops_defers(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    w.mx("example.net", (10, "mx1.example.net"))
+    w.network.servers["mx1.example.net"] = ok()
+    w.network.drop_on_use = 1
+    await w.store.enqueue("app@example.com", ["u@example.net"], MESSAGE)
+    await w.agent.run_once()
+    [event] = w.of("deferred")
+    assert event["dsn"] == "4.4.2"
+    assert len(w.network.connects) == 1

@@ -383,3 +383,12 @@ async def test_chunking_with_no_accepted_recipient_stays_in_step(server: Start) 
     result = await session.send("a@example.com", ["y@example.net"], MESSAGE + b"second\r\n")
     assert result.replies["y@example.net"].positive
     assert script.messages == [MESSAGE + b"second\r\n"]
+
+
+async def test_server_spoke_tells_whether_a_resend_is_safe(server: Start) -> None:
+    script = Script(extensions=[], drop_after="RSET")
+    session = await open_(await server(script))
+    first = await session.send("a@example.com", ["x@example.net"], MESSAGE)
+    assert first.server_spoke and first.replies["x@example.net"].positive
+    second = await session.send("a@example.com", ["y@example.net"], MESSAGE)
+    assert not second.server_spoke and session.broken  # hung up before any answer
