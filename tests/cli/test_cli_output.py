@@ -203,3 +203,20 @@ def test_dmarc_reports_reads_without_creating_a_data_dir(cli_run: CliRun) -> Non
     machine = cli_run("dmarc", "reports", "--json")
     assert json.loads(machine.out) == {"reports": 0, "messages": 0, "sources": []}
     assert not Path("mailwright-data").exists()
+
+
+def test_spf_check_record_whole_on_a_narrow_terminal(
+    cli_run: CliRun, dns_world: DnsWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the record was folded inside a rich grid cell (and lines padded with spaces)."""
+    from mailwright.cli import context
+
+    dns_world.set_zone("long.example", f'@ TXT "{LONG_SPF}"')
+    monkeypatch.setattr(context.console, "_force_terminal", True)
+    monkeypatch.setattr(context.console, "_width", 60)
+    monkeypatch.setattr(context.console, "_color_system", None)
+    result = cli_run("--nameserver", dns_world.nameserver, "spf", "check",
+                     "--ip", "192.0.2.99", "--sender", "a@long.example")  # fmt: skip
+    assert result.code == 1
+    assert one_line_with(result.out, f"record       {LONG_SPF}")
+    assert all(line == line.rstrip() for line in result.out.splitlines())

@@ -103,15 +103,30 @@ def check(
     raise SystemExit(0 if result.ok else 1)
 
 
+class _Rows:
+    """``label  value`` lines, labels aligned. Not a rich grid: a grid folds a long SPF
+    record inside its cell on a terminal and pads every line with trailing spaces; a
+    soft-wrapped line stays one line however the terminal shows it, so it copies whole."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str]] = []
+
+    def add_row(self, label: str, value: str) -> None:
+        self.rows.append((label, value))
+
+    def print(self) -> None:
+        width = max(len(label) for label, _ in self.rows) + 2
+        for label, value in self.rows:
+            console.print(f"[dim]{label:<{width}}[/]{value}", soft_wrap=True)
+
+
 def _print_check(result: SpfResult, trace: bool) -> None:
     who = result.sender if result.identity == "mailfrom" else result.helo
     console.print(
         f"SPF {styled(str(result.result))} for [bold]{e(who)}[/] from {e(result.ip)} "
         f"(identity {result.identity})"
     )
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="dim")
-    grid.add_column(overflow="fold")
+    grid = _Rows()
     grid.add_row("domain", e(result.domain))
     if result.record:
         grid.add_row("record", e(result.record))
@@ -145,7 +160,7 @@ def _print_check(result: SpfResult, trace: bool) -> None:
         "DNS lookups",
         f"{result.lookups} of {MAX_DNS_TERMS}, void {result.void_lookups} of {MAX_VOID_LOOKUPS}",
     )
-    console.print(grid, markup=True)
+    grid.print()
     if trace:
         console.print("[bold]trace[/]")
         for step in result.trace:
