@@ -52,6 +52,9 @@ BATCH = 200
 """Entries claimed at once."""
 MAX_INFLIGHT = 2000
 """Messages being delivered at once by this agent; claiming pauses above this."""
+MAX_INFLIGHT_BYTES = 256 * 1024 * 1024
+"""Message bytes held in memory for delivery; claiming pauses above this (a queue of
+large messages must not exhaust memory)."""
 POLL_SECONDS = 5.0
 """Longest sleep between claims: picks up mail queued by other processes."""
 CLAIM_DELAY = 0.02
@@ -180,6 +183,7 @@ class DeliveryAgent:
         self._lanes: dict[str, _Lane] = {}
         self._connections = asyncio.Semaphore(self.delivery.max_connections)
         self._inflight = 0
+        self._inflight_bytes = 0
         self._capacity = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
@@ -245,7 +249,7 @@ class DeliveryAgent:
         if claimed:
             await asyncio.sleep(0)
             return
-        if self._inflight >= MAX_INFLIGHT:
+        if self._busy():
             self._capacity.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._capacity.wait(), POLL_SECONDS)
@@ -272,10 +276,13 @@ class DeliveryAgent:
             if self._tasks:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    def _busy(self) -> bool:
+        return self._inflight >= MAX_INFLIGHT or self._inflight_bytes >= MAX_INFLIGHT_BYTES
+
     async def _claim(self) -> int:
         now = self.clock()
         limit = min(BATCH, MAX_INFLIGHT - self._inflight)
-        if limit <= 0:
+        if limit <= 0 or self._busy():
             return 0
         entries = await self.store.claim_due(self.worker, now, limit, self.lease_seconds)
         for entry in entries:
@@ -316,6 +323,7 @@ class DeliveryAgent:
             groups.setdefault(self._destination(address), []).append(address)
         tracker.remaining = len(groups)
         self._inflight += 1
+        self._inflight_bytes += len(data)
         for key, recipients in groups.items():
             job = _Job(tracker, recipients)
             if key in (LOCAL, OUTBOX):
@@ -575,6 +583,7 @@ class DeliveryAgent:
                 await self._record(tracker)
         finally:
             self._inflight -= 1
+            self._inflight_bytes -= len(tracker.data)
             self._capacity.set()
 
     async def _record(self, tracker: _Tracker) -> None:

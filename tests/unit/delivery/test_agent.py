@@ -543,3 +543,16 @@ async def test_a_fresh_connection_that_drops_defers(tmp_path: Path) -> None:
     [event] = w.of("deferred")
     assert event["dsn"] == "4.4.2"
     assert len(w.network.connects) == 1
+
+
+async def test_claiming_pauses_while_too_many_bytes_are_in_flight(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailwright.delivery import agent as agent_module
+
+    monkeypatch.setattr(agent_module, "MAX_INFLIGHT_BYTES", 1)
+    world.agent._inflight_bytes = 1  # as if a large message were being delivered
+    await world.store.enqueue("app@example.com", ["x@example.net"], MESSAGE)
+    assert await world.agent.run_once() == 0
+    world.agent._inflight_bytes = 0
+    assert await world.agent.run_once() == 1
