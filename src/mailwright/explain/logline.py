@@ -173,7 +173,9 @@ class Clock:
             if base is None:
                 return None
             return base + timedelta(minutes=int(mi), seconds=int(s))
-        except ValueError:
+        except (ValueError, OverflowError):
+            # OverflowError: an offset pushes a date near year 1 or 9999 out of range
+            # when converted to local time; the line still counts, its time is unknown.
             return None
 
     def _hour(self, key: str) -> datetime | None:
