@@ -184,6 +184,9 @@ def _result_word(result: object) -> str:
     return str(value).strip().lower()
 
 
+TEMPERROR = "temperror"
+"""The SPF (RFC 7208 §2.6.6) and DKIM (RFC 8601 §2.7.1) word for a transient DNS failure."""
+
 MAX_DKIM_RESULTS = 20
 """Signatures considered for alignment; more is an attack on the receiver (bounded work)."""
 
@@ -245,6 +248,8 @@ async def evaluate(
 
     checks: list[IdentifierCheck] = []
     unknown: list[str] = []
+    transient: list[str] = []
+    """Identifiers whose SPF/DKIM check hit a temporary DNS error and that could have aligned."""
     reasons: list[str] = []
     if found.organizational_error:
         reasons.append(f"organizational domain unknown: {found.organizational_error}")
@@ -264,12 +269,27 @@ async def evaluate(
         dkim_domain, result, selector = _evidence(item)
         if dkim_domain:
             candidates.append(("dkim", dkim_domain, result, selector))
+        elif result == TEMPERROR:
+            # §5.3.6: a signature whose domain is unknown may be the aligned one.
+            transient.append("dkim signature with an unknown domain: temperror")
     for method, domain, result, selector in candidates:
+        mode = record.dkim_alignment if method == "dkim" else record.spf_alignment
         if result != "pass":
             # §4.4.1/§4.4.2: only a validated identifier is an Authenticated Identifier.
-            checks.append(IdentifierCheck(method, domain, result, None, None, selector))
+            note = None
+            if result == TEMPERROR:
+                # §5.3.6: a temporary DNS error hid whether this identifier passes; if it
+                # could align, the message can be neither passed nor failed.
+                could, why = await check_alignment(
+                    author, found.organizational_domain, domain, mode, resolver, cache
+                )
+                if could is not Aligned.NO:
+                    note = (
+                        f"temperror, would {'be' if could is Aligned.YES else 'maybe be'} aligned"
+                    )
+                    transient.append(f"{method} {domain}: temperror ({why})")
+            checks.append(IdentifierCheck(method, domain, result, None, note, selector))
             continue
-        mode = record.dkim_alignment if method == "dkim" else record.spf_alignment
         aligned, note = await check_alignment(
             author, found.organizational_domain, domain, mode, resolver, cache
         )
@@ -295,12 +315,16 @@ async def evaluate(
         return replace(
             base, result=DmarcStatus.PASS, reasons=(*reasons, f"aligned: {', '.join(aligned_by)}")
         )
-    if unknown:
+    if unknown or transient:
         # §5.3.6: a DNS error in a needed query means neither pass nor fail.
         return replace(
             base,
             result=DmarcStatus.TEMPERROR,
-            reasons=(*reasons, *(f"alignment unknown: {u}" for u in unknown)),
+            reasons=(
+                *reasons,
+                *(f"alignment unknown: {u}" for u in unknown),
+                *(f"not validated because of a temporary DNS error: {t}" for t in transient),
+            ),
         )
     reasons.append(_failure_reason(checks))
 
