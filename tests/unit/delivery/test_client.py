@@ -392,3 +392,19 @@ async def test_server_spoke_tells_whether_a_resend_is_safe(server: Start) -> Non
     assert first.server_spoke and first.replies["x@example.net"].positive
     second = await session.send("a@example.com", ["y@example.net"], MESSAGE)
     assert not second.server_spoke and session.broken  # hung up before any answer
+
+
+async def test_no_greeting_within_the_connect_timeout() -> None:
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)  # accepts the connection, never says 220
+
+    running = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = running.sockets[0].getsockname()[1]
+    settings = ClientSettings(helo="h.example", connect_timeout=0.3, command_timeout=60)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(SessionError) as info:
+        await Session.open(Hop("x", "127.0.0.1", port), PLAIN, settings)
+    assert loop.time() - started < 2  # the connect timeout, not the command timeout
+    assert info.value.reply.enhanced == "4.4.2" and "timeout" in info.value.reply.text
+    running.close()
