@@ -19,7 +19,9 @@ so we accept up to this and call anything longer a protocol error."""
 MAX_LINES = 100
 """EHLO replies have a line per extension; a hundred is far more than any server sends."""
 
-_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
+# ASCII digits only (RFC 5321 §4.2, RFC 3463 §2): a str pattern's \d is any Unicode digit.
+_CODE = re.compile(r"[0-9]{3}")
+_ENHANCED = re.compile(r"^([245])\.([0-9]{1,3})\.([0-9]{1,3})(?=\s|$)")
 
 
 class ReplyError(ValueError):
@@ -146,7 +148,9 @@ class ReplyParser:
         # Servers send UTF-8 (RFC 6531) or legacy 8-bit text; the text is only ever
         # logged and quoted, so undecodable octets become U+FFFD rather than an error.
         line = raw.decode("utf-8", errors="replace")
-        if len(line) < 3 or not line[:3].isdigit() or not "2" <= line[0] <= "5":
+        # RFC 5321 §4.2: the code is three ASCII digits; str.isdigit() and int() would
+        # also take "²" or Arabic-Indic digits (and int("²") raises ValueError).
+        if not _CODE.match(line) or not "2" <= line[0] <= "5":
             raise ReplyError(f"not an SMTP reply line: {line[:80]!r}")
         code = int(line[:3])
         separator = line[3:4]

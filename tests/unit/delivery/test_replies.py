@@ -70,6 +70,7 @@ def test_intermediate_reply() -> None:
         (b"550 5.1.1.1 not a code\r\n", None, "5.0.0"),
         (b"550 3.1.1 bad class\r\n", None, "5.0.0"),
         (b"550 5.1234.1 too long\r\n", None, "5.0.0"),
+        ("550 5.\u0667.1 not ASCII\r\n".encode(), None, "5.0.0"),
     ],
 )
 def test_enhanced_status_codes(line: bytes, enhanced: str | None, status: str) -> None:
@@ -92,6 +93,8 @@ def test_status_uses_the_given_default_detail() -> None:
         b"150 nope\r\n",
         b"250+x\r\n",
         b"250-a\r\n251 b\r\n",  # code changes within a multi-line reply
+        "2\u00b2\u00b2 superscript digits\r\n".encode(),  # RFC 5321 §4.2: ASCII digits
+        "2\u0665\u0660 Arabic-Indic digits\r\n".encode(),
     ],
 )
 def test_malformed_replies_raise_reply_error(data: bytes) -> None:
