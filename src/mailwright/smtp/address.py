@@ -51,6 +51,7 @@ _UNQUOTE = re.compile(r"\\(.)")
 _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 _VALUE = re.compile(r"[\x21-\x3c\x3e-\x7e]+\Z")  # RFC 5321 esmtp-value
 _VALUE_UTF8 = re.compile(r"(?:[\x21-\x3c\x3e-\x7e]|[^\x00-\x7f])+\Z")  # RFC 6531 §3.3
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 
 
 class AddressError(ValueError):
@@ -92,6 +93,13 @@ def quote_local(local: str) -> str:
     if _DOT_STRING_UTF8.match(local):
         return local
     return '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """Client text made safe to quote in a reply: RFC 5321 §4.2 reply text is printable
+    ASCII, so anything else (a bare CR could forge a reply line in logs and proxies,
+    non-ASCII is not ours to echo) becomes ``?``; cut to ``limit`` characters."""
+    return _UNPRINTABLE.sub("?", text[:limit])
 
 
 def _check_literal(text: str) -> None:
@@ -162,7 +170,7 @@ def parse_params(text: str, *, smtputf8_values: bool = False) -> dict[str, str |
             continue
         key, sep, value = item.partition("=")
         if not _KEYWORD.match(key) or (sep and not value_re.match(value)):
-            raise AddressError(501, "5.5.4", f"Bad parameter syntax: {item[:40]}")
+            raise AddressError(501, "5.5.4", f"Bad parameter syntax: {shown(item)}")
         key = key.upper()
         if key in params:
             raise AddressError(501, "5.5.4", f"Duplicate parameter {key}")
