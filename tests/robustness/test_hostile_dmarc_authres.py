@@ -428,3 +428,34 @@ def test_pvalues_that_are_not_a_clean_addr_spec_are_quoted(value: str) -> None:
     assert parsed.results[0].properties[0].value.replace(" ", "") == (
         value.replace("\r\n", "").replace("\n", "").replace(" ", "")
     )
+
+
+@robust(100)
+@given(
+    st.lists(st.sampled_from(["a", "b", "mail", "x-1", "é"]), max_size=9),
+    st.sampled_from(DMARC_PIECES),
+    st.sampled_from(["spf", "dkim"]),
+    st.booleans(),
+)
+def test_identical_passing_identifier_always_passes(
+    labels: list[str], extra_tag: str, method: str, at_author: bool
+) -> None:
+    """Whatever the record holds beyond v and p, and wherever on the walk it sits, a passing
+    identifier identical to the Author Domain aligns (strict and relaxed alike); an
+    unrelated one never does."""
+    author = ".".join([*labels, "example.com"])
+    r = MemoryResolver()
+    record = f"v=DMARC1; p=reject; {extra_tag}"
+    if not parse_record(record).is_dmarc or parse_record(record).classification is not (
+        Classification.VALID
+    ):
+        return
+    r.add(f"_dmarc.{author if at_author else 'example.com'}", "TXT", record)
+    same = (author, "pass")
+    result = run(
+        evaluate(author, same if method == "spf" else None, [same] * (method == "dkim"), r)
+    )
+    assert result.result is DmarcStatus.PASS, result.reasons
+    other = ("example.net", "pass")
+    result = run(evaluate(author, other, [other], r))
+    assert result.result is DmarcStatus.FAIL, result.reasons
