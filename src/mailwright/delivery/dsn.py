@@ -72,7 +72,7 @@ def build_dsn(
         raise ValueError("a DSN reports at least one recipient")
     now = time.time() if now is None else now
     host = _clean(reporting_mta)
-    boundary = f"{queue_id}.{int(now)}/{host}"
+    boundary = _boundary(queue_id, now, host, original)
     failed = kind == "failure"
     subject = (
         "Undelivered Mail Returned to Sender" if failed else "Delayed Mail (still being retried)"
@@ -131,6 +131,18 @@ def build_dsn(
         b"",
     ]
     return b"\r\n".join(parts)
+
+
+def _boundary(queue_id: str, now: float, host: str, original: bytes) -> str:
+    """A MIME boundary that does not occur in the returned message (RFC 2046 §5.1.1).
+
+    The returned message is arbitrary: random bits make a collision unlikely, and the
+    check makes it impossible (the other parts are our own text, without "--").
+    """
+    while True:
+        boundary = f"{_clean(queue_id)}.{int(now)}.{os.urandom(6).hex()}/{host}"
+        if f"--{boundary}".encode() not in original:
+            return boundary
 
 
 def _recipient_fields(report: RecipientReport) -> list[str]:

@@ -149,3 +149,15 @@ def test_8bit_original_is_marked() -> None:
     parts = dsn(original=ORIGINAL.replace(b"Body line", "Grüße".encode())).get_payload()
     assert isinstance(parts, list)
     assert parts[2]["Content-Transfer-Encoding"] == "8bit"
+
+
+def test_boundary_never_occurs_in_the_returned_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    # RFC 2046 §5.1.1: the first random boundary is planted in the original; a second is drawn.
+    draws = iter([b"\x00" * 6, b"\x01" * 6])
+    monkeypatch.setattr("mailwright.delivery.dsn.os.urandom", lambda n: next(draws, b"\x02" * n))
+    planted = b"--Q.1790000100.000000000000/mail.example.com--"
+    message = dsn(queue_id="Q", original=ORIGINAL + planted + b"\r\nafter\r\n")
+    assert "000000000000" not in message.get_boundary()
+    parts = message.get_payload()
+    assert isinstance(parts, list) and len(parts) == 3
+    assert b"after" in parts[2].get_payload()[0].as_bytes()
