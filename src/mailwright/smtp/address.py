@@ -36,7 +36,7 @@ def _mailbox_re(atext: str, qtext: str, label: str) -> re.Pattern[str]:
     dot_string = rf"{atext}+(?:\.{atext}+)*"
     quoted = rf'"(?:{qtext}|{_QPAIR})*"'
     domain = rf"{label}(?:\.{label})*"
-    literal = r"\[[^\[\]\\\s]+\]"
+    literal = r"\[[\x21-\x5a\x5e-\x7e]+\]"  # RFC 5321 §4.1.3 dcontent: printable ASCII
     adl = rf"@{domain}(?:,@{domain})*:"
     return re.compile(
         rf"<(?P<adl>{adl})?(?P<local>{dot_string}|{quoted})@(?P<domain>{domain}|{literal})>"
@@ -108,12 +108,12 @@ def _check_literal(text: str) -> None:
         try:
             ipaddress.IPv6Address(inner[5:])
         except ValueError:
-            raise AddressError(501, "5.1.3", f"Bad address literal {text}") from None
+            raise AddressError(501, "5.1.3", f"Bad address literal {shown(text, 64)}") from None
         return
     try:
         ipaddress.IPv4Address(inner)
     except ValueError:
-        raise AddressError(501, "5.1.3", f"Bad address literal {text}") from None
+        raise AddressError(501, "5.1.3", f"Bad address literal {shown(text, 64)}") from None
 
 
 def parse_path(
