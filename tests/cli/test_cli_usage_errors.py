@@ -179,3 +179,10 @@ def test_dmarc_report_store_problems_are_one_line(cli_run: CliRun, tmp_path: Pat
 def test_global_option_after_the_command(cli_run: CliRun, args: list[str], needle: str) -> None:
     """A global option written after the command says where it goes."""
     assert_one_line_error(cli_run(*args), "is a global option: put it before the command", needle)
+
+
+def test_error_lines_show_control_bytes_escaped(cli_run: CliRun) -> None:
+    """A pasted command with an ESC sequence: the error line shows it, never replays it."""
+    result = cli_run("nosuch\x1b[2Jcmd")
+    assert_one_line_error(result, "no such command 'nosuch\\x1b[2Jcmd'")
+    assert "\x1b" not in result.err

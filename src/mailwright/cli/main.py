@@ -9,10 +9,9 @@ import sys
 from typing import Any
 
 import click
-from rich.markup import escape
 
 from ..errors import UserError
-from .context import AppContext, err_console
+from .context import AppContext, err_console, safe
 
 # name → "module:attribute"; a module that is not there (yet) is left out of --help.
 COMMANDS: dict[str, str] = {
@@ -144,12 +143,12 @@ def main(argv: list[str] | None = None) -> Any:
             click.echo(exc.format_message(), err=True)
             sys.exit(2)
         err_console.print(
-            f"[bold red]error:[/] {escape(click_error_line(exc))}", markup=True, soft_wrap=True
+            f"[bold red]error:[/] {safe(click_error_line(exc))}", markup=True, soft_wrap=True
         )
         sys.exit(2 if isinstance(exc, click.UsageError | click.FileError) else exc.exit_code)
     except UserError as exc:
         # The message may quote user input or DNS data: text, never markup.
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {safe(str(exc))}", markup=True, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -159,7 +158,7 @@ def main(argv: list[str] | None = None) -> Any:
         if os.environ.get("MAILWRIGHT_DEBUG"):
             raise
         err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
+            f"[bold red]internal error:[/] {type(exc).__name__}: {safe(str(exc))} "
             "(set MAILWRIGHT_DEBUG=1 for a traceback, and please report it)",
             soft_wrap=True,
         )
