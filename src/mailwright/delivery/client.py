@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ipaddress
 import socket
 import ssl
 from collections import deque
@@ -230,7 +231,7 @@ class Session:
 
     async def _authenticate(self, username: str, password: str) -> None:
         """RFC 4954: PLAIN with an initial response if offered, else LOGIN."""
-        if not self.tls and self.hop.address not in ("127.0.0.1", "::1", "localhost"):
+        if not self.tls and not _is_loopback(self.peer):
             raise SessionError(local_reply(421, "4.7.0", "refusing to send a password without TLS"))
         mechanisms = self.extensions.get("AUTH", "").upper().split()
         if "PLAIN" in mechanisms:
@@ -485,6 +486,13 @@ class Session:
         self.broken = True
         with contextlib.suppress(Exception):
             self._writer.close()
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _int(text: str) -> int:

@@ -408,3 +408,12 @@ async def test_no_greeting_within_the_connect_timeout() -> None:
     assert loop.time() - started < 2  # the connect timeout, not the command timeout
     assert info.value.reply.enhanced == "4.4.2" and "timeout" in info.value.reply.text
     running.close()
+
+
+async def test_auth_without_tls_only_to_loopback(server: Start) -> None:
+    # tls=none with credentials: allowed to a relay on loopback (this one), with PLAIN.
+    script = Script(extensions=["AUTH PLAIN LOGIN"], raw_reply={"AUTH": b"235 2.7.0 ok\r\n"})
+    route = Route((), tls="none", username="u", password="p")
+    session = await open_(await server(script), route)
+    assert script.lines[1] == "AUTH PLAIN AHUAcA=="  # base64("\0u\0p"), RFC 4616
+    assert session.peer == "127.0.0.1"
