@@ -186,3 +186,6 @@ def test_error_lines_show_control_bytes_escaped(cli_run: CliRun) -> None:
     result = cli_run("nosuch\x1b[2Jcmd")
     assert_one_line_error(result, "no such command 'nosuch\\x1b[2Jcmd'")
     assert "\x1b" not in result.err
+    result = cli_run("explain", "/no/such\x1b[2Jfile.log")  # a message without repr()
+    assert_one_line_error(result, "/no/such\\x1b[2Jfile.log: no such file")
+    assert "\x1b" not in result.err
