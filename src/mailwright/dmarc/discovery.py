@@ -163,6 +163,20 @@ class TreeWalk:
                 found.append((item.domain, record))
         return found
 
+    @property
+    def valid_records(self) -> list[tuple[str, DmarcRecord]]:
+        """The :attr:`records` that are valid DMARC Policy Records, longest first.
+
+        RFC 9989 §4.10.2 chooses the Organizational Domain "from the domains for
+        which valid DMARC Policy Records were retrieved": a broken record (duplicate
+        tag, bad ``p`` without ``rua``) must not make its name the Organizational Domain.
+        """
+        return [
+            (domain, record)
+            for domain, record in self.records
+            if record.classification is Classification.VALID
+        ]
+
     def record_at(self, domain: str) -> DmarcRecord | None:
         for found_domain, record in self.records:
             if found_domain == domain:
@@ -210,9 +224,9 @@ def select_organizational_domain(walk: TreeWalk) -> str:
     Over the names that had a valid record, longest first: ``psd=n`` makes that
     name the Organizational Domain; ``psd=y`` (other than at the starting name)
     makes the name one label below it the Organizational Domain; otherwise the
-    record with the fewest labels wins. With no record, the start is its own.
+    record with the fewest labels wins. With no valid record, the start is its own.
     """
-    records = walk.records
+    records = walk.valid_records
     for domain, record in records:
         if record.psd is PsdFlag.NO:
             return domain
@@ -385,7 +399,7 @@ async def discover_policy(
         return PolicyDiscovery(author, DiscoveryStatus.FOUND, walk, record, org, org, notes=notes)
     # The Organizational Domain has no record of its own: a psd=y record ended the
     # walk, and the Public Suffix Domain's record applies (§4.10.1, third choice).
-    for found_domain, found in walk.records:
+    for found_domain, found in walk.valid_records:
         if found.psd is PsdFlag.YES:
             extra: tuple[str, ...] = ()
             if org not in {item.domain for item in walk.lookups}:
@@ -401,6 +415,15 @@ async def discover_policy(
                 org,
                 notes=notes + extra,
             )
+    broken = walk.records
+    if broken:
+        # Only invalid records above the Author Domain: none can be the Organizational
+        # Domain's (§4.10.2), but the receiver applies no DMARC processing because of
+        # one (§4.10.1), which evaluation reports as permerror naming the record.
+        found_domain, found = broken[-1]
+        return PolicyDiscovery(
+            author, DiscoveryStatus.FOUND, walk, found, found_domain, org, notes=notes
+        )
     return PolicyDiscovery(
         author, DiscoveryStatus.NONE, walk, organizational_domain=org, notes=notes
     )

@@ -324,3 +324,50 @@ async def test_concurrent_walk_takes_one_round_trip() -> None:
     began = time.monotonic()
     await discover_policy("a.b.c.d.example.com", resolver)
     assert time.monotonic() - began < 0.4  # six queries of 100 ms each: 0.6 s one by one
+
+
+# --- §4.10.2: only valid DMARC Policy Records choose the Organizational Domain ----
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "v=DMARC1; p=rejct",  # invalid p and no rua: not a valid record (§4.10.1)
+        "v=DMARC1; p=reject; p=none",  # duplicate tag
+    ],
+)
+async def test_invalid_record_at_fewer_labels_is_not_the_organizational_domain(
+    broken: str,
+) -> None:
+    resolver = MemoryResolver()
+    dmarc(resolver, "b.example.com", "v=DMARC1; p=reject")
+    dmarc(resolver, "example.com", broken)
+    walk = await tree_walk("a.b.example.com", resolver)
+    assert select_organizational_domain(walk) == "b.example.com"
+    found = await discover_policy("a.b.example.com", resolver)
+    assert found.organizational_domain == "b.example.com"
+    assert found.record_domain == "b.example.com"
+    assert found.record is not None and found.record.p == "reject"
+    assert found.usable
+
+
+async def test_psd_n_in_an_invalid_record_decides_nothing() -> None:
+    resolver = MemoryResolver()
+    dmarc(resolver, "mail.example.com", "v=DMARC1; p=nothing; psd=n")  # invalid p, no rua
+    dmarc(resolver, "example.com", "v=DMARC1; p=none")
+    walk = await tree_walk("a.mail.example.com", resolver)
+    # Step 2/6 stops the walk at any single record with psd (valid or not); the
+    # broken one cannot be chosen, so the start is its own Organizational Domain.
+    assert walk.stopped_by == "psd=n"
+    assert select_organizational_domain(walk) == "a.mail.example.com"
+
+
+async def test_only_an_invalid_record_above_is_reported_not_chosen() -> None:
+    resolver = MemoryResolver()
+    dmarc(resolver, "example.com", "v=DMARC1; p=rejct")
+    found = await discover_policy("a.example.com", resolver)
+    # No valid record: the Author Domain is its own Organizational Domain (§4.10.2);
+    # the broken record is still shown, and evaluation turns it into permerror.
+    assert found.organizational_domain == "a.example.com"
+    assert found.status is DiscoveryStatus.FOUND and not found.usable
+    assert found.record_domain == "example.com"
