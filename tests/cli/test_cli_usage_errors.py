@@ -189,3 +189,11 @@ def test_error_lines_show_control_bytes_escaped(cli_run: CliRun) -> None:
     result = cli_run("explain", "/no/such\x1b[2Jfile.log")  # a message without repr()
     assert_one_line_error(result, "/no/such\\x1b[2Jfile.log: no such file")
     assert "\x1b" not in result.err
+
+
+@pytest.mark.parametrize("sender", ["a@", "nobody", "<a@>"])
+def test_spf_check_sender_without_domain(cli_run: CliRun, sender: str) -> None:
+    """Before: 'a@' was evaluated (result none for the empty domain, exit 1)."""
+    result = cli_run("--nameserver", "127.0.0.1:9", "--dns-timeout", "0.2",
+                     "spf", "check", "--ip", "192.0.2.1", "--sender", sender)  # fmt: skip
+    assert_one_line_error(result, "is not an email address", "local-part@domain")

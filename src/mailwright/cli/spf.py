@@ -85,7 +85,7 @@ def check(
                 'give an address, or --sender "" with --helo for the null reverse path',
             )
         sender = sender.strip().strip("<>")
-        if sender and "@" not in sender:
+        if sender and ("@" not in sender or not sender.rpartition("@")[2]):
             raise UsageError(
                 f"--sender {sender!r} is not an email address", "write local-part@domain"
             )
