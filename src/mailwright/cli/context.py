@@ -149,11 +149,12 @@ class CliConsole(Console):
             self._width = saved
 
 
-def _cell_text(cell: object, markup: bool) -> Text | None:
+def _cell_text(cell: object) -> Text | None:
+    """A table cell as Text (cells given as strings are rich markup), None if not text."""
     if isinstance(cell, Text):
         return cell.copy()
     if isinstance(cell, str):
-        return Text.from_markup(cell) if markup else Text(cell)
+        return Text.from_markup(cell)
     return None
 
 
@@ -164,14 +165,14 @@ def _table_blocks(table: Table) -> list[Text] | None:
         return []
     cells: list[list[Text]] = []
     for column in columns:
-        texts = [_cell_text(cell, True) for cell in column._cells]  # rich keeps cells per column
+        texts = [_cell_text(cell) for cell in column._cells]  # rich keeps cells per column
         if any(t is None for t in texts):
             return None
         cells.append([t for t in texts if t is not None])
-    headers = [_cell_text(column.header, True) or Text(str(column.header)) for column in columns]
+    headers = [_cell_text(column.header) or Text(str(column.header)) for column in columns]
     lines: list[Text] = []
     if isinstance(table.title, str | Text) and table.title:
-        lines.append(_cell_text(table.title, True) or Text())
+        lines.append(_cell_text(table.title) or Text())
     for row in range(table.row_count):
         head = cells[0][row].copy()
         rest = list(range(1, len(columns)))
