@@ -43,12 +43,24 @@ def header_value(message: bytes, name: str) -> str | None:
     return re.sub(rb"\r\n(?=[ \t])", b"", match.group(1)).decode("utf-8", "replace").strip()
 
 
+MAX_FROM_COMMENTS = 32
+"""More comments than any real From field carries; beyond, the field is not parsed."""
+
+
 def from_domain(message: bytes) -> str | None:
-    """The domain of the (first) author address in From (RFC 5322 §3.6.2), lower-cased."""
+    """The domain of the (first) author address in From (RFC 5322 §3.6.2), lower-cased.
+
+    None when there is no usable address: the stdlib parser recurses once per nested
+    comment (RFC 5322 §3.2.2 allows nesting), so a field with hundreds of ``(`` would
+    raise RecursionError at the end of DATA; such a field is refused before parsing.
+    """
     value = header_value(message, "From")
-    if not value:
+    if not value or value.count("(") > MAX_FROM_COMMENTS:
         return None
-    addresses = email.utils.getaddresses([value])
+    try:
+        addresses = email.utils.getaddresses([value])
+    except Exception:  # any parser failure means no usable author domain, not a crash
+        return None
     for _, address in addresses:
         local, sep, domain = address.rpartition("@")
         if sep and local and domain:

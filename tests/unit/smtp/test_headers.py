@@ -27,6 +27,9 @@ def test_field_names_and_values_come_from_the_header_only() -> None:
         (b"From: undisclosed\r\n\r\n", None),
         (b"Subject: none\r\n\r\n", None),
         (b"From: a@x.example, b@y.example\r\n\r\n", "x.example"),
+        # At most MAX_FROM_COMMENTS (32) comments are parsed; beyond, no usable domain.
+        (b"From: " + b"(c)" * 32 + b" a@x.example\r\n\r\n", "x.example"),
+        (b"From: " + b"(c)" * 33 + b" a@x.example\r\n\r\n", None),
     ],
 )
 def test_from_domain(message: bytes, domain: str | None) -> None:
