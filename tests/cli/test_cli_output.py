@@ -171,8 +171,11 @@ def test_dmarc_reports_piped_addresses_are_whole(cli_run: CliRun, tmp_path: Path
     assert ips
     human = cli_run("--config", config, "dmarc", "reports", "--no-resolve")
     assert "…" not in human.out
-    for ip in ips:
-        assert ip in human.out
+    for source in data["sources"]:
+        # the whole address, with the verdict word README and the JSON use
+        assert one_line_with(human.out, source["source_ip"])
+        block = human.out.split(source["source_ip"], 1)[1].split("\n    status: ", 1)[1]
+        assert block.startswith(source["verdict"])
 
 
 def test_terminal_record_lines_are_soft_wrapped(

@@ -19,7 +19,7 @@ from ..dmarc.reports import (
     reports_from_message,
 )
 from ..errors import UsageError
-from .context import app, console, emit_json, err_console, run, safe, styled, visible
+from .context import STATUS_STYLES, app, console, emit_json, err_console, run, safe, visible
 
 VERDICT_STATUS = {"ok": "ok", "partial": "warn", "failing": "fail"}
 
@@ -104,7 +104,8 @@ def reports(since: int | None, no_resolve: bool, as_json: bool) -> None:
             f"{source.dmarc_pass}/{source.messages}",
             f"{source.dkim_aligned_pass} aligned",
             f"{source.spf_aligned_pass} aligned",
-            styled(VERDICT_STATUS[source.verdict]),
+            # The README's (and JSON's) word, in the colour of ok/warn/fail.
+            f"[{STATUS_STYLES[VERDICT_STATUS[source.verdict]]}]{source.verdict}[/]",
         )
     console.print(table)
 
