@@ -205,12 +205,6 @@ def test_nul_in_a_path_is_a_config_error() -> None:
         parse_config({"data_dir": "a\0b"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="doctor/ports.py _reply checks the code with str.isdigit(): a server greeting "
-    "'²²² hi' makes int() raise ValueError out of the TLS/port check (documented: 0 for "
-    "garbage), and '٢٥٠ ok' (Arabic-Indic digits) is read as a 250.",
-)
 @pytest.mark.parametrize("line", ["²²² hi\r\n", "\u0662\u0665\u0660 ok\r\n"])
 async def test_doctor_reads_non_ascii_reply_codes_as_garbage(line: str) -> None:
     import asyncio

@@ -76,9 +76,12 @@ async def _reply(reader: asyncio.StreamReader) -> tuple[int, list[str]]:
         lines.append(line)
         if len(line) < 4 or line[3] != "-":
             break
-    if not lines or not lines[-1][:3].isdigit():
+    # RFC 5321 §4.2: three ASCII digits; str.isdigit() alone would also take "²" (int()
+    # then raises) or Arabic-Indic digits (int() reads them as a real code).
+    code = lines[-1][:3] if lines else ""
+    if len(code) != 3 or not code.isascii() or not code.isdigit():
         return 0, lines
-    return int(lines[-1][:3]), [line[4:] for line in lines]
+    return int(code), [line[4:] for line in lines]
 
 
 def _tls_context(ctx: Context) -> ssl.SSLContext:
