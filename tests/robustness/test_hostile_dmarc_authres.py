@@ -37,6 +37,7 @@ from mailwright.dmarc import (
 )
 from mailwright.dmarc.record import parse_report_uri
 from mailwright.dns import MemoryResolver, Outcome
+from mailwright.dns.names import to_ascii
 
 DMARC_PIECES = [
     "v=DMARC1",
@@ -450,7 +451,8 @@ def test_identical_passing_identifier_always_passes(
         Classification.VALID
     ):
         return
-    r.add(f"_dmarc.{author if at_author else 'example.com'}", "TXT", record)
+    # DNS holds A-labels: the walk asks for _dmarc.xn--9ca.example.com, not the U-label.
+    r.add(f"_dmarc.{to_ascii(author) if at_author else 'example.com'}", "TXT", record)
     same = (author, "pass")
     result = run(
         evaluate(author, same if method == "spf" else None, [same] * (method == "dkim"), r)
