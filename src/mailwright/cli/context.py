@@ -105,6 +105,9 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 MAX_PIPED_WIDTH = 4096
 """Widest line written when the output is not a terminal (a 64 KiB TXT record may still fold)."""
+MAX_PIPED_TABLE_WIDTH = 120
+BLOCK_LINE_WIDTH = 80
+"""A piped table up to this wide is printed whole; a wider one as blocks (see CliConsole)."""
 
 
 class CliConsole(Console):
@@ -114,10 +117,10 @@ class CliConsole(Console):
     pipe or a file there is no width to fit, and rich's default of 80 columns would
     fold DNS records (DKIM keys, SPF records) over several lines inside table cells,
     so that a record copied from ``mailwright ... | less`` or a saved report is
-    broken. There, text lines are soft-wrapped (never split); a table with a header
-    that does not fit becomes one block per row (its first cells on a line, then one
-    ``column: value`` line per other non-empty cell); grids and trees are laid out as
-    wide as their longest line needs.
+    broken. There, text lines are soft-wrapped (never split); tables, grids and trees
+    are laid out as wide as their longest line needs, except that a table with a
+    header wider than 120 columns (a DKIM record in a cell) becomes one block per row:
+    its first cells on a line, then one ``column: value`` line per non-empty cell.
     """
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
@@ -135,8 +138,9 @@ class CliConsole(Console):
         if widest <= self.width:
             super().print(*objects, **kwargs)
             return
-        if len(objects) == 1 and isinstance(objects[0], Table) and objects[0].show_header:
-            lines = _table_blocks(objects[0])
+        table = objects[0] if len(objects) == 1 else None
+        if isinstance(table, Table) and table.show_header and widest > MAX_PIPED_TABLE_WIDTH:
+            lines = _table_blocks(table)
             if lines is not None:
                 for line in lines:
                     super().print(line, **kwargs)
@@ -180,11 +184,18 @@ def _table_blocks(table: Table) -> list[Text] | None:
             head.append("  ")
             head.append_text(cells[1][row])
             rest = rest[1:]
+        filled = [index for index in rest if cells[index][row].plain.strip()]
+        inline = head.copy()
+        for index in filled:
+            inline.append("  ")
+            inline.append(headers[index].plain + ": ", style="dim")
+            inline.append_text(cells[index][row])
+        if len(inline.plain) <= BLOCK_LINE_WIDTH and "\n" not in inline.plain:
+            lines.append(inline)  # a short row stays one line
+            continue
         lines.append(head)
-        for index in rest:
+        for index in filled:
             value = cells[index][row]
-            if not value.plain.strip():
-                continue
             line = Text("    ")
             line.append(headers[index].plain + ": ", style="dim")
             pad = " " * (len(headers[index].plain) + 6)

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import UserError
+from ..errors import UsageError, UserError
 from ..explain import Explainer, parse_since, read_source, resolve_sources
 from ..explain.sources import Source
 from .context import app, console, emit_json, err_console, visible
@@ -47,7 +47,7 @@ def explain(files: tuple[str, ...], since: str | None, as_json: bool, verbose: b
     """Explain why mail was deferred or bounced: read Postfix's mail.log (plain or .gz,
     '-' for stdin) and mailwright's own log, and sort every failure into a known cause
     with its fix and the `mailwright check` item that confirms it."""
-    since_at = parse_since(since) if since else None
+    since_at = _since(since) if since else None
     sources = resolve_sources(files, _own_logs() if not files else None)
     explainer = Explainer(since=since_at)
     total = sum(s.size() or 0 for s in sources)
@@ -62,6 +62,16 @@ def explain(files: tuple[str, ...], since: str | None, as_json: bool, verbose: b
     else:
         _print_report(report, verbose)
     raise SystemExit(1 if report["errors"] else 0)
+
+
+def _since(text: str) -> datetime:
+    """``--since``; a value beyond the calendar (``99999999999d``) is a usage error too."""
+    try:
+        return parse_since(text)
+    except (OverflowError, ValueError):
+        raise UsageError(
+            f"--since {text!r} is out of range", "write e.g. 2h, 3d, 2026-11-24 or 2026-11-24T18:00"
+        ) from None
 
 
 def _own_logs() -> list[Path]:
