@@ -53,6 +53,9 @@ DATA_TIMEOUT = 180.0
 TLS_HANDSHAKE_TIMEOUT = 60.0
 READ_HIGH_WATER = 1 << 20
 """Buffered input above which we stop reading from the socket until the session catches up."""
+REPLY_BATCH = 1 << 16
+"""Pending reply bytes written at once; then, if the client does not take them (the
+transport paused our writing), no more commands are read until it does."""
 
 
 @dataclass
@@ -427,6 +430,7 @@ class SmtpConnection(asyncio.Protocol):
         self._lost = False
         self._discard = False
         self._paused = False
+        self._write_paused = False
         self._shutdown = False
         self._task: asyncio.Task[None] | None = None
 
@@ -464,6 +468,14 @@ class SmtpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._wake()
+
+    def pause_writing(self) -> None:
+        # The transport's buffer passed its high-water mark: the client is not reading.
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
         self._wake()
 
     def _wake(self) -> None:
@@ -570,6 +582,7 @@ class SmtpConnection(asyncio.Protocol):
     async def _loop(self, out: list[bytes]) -> None:
         session = self.session
         server = self.server
+        pending = 0
         while True:
             event = session.next_event()
             if session.rejected:
@@ -577,7 +590,10 @@ class SmtpConnection(asyncio.Protocol):
             if event is None:
                 if session.closed:
                     return
+                pending = 0
                 self._flush(out)
+                if not await self._wait_writable():
+                    return
                 if self._shutdown and not session.in_transaction:
                     out.append(
                         Reply.of(
@@ -605,6 +621,14 @@ class SmtpConnection(asyncio.Protocol):
                 out.append(event.encode())
                 if event.close:
                     return
+                pending += len(out[-1])
+                if pending >= REPLY_BATCH:
+                    # RFC 2920 §3 lets the server answer a long pipeline in parts; a client
+                    # that never reads must not make us hold its replies without bound.
+                    pending = 0
+                    self._flush(out)
+                    if not await self._wait_writable():
+                        return
             elif isinstance(event, MessageReady):
                 self._flush(out)
                 reply = await server.accept_message(self, event)
@@ -620,6 +644,34 @@ class SmtpConnection(asyncio.Protocol):
                 if not await self._start_tls():
                     return
                 session.tls_started()
+
+    async def _wait_writable(self) -> bool:
+        """While writing is paused, read and run no more commands (memory stays bounded by
+        the input and output high-water marks). False, with the connection aborted, when
+        the client has not taken its replies within the command timeout."""
+        if not self._write_paused or self._lost:
+            return True
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.server.settings.command_timeout):
+                while self._write_paused and not self._lost:
+                    self._waiter = loop.create_future()
+                    try:
+                        await self._waiter
+                    finally:
+                        self._waiter = None
+        except TimeoutError:
+            self.server.logger.event(
+                "error",
+                what="session",
+                reason="timeout: the client does not read its replies",
+                client=self.client_ip,
+                session=self.session_id,
+            )
+            if self.transport is not None:
+                self.transport.abort()  # close() would wait for the client to read
+            return False
+        return True
 
     async def _wait_input(self) -> bool:
         """Wait for more bytes; False on timeout (RFC 5321 §4.5.3.2)."""
