@@ -10,7 +10,7 @@ comments (CFWS, nested), quoted strings, versions and several results; it
 raises :class:`AuthResSyntaxError` with the offset of the problem.
 
 Trust: :func:`strip_forged` removes incoming fields that claim our authserv-id
-(RFC 8601 §5), before we add our own.
+or bear a version we do not support (RFC 8601 §5), before we add our own.
 """
 
 from __future__ import annotations
@@ -104,6 +104,11 @@ class AuthenticationResults:
 
     def find(self, method: str) -> list[ResInfo]:
         return [r for r in self.results if r.method.lower() == method.lower()]
+
+    @property
+    def supported(self) -> bool:
+        """False for a version we do not know: consumers must ignore the field (§2.6, §5)."""
+        return is_supported_version(self.version)
 
     def value(self) -> str:
         """The field value on one line (no folding)."""
@@ -460,6 +465,11 @@ class _Scanner:
 SUPPORTED_VERSION = "1"
 
 
+def is_supported_version(version: str | None) -> bool:
+    """RFC 8601 §2.2: no version means "1"; a version is 1*DIGIT, so "01" is 1 too."""
+    return version is None or version.lstrip("0") == SUPPORTED_VERSION
+
+
 def parse(value: str) -> AuthenticationResults:
     """Parse a field value (the part after ``Authentication-Results:``).
 
@@ -480,7 +490,7 @@ def parse(value: str) -> AuthenticationResults:
             scanner.pos += 1
         version = value[start : scanner.pos]
         scanner.skip_cfws()
-        if version != SUPPORTED_VERSION:
+        if not is_supported_version(version):
             return AuthenticationResults(authserv_id, (), version)
     results: list[ResInfo] = []
     scanner.expect(";")
@@ -570,6 +580,26 @@ def authserv_id_of(value: str) -> str | None:
         return None
 
 
+def version_of(value: str) -> str | None:
+    """The header version after the authserv-id (``relay.example 2; ...``), or None.
+
+    Read like :func:`parse` reads it (CFWS, then ASCII digits), but without needing
+    the rest of the field to parse: what follows an unknown version may be anything.
+    """
+    scanner = _Scanner(value)
+    try:
+        scanner.skip_cfws()
+        scanner.value("an authserv-id")
+        if not scanner.skip_cfws() or not scanner.at_digit():
+            return None
+    except AuthResSyntaxError:  # e.g. an unterminated comment: no version to read
+        return None
+    start = scanner.pos
+    while scanner.at_digit():
+        scanner.pos += 1
+    return value[start : scanner.pos]
+
+
 def _same_id(a: str, b: str) -> bool:
     """Compare authserv-ids case-insensitively, A-labels decoded (RFC 8601 §5)."""
     return _unicode(a) == _unicode(b)
@@ -592,9 +622,12 @@ _BLANK_LINE = re.compile(rb"\n\r?\n")
 def strip_forged(message: bytes, authserv_ids: str | Iterable[str]) -> tuple[bytes, int]:
     """Remove Authentication-Results fields that claim one of our authserv-ids.
 
-    RFC 8601 §5: a field bearing our identifier that arrived from outside was
-    not added by us and must go before we add our own. A field whose value
-    cannot even yield an authserv-id is removed too (it cannot be trusted and
+    For a message arriving from outside (not from a trusted internal MTA), RFC
+    8601 §5: a field bearing our identifier was not added by us and must go before
+    we add our own; and "an MTA MUST remove such a header field" -- one "bearing a
+    version (express or implied) that it does not support" -- whatever its
+    authserv-id, since consumers could not read it safely (§2.6). A field whose
+    value cannot even yield an authserv-id is removed too (it cannot be trusted and
     could confuse consumers). Returns the message and how many fields went.
     Works on raw bytes; line endings and every other field are left untouched.
     """
@@ -616,8 +649,13 @@ def strip_forged(message: bytes, authserv_ids: str | Iterable[str]) -> tuple[byt
         raw = b"".join(parts)
         name, colon, body = raw.partition(b":")
         if colon and name.strip().lower() == HEADER_NAME.lower().encode():
-            found = authserv_id_of(body.decode("utf-8", "replace"))
-            if found is None or any(_same_id(found, ours) for ours in ids):
+            text = body.decode("utf-8", "replace")
+            found = authserv_id_of(text)
+            if (
+                found is None
+                or any(_same_id(found, ours) for ours in ids)
+                or not is_supported_version(version_of(text))
+            ):
                 removed += 1
                 continue
         kept.append(raw)
@@ -635,8 +673,10 @@ __all__ = [
     "dkim_result",
     "dmarc_result",
     "format_pvalue",
+    "is_supported_version",
     "parse",
     "quote",
     "spf_result",
     "strip_forged",
+    "version_of",
 ]

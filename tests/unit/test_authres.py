@@ -348,3 +348,49 @@ async def test_dmarc_result_with_reason() -> None:
     assert info.reason == failed.reason
     assert "no SPF or DKIM result" in (info.reason or "")
     assert dmarc_result(failed).reason is None
+
+
+# --- RFC 8601 §5: fields with a version we do not support ---------------------------
+# §5 (last paragraph): "An MTA SHOULD remove any instance of this header field bearing a
+# version (express or implied) that it does not support. However, an MTA MUST remove
+# such a header field if the SMTP connection relaying the message is not from a trusted
+# internal MTA." That holds whatever the authserv-id; strip_forged runs on mail from
+# outside (inbound.apply_verdict), so it removes them.
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        b"Authentication-Results: relay.example 2; dmarc=pass header.from=bank.example\r\n",
+        b"Authentication-Results: relay.example (c) 9 ; anything at all {\r\n",
+        b"Authentication-Results: relay.example\r\n\t3;\r\n\tdkim=pass header.d=bank.example\r\n",
+    ],
+)
+def test_strip_forged_removes_unsupported_versions_of_any_authserv_id(field: bytes) -> None:
+    message = field + b"From: a@bank.example\r\nSubject: x\r\n\r\nbody\r\n"
+    stripped, count = strip_forged(message, "mx.ours.example")
+    assert count == 1
+    assert stripped == b"From: a@bank.example\r\nSubject: x\r\n\r\nbody\r\n"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"relay.example 1; dkim=pass header.d=bank.example",
+        b"relay.example 01; dkim=pass header.d=bank.example",  # 1*DIGIT: still version 1
+        b"relay.example; dkim=pass header.d=bank.example",  # no version: 1 is implied
+        b"relay2.example; dkim=pass",  # digits inside the authserv-id are no version
+        b"relay.example (unterminated comment; dkim=pass",  # no version to be read
+    ],
+)
+def test_strip_forged_keeps_other_parties_version_1_fields(value: bytes) -> None:
+    message = b"Authentication-Results: " + value + b"\r\nSubject: x\r\n\r\nbody\r\n"
+    assert strip_forged(message, "mx.ours.example") == (message, 0)
+
+
+def test_consumers_see_an_unknown_version_as_unsupported() -> None:
+    # §2.6: what follows an unknown version may be in any format; the field is ignored.
+    assert not parse("relay.example 2; dmarc=pass header.from=bank.example").supported
+    assert parse("relay.example 1; none").supported
+    assert parse("relay.example 01; none").supported
+    assert parse("relay.example; spf=pass smtp.mailfrom=example.net").supported
