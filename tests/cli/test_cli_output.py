@@ -235,3 +235,16 @@ def test_explain_since_out_of_range_is_a_usage_error(cli_run: CliRun, tmp_path: 
         assert result.code == 2, result
         assert result.err.startswith(f"error: --since {value!r} is out of range")
         assert len(result.err.splitlines()) == 1
+
+
+def test_emoji_codes_in_dns_text_are_left_alone(cli_run: CliRun, dns_world: DnsWorld) -> None:
+    """Before: rich replaced ':x:' and ':date:' with emoji, so 'a:x:y' printed as 'a❌y'
+    (and a DKIM h=...:subject:date:... list lost its ':date:')."""
+    record = "v=spf1 a:x:y include:date:now -all"
+    dns_world.set_zone("emo.example", f'@ TXT "{record}"')
+    ns = dns_world.nameserver
+    dns = cli_run("--nameserver", ns, "dns", "emo.example", "TXT")
+    assert one_line_with(dns.out, f'"{record}"')
+    lint = cli_run("--nameserver", ns, "spf", "lint", "emo.example")
+    assert one_line_with(lint.out, record)
+    assert "'a:x:y'" in lint.out

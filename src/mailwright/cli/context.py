@@ -207,8 +207,10 @@ def _table_blocks(table: Table) -> list[Text] | None:
     return lines
 
 
-console = CliConsole(highlight=False)
-err_console = CliConsole(stderr=True, highlight=False)
+# emoji=False: rich would turn ':x:' or ':date:' in DNS data (an SPF 'a:x:y', a DKIM
+# 'h=from:to:subject:date:message-id') into emoji; no command prints emoji codes.
+console = CliConsole(highlight=False, emoji=False)
+err_console = CliConsole(stderr=True, highlight=False, emoji=False)
 
 
 def visible(text: str) -> str:
