@@ -158,7 +158,7 @@ def _cell_text(cell: object) -> Text | None:
     if isinstance(cell, Text):
         return cell.copy()
     if isinstance(cell, str):
-        return Text.from_markup(cell)
+        return Text.from_markup(cell, emoji=False)
     return None
 
 
