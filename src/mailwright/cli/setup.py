@@ -73,7 +73,14 @@ def require_relay_url(url: str) -> None:
     help="Where mailwright.toml and keys/ are written.",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing config and keys.")
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=FORMATS,
+    default="text",
+    show_default=True,
+    help="text: grouped and explained; zone: a zone-file fragment; json: see README.",
+)
 def init(
     domain: str,
     ips: tuple[str, ...],
@@ -143,7 +150,14 @@ def init(
     metavar="FILE",
     help="Config file (default: the global --config, $MAILWRIGHT_CONFIG, ./mailwright.toml).",
 )
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=FORMATS,
+    default="text",
+    show_default=True,
+    help="text: grouped and explained; zone: a zone-file fragment; json: see README.",
+)
 def records(config_file: str | None, fmt: str) -> None:
     """Print the DNS records the config needs: MX, A/AAAA, SPF, DKIM, DMARC and PTR."""
     context = app()
