@@ -30,6 +30,14 @@ def field_names(message: bytes) -> set[str]:
     }
 
 
+def received_count(message: bytes) -> int:
+    """How many Received fields the header holds: one per hop (RFC 5321 §4.4), the count
+    RFC 5321 §6.3 loop detection compares with a limit."""
+    return sum(
+        1 for m in _FIELD_START.finditer(header_block(message)) if m.group(1).lower() == b"received"
+    )
+
+
 def header_value(message: bytes, name: str) -> str | None:
     """The unfolded value of the first ``name`` field (None if absent)."""
     block = header_block(message)

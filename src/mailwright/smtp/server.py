@@ -73,6 +73,9 @@ class ServerSettings:
     max_connections_per_ip: int = 50
     """Per client address outside trusted_networks, per worker (Postfix:
     smtpd_client_connection_count_limit = 50): one host cannot take all the slots."""
+    max_hops: int = 50
+    """RFC 5321 §6.3: a message with more Received fields than this is in a mail loop and
+    refused at the end of DATA (Postfix: hopcount_limit = 50)."""
 
 
 Signer = Callable[[bytes, str], tuple[bytes, list[str]] | None]
@@ -281,6 +284,12 @@ class SmtpServer:
         if protocol == "SMTPS":
             protocol = "ESMTPS"  # HELO inside TLS: the registered keywords have no SMTPS
         recipients = [m.address for m in envelope.recipients]
+        hops = headers.received_count(ready.data)
+        if hops > self.settings.max_hops:
+            # RFC 5321 §6.3: loop detection by counting Received fields; RFC 3463 X.4.6
+            # "routing loop detected". Refused, not queued: a loop would carry it forever.
+            # (The session records the rejection; the connection logs it.)
+            return Reply.of(554, "5.4.6", f"Too many hops ({hops} Received fields)")
         added = headers.received(
             helo=session.helo or "unknown",
             client_ip=conn.client_ip,

@@ -36,6 +36,14 @@ def test_from_domain(message: bytes, domain: str | None) -> None:
     assert headers.from_domain(message) == domain
 
 
+def test_received_count_counts_header_fields_only() -> None:
+    """RFC 5321 §6.3 counts the Received fields of the header; body lines do not count."""
+    hop = b"Received: from a by b; Tue, 24 Nov 2026 19:00:00 +0000\r\n"
+    message = hop * 3 + b"RECEIVED : from c\r\n\tby d\r\nX-Received: x\r\n\r\n" + hop
+    assert headers.received_count(message) == 4
+    assert headers.received_count(b"Subject: none\r\n\r\n" + hop) == 0
+
+
 def test_received_field() -> None:
     field = headers.received(
         helo="client.example",
