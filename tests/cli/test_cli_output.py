@@ -248,3 +248,16 @@ def test_emoji_codes_in_dns_text_are_left_alone(cli_run: CliRun, dns_world: DnsW
     lint = cli_run("--nameserver", ns, "spf", "lint", "emo.example")
     assert one_line_with(lint.out, record)
     assert "'a:x:y'" in lint.out
+
+
+def test_init_next_step_names_the_config_it_wrote(cli_run: CliRun, tmp_path: Path) -> None:
+    """Before: 'Then run: mailwright check DOMAIN' even when the config was written
+    elsewhere, where check does not look."""
+    target = tmp_path / "my conf"
+    result = cli_run("init", "example.com", "--ip", "192.0.2.10", "--dir", str(target))
+    assert result.code == 0
+    config = target / "mailwright.toml"
+    assert one_line_with(result.out, f"Then run: mailwright --config '{config}' check example.com")
+    here = cli_run("init", "example.com", "--ip", "192.0.2.10")  # in the working directory
+    assert here.code == 0
+    assert one_line_with(here.out, "Then run: mailwright check example.com")

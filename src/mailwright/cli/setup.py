@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import shlex
 import sys
 from pathlib import Path
 
@@ -135,7 +136,14 @@ def init(
     print_plan(result.plan, fmt)
     if fmt == "text":
         console.print()
-        console.print(f"Then run: [bold]mailwright check {safe(result.config.domains[0])}[/]")
+        command = f"mailwright check {result.config.domains[0]}"
+        if result.config_path.resolve() != (Path.cwd() / "mailwright.toml").resolve():
+            # check finds ./mailwright.toml by itself; any other place must be named
+            command = (
+                f"mailwright --config {shlex.quote(str(result.config_path))} check "
+                + (result.config.domains[0])
+            )
+        console.print(f"Then run: [bold]{safe(command)}[/]", soft_wrap=True)
 
 
 @click.command(
