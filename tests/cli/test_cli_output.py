@@ -261,3 +261,18 @@ def test_init_next_step_names_the_config_it_wrote(cli_run: CliRun, tmp_path: Pat
     here = cli_run("init", "example.com", "--ip", "192.0.2.10")  # in the working directory
     assert here.code == 0
     assert one_line_with(here.out, "Then run: mailwright check example.com")
+
+
+def test_init_machine_formats_keep_stdout_clean(cli_run: CliRun, tmp_path: Path) -> None:
+    """--format json/zone: stdout is only the records; what was written is said on stderr
+    (before: not said at all)."""
+    result = cli_run("init", "example.com", "--ip", "192.0.2.10", "--dir",
+                     str(tmp_path / "a"), "--format", "json")  # fmt: skip
+    assert result.code == 0
+    assert list(json.loads(result.out)) == ["records", "notes"]
+    assert f"wrote {tmp_path / 'a' / 'mailwright.toml'}" in result.err
+    zone = cli_run("init", "example.com", "--ip", "192.0.2.10", "--dir",
+                   str(tmp_path / "b"), "--format", "zone")  # fmt: skip
+    assert zone.code == 0
+    assert all(line.startswith(";") or " IN " in line for line in zone.out.splitlines())
+    assert "(DKIM private key, mode 0600)" in zone.err

@@ -12,7 +12,7 @@ import click
 from ..errors import UsageError
 from ..setup import InitOptions, RecordPlan, build_records, init_domain, render_json, render_zone
 from ..setup.records import GROUP_TITLES, group_explanation
-from .context import app, console, require_domain, safe
+from .context import app, console, err_console, require_domain, safe
 
 FORMATS = click.Choice(["text", "zone", "json"])
 
@@ -124,13 +124,14 @@ def init(
             f"cannot write {where}: {exc.strerror or exc}",
             "choose another --dir, or fix that path or its permissions",
         ) from None
+    # With --format zone|json stdout is only the records: what was written goes to stderr.
+    out = console if fmt == "text" else err_console
+    out.print(f"[green]wrote[/] {safe(result.config_path)}", soft_wrap=True)
+    for path in result.key_paths:
+        out.print(
+            f"[green]wrote[/] {safe(path)} [dim](DKIM private key, mode 0600)[/]", soft_wrap=True
+        )
     if fmt == "text":
-        console.print(f"[green]wrote[/] {safe(result.config_path)}", soft_wrap=True)
-        for path in result.key_paths:
-            console.print(
-                f"[green]wrote[/] {safe(path)} [dim](DKIM private key, mode 0600)[/]",
-                soft_wrap=True,
-            )
         console.print()
         console.print("[bold]Publish these DNS records[/] (zone-file form; TTL 3600):")
     print_plan(result.plan, fmt)
