@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,12 @@ _DOMAIN = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\Z")
 _DOT_ATOM_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+\Z")
 _QUOTED_LOCAL = re.compile(r'^"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*"\Z')  # RFC 5321
 MAX_FIELD_LENGTH = 64 * 1024
+MAX_REASON_LENGTH = 200
+"""Reasons we produce are cut here: they explain, and an SPF problem can quote a whole record."""
+MAX_LINE_LENGTH = 998
+"""RFC 5322 §2.1.1: a line MUST NOT be longer than this (CRLF excluded)."""
+FOLD_WIDTH = 76
+"""RFC 5322 §2.1.1: lines SHOULD stay under 78 characters; we break before this."""
 """Longer field values are refused by the parser: no legitimate field is this long."""
 MAX_RESULTS = 100
 
@@ -81,14 +87,28 @@ class ResInfo:
         return None
 
     def format(self) -> str:
+        return " ".join(self.words())
+
+    def words(self, limit: int | None = None) -> list[str]:
+        """The statement as unbreakable words: a fold goes only between them.
+
+        A quoted reason, a comment or a quoted pvalue is one word, so folding never
+        lands inside a quoted string (where the added whitespace would change the
+        value). With ``limit``, no word is longer: an over-long reason or comment is
+        cut (marked "..."), an over-long property is left out, since a cut identity
+        would be a different identity.
+        """
         method = self.method + (f"/{self.method_version}" if self.method_version else "")
         parts = [f"{method}={self.result}"]
         if self.comment:
-            parts.append(f"({_escape_comment(self.comment)})")
+            parts.append(_fit(self.comment, lambda t: f"({_escape_comment(t)})", limit))
         if self.reason is not None:
-            parts.append(f"reason={quote(self.reason, always=True)}")
-        parts.extend(p.format() for p in self.properties)
-        return " ".join(parts)
+            parts.append(_fit(self.reason, lambda t: f"reason={quote(t, always=True)}", limit))
+        for prop in self.properties:
+            word = prop.format()
+            if limit is None or len(word) <= limit:
+                parts.append(word)
+        return parts
 
 
 @dataclass(frozen=True)
@@ -129,20 +149,51 @@ class AuthenticationResults:
         if not self.results:
             return f"{HEADER_NAME}: {head}; none"
         lines = [f"{HEADER_NAME}: {head};"]
+        # The longest word that still fits a line of 998 with the indent and the ";".
+        limit = MAX_LINE_LENGTH - len(_CONTINUATION) - 1
         for index, result in enumerate(self.results):
             end = ";" if index < len(self.results) - 1 else ""
-            lines.append(_fold_words(result.format().split(" "), linesep) + end)
+            lines.append(_fold_words(result.words(limit), linesep) + end)
         return linesep.join(lines)
 
 
-def _fold_words(words: Sequence[str], linesep: str, width: int = 76) -> str:
+_CONTINUATION = "\t  "
+
+
+def _fit(text: str, render: Callable[[str], str], limit: int | None) -> str:
+    """``render(text)``, with ``text`` cut (and marked) until the result fits ``limit``."""
+    word = render(text)
+    keep = len(text)
+    while limit is not None and len(word) > limit and keep > 0:
+        keep = min(keep - 1, (limit - 16) // 2)  # escaping at most doubles a character
+        word = render(text[: max(keep, 0)] + "...")
+    return word
+
+
+def clean_reason(text: str, limit: int = MAX_REASON_LENGTH) -> str:
+    """A reason fit for the field: printable ASCII, one line, at most ``limit`` characters.
+
+    RFC 8601 §2.2 (reason is a MIME value; RFC 5322 fields are ASCII outside EAI):
+    whitespace runs become one space, other characters outside 0x20-0x7E are escaped
+    (``\\xe9``), and a longer text is cut and ends with "...".
+    """
+    flat = " ".join(text.split())
+    out = "".join(
+        ch if " " <= ch <= "~" else ch.encode("unicode_escape").decode("ascii") for ch in flat
+    )
+    if len(out) > limit:
+        out = out[: limit - 3].rstrip() + "..."
+    return out
+
+
+def _fold_words(words: Sequence[str], linesep: str, width: int = FOLD_WIDTH) -> str:
     """Tab-indented continuation lines, breaking between words near ``width``."""
     lines: list[str] = []
     current = "\t"
     for word in words:
         if current != "\t" and len(current) + 1 + len(word) > width:
             lines.append(current)
-            current = "\t  " + word
+            current = _CONTINUATION + word
         else:
             current = word if current == "\t" else current + " " + word
             if not current.startswith("\t"):
@@ -215,6 +266,9 @@ def spf_result(
             problem = getattr(result, "problem", None)
             reason = str(problem) if problem else None
         result = result.result
+    if reason is not None:
+        # The problem can quote the record: any text, any length (RFC 5322 §2.1.1).
+        reason = clean_reason(reason)
     props: list[Property] = []
     if mailfrom:
         props.append(Property("smtp", "mailfrom", mailfrom.rpartition("@")[2]))
@@ -256,6 +310,8 @@ def dkim_result(
     word = _word(result)
     if word == "pass" and reason in ("", "ok", "good signature"):
         reason = None
+    if reason:
+        reason = clean_reason(reason)  # may quote the signer's or the key's text
     props: list[Property] = []
     if domain:
         props.append(Property("header", "d", domain))
@@ -300,7 +356,7 @@ def dmarc_result(result: DmarcResult, *, with_reason: bool = False) -> ResInfo:
     return ResInfo(
         "dmarc",
         status,
-        result.reason if with_reason and result.reasons else None,
+        clean_reason(result.reason) if with_reason and result.reasons else None,
         tuple(props),
         None,
         comment,
@@ -670,6 +726,7 @@ __all__ = [
     "ResInfo",
     "authserv_id_of",
     "build",
+    "clean_reason",
     "dkim_result",
     "dmarc_result",
     "format_pvalue",

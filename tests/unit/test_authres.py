@@ -6,6 +6,7 @@ import pytest
 
 from mailwright.authres import (
     MAX_FIELD_LENGTH,
+    MAX_REASON_LENGTH,
     MAX_RESULTS,
     AuthenticationResults,
     AuthResSyntaxError,
@@ -13,6 +14,7 @@ from mailwright.authres import (
     ResInfo,
     authserv_id_of,
     build,
+    clean_reason,
     dkim_result,
     dmarc_result,
     format_pvalue,
@@ -394,3 +396,89 @@ def test_consumers_see_an_unknown_version_as_unsupported() -> None:
     assert parse("relay.example 1; none").supported
     assert parse("relay.example 01; none").supported
     assert parse("relay.example; spf=pass smtp.mailfrom=example.net").supported
+
+
+# --- RFC 5322 §2.1.1 line lengths, RFC 8601 §2.2 reasons ----------------------------
+
+
+def _lines(field: str) -> list[str]:
+    return field.split("\r\n")
+
+
+def test_a_hostile_spf_problem_gives_a_short_ascii_reason_and_lines_under_998() -> None:
+    # The review's case: an SPF permerror whose problem text quotes a 3000-character term.
+    problem = "syntax error in the SPF record: 'ip4:" + "1" * 3000 + "' is not an address"
+    spf = SpfResult(
+        Result.PERMERROR, "192.0.2.1", "evil.example", "a@evil.example", "h", "mailfrom",
+        problem=problem,
+    )  # fmt: skip
+    field = build("mx.example.com", spf=spf).field()
+    assert max(len(line) for line in _lines(field)) <= 998
+    info = parse(field.partition(":")[2]).results[0]
+    assert info.reason is not None and len(info.reason) <= MAX_REASON_LENGTH
+    assert info.reason.startswith("syntax error in the SPF record: 'ip4:111")
+    assert info.reason.endswith("...")
+    # Every line but the one holding the (unbreakable) quoted reason stays under 78.
+    assert [line for line in _lines(field) if len(line) >= 78] == [
+        f"\t  reason={quote(info.reason, always=True)}"
+    ]
+
+
+def test_non_ascii_and_control_characters_in_reasons_are_escaped() -> None:
+    assert clean_reason("character 'é' is not allowed\r\n\there\x00") == (
+        "character '\\xe9' is not allowed here\\x00"
+    )
+    spf = SpfResult(
+        Result.PERMERROR, "192.0.2.1", "evil.example", "a@evil.example", "h", "mailfrom",
+        problem="character 'é' is not allowed in a record",
+    )  # fmt: skip
+    field = build("mx.example.com", spf=spf).field()
+    assert field.isascii()
+    assert parse(field.partition(":")[2]).results[0].reason == (
+        "character '\\xe9' is not allowed in a record"
+    )
+    dkim = DkimResult(DkimStatus.PERMERROR, "key p= is not base64: «€»", 0, "example.com")
+    assert dkim_result(dkim).reason == "key p= is not base64: \\xab\\u20ac\\xbb"
+
+
+def test_folding_never_breaks_inside_a_quoted_string() -> None:
+    # A reason with many spaces, longer than a line: folding between its words would
+    # put CRLF + indent inside the quotes and change the value a reader unfolds.
+    reason = " ".join(["word"] * 30)
+    info = ResInfo(
+        "dkim", "fail", reason, (Property("header", "i", '"a b c d e"@example.com'),),
+        comment="a (comment) with spaces " * 3,
+    )  # fmt: skip
+    field = AuthenticationResults("mx.example.com", (info,)).field()
+    for line in _lines(field):
+        assert line.count('"') % 2 == 0, line  # each quoted string ends on its own line
+        assert line.count("(") == line.count(")"), line
+    parsed = parse(field.partition(":")[2]).results[0]
+    assert parsed.reason == reason
+    assert parsed.get("header", "i") == '"a b c d e"@example.com'
+
+
+def test_no_line_over_998_whatever_the_result_holds() -> None:
+    info = ResInfo(
+        "dkim", "fail", "x " * 3000, (
+            Property("header", "d", "example.com"),
+            Property("header", "i", "a" * 2000 + "@example.com"),
+        ),
+        comment="(" * 1500,
+    )  # fmt: skip
+    field = AuthenticationResults("mx.example.com", (info,)).field()
+    assert max(len(line) for line in _lines(field)) <= 998
+    parsed = parse(field.partition(":")[2]).results[0]
+    assert parsed.reason is not None and parsed.reason.endswith("...")
+    # A cut identity would be another identity: the over-long header.i is left out.
+    assert parsed.properties == (Property("header", "d", "example.com"),)
+
+
+def test_ordinary_fields_fold_under_78() -> None:
+    dkim = DkimResult(
+        DkimStatus.FAIL, "body hash mismatch", 0, "example.com", "s1", "rsa-sha256",
+        "@example.com", header_b="AbC/dEf+GhIjKl",
+    )  # fmt: skip
+    spf = SpfResult(Result.PASS, "192.0.2.1", "example.com", "a@example.com", "h", "mailfrom")
+    field = build("mx.example.com", spf=spf, dkim=[dkim, dkim]).field()
+    assert max(len(line) for line in _lines(field)) < 78
