@@ -29,6 +29,12 @@ MAX_FAILURES = 10
 FAILURE_WINDOW = 600.0
 FAILURE_DELAY = 1.0
 """Seconds of delay per recent failure before a ``535`` reply (capped at 5 failures)."""
+MAX_MEMORY = 256 << 20
+"""scrypt needs 128·r·N bytes (RFC 7914 §6); a stored hash asking for more is refused."""
+MAX_COST = 16 * (R * P << DEFAULT_LN)
+"""N·r·p at most 16 times the default's (measured here: default 0.2 s, limit 3–4 s per
+check): room for stronger hashes, but a pasted hash cannot make each AUTH attempt cost a
+worker tens of seconds of CPU (a login DoS; ln=17,r=32,p=16 took ~45 s)."""
 
 
 def _b64(data: bytes) -> str:
@@ -73,6 +79,11 @@ def parse_hash(text: str) -> ParsedHash:
         raise BadHash(f"malformed $scrypt$ hash: {exc}") from None
     if not (10 <= ln <= 20 and 1 <= r <= 32 and 1 <= p <= 16 and salt and len(digest) >= 16):
         raise BadHash("scrypt parameters out of range")
+    # Each parameter in range is not enough: their product sets the memory and the time.
+    if 128 * r << ln > MAX_MEMORY:
+        raise BadHash(f"scrypt parameters need more than {MAX_MEMORY >> 20} MiB (lower ln or r)")
+    if (r * p) << ln > MAX_COST:
+        raise BadHash("scrypt parameters cost over 16 times the default (lower ln, r or p)")
     return ParsedHash(ln, r, p, salt, digest)
 
 
@@ -88,7 +99,7 @@ def verify_password(password: str, stored: str) -> bool:
         n=1 << parsed.ln,
         r=parsed.r,
         p=parsed.p,
-        maxmem=1 << 30,
+        maxmem=2 * MAX_MEMORY,  # parse_hash bounds 128·r·N by MAX_MEMORY
         dklen=len(parsed.digest),
     )
     return hmac.compare_digest(digest, parsed.digest)
