@@ -607,7 +607,7 @@ class _Evaluation:
     async def _expand_explain(self, spec: MacroString, ctx: MacroContext) -> str:
         if "p" in spec.letters:
             ctx = replace(ctx, validated_name=await self.validated_name(ctx.domain))
-        text = expand(spec, ctx)
+        text = expand(spec, ctx, limit=MAX_EXPLANATION)
         # §6.2: US-ASCII only (the parser already refused other characters in the
         # record; macro values such as a UTF-8 local-part could still bring some).
         text = "".join(ch if " " <= ch <= "~" else "?" for ch in text)

@@ -267,15 +267,23 @@ def _last_macro_end(text: str) -> int:
     return last
 
 
-def expand(spec: MacroString, ctx: MacroContext) -> str:
-    """Expand a parsed macro string (§7.3); the result is not truncated or stripped."""
+def expand(spec: MacroString, ctx: MacroContext, limit: int | None = None) -> str:
+    """Expand a parsed macro string (§7.3); the result is not truncated or stripped.
+
+    With ``limit``, only the first ``limit`` characters are produced: an explanation
+    is cut to a fixed length anyway, and a TXT record of thousands of macros would
+    otherwise be expanded in full first.
+    """
     out: list[str] = []
+    size = 0
     for token in spec.tokens:
-        if isinstance(token, str):
-            out.append(token)
-        else:
-            out.append(_expand_one(token, ctx))
-    return "".join(out)
+        if limit is not None and size >= limit:
+            break
+        piece = token if isinstance(token, str) else _expand_one(token, ctx)
+        out.append(piece)
+        size += len(piece)
+    text = "".join(out)
+    return text if limit is None else text[:limit]
 
 
 def expand_domain(spec: MacroString, ctx: MacroContext) -> str:

@@ -233,3 +233,31 @@ def test_valid_domain_specs(text: str) -> None:
 def test_invalid_domain_specs(text: str) -> None:
     with pytest.raises(MacroSyntaxError):
         parse_domain_spec(text)
+
+
+@given(
+    st.lists(st.sampled_from([*_SPEC_PARTS, "%{c}", " ", "%_"]), max_size=40),
+    st.integers(0, 600),
+)
+def test_expand_with_a_limit_is_the_prefix_of_the_full_expansion(
+    parts: list[str], limit: int
+) -> None:
+    spec = parse_macro_string("".join(parts), MacroContextKind.EXPLAIN)
+    assert expand(spec, V6, limit=limit) == expand(spec, V6)[:limit]
+
+
+def test_explanation_expansion_stops_at_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An exp= TXT record of 16000 "%{i}" (1 MB expanded) is cut to 400 characters
+    # (evaluator.MAX_EXPLANATION): expanding the rest would be wasted work.
+    calls = 0
+    real = macro_module._expand_one
+
+    def counting(m: macro_module.MacroExpand, ctx: MacroContext) -> str:
+        nonlocal calls
+        calls += 1
+        return real(m, ctx)
+
+    monkeypatch.setattr(macro_module, "_expand_one", counting)
+    spec = parse_macro_string("%{i}" * 16000, MacroContextKind.EXPLAIN)
+    assert len(expand(spec, V6, limit=400)) == 400
+    assert calls <= 7
