@@ -362,6 +362,11 @@ class Worker:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
         await self._stop.wait()
+        # Already stopping: a second SIGTERM (the master forwards one, systemd sends one
+        # to the whole group) must not reach asyncio's handler while the loop closes.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
         await self.stop()
 
     async def stop(self) -> None:
