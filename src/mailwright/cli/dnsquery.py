@@ -31,6 +31,13 @@ def dns(name: str, rdtype: str, as_json: bool) -> None:
     if rdtype == "PTR":
         with contextlib.suppress(ValueError):  # `dns 192.0.2.10 PTR`: the reverse name
             name = reverse_name(parse_ip(name))
+    else:
+        with contextlib.suppress(ValueError):
+            parse_ip(name)
+            raise UsageError(
+                f"{name!r} is an IP address, not a name to look up {rdtype} for",
+                f"write 'mailwright dns {name} PTR' for its reverse name",
+            )
     problem = name_problem(name)
     if problem is not None:  # a typo, not a DNS outcome: nothing is sent
         raise UsageError(f"{name!r} is not a domain name: {problem}", "write e.g. example.com")
