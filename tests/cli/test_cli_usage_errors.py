@@ -199,8 +199,10 @@ def test_spf_check_sender_without_domain(cli_run: CliRun, sender: str) -> None:
     assert_one_line_error(result, "is not an email address", "local-part@domain")
 
 
-@pytest.mark.parametrize(("args", "ip"), [(["dns", "192.0.2.10"], "192.0.2.10"),
-                                          (["dns", "2001:db8::25", "AAAA"], "2001:db8::25")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "ip"),
+    [(["dns", "192.0.2.10"], "192.0.2.10"), (["dns", "2001:db8::25", "AAAA"], "2001:db8::25")],
+)
 def test_dns_ip_without_ptr(cli_run: CliRun, args: list[str], ip: str) -> None:
     """Before: 'dns 192.0.2.10' asked for the A record of the name '192.0.2.10'
     (NXDOMAIN, exit 1); the PTR was meant."""
