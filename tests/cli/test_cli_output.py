@@ -276,3 +276,14 @@ def test_init_machine_formats_keep_stdout_clean(cli_run: CliRun, tmp_path: Path)
     assert zone.code == 0
     assert all(line.startswith(";") or " IN " in line for line in zone.out.splitlines())
     assert "(DKIM private key, mode 0600)" in zone.err
+
+
+def test_check_exit_1_on_a_failing_check(cli_run: CliRun, dns_world: DnsWorld) -> None:
+    dns_world.set_zone("bad.example", '@ MX 10 mail\nmail A 192.0.2.40\n@ TXT "v=spf1 +all"')
+    base = ("--nameserver", dns_world.nameserver, "check", "bad.example", "--ip", "192.0.2.40",
+            "--skip", "ports", "--skip", "blocklists")  # fmt: skip
+    human = cli_run(*base)
+    assert human.code == 1
+    assert one_line_with(human.out, "spf-all  fail")
+    report = json.loads(cli_run(*base, "--json").out)
+    assert {c["id"]: c["status"] for c in report["checks"]}["spf-all"] == "fail"
