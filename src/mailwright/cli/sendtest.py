@@ -46,7 +46,8 @@ def _server(text: str | None) -> tuple[str, int]:
         host = "127.0.0.1" if listener.address in ("0.0.0.0", "::") else listener.address
         return host, listener.port
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
+    # ASCII digits only (str.isdigit() also accepts '²', which int() refuses), 1-65535.
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise UserError(f"--server {text!r} is not HOST:PORT", "write e.g. 127.0.0.1:2525")
     return host.strip("[]"), int(port)
 

@@ -52,7 +52,8 @@ def serve(workers: int | None, listen: str | None, data_dir: Path | None) -> Non
     config = ctx.config
     if listen is not None:
         host, sep, port = listen.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
+        if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise UsageError(f"--listen {listen!r} is not HOST:PORT", "write e.g. 127.0.0.1:2526")
         first = replace(config.listeners[0], address=host.strip("[]"), port=int(port))
         config = replace(config, listeners=(first, *config.listeners[1:]))
