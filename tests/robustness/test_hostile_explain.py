@@ -86,13 +86,6 @@ def test_out_of_range_timestamp_is_not_a_crash() -> None:
     assert [c["count"] for c in report["causes"]] == [1]  # counted, time unknown
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="explain/classify.py mask(): the _MASK alternatives '[^\\s<>...]+@...' and "
-    "'\\b(?=[\\w-]*\\d)(?=[\\w-]*[A-Za-z])[\\w-]{12,}\\b' rescan to the end of the token "
-    "from every start, so masking is quadratic: a reply of 'a-' * 8000 (16 KB) takes ~8 s, "
-    "a 64 KB line (the reader's MAX_LINE) minutes — per line. Expected: linear time.",
-)
 def test_mask_is_linear_in_the_reply_length() -> None:
     start = time.perf_counter()
     mask("a-" * 2500)  # 5 KB each: ~1 s together today, about a millisecond when linear

@@ -94,20 +94,36 @@ def split_status_text(text: str) -> StatusText:
 
 # --- masking: what varies between otherwise identical replies -------------------------
 
+# Every alternative is tried at most once per token, so masking is linear in the reply
+# (a hostile reply is up to the reader's 64 KiB line): an alternative that could restart
+# inside a token and rescan it to its end from each position would make it quadratic.
+_NOT_ADDR = r"\s<>()\[\]\"',;:"
+"""What ends a bare address: it is the whole run of other characters around an ``@``."""
+_ID = r"(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{12,}\b"
+"""A session / queue id: 12+ word characters or ``-`` with a digit and a letter."""
 _MASK = re.compile(
     r"(?P<url>(?:https?://)[^/\s]+)[^\s)>\]]*"  # keep a URL's host (it names the list/provider)
-    r"|<[^<>\s]*@[^<>\s]*>"  # <user@example.net>
-    r"|[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+"  # bare user@example.net
-    r"|\b\d{1,3}(?:\.\d{1,3}){3}\b"  # IPv4
+    r"|<[^<>\s@]*@[^<>\s]*>"  # <user@example.net>: up to its first @, no backtracking
+    # bare user@example.net: only from the start of its run (the match, if any, is the
+    # whole run), never from inside it
+    rf"|(?<![^{_NOT_ADDR}])[^{_NOT_ADDR}][^{_NOT_ADDR}@]*@[^{_NOT_ADDR}]+"
+    # IPv4, and an id glued to it by "-" (tried here: no id starts inside a token)
+    rf"|\b\d{{1,3}}(?:\.\d{{1,3}}){{3}}\b(?P<ip_id>{_ID})?"
     r"|\[[0-9A-Fa-f]*:[0-9A-Fa-f:.]*\]"  # [IPv6]
-    r"|\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{12,}\b"  # session / queue ids
+    # ids: only from the start of a [\w-] token, its leading "-" kept: if the id test fails
+    # there, it fails at every later word start of the token too
+    rf"|(?<![\w-])(?P<dash>-*)\b{_ID}"
     r"|\b\d{6,}\b"  # long numbers
 )
 
 
 def _mask_one(m: re.Match[str]) -> str:
     url = m.group("url")
-    return url + "/*" if url else "*"
+    if url:
+        return url + "/*"
+    if m.group("ip_id"):
+        return "**"
+    return (m.group("dash") or "") + "*"
 
 
 def mask(reply: str) -> str:

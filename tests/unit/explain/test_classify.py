@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mailwright.explain.classify import (
@@ -165,3 +167,35 @@ def test_cache_key_masks_what_varies() -> None:
 def test_mask_keeps_url_hosts_and_codes() -> None:
     masked = mask("550-5.7.26 see https://support.google.com/mail/?p=Dmarc [192.0.2.1] <a@b.c>")
     assert masked == "550-5.7.26 see https://support.google.com/* [*] *"
+
+
+@pytest.mark.parametrize(
+    ("reply", "masked"),
+    [
+        # a bare address is its whole run between separators, wherever its @ are
+        ("550 a@b@c user:x@y.example, (z@w) @@ a@", "550 * user:*, (*) @@ a@"),
+        ("550 <a@b@c> <x> [2001:db8::1]", "550 * <x> *"),
+        # an id keeps the "-" in front of it; one glued to an IPv4 address is masked too
+        (
+            "451 4.7.1 --t5si1234abcd.7 and 192.0.2.1-abcdef123456 10.0.0.1-web",
+            "451 4.7.1 --*.7 and ** *-web",
+        ),
+        # ids need a digit and a letter in 12+ characters; trailing "-" stay
+        ("421 session 1234567 abc-123456789xyz- ab-cd-ef-gh-ij", "421 session * *- ab-cd-ef-gh-ij"),
+    ],
+)
+def test_mask_tokens(reply: str, masked: str) -> None:
+    assert mask(reply) == masked
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["a-", "ab", "a@", "@a", "a1-", "-a1", "1-", "1.", "x.", "1.2.3.4-", "é٥-", "<a@", "[a:"],
+)
+def test_mask_is_linear_on_hostile_tokens(unit: str) -> None:
+    # 20 KB of one token shape: milliseconds when linear, many seconds when an
+    # alternative rescans the token from every position
+    reply = unit * (20_000 // len(unit))
+    start = time.perf_counter()
+    mask(reply)
+    assert time.perf_counter() - start < 0.5
