@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .names import name_problem, normalize
+from .names import name_problem, normalize, to_ascii
 from .resolver import Resolver
 from .types import DnsResult, MXRecord, Outcome
 
@@ -38,8 +38,11 @@ class MemoryResolver(Resolver):
         self.queries: list[tuple[str, str]] = []
 
     def add(self, name: str, rdtype: str, value: Any) -> MemoryResolver:
-        """Add one record; returns self so that calls chain."""
-        key = (normalize(name), rdtype.upper())
+        """Add one record; returns self so that calls chain.
+
+        ``bücher.example`` and ``xn--bcher-kva.example`` are the same name, as on the wire.
+        """
+        key = (_key(name), rdtype.upper())
         self._records[key].append(_coerce(key[1], value))
         self._names.add(key[0])
         return self
@@ -51,7 +54,7 @@ class MemoryResolver(Resolver):
 
     def fail(self, name: str, rdtype: str, outcome: Outcome = Outcome.TIMEOUT) -> MemoryResolver:
         """Make ``name``/``rdtype`` answer with ``outcome`` (TIMEOUT, SERVFAIL, NXDOMAIN...)."""
-        key = (normalize(name), rdtype.upper())
+        key = (_key(name), rdtype.upper())
         self._failures[key] = outcome
         if outcome not in (Outcome.NXDOMAIN, Outcome.INVALID_NAME):
             self._names.add(key[0])
@@ -68,7 +71,7 @@ class MemoryResolver(Resolver):
             return DnsResult(name, rdtype, Outcome.INVALID_NAME, error=problem)
         cnames: list[str] = []
         text: list[str] = []
-        current = name
+        current = _key(name)
         for _ in range(_MAX_CNAME_CHAIN):
             failure = self._failures.get((current, rdtype))
             if failure is not None:
@@ -84,7 +87,7 @@ class MemoryResolver(Resolver):
                 target = alias[0]
                 text.append(_text_line(current, "CNAME", target, self.ttl))
                 cnames.append(target)
-                current = target
+                current = _key(target)
                 continue
             if current in self._names:
                 return DnsResult(name, rdtype, Outcome.NODATA, cnames=tuple(cnames))
@@ -92,6 +95,15 @@ class MemoryResolver(Resolver):
                 name, rdtype, Outcome.NXDOMAIN, cnames=tuple(cnames), error="no such domain"
             )
         return DnsResult(name, rdtype, Outcome.SERVFAIL, tuple(cnames), error="CNAME loop")
+
+
+def _key(name: str) -> str:
+    """The lookup key of a name: lowercase A-labels, as DnspythonResolver sends it."""
+    name = normalize(name)
+    try:
+        return to_ascii(name)
+    except UnicodeError:
+        return name  # not valid IDNA: query() reports it as INVALID_NAME anyway
 
 
 def _coerce(rdtype: str, value: Any) -> Any:

@@ -40,3 +40,17 @@ async def test_reverse_lookup_of_ipv4_mapped_address() -> None:
     r = MemoryResolver().add("7.2.0.192.in-addr.arpa", "PTR", "mail.example.com.")
     result = await r.reverse("::ffff:192.0.2.7")
     assert result.records == ("mail.example.com",)
+
+
+async def test_u_label_and_a_label_are_the_same_name() -> None:
+    # As on the wire: DnspythonResolver sends bücher.example as xn--bcher-kva.example.
+    r = MemoryResolver().add("_dmarc.bücher.example", "TXT", "v=DMARC1; p=none")
+    r.add("xn--caf-dma.example", "A", "192.0.2.1")
+    assert (await r.txt("_dmarc.xn--bcher-kva.example")).records == ("v=DMARC1; p=none",)
+    assert (await r.txt("_dmarc.BÜCHER.example")).ok
+    assert (await r.a("café.example")).records == ("192.0.2.1",)
+    r.fail("é.example", "MX", Outcome.SERVFAIL)
+    assert (await r.mx("xn--9ca.example")).outcome is Outcome.SERVFAIL
+    # A CNAME to a U-label target is followed to the A-label owner.
+    r.add("alias.example", "CNAME", "café.example")
+    assert (await r.a("alias.example")).records == ("192.0.2.1",)
