@@ -94,12 +94,19 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     """``2h``, ``30m``, ``3d``, ``1w`` ago, or an ISO date/time (local time if no offset)."""
     now = (now or datetime.now()).astimezone()
     m = _RELATIVE.match(text.lower())
-    if m is not None:
-        n = int(m.group(1))
-        unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
-        return now - timedelta(**{unit: n})
     try:
+        if m is not None:
+            n = int(m.group(1))
+            unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
+            return now - timedelta(**{unit: n})
         return datetime.fromisoformat(text.strip()).astimezone()
+    except OverflowError:
+        # a duration past timedelta's range, or a date that local time puts before
+        # year 1 or after 9999
+        raise UsageError(
+            f"--since {text!r} is out of range",
+            "write a duration or a date between years 1 and 9999, e.g. 3d or 2026-11-24",
+        ) from None
     except ValueError:
         raise UsageError(
             f"--since {text!r} is neither a duration nor a date",
