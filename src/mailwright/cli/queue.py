@@ -14,13 +14,12 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from ..errors import UserError
 from ..log import log_event, logger
 from ..queue import QueueEntry, QueueStore, is_queue_id, open_store
-from .context import app, console, emit_json, run
+from .context import app, console, emit_json, run, safe, visible
 
 T = TypeVar("T")
 
@@ -54,10 +53,11 @@ def _with_store(action: Callable[[QueueStore], Awaitable[T]]) -> T:
     return run(go())
 
 
-def _check_id(queue_id: str) -> str:
-    queue_id = queue_id.strip().upper()
+def _check_id(typed: str) -> str:
+    """The canonical (upper-case) ID; a bad one is reported as typed, not as normalised."""
+    queue_id = typed.strip().upper()
     if not is_queue_id(queue_id):
-        raise UserError(f"{queue_id!r} is not a queue ID", "see 'mailwright queue list'")
+        raise UserError(f"{typed!r} is not a queue ID", "see 'mailwright queue list'")
     return queue_id
 
 
@@ -124,12 +124,10 @@ def list_(as_json: bool) -> None:
             _status(entry, now),
             _when(entry.created_at),
             str(entry.size),
-            escape(f"<{entry.sender}>"),
-            escape(
-                ", ".join(r.address for r in pending[:3]) + (" ..." if len(pending) > 3 else "")
-            ),
+            safe(f"<{entry.sender}>"),
+            safe(", ".join(r.address for r in pending[:3]) + (" ..." if len(pending) > 3 else "")),
             _when(entry.next_attempt),
-            escape(last[:80]),
+            safe(last[:80]),
         )
     console.print(table)
 
@@ -167,22 +165,23 @@ def show(queue_id: str, as_json: bool) -> None:
         f"[bold]{entry.id}[/] {_status(entry, now)}, {entry.size} bytes, "
         f"queued {_when(entry.created_at)}"
     )
-    console.print(f"from {escape('<' + entry.sender + '>')}")
+    console.print(f"from {safe('<' + entry.sender + '>')}")
     table = Table()
     for column in ("recipient", "status", "attempts", "next attempt", "last reply"):
         table.add_column(column)
     for r in entry.recipients:
         table.add_row(
-            escape(r.address),
+            safe(r.address),
             r.status,
             str(r.attempts),
             _when(r.next_attempt) if r.status == "pending" else "-",
-            escape(r.last_reply or ""),
+            safe(r.last_reply or ""),
         )
     console.print(table)
     if entry.meta:
-        console.print("meta: " + escape(", ".join(f"{k}={v}" for k, v in entry.meta.items())))
-    console.print(head, markup=False, highlight=False)
+        console.print("meta: " + safe(", ".join(f"{k}={v}" for k, v in entry.meta.items())))
+    # The header is untrusted: an ESC or BEL in a Subject is shown, not obeyed.
+    console.print(visible(head.replace("\r\n", "\n")), markup=False, highlight=False)
 
 
 @queue.command(

@@ -1,0 +1,51 @@
+"""Leftover CLI defects found in review: each test failed before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from mailwright.queue import open_store
+
+from .helpers import CliRun, assert_one_line_error
+
+
+def _queue_config(tmp_path: Path) -> Path:
+    """A config whose data directory holds a queue with one message (hostile header)."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    config = tmp_path / "mailwright.toml"
+    config.write_text(f'hostname = "mail.example.com"\ndata_dir = "{data_dir}"\n')
+
+    async def fill() -> str:
+        store = await open_store(data_dir)
+        try:
+            return await store.enqueue(
+                "app@example.com",
+                ["rcpt@example.net"],
+                b"Subject: hi \x1b[2J\x07\r\nFrom: <app@example.com>\r\n\r\nbody\r\n",
+            )
+        finally:
+            await store.close()
+
+    queue_id = asyncio.run(fill())
+    (tmp_path / "id").write_text(queue_id)
+    return config
+
+
+def test_queue_show_escapes_control_characters_in_headers(cli_run: CliRun, tmp_path: Path) -> None:
+    config = _queue_config(tmp_path)
+    queue_id = (tmp_path / "id").read_text()
+    result = cli_run("--config", str(config), "queue", "show", queue_id)
+    assert result.code == 0, result
+    assert "\x1b" not in result.out and "\x07" not in result.out
+    assert "Subject: hi \\x1b[2J\\x07" in result.out
+
+
+def test_queue_bad_id_is_shown_as_typed(cli_run: CliRun, tmp_path: Path) -> None:
+    config = _queue_config(tmp_path)
+    result = cli_run("--config", str(config), "queue", "delete", "x[bold]y")
+    assert_one_line_error(result, "'x[bold]y' is not a queue ID")
+    result = cli_run("--config", str(config), "queue", "delete", "x\x1b[2Jy")
+    assert_one_line_error(result, "is not a queue ID")
+    assert "\x1b" not in result.err
