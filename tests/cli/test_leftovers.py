@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from mailwright.queue import open_store
 
 from .helpers import CliRun, assert_one_line_error
@@ -49,3 +51,30 @@ def test_queue_bad_id_is_shown_as_typed(cli_run: CliRun, tmp_path: Path) -> None
     result = cli_run("--config", str(config), "queue", "delete", "x\x1b[2Jy")
     assert_one_line_error(result, "is not a queue ID")
     assert "\x1b" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["-d", "ex ample.com", "-s", "dk1"], "--domain 'ex ample.com' is not a domain name"),
+        (["-d", "example.com", "-s", "dk 1"], "--selector 'dk 1' is not a DKIM selector"),
+        (["-d", "example.com", "-s", "../dk1"], "--selector '../dk1' is not a DKIM selector"),
+    ],
+)
+def test_dkim_genkey_refuses_bad_names_before_writing(
+    cli_run: CliRun, tmp_path: Path, args: list[str], needle: str
+) -> None:
+    out = tmp_path / "keys"
+    result = cli_run("dkim", "genkey", *args, "--algorithm", "ed25519", "-D", str(out))
+    assert_one_line_error(result, needle)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("domain", ["example.com", "example.com.", "bücher.example"])
+def test_dkim_genkey_accepts_good_names(cli_run: CliRun, tmp_path: Path, domain: str) -> None:
+    out = tmp_path / "keys"
+    result = cli_run(
+        "dkim", "genkey", "-d", domain, "-s", "dk_1", "--algorithm", "ed25519", "-D", str(out)
+    )
+    assert result.code == 0, result
+    assert (out / "dk_1.private").exists()

@@ -26,7 +26,16 @@ from ..dkim import (
 )
 from ..dkim.keys import MIN_RSA_BITS, key_bits, load_private_key, public_keys_match
 from ..errors import UsageError, UserError
-from .context import app, console, emit_json, err_console, run, styled
+from .context import (
+    app,
+    console,
+    emit_json,
+    err_console,
+    require_domain,
+    require_selector,
+    run,
+    styled,
+)
 
 
 @click.group(
@@ -81,6 +90,9 @@ def genkey(
     force: bool,
 ) -> None:
     """Write SELECTOR.private (PEM, mode 0600) and SELECTOR.txt (the DNS record, zone-file form)."""
+    # Before any file is written: a record for a name no resolver can ask for is useless.
+    require_domain(domain, "--domain")
+    require_selector(selector, "--selector")
     if algorithm == "rsa" and bits < MIN_RSA_BITS:
         raise UsageError(
             f"--bits {bits} is too small", f"RFC 8301 §3.2 requires at least {MIN_RSA_BITS}"
