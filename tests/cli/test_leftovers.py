@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,28 @@ def test_dkim_genkey_accepts_good_names(cli_run: CliRun, tmp_path: Path, domain:
     )
     assert result.code == 0, result
     assert (out / "dk_1.private").exists()
+
+
+@pytest.mark.parametrize("value", ["-5", "nan", "inf", "-inf"])
+def test_send_test_wait_must_be_a_number_of_seconds(cli_run: CliRun, value: str) -> None:
+    result = cli_run("send-test", "a@example.net", "--server", "127.0.0.1:9", "--wait", value)
+    assert_one_line_error(result, "--wait")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_send_test_server_down_is_a_failure_not_a_usage_error(cli_run: CliRun) -> None:
+    """Connection refused: the test failed (exit 1, one line), nothing was mistyped."""
+    server = f"127.0.0.1:{_closed_port()}"
+    result = cli_run("send-test", "a@example.net", "--server", server, "--wait", "1")
+    assert result.code == 1, result
+    assert result.out == ""
+    lines = result.err.splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith(f"error: cannot submit to {server}: "), result.err
+    assert "Traceback" not in result.err

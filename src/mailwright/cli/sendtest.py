@@ -10,10 +10,12 @@ in time.
 from __future__ import annotations
 
 import email.utils
+import math
 import smtplib
 import socket
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.markup import escape
@@ -21,7 +23,7 @@ from rich.markup import escape
 from ..errors import UserError
 from ..log import parse_line
 from ..queue import open_store
-from .context import app, console, emit_json, run, styled
+from .context import app, console, emit_json, err_console, run, safe, styled
 
 EPILOG = """\b
 Examples:
@@ -32,6 +34,24 @@ Examples:
 """
 
 FINAL = {"delivered": "ok", "bounced": "fail", "deferred": "warn", "expired": "fail"}
+MAX_WAIT = 86400.0
+
+
+def _fail(message: str) -> NoReturn:
+    """The test failed (the server is down or refused the message): one line, exit 1.
+
+    Not a :class:`UserError`: nothing was mistyped, and exit 2 means a usage mistake.
+    """
+    line = " ".join(message.split())  # a multi-line SMTP reply, on one line
+    err_console.print(f"[bold red]error:[/] {safe(line)}", soft_wrap=True)
+    raise SystemExit(1)
+
+
+def _wait_seconds(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    """FloatRange lets NaN through (every comparison with it is false)."""
+    if math.isnan(value):
+        raise click.BadParameter("nan is not a number of seconds", param_hint="'--wait'")
+    return value
 
 
 def _server(text: str | None) -> tuple[str, int]:
@@ -76,21 +96,19 @@ def _submit(host: str, port: int, sender: str, to: str, data: bytes) -> str:
             client.ehlo(socket.getfqdn())
             code, reply = client.mail(sender)
             if code != 250:
-                raise UserError(f"MAIL FROM refused: {code} {reply.decode(errors='replace')}")
+                _fail(f"MAIL FROM refused: {code} {reply.decode(errors='replace')}")
             code, reply = client.rcpt(to)
             if code not in (250, 251):
-                raise UserError(f"RCPT TO refused: {code} {reply.decode(errors='replace')}")
+                _fail(f"RCPT TO refused: {code} {reply.decode(errors='replace')}")
             code, reply = client.data(data)
             text = reply.decode(errors="replace")
             if code != 250:
-                raise UserError(f"message refused: {code} {text}")
+                _fail(f"message refused: {code} {text}")
     except (OSError, smtplib.SMTPException) as exc:
-        raise UserError(
-            f"cannot submit to {host}:{port}: {exc}", "is 'mailwright serve' running?"
-        ) from None
+        _fail(f"cannot submit to {host}:{port}: {exc} (is 'mailwright serve' running?)")
     marker = "queued as "
     if marker not in text:
-        raise UserError(f"the server accepted but gave no queue ID: {text}")
+        _fail(f"the server accepted but gave no queue ID: {text}")
     return text.split(marker, 1)[1].split()[0]
 
 
@@ -123,7 +141,14 @@ def _follow(log_path: Path, queue_id: str, wait: float) -> dict[str, str] | None
 @click.argument("to")
 @click.option("--from", "sender", metavar="ADDRESS", help="Envelope and header sender.")
 @click.option("--server", metavar="HOST:PORT", help="Submit here (default: the config's).")
-@click.option("--wait", type=float, default=60.0, show_default=True, help="Seconds to follow.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0, max=MAX_WAIT),
+    default=60.0,
+    show_default=True,
+    callback=_wait_seconds,
+    help="Seconds to follow.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def send_test(to: str, sender: str | None, server: str | None, wait: float, as_json: bool) -> None:
     """Send a test message to TO and follow it until delivered, deferred or bounced."""
