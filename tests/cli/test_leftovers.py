@@ -104,3 +104,14 @@ def test_send_test_server_down_is_a_failure_not_a_usage_error(cli_run: CliRun) -
     assert len(lines) == 1, result.err
     assert lines[0].startswith(f"error: cannot submit to {server}: "), result.err
     assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("hostname_line", ["", 'hostname = "localhost"\n'])
+def test_records_without_hostname_is_a_config_error(
+    cli_run: CliRun, tmp_path: Path, hostname_line: str
+) -> None:
+    """MX 10 localhost. would send the domain's mail nowhere: refuse, naming file and key."""
+    config = tmp_path / "mailwright.toml"
+    config.write_text(f'{hostname_line}domains = ["example.com"]\nipv4 = ["192.0.2.10"]\n')
+    result = cli_run("records", "--config", str(config))
+    assert_one_line_error(result, f"{config}: hostname: ", 'hostname = "mail.example.com"')

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from ..config import Config
 from ..dns.names import reverse_name
+from ..errors import ConfigError
 from .keys import dns_record_value, load_private_key
 from .providers import find_provider, relay_host, unknown_relay_advice
 
@@ -167,6 +168,16 @@ def build_records(config: Config) -> RecordPlan:
     records: list[DnsRecord] = []
     notes: list[str] = []
     host = config.hostname
+    if host == "localhost":
+        # The built-in default (no hostname in the file): 'MX 10 localhost.' would send the
+        # domain's mail to each sender's own machine, and A/PTR records for it mean nothing.
+        example = f"mail.{config.domains[0]}" if config.domains else "mail.example.com"
+        raise ConfigError(
+            config.source,
+            "hostname",
+            "not set (or 'localhost'): MX, A/AAAA and PTR records need the server's public name",
+            f'add hostname = "{example}"',
+        )
     if not config.domains:
         notes.append('No domains in the config: add domains = ["example.com"] for MX, SPF, DMARC.')
     for domain in config.domains:
