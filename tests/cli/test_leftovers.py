@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from pathlib import Path
 
 import pytest
 
+from mailwright.doctor.model import CheckResult, Report, Status
 from mailwright.queue import open_store
 
 from .helpers import CliRun, assert_one_line_error
@@ -115,3 +117,48 @@ def test_records_without_hostname_is_a_config_error(
     config.write_text(f'{hostname_line}domains = ["example.com"]\nipv4 = ["192.0.2.10"]\n')
     result = cli_run("records", "--config", str(config))
     assert_one_line_error(result, f"{config}: hostname: ", 'hostname = "mail.example.com"')
+
+
+def _report(statuses: list[str], queries: int = 0, answered: int | None = None) -> Report:
+    checks = tuple(
+        CheckResult(f"c{i}", Status(status), "title", "observed")
+        for i, status in enumerate(statuses)
+    )
+    return Report("example.com", checks, dns_queries=queries, dns_answered=answered)
+
+
+@pytest.mark.parametrize(
+    ("report", "failed"),
+    [
+        # Nothing could be checked: every check 'error', or no DNS query answered.
+        (_report(["error", "error"]), True),
+        (_report(["error", "warn", "ok"], queries=5, answered=0), True),
+        # Something got through: error rows alone do not fail (without --strict).
+        (_report(["error", "ok"]), False),
+        (_report(["error", "ok"], queries=5, answered=1), False),
+        (_report(["ok", "warn"], queries=0, answered=0), False),
+        (_report([]), False),
+    ],
+)
+def test_doctor_fails_when_nothing_could_be_checked(report: Report, failed: bool) -> None:
+    assert report.failed() is failed
+    assert report.failed(strict=True) is (failed or any(c.status != "ok" for c in report.checks))
+
+
+def test_check_with_the_resolver_unreachable_exits_1(cli_run: CliRun) -> None:
+    """Cron monitoring must notice a run that could not check anything (every DNS check
+    'error'): exit 1, the report still printed."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    nameserver = f"127.0.0.1:{port}"
+    args = ("--nameserver", nameserver, "--dns-timeout", "0.3", "check", "example.com")
+    result = cli_run(*args, "--skip", "blocklists", "--json")
+    assert result.code == 1, result
+    summary = json.loads(result.out)["summary"]
+    assert summary["fail"] == 0 and summary["error"] > 0
+    human = cli_run(*args, "--skip", "blocklists")
+    assert human.code == 1, human
+    assert (
+        "error no DNS query was answered: nothing about example.com could be checked" in human.out
+    )

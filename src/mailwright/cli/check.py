@@ -146,3 +146,8 @@ def print_report(report: Report) -> None:
         f"{summary} — {report.elapsed:.2f} s for {report.dns_queries} DNS queries "
         f"({report.dns_time:.2f} s one after another)"
     )
+    if report.dns_queries and report.dns_answered == 0:
+        console.print(
+            f"{styled('error')} no DNS query was answered: nothing about {safe(report.domain)} "
+            "could be checked (is the resolver reachable?)"
+        )

@@ -64,6 +64,8 @@ class SharedResolver(Resolver):
         self.queries = 0
         self.busy = 0.0
         """Sum of the durations of the queries actually sent."""
+        self.answered = 0
+        """Queries that got an answer, even NXDOMAIN (not SERVFAIL, not a timeout)."""
 
     async def query(self, name: str, rdtype: str) -> DnsResult[Any]:
         key = (normalize(name), rdtype.upper())
@@ -77,10 +79,12 @@ class SharedResolver(Resolver):
     async def _timed(self, name: str, rdtype: str) -> DnsResult[Any]:
         start = time.perf_counter()
         try:
-            return await self.inner.query(name, rdtype)
+            result = await self.inner.query(name, rdtype)
         finally:
             self.queries += 1
             self.busy += time.perf_counter() - start
+        self.answered += not result.is_error
+        return result
 
 
 @dataclass(frozen=True)

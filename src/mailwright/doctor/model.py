@@ -94,6 +94,8 @@ class Report:
     dns_queries: int = 0
     dns_time: float = 0.0
     """Sum of the durations of every DNS query: what a sequential run would wait."""
+    dns_answered: int | None = None
+    """Queries that got an answer (NXDOMAIN and NODATA included; not SERVFAIL or timeout)."""
     notes: tuple[str, ...] = field(default=())
 
     def counts(self) -> dict[str, int]:
@@ -101,9 +103,20 @@ class Report:
         return {str(s): counter.get(s, 0) for s in Status}
 
     def failed(self, strict: bool = False) -> bool:
-        """Exit status 1: any fail; with ``strict``, any warn or error too."""
+        """Exit status 1: any fail, or nothing could be checked; with ``strict``, any warn
+        or error too.
+
+        A lone ``error`` is not a verdict, but a run where every check ended in ``error``,
+        or where no DNS query got an answer (the resolver unreachable), checked nothing:
+        cron monitoring must notice it. (Checks that need no DNS, such as this host's
+        ports or a missing DKIM selector, still conclude then.)
+        """
         bad = {Status.FAIL, Status.WARN, Status.ERROR} if strict else {Status.FAIL}
-        return any(c.status in bad for c in self.checks)
+        if any(c.status in bad for c in self.checks):
+            return True
+        if self.checks and all(c.status is Status.ERROR for c in self.checks):
+            return True
+        return self.dns_queries > 0 and self.dns_answered == 0
 
     def get(self, check_id: str) -> CheckResult:
         for check in self.checks:

@@ -173,4 +173,5 @@ async def run_checks(
         elapsed=time.perf_counter() - start,
         dns_queries=shared.queries,
         dns_time=shared.busy,
+        dns_answered=shared.answered,
     )

@@ -140,14 +140,15 @@ def test_cli_config_missing_keys_is_exit_2(
     assert "dkim[0].selector: is required" in err and len(err.strip().splitlines()) == 1
 
 
-def test_cli_json_against_a_dead_resolver_is_error_rows_exit_0() -> None:
-    """Nothing answers on 127.0.0.1:9: every DNS row is 'could not check', none fails."""
+def test_cli_json_against_a_dead_resolver_is_error_rows_exit_1() -> None:
+    """Nothing answers on 127.0.0.1:9: every DNS row is 'could not check', none fails;
+    the run checked nothing, so it exits 1 (cron monitoring must notice)."""
     result = CliRunner().invoke(
         cli,
         ["--nameserver", "127.0.0.1:9", "--dns-timeout", "0.3", "check", "example.com",
          "--ip", "192.0.2.10", "--skip", "ports", "--json"],
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     data = json.loads(result.output)
     statuses = {c["id"]: c["status"] for c in data["checks"]}
     assert statuses["mx"] == "error" and statuses["ptr"] == "error"
