@@ -195,6 +195,14 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
+        env = os.environ.get(ENV_CONFIG)
+        if env and Path(env) == path:  # say where a name the user did not type came from
+            raise ConfigError(
+                str(path),
+                None,
+                f"file not found (from ${ENV_CONFIG})",
+                f"fix or unset ${ENV_CONFIG}, or run 'mailwright init DOMAIN --ip IP'",
+            ) from None
         raise ConfigError(
             str(path), None, "file not found", "create one with 'mailwright init DOMAIN --ip IP'"
         ) from None

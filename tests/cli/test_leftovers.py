@@ -162,3 +162,24 @@ def test_check_with_the_resolver_unreachable_exits_1(cli_run: CliRun) -> None:
     assert (
         "error no DNS query was answered: nothing about example.com could be checked" in human.out
     )
+
+
+@pytest.mark.parametrize(
+    "command", [["records"], ["queue", "list"], ["spf", "lint", "example.com"]]
+)
+def test_missing_config_from_the_environment_says_so(
+    cli_run: CliRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    missing = tmp_path / "nope.toml"
+    monkeypatch.setenv("MAILWRIGHT_CONFIG", str(missing))
+    result = cli_run(*command)
+    assert_one_line_error(result, f"{missing}: file not found (from $MAILWRIGHT_CONFIG)")
+
+
+def test_missing_config_named_by_option_does_not_blame_the_environment(
+    cli_run: CliRun, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nope.toml"
+    result = cli_run("--config", str(missing), "records")
+    assert_one_line_error(result, f"{missing}: file not found")
+    assert "MAILWRIGHT_CONFIG" not in result.err
