@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -209,18 +211,50 @@ def test_nsd_dies_with_a_killed_python_process() -> None:
         import os, sys
         from mailwright.testing import NsdServer
         server = NsdServer().start()
-        print(server._process.pid, flush=True)
+        print(server._process.pid, server.directory, flush=True)
         os.kill(os.getpid(), 9)
         """
     )
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
     )
-    pid = int(proc.stdout.split()[0])
+    pid_text, directory = proc.stdout.split()
+    pid = int(pid_text)
     deadline = time.monotonic() + 5
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
+    shutil.rmtree(directory)  # nobody else will (a later start() would, after 10 minutes)
     assert not _alive(pid)
+
+
+def test_stale_directories_of_dead_servers_are_removed(tmp_path: Path) -> None:
+    from mailwright.testing import nsd
+
+    old = time.time() - 3600
+    stale = tmp_path / "mwnsd-dead"
+    stale.mkdir()
+    (stale / "nsd.conf").write_text("")
+    dead_pid = tmp_path / "mwnsd-deadpid"
+    dead_pid.mkdir()
+    (dead_pid / "nsd.pid").write_text("999999999\n")
+    fresh = tmp_path / "mwnsd-starting"  # no pid file yet, but just created
+    fresh.mkdir()
+    other = tmp_path / "not-ours"
+    other.mkdir()
+    for d in (stale, dead_pid, other):
+        os.utime(d, (old, old))
+    with NsdServer() as live:
+        assert live.directory is not None
+        os.utime(live.directory, (old, old))  # idle for an hour, but its NSD runs
+        live_dir = tmp_path / live.directory.name
+        shutil.copytree(live.directory, live_dir, ignore=shutil.ignore_patterns("nsd.ctl"))
+        os.utime(live_dir, (old, old))
+        nsd._remove_stale_directories(tmp_path)
+        assert live_dir.exists()
+    assert not stale.exists()
+    assert not dead_pid.exists()
+    assert fresh.exists()
+    assert other.exists()
 
 
 def test_child_processes_found_without_proc_children_file() -> None:

@@ -127,7 +127,9 @@ class NsdServer:
                     )
             self._terminate()  # a process that died on its own: reap it, drop its files
             self._cleanup()
-            self.directory = Path(tempfile.mkdtemp(prefix="mwnsd-", dir=_short_tmp()))
+            root = _short_tmp()
+            _remove_stale_directories(Path(root or tempfile.gettempdir()))
+            self.directory = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=root))
             last_error = ""
             try:
                 for _attempt in range(5):
@@ -431,6 +433,36 @@ class NsdServer:
 
 class _PortTaken(NsdError):
     """The port picked was taken before NSD bound it: pick another."""
+
+
+_DIR_PREFIX = "mwnsd-"
+_STALE_AFTER = 600.0
+
+
+def _remove_stale_directories(root: Path) -> None:
+    """Delete directories of servers whose process is gone (a test run killed hard).
+
+    A directory counts as stale when its NSD is not running (no pid file, or the pid is
+    not an NSD) and nothing in it changed for ten minutes, so that a server of another
+    run that is just starting is never touched.
+    """
+    now = time.time()
+    for directory in root.glob(f"{_DIR_PREFIX}*"):
+        try:
+            if now - directory.stat().st_mtime < _STALE_AFTER:
+                continue
+            pid_text = (directory / "nsd.pid").read_text().strip()
+        except FileNotFoundError:
+            pid_text = ""
+        except OSError:
+            continue
+        if pid_text.isdigit():
+            try:
+                if Path(f"/proc/{pid_text}/comm").read_text().startswith("nsd"):
+                    continue  # still serving
+            except OSError:
+                pass
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _children(pid: int) -> list[int]:
