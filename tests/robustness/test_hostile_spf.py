@@ -250,3 +250,14 @@ def test_received_spf_is_one_printable_field(
         assert all(line.isascii() and line.isprintable() for line in lines)
         assert all(line.startswith(" ") for line in lines[1:])
         assert fold or len(lines) == 1
+
+
+@robust(80)
+@given(dns_world(), st.sampled_from(NAMES))
+def test_linter_always_gives_a_report(world: MemoryResolver, domain: str) -> None:
+    """The doctor and `spf lint` read the same hostile records: a report, never a raise."""
+    from mailwright.spf.lint import lint
+
+    with timed(10.0):
+        report = run(lint(domain, world))
+    assert isinstance(report.permerror, bool)
