@@ -196,3 +196,40 @@ def test_zip_with_a_damaged_local_header_is_refused() -> None:
     good = _zip({"r.xml": SMALL})
     with pytest.raises(ReportRefused):
         decompress(good[:4] + good[6:])
+
+
+# --- writing reports: observations carry sender-controlled text ---------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="dmarc/report_writer.py escapes &<> but keeps C0 controls, which XML 1.0 forbids "
+    "even escaped: an SPF domain taken from 'EHLO a\\x01b' with 'MAIL FROM:<>' (inbound.py "
+    "stores spf.domain as envelope_from and in <spf><domain>) makes the whole aggregate "
+    "report for that policy domain unparsable ('not well-formed (invalid token)'). "
+    "Expected: well-formed XML (drop or replace the characters).",
+)
+def test_written_report_is_well_formed_with_control_characters() -> None:
+    from mailwright.dmarc.report_writer import Observation, build_report
+
+    observation = Observation(
+        "example.com",
+        "192.0.2.1",
+        "example.com",
+        "none",
+        "fail",
+        "fail",
+        envelope_from="a\x01b",
+        spf=("a\x01b", "helo", "fail"),
+    )
+    xml = build_report(
+        org_name="mx.example.net",
+        email="dmarc@example.net",
+        report_id="1",
+        begin=0,
+        end=86400,
+        policy_domain="example.com",
+        policy={"p": "none"},
+        observations=[observation],
+    )
+    assert parse_report(xml).records
