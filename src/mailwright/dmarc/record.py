@@ -626,6 +626,10 @@ def parse_report_uri(item: str) -> tuple[ReportUri | None, str]:
         if not all(_LDH_LABEL_RE.match(label) for label in ascii_domain.split(".")):
             # RFC 5321 §4.1.2: a mail domain is letters, digits and hyphens.
             return None, f"{item!r}: the domain {domain!r} is not a mail domain"
+        if not address.isascii():
+            # The report is sent to this address: an IDN domain goes on the wire as its
+            # A-label (RFC 5890); only a UTF-8 local part still needs SMTPUTF8.
+            address = f"{local}@{ascii_domain}"
         return ReportUri(item, scheme, ascii_domain, address, size), ""
     try:
         host = urllib.parse.urlsplit(item).hostname
