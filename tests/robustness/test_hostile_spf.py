@@ -261,3 +261,15 @@ def test_linter_always_gives_a_report(world: MemoryResolver, domain: str) -> Non
     with timed(10.0):
         report = run(lint(domain, world))
     assert isinstance(report.permerror, bool)
+
+
+def test_slow_dns_is_cut_at_the_timeout() -> None:
+    """§4.6.4: the whole evaluation is bounded in time; a slow include chain is temperror."""
+    r = MemoryResolver(latency=0.2)
+    for i in range(10):
+        r.add(f"n{i}.example", "TXT", f"v=spf1 include:n{i + 1}.example -all")
+    with timed(1.5):
+        result = run(
+            check_host("192.0.2.1", "n0.example", "a@n0.example", helo="h", resolver=r, timeout=0.5)
+        )
+    assert result.result is Result.TEMPERROR
