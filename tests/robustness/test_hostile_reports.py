@@ -184,14 +184,6 @@ def test_malformed_xml_recovery_is_linear() -> None:
     assert time.perf_counter() - start < 0.1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dmarc/reports.py _unzip catches BadZipFile/OSError/EOFError/zlib.error/"
-    "NotImplementedError/RuntimeError but not ValueError: a zip whose local header lost two "
-    "bytes (z[:4] + z[6:]) makes zipfile seek to a negative offset and raise "
-    "ValueError('negative seek value -2') out of decompress (documented: only "
-    "ReportRefused); in reports_from_message it ends the scan of the mail's attachments.",
-)
 def test_zip_with_a_damaged_local_header_is_refused() -> None:
     good = _zip({"r.xml": SMALL})
     with pytest.raises(ReportRefused):
@@ -201,14 +193,6 @@ def test_zip_with_a_damaged_local_header_is_refused() -> None:
 # --- writing reports: observations carry sender-controlled text ---------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dmarc/report_writer.py escapes &<> but keeps C0 controls, which XML 1.0 forbids "
-    "even escaped: an SPF domain taken from 'EHLO a\\x01b' with 'MAIL FROM:<>' (inbound.py "
-    "stores spf.domain as envelope_from and in <spf><domain>) makes the whole aggregate "
-    "report for that policy domain unparsable ('not well-formed (invalid token)'). "
-    "Expected: well-formed XML (drop or replace the characters).",
-)
 def test_written_report_is_well_formed_with_control_characters() -> None:
     from mailwright.dmarc.report_writer import Observation, build_report
 

@@ -20,6 +20,7 @@ import asyncio
 import base64
 import contextlib
 import ipaddress
+import re
 import socket
 import ssl
 from collections import deque
@@ -495,11 +496,13 @@ def _is_loopback(address: str) -> bool:
         return False
 
 
+_SIZE_VALUE = re.compile(r"[0-9]{1,20}")
+
+
 def _int(text: str) -> int:
-    try:
-        return int(text.split()[0]) if text else 0
-    except ValueError:
-        return 0
+    """An EHLO SIZE value (RFC 1870 §4: 1*20DIGIT); anything else means "no limit" (0)."""
+    words = text.split()
+    return int(words[0]) if words and _SIZE_VALUE.fullmatch(words[0]) else 0
 
 
 def _sni(hop: Hop) -> str | None:

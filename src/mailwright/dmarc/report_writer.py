@@ -12,15 +12,27 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _escape_markup
 
 NAMESPACE = "urn:ietf:params:xml:ns:dmarc-2.0"
+
+# XML 1.0 §2.2: characters that may not appear in a document at all, escaped or not.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape(text: str) -> str:
+    """Text for an element: markup escaped, and characters XML forbids (a control byte in
+    a HELO name, say) written as ``\\xNN`` so that one bad value cannot break the report."""
+    return _escape_markup(_NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+
+
 GENERATOR = "mailwright"
 
 

@@ -192,7 +192,14 @@ def _unzip(data: bytes) -> bytes:
                     out.write(chunk)
                     if out.tell() > limit:
                         raise ReportRefused(f"zip member expands beyond {limit} bytes: refused")
-        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as exc:
+        except (
+            zipfile.BadZipFile,
+            OSError,
+            EOFError,
+            ValueError,  # a damaged local header: zipfile seeks to a negative offset
+            zlib.error,
+            NotImplementedError,
+        ) as exc:
             raise ReportRefused(f"corrupt zip member: {exc}") from None
         except RuntimeError as exc:  # encrypted members
             raise ReportRefused(f"unreadable zip member: {exc}") from None
