@@ -265,7 +265,7 @@ def test_ten_thousand_pipelined_commands_stop_at_the_error_limit() -> None:
     assert len(replies) <= 25
 
 
-# --- known bugs (owner: SMTP server engineer): strict xfail until fixed --------------
+# --- regressions: found here, fixed in smtp/ -----------------------------------------
 
 
 def test_size_with_superscript_digit_is_a_syntax_error() -> None:
