@@ -30,10 +30,10 @@ import statistics
 import time
 from collections.abc import Callable
 
+import dkim  # dkimpy
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-import dkim  # dkimpy
 from mailwright.dkim import (
     SigningKey,
     dns_record_value,

@@ -36,8 +36,8 @@ from typing import Any
 
 import dns.asyncresolver
 import dns.resolver
-
 import spf  # pyspf
+
 from mailwright.dns import DnspythonResolver, MemoryResolver
 from mailwright.spf import check_mail_from
 from mailwright.testing import NsdServer

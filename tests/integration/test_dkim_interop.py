@@ -27,10 +27,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-import dkim
 from mailwright.dkim import (
     DkimStatus,
     SigningKey,

@@ -14,9 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import dkim
 import pytest
 
-import dkim
 from mailwright import authres
 from mailwright.config import parse_config
 from mailwright.dkim import (

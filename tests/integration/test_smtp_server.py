@@ -17,13 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import dkim
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-import dkim
 from mailwright.config import parse_config
 from mailwright.dkim import dns_record_value, generate_key, private_key_pem
 from mailwright.dns import MemoryResolver

@@ -10,12 +10,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from dkim_helpers import MESSAGE, world
 
-import dkim
 from mailwright.dkim import (
     DkimSignError,
     DkimStatus,
