@@ -48,7 +48,11 @@ async def tree(ctx: Context) -> LintReport:
 
 
 async def _parsed_tree(ctx: Context) -> LintReport | Finding:
-    """The lint report when the top record parses; else why the row cannot be judged."""
+    """The lint report when there is one top record and it parses; else why the row
+    cannot be judged (see spf-record, spf-syntax)."""
+    single = await _single(ctx)
+    if isinstance(single, Finding):
+        return single
     report = await tree(ctx)
     if report.tree.status == "syntax":
         return Finding.error("the record does not parse (see spf-syntax)", "fix spf-syntax first")
@@ -132,9 +136,6 @@ async def check_syntax(ctx: Context) -> Finding:
 
 
 async def check_lookups(ctx: Context) -> Finding:
-    text = await _single(ctx)
-    if isinstance(text, Finding):
-        return text
     report = await _parsed_tree(ctx)
     if isinstance(report, Finding):
         return report
@@ -153,9 +154,6 @@ async def check_lookups(ctx: Context) -> Finding:
 
 
 async def check_void(ctx: Context) -> Finding:
-    text = await _single(ctx)
-    if isinstance(text, Finding):
-        return text
     report = await _parsed_tree(ctx)
     if isinstance(report, Finding):
         return report
@@ -258,9 +256,6 @@ async def check_all(ctx: Context) -> Finding:
 
 
 async def check_ptr(ctx: Context) -> Finding:
-    text = await _single(ctx)
-    if isinstance(text, Finding):
-        return text
     report = await _parsed_tree(ctx)
     if isinstance(report, Finding):
         return report
