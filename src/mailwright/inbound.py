@@ -29,10 +29,9 @@ from .config import Config
 from .dkim import DkimResult, verify_message
 from .dkim.message import split_message
 from .dmarc import DmarcResult, DmarcStatus, Policy, evaluate
-from .dmarc.report_sender import OBSERVATIONS_DB
-from .dmarc.report_store import ReportStore
-from .dmarc.report_writer import Observation, ObservationStore
-from .dmarc.reports import ReportRefused, reports_from_message
+from .dmarc_reports.observations import OBSERVATIONS_DB, Observation, ObservationStore
+from .dmarc_reports.parse import ReportRefused, reports_from_message
+from .dmarc_reports.received import ReportStore
 from .dns import Resolver, to_ascii
 from .log import EventLogger
 from .setup.records import DMARC_REPORT_LOCALPART

@@ -7,9 +7,9 @@ import email.policy
 import gzip
 from pathlib import Path
 
-from mailwright.dmarc.report_sender import compose_reports
-from mailwright.dmarc.report_writer import Observation
-from mailwright.dmarc.reports import parse_report
+from mailwright.dmarc_reports.observations import Observation
+from mailwright.dmarc_reports.parse import parse_report
+from mailwright.dmarc_reports.sender import compose_reports
 from mailwright.dns import MemoryResolver
 
 
@@ -100,8 +100,8 @@ async def test_consumer_override_replaces_the_published_address() -> None:
 
 
 async def test_dns_failure_at_report_time_keeps_the_observations(tmp_path: Path) -> None:
-    from mailwright.dmarc.report_sender import OBSERVATIONS_DB, send_due_reports
-    from mailwright.dmarc.report_writer import ObservationStore
+    from mailwright.dmarc_reports.observations import OBSERVATIONS_DB, ObservationStore
+    from mailwright.dmarc_reports.sender import send_due_reports
     from mailwright.dns import Outcome
 
     store = ObservationStore(tmp_path / OBSERVATIONS_DB)

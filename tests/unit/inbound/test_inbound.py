@@ -11,9 +11,9 @@ import pytest
 from mailwright import authres
 from mailwright.config import parse_config
 from mailwright.dkim import SigningKey, dns_record_value, generate_key, sign_message
-from mailwright.dmarc.report_sender import send_due_reports
-from mailwright.dmarc.report_store import ReportStore
-from mailwright.dmarc.reports import reports_from_message
+from mailwright.dmarc_reports.parse import reports_from_message
+from mailwright.dmarc_reports.received import ReportStore
+from mailwright.dmarc_reports.sender import send_due_reports
 from mailwright.dns import MemoryResolver
 from mailwright.inbound import (
     InboundChecker,

@@ -21,19 +21,11 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
+from ..dmarc.discovery import DiscoveryStatus, discover_policy
+from ..dmarc.external import ExternalStatus, verify_destination
 from ..dns import Resolver
-from .discovery import DiscoveryStatus, discover_policy
-from .external import ExternalStatus, verify_destination
-from .report_writer import (
-    Observation,
-    ObservationStore,
-    build_report,
-    compress,
-    report_filename,
-)
-
-OBSERVATIONS_DB = "dmarc-observations.sqlite"
-"""Where the inbound checks keep observations between two daily reports."""
+from .observations import OBSERVATIONS_DB, Observation, ObservationStore
+from .writer import build_report, compress, report_filename
 
 _USABLE = {ExternalStatus.INTERNAL, ExternalStatus.AUTHORIZED}
 
