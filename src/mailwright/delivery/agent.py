@@ -36,6 +36,7 @@ from ..config import Config
 from ..dns import Resolver
 from ..log import EventLogger, angle
 from ..maildir import Maildir, mailbox_path
+from ..message import split_header
 from ..queue import QueueEntry, QueueStore, RecipientUpdate
 from .client import ClientSettings, Session, SessionError, TransactionResult
 from .dsn import RecipientReport, build_dsn, wants_dsn
@@ -675,7 +676,7 @@ class DeliveryAgent:
         entry = tracker.entry
         original = tracker.data
         if str(entry.meta.get("ret", "")).upper() == "HDRS":
-            original = original.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"  # RFC 3461 §4.3
+            original = split_header(original)[0] + b"\r\n"  # RFC 3461 §4.3
         message = build_dsn(
             kind=kind,
             reporting_mta=self.config.hostname,

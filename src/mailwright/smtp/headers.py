@@ -11,69 +11,22 @@ import secrets
 import time
 from datetime import UTC, datetime
 
-_HEADER_END = re.compile(rb"\r\n\r\n")
-_FIELD_START = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.MULTILINE)
-
-
-def header_block(message: bytes) -> bytes:
-    """The header section, up to (not including) the empty line."""
-    if message.startswith(b"\r\n"):
-        return b""
-    match = _HEADER_END.search(message)
-    return message[: match.start() + 2] if match else message
+from .. import message as rfc5322
 
 
 def field_names(message: bytes) -> set[str]:
-    """Lower-cased names of the header fields present."""
-    return {
-        m.group(1).decode("ascii").lower() for m in _FIELD_START.finditer(header_block(message))
-    }
+    """Lower-cased names of the header fields present (see :mod:`mailwright.message`)."""
+    return rfc5322.field_names(message)
 
 
 def received_count(message: bytes) -> int:
-    """How many Received fields the header holds: one per hop (RFC 5321 §4.4), the count
-    RFC 5321 §6.3 loop detection compares with a limit."""
-    return sum(
-        1 for m in _FIELD_START.finditer(header_block(message)) if m.group(1).lower() == b"received"
-    )
-
-
-def header_value(message: bytes, name: str) -> str | None:
-    """The unfolded value of the first ``name`` field (None if absent)."""
-    block = header_block(message)
-    pattern = re.compile(
-        rb"^" + re.escape(name.encode()) + rb"[ \t]*:([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)",
-        re.MULTILINE | re.IGNORECASE,
-    )
-    match = pattern.search(block)
-    if match is None:
-        return None
-    return re.sub(rb"\r\n(?=[ \t])", b"", match.group(1)).decode("utf-8", "replace").strip()
-
-
-MAX_FROM_COMMENTS = 32
-"""More comments than any real From field carries; beyond, the field is not parsed."""
+    """The Received fields counted for RFC 5321 §6.3 loop detection."""
+    return rfc5322.received_count(message)
 
 
 def from_domain(message: bytes) -> str | None:
-    """The domain of the (first) author address in From (RFC 5322 §3.6.2), lower-cased.
-
-    None when there is no usable address: the stdlib parser recurses once per nested
-    comment (RFC 5322 §3.2.2 allows nesting), so a field with hundreds of ``(`` would
-    raise RecursionError at the end of DATA; such a field is refused before parsing.
-    """
-    value = header_value(message, "From")
-    if not value or value.count("(") > MAX_FROM_COMMENTS:
-        return None
-    try:
-        addresses = email.utils.getaddresses([value])
-    except Exception:  # any parser failure means no usable author domain, not a crash
-        return None
-    for _, address in addresses:
-        local, sep, domain = address.rpartition("@")
-        if sep and local and domain:
-            return domain.strip().rstrip(".").lower() or None
-    return None
+    """The From domain whose DKIM key signs (RFC 5322 §3.6.2; see ``message.author_domain``)."""
+    return rfc5322.author_domain(message)
 
 
 def received(
