@@ -27,13 +27,14 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..errors import MailwrightError
 from .replies import Reply, ReplyError, ReplyParser, local_reply
 from .routing import Hop, Route
 
 READ_CHUNK = 65536
 
 
-class SessionError(Exception):
+class SessionError(MailwrightError):
     """The session cannot continue (or cannot start); ``reply`` says why."""
 
     def __init__(self, reply: Reply, *, tls_failed: bool = False) -> None:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from ..dns.names import is_dns_name
-from ..errors import UserError
+from ..errors import MailwrightError, UserError
 from .tags import TagSyntaxError, parse_tag_list, shown
 
 __all__ = [
@@ -278,7 +278,7 @@ def _atomic_write(path: Path, data: bytes, mode: int) -> None:
 # --- key records ----------------------------------------------------------------------
 
 
-class KeyRecordError(ValueError):
+class KeyRecordError(MailwrightError, ValueError):
     """The key record cannot be used (RFC 6376 §6.1.2: PERMFAIL)."""
 
 

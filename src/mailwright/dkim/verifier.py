@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from ..dns import DnsResult, Outcome, Resolver
 from ..dns.names import is_dns_name
+from ..errors import MailwrightError
 from .canonicalization import (
     Canonicalization,
     canonicalize_body,
@@ -129,7 +130,7 @@ class DkimResult:
         }
 
 
-class SignatureError(Exception):
+class SignatureError(MailwrightError):
     """A signature (or its key) that cannot be evaluated, with the result to report."""
 
     def __init__(self, status: DkimStatus, reason: str) -> None:

@@ -85,11 +85,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..errors import MailwrightError
+
 RecipientStatus = Literal["pending", "delivered", "bounced"]
 UpdateKind = Literal["delivered", "deferred", "bounced"]
 
 
-class QueueError(Exception):
+class QueueError(MailwrightError):
     """The store could not do what was asked (disk full, database locked for too long)."""
 
 

@@ -43,6 +43,7 @@ import dns.rdatatype
 
 from ..dns import DnspythonResolver
 from ..dns.names import name_problem, normalize, to_ascii
+from ..errors import MailwrightError
 
 NSD = "/usr/sbin/nsd"
 NSD_CHECKZONE = "/usr/sbin/nsd-checkzone"
@@ -66,7 +67,7 @@ _CHECK_LINE = re.compile(r"^\[[^\]]*\] nsd-checkzone\[\d+\]: (?:error: )?(?P<tex
 _FILE_LINE = re.compile(r"^(?P<file>\S+?):(?P<line>\d+): (?P<text>.*)$")
 
 
-class NsdError(RuntimeError):
+class NsdError(MailwrightError, RuntimeError):
     """NSD could not be started, controlled or did not serve a change in time."""
 
 

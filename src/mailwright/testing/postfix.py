@@ -43,6 +43,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from ..errors import MailwrightError
+
 POSTFIX = "/usr/sbin/postfix"
 POSTCONF = "/usr/sbin/postconf"
 SMTP_SINK = "/usr/sbin/smtp-sink"
@@ -79,7 +81,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
-class PostfixError(RuntimeError):
+class PostfixError(MailwrightError, RuntimeError):
     """Postfix did not start, stop or reload; the message carries its log."""
 
 
