@@ -44,6 +44,7 @@ import dns.rdatatype
 from ..dns import DnspythonResolver
 from ..dns.names import name_problem, normalize, to_ascii
 from ..errors import MailwrightError
+from .ports import free_port
 
 NSD = "/usr/sbin/nsd"
 NSD_CHECKZONE = "/usr/sbin/nsd-checkzone"
@@ -255,7 +256,7 @@ class NsdServer:
     def _spawn(self) -> None:
         assert self.directory is not None
         began = time.monotonic()
-        self.port = _free_port()
+        self.port = free_port(udp=True)
         self._zones.clear()
         config = self.directory / "nsd.conf"
         config.write_text(_config(self.directory, self.port), encoding="utf-8")
@@ -539,21 +540,6 @@ pattern:
     name: "{_PATTERN}"
     zonefile: "%s.zone"
 """
-
-
-def _free_port() -> int:
-    """A loopback port free for both UDP and TCP right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((HOST, 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((HOST, port))
-                except OSError:
-                    continue
-                return port
-    raise NsdError("no free loopback port for NSD")
 
 
 def _short_tmp() -> str | None:
