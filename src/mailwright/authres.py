@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import MailwrightError
+from .message import split_header
 
 if TYPE_CHECKING:
     from .dmarc.policy import DmarcResult
@@ -672,9 +673,6 @@ def _unicode(name: str) -> str:
     return ".".join(labels)
 
 
-_BLANK_LINE = re.compile(rb"\n\r?\n")
-
-
 def strip_forged(message: bytes, authserv_ids: str | Iterable[str]) -> tuple[bytes, int]:
     """Remove Authentication-Results fields that claim one of our authserv-ids.
 
@@ -688,12 +686,11 @@ def strip_forged(message: bytes, authserv_ids: str | Iterable[str]) -> tuple[byt
     Works on raw bytes; line endings and every other field are left untouched.
     """
     ids = [authserv_ids] if isinstance(authserv_ids, str) else list(authserv_ids)
-    match = _BLANK_LINE.search(message)
-    # The header block keeps the line break of its last field; the body part
-    # starts with the empty line.
-    header_end = match.start() + 1 if match else len(message)
-    header, rest = message[:header_end], message[header_end:]
+    header, _ = split_header(message)
+    rest = message[len(header) :]  # the empty line and the body, untouched
     fields: list[list[bytes]] = []
+    # Stricter than message.field_lines: a bare CR ends a line here too, so that no
+    # field hidden behind one survives for a consumer that splits lines that way.
     for line in header.splitlines(keepends=True):
         if line[:1] in (b" ", b"\t") and fields:
             fields[-1].append(line)

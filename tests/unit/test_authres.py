@@ -292,6 +292,12 @@ def test_strip_forged_removes_unparsable_and_keeps_headers_only_messages() -> No
     assert strip_forged(message, "mx.example.com") == (b"Subject: x\r\n", 1)
 
 
+def test_strip_forged_leaves_the_body_of_a_message_without_header() -> None:
+    """RFC 5322 §2.1: a message that starts with the empty line is all body."""
+    message = b"\r\nAuthentication-Results: mx.example.com; none\r\n\r\nmore\r\n"
+    assert strip_forged(message, "mx.example.com") == (message, 0)
+
+
 def test_strip_forged_compares_a_labels_and_u_labels() -> None:
     message = b"Authentication-Results: xn--bcher-kva.example; none\r\n\r\n"
     assert strip_forged(message, "b\u00fccher.example")[1] == 1
