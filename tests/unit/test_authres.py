@@ -156,6 +156,8 @@ def test_quote(value: str, expected: str) -> None:
         ('"john doe"@example.com', '"john doe"@example.com'),
         ("ab/cd+=", '"ab/cd+="'),
         ("rsa-sha256", "rsa-sha256"),
+        ("user@sel_1.example", "user@sel_1.example"),  # a DNS name: underscores are fine
+        ("a@-x.example", '"a@-x.example"'),  # not a DNS name: a quoted value
     ],
 )
 def test_pvalue_formatting(value: str, expected: str) -> None:

@@ -42,7 +42,7 @@ import dns.rcode
 import dns.rdatatype
 
 from ..dns import DnspythonResolver
-from ..dns.names import name_problem, normalize, to_ascii
+from ..dns.names import is_dns_name, name_problem, normalize, to_ascii
 from ..errors import MailwrightError
 from .ports import free_port
 
@@ -56,7 +56,6 @@ CHANGE_TIMEOUT = 10.0
 """Seconds to wait for NSD to serve a change; a healthy NSD needs a few milliseconds."""
 
 _PATTERN = "mailwright"
-_ORIGIN_CHARS = re.compile(r"^[a-z0-9_.-]+$")
 _HEADER = """$ORIGIN {origin}.
 $TTL {ttl}
 @ IN SOA ns.mailwright.test. hostmaster.{origin}. {serial} 3600 600 86400 60
@@ -499,8 +498,8 @@ def _check_origin(origin: str) -> str:
     if problem is not None:
         raise ValueError(f"zone origin {origin!r}: {problem}")
     name = to_ascii(normalize(origin))
-    if not _ORIGIN_CHARS.match(name):
-        raise ValueError(f"zone origin {origin!r}: use letters, digits, '-', '_' and dots")
+    if not is_dns_name(name):
+        raise ValueError(f"zone origin {origin!r}: use letters, digits, inner '-', '_' and dots")
     return name
 
 
