@@ -39,6 +39,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 SKIPPED_SUFFIXES = ("-wal", "-shm", "-journal", ".tmp", ".log")
 """SQLite's side files (their content is in the backup-API copy), temporary files, logs."""
 SKIPPED_NAMES = frozenset({"lock"})
+_WRITABLE = "choose a directory you can write to, on a disk with room"
 
 
 @dataclass
@@ -94,8 +95,11 @@ def backup(config: Config, target: Path) -> BackupResult:
         raise UserError(
             f"{target} is inside the data directory {source}", "back up to another directory"
         )
-    target.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(target, 0o700)  # it holds private keys
+    try:
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(target, 0o700)  # it holds private keys
+    except OSError as exc:
+        raise UserError(f"{target}: cannot create: {exc.strerror}", _WRITABLE) from None
     result = BackupResult(target)
     entries: list[dict[str, Any]] = []
     for path in sorted(_walk(source)):
@@ -115,6 +119,11 @@ def backup(config: Config, target: Path) -> BackupResult:
         except sqlite3.Error as exc:
             raise UserError(
                 f"{path}: cannot back up: {exc}", "check the file, then retry"
+            ) from None
+        except OSError as exc:
+            raise UserError(
+                f"{exc.filename or path}: {exc.strerror}",
+                "run backup as the server's user (or root), with room on the target",
             ) from None
         entries.append(_entry(destination, target, kind))
         result.files += 1
@@ -189,7 +198,10 @@ def restore(backup_dir: Path, data_dir: Path | None = None) -> RestoreResult:
     result = RestoreResult(target)
     staging = target.with_name(f".{target.name}.restoring-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True, mode=0o700)
+    try:
+        staging.mkdir(parents=True, mode=0o700)
+    except OSError as exc:
+        raise UserError(f"{staging}: cannot create: {exc.strerror}", _WRITABLE) from None
     try:
         for entry in manifest["files"]:
             relative = Path(entry["path"]).relative_to("data")
@@ -206,6 +218,9 @@ def restore(backup_dir: Path, data_dir: Path | None = None) -> RestoreResult:
         if target.exists():
             target.rmdir()  # empty, checked above; rename() needs it gone or empty
         os.rename(staging, target)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UserError(f"{exc.filename or target}: {exc.strerror}", _WRITABLE) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -137,3 +137,17 @@ def test_restore_refuses_damaged_or_foreign_backups(cli_run: CliRun, tmp_path: P
     assert_one_line_error(
         cli_run("restore", str(tmp_path / "b"), "--data-dir", target), "not a path in the backup"
     )
+
+
+def test_unwritable_targets_are_one_line_errors(cli_run: CliRun, tmp_path: Path) -> None:
+    config, _, _ = make_server(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert_one_line_error(
+        cli_run("--config", str(config), "backup", str(blocker / "sub")), "cannot create"
+    )
+    assert cli_run("--config", str(config), "backup", str(tmp_path / "b")).code == 0
+    assert_one_line_error(
+        cli_run("restore", str(tmp_path / "b"), "--data-dir", str(blocker / "sub")),
+        "cannot create",
+    )
