@@ -116,6 +116,7 @@ class CertificateStore:
             return None
 
     def install(self, key_and_chain: bytes) -> None:
+        self.ensure_directories()
         write_atomically(self.current, key_and_chain)
 
     def ensure_placeholder(self, hostname: str) -> None:
@@ -154,6 +155,7 @@ class CertificateStore:
     def record(self, **fields: Any) -> None:
         status = self.status()
         status.update(fields)
+        self.ensure_directories()
         write_atomically(self.status_file, json.dumps(status, sort_keys=True).encode(), 0o644)
 
     # -- challenges ------------------------------------------------------------------------------

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import datetime
 import ssl
+import time
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from mailwright.certificates.manager import retry_delay
+from mailwright.certificates.manager import renew_if_due, retry_delay
 from mailwright.certificates.store import CertificateInfo, CertificateStore, tls_files
 from mailwright.certificates.tls import make_ssl_context, switching_context
-from mailwright.config import LETS_ENCRYPT_DIRECTORY, parse_config
+from mailwright.config import LETS_ENCRYPT_DIRECTORY, Config, parse_config
+from mailwright.doctor.certificates import check_acme
+from mailwright.doctor.context import Context, DoctorOptions
+from mailwright.doctor.model import Status
 from mailwright.errors import ConfigError
 from mailwright.http import make_app
 
@@ -131,3 +136,46 @@ async def test_http_app_answers_challenges_and_healthz(tmp_path: Path) -> None:
         assert health.status == 200 and await health.text() == "ok\n"
         assert (await client.post("/healthz")).status == 405
         assert (await client.get("/nothing")).status == 404
+
+
+def _acme_config(tmp_path: Path, directory: str = "https://127.0.0.1:9/dir") -> Config:
+    return parse_config(
+        {
+            "hostname": "mail.example.com",
+            "data_dir": str(tmp_path),
+            "tls": {"acme": True, "acme_directory": directory},
+            "listeners": HTTP,
+        }
+    )
+
+
+def test_an_unreachable_ca_is_a_recorded_failure_with_backoff(tmp_path: Path) -> None:
+    """Port 9 on loopback refuses: the attempt fails, is recorded for the doctor and
+    the other workers, and is not repeated before the backoff ends."""
+    config = _acme_config(tmp_path)
+    store = CertificateStore(tmp_path)
+    outcome = renew_if_due(config, store)
+    assert outcome is not None and outcome.event == "certificate-failed"
+    assert outcome.fields["kept"] == "placeholder (self-signed)"
+    assert "ConnectionError" in str(outcome.fields["reason"])
+    assert outcome.fields["retry_in"] == "60s"
+    status = store.status()
+    assert status["failures"] == 1 and status["next_attempt"] > time.time() + 50
+    assert renew_if_due(config, store) is None  # backing off
+    assert store.current_info() is None
+
+
+async def test_doctor_acme_check(tmp_path: Path) -> None:
+    ctx = Context("example.com", DoctorOptions(acme_data_dir=tmp_path), cast(Any, None))
+    store = CertificateStore(tmp_path)
+    assert (await check_acme(ctx)).status == Status.WARN  # nothing issued yet
+    store.record(failures=2, reason="challenge failed: mail.example.com: connection refused")
+    finding = await check_acme(ctx)
+    assert finding.status == Status.FAIL
+    assert "failed 2 time(s)" in finding.observed and "connection refused" in finding.observed
+    assert "port 80" in finding.fix
+    store.record(failures=0, reason=None)
+    store.ensure_placeholder("mail.example.com")
+    store.install(store.placeholder.read_bytes())  # a day-long certificate
+    finding = await check_acme(ctx)
+    assert finding.status == Status.WARN and "expires in" in finding.observed
