@@ -11,16 +11,21 @@ doubling backoff shared by all workers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from ..config import Config
 from ..log import EventLogger
 from .issuer import AcmeAccount, IssuanceError, issue
 from .store import CertificateStore, tls_files, wanted_names
+
+T = TypeVar("T")
 
 WATCH_INTERVAL = 2.0
 """Seconds between looks at the certificate file (a ``stat``) and the renewal time."""
@@ -108,6 +113,34 @@ def _due(store: CertificateStore, names: tuple[str, ...]) -> bool:
     return isinstance(next_attempt, int | float) and time.time() >= next_attempt
 
 
+async def _in_daemon_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a daemon thread: an order in flight (up to a minute and a half of
+    network waits) must not hold up ``serve``'s exit the way the default executor's
+    threads would. Killing it midway is safe: files are replaced atomically, the lock is
+    an ``flock`` that dies with the process."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(cast(T, result))
+
+    def run() -> None:
+        try:
+            result, error = fn(*args), None
+        except BaseException as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="acme", daemon=True).start()
+    return await future
+
+
 class CertificateManager:
     """One per worker: watches the served file and renews when due."""
 
@@ -137,7 +170,7 @@ class CertificateManager:
             await asyncio.sleep(WATCH_INTERVAL)
 
     async def step(self) -> None:
-        outcome = await asyncio.to_thread(renew_if_due, self.config, self.store)
+        outcome = await _in_daemon_thread(renew_if_due, self.config, self.store)
         if outcome is not None:
             self.logger.event(outcome.event, **outcome.fields)
         identity = await asyncio.to_thread(self._identity)
