@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -156,6 +157,8 @@ port = {http_port}
     assert wait_for_port(starttls_port, 30) and wait_for_port(http_port, 30)
     log = data_dir / "mailwright.log"
     ports = [(starttls_port, False), (implicit_port, True)]
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=10) as health:
+        assert health.status == 200 and health.read() == b"ok\n"
 
     # 1. issuance: served on both listeners, chained to Pebble's root, for the hostname
     issued = events(log, "certificate-issued", 1, 60)
