@@ -13,12 +13,17 @@ import ssl
 from collections.abc import Callable
 
 from ..config import Config
-from .store import tls_files
+from .store import CertificateStore, tls_files
 
 
 def make_ssl_context(config: Config) -> ssl.SSLContext | None:
     """The server TLS context from ``[tls]`` (None if there is no certificate)."""
     files = tls_files(config)
+    if files is None and config.tls.acme:
+        # never without TLS on an implicit-TLS port: serve's startup makes the placeholder,
+        # but a server started another way (tests, an embedding) may not have
+        CertificateStore(config.data_dir).ensure_placeholder(config.hostname)
+        files = tls_files(config)
     if files is None:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
