@@ -309,6 +309,6 @@ def _listener(w: _Writer, listener: ListenerConfig) -> None:
     w.setting("name", listener.name, "A name for logs.")
     w.setting("address", listener.address, "Address to listen on (0.0.0.0 / :: for all).")
     w.setting("port", listener.port, "TCP port.")
-    w.setting("role", listener.role, "submission or inbound.")
+    w.setting("role", listener.role, "submission, inbound or http.")
     w.setting("tls", listener.tls, "none, starttls or implicit.")
     w.setting("auth", listener.auth, "none, optional or required.")
