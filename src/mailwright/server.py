@@ -39,12 +39,13 @@ from typing import Any
 
 from .config import Config, load_config
 from .errors import UserError
+from .listeners import bind_listeners
 from .local import LocalDirectory
 from .log import EventLogger
 from .log import logger as default_logger
 from .queue import QueueStore, open_store
 from .smtp.auth import BadHash, Credentials, parse_hash
-from .smtp.server import ServerSettings, Signer, SmtpServer, SmtpServerState, listener_sockets
+from .smtp.server import ServerSettings, Signer, SmtpServer, SmtpServerState
 
 DEV_SELECTOR = "mailwright-dev"
 RECOVERY_INTERVAL = 15.0
@@ -115,7 +116,7 @@ def build_signer(config: Config, dev_mode: bool) -> Signer | None:
         except (OSError, ValueError) as exc:
             raise UserError(
                 f"{config.source}: dkim key {key_config.private_key}: {exc}",
-                "fix the path or make the key with 'mailwright dkim keygen'",
+                "fix the path or make the key with 'mailwright dkim genkey'",
             ) from None
         by_domain.setdefault(key_config.domain.lower(), []).append(key)
     if not by_domain:
@@ -428,20 +429,21 @@ def banner(options: ServeOptions, workers: int) -> list[str]:
 
 def serve(options: ServeOptions) -> int:
     """Run until SIGTERM; returns the exit code."""
-    state, logger, notes = prepare(options)
+    # Bind first: a port in use or below 1024 is the commonest first failure, and it
+    # must show before anything is generated or written.
+    sockets = bind_listeners(options.config, dev_mode=options.dev_mode)
+    try:
+        state, logger, notes = prepare(options)
+    except BaseException:
+        for sock in sockets.values():
+            sock.close()
+        raise
     workers = worker_count(options)
     for line in banner(options, workers):
         options.console(line)
     for note in notes:
         options.console(f"  note: {note}")
         logger.event("config", what="startup", reason=note)
-    try:
-        sockets = listener_sockets(options.config.listeners)
-    except OSError as exc:
-        raise UserError(
-            f"cannot listen: {exc.strerror}",
-            "another server on that port? change [[listeners]] port",
-        ) from None
     logger.event("started", workers=workers, config=options.config.source)
     if workers == 1:
         asyncio.run(Worker(options, state, logger, sockets).run())

@@ -61,6 +61,21 @@ def _check_id(typed: str) -> str:
     return queue_id
 
 
+REPLY_WIDTH = 80
+"""Characters of the last reply ``queue list`` shows; ``queue show`` has it whole."""
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, with an ellipsis when something was cut."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def header_text(head: str) -> str:
+    """A message header for the terminal: folded lines keep their indentation (RFC 5322
+    §2.2.3 folds with a space or a tab), other control characters are shown escaped."""
+    return visible(head.replace("\r\n", "\n").expandtabs(4))
+
+
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
@@ -127,7 +142,7 @@ def list_(as_json: bool) -> None:
             safe(f"<{entry.sender}>"),
             safe(", ".join(r.address for r in pending[:3]) + (" ..." if len(pending) > 3 else "")),
             _when(entry.next_attempt),
-            safe(last[:80]),
+            safe(shorten(last, REPLY_WIDTH)),
         )
     console.print(table)
 
@@ -181,7 +196,7 @@ def show(queue_id: str, as_json: bool) -> None:
     if entry.meta:
         console.print("meta: " + safe(", ".join(f"{k}={v}" for k, v in entry.meta.items())))
     # The header is untrusted: an ESC or BEL in a Subject is shown, not obeyed.
-    console.print(visible(head.replace("\r\n", "\n")), markup=False, highlight=False)
+    console.print(header_text(head), markup=False, highlight=False)
 
 
 @queue.command(
