@@ -43,6 +43,7 @@ from .listeners import bind_listeners
 from .local import LocalDirectory
 from .log import EventLogger
 from .log import logger as default_logger
+from .preflight import Finding, check_runtime
 from .queue import QueueStore, open_store
 from .smtp.auth import BadHash, Credentials, parse_hash
 from .smtp.server import ServerSettings, Signer, SmtpServer, SmtpServerState
@@ -160,6 +161,19 @@ def build_state(config: Config, dev_mode: bool) -> tuple[SmtpServerState, list[s
         signer=build_signer(config, dev_mode),
     )
     return state, notes
+
+
+def check_config(config: Config, dev_mode: bool) -> tuple[SmtpServerState, list[Finding]]:
+    """What ``mailwright config check`` reports and what start and SIGHUP require:
+    listeners, certificate, relay, users, addresses and DKIM keys; raises UserError."""
+    findings = check_runtime(config)
+    state, notes = build_state(config, dev_mode)
+    findings.extend(Finding("config", note, "note") for note in notes)
+    return state, findings
+
+
+def startup_notes(findings: list[Finding]) -> list[str]:
+    return [finding.detail for finding in findings if finding.status != "ok"]
 
 
 def log_path(config: Config) -> Path:
@@ -331,7 +345,8 @@ class Worker:
         path = self.options.config.path
         try:
             config = load_config(path) if path is not None else self.options.config
-            state, notes = build_state(config, self.options.dev_mode)
+            state, findings = check_config(config, self.options.dev_mode)
+            notes = startup_notes(findings)
         except UserError as exc:
             self.logger.event("error", what="reload", reason=str(exc))
             return
@@ -396,8 +411,8 @@ def prepare(options: ServeOptions) -> tuple[SmtpServerState, EventLogger, list[s
         notes.append(
             f"DKIM key {'generated' if created else 'in'} {path} (selector {DEV_SELECTOR})"
         )
-    state, more = build_state(config, options.dev_mode)
-    notes.extend(more)
+    state, findings = check_config(config, options.dev_mode)
+    notes.extend(startup_notes(findings))
     logger = default_logger
     logger.open(log_path(config))
     if options.dev_mode:
@@ -462,7 +477,7 @@ def _reload_options(
     try:
         config = load_config(running.path)
         config = replace(config, listeners=running.listeners, data_dir=running.data_dir)
-        state, _ = build_state(config, options.dev_mode)
+        state, _ = check_config(config, options.dev_mode)
     except UserError:
         return None  # the workers log why
     with contextlib.suppress(OSError):

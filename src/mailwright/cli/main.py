@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "init": "mailwright.cli.setup:init",
     "records": "mailwright.cli.setup:records",
     "check": "mailwright.cli.check:check",
+    "config": "mailwright.cli.config_check:config",
     "send-test": "mailwright.cli.sendtest:send_test",
     "queue": "mailwright.cli.queue:queue",
     "passwd": "mailwright.cli.passwd:passwd",
