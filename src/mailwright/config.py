@@ -140,6 +140,8 @@ class CheckConfig:
 class LogConfig:
     file: Path | None = None
     """Where event lines go besides stderr (``data_dir/mailwright.log`` when unset)."""
+    format: Literal["text", "json"] = "text"
+    """``text``: ``key=value`` lines (docs/log-format.md); ``json``: one object per line."""
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         mailboxes=tuple(m.lower() for m in top.items("mailboxes", str, [], check=_mailbox_check)),
         inbound=_inbound(top.table("inbound")),
         check=_check(top.table("check")),
-        log=LogConfig(file=top.table("log").finish_path("file")),
+        log=_log(top.table("log")),
     )
     top.finish()
     for index, listener in enumerate(config.listeners):
@@ -272,6 +274,15 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
             top.file, "delivery.mode", "'relay' needs [delivery.relay] url", "add the relay URL"
         )
     return config
+
+
+def _log(t: _Table) -> LogConfig:
+    result = LogConfig(
+        file=t.finish_path("file", finish=False),
+        format=cast(Any, t.choice("format", ("text", "json"), "text")),
+    )
+    t.finish()
+    return result
 
 
 def _dns(t: _Table) -> DnsConfig:

@@ -367,6 +367,7 @@ class Worker:
             self.smtp.reload(state)
         with contextlib.suppress(OSError):
             self.logger.open(log_path(config))
+        self.logger.set_format(config.log.format)
         for note in notes:
             self.logger.event("config", what="reload", reason=note)
         self.logger.event("reloaded", config=str(config.source))
@@ -414,6 +415,7 @@ def prepare(options: ServeOptions) -> tuple[SmtpServerState, EventLogger, list[s
     state, findings = check_config(config, options.dev_mode)
     notes.extend(startup_notes(findings))
     logger = default_logger
+    logger.set_format(config.log.format)
     logger.open(log_path(config))
     if options.dev_mode:
         logger.set_stderr(False)  # the console shows one line per message instead
@@ -482,6 +484,7 @@ def _reload_options(
         return None  # the workers log why
     with contextlib.suppress(OSError):
         logger.open(log_path(config))
+    logger.set_format(config.log.format)
     return replace(options, config=config), state
 
 

@@ -278,6 +278,7 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         w.example(
             "file", "mailwright.log", "Log file besides stderr; unset = data_dir/mailwright.log."
         )
+    w.setting("format", config.log.format, '"text" (key=value lines) or "json" (one object).')
     return w.text()
 
 
