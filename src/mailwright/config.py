@@ -159,6 +159,10 @@ class Config:
     message_size_limit: int = DEFAULT_MESSAGE_SIZE_LIMIT
     workers: int = 0
     """Worker processes sharing the listeners; 0 means one per CPU core."""
+    user: str | None = None
+    """Started as root, ``serve`` binds the listeners and then becomes this system user."""
+    allow_root: bool = False
+    """Keep running as root (no ``user``): refused unless this is true."""
     dns: DnsConfig = field(default_factory=DnsConfig)
     dkim: tuple[DkimKeyConfig, ...] = ()
     tls: TlsConfig = field(default_factory=TlsConfig)
@@ -248,6 +252,8 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
             "message_size_limit", DEFAULT_MESSAGE_SIZE_LIMIT, minimum=1024
         ),
         workers=top.integer("workers", 0, minimum=0),
+        user=top.text("user", None) or None,
+        allow_root=top.flag("allow_root", False),
         dns=_dns(top.table("dns")),
         dkim=tuple(_dkim_key(t) for t in top.tables("dkim")),
         tls=_tls(top.table("tls")),

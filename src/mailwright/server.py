@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import systemd
 from .config import Config, load_config
 from .errors import UserError
 from .listeners import bind_listeners
@@ -233,8 +234,12 @@ class Worker:
         state: SmtpServerState,
         logger: EventLogger,
         sockets: dict[str, socket.socket] | None = None,
+        *,
+        main: bool = False,
     ) -> None:
         self.options = options
+        self.main = main
+        """The only process (one worker): it speaks to systemd (sd_notify) itself."""
         self.state = state
         self.logger = logger
         self.sockets = sockets
@@ -244,6 +249,7 @@ class Worker:
         self._agent_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
         self._report_task: asyncio.Task[None] | None = None
+        self._watchdog_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
@@ -338,10 +344,27 @@ class Worker:
         )
 
     def request_stop(self) -> None:
+        if self.main and not self._stop.is_set():
+            systemd.notify("STOPPING=1")
         self._stop.set()
+
+    async def _watchdog(self, interval: float) -> None:
+        """WATCHDOG=1 from the event loop itself: a loop that hangs stops the pings."""
+        while True:
+            systemd.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
 
     def reload(self) -> None:
         """SIGHUP: new config, keys, users, addresses; reopen the log file."""
+        if self.main:
+            systemd.reloading()
+        try:
+            self._reload()
+        finally:
+            if self.main:
+                systemd.notify("READY=1")
+
+    def _reload(self) -> None:
         path = self.options.config.path
         try:
             config = load_config(path) if path is not None else self.options.config
@@ -378,6 +401,11 @@ class Worker:
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
+        if self.main:
+            systemd.notify("READY=1", f"MAINPID={os.getpid()}")
+            interval = systemd.watchdog_interval()
+            if interval is not None:
+                self._watchdog_task = asyncio.create_task(self._watchdog(interval))
         await self._stop.wait()
         # Already stopping: a second SIGTERM (the master forwards one, systemd sends one
         # to the whole group) must not reach asyncio's handler while the loop closes.
@@ -387,7 +415,7 @@ class Worker:
         await self.stop()
 
     async def stop(self) -> None:
-        for task in (self._recovery_task, self._report_task):
+        for task in (self._recovery_task, self._report_task, self._watchdog_task):
             if task is not None:
                 task.cancel()
         if self.smtp is not None:
@@ -463,7 +491,7 @@ def serve(options: ServeOptions) -> int:
         logger.event("config", what="startup", reason=note)
     logger.event("started", workers=workers, config=options.config.source)
     if workers == 1:
-        asyncio.run(Worker(options, state, logger, sockets).run())
+        asyncio.run(Worker(options, state, logger, sockets, main=True).run())
         logger.event("stopped")
         return 0
     return _supervise(options, state, logger, sockets, workers)
@@ -503,7 +531,14 @@ def _supervise(
         if pid == 0:  # the worker
             code = 0
             try:
-                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                for sig in (
+                    signal.SIGTERM,
+                    signal.SIGINT,
+                    signal.SIGHUP,
+                    signal.SIGCHLD,
+                    signal.SIGALRM,
+                ):
                     signal.signal(sig, signal.SIG_DFL)
                 asyncio.run(Worker(options, state, logger, sockets).run())
             except BaseException as exc:  # report, never fall back into the master's loop
@@ -517,13 +552,17 @@ def _supervise(
     def forward(signum: int, frame: Any) -> None:
         nonlocal stopping, options, state
         if signum in (signal.SIGTERM, signal.SIGINT):
+            if not stopping:
+                systemd.notify("STOPPING=1")
             stopping = True
         if signum == signal.SIGHUP:
+            systemd.reloading()
             # Keep the master's copy current too: a worker restarted later must start
             # with the reloaded config, not the one from before the SIGHUP.
             reloaded = _reload_options(options, logger)
             if reloaded is not None:
                 options, state = reloaded
+            systemd.notify("READY=1")
         for pid in list(children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
@@ -532,6 +571,12 @@ def _supervise(
         signal.signal(sig, forward)
     for slot in range(count):
         spawn(slot)
+    # The listeners are bound and the workers forked: connections queue in the kernel.
+    systemd.notify("READY=1", f"MAINPID={os.getpid()}")
+    interval = systemd.watchdog_interval()
+    if interval is not None:  # the master sleeps in wait(): a timer signal pings
+        signal.signal(signal.SIGALRM, lambda _s, _f: systemd.notify("WATCHDOG=1"))
+        signal.setitimer(signal.ITIMER_REAL, interval, interval)
     last_restart = 0.0
     while children:
         try:
@@ -550,5 +595,6 @@ def _supervise(
             time.sleep(1.0)  # a worker that dies at once must not become a fork loop
         last_restart = time.monotonic()
         spawn(slot)
+    signal.setitimer(signal.ITIMER_REAL, 0)
     logger.event("stopped")
     return 0

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "send-test": "mailwright.cli.sendtest:send_test",
     "queue": "mailwright.cli.queue:queue",
     "passwd": "mailwright.cli.passwd:passwd",
+    "service": "mailwright.cli.service:service",
     "explain": "mailwright.cli.explain:explain",
     "spf": "mailwright.cli.spf:spf",
     "dkim": "mailwright.cli.dkim:dkim",
