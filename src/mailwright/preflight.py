@@ -17,6 +17,7 @@ from typing import Literal
 
 from .config import Config
 from .errors import UserError
+from .privileges import check_files, run_as
 from .smtp.server import make_ssl_context
 
 EXPIRY_WARNING_DAYS = 14
@@ -142,6 +143,21 @@ def check_listeners(config: Config) -> list[Finding]:
     return findings
 
 
-def check_runtime(config: Config) -> list[Finding]:
+def check_account(config: Config, dev_mode: bool) -> list[Finding]:
+    """Who serve runs as, and that this account can use the data directory and keys."""
+    account = run_as(config, dev_mode)
+    check_files(config, account)
+    detail = account.name if account.uid else "root (allow_root = true)"
+    if account.uid == 0 and dev_mode and not config.allow_root:
+        detail = "root (development mode)"
+    return [Finding("user", f"serve runs as {detail}")]
+
+
+def check_runtime(config: Config, dev_mode: bool = False) -> list[Finding]:
     """Everything except users and DKIM keys (those are loaded by ``build_state``)."""
-    return [*check_listeners(config), *check_tls(config), *check_relay(config)]
+    return [
+        *check_account(config, dev_mode),
+        *check_listeners(config),
+        *check_tls(config),
+        *check_relay(config),
+    ]

@@ -45,6 +45,7 @@ from .local import LocalDirectory
 from .log import EventLogger
 from .log import logger as default_logger
 from .preflight import Finding, check_runtime
+from .privileges import drop_to, prepare_data_dir, run_as
 from .queue import QueueStore, open_store
 from .smtp.auth import BadHash, Credentials, parse_hash
 from .smtp.server import ServerSettings, Signer, SmtpServer, SmtpServerState
@@ -164,11 +165,14 @@ def build_state(config: Config, dev_mode: bool) -> tuple[SmtpServerState, list[s
     return state, notes
 
 
-def check_config(config: Config, dev_mode: bool) -> tuple[SmtpServerState, list[Finding]]:
+def check_config(
+    config: Config, dev_mode: bool, *, dev_key: bool = True
+) -> tuple[SmtpServerState, list[Finding]]:
     """What ``mailwright config check`` reports and what start and SIGHUP require:
-    listeners, certificate, relay, users, addresses and DKIM keys; raises UserError."""
-    findings = check_runtime(config)
-    state, notes = build_state(config, dev_mode)
+    account and files, listeners, certificate, relay, users, addresses and DKIM keys
+    (``dev_key=False``: the development key is not there yet); raises UserError."""
+    findings = check_runtime(config, dev_mode)
+    state, notes = build_state(config, dev_mode and dev_key)
     findings.extend(Finding("config", note, "note") for note in notes)
     return state, findings
 
@@ -476,8 +480,13 @@ def serve(options: ServeOptions) -> int:
     """Run until SIGTERM; returns the exit code."""
     # Bind first: a port in use or below 1024 is the commonest first failure, and it
     # must show before anything is generated or written.
+    account = run_as(options.config, options.dev_mode)
     sockets = bind_listeners(options.config, dev_mode=options.dev_mode)
     try:
+        # Root is needed for the ports only: become the configured user before any
+        # network input is read (the listeners accept nothing until the workers start).
+        prepare_data_dir(options.config, account)
+        drop_to(account)
         state, logger, notes = prepare(options)
     except BaseException:
         for sock in sockets.values():

@@ -28,7 +28,7 @@ def _config(tmp_path: Path, extra: str = "", listeners: str | None = None) -> Pa
         listeners = f'[[listeners]]\nname = "sub"\nport = {_port()}\n'
     config.write_text(
         'hostname = "mail.example.com"\ndomains = ["example.com"]\n'
-        'mailboxes = ["admin@example.com"]\ndata_dir = "data"\n'
+        'mailboxes = ["admin@example.com"]\ndata_dir = "data"\nallow_root = true\n'
         f"{extra}\n"
         '[[dkim]]\ndomain = "example.com"\nselector = "s1"\nprivate_key = "keys/s1.private"\n'
         f"{listeners}"

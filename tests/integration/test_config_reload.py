@@ -51,7 +51,7 @@ def test_sighup_with_a_broken_certificate_keeps_the_old_config(tmp_path: Path) -
     config = tmp_path / "mailwright.toml"
     body = (
         'hostname = "mail.example.com"\ndomains = ["example.com"]\n'
-        'mailboxes = ["admin@example.com"]\ndata_dir = "data"\nworkers = 1\n'
+        'mailboxes = ["admin@example.com"]\ndata_dir = "data"\nworkers = 1\nallow_root = true\n'
         f'[[listeners]]\nname = "sub"\nport = {port}\ntls = "starttls"\n'
     )
     config.write_text(

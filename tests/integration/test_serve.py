@@ -77,6 +77,7 @@ hostname = "mx.example.com"
 domains = ["example.com"]
 mailboxes = ["admin@example.com"]
 data_dir = "data"
+allow_root = true
 workers = 1
 
 [[listeners]]
@@ -288,7 +289,7 @@ def test_a_dead_worker_is_replaced_with_the_reloaded_config(tmp_path: Path) -> N
 
     port = free_port()
     config = tmp_path / "mailwright.toml"
-    base = 'data_dir = "data"\nworkers = 2\ndomains = ["example.com"]\n'
+    base = 'data_dir = "data"\nallow_root = true\nworkers = 2\ndomains = ["example.com"]\n'
     listener = f'[[listeners]]\nname = "s"\nport = {port}\n'
     config.write_text(base + 'mailboxes = ["admin@example.com"]\n' + listener)
     proc = subprocess.Popen(
@@ -349,6 +350,7 @@ hostname = "mx.example.com"
 domains = ["example.com"]
 mailboxes = ["admin@example.com"]
 data_dir = "data"
+allow_root = true
 workers = 1
 [[listeners]]
 name = "submission"
@@ -394,6 +396,7 @@ def test_managing_a_deferred_message_while_the_server_runs(tmp_path: Path) -> No
     config.write_text(
         f"""
 data_dir = "data"
+allow_root = true
 workers = 1
 [[listeners]]
 name = "submission"

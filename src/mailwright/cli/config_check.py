@@ -35,7 +35,7 @@ def check(as_json: bool) -> None:
     try:
         loaded = ctx.config
         # Development mode makes its key on first start; an existing one is loaded.
-        _, findings = check_config(loaded, dev_mode and dev_key_path(loaded).exists())
+        _, findings = check_config(loaded, dev_mode, dev_key=dev_key_path(loaded).exists())
     except UserError as exc:
         if as_json:
             emit_json({"ok": False, "config": ctx.config_path, "error": str(exc), "checks": []})
