@@ -60,7 +60,8 @@ def test_a_busy_port_with_a_config_names_the_file(cli_run: CliRun, tmp_path: Pat
         port = busy.getsockname()[1]
         config = tmp_path / "mailwright.toml"
         config.write_text(
-            f'data_dir = "{tmp_path / "data"}"\nallow_root = true\n[[listeners]]\nname = "sub"\nport = {port}\n'
+            f'data_dir = "{tmp_path / "data"}"\nallow_root = true\n'
+            f'[[listeners]]\nname = "sub"\nport = {port}\n'
         )
         result = cli_run("--config", str(config), "serve")
     assert_one_line_error(result, f"127.0.0.1:{port} (sub)", "[[listeners]]", str(config))

@@ -94,7 +94,8 @@ def test_serve_notifies_ready_reloading_watchdog_stopping(
     port = _free_port()
     config = tmp_path / "mailwright.toml"
     config.write_text(
-        f'data_dir = "data"\nallow_root = true\nworkers = {workers}\n[[listeners]]\nname = "s"\nport = {port}\n'
+        f'data_dir = "data"\nallow_root = true\nworkers = {workers}\n'
+        f'[[listeners]]\nname = "s"\nport = {port}\n'
     )
     env = {**os.environ, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "200000"}
     env.pop("WATCHDOG_PID", None)

@@ -156,6 +156,9 @@ def install(user_name: str | None, dry_run: bool, unit_dir: Path) -> None:
     for key in keys:
         if key.exists():
             os.chown(key, uid, gid)
+            # 'init' makes keys/ mode 0700: the user must be able to enter it too
+            if key.parent.stat().st_uid == 0 and key.parent.stat().st_mode & 0o001 == 0:
+                os.chown(key.parent, uid, gid)
     unit_dir.mkdir(parents=True, exist_ok=True)
     tmp = unit_path.with_name(f".{UNIT_NAME}.tmp")
     tmp.write_text(text)
