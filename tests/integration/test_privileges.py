@@ -186,6 +186,18 @@ def test_root_binds_25_465_587_then_runs_as_the_configured_user(
     finally:
         output = _stop(proc)
     assert proc.returncode == 0, output
+    # root's queue commands run as the user too: what they create stays the server's
+    (data / "mailwright.log").rename(data / "rotated.log")  # retry logs into a new file
+    listed = subprocess.run(
+        [MAILWRIGHT, "--config", str(config), "queue", "retry", "--all"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed
+    assert (data / "mailwright.log").exists()
+    for path in [*data.rglob("*"), data]:
+        assert path.lstat().st_uid == service_user.pw_uid, path
 
 
 def test_root_without_user_is_refused(base: Path) -> None:

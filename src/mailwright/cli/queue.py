@@ -8,6 +8,7 @@ queue every few seconds, so ``retry`` and ``release`` take effect within that ti
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..log import log_event, logger
+from ..privileges import Account, drop_to
 from ..queue import QueueEntry, QueueStore, is_queue_id, open_store
 from .context import app, console, emit_json, run, safe, visible
 
@@ -35,7 +37,17 @@ Examples:
 """
 
 
+def _as_server_user() -> None:
+    """Run as root with a config that names ``user``: become that user first, so that
+    files SQLite creates beside the queue (``-wal``, ``-shm``) stay the server's."""
+    ctx = app()
+    if os.geteuid() != 0 or not ctx.has_config_file or ctx.config.user is None:
+        return
+    drop_to(Account.named(ctx.config.user, ctx.config.source))
+
+
 def _with_store(action: Callable[[QueueStore], Awaitable[T]]) -> T:
+    _as_server_user()
     config = app().config
     if not (config.data_dir / "queue.sqlite3").exists():
         raise UserError(
