@@ -191,6 +191,7 @@ class Mailwright:
         lines = [
             'hostname = "mail.example.com"',
             f'data_dir = "{self.dir / "data"}"',
+            "allow_root = true",
             f"workers = {workers}",
             "[[listeners]]",
             'name = "submission"',

@@ -154,6 +154,8 @@ class CheckConfig:
 class LogConfig:
     file: Path | None = None
     """Where event lines go besides stderr (``data_dir/mailwright.log`` when unset)."""
+    format: Literal["text", "json"] = "text"
+    """``text``: ``key=value`` lines (docs/log-format.md); ``json``: one object per line."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,10 @@ class Config:
     message_size_limit: int = DEFAULT_MESSAGE_SIZE_LIMIT
     workers: int = 0
     """Worker processes sharing the listeners; 0 means one per CPU core."""
+    user: str | None = None
+    """Started as root, ``serve`` binds the listeners and then becomes this system user."""
+    allow_root: bool = False
+    """Keep running as root (no ``user``): refused unless this is true."""
     dns: DnsConfig = field(default_factory=DnsConfig)
     dkim: tuple[DkimKeyConfig, ...] = ()
     tls: TlsConfig = field(default_factory=TlsConfig)
@@ -260,6 +266,8 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
             "message_size_limit", DEFAULT_MESSAGE_SIZE_LIMIT, minimum=1024
         ),
         workers=top.integer("workers", 0, minimum=0),
+        user=top.text("user", None) or None,
+        allow_root=top.flag("allow_root", False),
         dns=_dns(top.table("dns")),
         dkim=tuple(_dkim_key(t) for t in top.tables("dkim")),
         tls=_tls(top.table("tls")),
@@ -270,7 +278,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         mailboxes=tuple(m.lower() for m in top.items("mailboxes", str, [], check=_mailbox_check)),
         inbound=_inbound(top.table("inbound")),
         check=_check(top.table("check")),
-        log=LogConfig(file=top.table("log").finish_path("file")),
+        log=_log(top.table("log")),
     )
     top.finish()
     for index, listener in enumerate(config.listeners):
@@ -300,6 +308,15 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
             top.file, "delivery.mode", "'relay' needs [delivery.relay] url", "add the relay URL"
         )
     return config
+
+
+def _log(t: _Table) -> LogConfig:
+    result = LogConfig(
+        file=t.finish_path("file", finish=False),
+        format=cast(Any, t.choice("format", ("text", "json"), "text")),
+    )
+    t.finish()
+    return result
 
 
 def _dns(t: _Table) -> DnsConfig:

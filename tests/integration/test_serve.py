@@ -60,6 +60,7 @@ hostname = "mx.example.com"
 domains = ["example.com"]
 mailboxes = ["admin@example.com"]
 data_dir = "data"
+allow_root = true
 workers = 1
 
 [[listeners]]
@@ -262,7 +263,7 @@ def test_a_dead_worker_is_replaced_with_the_reloaded_config(tmp_path: Path) -> N
 
     port = free_port()
     config = tmp_path / "mailwright.toml"
-    base = 'data_dir = "data"\nworkers = 2\ndomains = ["example.com"]\n'
+    base = 'data_dir = "data"\nallow_root = true\nworkers = 2\ndomains = ["example.com"]\n'
     listener = f'[[listeners]]\nname = "s"\nport = {port}\n'
     config.write_text(base + 'mailboxes = ["admin@example.com"]\n' + listener)
     proc = start_serve(port, config=config, cwd=tmp_path)
@@ -316,6 +317,7 @@ hostname = "mx.example.com"
 domains = ["example.com"]
 mailboxes = ["admin@example.com"]
 data_dir = "data"
+allow_root = true
 workers = 1
 [[listeners]]
 name = "submission"
@@ -354,6 +356,7 @@ def test_managing_a_deferred_message_while_the_server_runs(tmp_path: Path) -> No
     config.write_text(
         f"""
 data_dir = "data"
+allow_root = true
 workers = 1
 [[listeners]]
 name = "submission"

@@ -95,6 +95,16 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         _rel(config.data_dir, base),
         "Queue, mailboxes, outbox and logs (relative to this file).",
     )
+    user_doc = "Started as root, serve binds its ports, then runs as this user."
+    if config.user:
+        w.setting("user", config.user, user_doc)
+    else:
+        w.example("user", "mailwright", user_doc)
+    w.setting(
+        "allow_root",
+        config.allow_root,
+        "Without user, started as root: keep running as root only if this is true.",
+    )
     w.setting(
         "trusted_networks",
         [str(n) for n in config.trusted_networks],
@@ -291,6 +301,7 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         w.example(
             "file", "mailwright.log", "Log file besides stderr; unset = data_dir/mailwright.log."
         )
+    w.setting("format", config.log.format, '"text" (key=value lines) or "json" (one object).')
     return w.text()
 
 
