@@ -229,6 +229,7 @@ class Worker:
         self._agent_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
         self._report_task: asyncio.Task[None] | None = None
+        self._pickup_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
@@ -241,6 +242,7 @@ class Worker:
         if self.agent is not None:
             self._agent_task = asyncio.create_task(self.agent.run())
         self._recovery_task = asyncio.create_task(self._recover_periodically())
+        self._pickup_task = asyncio.create_task(self._make_pickup().run())
         if config.inbound.send_aggregate_reports:
             self._report_task = asyncio.create_task(self._send_reports_daily())
 
@@ -298,6 +300,19 @@ class Worker:
                 status="queued" if queue_id else "no-destination",
                 reason="; ".join(skipped) or None,
             )
+
+    def _make_pickup(self) -> Any:
+        """Messages from the sendmail command (mailwright.pickup)."""
+        from .pickup import Pickup, interim_submit
+
+        assert self.store is not None
+        return Pickup(
+            self.options.config.data_dir,
+            lambda: (self.state.config, self.state.directory),
+            self.store,
+            interim_submit(lambda: self.state, self.store, self.logger),
+            self.logger,
+        )
 
     def _make_agent(self) -> Any:
         """The delivery engineer's agent (mailwright.delivery.agent)."""
@@ -370,7 +385,7 @@ class Worker:
         await self.stop()
 
     async def stop(self) -> None:
-        for task in (self._recovery_task, self._report_task):
+        for task in (self._recovery_task, self._report_task, self._pickup_task):
             if task is not None:
                 task.cancel()
         if self.smtp is not None:

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "dmarc": "mailwright.cli.dmarc:dmarc",
     "dns": "mailwright.cli.dnsquery:dns",
     "demo": "mailwright.cli.demo:demo",
+    "sendmail": "mailwright.cli.sendmail:sendmail",
 }
 
 EPILOG = """\b

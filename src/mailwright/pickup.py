@@ -1,0 +1,211 @@
+"""The server's side of ``sendmail``: pick messages up from the maildrop and queue them.
+
+Each worker scans ``DATA_DIR/maildrop/`` at start and then every second (no inotify:
+a scan of an empty directory costs one ``listdir``). A file is locked while it is
+handled, so two workers never queue it twice, and removed only after the queue has
+committed it. Its name is the queue ID it gets; if the server crashed between the
+commit and the removal, the next scan finds that ID queued and only removes the file.
+
+Before queueing, what Postfix's cleanup does for local mail (:func:`cleanup`): the
+envelope sender defaults to the submitting user (the file's owner), addresses are
+qualified with our domain (:mod:`mailwright.qualify`), system users go to root or
+postmaster, and a ``From:`` is added or qualified so that the message can be signed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import pwd
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import maildrop
+from .config import Config
+from .local import LocalDirectory
+from .log import EventLogger, angle
+from .qualify import (
+    SYSTEM_UID_LIMIT,
+    LocalNames,
+    add_from,
+    qualify,
+    rewrite_addresses,
+    route_recipient,
+)
+from .queue import QueueError, QueueStore
+
+SCAN_INTERVAL = 1.0
+ENVELOPE_ALLOWANCE = maildrop.MAX_ENVELOPE
+
+
+@dataclass(frozen=True)
+class LocalSubmission:
+    """A message from a local user, ready for the intake."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    message: bytes
+    user: str
+    uid: int
+    eight_bit: bool
+
+
+def cleanup(
+    drop: maildrop.Drop, user: str, uid: int, names: LocalNames, directory: LocalDirectory
+) -> LocalSubmission:
+    """Envelope and From of a maildrop file made fit to leave the machine (pure)."""
+    sender = qualify(user if drop.sender is None else drop.sender, names)
+    recipients = tuple(dict.fromkeys(route_recipient(r, names, directory) for r in drop.recipients))
+    message = rewrite_addresses(drop.message, names)
+    message = add_from(message, sender or qualify(user, names), drop.full_name)
+    return LocalSubmission(sender, recipients, message, user, uid, drop.eight_bit)
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a UID without a passwd entry (a container, a deleted account)
+        return f"uid{uid}"
+
+
+def local_names(config: Config) -> LocalNames:
+    """The machine's names and system accounts (the passwd database, no DNS)."""
+    host = socket.gethostname()
+    system_users = [p.pw_name for p in pwd.getpwall() if p.pw_uid < SYSTEM_UID_LIMIT]
+    return LocalNames.build(
+        config.domains, config.hostname, (host, host.split(".")[0]), system_users
+    )
+
+
+Submit = Callable[[LocalSubmission, str], Awaitable[str]]
+"""``(submission, queue_id) -> queue ID``: the intake; raises QueueError if not stored."""
+
+
+class Pickup:
+    """The maildrop scanner of one worker."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        context: Callable[[], tuple[Config, LocalDirectory]],
+        store: QueueStore,
+        submit: Submit,
+        logger: EventLogger,
+        interval: float = SCAN_INTERVAL,
+    ) -> None:
+        self.path = maildrop.directory(data_dir)
+        self.data_dir = data_dir
+        self.context = context
+        """The running config and local addresses (SIGHUP replaces them)."""
+        self.store = store
+        self.submit = submit
+        self.logger = logger
+        self.interval = interval
+        self._names: tuple[int, LocalNames] | None = None
+
+    async def run(self) -> None:
+        try:
+            await asyncio.to_thread(maildrop.ensure_directory, self.data_dir)
+        except OSError as exc:
+            self.logger.event("error", what="maildrop", reason=f"{self.path}: {exc.strerror}")
+        while True:
+            try:
+                await self.scan()
+            except Exception as exc:  # a bad moment (disk, permissions) must not end the loop
+                self.logger.event("error", what="maildrop", reason=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(self.interval)
+
+    def _local_names(self, config: Config) -> LocalNames:
+        if self._names is None or self._names[0] != id(config):
+            self._names = (id(config), local_names(config))
+        return self._names[1]
+
+    async def scan(self) -> int:
+        """Queue everything waiting now; returns how many were queued."""
+        queued = 0
+        for drop_id in await asyncio.to_thread(maildrop.pending, self.path):
+            if await self._one(drop_id):
+                queued += 1
+        return queued
+
+    async def _one(self, drop_id: str) -> bool:
+        config, directory = self.context()
+        limit = config.message_size_limit + ENVELOPE_ALLOWANCE
+        try:
+            claimed = await asyncio.to_thread(maildrop.claim, self.path, drop_id, limit)
+        except maildrop.MaildropError as exc:
+            self.logger.event("error", what="maildrop", reason=str(exc))
+            return False
+        if claimed is None:
+            return False
+        try:
+            return await self._queue(claimed, config, directory)
+        finally:
+            claimed.close()
+
+    async def _queue(
+        self, claimed: maildrop.Claimed, config: Config, directory: LocalDirectory
+    ) -> bool:
+        try:
+            drop = maildrop.decode(claimed.data)
+        except maildrop.MaildropError as exc:
+            self.logger.event("error", what="maildrop", reason=f"{claimed.path}: {exc}")
+            await asyncio.to_thread(claimed.set_aside)
+            return False
+        if await self.store.get(claimed.drop_id) is not None:
+            await asyncio.to_thread(claimed.done)  # queued before a crash; the file stayed
+            return False
+        user = user_name(claimed.uid)
+        submission = cleanup(drop, user, claimed.uid, self._local_names(config), directory)
+        try:
+            queue_id = await self.submit(submission, claimed.drop_id)
+        except (QueueError, OSError) as exc:
+            self.logger.event("error", claimed.drop_id, what="maildrop-enqueue", reason=str(exc))
+            return False  # left in place: the next scan tries again
+        await asyncio.to_thread(claimed.done)
+        self.logger.event(
+            "pickup",
+            queue_id,
+            from_=angle(submission.sender),
+            nrcpt=len(submission.recipients),
+            user=user,
+            uid=claimed.uid,
+        )
+        return True
+
+
+def interim_submit(state: Callable[[], Any], store: QueueStore, logger: EventLogger) -> Submit:
+    """Sign and queue a local submission (until the shared intake step takes over)."""
+    from .smtp import headers
+
+    async def submit(submission: LocalSubmission, queue_id: str) -> str:
+        current = state()
+        config = current.config
+        message = submission.message
+        added = (
+            f"Received: by {config.hostname} (mailwright, from userid {submission.uid})\r\n"
+            f"\tid {queue_id}; {headers.date_field().decode()[6:]}"
+        ).encode()
+        present = headers.field_names(message)
+        if "message-id" not in present:
+            added += headers.message_id(config.hostname)
+        if "date" not in present:
+            added += headers.date_field()
+        message = added + message
+        domain = headers.from_domain(message)
+        if domain is not None and current.signer is not None:
+            with contextlib.suppress(Exception):
+                signed = current.signer(message, domain)
+                if signed is not None:
+                    message = signed[0] + message
+        meta: dict[str, Any] = {"local": submission.user, "uid": submission.uid}
+        if submission.eight_bit:
+            meta["body"] = "8BITMIME"
+        return await store.enqueue(
+            submission.sender, list(submission.recipients), message, meta=meta, queue_id=queue_id
+        )
+
+    return submit
