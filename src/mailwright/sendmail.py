@@ -243,6 +243,7 @@ def _clean_name(value: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", value).strip()
 
 
+_LIST_SYNTAX = re.compile(r'[\s,<>():;"]')
 _BAD_ADDRESS = re.compile(r"[\x00-\x20\x7f<>()\[\],;\\]")
 
 
@@ -269,7 +270,7 @@ def split_addresses(values: Sequence[str], where: str) -> list[str]:
     (``a@x, Bob <b@y>``) as Sendmail accepts; groups and empty entries drop out."""
     out: list[str] = []
     for value in values:
-        if "," not in value and "<" not in value and " " not in value.strip():
+        if not _LIST_SYNTAX.search(value.strip()):
             pairs = [("", value.strip())]
         else:
             try:
