@@ -124,6 +124,6 @@ async def test_a_bad_file_is_set_aside(tmp_path: Path, content: bytes) -> None:
         (path / "2KZXAAAAAAAAAA").write_bytes(content)
         pickup = await _pickup(tmp_path, store)
         assert await pickup.scan() == 0
-        assert sorted((p.name for p in path.iterdir())) == [".bad.2KZXAAAAAAAAAA"]
+        assert sorted(p.name for p in path.iterdir()) == [".bad.2KZXAAAAAAAAAA"]
     finally:
         await store.close()

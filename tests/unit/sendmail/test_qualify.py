@@ -96,7 +96,7 @@ def test_add_from_when_missing() -> None:
     assert add_from(b"\r\nbody\r\n", "root@example.com", None) == (
         b"From: root@example.com\r\n\r\nbody\r\n"
     )
-    assert add_from("\r\n".encode(), "root@example.com", "Jörg") == (
+    assert add_from(b"\r\n", "root@example.com", "Jörg") == (
         b"From: =?utf-8?b?SsO2cmc=?= <root@example.com>\r\n\r\n"
     )
     present = b"from: a@example.net\r\n\r\n"
