@@ -9,7 +9,7 @@ commit and the removal, the next scan finds that ID queued and only removes the 
 Before queueing, what Postfix's cleanup does for local mail (:func:`cleanup`): the
 envelope sender defaults to the submitting user (the file's owner), addresses are
 qualified with our domain (:mod:`mailwright.qualify`), system users go to root or
-postmaster, and a ``From:`` is added or qualified so that the message can be signed.
+postmaster, aliases are expanded, and a ``From:`` is added or qualified so that the message can be signed.
 """
 
 from __future__ import annotations
@@ -58,10 +58,17 @@ def cleanup(
 ) -> LocalSubmission:
     """Envelope and From of a maildrop file made fit to leave the machine (pure)."""
     sender = qualify(user if drop.sender is None else drop.sender, names)
-    recipients = tuple(dict.fromkeys(route_recipient(r, names, directory) for r in drop.recipients))
+    recipients: dict[str, None] = {}
+    for recipient in drop.recipients:
+        address = route_recipient(recipient, names, directory)
+        # Aliases are expanded here, as Postfix's cleanup applies virtual_alias_maps before
+        # queueing: root's mail goes straight to the administrator's real mailbox. A local
+        # address nobody has stays, and the agent bounces it to the sender.
+        targets = directory.resolve(address) if directory.is_local(address) else None
+        recipients.update(dict.fromkeys(targets or (address,)))
     message = rewrite_addresses(drop.message, names)
     message = add_from(message, sender or qualify(user, names), drop.full_name)
-    return LocalSubmission(sender, recipients, message, user, uid, drop.eight_bit)
+    return LocalSubmission(sender, tuple(recipients), message, user, uid, drop.eight_bit)
 
 
 def user_name(uid: int) -> str:

@@ -32,9 +32,15 @@ def test_cleanup_qualifies_and_adds_from() -> None:
     )
     result = cleanup(drop, "www-data", 33, NAMES, DIRECTORY)
     assert result.sender == "www-data@example.com"
-    assert result.recipients == ("root@example.com", "x@example.net")
+    assert result.recipients == ("admin@example.com", "x@example.net")
     assert result.message == b"From: Cron <www-data@example.com>\r\nSubject: s\r\n\r\nb\r\n"
     assert (result.user, result.uid) == ("www-data", 33)
+
+
+def test_cleanup_expands_aliases_and_keeps_unknown_local_addresses() -> None:
+    drop = maildrop.Drop(("root", "postmaster", "nobody-here", "admin"), b"\r\n")
+    result = cleanup(drop, "root", 0, NAMES, DIRECTORY)
+    assert result.recipients == ("admin@example.com", "nobody-here@example.com")
 
 
 def test_cleanup_keeps_an_explicit_sender_and_rewrites_from() -> None:
@@ -81,7 +87,7 @@ async def test_scan_queues_and_removes(tmp_path: Path) -> None:
         assert maildrop.pending(path) == []
         first, second = [await store.get(i) for i in ids]
         assert first is not None and second is not None
-        assert [r.address for r in first.recipients] == ["root@example.com"]
+        assert [r.address for r in first.recipients] == ["admin@example.com"]
         assert second.sender == "app@example.com"
         assert (await store.read_message(ids[0])).startswith(b"From: ")
         assert await pickup.scan() == 0
