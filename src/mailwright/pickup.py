@@ -9,7 +9,8 @@ commit and the removal, the next scan finds that ID queued and only removes the 
 Before queueing, what Postfix's cleanup does for local mail (:func:`cleanup`): the
 envelope sender defaults to the submitting user (the file's owner), addresses are
 qualified with our domain (:mod:`mailwright.qualify`), system users go to root or
-postmaster, aliases are expanded, and a ``From:`` is added or qualified so that the message can be signed.
+postmaster, aliases are expanded, and a ``From:`` is added or qualified so that the
+message can be signed.
 """
 
 from __future__ import annotations
