@@ -53,12 +53,22 @@ usage: sendmail [options] [--] [recipient ...]
   -bm           read the message from stdin and queue it (the default)
   -bs           speak SMTP on stdin and stdout
   -bp           list the queue (also: mailq)
-  -bi           rebuild aliases: nothing to do, mailwright reads [aliases] itself (also: newaliases)
+  -bi           rebuild aliases: nothing to do, [aliases] is read by the server
+                (also: newaliases)
   -q            process the queue: nothing to do, mailwright retries by itself
+  --install [--dry-run]    (mailwright sendmail only) make this the system's
+                /usr/sbin/sendmail, mailq and newaliases (dpkg-divert or a link)
+  --uninstall [--dry-run]  undo --install
 ignored for compatibility: -oX..., -OX=Y, -B TYPE, -N DSN, -R RET, -V ENVID, -h N, -L TAG,
   -X FILE, -v, -m, -n, -U, -G, -Am, -Ac
 exit codes (sysexits.h): 0 queued, 64 usage, 65 bad message, 73 cannot write the maildrop,
   74 I/O error, 75 try again later, 77 no permission, 78 config error
+
+Examples:
+  echo hello | mailwright sendmail root           # to root's alias, From root@DOMAIN
+  mailwright sendmail -t -i < message.eml         # recipients from To/Cc/Bcc
+  mailwright sendmail -i -f app@example.com -F App alice@example.net < msg
+  mailwright sendmail --install --dry-run         # what becoming /usr/sbin/sendmail runs
 """
 
 

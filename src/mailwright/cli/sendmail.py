@@ -38,6 +38,7 @@ from ..sendmail import (
     program_mode,
     too_big,
 )
+from ..sendmail_install import Step
 
 SYSTEM_CONFIG = Path("/etc/mailwright/mailwright.toml")
 READ_SLACK = 1 << 16
@@ -276,4 +277,48 @@ def sendmail(args: tuple[str, ...]) -> None:
     """The sendmail command line: queue a message from stdin (see 'mailwright sendmail --help')."""
     from .context import app
 
+    if args and args[0] in ("--install", "--uninstall"):
+        install(args[0] == "--install", args[1:])
+        return
     sys.exit(run(args, default_config=app().config_path))
+
+
+def install(installing: bool, rest: Sequence[str]) -> None:
+    """``--install`` / ``--uninstall`` [``--dry-run``]: the system's sendmail, mailq and
+    newaliases become (or stop being) links to mailwright-sendmail."""
+    from ..errors import UsageError
+    from ..sendmail_install import apply as apply_steps
+    from ..sendmail_install import plan_install, plan_uninstall, program_path
+
+    if any(word != "--dry-run" for word in rest):
+        raise UsageError(
+            f"unexpected {' '.join(rest)!r} after --install/--uninstall",
+            "only --dry-run may follow",
+        )
+    dry_run = bool(rest)
+    program = program_path()
+    steps = plan_install(program) if installing else plan_uninstall(program)
+    if not steps:
+        print("nothing to do: " + ("already installed" if installing else "not installed"))
+        return
+    if dry_run:
+        for step in steps:
+            print(step.shell)
+    else:
+        apply_steps(steps)
+    if installing:
+        print("undo with: mailwright sendmail --uninstall")
+        for command in plan_uninstall_preview(steps):
+            print(f"  (runs: {command})")
+
+
+def plan_uninstall_preview(install_steps: Sequence[Step]) -> list[str]:
+    """What --uninstall will run after these install steps (for the user to read)."""
+    out: list[str] = []
+    for step in reversed(install_steps):
+        argv = step.argv
+        if argv[:1] == ("ln",):
+            out.append(f"rm {argv[-1]}")
+        elif argv[:1] == ("dpkg-divert",):
+            out.append(f"dpkg-divert --local --rename --remove {argv[-1]}")
+    return out
