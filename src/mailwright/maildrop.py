@@ -217,6 +217,31 @@ def pending(path: Path) -> list[str]:
     return sorted(n for n in names if not n.startswith("."))
 
 
+STALE_TMP_SECONDS = 3600.0
+"""A ``.tmp.`` file this old belongs to a sendmail that died while writing (a message it
+did not report as queued): removed."""
+
+
+def remove_stale(path: Path, now: float | None = None) -> list[str]:
+    """Remove temporary files of sendmail calls that died; their names."""
+    import time
+
+    limit = (time.time() if now is None else now) - STALE_TMP_SECONDS
+    removed = []
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return []
+    for name in names:
+        if not name.startswith(TMP_PREFIX):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if os.lstat(path / name).st_mtime < limit:
+                os.unlink(path / name)
+                removed.append(name)
+    return removed
+
+
 @dataclass
 class Claimed:
     """An open, locked maildrop file; :meth:`done` removes it, :meth:`close` leaves it."""

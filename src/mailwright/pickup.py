@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import pwd
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from .qualify import (
 from .queue import QueueError, QueueStore
 
 SCAN_INTERVAL = 1.0
+STALE_CHECK_INTERVAL = 600.0
 ENVELOPE_ALLOWANCE = maildrop.MAX_ENVELOPE
 
 
@@ -119,7 +121,13 @@ class Pickup:
             await asyncio.to_thread(maildrop.ensure_directory, self.data_dir)
         except OSError as exc:
             self.logger.event("error", what="maildrop", reason=f"{self.path}: {exc.strerror}")
+        last_stale_check = 0.0
         while True:
+            if time.monotonic() - last_stale_check > STALE_CHECK_INTERVAL:
+                last_stale_check = time.monotonic()
+                with contextlib.suppress(OSError):
+                    for name in await asyncio.to_thread(maildrop.remove_stale, self.path):
+                        self.logger.event("error", what="maildrop", reason=f"removed stale {name}")
             try:
                 await self.scan()
             except Exception as exc:  # a bad moment (disk, permissions) must not end the loop

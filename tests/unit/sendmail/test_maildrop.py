@@ -104,3 +104,14 @@ def test_too_big_and_not_regular(tmp_path: Path) -> None:
     with pytest.raises(MaildropError, match="not a regular file"):
         maildrop.claim(path, "2KZXAAAAAAAAAC", 1 << 20)
     assert maildrop.pending(path) == []
+
+
+def test_stale_temporary_files_are_removed(tmp_path: Path) -> None:
+    path = maildrop.ensure_directory(tmp_path)
+    old, fresh = path / ".tmp.2KZXAAAAAAAAAA", path / ".tmp.2KZXAAAAAAAAAB"
+    old.write_bytes(b"half")
+    fresh.write_bytes(b"being written")
+    os.utime(old, (0, 0))
+    drop_id = maildrop.write(path, DROP)
+    assert maildrop.remove_stale(path) == [old.name]
+    assert sorted(os.listdir(path)) == sorted([fresh.name, drop_id])
