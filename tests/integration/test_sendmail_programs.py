@@ -357,3 +357,15 @@ def test_ten_thousand_recipients_are_queued(
     [pickup] = events(tmp_path, "pickup")
     assert (pickup["id"], pickup["nrcpt"]) == (drop_id, "10000")
     assert maildrop.pending(drop_dir(local_config)) == []
+
+
+def test_closed_stdin(local_config: Path) -> None:
+    proc = subprocess.run(
+        [SENDMAIL, "root"], capture_output=False, stderr=subprocess.PIPE, preexec_fn=_close_stdin
+    )
+    assert proc.returncode == 66
+    assert proc.stderr == b"mailwright-sendmail: no standard input to read the message from\n"
+
+
+def _close_stdin() -> None:
+    os.close(0)

@@ -25,6 +25,7 @@ from ..sendmail import (
     EX_CANTCREAT,
     EX_CONFIG,
     EX_IOERR,
+    EX_NOINPUT,
     EX_NOPERM,
     EX_OK,
     EX_SOFTWARE,
@@ -211,9 +212,12 @@ def run(
     stdout: BinaryIO | None = None,
 ) -> int:
     """One sendmail call; the sysexits code. Errors go to stderr as one line."""
+    name = os.path.basename(program) or "sendmail"
+    if stdin is None and sys.stdin is None:  # started with fd 0 closed
+        print(f"{name}: no standard input to read the message from", file=sys.stderr)
+        return EX_NOINPUT
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout.buffer
-    name = os.path.basename(program) or "sendmail"
     try:
         invocation = parse_argv(argv, program_mode(program))
         if invocation.mode == "help":
