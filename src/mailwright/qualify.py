@@ -51,7 +51,7 @@ class LocalNames:
         domain_list = [d.lower().rstrip(".") for d in domains]
         origin = domain_list[0] if domain_list else hostname.lower().rstrip(".")
         own = {n.lower().rstrip(".") for n in (*LOCALHOST_NAMES, hostname, *machine_names) if n}
-        own.discard(origin)
+        own -= {origin, *domain_list}  # a configured domain is never rewritten to another
         return cls(origin, frozenset(own), frozenset({"root", *system_users}))
 
 

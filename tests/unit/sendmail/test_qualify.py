@@ -101,3 +101,9 @@ def test_add_from_when_missing() -> None:
     )
     present = b"from: a@example.net\r\n\r\n"
     assert add_from(present, "root@example.com", "X") == present
+
+
+def test_a_configured_domain_is_never_an_own_name() -> None:
+    names = LocalNames.build(["example.com", "example.org"], "example.org")
+    assert qualify("a@example.org", names) == "a@example.org"
+    assert qualify("a@localhost", names) == "a@example.com"
