@@ -23,7 +23,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from . import maildrop
 from .config import Config
@@ -38,6 +37,7 @@ from .qualify import (
     route_recipient,
 )
 from .queue import QueueError, QueueStore
+from .smtp import intake
 
 SCAN_INTERVAL = 1.0
 STALE_CHECK_INTERVAL = 600.0
@@ -90,8 +90,9 @@ def local_names(config: Config) -> LocalNames:
     )
 
 
-Submit = Callable[[LocalSubmission, str], Awaitable[str]]
-"""``(submission, queue_id) -> queue ID``: the intake; raises QueueError if not stored."""
+Commit = Callable[[intake.Accepted], Awaitable[str]]
+"""Put what the intake accepted on stable storage (the SMTP server's ``commit``, which
+also logs the signing); raises QueueError if it could not."""
 
 
 class Pickup:
@@ -102,7 +103,8 @@ class Pickup:
         data_dir: Path,
         context: Callable[[], tuple[Config, LocalDirectory]],
         store: QueueStore,
-        submit: Submit,
+        policy: Callable[[], intake.IntakePolicy],
+        commit: Commit,
         logger: EventLogger,
         interval: float = SCAN_INTERVAL,
     ) -> None:
@@ -111,7 +113,9 @@ class Pickup:
         self.context = context
         """The running config and local addresses (SIGHUP replaces them)."""
         self.store = store
-        self.submit = submit
+        self.policy = policy
+        """The running intake policy (SIGHUP replaces keys and hostname)."""
+        self.commit = commit
         self.logger = logger
         self.interval = interval
         self._names: tuple[int, LocalNames] | None = None
@@ -176,8 +180,28 @@ class Pickup:
             return False
         user = user_name(claimed.uid)
         submission = cleanup(drop, user, claimed.uid, self._local_names(config), directory)
+        result = intake.local(
+            submission.sender,
+            submission.recipients,
+            submission.message,
+            self.policy(),
+            queue_id=claimed.drop_id,
+            user=user,
+            uid=claimed.uid,
+        )
+        if isinstance(result, intake.Refused):
+            self.logger.event(
+                "rejected",
+                claimed.drop_id,
+                stage="maildrop",
+                from_=angle(submission.sender),
+                user=user,
+                reply=result.reply.text,
+            )
+            await asyncio.to_thread(claimed.set_aside)
+            return False
         try:
-            queue_id = await self.submit(submission, claimed.drop_id)
+            queue_id = await self.commit(result)
         except (QueueError, OSError) as exc:
             self.logger.event("error", claimed.drop_id, what="maildrop-enqueue", reason=str(exc))
             return False  # left in place: the next scan tries again
@@ -191,37 +215,3 @@ class Pickup:
             uid=claimed.uid,
         )
         return True
-
-
-def interim_submit(state: Callable[[], Any], store: QueueStore, logger: EventLogger) -> Submit:
-    """Sign and queue a local submission (until the shared intake step takes over)."""
-    from .smtp import headers
-
-    async def submit(submission: LocalSubmission, queue_id: str) -> str:
-        current = state()
-        config = current.config
-        message = submission.message
-        added = (
-            f"Received: by {config.hostname} (mailwright, from userid {submission.uid})\r\n"
-            f"\tid {queue_id}; {headers.date_field().decode()[6:]}"
-        ).encode()
-        present = headers.field_names(message)
-        if "message-id" not in present:
-            added += headers.message_id(config.hostname)
-        if "date" not in present:
-            added += headers.date_field()
-        message = added + message
-        domain = headers.from_domain(message)
-        if domain is not None and current.signer is not None:
-            with contextlib.suppress(Exception):
-                signed = current.signer(message, domain)
-                if signed is not None:
-                    message = signed[0] + message
-        meta: dict[str, Any] = {"local": submission.user, "uid": submission.uid}
-        if submission.eight_bit:
-            meta["body"] = "8BITMIME"
-        return await store.enqueue(
-            submission.sender, list(submission.recipients), message, meta=meta, queue_id=queue_id
-        )
-
-    return submit

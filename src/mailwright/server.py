@@ -333,14 +333,15 @@ class Worker:
 
     def _make_pickup(self) -> Any:
         """Messages from the sendmail command (mailwright.pickup)."""
-        from .pickup import Pickup, interim_submit
+        from .pickup import Pickup
 
-        assert self.store is not None
+        assert self.store is not None and self.smtp is not None
         return Pickup(
             self.options.config.data_dir,
-            lambda: (self.state.config, self.state.directory),
+            lambda: (self.runtime.config, self.runtime.directory),
             self.store,
-            interim_submit(lambda: self.state, self.store, self.logger),
+            lambda: self.runtime.intake,
+            self.smtp.commit,
             self.logger,
         )
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from mailwright import maildrop
 from mailwright.config import parse_config
+from mailwright.dkim import SigningKey, generate_key, sign_message
 from mailwright.local import LocalDirectory
 from mailwright.log import EventLogger
-from mailwright.pickup import LocalSubmission, Pickup, cleanup
+from mailwright.pickup import Pickup, cleanup
 from mailwright.qualify import LocalNames
 from mailwright.queue import QueueError, QueueStore, open_store
+from mailwright.smtp.intake import Accepted, IntakePolicy, Signed, Signer, local
 
 CONFIG = parse_config(
     {
@@ -59,17 +62,33 @@ def test_cleanup_null_sender_gets_a_from_of_the_user() -> None:
     assert result.message.startswith(b"From: root@example.com\r\n")
 
 
+def _signer() -> Signer:
+    key = SigningKey.from_key("example.com", "sel", generate_key("ed25519"))
+
+    def sign(message: bytes, domain: str) -> tuple[bytes, list[str]] | None:
+        return (sign_message(message, [key]), ["sel"]) if domain == "example.com" else None
+
+    return sign
+
+
+POLICY = IntakePolicy("mail.example.com", _signer(), max_hops=3)
+
+
 async def _pickup(tmp_path: Path, store: QueueStore, fail: bool = False) -> Pickup:
-    async def submit(submission: LocalSubmission, queue_id: str) -> str:
+    async def commit(accepted: Accepted) -> str:
         if fail:
             raise QueueError("disk full")
         return await store.enqueue(
-            submission.sender, list(submission.recipients), submission.message, queue_id=queue_id
+            accepted.sender,
+            accepted.recipients,
+            accepted.message,
+            meta=accepted.meta,
+            queue_id=accepted.queue_id,
         )
 
     logger = EventLogger()
     logger.set_stderr(False)
-    return Pickup(tmp_path, lambda: (CONFIG, DIRECTORY), store, submit, logger)
+    return Pickup(tmp_path, lambda: (CONFIG, DIRECTORY), store, lambda: POLICY, commit, logger)
 
 
 async def test_scan_queues_and_removes(tmp_path: Path) -> None:
@@ -89,7 +108,10 @@ async def test_scan_queues_and_removes(tmp_path: Path) -> None:
         assert first is not None and second is not None
         assert [r.address for r in first.recipients] == ["admin@example.com"]
         assert second.sender == "app@example.com"
-        assert (await store.read_message(ids[0])).startswith(b"From: ")
+        stored = await store.read_message(ids[0])
+        assert stored.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256;")
+        assert b"\r\nFrom: root@example.com\r\nSubject: one\r\n" in stored
+        assert first.meta.origin == "local" and first.meta.user == "root"
         assert await pickup.scan() == 0
     finally:
         await store.close()
@@ -131,5 +153,46 @@ async def test_a_bad_file_is_set_aside(tmp_path: Path, content: bytes) -> None:
         pickup = await _pickup(tmp_path, store)
         assert await pickup.scan() == 0
         assert sorted(p.name for p in path.iterdir()) == [".bad.2KZXAAAAAAAAAA"]
+    finally:
+        await store.close()
+
+
+def test_local_intake_completes_and_signs() -> None:
+    result = local(
+        "root@example.com",
+        ["admin@example.com"],
+        b"From: root@example.com\r\nSubject: s\r\n\r\nbody\r\n",
+        POLICY,
+        queue_id="2KZXAAAAAAAAAA",
+        user="root",
+        uid=0,
+        now=0,
+    )
+    assert isinstance(result, Accepted)
+    assert result.signing == Signed("example.com", ("sel",))
+    assert (result.meta.origin, result.meta.user) == ("local", "root")
+    lines = result.message.split(b"\r\n")
+    assert lines[0].startswith(b"DKIM-Signature:")
+    start = result.message.index(b"Received:")
+    assert result.message[start:].startswith(
+        b"Received: by mail.example.com (mailwright, from userid 0)\r\n"
+        b"\tid 2KZXAAAAAAAAAA\r\n\tfor <admin@example.com>; Thu, 01 Jan 1970 00:00:00 +0000\r\n"
+        b"Message-ID: <"
+    )
+    assert b"\r\nDate: Thu, 01 Jan 1970 00:00:00 +0000\r\nFrom: root@example.com\r\n" in (
+        result.message
+    )
+
+
+async def test_a_mail_loop_is_set_aside_not_queued(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    try:
+        path = maildrop.ensure_directory(tmp_path)
+        looped = b"Received: x\r\n" * 4 + b"Subject: loop\r\n\r\n"
+        drop_id = maildrop.write(path, maildrop.Drop(("root",), looped))
+        pickup = await _pickup(tmp_path, store)
+        assert await pickup.scan() == 0
+        assert os.listdir(path) == [f".bad.{drop_id}"]
+        assert await store.list_entries() == []
     finally:
         await store.close()
