@@ -151,37 +151,37 @@ def write(path: Path, drop: Drop) -> str:
     except OSError as exc:
         raise MaildropError(f"{path}: {exc.strerror}", exc.errno) from None
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
         os.rename(tmp, final)
     except OSError as exc:
+        os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise MaildropError(f"{tmp}: {exc.strerror}", exc.errno) from None
     try:
-        sync_directory(path)
+        sync_directory(path, fd)
     except OSError as exc:
         # The file is complete but its name may not survive a crash: not yet durable.
         with contextlib.suppress(OSError):
             os.unlink(final)
         raise MaildropError(f"{path}: cannot sync: {exc.strerror}", exc.errno) from None
+    finally:
+        os.close(fd)
     return drop_id
 
 
-def sync_directory(path: Path) -> None:
+def sync_directory(path: Path, file_fd: int) -> None:
     """Make a new directory entry durable. Others may not read the maildrop, so opening
-    it for ``fsync`` fails for them; ``syncfs`` on a file descriptor that we may hold
-    (the directory opened ``O_PATH`` cannot be synced) flushes its whole filesystem."""
+    it for ``fsync`` fails for them; then ``syncfs`` on the file we just wrote (a
+    descriptor we hold) flushes its whole file system, the new entry included."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     except PermissionError:
-        _syncfs(path)
+        _syncfs(file_fd)
         return
     try:
         os.fsync(fd)
@@ -189,20 +189,15 @@ def sync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def _syncfs(path: Path) -> None:
+def _syncfs(fd: int) -> None:
     libc_name = ctypes.util.find_library("c")
     syncfs = getattr(ctypes.CDLL(libc_name, use_errno=True), "syncfs", None) if libc_name else None
     if syncfs is None:
         os.sync()
         return
-    # Any file of that filesystem will do; the maildrop's parent is readable.
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if syncfs(fd) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code))
-    finally:
-        os.close(fd)
+    if syncfs(fd) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
 
 
 # -- the server's side --------------------------------------------------------------------------
