@@ -40,6 +40,8 @@ from .queue import QueueError, QueueStore
 from .smtp import intake
 
 SCAN_INTERVAL = 1.0
+NOBODY_UID = 65534
+"""Debian's ``nobody``: a system account above the dynamic range."""
 STALE_CHECK_INTERVAL = 600.0
 ENVELOPE_ALLOWANCE = maildrop.MAX_ENVELOPE
 
@@ -84,7 +86,9 @@ def user_name(uid: int) -> str:
 def local_names(config: Config) -> LocalNames:
     """The machine's names and system accounts (the passwd database, no DNS)."""
     host = socket.gethostname()
-    system_users = [p.pw_name for p in pwd.getpwall() if p.pw_uid < SYSTEM_UID_LIMIT]
+    system_users = [
+        p.pw_name for p in pwd.getpwall() if p.pw_uid < SYSTEM_UID_LIMIT or p.pw_uid == NOBODY_UID
+    ]
     return LocalNames.build(
         config.domains, config.hostname, (host, host.split(".")[0]), system_users
     )
