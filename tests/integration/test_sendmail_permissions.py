@@ -5,6 +5,9 @@ has switched to that user (the test runs as root, as CI does)."""
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import io
 import os
 import pwd
 import shutil
@@ -16,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from mailwright import maildrop
+from mailwright.cli.sendmail import run
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +99,30 @@ def test_submitter_drops_server_reads_stranger_cannot(data_dir: Path) -> None:
 
     assert as_user(SERVER, server_takes_it) == repr((SUBMITTER.pw_uid, drop.message))
     assert os.listdir(path) == []
+
+
+def test_sendmail_as_another_user(data_dir: Path) -> None:
+    """The whole command as nobody: no maildrop yet in the server's data directory is an
+    error (73) that creates nothing; once the server made it, the message is dropped."""
+    config = data_dir.parent / "mailwright.toml"
+    config.write_text(f'domains = ["example.com"]\ndata_dir = "{data_dir}"\n')
+    os.chmod(config, 0o644)
+
+    def send() -> object:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = run(["-C", str(config), "root"], stdin=io.BytesIO(b"Subject: hi\n\nx\n"))
+        return (code, err.getvalue())
+
+    code, stderr = ast.literal_eval(str(as_user(SUBMITTER, send)))
+    path = maildrop.directory(data_dir)
+    assert code == 73
+    assert stderr == (
+        f"sendmail: cannot write into the maildrop {path}: no such directory ('mailwright"
+        " serve' creates it at start; else check the data directory's permissions)\n"
+    )
+    assert not path.exists()
+    as_user(SERVER, lambda: maildrop.ensure_directory(data_dir))
+    assert ast.literal_eval(str(as_user(SUBMITTER, send))) == (0, "")
+    [drop_id] = os.listdir(path)
+    assert (path / drop_id).stat().st_uid == SUBMITTER.pw_uid

@@ -310,8 +310,10 @@ def test_unwritable_maildrop(local_config: Path) -> None:
         unlock = ["chattr", "-i", str(path)] if os.geteuid() == 0 else ["chmod", "3733", str(path)]
         subprocess.run(unlock, check=True)
     assert proc.returncode == 73
-    assert proc.stderr.decode().startswith(
-        f"mailwright-sendmail: cannot write into the maildrop {path}:"
+    assert proc.stderr.decode() == (
+        f"mailwright-sendmail: cannot write into the maildrop {path}: Operation not permitted"
+        " ('mailwright serve' creates it at start; else check the data directory's"
+        " permissions)\n"
     )
     assert os.listdir(path) == []
 

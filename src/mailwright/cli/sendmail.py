@@ -89,20 +89,37 @@ def maildrop_error(exc: maildrop.MaildropError, path: Path) -> SendmailError:
     if code in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR):
         return SendmailError(
             EX_CANTCREAT,
-            f"cannot write into the maildrop {path}: {exc}",
-            "start 'mailwright serve' once (it creates the maildrop), or check the permissions"
-            " of the data directory",
+            f"cannot write into the maildrop {path}: {_without_path(str(exc), path)}",
+            "'mailwright serve' creates it at start; else check the data directory's permissions",
         )
     return SendmailError(EX_IOERR, f"cannot queue the message: {exc}")
 
 
+def _without_path(text: str, path: Path) -> str:
+    prefix = f"{path}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
 def drop_directory(config: Config) -> Path:
+    """The maildrop; created here only in a data directory of our own (development mode,
+    or the server's user): in anyone else's, its owner must make it (``serve`` does), or
+    the files in it would not be readable by the server."""
     path = maildrop.directory(config.data_dir)
-    if not path.exists():
-        try:
-            maildrop.ensure_directory(config.data_dir)
-        except OSError as exc:
-            raise maildrop_error(maildrop.MaildropError(str(exc), exc.errno), path) from None
+    if path.exists():
+        return path
+    try:
+        owner = config.data_dir.stat().st_uid
+    except FileNotFoundError:
+        owner = os.geteuid()
+    except OSError as exc:
+        raise maildrop_error(maildrop.MaildropError(str(exc), exc.errno), path) from None
+    if owner != os.geteuid():
+        raise maildrop_error(maildrop.MaildropError("no such directory", errno.ENOENT), path)
+    try:
+        maildrop.ensure_directory(config.data_dir)
+    except OSError as exc:
+        error = maildrop.MaildropError(exc.strerror or str(exc), exc.errno)
+        raise maildrop_error(error, path) from None
     return path
 
 
