@@ -563,3 +563,25 @@ async def test_trusted_clients_have_no_per_address_limit(harness_factory: Any) -
     for c in clients:
         assert await c.cmd("NOOP") == "250 2.0.0 Ok"
         await c.close()
+
+
+async def test_dsn_parameters_over_the_wire_are_stored(harness_factory: Any) -> None:
+    # RFC 3461: EHLO offers DSN; RET/ENVID on MAIL, NOTIFY/ORCPT on RCPT reach the queue.
+    h = await harness_factory(trusted=["127.0.0.0/8"])
+    c = await open_session(h)
+    assert await c.cmd("MAIL FROM:<app@example.com> RET=HDRS ENVID=inv+2B7") == "250 2.1.0 Ok"
+    assert (
+        await c.cmd("RCPT TO:<x@example.net> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;x@example.net")
+        == "250 2.1.5 Ok"
+    )
+    assert await c.cmd("RCPT TO:<y@example.net> NOTIFY=NEVER") == "250 2.1.5 Ok"
+    await c.cmd("DATA")
+    await c.send(MESSAGE + b".\r\n")
+    reply = await c.reply()
+    assert reply.startswith("250 2.0.0 Ok: queued as")
+    entry = await h.store.get(reply.rsplit(" ", 1)[1])
+    assert entry is not None
+    assert entry.meta.ret == "HDRS" and entry.meta.envid == "inv+7"
+    assert entry.meta.recipient_dsn("x@example.net").notify == ("SUCCESS", "DELAY")
+    assert entry.meta.recipient_dsn("x@example.net").orcpt == "rfc822;x@example.net"
+    assert entry.meta.recipient_dsn("y@example.net").notify == ()

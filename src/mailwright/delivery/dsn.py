@@ -164,7 +164,12 @@ def _boundary(queue_id: str, now: float, host: str, original: bytes) -> str:
 def _recipient_fields(report: RecipientReport) -> list[str]:
     fields = []
     if report.original_recipient:
-        fields.append(f"Original-Recipient: rfc822; {_clean(report.original_recipient)}")
+        # RFC 3464 §2.3.1: address-type ";" generic-address, as the ORCPT gave it
+        # (RFC 3461 §4.2); a bare address is an RFC 822 one.
+        addr_type, sep, address = report.original_recipient.partition(";")
+        if not sep:
+            addr_type, address = "rfc822", report.original_recipient
+        fields.append(f"Original-Recipient: {_clean(addr_type)}; {_clean(address)}")
     fields += [
         f"Final-Recipient: rfc822; {_clean(report.recipient)}",  # §2.3.2
         f"Action: {report.action}",  # §2.3.3

@@ -12,6 +12,7 @@ import pytest
 
 from mailwright.delivery.client import ClientSettings, Session, SessionError, dot_stuff
 from mailwright.delivery.routing import Hop, Route
+from mailwright.queue import DsnRecipient, QueueMeta
 from mailwright.testing.postfix import free_port
 from mailwright.testing.postfix_fixtures import CertificateFiles, make_certificate
 
@@ -417,3 +418,38 @@ async def test_auth_without_tls_only_to_loopback(server: Start) -> None:
     session = await open_(await server(script), route)
     assert script.lines[1] == "AUTH PLAIN AHUAcA=="  # base64("\0u\0p"), RFC 4616
     assert session.peer == "127.0.0.1"
+
+
+async def test_dsn_parameters_pass_on_to_a_server_offering_dsn(server: Start) -> None:
+    # RFC 3461 §5.2: a DSN-capable next hop gets RET, ENVID, NOTIFY and ORCPT as given.
+    meta = QueueMeta(
+        ret="HDRS",
+        envid="E 1",
+        dsn={"x@example.net": DsnRecipient(("SUCCESS",), "rfc822;x@example.net")},
+    )
+    script = Script(extensions=["PIPELINING", "DSN"])
+    session = await open_(await server(script))
+    result = await session.send("a@example.com", ["x@example.net", "y@example.net"], MESSAGE, meta)
+    assert result.dsn_passed
+    assert "MAIL FROM:<a@example.com> RET=HDRS ENVID=E+201" in script.lines
+    assert "RCPT TO:<x@example.net> NOTIFY=SUCCESS ORCPT=rfc822;x@example.net" in script.lines
+    assert "RCPT TO:<y@example.net>" in script.lines
+
+
+async def test_dsn_parameters_are_not_sent_without_the_extension(server: Start) -> None:
+    meta = QueueMeta(ret="FULL", dsn={"x@example.net": DsnRecipient(notify=())})
+    script = Script(extensions=["PIPELINING"])
+    session = await open_(await server(script))
+    result = await session.send("a@example.com", ["x@example.net"], MESSAGE, meta)
+    assert not result.dsn_passed
+    assert "MAIL FROM:<a@example.com>" in script.lines
+    assert "RCPT TO:<x@example.net>" in script.lines
+
+
+async def test_smtputf8_from_the_submission_is_passed_on(server: Start) -> None:
+    # RFC 6531 §3.4: a message received with SMTPUTF8 may carry UTF-8 header fields.
+    script = Script(extensions=["PIPELINING", "8BITMIME", "SMTPUTF8"])
+    session = await open_(await server(script))
+    data = "Subject: Grüße\r\n\r\nx\r\n".encode()
+    await session.send("a@example.com", ["x@example.net"], data, QueueMeta(smtputf8=True))
+    assert "MAIL FROM:<a@example.com> BODY=8BITMIME SMTPUTF8" in script.lines
