@@ -36,7 +36,7 @@ from .qualify import (
     rewrite_addresses,
     route_recipient,
 )
-from .queue import QueueError, QueueStore
+from .queue import QueueError, QueueStore, is_queue_id
 from .smtp import intake
 
 SCAN_INTERVAL = 1.0
@@ -174,6 +174,8 @@ class Pickup:
         self, claimed: maildrop.Claimed, config: Config, directory: LocalDirectory
     ) -> bool:
         try:
+            if not is_queue_id(claimed.drop_id):  # the name becomes the queue ID
+                raise maildrop.MaildropError("the file name is not a queue ID")
             drop = maildrop.decode(claimed.data)
         except maildrop.MaildropError as exc:
             self.logger.event("error", what="maildrop", reason=f"{claimed.path}: {exc}")

@@ -144,15 +144,26 @@ async def test_a_failed_enqueue_leaves_the_file(tmp_path: Path) -> None:
         await store.close()
 
 
-@pytest.mark.parametrize("content", [b"garbage", b"mailwright-maildrop 1\nbody: 7BIT\n\nno rcpt"])
-async def test_a_bad_file_is_set_aside(tmp_path: Path, content: bytes) -> None:
+GOOD = maildrop.encode(maildrop.Drop(("root",), b"\r\n"))
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("2KZXAAAAAAAAAA", b"garbage"),
+        ("2KZXAAAAAAAAAA", b"mailwright-maildrop 1\nbody: 7BIT\n\nno rcpt"),
+        ("not-an-id", GOOD),
+    ],
+)
+async def test_a_bad_file_is_set_aside(tmp_path: Path, name: str, content: bytes) -> None:
     store = await open_store(tmp_path)
     try:
         path = maildrop.ensure_directory(tmp_path)
-        (path / "2KZXAAAAAAAAAA").write_bytes(content)
+        (path / name).write_bytes(content)
         pickup = await _pickup(tmp_path, store)
         assert await pickup.scan() == 0
-        assert sorted(p.name for p in path.iterdir()) == [".bad.2KZXAAAAAAAAAA"]
+        assert sorted(p.name for p in path.iterdir()) == [f".bad.{name}"]
+        assert await store.list_entries() == []
     finally:
         await store.close()
 
