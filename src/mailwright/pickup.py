@@ -184,8 +184,12 @@ class Pickup:
         if await self.store.get(claimed.drop_id) is not None:
             await asyncio.to_thread(claimed.done)  # queued before a crash; the file stayed
             return False
-        user = user_name(claimed.uid)
-        submission = cleanup(drop, user, claimed.uid, self._local_names(config), directory)
+        submission = await asyncio.to_thread(  # passwd lookups read files
+            lambda: cleanup(
+                drop, user_name(claimed.uid), claimed.uid, self._local_names(config), directory
+            )
+        )
+        user = submission.user
         result = intake.local(
             submission.sender,
             submission.recipients,
