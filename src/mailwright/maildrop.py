@@ -29,8 +29,10 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,8 +221,6 @@ did not report as queued): removed."""
 
 def remove_stale(path: Path, now: float | None = None) -> list[str]:
     """Remove temporary files of sendmail calls that died; their names."""
-    import time
-
     limit = (time.time() if now is None else now) - STALE_TMP_SECONDS
     removed = []
     try:
@@ -269,8 +269,6 @@ def claim(path: Path, drop_id: str, max_size: int) -> Claimed | None:
     gone or another worker has it. Refuses (:class:`MaildropError`, file set aside) what
     a local user could use to make the server read something else: symbolic links, hard
     links, anything but a regular file, and files over ``max_size``."""
-    import fcntl
-
     file = path / drop_id
     try:
         fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
