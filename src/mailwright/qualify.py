@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from . import message as rfc5322
 from .local import LocalDirectory
 
 LOCALHOST_NAMES = ("localhost", "localhost.localdomain")
@@ -83,39 +84,30 @@ def route_recipient(address: str, names: LocalNames, directory: LocalDirectory) 
     return address
 
 
-_FROM_FIELD = re.compile(rb"^From[ \t]*:", re.I | re.M)
-_FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:((?:[^\r\n]*)(?:\r\n[ \t][^\r\n]*)*)\r\n", re.M)
 ADDRESS_FIELDS = frozenset({b"from", b"sender", b"reply-to", b"to", b"cc"})
 """The fields that name people (RFC 5322 §3.6.2, §3.6.3); Bcc never leaves (sendmail -t)."""
 MAX_FIELD_LENGTH = 20_000
 """Longer address fields are left alone (no real one needs it; the parser is slow)."""
 
 
-def _header_end(message: bytes) -> int:
-    if message.startswith(b"\r\n"):
-        return 0
-    end = message.find(b"\r\n\r\n")
-    return end + 2 if end >= 0 else len(message)
-
-
 def rewrite_addresses(message: bytes, names: LocalNames) -> bytes:
     """``From:``, ``Sender:``, ``Reply-To:``, ``To:`` and ``Cc:`` with each address
     qualified, so that a message from ``root`` or ``webmaster@localhost`` can be signed
     for our domain and its replies reach someone. Display names, other fields and fields
-    that need no change are kept byte for byte."""
-    end = _header_end(message)
+    that need no change are kept byte for byte (``message`` has CRLF line ends)."""
+    header, _ = rfc5322.split_header(message)
     out: list[bytes] = []
-    position = 0
-    for match in _FIELD.finditer(message, 0, end):
-        if match.group(1).lower() not in ADDRESS_FIELDS:
-            continue
-        new = _qualified_field(match.group(1), match.group(2), names)
-        if new is not None:
-            out += [message[position : match.start()], new]
-            position = match.end()
-    if not out:
+    changed = False
+    for line in rfc5322.field_lines(header):
+        name = rfc5322.field_name(line)
+        new = None
+        if name is not None and name.lower() in ADDRESS_FIELDS:
+            new = _qualified_field(name, line.partition(b":")[2], names)
+        out.append(line + b"\r\n" if new is None else new)
+        changed = changed or new is not None
+    if not changed:
         return message
-    return b"".join(out) + message[position:]
+    return b"".join(out) + message[len(header) :]
 
 
 def _qualified_field(name: bytes, raw: bytes, names: LocalNames) -> bytes | None:
@@ -141,8 +133,7 @@ def _qualified_field(name: bytes, raw: bytes, names: LocalNames) -> bytes | None
 def add_from(message: bytes, sender: str, full_name: str | None) -> bytes:
     """A ``From:`` field for a message without one (RFC 5322 §3.6 requires it): the
     envelope sender, with ``-F``'s full name."""
-    end = _header_end(message)
-    if _FROM_FIELD.search(message, 0, end) is not None or not sender:
+    if not sender or "from" in rfc5322.field_names(message):
         return message
     return f"From: {_format(full_name or '', sender)}\r\n".encode() + message
 

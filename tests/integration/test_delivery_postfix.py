@@ -26,6 +26,8 @@ from mailwright.queue import DsnRecipient, QueueMeta, SqliteQueueStore
 from mailwright.testing.nsd import NsdServer
 from mailwright.testing.postfix import PostfixServer, SmtpSink
 
+pytestmark = pytest.mark.integration
+
 SENDER = f"app@{ORIGIN}"
 MESSAGE = (
     f"From: App <{SENDER}>\r\n"

@@ -13,8 +13,8 @@ import pytest
 from mailwright.delivery.client import ClientSettings, Session, SessionError, dot_stuff
 from mailwright.delivery.routing import Hop, Route
 from mailwright.queue import DsnRecipient, QueueMeta
-from mailwright.testing.postfix import free_port
-from mailwright.testing.postfix_fixtures import CertificateFiles, make_certificate
+from mailwright.testing.ports import free_port
+from mailwright.testing.tls import CertificateFiles, make_certificate
 
 SETTINGS = ClientSettings(helo="mail.example.com", connect_timeout=2.0, command_timeout=2.0)
 PLAIN = Route((), tls="none")
@@ -287,14 +287,8 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> CertificateFiles:
     return make_certificate(tmp_path_factory.mktemp("client-tls"))
 
 
-def server_tls(certs: CertificateFiles) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(certs.certificate, certs.private_key)
-    return context
-
-
 async def test_opportunistic_starttls_reissues_ehlo(server: Start, certs: CertificateFiles) -> None:
-    script = Script(extensions=["PIPELINING", "STARTTLS"], tls=server_tls(certs))
+    script = Script(extensions=["PIPELINING", "STARTTLS"], tls=certs.server_context())
     session = await open_(await server(script), MAYBE_TLS)
     assert session.tls
     assert script.lines[:3] == ["EHLO mail.example.com", "STARTTLS", "EHLO mail.example.com"]
@@ -308,7 +302,9 @@ async def test_starttls_response_injection_is_refused(
 ) -> None:
     # CVE-2011-0411 shape: a reply smuggled in right behind "220 go ahead".
     script = Script(
-        extensions=["STARTTLS"], tls=server_tls(certs), after_starttls=b"250 2.0.0 injected\r\n"
+        extensions=["STARTTLS"],
+        tls=certs.server_context(),
+        after_starttls=b"250 2.0.0 injected\r\n",
     )
     with pytest.raises(SessionError) as info:
         await open_(await server(script), MAYBE_TLS)
@@ -324,7 +320,7 @@ async def test_required_starttls_missing_is_4_7_4(server: Start) -> None:
 async def test_untrusted_certificate_fails_required_tls(
     server: Start, certs: CertificateFiles, tmp_path: Path
 ) -> None:
-    script = Script(extensions=["STARTTLS"], tls=server_tls(certs))
+    script = Script(extensions=["STARTTLS"], tls=certs.server_context())
     with pytest.raises(SessionError) as info:
         await open_(await server(script), Route((), tls="starttls"))
     assert info.value.reply.enhanced == "4.7.5"
