@@ -280,6 +280,7 @@ class Worker:
         self._recovery_task: asyncio.Task[None] | None = None
         self._report_task: asyncio.Task[None] | None = None
         self._watchdog_task: asyncio.Task[None] | None = None
+        self._pickup_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self.http: Any = None
         self.certificates: Any = None
@@ -297,6 +298,7 @@ class Worker:
         if self.agent is not None:
             self._agent_task = asyncio.create_task(self.agent.run())
         self._recovery_task = asyncio.create_task(self._recover_periodically())
+        self._pickup_task = asyncio.create_task(self._make_pickup().run())
         if config.inbound.send_aggregate_reports:
             self._report_task = asyncio.create_task(self._send_reports_daily())
 
@@ -393,6 +395,20 @@ class Worker:
                 status="queued" if queue_id else "no-destination",
                 reason="; ".join(skipped) or None,
             )
+
+    def _make_pickup(self) -> Any:
+        """Messages from the sendmail command (mailwright.pickup)."""
+        from .pickup import Pickup
+
+        assert self.store is not None and self.smtp is not None
+        return Pickup(
+            self.options.config.data_dir,
+            lambda: (self.runtime.config, self.runtime.directory),
+            self.store,
+            lambda: self.runtime.intake,
+            self.smtp.commit,
+            self.logger,
+        )
 
     def _make_agent(self) -> Any:
         """The delivery engineer's agent (mailwright.delivery.agent)."""
@@ -494,6 +510,7 @@ class Worker:
             self._report_task,
             self._certificate_task,
             self._watchdog_task,
+            self._pickup_task,
         ):
             if task is not None:
                 task.cancel()

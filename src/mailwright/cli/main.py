@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "demo": "mailwright.cli.demo:demo",
     "backup": "mailwright.cli.backup:backup",
     "restore": "mailwright.cli.backup:restore",
+    "sendmail": "mailwright.cli.sendmail:sendmail",
 }
 
 EPILOG = """\b
