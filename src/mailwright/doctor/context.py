@@ -211,6 +211,27 @@ class Context:
     async def mx(self) -> DnsResult[MXRecord]:
         return await self.resolver.mx(self.domain)
 
+    async def mx_points_here(self) -> bool:
+        """True when an MX target (or the canonical name an alias target leads to) is
+        our hostname, or resolves to one of our addresses: then port 25 must be open."""
+
+        async def find() -> bool:
+            own = normalize(self.options.hostname) if self.options.hostname else None
+            ours = {*self.options.ips, *self.options.expected_ipv4, *self.options.expected_ipv6}
+            mx = await self.mx()
+            for target in {r.exchange for r in mx.records if r.exchange}:
+                if own is not None and normalize(target) == own:
+                    return True
+                a, aaaa = await self.resolver.addresses(target)
+                names = {normalize(c) for c in (*a.cnames, *aaaa.cnames)}
+                if own is not None and own in names:
+                    return True
+                if ours & {str(r) for r in (*a.records, *aaaa.records)}:
+                    return True
+            return False
+
+        return await self.once("mx-points-here", find)
+
     async def helo_name(self) -> str | None:
         """The configured hostname, else the most preferred MX target."""
         if self.options.hostname:

@@ -43,6 +43,13 @@ def port_check(port: int) -> Callable[[Context], Awaitable[Finding]]:
                     f"{where}: {reason}, but the config has a listener on {port}",
                     "start the server: mailwright serve",
                 )
+            if port == 25 and await ctx.mx_points_here():
+                return Finding.fail(
+                    f"{where}: {reason}, but the domain's MX points at this host: "
+                    "mail to it is not received",
+                    "add an inbound listener on port 25 and run mailwright serve "
+                    "(and open port 25 in the firewall)",
+                )
             if port == 25:
                 return Finding.warn(
                     f"{where}: {reason}: nothing here receives mail for the MX",
