@@ -11,6 +11,7 @@ from rich.table import Table
 from ..config import Config, load_config
 from ..dns import Resolver
 from ..doctor import CheckResult, DoctorOptions, Report, run_checks
+from ..errors import UsageError
 from .context import (
     app,
     console,
@@ -23,7 +24,7 @@ from .context import (
     styled,
 )
 
-GROUPS = ("host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports")
+GROUPS = ("host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports", "bulk")
 
 
 @click.command(
@@ -32,7 +33,8 @@ GROUPS = ("host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports")
     "  mailwright check example.com --ip 192.0.2.10 --selector mail --selector mail-ed\n"
     "  mailwright check example.com --json | jq '.checks[] | select(.status != \"ok\")'\n"
     "  mailwright check example.com --strict          # warnings fail too (exit 1)\n"
-    "  mailwright --nameserver 127.0.0.1:5353 check example.test --skip ports"
+    "  mailwright --nameserver 127.0.0.1:5353 check example.test --skip ports\n"
+    "  mailwright check example.com --message newsletter.eml   # an offline mail-tester"
 )
 @click.argument("domain")
 @click.option("--config", "config_file", metavar="FILE", help="Config file (else the global one).")
@@ -62,6 +64,12 @@ GROUPS = ("host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports")
     type=click.Path(dir_okay=False, exists=True),
     help="Trust this CA bundle for the certificate check (private CAs).",
 )
+@click.option(
+    "--message",
+    "message_file",
+    metavar="FILE",
+    help="Also check this message (.eml, '-' for stdin) as receivers would.",
+)
 def check(
     domain: str,
     config_file: str | None,
@@ -73,6 +81,7 @@ def check(
     smtp_port: int,
     smtp_address: str | None,
     ca_file: str | None,
+    message_file: str | None,
 ) -> None:
     """Check DOMAIN's DNS and mail server: MX, reverse DNS, SPF, DKIM, DMARC, blocklists,
     ports and TLS. Exit 0 when nothing fails, 1 otherwise (--strict: warnings too)."""
@@ -93,6 +102,7 @@ def check(
         smtp_port=smtp_port,
         smtp_address=smtp_address,
         tls_ca_file=Path(ca_file) if ca_file else None,
+        message=_read_message(message_file) if message_file else None,
     )
     resolver = context.resolver
     if config_file and not context.effective_nameserver() and config.dns.nameserver:
@@ -108,6 +118,28 @@ def check(
     else:
         print_report(report)
     raise SystemExit(1 if report.failed(strict) else 0)
+
+
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+def _read_message(name: str) -> bytes:
+    """The message for ``--message``: a file or stdin, at most 64 MiB."""
+    import sys
+
+    try:
+        if name == "-":
+            data = sys.stdin.buffer.read(MAX_MESSAGE + 1)
+        else:
+            with open(name, "rb") as f:
+                data = f.read(MAX_MESSAGE + 1)
+    except OSError as exc:
+        raise UsageError(f"--message {name}: {exc.strerror or exc}", "check the path") from None
+    if len(data) > MAX_MESSAGE:
+        raise UsageError(f"--message {name}: over 64 MiB", "no receiver takes it; send a link")
+    if not data.strip():
+        raise UsageError(f"--message {name}: empty", "save the message as .eml and pass that")
+    return data
 
 
 def _with_progress(domain: str, options: DoctorOptions, resolver: Resolver) -> Report:

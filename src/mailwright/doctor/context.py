@@ -126,7 +126,10 @@ class DoctorOptions:
     check_timeout: float = 30.0
     """A check still running after this many seconds becomes an ``error`` row."""
     skip: frozenset[str] = frozenset()
-    """Check groups to leave out: "host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports"."""
+    """Check groups to leave out: "host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports",
+    "bulk"."""
+    message: bytes | None = None
+    """A message to check as receivers would (``check --message``): the "message" rows."""
 
     @classmethod
     def from_config(

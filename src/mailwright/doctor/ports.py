@@ -215,7 +215,12 @@ async def _conversation(
 
 
 async def check_tls(ctx: Context) -> Finding:
-    """Talk SMTP to the hostname: 220 banner, EHLO, STARTTLS, a valid certificate."""
+    """Talk SMTP to the hostname: 220 banner, EHLO, STARTTLS, a valid certificate (once
+    per run: the bulk-sender row reads it too)."""
+    return await ctx.once("tls", lambda: _check_tls(ctx))
+
+
+async def _check_tls(ctx: Context) -> Finding:
     hostname = await ctx.helo_name()
     if hostname is None:
         return Finding.error("no hostname known", "pass --config or publish an MX")
