@@ -842,3 +842,68 @@ async def test_cli_check_message(
     assert rows["msg-dkim"]["status"] == "ok"
     code, _, err = await _cli(*base, "--message", str(tmp_path / "missing.eml"), cwd=tmp_path)
     assert code == 2 and "--message" in err
+
+
+# -- issue 17 item 9: check --state (cron) and --notify ---------------------------------------
+
+
+async def _sink(received: list[bytes]) -> asyncio.Server:
+    """A minimal SMTP receiver on 127.0.0.1 that keeps each message's DATA."""
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 sink\r\n")
+        while line := await reader.readline():
+            verb = line[:4].upper()
+            if verb == b"DATA":
+                writer.write(b"354 go\r\n")
+                await writer.drain()
+                data = b""
+                while (chunk := await reader.readline()) not in (b".\r\n", b""):
+                    data += chunk
+                received.append(data)
+                writer.write(b"250 2.0.0 Ok: queued as SINK1\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                break
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(session, "127.0.0.1", 0)
+
+
+async def test_cli_state_prints_only_changes_and_notifies(
+    dns_world: NsdServer, key_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    config = tmp_path / "mailwright.toml"
+    config.write_text(
+        f'hostname = "{HOST}"\ndomains = ["{DOMAIN}"]\nipv4 = ["{IP}"]\n'
+        f'[[dkim]]\ndomain = "{DOMAIN}"\nselector = "mail"\nprivate_key = "{key_files[0]}"\n'
+        '[check]\ndnsbls = ["dnsbl.test"]\ndbls = ["dbl.test"]\n'
+    )
+    state = tmp_path / "check.json"
+    received: list[bytes] = []
+    server = await _sink(received)
+    port = server.sockets[0].getsockname()[1]
+    base = ("--nameserver", dns_world.nameserver, "--config", str(config), "check", DOMAIN,
+            "--skip", "ports", "--state", str(state), "--notify", "me@example.test",
+            "--notify-server", f"127.0.0.1:{port}")  # fmt: skip
+    async with server:
+        publish(dns_world, healthy_world())
+        code, out, err = await _cli(*base, cwd=tmp_path)  # first run, all ok: nothing to say
+        assert (code, out, received) == (0, "", []), err
+        assert json.loads(state.read_text())["checks"]["ptr"] == {"status": "ok"}
+        code, out, err = await _cli(*base, cwd=tmp_path)  # nothing changed: silent (cron)
+        assert (code, out, received) == (0, "", []), err
+        publish(dns_world, replace(healthy_world(), "127.in-addr.arpa", PTR_OWNER))
+        code, out, err = await _cli(*base, cwd=tmp_path)
+        assert code == 1, out + err
+        assert "changed since the last run" in out and "ok → fail" in out
+        assert "ptr" in out and "spf-record" not in out  # only the rows that changed
+        assert len(received) == 1
+        assert b"ptr: ok -> fail" in received[0] and b"Subject: mailwright check" in received[0]
+        code, out, err = await _cli(*base, "--json", cwd=tmp_path)  # unchanged again
+        assert code == 1 and json.loads(out)["changes"] == [] and len(received) == 1
+    code, _, err = await _cli("check", DOMAIN, "--notify", "me@example.test", cwd=tmp_path)
+    assert code == 2 and "--notify needs --state FILE" in err
