@@ -229,6 +229,7 @@ class Worker:
         self._agent_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
         self._report_task: asyncio.Task[None] | None = None
+        self._rotation_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
@@ -243,6 +244,18 @@ class Worker:
         self._recovery_task = asyncio.create_task(self._recover_periodically())
         if config.inbound.send_aggregate_reports:
             self._report_task = asyncio.create_task(self._send_reports_daily())
+        if config.dkim_rotation.every is not None:  # [dkim_rotation] every = "180d"
+            from .setup.rotation import rotate_on_schedule
+
+            def reload_all() -> None:  # one worker: itself; several: the master forwards it
+                if worker_count(self.options) == 1:
+                    self.reload()
+                else:
+                    os.kill(os.getppid(), signal.SIGHUP)
+
+            self._rotation_task = asyncio.create_task(
+                rotate_on_schedule(lambda: self.options.config, self.logger.event, reload_all)
+            )
 
     async def _recover_periodically(self) -> None:
         """Also later: a sibling worker may die (and be replaced) while we run."""

@@ -136,3 +136,75 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert code == 2 and "--authoritative" in err
     code, _, err = run([*config, "--selector", "mail", "--server", "127.0.0.1:9"], capsys)
     assert code == 2 and "go together" in err
+
+
+# -- [dkim_rotation] every: serve's schedule ----------------------------------------------------
+
+
+def test_scheduled_rotation_of_due_keys(
+    knot: tuple[KnotServer, KnotServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import time
+
+    from mailwright.setup.rotation import scheduled_step
+
+    primary, secondary = knot
+    run(["init", DOMAIN, "--ip", IP, "--hostname", HOST, "--dir", str(tmp_path)], capsys)
+    config_path = tmp_path / "mailwright.toml"
+    key = tmp_path / "update.key"
+    key.write_text(primary.key_file_text())
+    update = ["--server", primary.nameserver, "--tsig-key", str(key)]
+    auth = ["--authoritative", primary.nameserver]
+    run(["--config", str(config_path), "records", "apply", *update, *auth, "--yes"], capsys)
+    with config_path.open("a") as f:
+        f.write(
+            f'\n[dkim_rotation]\nevery = "180d"\noverlap = "7d"\nserver = "{primary.nameserver}"\n'
+            f'tsig_key = "{key}"\n'
+            f'authoritative = ["{primary.nameserver}", "{secondary.nameserver}"]\n'
+        )
+    config = load_config(str(config_path))
+    assert config.dkim_rotation.every == 180 * 86400
+    events, switched = scheduled_step(config)
+    assert (events, switched) == ([], False)  # the keys are new: nothing is due
+    old = time.time() - 181 * 86400
+    for entry in config.dkim:
+        os.utime(entry.private_key, (old, old))
+    events, switched = scheduled_step(load_config(str(config_path)), wait=30)
+    assert switched, events
+    text = config_path.read_text()
+    assert 'selector = "mail"\n' not in text and 'selector = "mail-ed"\n' not in text
+    assert signs_and_verifies_everywhere(config_path, [primary, secondary]).startswith("mail2")
+    events, switched = scheduled_step(load_config(str(config_path)), wait=30)
+    assert not switched and all("stays published until" in e for e in events), events
+
+
+async def test_serve_schedule_reloads_after_a_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from mailwright.config import Config
+    from mailwright.setup import rotation
+
+    monkeypatch.setattr(rotation, "scheduled_step", lambda config: (["k: switched"], True))
+    logged: list[tuple[str, dict[str, object]]] = []
+    reloaded = asyncio.Event()
+    task = asyncio.create_task(
+        rotation.rotate_on_schedule(
+            Config, lambda event, **kw: logged.append((event, kw)), reloaded.set, first_delay=0
+        )
+    )
+    await asyncio.wait_for(reloaded.wait(), 5)
+    task.cancel()
+    assert logged == [("config", {"what": "dkim-rotation", "reason": "k: switched"})]
+
+
+def test_rotation_config_errors(tmp_path: Path) -> None:
+    from mailwright.config import ConfigError
+
+    path = tmp_path / "c.toml"
+    path.write_text('[dkim_rotation]\nevery = "1h"\n')
+    with pytest.raises(ConfigError, match="more than once a day"):
+        load_config(str(path))
+    path.write_text('[dkim_rotation]\nevery = "soon"\n')
+    with pytest.raises(ConfigError, match="not a duration"):
+        load_config(str(path))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -10,28 +9,16 @@ import click
 
 from ..config import Config, DkimKeyConfig
 from ..errors import UsageError
-from ..setup.apply import (
-    TsigKey,
-    UpdateError,
-    apply_changes,
-    authoritative_servers,
-    parse_server,
-    plan_changes,
-    read_tsig_key,
-)
+from ..setup.apply import UpdateError, parse_server, read_tsig_key
 from ..setup.rotation import (
     DEFAULT_OVERLAP,
     Rotation,
+    advance,
     describe,
     load_rotations,
-    new_record,
     parse_duration,
-    rewrite_config,
     save_rotations,
     start,
-    testkey,
-    visible,
-    write_config,
 )
 from .context import app, console, emit_json, err_console, safe
 
@@ -150,7 +137,9 @@ def rotate(
         events.append(f"new key {rotation.new_key} for selector {rotation.new_selector}")
     code = 0
     try:
-        code = _advance(rotation, config, primary, key, authoritative, wait, events)
+        code = advance(
+            rotation, config, primary, key, [parse_server(a) for a in authoritative], wait, events
+        )
     except UpdateError as exc:
         events.append(f"error: {exc}")
         code = 1
@@ -168,66 +157,3 @@ def rotate(
             f"{safe(rotation.new_selector)})"
         )
     raise SystemExit(code)
-
-
-def _advance(
-    rotation: Rotation,
-    config: Config,
-    primary: tuple[str, int] | None,
-    key: TsigKey | None,
-    authoritative: tuple[str, ...],
-    wait: float,
-    events: list[str],
-) -> int:
-    zone = rotation.domain
-    if rotation.phase == "published":
-        record = new_record(rotation)
-        if primary is not None and key is not None:
-            plan = plan_changes(zone, [record], primary)
-            apply_changes(plan, primary, key)
-            if plan.changes:
-                events.append(f"published {record.name} TXT by dynamic update")
-        else:
-            events.append(f"publish by hand: {record.zone_line()}")
-        servers = [parse_server(a) for a in authoritative] or (
-            authoritative_servers(zone, primary) if primary is not None else []
-        )
-        seen = visible(rotation, servers, wait)
-        missing = [f"{h}:{p}" for (h, p), ok in seen.items() if not ok]
-        if missing:
-            events.append(
-                f"not visible yet at {', '.join(missing)}: signing stays with "
-                f"{rotation.old_selector}; run again later"
-            )
-            return 1
-        for server in servers:
-            problem = testkey(rotation, server)
-            if problem is not None:
-                events.append(f"testkey at {server[0]}:{server[1]}: {problem}; not switching")
-                return 1
-        assert config.path is not None
-        path = Path(config.path)
-        write_config(path, rewrite_config(path.read_text(encoding="utf-8"), rotation, path.parent))
-        rotation.phase = "switched"
-        rotation.switched_at = time.time()
-        events.append(
-            f"visible at every authoritative server and verified: {path} now signs with "
-            f"{rotation.new_selector} (reload the server: kill -HUP, or systemctl reload)"
-        )
-    if rotation.phase == "switched":
-        remove_after = rotation.remove_after() or 0
-        if time.time() < remove_after:
-            events.append(
-                f"old record {rotation.old_name} stays published until "
-                f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(remove_after))}"
-            )
-            return 0
-        if primary is not None and key is not None:
-            plan = plan_changes(zone, [], primary, remove=[(rotation.old_name, "TXT")])
-            apply_changes(plan, primary, key)
-            events.append(f"removed {rotation.old_name} TXT by dynamic update")
-        else:
-            events.append(f"remove by hand: {rotation.old_name} TXT (the overlap is over)")
-        rotation.phase = "done"
-        rotation.done_at = time.time()
-    return 0

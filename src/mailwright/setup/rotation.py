@@ -25,12 +25,13 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, DkimKeyConfig
+from ..config import Config, DkimKeyConfig, load_config
 from ..dkim import SigningKey, generate_key, private_key_pem, sign_message, verify_message
 from ..dkim.keys import (
     KeyRecordError,
@@ -41,7 +42,18 @@ from ..dkim.keys import (
 )
 from ..dns import DnspythonResolver
 from ..errors import UsageError
-from .apply import Change, query_rrset, wait_until_served
+from .apply import (
+    Change,
+    TsigKey,
+    UpdateError,
+    apply_changes,
+    authoritative_servers,
+    plan_changes,
+    query_rrset,
+    read_tsig_key,
+    wait_until_served,
+)
+from .apply import parse_server as _parse_server
 from .records import DnsRecord, txt_rdata
 
 STATE_FILE = "dkim-rotation.json"
@@ -260,3 +272,167 @@ def describe(rotation: Rotation, now: float | None = None) -> dict[str, Any]:
         "old_record_removed_after": remove_after,
         "seconds_left": max(0, int(remove_after - now)) if remove_after else None,
     }
+
+
+def advance(
+    rotation: Rotation,
+    config: Config,
+    primary: tuple[str, int] | None,
+    key: TsigKey | None,
+    authoritative: list[tuple[str, int]],
+    wait: float,
+    events: list[str],
+) -> int:
+    """Take ``rotation`` as far as it can go now; events are appended to ``events``.
+    1 when the new record is not visible everywhere yet (signing unchanged), else 0."""
+    zone = rotation.domain
+    if rotation.phase == "published":
+        record = new_record(rotation)
+        if primary is not None and key is not None:
+            plan = plan_changes(zone, [record], primary)
+            apply_changes(plan, primary, key)
+            if plan.changes:
+                events.append(f"published {record.name} TXT by dynamic update")
+        else:
+            events.append(f"publish by hand: {record.zone_line()}")
+        servers = list(authoritative) or (
+            authoritative_servers(zone, primary) if primary is not None else []
+        )
+        seen = visible(rotation, servers, wait)
+        missing = [f"{h}:{p}" for (h, p), ok in seen.items() if not ok]
+        if missing:
+            events.append(
+                f"not visible yet at {', '.join(missing)}: signing stays with "
+                f"{rotation.old_selector}; run again later"
+            )
+            return 1
+        for server in servers:
+            problem = testkey(rotation, server)
+            if problem is not None:
+                events.append(f"testkey at {server[0]}:{server[1]}: {problem}; not switching")
+                return 1
+        assert config.path is not None
+        path = Path(config.path)
+        write_config(path, rewrite_config(path.read_text(encoding="utf-8"), rotation, path.parent))
+        rotation.phase = "switched"
+        rotation.switched_at = time.time()
+        events.append(
+            f"visible at every authoritative server and verified: {path} now signs with "
+            f"{rotation.new_selector} (reload the server: kill -HUP, or systemctl reload)"
+        )
+    if rotation.phase == "switched":
+        remove_after = rotation.remove_after() or 0
+        if time.time() < remove_after:
+            events.append(
+                f"old record {rotation.old_name} stays published until "
+                f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(remove_after))}"
+            )
+            return 0
+        if primary is not None and key is not None:
+            plan = plan_changes(zone, [], primary, remove=[(rotation.old_name, "TXT")])
+            apply_changes(plan, primary, key)
+            events.append(f"removed {rotation.old_name} TXT by dynamic update")
+        else:
+            events.append(f"remove by hand: {rotation.old_name} TXT (the overlap is over)")
+        rotation.phase = "done"
+        rotation.done_at = time.time()
+    return 0
+
+
+def due(config: Config, rotations: dict[str, Rotation], now: float) -> list[DkimKeyConfig]:
+    """Keys older than ``[dkim_rotation] every`` (by their file's age) with no rotation
+    under way."""
+    every = config.dkim_rotation.every
+    if every is None:
+        return []
+    busy = {(r.domain, r.new_selector) for r in rotations.values() if r.phase != "done"}
+    busy |= {(r.domain, r.old_selector) for r in rotations.values() if r.phase == "published"}
+    result = []
+    for entry in config.dkim:
+        if (entry.domain, entry.selector) in busy:
+            continue
+        try:
+            age = now - entry.private_key.stat().st_mtime
+        except OSError:
+            continue
+        if age >= every:
+            result.append(entry)
+    return result
+
+
+def scheduled_step(config: Config, wait: float = 60.0) -> tuple[list[str], bool]:
+    """One run of the schedule (``serve``, hourly): start the rotations that are due and
+    move every rotation under way on.  Returns the events and whether the config was
+    switched to a new key (the server must reload).  A lock file keeps the workers of a
+    multi-process server from doing it twice at once."""
+    import fcntl
+
+    settings = config.dkim_rotation
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    events: list[str] = []
+    switched = False
+    with open(config.data_dir / "dkim-rotation.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return [], False  # another worker is at it
+        rotations = load_rotations(config.data_dir)
+        now = time.time()
+        for entry in due(config, rotations, now):
+            rotation = start(config, entry, None, settings.overlap, now)
+            rotations[rotation.key] = rotation
+            events.append(f"{rotation.key}: new key for selector {rotation.new_selector}")
+        save_rotations(config.data_dir, rotations)
+        primary = _parse_server(settings.server) if settings.server else None
+        key = None
+        if settings.tsig_key is not None:
+            key = read_tsig_key(
+                settings.tsig_key.read_text(encoding="utf-8"), str(settings.tsig_key)
+            )
+        servers = [_parse_server(a) for a in settings.authoritative]
+        for rotation in rotations.values():
+            if rotation.phase == "done":
+                continue
+            if primary is None and not servers:
+                events.append(f"{rotation.key}: no [dkim_rotation] server or authoritative")
+                continue
+            before = rotation.phase
+            notes: list[str] = []
+            try:
+                advance(rotation, config, primary, key, servers, wait, notes)
+            except (UpdateError, OSError) as exc:
+                notes.append(f"error: {exc}")
+            events.extend(f"{rotation.key}: {n}" for n in notes)
+            switched = switched or (before == "published" and rotation.phase != "published")
+            if switched and config.path is not None:
+                config = load_config(str(config.path))  # the next key sees the new file
+        save_rotations(config.data_dir, rotations)
+    return events, switched
+
+
+SCHEDULE_INTERVAL = 3600.0
+"""``serve`` looks at the rotations once an hour (and once a minute after starting)."""
+
+
+async def rotate_on_schedule(
+    current_config: Callable[[], Config],
+    log: Callable[..., object],
+    reload: Callable[[], None],
+    first_delay: float = 60.0,
+) -> None:
+    """``serve``'s side of ``[dkim_rotation] every``: :func:`scheduled_step` in a worker
+    thread, hourly; a switch to a new key makes the server reload (it then signs with
+    the key that every authoritative server already serves)."""
+    delay = first_delay
+    while True:
+        await asyncio.sleep(delay)
+        delay = SCHEDULE_INTERVAL
+        try:
+            events, switched = await asyncio.to_thread(scheduled_step, current_config())
+        except Exception as exc:  # rotation must never stop the server
+            log("error", what="dkim-rotation", reason=str(exc))
+            continue
+        for event in events:
+            log("config", what="dkim-rotation", reason=event)
+        if switched:
+            reload()
