@@ -15,6 +15,7 @@ import difflib
 import ipaddress
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -151,6 +152,20 @@ class CheckConfig:
 
 
 @dataclass(frozen=True)
+class DkimRotationConfig:
+    """``[dkim_rotation]``: ``serve`` rotates each DKIM key this often (``mailwright dkim
+    rotate`` on a schedule); None: never."""
+
+    every: int | None = None
+    """Seconds between rotations of a key (``every = "180d"``)."""
+    overlap: int = 7 * 86400
+    server: str | None = None
+    """The zone's primary (``HOST[:PORT]``) for the dynamic update; None: by hand."""
+    tsig_key: Path | None = None
+    authoritative: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class LogConfig:
     file: Path | None = None
     """Where event lines go besides stderr (``data_dir/mailwright.log`` when unset)."""
@@ -191,6 +206,7 @@ class Config:
     """Local addresses with a Maildir of their own (``user@one-of-domains``)."""
     inbound: InboundConfig = field(default_factory=InboundConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
+    dkim_rotation: DkimRotationConfig = field(default_factory=DkimRotationConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     @property
@@ -278,6 +294,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         mailboxes=tuple(m.lower() for m in top.items("mailboxes", str, [], check=_mailbox_check)),
         inbound=_inbound(top.table("inbound")),
         check=_check(top.table("check")),
+        dkim_rotation=_dkim_rotation(top.table("dkim_rotation")),
         log=_log(top.table("log")),
     )
     top.finish()
@@ -498,6 +515,37 @@ def _check(t: _Table) -> CheckConfig:
     result = CheckConfig(
         dnsbls=tuple(t.items("dnsbls", str, list(DEFAULT_DNSBLS), check=_domain_check)),
         dbls=tuple(t.items("dbls", str, list(DEFAULT_DBLS), check=_domain_check)),
+    )
+    t.finish()
+    return result
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+
+
+def _duration(t: _Table, name: str, default: int | None) -> int | None:
+    value = t.text(name, None)
+    if value is None:
+        return default
+    m = _DURATION.match(value.lower())
+    if m is None:
+        raise ConfigError(t.file, t.key(name), f"{value!r} is not a duration", 'write e.g. "180d"')
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+
+
+def _dkim_rotation(t: _Table) -> DkimRotationConfig:
+    every = _duration(t, "every", None)
+    if every is not None and every < 86400:
+        raise ConfigError(
+            t.file, t.key("every"), "rotating more than once a day defeats the overlap",
+            'write e.g. every = "180d"',
+        )  # fmt: skip
+    result = DkimRotationConfig(
+        every=every,
+        overlap=_duration(t, "overlap", 7 * 86400) or 0,
+        server=t.text("server", None),
+        tsig_key=t.finish_path("tsig_key", finish=False),
+        authoritative=tuple(t.items("authoritative", str, [])),
     )
     t.finish()
     return result

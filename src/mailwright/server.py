@@ -281,6 +281,7 @@ class Worker:
         self._report_task: asyncio.Task[None] | None = None
         self._watchdog_task: asyncio.Task[None] | None = None
         self._pickup_task: asyncio.Task[None] | None = None
+        self._rotation_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self.http: Any = None
         self.certificates: Any = None
@@ -301,6 +302,18 @@ class Worker:
         self._pickup_task = asyncio.create_task(self._make_pickup().run())
         if config.inbound.send_aggregate_reports:
             self._report_task = asyncio.create_task(self._send_reports_daily())
+        if config.dkim_rotation.every is not None:  # [dkim_rotation] every = "180d"
+            from .setup.rotation import rotate_on_schedule
+
+            def reload_all() -> None:  # one worker: itself; several: the master forwards it
+                if worker_count(self.options) == 1:
+                    self.reload()
+                else:
+                    os.kill(os.getppid(), signal.SIGHUP)
+
+            self._rotation_task = asyncio.create_task(
+                rotate_on_schedule(lambda: self.runtime.config, self.logger.event, reload_all)
+            )
 
     async def _start_http_and_certificates(self) -> None:
         """The ``http`` listeners (ACME challenges, /healthz) and, with ``[tls] acme``,
@@ -402,7 +415,7 @@ class Worker:
 
         assert self.store is not None and self.smtp is not None
         return Pickup(
-            self.options.config.data_dir,
+            self.runtime.config.data_dir,
             lambda: (self.runtime.config, self.runtime.directory),
             self.store,
             lambda: self.runtime.intake,
@@ -511,6 +524,7 @@ class Worker:
             self._certificate_task,
             self._watchdog_task,
             self._pickup_task,
+            self._rotation_task,
         ):
             if task is not None:
                 task.cancel()

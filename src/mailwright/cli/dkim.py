@@ -388,3 +388,12 @@ def testkey(domain: str, selector: str, key_path: str, as_json: bool) -> None:
             console.print("publish this record:", markup=False)
             console.print(dns_record_value(private), markup=False, soft_wrap=True)
     raise SystemExit(0 if ok else 1)
+
+
+def _register_rotate() -> None:
+    from .dkim_rotate import rotate  # issue 17 item 12, in its own module
+
+    dkim.add_command(rotate)
+
+
+_register_rotate()

@@ -17,7 +17,7 @@ from .context import AppContext, err_console, safe
 COMMANDS: dict[str, str] = {
     "serve": "mailwright.cli.serve:serve",
     "init": "mailwright.cli.setup:init",
-    "records": "mailwright.cli.setup:records",
+    "records": "mailwright.cli.records:records",
     "check": "mailwright.cli.check:check",
     "config": "mailwright.cli.config_check:config",
     "send-test": "mailwright.cli.sendtest:send_test",
