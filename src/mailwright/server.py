@@ -269,7 +269,7 @@ class Worker:
 
     async def send_reports_now(self) -> None:
         from .dmarc.report_sender import send_due_reports
-        from .dns import DnspythonResolver
+        from .dns import server_resolver
 
         config = self.state.config
         assert self.store is not None
@@ -287,7 +287,7 @@ class Worker:
             data_dir=config.data_dir,
             hostname=config.hostname,
             from_address=sender,
-            resolver=DnspythonResolver(config.dns.nameserver, timeout=config.dns.timeout),
+            resolver=server_resolver(config.dns.nameserver, config.dns.timeout),
             enqueue=enqueue,
         )
         for policy_domain, queue_id, skipped in sent:
@@ -302,7 +302,7 @@ class Worker:
     def _make_agent(self) -> Any:
         """The delivery engineer's agent (mailwright.delivery.agent)."""
         from .delivery.agent import DeliveryAgent
-        from .dns import DnspythonResolver
+        from .dns import server_resolver
 
         config = self.options.config
 
@@ -315,7 +315,7 @@ class Worker:
         return DeliveryAgent(
             config,
             self.store,
-            DnspythonResolver(config.dns.nameserver, timeout=config.dns.timeout),
+            server_resolver(config.dns.nameserver, config.dns.timeout),
             self.logger,
             worker=worker_name(os.getpid()),
             local_targets=local_targets,

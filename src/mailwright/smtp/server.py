@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Config, ListenerConfig
-from ..dns import DnspythonResolver, Resolver
+from ..dns import Resolver, server_resolver
 from ..inbound import InboundChecker, InboundDecision
 from ..local import LocalDirectory
 from ..log import EventLogger, angle
@@ -406,9 +406,7 @@ class SmtpServer:
         checker = self._inbound.get(id(state))
         if checker is None:
             config = state.config
-            resolver = self.resolver or DnspythonResolver(
-                config.dns.nameserver, timeout=config.dns.timeout, cache=True
-            )
+            resolver = self.resolver or server_resolver(config.dns.nameserver, config.dns.timeout)
             checker = InboundChecker(config, resolver, self.logger)
             self._inbound = {id(state): checker}
         try:
