@@ -8,8 +8,8 @@ address family and answers are demultiplexed by query ID.
 Spoofing resistance (RFC 5452 §9): query IDs come from the OS's CSPRNG, the
 socket's source port is chosen at random by the kernel and the socket is
 replaced after :data:`ROTATE_AFTER` queries, and an answer is taken only when
-it comes from the server asked, carries a pending ID and repeats our question
-exactly; anything else is dropped and the query keeps waiting. A truncated
+it comes from the server asked, carries a pending ID, repeats our question
+exactly and decodes; anything else is dropped and the query keeps waiting. A truncated
 answer is asked again over TCP (RFC 7766 §5).
 """
 
@@ -45,7 +45,7 @@ MAX_CNAME_CHAIN = 16
 
 @dataclass(slots=True)
 class _Pending:
-    future: asyncio.Future[bytes]
+    future: asyncio.Future[wire.Response]
     question: bytes
     server: tuple[str, int]
 
@@ -80,8 +80,14 @@ class _UdpChannel(asyncio.DatagramProtocol):
         ):
             self.dropped += 1
             return
+        try:
+            response = wire.parse_response(data, len(pending.question))
+        except wire.WireError:
+            # Not taken as the answer: anyone who can guess an ID could send garbage.
+            self.dropped += 1
+            return
         if not pending.future.done():
-            pending.future.set_result(data)
+            pending.future.set_result(response)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors (port unreachable) cannot be tied to one query on an unconnected
@@ -200,28 +206,18 @@ class StubResolver(Resolver):
         wait: float,
         deadline: float,
     ) -> wire.Response:
-        data = await self._udp(loop, server, question, wait)
-        response = self._decode(data, question)
+        response = await self._udp(loop, server, question, wait)
         if response.truncated:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise TimeoutError
-            data = await asyncio.wait_for(_tcp(server, question), remaining)
-            response = self._decode(data, question)
+            response = await asyncio.wait_for(_tcp(server, question), remaining)
         if response.rcode == wire.RCODE_FORMERR:
             # RFC 6891 §7: a server without EDNS answers FORMERR; ask it once without.
-            data = await self._udp(loop, server, question, wait, edns=False)
-            response = self._decode(data, question)
+            response = await self._udp(loop, server, question, wait, edns=False)
         if response.rcode not in (wire.RCODE_NOERROR, wire.RCODE_NXDOMAIN):
             raise _ServerError(wire.RCODE_TEXT.get(response.rcode, f"RCODE {response.rcode}"))
         return response
-
-    @staticmethod
-    def _decode(data: bytes, question: bytes) -> wire.Response:
-        try:
-            return wire.parse_response(data, len(question))
-        except wire.WireError as exc:
-            raise _ServerError(f"a malformed message ({exc})") from None
 
     async def _udp(
         self,
@@ -231,10 +227,10 @@ class StubResolver(Resolver):
         wait: float,
         *,
         edns: bool = True,
-    ) -> bytes:
+    ) -> wire.Response:
         channel = await self._channel(loop, server)
         query_id = channel.new_id()
-        future: asyncio.Future[bytes] = loop.create_future()
+        future: asyncio.Future[wire.Response] = loop.create_future()
         channel.pending[query_id] = _Pending(future, question, server)
         timer = loop.call_later(wait, _expire, future)
         try:
@@ -303,14 +299,17 @@ class StubResolver(Resolver):
         self._channels = {}
 
 
-def _expire(future: asyncio.Future[bytes]) -> None:
+def _expire(future: asyncio.Future[wire.Response]) -> None:
     if not future.done():
         future.set_exception(TimeoutError())
 
 
-async def _tcp(server: tuple[str, int], question: bytes) -> bytes:
+async def _tcp(server: tuple[str, int], question: bytes) -> wire.Response:
     """One query over TCP with a 2-octet length prefix (RFC 1035 §4.2.2, RFC 7766)."""
-    reader, writer = await asyncio.open_connection(server[0], server[1])
+    try:
+        reader, writer = await asyncio.open_connection(server[0], server[1])
+    except OSError as exc:
+        raise _ServerError(f"no TCP connection ({exc.strerror or exc})") from None
     try:
         query_id = secrets.randbits(16)
         query = wire.build_query(query_id, question)
@@ -321,7 +320,10 @@ async def _tcp(server: tuple[str, int], question: bytes) -> bytes:
             if len(data) >= 2 and int.from_bytes(data[:2], "big") == query_id:
                 if not wire.answers_question(data, question):
                     raise _ServerError("with another question over TCP")
-                return data
+                try:
+                    return wire.parse_response(data, len(question))
+                except wire.WireError as exc:
+                    raise _ServerError(f"a malformed message over TCP ({exc})") from None
     except (OSError, asyncio.IncompleteReadError) as exc:
         raise _ServerError(f"nothing usable over TCP ({exc or type(exc).__name__})") from None
     finally:

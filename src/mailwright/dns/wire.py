@@ -148,13 +148,13 @@ def parse_response(data: bytes, question_length: int) -> Response:
     """Decode a response whose question section (``question_length`` octets) was matched.
 
     The answer section is decoded in full; of the authority section only an SOA is
-    kept; the additional section is not read (nothing in it is trusted or needed).
+    kept; the additional section is only walked (nothing in it is trusted or needed).
     """
     if len(data) < 12:
         raise WireError("message shorter than its header")
-    query_id, flags, _qd, ancount, nscount, _ar = HEADER.unpack_from(data)
+    query_id, flags, _qd, ancount, nscount, arcount = HEADER.unpack_from(data)
     response = Response(query_id, flags, flags & 0xF)
-    if ancount + nscount > _MAX_RECORDS:
+    if ancount + nscount + arcount > _MAX_RECORDS:
         raise WireError("more records than the message can hold")
     offset = 12 + question_length
     answer = response.answer
@@ -165,6 +165,8 @@ def parse_response(data: bytes, question_length: int) -> Response:
         record, offset = _read_record(data, offset, only=SOA)
         if record.rtype == SOA and response.soa is None:
             response.soa = record
+    for _ in range(arcount):  # walked, not kept: a message that lies about it is refused
+        _record, offset = _read_record(data, offset, only=-1)
     return response
 
 
