@@ -220,23 +220,32 @@ class SqliteQueueStore(QueueStore):
             conn.execute(f"PRAGMA synchronous = {mode}")
             self._local.synchronous = mode
         self._begin(conn)
+        # A lone operation (one session's enqueue, a claim) needs no savepoint: if it
+        # fails, rolling back the whole transaction undoes exactly it.
+        alone = len(batch) == 1
         try:
             for op in batch:
-                conn.execute("SAVEPOINT op")
+                if not alone:
+                    conn.execute("SAVEPOINT op")
                 try:
                     value = op.fn(conn)
                 except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
+                    if alone:
+                        conn.execute("ROLLBACK")
+                    else:
+                        conn.execute("ROLLBACK TO op")
+                        conn.execute("RELEASE op")
                     if isinstance(exc, sqlite3.Error):
                         exc = QueueError(f"queue database {self.path}: {exc}")
                     results.append((False, exc))
                     continue
-                conn.execute("RELEASE op")
+                if not alone:
+                    conn.execute("RELEASE op")
                 results.append((True, value))
-            conn.execute("COMMIT")
-            if mode == "FULL":
-                self.synced_batches += 1
+            if conn.in_transaction:  # not after a lone operation's rollback
+                conn.execute("COMMIT")
+                if mode == "FULL":
+                    self.synced_batches += 1
         except BaseException as exc:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):

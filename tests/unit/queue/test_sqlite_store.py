@@ -322,3 +322,30 @@ async def test_unsynced_results_are_in_the_database_for_other_connections(
         assert await other.get(queue_id) is None
     finally:
         await other.close()
+
+
+def _fail(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO entries (id) VALUES (NULL, NULL)")  # wrong column count
+
+
+async def test_a_failing_operation_alone_leaves_the_store_usable(store: SqliteQueueStore) -> None:
+    with pytest.raises(QueueError):
+        await store._write(_fail)
+    queue_id = await store.enqueue("a@example.com", ["b@example.net"], b"x\r\n")
+    assert (await store.get(queue_id)) is not None
+
+
+async def test_a_failing_operation_does_not_undo_the_others_of_its_batch(
+    store: SqliteQueueStore,
+) -> None:
+    first, failed, second = await asyncio.gather(
+        store.enqueue("a@example.com", ["b@example.net"], b"1\r\n"),
+        store._write(_fail),
+        store.enqueue("a@example.com", ["c@example.net"], b"2\r\n"),
+        return_exceptions=True,
+    )
+    assert isinstance(failed, QueueError)
+    assert isinstance(first, str) and isinstance(second, str)
+    assert await store.read_message(first) == b"1\r\n"
+    assert await store.read_message(second) == b"2\r\n"
+    assert store.batches == 1
