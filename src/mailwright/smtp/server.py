@@ -690,12 +690,17 @@ class SmtpConnection(asyncio.Protocol):
             if self.session.in_data
             else self.server.settings.command_timeout
         )
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        # A timer on the waiter itself: asyncio.wait_for would add a second future and
+        # its callbacks to every read of every session.
+        timer = loop.call_later(timeout, _time_out, waiter)
         try:
-            await asyncio.wait_for(self._waiter, timeout)
+            await waiter
         except TimeoutError:
             return False
         finally:
+            timer.cancel()
             self._waiter = None
         return True
 
@@ -743,3 +748,8 @@ def listener_sockets(listeners: Sequence[ListenerConfig]) -> dict[str, socket.so
         sock.setblocking(False)
         out[listener.name] = sock
     return out
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
