@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import secrets
 import socket
 from dataclasses import dataclass
@@ -139,10 +140,9 @@ class StubResolver(Resolver):
         self.timeout = timeout
         self.attempt_timeout = min(attempt_timeout, timeout)
         self.nameserver = nameserver
-        if nameserver is not None:
-            self.servers = [parse_nameserver(nameserver)]
-        else:
-            self.servers = _system_servers()
+        servers = [parse_nameserver(nameserver)] if nameserver is not None else _system_servers()
+        # The form the kernel reports a datagram's source in, so that answers match.
+        self.servers = [(_canonical_ip(host), port) for host, port in servers]
         self._channels: dict[int, list[_UdpChannel]] = {}
         self._opening: dict[int, asyncio.Future[_UdpChannel]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -342,6 +342,15 @@ def _system_servers() -> list[tuple[str, int]]:
             "pass --nameserver HOST[:PORT] or set [dns] nameserver",
         )
     return servers
+
+
+def _canonical_ip(host: str) -> str:
+    address, _, zone = host.partition("%")
+    try:
+        text = ipaddress.ip_address(address).compressed
+    except ValueError:
+        return host
+    return f"{text}%{zone}" if zone else text
 
 
 def _server_text(server: tuple[str, int]) -> str:

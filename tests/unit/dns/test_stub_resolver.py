@@ -272,3 +272,9 @@ async def test_negative_answers_carry_the_soa_ttl(serve: Any) -> None:
     assert (nx.outcome, nx.ttl) == (Outcome.NXDOMAIN, 60)  # RFC 2308 §5: min(TTL, MINIMUM)
     nodata = await resolver.a("nodata.example.com")
     assert (nodata.outcome, nodata.ttl) == (Outcome.NODATA, 60)
+
+
+def test_server_addresses_are_kept_in_the_form_answers_come_from() -> None:
+    # A datagram's source is reported compressed; "0:0:...:1" must still match "::1".
+    assert StubResolver("[0:0:0:0:0:0:0:1]:5353").servers == [("::1", 5353)]
+    assert StubResolver("127.0.0.1").servers == [("127.0.0.1", 53)]
