@@ -374,7 +374,7 @@ class Worker:
 
     async def send_reports_now(self) -> None:
         from .dmarc_reports.sender import send_due_reports
-        from .dns import DnspythonResolver
+        from .dns import server_resolver
 
         config = self.runtime.config
         assert self.smtp is not None
@@ -397,7 +397,7 @@ class Worker:
             data_dir=config.data_dir,
             hostname=config.hostname,
             from_address=sender,
-            resolver=DnspythonResolver(config.dns.nameserver, timeout=config.dns.timeout),
+            resolver=server_resolver(config.dns.nameserver, config.dns.timeout),
             enqueue=enqueue,
         )
         for policy_domain, queue_id, skipped in sent:
@@ -426,7 +426,7 @@ class Worker:
     def _make_agent(self) -> Any:
         """The delivery engineer's agent (mailwright.delivery.agent)."""
         from .delivery.agent import DeliveryAgent
-        from .dns import DnspythonResolver
+        from .dns import server_resolver
 
         config = self.runtime.config
 
@@ -443,7 +443,7 @@ class Worker:
         return DeliveryAgent(
             config,
             self.store,
-            DnspythonResolver(config.dns.nameserver, timeout=config.dns.timeout),
+            server_resolver(config.dns.nameserver, config.dns.timeout),
             self.logger,
             worker=worker_name(os.getpid()),
             local_targets=local_targets,

@@ -26,7 +26,8 @@ from test_dkim_interop import ORIGIN, opendkim_testmsg_verify  # same directory
 
 from mailwright import maildrop
 from mailwright.testing.nsd import NsdServer
-from mailwright.testing.postfix import PostfixServer, free_port
+from mailwright.testing.ports import free_port
+from mailwright.testing.postfix import PostfixServer
 
 pytestmark = pytest.mark.integration
 __all__ = ["serve"]  # the fixture, imported for pytest

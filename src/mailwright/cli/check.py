@@ -133,9 +133,9 @@ def check(
     )
     resolver = context.resolver
     if config_file and not context.effective_nameserver() and config.dns.nameserver:
-        from ..dns import DnspythonResolver
+        from ..dns import StubResolver
 
-        resolver = DnspythonResolver(config.dns.nameserver, timeout=config.dns.timeout)
+        resolver = StubResolver(config.dns.nameserver, timeout=config.dns.timeout)
     if as_json or not console.is_terminal:
         report = run(run_checks(domain, options, resolver))
     else:
