@@ -155,6 +155,7 @@ class Config:
         ipaddress.ip_network("::1/128"),
     )
     message_size_limit: int = DEFAULT_MESSAGE_SIZE_LIMIT
+    strict_8bitmime: bool = False
     workers: int = 0
     """Worker processes sharing the listeners; 0 means one per CPU core."""
     dns: DnsConfig = field(default_factory=DnsConfig)
@@ -245,6 +246,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         message_size_limit=top.integer(
             "message_size_limit", DEFAULT_MESSAGE_SIZE_LIMIT, minimum=1024
         ),
+        strict_8bitmime=top.flag("strict_8bitmime", False),
         workers=top.integer("workers", 0, minimum=0),
         dns=_dns(top.table("dns")),
         dkim=tuple(_dkim_key(t) for t in top.tables("dkim")),
