@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "check": "mailwright.cli.check:check",
     "send-test": "mailwright.cli.sendtest:send_test",
     "queue": "mailwright.cli.queue:queue",
+    "suppress": "mailwright.cli.tracking:suppress",
+    "events": "mailwright.cli.tracking:events",
     "passwd": "mailwright.cli.passwd:passwd",
     "explain": "mailwright.cli.explain:explain",
     "spf": "mailwright.cli.spf:spf",

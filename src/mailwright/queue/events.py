@@ -185,6 +185,17 @@ def read(
     return [Event.from_row(seq, ts, data) for seq, ts, data in conn.execute(sql, args)]
 
 
+def latest(conn: sqlite3.Connection, limit: int, types: Sequence[str] | None = None) -> list[Event]:
+    """The newest ``limit`` events (of ``types``), oldest first."""
+    sql = "SELECT seq, timestamp, data FROM events"
+    args: list[Any] = []
+    if types:
+        sql += f" WHERE event_type IN ({','.join('?' * len(types))})"
+        args.extend(types)
+    rows = conn.execute(sql + " ORDER BY seq DESC LIMIT ?", (*args, limit)).fetchall()
+    return [Event.from_row(seq, ts, data) for seq, ts, data in reversed(rows)]
+
+
 def last_seq(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT max(seq) FROM events").fetchone()
     return int(row[0] or 0)

@@ -150,6 +150,9 @@ class Tracking:
             )
         )
 
+    async def latest(self, limit: int, types: Sequence[str] | None = None) -> list[ev.Event]:
+        return await self.store.query(lambda conn: ev.latest(conn, limit, types))
+
     async def last_seq(self) -> int:
         return await self.store.query(ev.last_seq)
 
