@@ -42,7 +42,7 @@ async def serve_mailwright(port: int, data_dir: str) -> None:
     from mailwright.config import parse_config
     from mailwright.log import EventLogger
     from mailwright.queue import open_store
-    from mailwright.server import build_state
+    from mailwright.server import build_runtime
     from mailwright.smtp.server import SmtpServer
 
     config = parse_config(
@@ -53,7 +53,7 @@ async def serve_mailwright(port: int, data_dir: str) -> None:
             "listeners": [{"name": "submission", "address": "127.0.0.1", "port": port}],
         }
     )
-    state, _ = build_state(config, dev_mode=False)
+    state, _ = build_runtime(config, dev_mode=False)
     store = await open_store(config.data_dir)
     server = SmtpServer(state, store, EventLogger(stderr=False, path=Path(data_dir) / "log"))
     await server.start()

@@ -315,8 +315,8 @@ class InboundDecision:
     """The message with our Authentication-Results field (and forged ones removed)."""
     reply: str | None
     """A rejection to send instead of queueing (``550 5.7.1 ...``), or None."""
-    meta: dict[str, object]
-    """Queue metadata for delivery: ``folder`` (e.g. ``.Junk``) for quarantined mail."""
+    folder: str | None = None
+    """Deliver into this Maildir++ folder (e.g. ``.Junk`` for quarantined mail)."""
 
 
 class InboundChecker:
@@ -369,14 +369,12 @@ class InboundChecker:
         if self.config.inbound.send_aggregate_reports:
             self.record_observations(verdict, recipients)
         if verdict.action == "reject":
-            return InboundDecision(message, verdict.reply, {})
-        meta: dict[str, object] = {"dmarc": verdict.dmarc_word}
-        if verdict.action == "junk":
-            meta["folder"] = self.config.inbound.quarantine_folder
+            return InboundDecision(message, verdict.reply)
+        folder = self.config.inbound.quarantine_folder if verdict.action == "junk" else None
         checked = apply_verdict(message, verdict, authserv_id)
         if any(r.partition("@")[0].lower() == REPORT_LOCALPART for r in recipients):
             self.store_reports(checked, queue_id)
-        return InboundDecision(checked, None, meta)
+        return InboundDecision(checked, None, folder)
 
     def record_observations(self, verdict: InboundVerdict, recipients: Sequence[str]) -> None:
         """Keep what DMARC saw, for the daily aggregate reports (RFC 9990 §2.1)."""

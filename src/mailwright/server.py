@@ -32,7 +32,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,9 +42,10 @@ from .errors import UserError
 from .local import LocalDirectory
 from .log import EventLogger
 from .log import logger as default_logger
-from .queue import QueueStore, open_store
+from .queue import QueueStore, new_queue_id, open_store
 from .smtp.auth import BadHash, Credentials, parse_hash
-from .smtp.server import ServerSettings, Signer, SmtpServer, SmtpServerState, listener_sockets
+from .smtp.intake import Accepted, Signer, originate
+from .smtp.server import Runtime, ServerSettings, SmtpServer, listener_sockets
 
 DEV_SELECTOR = "mailwright-dev"
 RECOVERY_INTERVAL = 15.0
@@ -130,9 +131,9 @@ def build_signer(config: Config, dev_mode: bool) -> Signer | None:
     return sign
 
 
-def build_state(config: Config, dev_mode: bool) -> tuple[SmtpServerState, list[str]]:
+def build_runtime(config: Config, dev_mode: bool) -> tuple[Runtime, list[str]]:
     """Everything derived from the config; raises UserError for what cannot work.
-    Returns the state and notes for the startup log."""
+    Returns the runtime view and notes for the startup log."""
     notes: list[str] = []
     for user in config.users:
         try:
@@ -152,13 +153,35 @@ def build_state(config: Config, dev_mode: bool) -> tuple[SmtpServerState, list[s
     for listener in config.listeners:
         if listener.auth != "none" and not config.users:
             notes.append(f"listener {listener.name}: auth = {listener.auth} but no [[users]]")
-    state = SmtpServerState(
+    if config.delivery.mode == "relay" and config.delivery.relay:
+        from .delivery.routing import relay_target
+
+        relay_target(config.delivery.relay, file=config.source)  # its URL and password work
+    runtime = Runtime(
         config=config,
         directory=directory,
         credentials=Credentials((u.name, u.password_hash) for u in config.users),
         signer=build_signer(config, dev_mode),
+        dev_mode=dev_mode,
     )
-    return state, notes
+    return runtime, notes
+
+
+def reload_runtime(running: Runtime) -> tuple[Runtime, list[str]]:
+    """SIGHUP, for the master and every worker alike: the config file read again and
+    everything derived from it; what is bound and opened (listeners, data directory,
+    also ``--listen``/``--data-dir`` overrides) stays until a restart. Raises
+    :class:`UserError` — then the running view stays."""
+    old = running.config
+    if old.path is None:
+        return running, []
+    config = load_config(old.path)
+    notes: list[str] = []
+    if config.listeners != old.listeners or config.data_dir != old.data_dir:
+        notes.append("listeners and data_dir take effect at the next restart")
+    config = replace(config, listeners=old.listeners, data_dir=old.data_dir)
+    runtime, more = build_runtime(config, running.dev_mode)
+    return runtime, notes + more
 
 
 def log_path(config: Config) -> Path:
@@ -215,12 +238,14 @@ class Worker:
     def __init__(
         self,
         options: ServeOptions,
-        state: SmtpServerState,
+        runtime: Runtime,
         logger: EventLogger,
         sockets: dict[str, socket.socket] | None = None,
     ) -> None:
         self.options = options
-        self.state = state
+        self.runtime = runtime
+        """The one config view of this worker; :meth:`reload` swaps it (and tells the
+        SMTP server and the agent, which derive their settings from it)."""
         self.logger = logger
         self.sockets = sockets
         self.store: QueueStore | None = None
@@ -232,10 +257,10 @@ class Worker:
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
-        config = self.options.config
+        config = self.runtime.config
         self.store = await open_store(config.data_dir)
         await recover_leases(self.store, self.logger)
-        self.smtp = SmtpServer(self.state, self.store, self.logger, self.options.settings)
+        self.smtp = SmtpServer(self.runtime, self.store, self.logger, self.options.settings)
         await self.smtp.start(self.sockets)
         self.agent = self._make_agent()
         if self.agent is not None:
@@ -271,17 +296,22 @@ class Worker:
         from .dmarc.report_sender import send_due_reports
         from .dns import DnspythonResolver
 
-        config = self.state.config
-        assert self.store is not None
-        store = self.store
+        config = self.runtime.config
+        assert self.smtp is not None
+        smtp = self.smtp
         domain = config.domains[0] if config.domains else config.hostname
         sender = f"dmarc-noreply@{domain}"
 
         async def enqueue(from_address: str, recipients: list[str], message: bytes) -> str:
-            signer = self.state.signer
-            signed = signer(message, domain) if signer is not None else None
-            data = signed[0] + message if signed is not None else message
-            return await store.enqueue(from_address, recipients, data, meta={"dmarc_report": True})
+            accepted = originate(
+                from_address,
+                recipients,
+                message,
+                self.runtime.intake,
+                queue_id=new_queue_id(),
+                origin="report",
+            )
+            return await smtp.commit(accepted)
 
         sent = await send_due_reports(
             data_dir=config.data_dir,
@@ -304,12 +334,16 @@ class Worker:
         from .delivery.agent import DeliveryAgent
         from .dns import DnspythonResolver
 
-        config = self.options.config
+        config = self.runtime.config
 
         def local_targets(address: str) -> list[str] | None:
-            # self.state, not a copy: SIGHUP swaps in new mailboxes and aliases
-            resolved = self.state.directory.resolve(address)
+            # self.runtime, not a copy: SIGHUP swaps in new mailboxes and aliases
+            resolved = self.runtime.directory.resolve(address)
             return list(resolved) if resolved is not None else None
+
+        def originated(accepted: Accepted) -> Awaitable[str]:
+            assert self.smtp is not None
+            return self.smtp.commit(accepted)
 
         assert self.store is not None
         return DeliveryAgent(
@@ -320,6 +354,8 @@ class Worker:
             worker=worker_name(os.getpid()),
             local_targets=local_targets,
             announce=self.options.console,
+            intake=lambda: self.runtime.intake,
+            commit=originated,
         )
 
     def request_stop(self) -> None:
@@ -327,28 +363,17 @@ class Worker:
 
     def reload(self) -> None:
         """SIGHUP: new config, keys, users, addresses; reopen the log file."""
-        path = self.options.config.path
         try:
-            config = load_config(path) if path is not None else self.options.config
-            state, notes = build_state(config, self.options.dev_mode)
+            runtime, notes = reload_runtime(self.runtime)
         except UserError as exc:
             self.logger.event("error", what="reload", reason=str(exc))
             return
-        running = self.options.config
-        if config.listeners != running.listeners or config.data_dir != running.data_dir:
-            notes.append("listeners and data_dir take effect at the next restart")
-        # What is bound and opened stays (also --listen / --data-dir overrides).
-        config = replace(config, listeners=running.listeners, data_dir=running.data_dir)
-        if self.agent is not None and hasattr(self.agent, "reconfigure"):
-            try:
-                self.agent.reconfigure(config)
-            except UserError as exc:
-                self.logger.event("error", what="reload", reason=f"delivery: {exc}")
-                return
-        self.options = replace(self.options, config=config)
-        self.state = state
+        config = runtime.config
+        self.runtime = runtime
+        if self.agent is not None:
+            self.agent.reconfigure(config)
         if self.smtp is not None:
-            self.smtp.reload(state)
+            self.smtp.reload(runtime)
         with contextlib.suppress(OSError):
             self.logger.open(log_path(config))
         for note in notes:
@@ -386,7 +411,7 @@ class Worker:
 # -- the process ---------------------------------------------------------------------------------
 
 
-def prepare(options: ServeOptions) -> tuple[SmtpServerState, EventLogger, list[str]]:
+def prepare(options: ServeOptions) -> tuple[Runtime, EventLogger, list[str]]:
     """Check everything that can be wrong before binding anything."""
     config = options.config
     notes: list[str] = []
@@ -395,13 +420,13 @@ def prepare(options: ServeOptions) -> tuple[SmtpServerState, EventLogger, list[s
         notes.append(
             f"DKIM key {'generated' if created else 'in'} {path} (selector {DEV_SELECTOR})"
         )
-    state, more = build_state(config, options.dev_mode)
+    runtime, more = build_runtime(config, options.dev_mode)
     notes.extend(more)
     logger = default_logger
     logger.open(log_path(config))
     if options.dev_mode:
         logger.set_stderr(False)  # the console shows one line per message instead
-    return state, logger, notes
+    return runtime, logger, notes
 
 
 def banner(options: ServeOptions, workers: int) -> list[str]:
@@ -428,7 +453,7 @@ def banner(options: ServeOptions, workers: int) -> list[str]:
 
 def serve(options: ServeOptions) -> int:
     """Run until SIGTERM; returns the exit code."""
-    state, logger, notes = prepare(options)
+    runtime, logger, notes = prepare(options)
     workers = worker_count(options)
     for line in banner(options, workers):
         options.console(line)
@@ -444,33 +469,15 @@ def serve(options: ServeOptions) -> int:
         ) from None
     logger.event("started", workers=workers, config=options.config.source)
     if workers == 1:
-        asyncio.run(Worker(options, state, logger, sockets).run())
+        asyncio.run(Worker(options, runtime, logger, sockets).run())
         logger.event("stopped")
         return 0
-    return _supervise(options, state, logger, sockets, workers)
-
-
-def _reload_options(
-    options: ServeOptions, logger: EventLogger
-) -> tuple[ServeOptions, SmtpServerState] | None:
-    """The master's side of SIGHUP (the workers reload themselves)."""
-    running = options.config
-    if running.path is None:
-        return None
-    try:
-        config = load_config(running.path)
-        config = replace(config, listeners=running.listeners, data_dir=running.data_dir)
-        state, _ = build_state(config, options.dev_mode)
-    except UserError:
-        return None  # the workers log why
-    with contextlib.suppress(OSError):
-        logger.open(log_path(config))
-    return replace(options, config=config), state
+    return _supervise(options, runtime, logger, sockets, workers)
 
 
 def _supervise(
     options: ServeOptions,
-    state: SmtpServerState,
+    runtime: Runtime,
     logger: EventLogger,
     sockets: dict[str, socket.socket],
     count: int,
@@ -485,7 +492,7 @@ def _supervise(
             try:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
-                asyncio.run(Worker(options, state, logger, sockets).run())
+                asyncio.run(Worker(options, runtime, logger, sockets).run())
             except BaseException as exc:  # report, never fall back into the master's loop
                 logger.event("error", what="worker", reason=f"{type(exc).__name__}: {exc}")
                 code = 1
@@ -495,15 +502,17 @@ def _supervise(
         children[pid] = slot
 
     def forward(signum: int, frame: Any) -> None:
-        nonlocal stopping, options, state
+        nonlocal stopping, runtime
         if signum in (signal.SIGTERM, signal.SIGINT):
             stopping = True
         if signum == signal.SIGHUP:
-            # Keep the master's copy current too: a worker restarted later must start
-            # with the reloaded config, not the one from before the SIGHUP.
-            reloaded = _reload_options(options, logger)
-            if reloaded is not None:
-                options, state = reloaded
+            # Keep the master's view current too: a worker restarted later must start
+            # with the reloaded config, not the one from before the SIGHUP. (The
+            # workers reload on their own and log why when it fails.)
+            with contextlib.suppress(UserError):
+                runtime, _ = reload_runtime(runtime)
+            with contextlib.suppress(OSError):
+                logger.open(log_path(runtime.config))
         for pid in list(children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)

@@ -29,7 +29,7 @@ from mailwright.dkim import dns_record_value, generate_key, private_key_pem
 from mailwright.dns import MemoryResolver
 from mailwright.log import EventLogger
 from mailwright.queue import SqliteQueueStore
-from mailwright.server import build_state
+from mailwright.server import build_runtime
 from mailwright.smtp.auth import hash_password
 from mailwright.smtp.server import ServerSettings, SmtpServer
 
@@ -153,7 +153,7 @@ async def harness_factory(tmp_path: Path) -> AsyncIterator[Any]:
         data.update(extra)
         config = parse_config(data, tmp_path / "mailwright.toml")
         config = replace(config, listeners=tuple(replace(li, port=0) for li in config.listeners))
-        state, _ = build_state(config, dev_mode=False)
+        state, _ = build_runtime(config, dev_mode=False)
         store = await SqliteQueueStore.open(config.data_dir)
         logger = EventLogger(stderr=False)
         events: list[dict[str, str]] = []
@@ -524,7 +524,7 @@ async def test_smtputf8_message_gets_utf8smtp_trace(harness_factory: Any) -> Non
     entry = await h.store.get(queue_id)
     assert entry is not None and entry.sender == "jos\u00e9@example.org"
     assert entry.recipients[0].address == "b\u00fccher@b\u00fccher.example"
-    assert entry.meta["smtputf8"] is True
+    assert entry.meta.smtputf8 is True
     await c.close()
 
 
@@ -535,7 +535,7 @@ async def test_ipv6_loopback_listener(harness_factory: Any) -> None:
     reader, writer = await asyncio.open_connection("::1", h.ports["v6"])
     assert (await reader.readline()).startswith(b"220 ")
     writer.write(b"EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<victim@example.net>\r\n")
-    lines = [await reader.readline() for _ in range(8)]
+    lines = [await reader.readline() for _ in range(9)]
     assert lines[-2] == b"250 2.1.0 Ok\r\n"
     assert lines[-1].startswith(b"554 5.7.1")  # ::1 is not in trusted_networks here
     writer.close()

@@ -178,8 +178,9 @@ def show(queue_id: str, as_json: bool) -> None:
             safe(r.last_reply or ""),
         )
     console.print(table)
-    if entry.meta:
-        console.print("meta: " + safe(", ".join(f"{k}={v}" for k, v in entry.meta.items())))
+    meta = entry.meta.to_json()
+    if meta:
+        console.print("meta: " + safe(", ".join(f"{k}={v}" for k, v in meta.items())))
     # The header is untrusted: an ESC or BEL in a Subject is shown, not obeyed.
     console.print(visible(head.replace("\r\n", "\n")), markup=False, highlight=False)
 

@@ -27,7 +27,11 @@ RETURN_LIMIT = 50_000
 _FOLD = 76
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
 
-Kind = Literal["failure", "delay"]
+Action = Literal["failed", "delayed", "delivered", "relayed"]
+"""RFC 3464 §2.3.3 (``expanded`` is for lists, which we do not expand)."""
+Kind = Literal["failure", "delay", "success"]
+"""What a DSN reports: failed recipients, delayed ones (RFC 3464 §2.3.3), or, when
+NOTIFY=SUCCESS asked for it (RFC 3461 §4.1), delivered or relayed ones."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +41,7 @@ class RecipientReport:
     recipient: str
     status: str
     """RFC 3463 code, e.g. ``5.1.1``."""
-    action: Literal["failed", "delayed"] = "failed"
+    action: Action = "failed"
     diagnostic: str | None = None
     """The remote server's reply (``550 5.1.1 ...``), or our own explanation."""
     remote: bool = True
@@ -64,8 +68,15 @@ def build_dsn(
     recipients: Sequence[RecipientReport],
     original: bytes,
     now: float | None = None,
+    envid: str | None = None,
+    ret: Literal["FULL", "HDRS"] | None = None,
 ) -> bytes:
-    """The whole DSN message, CRLF line ends, ready to queue to ``sender`` from ``<>``."""
+    """The whole DSN message, CRLF line ends, ready to queue to ``sender`` from ``<>``.
+
+    ``envid`` and ``ret`` are the submitter's RFC 3461 ENVID (§4.4: echoed as
+    Original-Envelope-Id, RFC 3464 §2.2.1) and RET (§4.3: HDRS returns only the header
+    of a failed message; success and delay reports never return the content).
+    """
     if not wants_dsn(sender):
         raise ValueError("no DSN to the null reverse path")
     if not recipients:
@@ -74,9 +85,11 @@ def build_dsn(
     host = _clean(reporting_mta)
     boundary = _boundary(queue_id, now, host, original)
     failed = kind == "failure"
-    subject = (
-        "Undelivered Mail Returned to Sender" if failed else "Delayed Mail (still being retried)"
-    )
+    subject = {
+        "failure": "Undelivered Mail Returned to Sender",
+        "delay": "Delayed Mail (still being retried)",
+        "success": "Successful Mail Delivery Report",
+    }[kind]
     headers = [
         f"From: Mail Delivery System <MAILER-DAEMON@{host}>",
         f"To: <{_clean(sender)}>",
@@ -89,7 +102,10 @@ def build_dsn(
         f'\tboundary="{boundary}"',
     ]
     human = _explanation(kind, host, recipients)
-    status_lines = [
+    status_lines = []
+    if envid:
+        status_lines.append(f"Original-Envelope-Id: {_clean(envid)}")  # RFC 3464 §2.2.1
+    status_lines += [
         f"Reporting-MTA: dns; {host}",  # RFC 3464 §2.2.2
         f"X-Mailwright-Queue-ID: {_clean(queue_id)}",
         f"Arrival-Date: {_date(arrival)}",  # §2.2.5
@@ -98,7 +114,7 @@ def build_dsn(
         status_lines.append("")
         status_lines.extend(_recipient_fields(report))
     head = _header_block(original)
-    if failed and len(original) <= RETURN_LIMIT:
+    if failed and ret != "HDRS" and len(original) <= RETURN_LIMIT:
         returned_type, returned = "message/rfc822", original
     else:
         returned_type, returned = "text/rfc822-headers", head
@@ -173,6 +189,11 @@ def _explanation(kind: Kind, host: str, recipients: Sequence[RecipientReport]) -
             "Your message could not be delivered to the recipients below.",
             "The reason each server gave is quoted; the delivery report that",
             "follows carries the same facts for programs.",
+        ]
+    elif kind == "success":
+        lines += [
+            "Your message was delivered to the recipients below, as you asked",
+            "to be told (or handed to a server that does not send such reports).",
         ]
     else:
         lines += [

@@ -47,6 +47,7 @@ from . import events, suppressions
 from .store import (
     QueueEntry,
     QueueError,
+    QueueMeta,
     QueueStore,
     RecipientState,
     RecipientUpdate,
@@ -128,7 +129,7 @@ def _entry(row: tuple[Any, ...]) -> QueueEntry:
         size=row[3],
         created_at=row[4],
         held=bool(row[5]),
-        meta=json.loads(row[6]),
+        meta=QueueMeta.from_json(json.loads(row[6])),
         claimed_by=row[7],
         lease_until=row[8],
     )
@@ -307,7 +308,7 @@ class SqliteQueueStore(QueueStore):
         recipients: Sequence[str],
         data: bytes,
         *,
-        meta: dict[str, Any] | None = None,
+        meta: QueueMeta | None = None,
         queue_id: str | None = None,
     ) -> str:
         if not recipients:
@@ -317,7 +318,7 @@ class SqliteQueueStore(QueueStore):
             sender=sender,
             recipients=list(recipients),
             data=data,
-            meta=dict(meta or {}),
+            meta=meta or QueueMeta(),
             queue_id=queue_id or new_queue_id(),  # made here: new_queue_id is not thread-safe
         )
         stored = await self._write(insert)
@@ -331,12 +332,12 @@ class SqliteQueueStore(QueueStore):
         sender: str,
         recipients: list[str],
         data: bytes,
-        meta: dict[str, Any],
+        meta: QueueMeta,
         queue_id: str,
     ) -> str:
         now = time.time()
         rcpts = _recipients_json([RecipientState(a, next_attempt=now) for a in recipients])
-        meta_json = json.dumps(meta, separators=(",", ":"))
+        meta_json = json.dumps(meta.to_json(), separators=(",", ":"))
         while True:
             try:
                 conn.execute(
@@ -480,15 +481,11 @@ class SqliteQueueStore(QueueStore):
 
         return await self._write(record)
 
-    async def update_meta(self, queue_id: str, meta: dict[str, Any]) -> None:
+    async def update_meta(self, queue_id: str, meta: QueueMeta) -> None:
+        meta_json = json.dumps(meta.to_json(), separators=(",", ":"))
+
         def update(conn: sqlite3.Connection) -> None:
-            row = conn.execute("SELECT meta FROM entries WHERE id = ?", (queue_id,)).fetchone()
-            if row is not None:
-                merged = {**json.loads(row[0]), **meta}
-                conn.execute(
-                    "UPDATE entries SET meta = ? WHERE id = ?",
-                    (json.dumps(merged, separators=(",", ":")), queue_id),
-                )
+            conn.execute("UPDATE entries SET meta = ? WHERE id = ?", (meta_json, queue_id))
 
         await self._write(update)
 

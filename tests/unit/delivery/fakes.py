@@ -11,7 +11,7 @@ from typing import Any
 from mailwright.delivery.client import ClientSettings, SessionError, TransactionResult
 from mailwright.delivery.replies import Reply, local_reply
 from mailwright.delivery.routing import Hop, Route
-from mailwright.queue import QueueEntry, QueueStore, RecipientState, RecipientUpdate
+from mailwright.queue import QueueEntry, QueueMeta, QueueStore, RecipientState, RecipientUpdate
 
 
 class Clock:
@@ -40,7 +40,8 @@ class MemoryStore(QueueStore):
         recipients: Sequence[str],
         data: bytes,
         *,
-        meta: dict[str, Any] | None = None,
+        meta: QueueMeta | None = None,
+        queue_id: str | None = None,  # the fake names its own IDs
         created_at: float | None = None,
     ) -> str:
         self._n += 1
@@ -52,7 +53,7 @@ class MemoryStore(QueueStore):
             [RecipientState(r, next_attempt=now) for r in recipients],
             len(data),
             now,
-            meta=dict(meta or {}),
+            meta=meta or QueueMeta(),
         )
         self.data[queue_id] = data
         self.wakeup()
@@ -121,8 +122,8 @@ class MemoryStore(QueueStore):
             return None
         return entry
 
-    async def update_meta(self, queue_id: str, meta: dict[str, Any]) -> None:
-        self.entries[queue_id].meta.update(meta)
+    async def update_meta(self, queue_id: str, meta: QueueMeta) -> None:
+        self.entries[queue_id].meta = meta
 
     async def get(self, queue_id: str) -> QueueEntry | None:
         return self.entries.get(queue_id)
@@ -173,7 +174,13 @@ class FakeSession:
     def relay(self) -> str:
         return self.hop.relay
 
-    async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> TransactionResult:
+    async def send(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        meta: QueueMeta | None = None,
+    ) -> TransactionResult:
         self.uses += 1
         if self.network.drop_on_use and self.uses == self.network.drop_on_use:
             self.broken = True  # the server closed the idle connection meanwhile

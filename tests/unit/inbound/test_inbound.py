@@ -254,7 +254,7 @@ async def test_hook_sends_quarantined_mail_to_the_junk_folder(tmp_path: Path) ->
         recipients=["bob@example.net"],
     )
     assert decision.reply is None
-    assert decision.meta["folder"] == ".Spam"
+    assert decision.folder == ".Spam"
     assert decision.message.startswith(b"Authentication-Results: mx.example.net;")
 
 
