@@ -293,7 +293,7 @@ class Worker:
                 self.logger.event("error", what="dmarc-reports", reason=str(exc))
 
     async def send_reports_now(self) -> None:
-        from .dmarc.report_sender import send_due_reports
+        from .dmarc_reports.sender import send_due_reports
         from .dns import DnspythonResolver
 
         config = self.runtime.config

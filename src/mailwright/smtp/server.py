@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from ..config import Config, ListenerConfig
 from ..dns import DnspythonResolver, Resolver
-from ..inbound import InboundChecker, InboundDecision
+from ..inbound import InboundChecker, InboundDecision, ReportStores
 from ..local import LocalDirectory
 from ..log import EventLogger, angle
 from ..queue import QueueError, QueueStore, new_queue_id
@@ -152,6 +152,8 @@ class SmtpServer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._inbound: dict[int, InboundChecker] = {}
+        self._report_stores = ReportStores(state.config.data_dir)
+        """Opened once per worker, kept across reloads (data_dir takes effect at restart)."""
 
     def _policy(
         self, listener: ListenerConfig, ssl_context: ssl.SSLContext | None
@@ -223,6 +225,7 @@ class SmtpServer:
             await asyncio.wait_for(self._wait_idle(), self.settings.shutdown_grace)
         for conn in list(self.connections):
             conn.abort()
+        await self._report_stores.aclose()
 
     async def _wait_idle(self) -> None:
         while self.connections:
@@ -355,7 +358,7 @@ class SmtpServer:
             resolver = self.resolver or DnspythonResolver(
                 config.dns.nameserver, timeout=config.dns.timeout, cache=True
             )
-            checker = InboundChecker(config, resolver, self.logger)
+            checker = InboundChecker(config, resolver, self.logger, self._report_stores)
             self._inbound = {id(state): checker}
         try:
             return await checker(
