@@ -325,6 +325,39 @@ class SqliteQueueStore(QueueStore):
         self.wakeup()
         return stored
 
+    async def enqueue_with(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        *,
+        meta: QueueMeta | None = None,
+        queue_id: str | None = None,
+        also: Callable[[sqlite3.Connection, str], None],
+    ) -> str:
+        """:meth:`enqueue`, and ``also(conn, queue_id)`` in the same transaction (the
+        ``queued`` events: the log never shows a delivery before its queueing, and never
+        misses the queueing of a stored message)."""
+        if not recipients:
+            raise ValueError("a message needs at least one recipient")
+        insert = functools.partial(
+            self._insert,
+            sender=sender,
+            recipients=list(recipients),
+            data=data,
+            meta=meta or QueueMeta(),
+            queue_id=queue_id or new_queue_id(),
+        )
+
+        def both(conn: sqlite3.Connection) -> str:
+            stored = insert(conn)
+            also(conn, stored)
+            return stored
+
+        stored = await self._write(both)
+        self.wakeup()
+        return stored
+
     def _insert(
         self,
         conn: sqlite3.Connection,

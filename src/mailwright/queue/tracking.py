@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from . import events as ev
 from . import suppressions as sup
 from .sqlite import SqliteQueueStore
+from .store import QueueMeta
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,28 @@ class Tracking:
         added = await self.store.transact(write)
         self.notify()
         return added
+
+    async def enqueue(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        *,
+        meta: QueueMeta,
+        queue_id: str,
+        events_for: Callable[[str], list[ev.Event]],
+    ) -> str:
+        """Queue a message and record its events (made for its final queue ID) in one
+        transaction."""
+
+        def also(conn: sqlite3.Connection, stored: str) -> None:
+            ev.insert(conn, events_for(stored))
+
+        stored = await self.store.enqueue_with(
+            sender, recipients, data, meta=meta, queue_id=queue_id, also=also
+        )
+        self.notify()
+        return stored
 
     def notify(self) -> None:
         """Wake in-process readers (the webhook sender) after new events."""

@@ -396,7 +396,7 @@ class Session:
             return _r(553, "5.1.3", f"<{address}>: address literals are not accepted")
         directory = self.policy.directory
         if directory.is_local_domain(mailbox.domain):
-            if directory.resolve(address) is None:
+            if not directory.exists(address):
                 return _r(
                     550,
                     "5.1.1",
