@@ -39,16 +39,21 @@ from typing import Any
 
 from .config import Config, load_config
 from .errors import UserError
+from .feedback import FeedbackProcessor
 from .local import LocalDirectory
 from .log import EventLogger
 from .log import logger as default_logger
-from .queue import QueueStore, new_queue_id, open_store
+from .queue import QueueStore, SqliteQueueStore, new_queue_id, open_store
+from .queue.tracking import SuppressionPolicy, Tracking
 from .smtp.auth import BadHash, Credentials, parse_hash
 from .smtp.intake import Accepted, Signer, originate
 from .smtp.server import Runtime, ServerSettings, SmtpServer, listener_sockets
+from .verp import load_or_create_key
+from .webhooks import Webhook, WebhookSender, min_webhook_seq
 
 DEV_SELECTOR = "mailwright-dev"
 RECOVERY_INTERVAL = 15.0
+PRUNE_INTERVAL = 3600.0
 """Seconds between checks for leases of dead workers on this host."""
 DEV_KEY_NAME = "dev-rsa.private"
 
@@ -241,8 +246,11 @@ class Worker:
         runtime: Runtime,
         logger: EventLogger,
         sockets: dict[str, socket.socket] | None = None,
+        slot: int = 0,
     ) -> None:
         self.options = options
+        self.slot = slot
+        """This worker's number (0 ... workers-1); worker 0 also sends the webhooks."""
         self.runtime = runtime
         """The one config view of this worker; :meth:`reload` swaps it (and tells the
         SMTP server and the agent, which derive their settings from it)."""
@@ -254,6 +262,10 @@ class Worker:
         self._agent_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
         self._report_task: asyncio.Task[None] | None = None
+        self._prune_task: asyncio.Task[None] | None = None
+        self.tracking: Tracking | None = None
+        self.webhooks: WebhookSender | None = None
+        self.verp_key: bytes | None = None
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
@@ -261,6 +273,7 @@ class Worker:
         self.store = await open_store(config.data_dir)
         await recover_leases(self.store, self.logger)
         self.smtp = SmtpServer(self.runtime, self.store, self.logger, self.options.settings)
+        await self._start_tracking()
         await self.smtp.start(self.sockets)
         self.agent = self._make_agent()
         if self.agent is not None:
@@ -268,6 +281,43 @@ class Worker:
         self._recovery_task = asyncio.create_task(self._recover_periodically())
         if config.inbound.send_aggregate_reports:
             self._report_task = asyncio.create_task(self._send_reports_daily())
+
+    async def _start_tracking(self) -> None:
+        """Events, suppressions, bounce processing and (in worker 0) webhooks."""
+        config = self.runtime.config
+        store = self.store
+        if not isinstance(store, SqliteQueueStore):
+            return
+        self.tracking = Tracking(store, SuppressionPolicy.from_config(config))
+        self.verp_key = load_or_create_key(config.data_dir)
+        assert self.smtp is not None
+        self.smtp.tracking = self.tracking
+        self.smtp.feedback = FeedbackProcessor(
+            self.tracking,
+            self.verp_key,
+            local_part=config.bounces.local_part,
+            max_age_days=config.bounces.token_max_age_days,
+        )
+        if self.slot != 0:
+            return
+        if config.webhooks:
+            self.webhooks = WebhookSender(store, [Webhook.from_config(w) for w in config.webhooks])
+            self.tracking.listeners.append(self.webhooks)
+            await self.webhooks.start()
+        self._prune_task = asyncio.create_task(self._prune_events())
+
+    async def _prune_events(self) -> None:
+        """Hourly: events older than ``[events] retention_days`` that every webhook has
+        passed are deleted."""
+        while True:
+            await asyncio.sleep(PRUNE_INTERVAL)
+            assert self.tracking is not None
+            retention = self.runtime.config.events.retention_days * 86400
+            try:
+                keep = await self.tracking.store.query(lambda conn: min_webhook_seq(conn))
+                await self.tracking.prune(time.time() - retention, keep)
+            except Exception as exc:  # pruning must never stop the server
+                self.logger.event("error", what="prune-events", reason=str(exc))
 
     async def _recover_periodically(self) -> None:
         """Also later: a sibling worker may die (and be replaced) while we run."""
@@ -356,6 +406,8 @@ class Worker:
             announce=self.options.console,
             intake=lambda: self.runtime.intake,
             commit=originated,
+            tracking=self.tracking,
+            verp_key=self.verp_key,
         )
 
     def request_stop(self) -> None:
@@ -395,7 +447,9 @@ class Worker:
         await self.stop()
 
     async def stop(self) -> None:
-        for task in (self._recovery_task, self._report_task):
+        if self.webhooks is not None:
+            await self.webhooks.close()
+        for task in (self._recovery_task, self._report_task, self._prune_task):
             if task is not None:
                 task.cancel()
         if self.smtp is not None:
@@ -492,7 +546,7 @@ def _supervise(
             try:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
-                asyncio.run(Worker(options, runtime, logger, sockets).run())
+                asyncio.run(Worker(options, runtime, logger, sockets, slot).run())
             except BaseException as exc:  # report, never fall back into the master's loop
                 logger.event("error", what="worker", reason=f"{type(exc).__name__}: {exc}")
                 code = 1

@@ -143,6 +143,12 @@ def _save_cursor(conn: sqlite3.Connection, name: str, c: Cursor) -> None:
     )
 
 
+def min_webhook_seq(conn: sqlite3.Connection) -> int:
+    """The last event every webhook has been given (events after it must be kept)."""
+    row = conn.execute("SELECT min(seq) FROM webhook_cursors").fetchone()
+    return ev.last_seq(conn) if row[0] is None else int(row[0])
+
+
 def _reset(cursor: Cursor, seq: int) -> None:
     cursor.seq, cursor.batch_end, cursor.attempts = seq, None, 0
     cursor.first_try = cursor.next_try = cursor.last_error = None

@@ -165,6 +165,8 @@ class QueueMeta:
     """From ``X-Mailwright-Tags`` at submission (copied into every event)."""
     metadata: dict[str, Any] | None = None
     """From ``X-Mailwright-Metadata`` at submission (copied into every event)."""
+    tracked: bool = False
+    """A submission of the application's: every outcome becomes an event."""
     verp: bool = False
     """Send each recipient with its own VERP return path (:mod:`mailwright.verp`) on the
     envelope sender's domain."""

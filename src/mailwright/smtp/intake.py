@@ -242,6 +242,7 @@ def prepare(
         message_id=message_id,
         tags=tracking.tags,
         metadata=tracking.metadata or None,
+        tracked=arrival.submission,
         verp=verp,
     )
     return Accepted(
