@@ -254,7 +254,7 @@ def test_bounces_complaints_and_suppression(
         smtp_send(port, SENDER, ["alice@example.net"], simple_message("alice@example.net", "hi"))
         [stored] = mx.wait_for_messages(1)
         return_path = stored.split(b"\n", 1)[0].decode()
-        assert return_path.startswith(f"Return-Path: <bounces+") and return_path.endswith(
+        assert return_path.startswith("Return-Path: <bounces+") and return_path.endswith(
             f"@{ORIGIN}>"
         )
         verp = return_path.split("<", 1)[1].rstrip(">")
