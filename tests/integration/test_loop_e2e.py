@@ -323,3 +323,136 @@ def arf_for(verp: str) -> bytes:
         f"Message-ID: <hi@{ORIGIN}>\r\n\r\n"
         "--arf--\r\n"
     ).encode()
+
+
+def readme_view_code() -> str:
+    """The webhook view exactly as README.md "Sending from Django" shows it."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Sending from Django", 1)[1]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    [view] = [b for b in blocks if "def mailwright_events" in b]
+    return view
+
+
+DJANGO_SETTINGS = """
+SECRET_KEY = "test-only"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1"]
+ROOT_URLCONF = "hookapp.urls"
+INSTALLED_APPS = []
+MIDDLEWARE = []
+MAILWRIGHT_WEBHOOK_SECRET = {secret!r}
+"""
+
+DJANGO_URLS = """
+from django.urls import path
+from hookapp import views
+urlpatterns = [path("mailwright/events", views.mailwright_events)]
+"""
+
+RECORD_EVENTS = """
+
+def handle(event):  # the test's "your code": keep what arrived
+    with open({path!r}, "a") as out:
+        out.write(json.dumps(event) + "\\n")
+"""
+
+
+@pytest.fixture
+def django_receiver(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    """A real Django project serving the README's view (``runserver``, loopback)."""
+    import base64
+    import os
+    import sys
+
+    from mailwright.testing.postfix import wait_for_port
+
+    secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    app = tmp_path / "django" / "hookapp"
+    app.mkdir(parents=True)
+    received = tmp_path / "received.jsonl"
+    (app / "__init__.py").write_text("")
+    (app / "settings.py").write_text(DJANGO_SETTINGS.format(secret=secret))
+    (app / "urls.py").write_text(DJANGO_URLS)
+    (app / "views.py").write_text(readme_view_code() + RECORD_EVENTS.format(path=str(received)))
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tmp_path / "django"),
+        "DJANGO_SETTINGS_MODULE": "hookapp.settings",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_for_port(port, 30), "Django did not start"
+        yield f"http://127.0.0.1:{port}/mailwright/events", secret, received
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_django_view_receives_signed_webhooks(
+    tmp_path: Path,
+    dns_world: NsdServer,
+    serve: list[subprocess.Popen[bytes]],
+    django_receiver: tuple[str, str, Path],
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    url, secret, received = django_receiver
+    # the control: a request with a wrong signature is refused by the view
+    bad = urllib.request.Request(
+        url,
+        data=b'{"data": {"events": []}}',
+        headers={
+            "webhook-id": "msg_x",
+            "webhook-timestamp": str(int(time.time())),
+            "webhook-signature": "v1,AAAA",
+        },
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(bad, timeout=10)
+    assert refused.value.code == 403
+    with PostfixServer(
+        domains=["example.net"], recipient_access={"bad@example.net": "550 5.1.1 no such user"}
+    ) as mx:
+        webhook = ["[[webhooks]]", f'url = "{url}"', f'secret = "{secret}"']
+        config, port, _ = write_config(tmp_path, dns_world, mx.port)
+        text = config.read_text().replace(
+            "[[listeners]]", "\n".join(webhook) + "\n[[listeners]]", 1
+        )
+        config.write_text(text)
+        publish_keys(dns_world, tmp_path)
+        dns_world.set_zone("example.net", "@ MX 10 mx\nmx A 127.0.0.1\n")
+        start(serve, config, port)
+        django_send(
+            port,
+            ["alice@example.net", "bad@example.net"],
+            **{"X-Mailwright-Tags": "welcome", "X-Mailwright-Metadata": '{"user": 7}'},
+        )
+        deadline = time.monotonic() + 40
+        got: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            if received.exists():
+                got = [json.loads(line) for line in received.read_text().splitlines()]
+                if {e["event_type"] for e in got} >= {"queued", "delivered", "bounced"}:
+                    break
+            time.sleep(0.2)
+        kinds = {(e["event_type"], e["recipient"]) for e in got}
+        assert {
+            ("queued", "alice@example.net"),
+            ("queued", "bad@example.net"),
+            ("delivered", "alice@example.net"),
+            ("bounced", "bad@example.net"),
+        } <= kinds, got
+        assert all(e["tags"] == ["welcome"] and e["metadata"] == {"user": 7} for e in got)
+        # in log order: each recipient's queued event comes before its outcome
+        order = [(e["event_type"], e["recipient"]) for e in got]
+        assert order.index(("queued", "bad@example.net")) < order.index(
+            ("bounced", "bad@example.net")
+        )
