@@ -17,8 +17,6 @@ identity of any domain (a direct forgery) and send the rest to Junk.
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,13 +27,14 @@ from typing import Literal, TypeVar
 from . import authres
 from .config import Config
 from .dkim import DkimResult, verify_message
-from .dkim.message import split_message
 from .dmarc import DmarcResult, DmarcStatus, Policy, evaluate
 from .dmarc_reports.observations import OBSERVATIONS_DB, Observation, ObservationStore
 from .dmarc_reports.parse import ReportRefused, reports_from_message
 from .dmarc_reports.received import ReportStore
 from .dns import Resolver, to_ascii
+from .dns.names import is_hostname
 from .log import EventLogger
+from .message import address_domain, authors
 from .setup.records import DMARC_REPORT_LOCALPART
 from .spf import SpfResult, check_helo, check_mail_from
 
@@ -113,11 +112,6 @@ async def check_envelope(
 MAX_AUTHOR_DOMAINS = 5
 """RFC 9989 §11.5: limit the Author Domains evaluated, each costs up to 8 DNS queries."""
 
-MAX_FROM_COMMENTS = 32
-"""More comments than any real From field carries; beyond, the field is refused unparsed."""
-
-_LDH_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*")
-
 
 @dataclass(frozen=True)
 class AuthorDomains:
@@ -132,37 +126,23 @@ class AuthorDomains:
 
 def author_domains(message: bytes) -> AuthorDomains:
     """The Author Domains of a message (RFC 9989 §3.2.2, §11.5; RFC 5322 §3.6)."""
-    parsed = split_message(message)
-    values = [
-        f.raw.split(b":", 1)[1].decode("utf-8", "replace")
-        for f in parsed.headers
-        if f.key == "from"
-    ]
-    if not values:
-        return AuthorDomains((), "no From header field", suspicious=True)
-    if sum(v.count("(") for v in values) > MAX_FROM_COMMENTS:
-        # The stdlib parser recurses once per nested comment: refuse before it does.
-        return AuthorDomains((), "unusable From header field (comments nested too deep)", True)
-    try:
-        addresses = email.utils.getaddresses(values)
-    except Exception:  # any parser failure is an unusable field, not a crash
-        return AuthorDomains((), "unparsable From header field", suspicious=True)
+    found = authors(message)
+    if found.problem is not None:
+        return AuthorDomains((), found.problem, suspicious=True)
     domains: list[str] = []
     bad: list[str] = []
-    for _name, address in addresses:
-        local, at, domain = address.rpartition("@")
-        domain = domain.strip().rstrip(".").lower()
+    for address in found.addresses:
         try:
-            ascii_domain = to_ascii(domain)
+            ascii_domain = to_ascii(address_domain(address) or "")
         except UnicodeError:
             ascii_domain = ""
-        if not at or not local or not _LDH_NAME.fullmatch(ascii_domain) or len(ascii_domain) > 253:
+        if not is_hostname(ascii_domain):
             bad.append(address or "(empty)")
             continue
         if ascii_domain not in domains:
             domains.append(ascii_domain)
     problems: list[str] = []
-    if len(values) > 1:
+    if found.fields > 1:
         problems.append("several From header fields")
     if bad:
         problems.append(f"unusable From address {bad[0]!r}")

@@ -34,6 +34,8 @@ from mailwright.smtp.server import SmtpServer
 from mailwright.testing.nsd import NsdServer
 from mailwright.testing.opendkim import libopendkim_sign
 
+pytestmark = pytest.mark.integration
+
 HOSTNAME = "mx.example.com"
 PASS_IP = "127.0.0.2"
 FAIL_IP = "127.0.0.3"

@@ -19,6 +19,8 @@ from mailwright.queue import SqliteQueueStore
 from mailwright.server import build_runtime
 from mailwright.smtp.server import SmtpServer
 
+pytestmark = pytest.mark.integration
+
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 
 

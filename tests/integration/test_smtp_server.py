@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import datetime
-import ipaddress
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -19,10 +17,6 @@ from typing import Any
 
 import dkim
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from mailwright.config import parse_config
 from mailwright.dkim import dns_record_value, generate_key, private_key_pem
@@ -32,40 +26,11 @@ from mailwright.queue import SqliteQueueStore
 from mailwright.server import build_runtime
 from mailwright.smtp.auth import hash_password
 from mailwright.smtp.server import ServerSettings, SmtpServer
+from mailwright.testing.tls import make_certificate
+
+pytestmark = pytest.mark.integration
 
 PASSWORD = "s3cret pass"
-
-
-def make_cert(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 class Harness:
@@ -130,7 +95,8 @@ class Client:
 @pytest.fixture
 async def harness_factory(tmp_path: Path) -> AsyncIterator[Any]:
     started: list[tuple[SmtpServer, SqliteQueueStore]] = []
-    cert, key = make_cert(tmp_path)
+    files = make_certificate(tmp_path / "tls")
+    cert, key = files.certificate, files.private_key
 
     async def start(
         settings: ServerSettings | None = None, trusted: list[str] | None = None, **extra: Any
@@ -563,3 +529,25 @@ async def test_trusted_clients_have_no_per_address_limit(harness_factory: Any) -
     for c in clients:
         assert await c.cmd("NOOP") == "250 2.0.0 Ok"
         await c.close()
+
+
+async def test_dsn_parameters_over_the_wire_are_stored(harness_factory: Any) -> None:
+    # RFC 3461: EHLO offers DSN; RET/ENVID on MAIL, NOTIFY/ORCPT on RCPT reach the queue.
+    h = await harness_factory(trusted=["127.0.0.0/8"])
+    c = await open_session(h)
+    assert await c.cmd("MAIL FROM:<app@example.com> RET=HDRS ENVID=inv+2B7") == "250 2.1.0 Ok"
+    assert (
+        await c.cmd("RCPT TO:<x@example.net> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;x@example.net")
+        == "250 2.1.5 Ok"
+    )
+    assert await c.cmd("RCPT TO:<y@example.net> NOTIFY=NEVER") == "250 2.1.5 Ok"
+    await c.cmd("DATA")
+    await c.send(MESSAGE + b".\r\n")
+    reply = await c.reply()
+    assert reply.startswith("250 2.0.0 Ok: queued as")
+    entry = await h.store.get(reply.rsplit(" ", 1)[1])
+    assert entry is not None
+    assert entry.meta.ret == "HDRS" and entry.meta.envid == "inv+7"
+    assert entry.meta.recipient_dsn("x@example.net").notify == ("SUCCESS", "DELAY")
+    assert entry.meta.recipient_dsn("x@example.net").orcpt == "rfc822;x@example.net"
+    assert entry.meta.recipient_dsn("y@example.net").notify == ()

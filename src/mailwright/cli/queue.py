@@ -18,6 +18,7 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..log import log_event, logger
+from ..message import split_header
 from ..queue import QueueEntry, QueueStore, is_queue_id, open_store
 from .context import app, console, emit_json, run, safe, visible
 
@@ -155,7 +156,7 @@ def show(queue_id: str, as_json: bool) -> None:
     if entry is None:
         raise UserError(f"no message {queue_id} in the queue", "it may have been delivered")
     now = time.time()
-    head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    head = split_header(data)[0].removesuffix(b"\r\n").decode("utf-8", "replace")
     if as_json:
         result = _entry_json(entry, now)
         result["header"] = head

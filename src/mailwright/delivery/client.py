@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..errors import MailwrightError
 from ..queue.store import QueueMeta
 from ..rfc6152 import to_7bit
 from ..smtp import dsn as dsn_params
@@ -39,7 +40,7 @@ READ_CHUNK = 65536
 _NO_META = QueueMeta()
 
 
-class SessionError(Exception):
+class SessionError(MailwrightError):
     """The session cannot continue (or cannot start); ``reply`` says why."""
 
     def __init__(self, reply: Reply, *, tls_failed: bool = False) -> None:

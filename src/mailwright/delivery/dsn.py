@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from ..message import split_header
+
 RETURN_LIMIT = 50_000
 """Return the whole original up to this size (Postfix's bounce_size_limit), else headers."""
 _FOLD = 76
@@ -113,7 +115,7 @@ def build_dsn(
     for report in recipients:
         status_lines.append("")
         status_lines.extend(_recipient_fields(report))
-    head = _header_block(original)
+    head, _ = split_header(original)
     if failed and ret != "HDRS" and len(original) <= RETURN_LIMIT:
         returned_type, returned = "message/rfc822", original
     else:
@@ -164,7 +166,12 @@ def _boundary(queue_id: str, now: float, host: str, original: bytes) -> str:
 def _recipient_fields(report: RecipientReport) -> list[str]:
     fields = []
     if report.original_recipient:
-        fields.append(f"Original-Recipient: rfc822; {_clean(report.original_recipient)}")
+        # RFC 3464 §2.3.1: address-type ";" generic-address, as the ORCPT gave it
+        # (RFC 3461 §4.2); a bare address is an RFC 822 one.
+        addr_type, sep, address = report.original_recipient.partition(";")
+        if not sep:
+            addr_type, address = "rfc822", report.original_recipient
+        fields.append(f"Original-Recipient: {_clean(addr_type)}; {_clean(address)}")
     fields += [
         f"Final-Recipient: rfc822; {_clean(report.recipient)}",  # §2.3.2
         f"Action: {report.action}",  # §2.3.3
@@ -206,15 +213,6 @@ def _explanation(kind: Kind, host: str, recipients: Sequence[RecipientReport]) -
         reason = _clean(report.diagnostic or report.status)
         lines.append(_fold(f"<{_clean(report.recipient)}>: {reason}", indent="    "))
     return "\r\n".join(lines)
-
-
-def _header_block(message: bytes) -> bytes:
-    """The header section of ``message`` (all of it when there is no body)."""
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        index = message.find(separator)
-        if index >= 0:
-            return message[: index + len(separator) // 2]
-    return message
 
 
 def _clean(text: str) -> str:

@@ -8,7 +8,6 @@ signatures of mail still in transit and a config holds decisions.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,16 +20,13 @@ from ..config import (
     RelayConfig,
     load_config,
 )
-from ..dns.names import name_problem, normalize
+from ..dns.names import is_hostname, name_problem, normalize
 from ..errors import UsageError, UserError
 from .keys import Algorithm, generate_private_key, write_private_key
 from .records import DMARC_REPORT_LOCALPART, RecordPlan, build_records
 from .template import render_config
 
 KEY_DIR = "keys"
-_SELECTOR = re.compile(
-    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
-)
 
 
 @dataclass(frozen=True)
@@ -83,7 +79,8 @@ def plan_config(options: InitOptions) -> Config:
         if str(addr) not in target:
             target.append(str(addr))
     selector = options.selector.lower()
-    if not _SELECTOR.match(selector) or len(selector) > 60:
+    # A selector we publish is a host name (no underscore), though we read any DNS name.
+    if not is_hostname(selector) or len(selector) > 60:
         raise UsageError(
             f"--selector {options.selector!r} is not a DNS label", "write e.g. mail or s2026"
         )

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
+from .. import message as rfc5322
 from ..inbound import InboundDecision
 from ..queue.store import DsnRecipient, Origin, QueueMeta
 from ..rfc6152 import to_7bit
@@ -130,7 +131,7 @@ class Refused:
 
 def screen(data: bytes, policy: IntakePolicy) -> Refused | None:
     """The cheap refusals, before any DNS work on the message."""
-    hops = headers.received_count(data)
+    hops = rfc5322.received_count(data)
     if hops > policy.max_hops:
         # RFC 5321 §6.3: a message in a loop is refused, not queued (a loop would carry
         # it forever); RFC 3463 X.4.6 "routing loop detected".
@@ -197,7 +198,7 @@ def prepare(
     if arrival.submission:
         # RFC 6409 §8.3 and §8.4: a submission server may add a missing Date and
         # Message-ID; a message without them fails RFC 5322 §3.6 at many receivers.
-        present = headers.field_names(data)
+        present = rfc5322.field_names(data)
         if "message-id" not in present:
             added += headers.message_id(policy.hostname)
         if "date" not in present:
@@ -272,7 +273,7 @@ def originate(
     signed like a submission. DSNs are sent from the null reverse path and must never
     ask for DSNs themselves (RFC 3461 §5.2.1 would have us not report on them at all),
     so the metadata asks for none."""
-    present = headers.field_names(message)
+    present = rfc5322.field_names(message)
     added = b""
     if "message-id" not in present:
         added += headers.message_id(policy.hostname)
@@ -290,7 +291,7 @@ def _sign(
     """Sign ``message`` for the author domain of ``original`` (the data as given: our
     own added fields hold no From). With ``parents``, a parent domain's key signs when
     the author domain has none."""
-    domain = headers.from_domain(original)
+    domain = rfc5322.author_domain(original)
     if domain is None:
         return message, Unsigned("-", "no From address")
     if policy.signer is None:

@@ -193,7 +193,12 @@ class FakeSession:
             if self.network.latency:
                 await asyncio.sleep(self.network.latency)
             behaviour = self.network.servers[self.hop.host]
-            return TransactionResult(dict(behaviour(sender, recipients, data)), server_spoke=True)
+            self.network.metas.append(meta)
+            return TransactionResult(
+                dict(behaviour(sender, recipients, data)),
+                server_spoke=True,
+                dsn_passed=self.hop.host in self.network.offers_dsn,
+            )
         finally:
             self.network.active -= 1
 
@@ -212,6 +217,9 @@ class FakeNetwork:
     latency: float = 0.0
     drop_on_use: int = 0
     """Every session fails its n-th transaction as if the server had hung up meanwhile."""
+    offers_dsn: set[str] = field(default_factory=set)
+    """Hosts whose EHLO offers DSN (RFC 3461): our DSN requests go on with the message."""
+    metas: list[QueueMeta | None] = field(default_factory=list)
     connects: list[tuple[str, bool]] = field(default_factory=list)
     sends: list[tuple[str, str, list[str], bytes]] = field(default_factory=list)
     active: int = 0
