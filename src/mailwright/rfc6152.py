@@ -9,7 +9,9 @@ line, the 7-bit parts, the boundaries — is kept byte for byte, so a message th
 change.
 
 Why raw bytes and not :mod:`email`: re-serialising a parsed message refolds and
-re-encodes header fields, which would change far more than RFC 6152 allows.
+re-encodes header fields, which would change far more than RFC 6152 allows. Header
+sections are read with :mod:`mailwright.message` (the project's one RFC 5322 reader);
+input is CRLF, as the SMTP server delivers it.
 
 Bounded work: nesting deeper than :data:`MAX_DEPTH` is encoded as one opaque part;
 the work is linear in the message size.
@@ -26,6 +28,8 @@ import binascii
 import re
 from dataclasses import dataclass
 
+from . import message as rfc5322
+
 MAX_DEPTH = 20
 """Multipart nesting beyond this is treated as one leaf (base64 as a whole)."""
 
@@ -35,8 +39,7 @@ TEXT_8BIT_RATIO = 0.2
 SHORT_TEXT = 256
 """Text parts shorter than this get quoted-printable whatever their mix (readable)."""
 
-_HEADER_END = re.compile(rb"\r\n\r\n|\n\n")
-_FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.MULTILINE)
+CRLF = b"\r\n"
 _PARAM = re.compile(
     rb';\s*([!#-\'*+.0-9A-Z^-~-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;"]+))', re.IGNORECASE
 )
@@ -52,10 +55,6 @@ class Converted:
     """Some header field still has 8-bit octets (the result is not 7-bit)."""
 
 
-def needs_conversion(data: bytes) -> bool:
-    return not data.isascii()
-
-
 def to_7bit(data: bytes) -> Converted:
     """The message with every 8-bit body part re-encoded (see the module docstring)."""
     if data.isascii():
@@ -69,44 +68,15 @@ class _State:
     headers_8bit = False
 
 
-def _split(entity: bytes) -> tuple[bytes, bytes, bytes]:
-    """(header block without the blank line, the separator, body)."""
-    if entity.startswith((b"\r\n", b"\n")):  # no header fields at all
-        sep = b"\r\n" if entity.startswith(b"\r\n") else b"\n"
-        return b"", sep, entity[len(sep) :]
-    m = _HEADER_END.search(entity)
-    if m is None:
-        return entity, b"", b""
-    return entity[: m.start()], m.group(0), entity[m.end() :]
-
-
-def _fields(header: bytes) -> list[tuple[bytes, bytes, int, int]]:
-    """(lower-case name, unfolded value, start, end) of every field, end after its CRLF."""
-    starts = [m for m in _FIELD.finditer(header)]
-    result = []
-    for i, m in enumerate(starts):
-        end = starts[i + 1].start() if i + 1 < len(starts) else len(header)
-        raw = header[m.end() : end]
-        value = re.sub(rb"\r?\n[ \t]", b" ", raw).strip()
-        result.append((m.group(1).lower(), value, m.start(), end))
-    return result
-
-
-def _field(fields: list[tuple[bytes, bytes, int, int]], name: bytes) -> bytes | None:
-    for n, value, _s, _e in fields:
-        if n == name:
-            return value
-    return None
-
-
-def _content_type(value: bytes | None, default: bytes) -> tuple[bytes, dict[bytes, bytes]]:
+def _content_type(value: str | None, default: bytes) -> tuple[bytes, dict[bytes, bytes]]:
     if value is None:
         return default, {}
-    mtype = value.split(b";", 1)[0].strip().lower()
+    raw = value.encode("utf-8", "replace")
+    mtype = raw.split(b";", 1)[0].strip().lower()
     if b"/" not in mtype:
         mtype = default
     params: dict[bytes, bytes] = {}
-    for m in _PARAM.finditer(value):
+    for m in _PARAM.finditer(raw):
         quoted, plain = m.group(2), m.group(3)
         params[m.group(1).lower()] = (
             re.sub(rb"\\(.)", rb"\1", quoted) if quoted is not None else plain
@@ -119,60 +89,52 @@ def _convert_entity(
 ) -> bytes:
     if entity.isascii():
         return entity
-    header, sep, body = _split(entity)
+    header, body = rfc5322.split_header(entity)
     if not header.isascii():
         state.headers_8bit = True
     if body.isascii():
         return entity
-    eol = b"\r\n" if (sep.startswith(b"\r\n") or b"\r\n" in header) else b"\n"
-    fields = _fields(header)
-    ctype, params = _content_type(_field(fields, b"content-type"), default_type)
+    fields = rfc5322.fields(entity)
+    declared = {f.name: f.value for f in reversed(fields)}  # the first of each wins
+    ctype, params = _content_type(declared.get("content-type"), default_type)
     boundary = params.get(b"boundary")
     if ctype.startswith(b"multipart/") and boundary and depth < MAX_DEPTH:
-        new_body = _convert_multipart(body, boundary, state, depth=depth, eol=eol, ctype=ctype)
-        return _set_cte(header, fields, b"7bit", eol, top=top) + sep + new_body
+        new_body = _convert_multipart(body, boundary, state, depth=depth, ctype=ctype)
+        return _header(fields, b"7bit") + CRLF + new_body
     if ctype == b"message/rfc822" and depth < MAX_DEPTH:
         # RFC 2046 §5.2.1: message/rfc822 itself must be 7bit, 8bit or binary; encode inside.
         inner = _convert_entity(body, state, depth=depth + 1, default_type=b"text/plain")
-        return _set_cte(header, fields, b"7bit", eol, top=top) + sep + inner
-    eight = sum(1 for b in body if b > 127) if len(body) < 1 << 16 else _count_8bit(body)
+        return _header(fields, b"7bit") + CRLF + inner
+    eight = _count_8bit(body)
     text = ctype.startswith(b"text/") or ctype == b"message/delivery-status"
     mostly_ascii = len(body) < SHORT_TEXT or eight <= TEXT_8BIT_RATIO * len(body)
     if text and mostly_ascii and b"\0" not in body:
-        cte, encoded = b"quoted-printable", _qp(body, eol)
+        cte, encoded = b"quoted-printable", _qp(body)
     else:
-        cte, encoded = b"base64", _b64(body, eol)
-    new_header = _set_cte(header, fields, cte, eol, top=top)
-    if top and _field(fields, b"content-type") is None:
+        cte, encoded = b"base64", _b64(body)
+    added = []
+    if top and "content-type" not in declared:
         # No MIME type declared: 8-bit text of an unknown charset (RFC 1428).
-        new_header += eol + b'Content-Type: text/plain; charset="unknown-8bit"'
-    if top and _field(fields, b"mime-version") is None:
-        new_header += eol + b"MIME-Version: 1.0"
-    return new_header + (sep or eol + eol) + encoded
+        added.append(b'Content-Type: text/plain; charset="unknown-8bit"')
+    if top and "mime-version" not in declared:
+        added.append(b"MIME-Version: 1.0")
+    return _header(fields, cte, added) + CRLF + encoded
 
 
 def _count_8bit(body: bytes) -> int:
     return len(body) - len(body.translate(None, bytes(range(128, 256))))
 
 
-def _set_cte(
-    header: bytes, fields: list[tuple[bytes, bytes, int, int]], cte: bytes, eol: bytes, *, top: bool
-) -> bytes:
-    """The header block with its Content-Transfer-Encoding fields replaced by one."""
-    kept = bytearray()
-    pos = 0
-    for name, _v, start, end in fields:
-        if name == b"content-transfer-encoding":
-            kept += header[pos:start]
-            pos = end
-    kept += header[pos:]
-    out = bytes(kept).rstrip(b"\r\n")
-    line = b"Content-Transfer-Encoding: " + cte
-    return out + eol + line if out else line
+def _header(fields: list[rfc5322.Field], cte: bytes, added: list[bytes] | None = None) -> bytes:
+    """The header section with its Content-Transfer-Encoding fields replaced by one (and
+    ``added`` fields after it); every other field byte for byte."""
+    kept = b"".join(f.raw for f in fields if f.name != "content-transfer-encoding")
+    lines = [b"Content-Transfer-Encoding: " + cte, *(added or [])]
+    return kept + b"".join(line + CRLF for line in lines)
 
 
 def _convert_multipart(
-    body: bytes, boundary: bytes, state: _State, *, depth: int, eol: bytes, ctype: bytes
+    body: bytes, boundary: bytes, state: _State, *, depth: int, ctype: bytes
 ) -> bytes:
     """Each body part converted; boundary lines, preamble and epilogue kept (their 8-bit
     octets, which no reader shows, become '?')."""
@@ -214,17 +176,16 @@ def _ascii_only(chunk: bytes) -> bytes:
     return chunk.translate(bytes(range(128)) + b"?" * 128)
 
 
-def _qp(body: bytes, eol: bytes) -> bytes:
+def _qp(body: bytes) -> bytes:
     lines = re.split(rb"\r\n|\n", body)
     out = []
     for line in lines:
         encoded = binascii.b2a_qp(line.replace(b"\r", b""), quotetabs=False, istext=True)
         # A line starting with '.' or "From " is safe in QP either way; b2a_qp breaks
         # long lines with '=\n' soft breaks.
-        out.append(encoded.replace(b"=\n", b"=" + eol))
-    return eol.join(out)
+        out.append(encoded.replace(b"=\n", b"=" + CRLF))
+    return CRLF.join(out)
 
 
-def _b64(body: bytes, eol: bytes) -> bytes:
-    encoded = base64.encodebytes(body).replace(b"\n", eol)
-    return encoded
+def _b64(body: bytes) -> bytes:
+    return base64.encodebytes(body).replace(b"\n", CRLF)

@@ -226,7 +226,7 @@ def prepare(
                 ),
                 f"unsigned: {signing.reason}",
             )
-        message_id = headers.header_value(message, "Message-ID")
+        message_id = rfc5322.field_value(message, "Message-ID")
         sender_domain = envelope.reverse_path.rpartition("@")[2].lower()
         verp = policy.verp and bool(envelope.reverse_path) and sender_domain in policy.local_domains
     meta = QueueMeta(

@@ -12,20 +12,16 @@ objects updated in order). Names match django-anymail's ``tags`` and ``metadata`
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from .. import message as rfc5322
 
 TAGS_FIELD = "x-mailwright-tags"
 METADATA_FIELD = "x-mailwright-metadata"
 MAX_TAGS = 50
 MAX_TAG = 100
 MAX_METADATA = 10_000
-
-_FIELD = re.compile(
-    rb"^(x-mailwright-(?:tags|metadata))[ \t]*:([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)\r\n",
-    re.MULTILINE | re.IGNORECASE,
-)
 
 
 class TrackingHeaderError(ValueError):
@@ -42,33 +38,33 @@ class TrackingFields:
 
 def extract(message: bytes) -> TrackingFields:
     """Read and remove the tracking fields; :class:`TrackingHeaderError` if one is bad."""
-    end = message.find(b"\r\n\r\n")
-    head = message[: end + 2] if end >= 0 else message
-    if b"x-mailwright-" not in head.lower():
+    header, body = rfc5322.split_header(message)
+    if b"x-mailwright-" not in header.lower():
         return TrackingFields(message=message)
     tags: list[str] = []
     metadata: dict[str, Any] = {}
-    for m in _FIELD.finditer(head):
-        value = re.sub(rb"\r\n(?=[ \t])", b"", m.group(2)).decode("utf-8", "replace").strip()
-        if m.group(1).lower() == TAGS_FIELD.encode():
-            for tag in value.split(","):
+    kept: list[bytes] = []
+    for item in rfc5322.fields(message):
+        if item.name == TAGS_FIELD:
+            for tag in item.value.split(","):
                 tag = tag.strip()
-                if not tag:
-                    continue
                 if len(tag) > MAX_TAG:
                     raise TrackingHeaderError(f"X-Mailwright-Tags: a tag over {MAX_TAG} characters")
-                tags.append(tag)
-        else:
-            if len(value) > MAX_METADATA:
+                if tag:
+                    tags.append(tag)
+        elif item.name == METADATA_FIELD:
+            if len(item.value) > MAX_METADATA:
                 raise TrackingHeaderError(f"X-Mailwright-Metadata over {MAX_METADATA} octets")
             try:
-                parsed = json.loads(value)
+                parsed = json.loads(item.value)
             except ValueError:
                 raise TrackingHeaderError("X-Mailwright-Metadata is not valid JSON") from None
             if not isinstance(parsed, dict):
                 raise TrackingHeaderError("X-Mailwright-Metadata is not a JSON object")
             metadata.update(parsed)
+        else:
+            kept.append(item.raw)
     if len(tags) > MAX_TAGS:
         raise TrackingHeaderError(f"X-Mailwright-Tags: more than {MAX_TAGS} tags")
-    stripped = _FIELD.sub(b"", head) + message[len(head) :]
+    stripped = b"".join(kept) + b"\r\n" + body
     return TrackingFields(tuple(dict.fromkeys(tags)), metadata, stripped)
