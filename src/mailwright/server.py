@@ -480,7 +480,23 @@ def prepare(options: ServeOptions) -> tuple[Runtime, EventLogger, list[str]]:
     logger.open(log_path(config))
     if options.dev_mode:
         logger.set_stderr(False)  # the console shows one line per message instead
+        logger.subscribe(console_refusals(options.console))
     return runtime, logger, notes
+
+
+def console_refusals(console: Callable[[str], None]) -> Callable[[dict[str, str]], None]:
+    """Development console: a refused submission or recipient shows as one line, as
+    delivered ones do (nothing silent: 8-bit strict mode, size, policy, require_dkim)."""
+
+    def show(event: dict[str, str]) -> None:
+        kind = event.get("event")
+        if kind == "rejected" and "reply" in event:
+            who = event.get("to") or event.get("from") or ""
+            console(f"refused {who} ({event.get('stage', '?')}): {event['reply']}")
+        elif kind in ("refused", "warning"):
+            console(f"{kind} {event.get('id', '')}: {event.get('reason', '')}")
+
+    return show
 
 
 def banner(options: ServeOptions, workers: int) -> list[str]:
