@@ -19,6 +19,7 @@ Only verified events carry ``details["verified"] = True``; see
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ from .bounce import RecipientReport, Report, parse_report
 from .queue.events import Event
 from .queue.tracking import Tracking
 from .verp import VerpError, is_bounce_address, parse_bounce_address
+
+INLINE_PARSE = 64 * 1024
+"""Reports up to this size are parsed inline (~1 ms); bigger ones in a thread."""
 
 
 def queued_events(
@@ -145,7 +149,11 @@ class FeedbackProcessor:
     ) -> list[Event]:
         """The events one inbound report (sent to ``rcpt``) makes; they are recorded."""
         at = time.time() if now is None else now
-        report = parse_report(data)
+        if len(data) > INLINE_PARSE:
+            # a big report (10 MB, 10,000 recipients) is parsed off the event loop
+            report = await asyncio.to_thread(parse_report, data)
+        else:
+            report = parse_report(data)
         if self.is_bounce_address(rcpt):
             sent, why = await self._verp(rcpt, at)
             events = self._events_for_verp(report, sent, why, mail_from, at)

@@ -53,6 +53,13 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_time ON events (timestamp);
 CREATE INDEX IF NOT EXISTS events_queue ON events (queue_id);
+-- how a bounce is matched to its message: by VERP token (queue id + recipient index) or
+-- by recipient + Message-ID (mailwright.feedback). Without these a bounce for a
+-- 10,000-recipient message would scan all of its events
+CREATE INDEX IF NOT EXISTS events_queued_index ON events
+    (queue_id, json_extract(data, '$.details.rcpt_index')) WHERE event_type = 'queued';
+CREATE INDEX IF NOT EXISTS events_queued_recipient ON events (lower(recipient))
+    WHERE event_type = 'queued';
 """
 
 

@@ -219,7 +219,8 @@ class Tracking:
 
         def find(conn: sqlite3.Connection) -> str | None:
             row = conn.execute(
-                "SELECT queue_id FROM events WHERE event_type = 'queued' AND recipient = ?"
+                "SELECT queue_id FROM events WHERE event_type = 'queued'"
+                " AND lower(recipient) = lower(?)"
                 " AND json_extract(data, '$.message_id') = ? LIMIT 1",
                 (recipient, message_id),
             ).fetchone()
