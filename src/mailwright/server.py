@@ -30,6 +30,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -267,6 +268,10 @@ class Worker:
         self.webhooks: WebhookSender | None = None
         self.verp_key: bytes | None = None
         self._stop = asyncio.Event()
+        self.http: Any = None
+        self.certificates: Any = None
+        self._certificate_task: asyncio.Task[None] | None = None
+        self._tls: ssl.SSLContext | None = None
 
     async def start(self) -> None:
         config = self.runtime.config
@@ -275,6 +280,7 @@ class Worker:
         self.smtp = SmtpServer(self.runtime, self.store, self.logger, self.options.settings)
         await self._start_tracking()
         await self.smtp.start(self.sockets)
+        await self._start_http_and_certificates()
         self.agent = self._make_agent()
         if self.agent is not None:
             self._agent_task = asyncio.create_task(self.agent.run())
@@ -318,6 +324,40 @@ class Worker:
                 await self.tracking.prune(time.time() - retention, keep)
             except Exception as exc:  # pruning must never stop the server
                 self.logger.event("error", what="prune-events", reason=str(exc))
+
+    async def _start_http_and_certificates(self) -> None:
+        """The ``http`` listeners (ACME challenges, /healthz) and, with ``[tls] acme``,
+        the renewal loop that swaps a new certificate in without a restart."""
+        from .certificates.tls import make_ssl_context
+
+        config = self.runtime.config
+        self._tls = make_ssl_context(config)
+        if any(listener.role == "http" for listener in config.listeners):
+            from .certificates import CertificateStore
+            from .http import HttpServer, make_app
+
+            app = make_app(CertificateStore(config.data_dir))
+            self.http = HttpServer(app, config.listeners, lambda: self._tls)
+            await self.http.start(self.sockets)
+        if config.tls.acme:
+            from .certificates.manager import CertificateManager
+
+            self.certificates = CertificateManager(config, self.logger, self._certificate_changed)
+            self._certificate_task = asyncio.create_task(self.certificates.run())
+
+    def _certificate_changed(self) -> None:
+        """New TLS handshakes (STARTTLS, implicit TLS, HTTPS) use the new certificate;
+        sessions in progress keep theirs."""
+        from .certificates.tls import make_ssl_context
+
+        try:
+            self._tls = make_ssl_context(self.runtime.config)
+        except (OSError, ssl.SSLError) as exc:
+            self.logger.event("error", what="certificate-load", reason=str(exc))
+            return
+        if self.smtp is not None:
+            self.smtp.reload(self.runtime)
+        self.logger.event("certificate-loaded", worker=os.getpid())
 
     async def _recover_periodically(self) -> None:
         """Also later: a sibling worker may die (and be replaced) while we run."""
@@ -424,8 +464,14 @@ class Worker:
         self.runtime = runtime
         if self.agent is not None:
             self.agent.reconfigure(config)
+        if self.certificates is not None:
+            self.certificates.config = config
         if self.smtp is not None:
             self.smtp.reload(runtime)
+        with contextlib.suppress(OSError, ssl.SSLError):
+            from .certificates.tls import make_ssl_context
+
+            self._tls = make_ssl_context(config)
         with contextlib.suppress(OSError):
             self.logger.open(log_path(config))
         for note in notes:
@@ -449,11 +495,18 @@ class Worker:
     async def stop(self) -> None:
         if self.webhooks is not None:
             await self.webhooks.close()
-        for task in (self._recovery_task, self._report_task, self._prune_task):
+        for task in (
+            self._recovery_task,
+            self._report_task,
+            self._prune_task,
+            self._certificate_task,
+        ):
             if task is not None:
                 task.cancel()
         if self.smtp is not None:
             await self.smtp.stop()
+        if self.http is not None:
+            await self.http.stop()
         if self.agent is not None:
             self.agent.stop()
         if self._agent_task is not None:
@@ -476,6 +529,13 @@ def prepare(options: ServeOptions) -> tuple[Runtime, EventLogger, list[str]]:
         )
     runtime, more = build_runtime(config, options.dev_mode)
     notes.extend(more)
+    if config.tls.acme:
+        from .certificates import CertificateStore
+
+        store = CertificateStore(config.data_dir)
+        store.ensure_placeholder(config.hostname)  # TLS works before the first issuance
+        if store.current_info() is None:
+            notes.append(f"ACME: requesting a certificate from {config.tls.acme_directory}")
     logger = default_logger
     logger.open(log_path(config))
     if options.dev_mode:

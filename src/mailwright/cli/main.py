@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
     "dmarc": "mailwright.cli.dmarc:dmarc",
     "dns": "mailwright.cli.dnsquery:dns",
     "demo": "mailwright.cli.demo:demo",
+    "backup": "mailwright.cli.backup:backup",
+    "restore": "mailwright.cli.backup:restore",
 }
 
 EPILOG = """\b

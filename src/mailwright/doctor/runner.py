@@ -17,7 +17,7 @@ from ..config import Config
 from ..dns import Resolver
 from ..dns.names import name_problem, normalize, parse_ip
 from ..errors import UsageError
-from . import blocklists, dkim, dmarc, host, ports, rdns, spf
+from . import blocklists, certificates, dkim, dmarc, host, ports, rdns, spf
 from .context import Context, DoctorOptions, SharedResolver
 from .model import CheckResult, Finding, Report
 
@@ -101,6 +101,8 @@ def plan_checks(ctx: Context) -> list[CheckSpec]:
             CheckSpec(f"port:{port}", f"Port {port} on this host", "ports", ports.port_check(port))
         )
     specs.append(CheckSpec("tls", "SMTP banner, STARTTLS, certificate", "ports", ports.check_tls))
+    if o.acme_data_dir is not None:
+        specs.append(CheckSpec("acme", "ACME certificate renews", "ports", certificates.check_acme))
     return [s for s in specs if s.group not in o.skip]
 
 

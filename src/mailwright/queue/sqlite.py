@@ -637,3 +637,21 @@ def _random_suffix() -> str:
 async def open_store(data_dir: Path) -> SqliteQueueStore:
     """The configured queue store (today always the embedded SQLite one)."""
     return await SqliteQueueStore.open(data_dir)
+
+
+def release_all_leases(path: Path) -> int:
+    """Forget every lease in the database at ``path`` (blocking; no server may use it).
+
+    For ``mailwright restore``: the workers that held the leases belong to the server the
+    backup was taken from; the restored server delivers those messages at once instead of
+    when the leases run out. A message whose delivery was in flight at backup time is sent
+    again: a possible duplicate, never a loss.
+    """
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        cursor = conn.execute(
+            "UPDATE entries SET claimed_by = NULL, lease_until = NULL WHERE claimed_by IS NOT NULL"
+        )
+        return cursor.rowcount
+    finally:
+        conn.close()

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..config import Config, DkimKeyConfig, ListenerConfig
+from ..config import LETS_ENCRYPT_DIRECTORY, Config, DkimKeyConfig, ListenerConfig
 
 
 def toml_value(value: object) -> str:
@@ -161,6 +161,19 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         live = f"/etc/letsencrypt/live/{config.hostname}"
         w.example("certificate", f"{live}/fullchain.pem", "PEM chain, leaf first.")
         w.example("private_key", f"{live}/privkey.pem", "PEM private key.")
+        w.comment("Or let serve get and renew one itself (ACME, Let's Encrypt by default); needs")
+        w.comment('a [[listeners]] role = "http" on port 80 for the HTTP-01 challenges.')
+        w.example("acme", True, "Instead of certificate and private_key.")
+        w.example(
+            "acme_contact",
+            f"postmaster@{config.domains[0] if config.domains else config.hostname}",
+            "The CA writes here about expiry and policy.",
+        )
+        w.example("acme_names", [], "Names the certificate covers besides hostname.")
+        w.example("acme_directory", LETS_ENCRYPT_DIRECTORY, "The CA (default: Let's Encrypt).")
+        w.example(
+            "acme_ca_file", "/etc/ssl/private-ca.pem", "Trust this CA for a private ACME server."
+        )
 
     w.blank()
     w.comment("Listening sockets. role: submission (your application and users send) or")
@@ -342,6 +355,6 @@ def _listener(w: _Writer, listener: ListenerConfig) -> None:
     w.setting("name", listener.name, "A name for logs.")
     w.setting("address", listener.address, "Address to listen on (0.0.0.0 / :: for all).")
     w.setting("port", listener.port, "TCP port.")
-    w.setting("role", listener.role, "submission or inbound.")
+    w.setting("role", listener.role, "submission, inbound or http.")
     w.setting("tls", listener.tls, "none, starttls or implicit.")
     w.setting("auth", listener.auth, "none, optional or required.")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import socket
 import ssl
@@ -29,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from ..certificates.tls import make_ssl_context, switching_context
 from ..config import Config, ListenerConfig
 from ..dns import DnspythonResolver, Resolver
 from ..feedback import FeedbackProcessor, queued_events
@@ -137,17 +139,6 @@ def log_signing(logger: EventLogger, queue_id: str, signing: Signed | Unsigned |
         logger.event("unsigned", queue_id, domain=signing.domain, reason=signing.reason)
 
 
-def make_ssl_context(config: Config) -> ssl.SSLContext | None:
-    """The server TLS context from ``[tls]`` (None if no certificate is configured)."""
-    if config.tls.certificate is None or config.tls.private_key is None:
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(config.tls.certificate, config.tls.private_key)
-    context.options |= ssl.OP_NO_COMPRESSION
-    return context
-
-
 class SmtpServer:
     """All listeners of one worker process, sharing the queue and the state."""
 
@@ -202,8 +193,16 @@ class SmtpServer:
         loop = asyncio.get_running_loop()
         ssl_context = make_ssl_context(self.state.config)
         for listener in self.state.config.listeners:
+            if listener.role == "http":
+                continue  # served by mailwright.http
             runtime = ListenerRuntime(listener, self._policy(listener, ssl_context), ssl_context)
-            implicit = ssl_context if listener.tls == "implicit" else None
+            implicit = None
+            if listener.tls == "implicit" and ssl_context is not None:
+                # follows the context reload() installs (a renewed certificate)
+                implicit = switching_context(
+                    make_ssl_context(self.state.config) or ssl_context,
+                    functools.partial(getattr, runtime, "ssl_context"),
+                )
             sock = (sockets or {}).get(listener.name)
             if sock is not None:
                 runtime.server = await loop.create_server(

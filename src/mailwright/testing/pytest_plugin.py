@@ -21,11 +21,13 @@ answers RCPT with 4xx; all are stopped after the test.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .nsd import NsdError, NsdServer
+from .pebble import PebbleServer
 from .postfix import PostfixServer, SmtpSink
 from .tls import CertificateFiles, make_certificate
 
@@ -115,3 +117,19 @@ def smtp_sink() -> Iterator[Callable[..., SmtpSink]]:
     yield start
     for sink in sinks:
         sink.stop()
+
+
+@pytest.fixture
+def pebble_server(tmp_path: Path) -> Iterator[Callable[..., PebbleServer]]:
+    """A factory: ``pebble_server(http_port=..., dns_server=..., validity_seconds=...)``
+    starts a Pebble; all are stopped after the test."""
+    started: list[PebbleServer] = []
+
+    def start(**kwargs: object) -> PebbleServer:
+        server = PebbleServer(tmp_path / f"pebble{len(started)}", **kwargs)  # type: ignore[arg-type]
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
