@@ -12,8 +12,9 @@ parallel smtp-source sessions, 5 KB messages):
   timing); its messages are counted at the sink too;
 * peak memory: the summed PSS of X's whole process tree, sampled every 50 ms.
 
-``--only nodkim,webhooks --levels 20`` compares mailwright without and with a webhook
-(a loopback HTTP endpoint that answers 204 and counts the events it gets), same run:
+``--only nodkim,webhooks,deadhook --levels 20`` compares mailwright without a webhook,
+with one (a loopback HTTP endpoint that answers 204 and counts the events it gets) and
+with one whose endpoint is down (connection refused), same run:
 the webhook sender must not cost mail flow more than 10 %.
 
 Then the submission rate alone, with delivery paused (mailwright:
@@ -229,8 +230,10 @@ class Mailwright:
         dkim: bool,
         workers: int,
         webhook: WebhookEndpoint | None = None,
+        dead_webhook: bool = False,
     ) -> None:
-        self.dir = workdir / ("mw-dkim" if dkim else "mw-hooks" if webhook else "mw")
+        label = "mw-dead" if dead_webhook else "mw-hooks" if webhook else "mw"
+        self.dir = workdir / ("mw-dkim" if dkim else label)
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True)
         self.port = free_port()
@@ -238,6 +241,8 @@ class Mailwright:
         self.name = "mailwright, DKIM RSA+Ed25519" if dkim else "mailwright, no DKIM"
         if webhook:
             self.name += ", webhooks"
+        if dead_webhook:
+            self.name += ", webhook down"
         lines = [
             'hostname = "mail.example.com"',
             f'data_dir = "{self.dir / "data"}"',
@@ -252,10 +257,11 @@ class Mailwright:
             "[delivery.relay]",
             f'url = "smtp://127.0.0.1:{sink_port}?tls=none"',
         ]
-        if webhook:
+        if webhook or dead_webhook:
+            url = webhook.url if webhook else f"http://127.0.0.1:{free_port()}/nobody-listens"
             lines += [
                 "[[webhooks]]",
-                f'url = "{webhook.url}"',
+                f'url = "{url}"',
                 'secret = "bench-secret-0123456789"',
             ]
         if dkim:
@@ -384,7 +390,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--levels", default="1,10,50")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--only", default="", help="comma-separated: nodkim,dkim,postfix,webhooks")
+    parser.add_argument(
+        "--only", default="", help="comma-separated: nodkim,dkim,postfix,webhooks,deadhook"
+    )
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     only = set(args.only.split(",")) - {""}
@@ -400,6 +408,10 @@ def main() -> None:
             systems.append(Mailwright(workdir, sink.port, dkim=False, workers=args.workers))
         if not only or "dkim" in only:
             systems.append(Mailwright(workdir, sink.port, dkim=True, workers=args.workers))
+        if "deadhook" in only:
+            systems.append(
+                Mailwright(workdir, sink.port, dkim=False, workers=args.workers, dead_webhook=True)
+            )
         if "webhooks" in only:
             systems.append(
                 Mailwright(workdir, sink.port, dkim=False, workers=args.workers, webhook=endpoint)
