@@ -103,3 +103,43 @@ def test_events_json_lines_since_and_type(cli_run: CliRun, tmp_path: Path) -> No
 
 def test_events_bad_since_is_a_usage_error(cli_run: CliRun, tmp_path: Path) -> None:
     assert_one_line_error(cli_run("-c", _config(tmp_path), "events", "--since", "soon"), "--since")
+
+
+def test_events_follow_prints_new_events_as_they_happen(tmp_path: Path) -> None:
+    import os
+    import selectors
+    import signal
+    import subprocess
+    import sys
+
+    config = _config(tmp_path)
+    _record(tmp_path, [Event("queued", time.time(), recipient="old@x.example")])
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mailwright"),
+            *("-c", config, "events", "--follow", "--json", "--limit", "1"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MAILWRIGHT")},
+    )
+    assert proc.stdout is not None
+    lines: list[dict[str, object]] = []
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    try:
+        recorded = False
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(lines) < 2:
+            if selector.select(timeout=0.5):
+                lines.append(json.loads(proc.stdout.readline()))
+            if lines and not recorded:
+                _record(tmp_path, [Event("delivered", time.time(), recipient="new@x.example")])
+                recorded = True
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+    assert [(e["event_type"], e["recipient"]) for e in lines] == [
+        ("queued", "old@x.example"),
+        ("delivered", "new@x.example"),
+    ]
