@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -318,9 +319,13 @@ class Worker:
         while True:
             await asyncio.sleep(PRUNE_INTERVAL)
             assert self.tracking is not None
-            retention = self.runtime.config.events.retention_days * 86400
+            config = self.runtime.config
+            retention = config.events.retention_days * 86400
+            urls = [w.url for w in config.webhooks]
             try:
-                keep = await self.tracking.store.query(lambda conn: min_webhook_seq(conn))
+                keep = await self.tracking.store.query(
+                    functools.partial(min_webhook_seq, urls=urls)
+                )
                 await self.tracking.prune(time.time() - retention, keep)
             except Exception as exc:  # pruning must never stop the server
                 self.logger.event("error", what="prune-events", reason=str(exc))

@@ -147,9 +147,15 @@ def _save_cursor(conn: sqlite3.Connection, name: str, c: Cursor) -> None:
     )
 
 
-def min_webhook_seq(conn: sqlite3.Connection) -> int:
-    """The last event every webhook has been given (events after it must be kept)."""
-    row = conn.execute("SELECT min(seq) FROM webhook_cursors").fetchone()
+def min_webhook_seq(conn: sqlite3.Connection, urls: Sequence[str]) -> int:
+    """The last event every configured webhook has been given (events after it must be
+    kept); cursors of webhooks no longer configured hold nothing back."""
+    if not urls:
+        return ev.last_seq(conn)
+    row = conn.execute(
+        f"SELECT min(seq) FROM webhook_cursors WHERE name IN ({','.join('?' * len(urls))})",
+        tuple(urls),
+    ).fetchone()
     return ev.last_seq(conn) if row[0] is None else int(row[0])
 
 

@@ -263,3 +263,21 @@ async def test_running_sender_delivers_when_woken(
         assert verify(SECRET, headers, body)
     finally:
         await sender.close()
+
+
+async def test_pruning_waits_for_configured_webhooks_only(
+    make: Make, store: SqliteQueueStore
+) -> None:
+    from mailwright.webhooks import min_webhook_seq
+
+    await Tracking(store).record(events(5))
+    _sender, _hook, cursor = await make("http://127.0.0.1:9/a")  # made at seq 5
+    assert cursor.seq == 5
+    await store.transact(
+        lambda conn: conn.execute(
+            "UPDATE webhook_cursors SET seq = 2 WHERE name = ?", ("http://127.0.0.1:9/a",)
+        )
+    )
+    assert await store.query(lambda conn: min_webhook_seq(conn, ["http://127.0.0.1:9/a"])) == 2
+    assert await store.query(lambda conn: min_webhook_seq(conn, [])) == 5  # removed webhook
+    assert await store.query(lambda conn: min_webhook_seq(conn, ["http://other/"])) == 5
