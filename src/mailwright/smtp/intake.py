@@ -19,7 +19,15 @@ Decisions, each with its rule:
 * DKIM signing of what we send (submissions and what we originate) with the keys of
   the From domain — for our own DSNs and reports also of a parent domain, which is
   aligned under DMARC's relaxed mode (RFC 9989 §4.4.3);
-* the queue metadata: client facts for ``queue show``, RFC 3461 DSN parameters, SMTPUTF8.
+* the application's tracking fields ``X-Mailwright-Tags``/``-Metadata`` of a
+  submission: read into the metadata and removed before signing
+  (:mod:`.tracking_headers`);
+* suppressed recipients of a submission (the caller looked them up): not sent to;
+* 8-bit body parts of a submission made 7-bit *before* signing (RFC 6152 §3,
+  :mod:`mailwright.rfc6152`), so the one signed form verifies at every next hop;
+* ``require_dkim``: a submission that would leave unsigned is refused;
+* the queue metadata: client facts for ``queue show``, RFC 3461 DSN parameters, SMTPUTF8,
+  Message-ID, tags and metadata for the events, VERP for submissions from our domains.
 """
 
 from __future__ import annotations
