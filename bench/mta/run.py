@@ -16,6 +16,11 @@ level (1, 10, 50 parallel smtp-source sessions, 5 KB messages):
   timing); its messages are counted at the sink too;
 * peak memory: the summed PSS of X's whole process tree, sampled every 50 ms.
 
+``--only nodkim,webhooks,deadhook --levels 20`` compares mailwright without a webhook,
+with one (a loopback HTTP endpoint that answers 204 and counts the events it gets) and
+with one whose endpoint is down (connection refused), same run:
+the webhook sender must not cost mail flow more than 10 %.
+
 Then the submission rate alone, with delivery paused (mailwright:
 ``MAILWRIGHT_DELIVERY=paused``; Postfix: its queue manager disabled).
 
@@ -190,13 +195,63 @@ class Probe:
 # -- the systems under test -----------------------------------------------------------------
 
 
+class WebhookEndpoint:
+    """A loopback HTTP endpoint for the webhooks: 204 for every POST, events counted."""
+
+    def __init__(self) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                endpoint.events += len(json.loads(body)["data"]["events"])
+                endpoint.requests += 1
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.events = 0
+        self.requests = 0
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WebhookEndpoint:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class Mailwright:
-    def __init__(self, workdir: Path, sink_port: int, *, dkim: bool, workers: int) -> None:
-        self.dir = workdir / ("mw-dkim" if dkim else "mw")
+    def __init__(
+        self,
+        workdir: Path,
+        sink_port: int,
+        *,
+        dkim: bool,
+        workers: int,
+        webhook: WebhookEndpoint | None = None,
+        dead_webhook: bool = False,
+    ) -> None:
+        label = "mw-dead" if dead_webhook else "mw-hooks" if webhook else "mw"
+        self.dir = workdir / ("mw-dkim" if dkim else label)
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True)
         self.port = free_port()
+        self.webhook = webhook
         self.name = "mailwright, DKIM RSA+Ed25519" if dkim else "mailwright, no DKIM"
+        if webhook:
+            self.name += ", webhooks"
+        if dead_webhook:
+            self.name += ", webhook down"
         lines = [
             'hostname = "mail.example.com"',
             f'data_dir = "{self.dir / "data"}"',
@@ -212,6 +267,13 @@ class Mailwright:
             "[delivery.relay]",
             f'url = "smtp://127.0.0.1:{sink_port}?tls=none"',
         ]
+        if webhook or dead_webhook:
+            url = webhook.url if webhook else f"http://127.0.0.1:{free_port()}/nobody-listens"
+            lines += [
+                "[[webhooks]]",
+                f'url = "{url}"',
+                'secret = "bench-secret-0123456789"',
+            ]
         if dkim:
             for selector, algorithm in (("rsa", "rsa"), ("ed", "ed25519")):
                 key = self.dir / f"{selector}.private"
@@ -246,6 +308,8 @@ class Mailwright:
         note = f"{text.count('event=signed')} signed, {text.count('event=unsigned')} unsigned"
         if errors:
             note += f"; {len(errors)} errors, first: {errors[0][:300]}"
+        if self.webhook:
+            note += f"; webhook got {self.webhook.events} events so far"
         return note
 
 
@@ -415,7 +479,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated: postfix,opendkim-inet,opendkim-unix,nodkim,dkim",
+        help="comma-separated: postfix,opendkim-inet,opendkim-unix,nodkim,dkim,webhooks,deadhook",
     )
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
@@ -425,7 +489,11 @@ def main() -> None:
     submission: list[Result] = []
     console.print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
     sample_dir = Path(tempfile.mkdtemp(prefix="mailwright-bench-sample-"))
-    with SmtpSink(backlog=1024) as sink, SmtpSink(dump_dir=sample_dir) as sample_sink:
+    with (
+        SmtpSink(backlog=1024) as sink,
+        SmtpSink(dump_dir=sample_dir) as sample_sink,
+        WebhookEndpoint() as endpoint,
+    ):
         systems: list[Mailwright | Postfix | PostfixOpenDkim] = []
         if not only or "postfix" in only:
             systems.append(Postfix(sink.port))
@@ -436,6 +504,14 @@ def main() -> None:
             systems.append(Mailwright(workdir, sink.port, dkim=False, workers=args.workers))
         if not only or "dkim" in only:
             systems.append(Mailwright(workdir, sink.port, dkim=True, workers=args.workers))
+        if "deadhook" in only:
+            systems.append(
+                Mailwright(workdir, sink.port, dkim=False, workers=args.workers, dead_webhook=True)
+            )
+        if "webhooks" in only:
+            systems.append(
+                Mailwright(workdir, sink.port, dkim=False, workers=args.workers, webhook=endpoint)
+            )
         for level in levels:
             for system in systems:
                 r = measure(system, sink, level, args.messages)

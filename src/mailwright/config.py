@@ -166,6 +166,39 @@ class DkimRotationConfig:
 
 
 @dataclass(frozen=True)
+class BouncesConfig:
+    """VERP return paths (mailwright.verp) and inbound bounce processing."""
+
+    verp: bool = True
+    local_part: str = "bounces"
+    token_max_age_days: int = 30
+
+
+@dataclass(frozen=True)
+class SuppressionConfig:
+    soft_bounce_limit: int = 5
+    soft_bounce_days: float = 7.0
+    complaint_days: float = 0.0
+    """How long a complaint suppresses (0: for ever)."""
+    hard_bounce_days: float = 0.0
+    """How long a hard bounce suppresses (0: for ever)."""
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    retention_days: float = 30.0
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    url: str
+    secret: str
+    events: tuple[str, ...] = ()
+    """Event types sent (empty: all)."""
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
 class LogConfig:
     file: Path | None = None
     """Where event lines go besides stderr (``data_dir/mailwright.log`` when unset)."""
@@ -186,6 +219,7 @@ class Config:
         ipaddress.ip_network("::1/128"),
     )
     message_size_limit: int = DEFAULT_MESSAGE_SIZE_LIMIT
+    strict_8bitmime: bool = False
     workers: int = 0
     """Worker processes sharing the listeners; 0 means one per CPU core."""
     user: str | None = None
@@ -208,6 +242,12 @@ class Config:
     check: CheckConfig = field(default_factory=CheckConfig)
     dkim_rotation: DkimRotationConfig = field(default_factory=DkimRotationConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    require_dkim: bool = False
+    """Refuse a submission whose From domain has no DKIM key (instead of a warning)."""
+    bounces: BouncesConfig = field(default_factory=BouncesConfig)
+    suppression: SuppressionConfig = field(default_factory=SuppressionConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    webhooks: tuple[WebhookConfig, ...] = ()
 
     @property
     def source(self) -> str:
@@ -281,6 +321,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         message_size_limit=top.integer(
             "message_size_limit", DEFAULT_MESSAGE_SIZE_LIMIT, minimum=1024
         ),
+        strict_8bitmime=top.flag("strict_8bitmime", False),
         workers=top.integer("workers", 0, minimum=0),
         user=top.text("user", None) or None,
         allow_root=top.flag("allow_root", False),
@@ -296,6 +337,11 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         check=_check(top.table("check")),
         dkim_rotation=_dkim_rotation(top.table("dkim_rotation")),
         log=_log(top.table("log")),
+        require_dkim=top.flag("require_dkim", False),
+        bounces=_bounces(top.table("bounces")),
+        suppression=_suppression(top.table("suppression")),
+        events=_events(top.table("events")),
+        webhooks=tuple(_webhook(t) for t in top.tables("webhooks")),
     )
     top.finish()
     for index, listener in enumerate(config.listeners):
@@ -509,6 +555,91 @@ def _maildir_folder(t: _Table, key: str, default: str) -> str:
             t.file, t.key(key), f"{value!r} is not a Maildir++ folder name", 'write e.g. ".Junk"'
         )
     return value
+
+
+def _bounces(t: _Table) -> BouncesConfig:
+    local_part = t.text("local_part", "bounces") or "bounces"
+    if not all(c.isascii() and (c.isalnum() or c in "-_.") for c in local_part):
+        raise ConfigError(
+            t.file,
+            t.key("local_part"),
+            f"{local_part!r} is not a plain local part",
+            'use letters, digits, "-", "_" or ".", e.g. "bounces"',
+        )
+    result = BouncesConfig(
+        verp=t.flag("verp", True),
+        local_part=local_part.lower(),
+        token_max_age_days=t.integer("token_max_age_days", 30, minimum=1, maximum=3650),
+    )
+    t.finish()
+    return result
+
+
+def _suppression(t: _Table) -> SuppressionConfig:
+    result = SuppressionConfig(
+        soft_bounce_limit=t.integer("soft_bounce_limit", 5, minimum=1),
+        soft_bounce_days=t.number("soft_bounce_days", 7.0, minimum=0.001),
+        complaint_days=t.number("complaint_days", 0.0, minimum=0),
+        hard_bounce_days=t.number("hard_bounce_days", 0.0, minimum=0),
+    )
+    t.finish()
+    return result
+
+
+def _events(t: _Table) -> EventsConfig:
+    result = EventsConfig(retention_days=t.number("retention_days", 30.0, minimum=0.01))
+    t.finish()
+    return result
+
+
+_EVENT_NAMES = (
+    "queued",
+    "delivered",
+    "deferred",
+    "bounced",
+    "expired",
+    "rejected",
+    "complained",
+    "autoreplied",
+    "inbound",
+    "warning",
+)
+
+
+def _webhook(t: _Table) -> WebhookConfig:
+    url = t.required_str("url")
+    if not url.startswith(("http://", "https://")) or len(url) > 2000:
+        raise ConfigError(
+            t.file,
+            t.key("url"),
+            f"{url[:80]!r} is not an http(s) URL",
+            'write url = "https://app.example/mailwright/events"',
+        )
+    secret = t.required_str("secret")
+    if len(secret) < 16:
+        raise ConfigError(
+            t.file,
+            t.key("secret"),
+            "is shorter than 16 characters",
+            "use a long random secret, e.g. the output of: openssl rand -base64 32",
+        )
+    events = tuple(t.items("events", str, []))
+    for name in events:
+        if name not in _EVENT_NAMES:
+            raise ConfigError(
+                t.file,
+                t.key("events"),
+                f"{name!r} is not an event type",
+                "use some of: " + ", ".join(_EVENT_NAMES),
+            )
+    result = WebhookConfig(
+        url=url,
+        secret=secret,
+        events=events,
+        timeout=t.number("timeout", 10.0, minimum=0.1),
+    )
+    t.finish()
+    return result
 
 
 def _check(t: _Table) -> CheckConfig:

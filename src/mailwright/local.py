@@ -22,7 +22,7 @@ any domain), and :attr:`LocalDirectory.notes` says so for the startup log.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .dns.names import normalize
 
@@ -48,6 +48,9 @@ class LocalDirectory:
     problems: tuple[str, ...] = ()
     """Required addresses that resolve to nobody (no mailbox to map them to)."""
     first_domain: str | None = field(default=None)
+    bounce_local_part: str | None = None
+    """``bounces``: ``bounces@`` and ``bounces+TOKEN@`` exist at every local domain and
+    are consumed by the bounce processor (mailwright.feedback), never a mailbox."""
 
     @classmethod
     def build(
@@ -90,11 +93,15 @@ class LocalDirectory:
     @classmethod
     def from_config(cls, config: object) -> LocalDirectory:
         """From a :class:`mailwright.config.Config` (typed loosely to keep this module pure)."""
-        return cls.build(
+        directory = cls.build(
             getattr(config, "domains", ()),
             getattr(config, "mailboxes", ()),
             getattr(config, "aliases", {}),
         )
+        bounces = getattr(config, "bounces", None)
+        if bounces is not None and getattr(bounces, "verp", False):
+            return replace(directory, bounce_local_part=str(bounces.local_part).lower())
+        return directory
 
     def is_local_domain(self, domain: str) -> bool:
         return domain.lower() in self.domains
@@ -111,7 +118,15 @@ class LocalDirectory:
         return self._resolve(_key(address), 0)
 
     def exists(self, address: str) -> bool:
-        return self.resolve(address) is not None
+        return self.resolve(address) is not None or self.is_bounce_address(address)
+
+    def is_bounce_address(self, address: str) -> bool:
+        """A bounce address of ours (``bounces@`` or ``bounces+...@`` a local domain)."""
+        if self.bounce_local_part is None:
+            return False
+        local, _, domain = address.rpartition("@")
+        base = local.lower().split(RECIPIENT_DELIMITER, 1)[0]
+        return base == self.bounce_local_part and self.is_local_domain(domain)
 
     def _resolve(self, key: str, depth: int) -> tuple[str, ...] | None:
         if depth > MAX_ALIAS_DEPTH:

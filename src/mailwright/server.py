@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -41,19 +42,24 @@ from typing import Any
 from . import systemd
 from .config import Config, load_config
 from .errors import UserError
+from .feedback import FeedbackProcessor
 from .listeners import bind_listeners
 from .local import LocalDirectory
 from .log import EventLogger
 from .log import logger as default_logger
 from .preflight import Finding, check_runtime
 from .privileges import drop_to, prepare_data_dir, run_as
-from .queue import QueueStore, new_queue_id, open_store
+from .queue import QueueStore, SqliteQueueStore, new_queue_id, open_store
+from .queue.tracking import SuppressionPolicy, Tracking
 from .smtp.auth import BadHash, Credentials, parse_hash
 from .smtp.intake import Accepted, Signer, originate
 from .smtp.server import Runtime, ServerSettings, SmtpServer
+from .verp import load_or_create_key
+from .webhooks import Webhook, WebhookSender, min_webhook_seq
 
 DEV_SELECTOR = "mailwright-dev"
 RECOVERY_INTERVAL = 15.0
+PRUNE_INTERVAL = 3600.0
 """Seconds between checks for leases of dead workers on this host."""
 DEV_KEY_NAME = "dev-rsa.private"
 
@@ -264,10 +270,13 @@ class Worker:
         sockets: dict[str, socket.socket] | None = None,
         *,
         main: bool = False,
+        slot: int = 0,
     ) -> None:
         self.options = options
         self.main = main
         """The only process (one worker): it speaks to systemd (sd_notify) itself."""
+        self.slot = slot
+        """This worker's number (0 ... workers-1); worker 0 also sends the webhooks."""
         self.runtime = runtime
         """The one config view of this worker; :meth:`reload` swaps it (and tells the
         SMTP server and the agent, which derive their settings from it)."""
@@ -282,6 +291,10 @@ class Worker:
         self._watchdog_task: asyncio.Task[None] | None = None
         self._pickup_task: asyncio.Task[None] | None = None
         self._rotation_task: asyncio.Task[None] | None = None
+        self._prune_task: asyncio.Task[None] | None = None
+        self.tracking: Tracking | None = None
+        self.webhooks: WebhookSender | None = None
+        self.verp_key: bytes | None = None
         self._stop = asyncio.Event()
         self.http: Any = None
         self.certificates: Any = None
@@ -293,6 +306,7 @@ class Worker:
         self.store = await open_store(config.data_dir)
         await recover_leases(self.store, self.logger)
         self.smtp = SmtpServer(self.runtime, self.store, self.logger, self.options.settings)
+        await self._start_tracking()
         await self.smtp.start(self.sockets)
         await self._start_http_and_certificates()
         self.agent = self._make_agent()
@@ -314,6 +328,47 @@ class Worker:
             self._rotation_task = asyncio.create_task(
                 rotate_on_schedule(lambda: self.runtime.config, self.logger.event, reload_all)
             )
+
+    async def _start_tracking(self) -> None:
+        """Events, suppressions, bounce processing and (in worker 0) webhooks."""
+        config = self.runtime.config
+        store = self.store
+        if not isinstance(store, SqliteQueueStore):
+            return
+        self.tracking = Tracking(store, SuppressionPolicy.from_config(config))
+        self.verp_key = load_or_create_key(config.data_dir)
+        assert self.smtp is not None
+        self.smtp.tracking = self.tracking
+        self.smtp.feedback = FeedbackProcessor(
+            self.tracking,
+            self.verp_key,
+            local_part=config.bounces.local_part,
+            max_age_days=config.bounces.token_max_age_days,
+        )
+        if self.slot != 0:
+            return
+        if config.webhooks:
+            self.webhooks = WebhookSender(store, [Webhook.from_config(w) for w in config.webhooks])
+            self.tracking.listeners.append(self.webhooks)
+            await self.webhooks.start()
+        self._prune_task = asyncio.create_task(self._prune_events())
+
+    async def _prune_events(self) -> None:
+        """Hourly: events older than ``[events] retention_days`` that every webhook has
+        passed are deleted."""
+        while True:
+            await asyncio.sleep(PRUNE_INTERVAL)
+            assert self.tracking is not None
+            config = self.runtime.config
+            retention = config.events.retention_days * 86400
+            urls = [w.url for w in config.webhooks]
+            try:
+                keep = await self.tracking.store.query(
+                    functools.partial(min_webhook_seq, urls=urls)
+                )
+                await self.tracking.prune(time.time() - retention, keep)
+            except Exception as exc:  # pruning must never stop the server
+                self.logger.event("error", what="prune-events", reason=str(exc))
 
     async def _start_http_and_certificates(self) -> None:
         """The ``http`` listeners (ACME challenges, /healthz) and, with ``[tls] acme``,
@@ -450,6 +505,8 @@ class Worker:
             announce=self.options.console,
             intake=lambda: self.runtime.intake,
             commit=originated,
+            tracking=self.tracking,
+            verp_key=self.verp_key,
         )
 
     def request_stop(self) -> None:
@@ -518,9 +575,12 @@ class Worker:
         await self.stop()
 
     async def stop(self) -> None:
+        if self.webhooks is not None:
+            await self.webhooks.close()
         for task in (
             self._recovery_task,
             self._report_task,
+            self._prune_task,
             self._certificate_task,
             self._watchdog_task,
             self._pickup_task,
@@ -566,7 +626,23 @@ def prepare(options: ServeOptions) -> tuple[Runtime, EventLogger, list[str]]:
     logger.open(log_path(config))
     if options.dev_mode:
         logger.set_stderr(False)  # the console shows one line per message instead
+        logger.subscribe(console_refusals(options.console))
     return runtime, logger, notes
+
+
+def console_refusals(console: Callable[[str], None]) -> Callable[[dict[str, str]], None]:
+    """Development console: a refused submission or recipient shows as one line, as
+    delivered ones do (nothing silent: 8-bit strict mode, size, policy, require_dkim)."""
+
+    def show(event: dict[str, str]) -> None:
+        kind = event.get("event")
+        if kind == "rejected" and "reply" in event:
+            who = event.get("to") or event.get("from") or ""
+            console(f"refused {who} ({event.get('stage', '?')}): {event['reply']}")
+        elif kind in ("refused", "warning"):
+            console(f"{kind} {event.get('id', '')}: {event.get('reason', '')}")
+
+    return show
 
 
 def banner(options: ServeOptions, workers: int) -> list[str]:
@@ -645,7 +721,7 @@ def _supervise(
                     signal.SIGALRM,
                 ):
                     signal.signal(sig, signal.SIG_DFL)
-                asyncio.run(Worker(options, runtime, logger, sockets).run())
+                asyncio.run(Worker(options, runtime, logger, sockets, slot=slot).run())
             except BaseException as exc:  # report, never fall back into the master's loop
                 logger.event("error", what="worker", reason=f"{type(exc).__name__}: {exc}")
                 code = 1

@@ -175,6 +175,14 @@ def test_development_mode_signs_and_saves_to_the_outbox(tmp_path: Path) -> None:
                 b"From: App <app@myapp.example>\r\nTo: user@elsewhere.example\r\n"
                 b"Subject: dev\r\n\r\nHello from development mode.\r\n",
             )
+            # nothing silent: a refused submission shows on the console too
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                client.sendmail(
+                    "app@myapp.example",
+                    ["user@elsewhere.example"],
+                    b"From: App <app@myapp.example>\r\nX-Mailwright-Metadata: nope\r\n\r\nx\r\n",
+                )
+            assert refused.value.smtp_code == 554
         outbox = tmp_path / "mailwright-data" / "outbox" / "new"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not (outbox.exists() and any(outbox.iterdir())):
@@ -194,6 +202,9 @@ def test_development_mode_signs_and_saves_to_the_outbox(tmp_path: Path) -> None:
     assert dkim.verify(data, dnsfunc=lambda name, timeout=5: record)
     assert "development mode" in output
     assert f"→ {Path('mailwright-data/outbox/new') / saved.name}" in output  # one line per message
+    assert (
+        "refused <user@elsewhere.example> (data): 554 5.6.0 Error: X-Mailwright-Metadata" in output
+    )
 
 
 def test_sigterm_finishes_and_sighup_reloads(

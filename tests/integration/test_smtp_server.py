@@ -293,7 +293,7 @@ async def test_nul_bytes(harness_factory: Any) -> None:
 
 
 async def test_eight_bit_without_8bitmime_and_long_lines(harness_factory: Any) -> None:
-    h = await harness_factory()
+    h = await harness_factory(strict_8bitmime=True)
     c = await open_session(h)
     await c.cmd("MAIL FROM:<a@example.org>")
     await c.cmd("RCPT TO:<bob@example.com>")

@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "config": "mailwright.cli.config_check:config",
     "send-test": "mailwright.cli.sendtest:send_test",
     "queue": "mailwright.cli.queue:queue",
+    "suppress": "mailwright.cli.tracking:suppress",
+    "events": "mailwright.cli.tracking:events",
     "passwd": "mailwright.cli.passwd:passwd",
     "service": "mailwright.cli.service:service",
     "explain": "mailwright.cli.explain:explain",

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from ..bounce.model import bounce_type, classify_reply
 from ..config import Config
 from ..dns import Resolver
 from ..log import EventLogger, angle
@@ -45,7 +46,10 @@ from ..queue import (
     RecipientUpdate,
     new_queue_id,
 )
+from ..queue.events import Event
+from ..queue.tracking import Tracking
 from ..smtp.intake import Accepted, IntakePolicy, originate
+from ..verp import bounce_address
 from .client import ClientSettings, Session, SessionError, TransactionResult
 from .dsn import Action, RecipientReport, build_dsn, wants_dsn
 from .replies import Reply, local_reply
@@ -183,6 +187,8 @@ class DeliveryAgent:
         rng: random.Random | None = None,
         intake: Callable[[], IntakePolicy] | None = None,
         commit: Commit | None = None,
+        tracking: Tracking | None = None,
+        verp_key: bytes | None = None,
     ) -> None:
         self.store = store
         self.resolver = resolver
@@ -196,6 +202,10 @@ class DeliveryAgent:
         self.intake = intake or (lambda: IntakePolicy(hostname=self.config.hostname))
         """The intake policy of the moment (DSNs we write are signed like any mail of ours)."""
         self.commit = commit or self._enqueue_accepted
+        self.tracking = tracking
+        """Where the outcome of each recipient of a tracked message goes (events)."""
+        self.verp_key = verp_key
+        """The VERP HMAC key; None: every message leaves with its own envelope sender."""
         self.reconfigure(config)
         self.idle_seconds = IDLE_SECONDS
         self.claim_delay = CLAIM_DELAY
@@ -491,7 +501,7 @@ class DeliveryAgent:
                             remote=not exc.reply.local,
                         )
                     continue
-            result = await session.send(entry.sender, remaining, job.tracker.data, entry.meta)
+            result = await self._send(session, entry, remaining, job.tracker.data)
             if reused and session.broken and not result.server_spoke:
                 # A cached connection the server had already dropped (its idle timeout):
                 # nothing was said about this message, so try once on a fresh one, as
@@ -504,7 +514,7 @@ class DeliveryAgent:
                     for r in remaining:
                         last[r] = Outcome(exc.reply, hop.relay, hop.host, not exc.reply.local)
                     continue
-                result = await session.send(entry.sender, remaining, job.tracker.data, entry.meta)
+                result = await self._send(session, entry, remaining, job.tracker.data)
             still: list[str] = []
             for r in remaining:
                 reply = result.replies[r]
@@ -522,6 +532,36 @@ class DeliveryAgent:
                 local_reply(451, "4.4.1", "no address to try")
             )
         return session if session is not None and not session.broken else None
+
+    async def _send(
+        self, session: DeliverySession, entry: QueueEntry, recipients: list[str], data: bytes
+    ) -> TransactionResult:
+        """One transaction, or with VERP one per recipient (each has its own return path,
+        ``bounces+TOKEN@`` the sender's domain: a later bounce names its recipient)."""
+        if not (entry.meta.verp and self.verp_key and entry.sender):
+            return await session.send(entry.sender, recipients, data, entry.meta)
+        domain = entry.sender.rpartition("@")[2]
+        addresses = [r.address for r in entry.recipients]
+        merged = TransactionResult(dsn_passed=True)
+        for i, recipient in enumerate(recipients):
+            if i and session.broken:
+                result = TransactionResult(
+                    {recipient: local_reply(451, "4.4.2", "connection lost before sending")}
+                )
+            else:
+                sender = bounce_address(
+                    self.verp_key,
+                    entry.id,
+                    addresses.index(recipient),
+                    domain,
+                    local_part=self.config.bounces.local_part,
+                    now=self.clock(),
+                )
+                result = await session.send(sender, [recipient], data, entry.meta)
+            merged.replies.update(result.replies)
+            merged.server_spoke = merged.server_spoke or result.server_spoke
+            merged.dsn_passed = merged.dsn_passed and result.dsn_passed
+        return merged
 
     async def _connect(self, hop: Hop, route: Route) -> DeliverySession:
         try:
@@ -663,7 +703,11 @@ class DeliveryAgent:
         still_pending = any(u.kind == "deferred" for u in updates) or any(
             r.address not in handled for r in entry.pending
         )
-        reports = wants_dsn(entry.sender)
+        # With VERP the application learns outcomes from events; a DSN only when the
+        # submitter asked for one (RFC 3461 NOTIFY).
+        reports = wants_dsn(entry.sender) and (not meta.verp or bool(meta.dsn))
+        if self.tracking is not None and meta.tracked:
+            await self._record_events(tracker, updates, now)
         if reports and succeeded:
             await self._send_dsn(tracker, "success", succeeded, now)
         failures = (*meta.pending_failures, *failed)
@@ -691,6 +735,60 @@ class DeliveryAgent:
             await self._send_dsn(tracker, "delay", delayed, now)
             await self.store.update_meta(entry.id, replace(meta, delay_warned=True))
         await self.store.record_results(entry.id, updates, worker=self.worker, now=now)
+
+    async def _record_events(
+        self, tracker: _Tracker, updates: list[RecipientUpdate], now: float
+    ) -> None:
+        """One event per recipient outcome (written before the queue records the results:
+        a crash in between repeats an event, never loses one)."""
+        assert self.tracking is not None
+        entry = tracker.entry
+        meta = entry.meta
+        expired_after = after_failure(entry.created_at, now, self.delivery.retry).expired
+        events: list[Event] = []
+        for update in updates:
+            outcome = tracker.outcomes[update.recipient]
+            reply = outcome.reply
+            common: dict[str, Any] = dict(
+                recipient=update.recipient,
+                queue_id=entry.id,
+                message_id=meta.message_id,
+                sender=entry.sender,
+                mta_response=str(reply),
+                tags=meta.tags,
+                metadata=dict(meta.metadata or {}),
+            )
+            details: dict[str, Any] = {"relay": outcome.relay, "remote": outcome.remote}
+            if update.kind == "delivered":
+                events.append(Event("delivered", now, details=details, **common))
+                continue
+            status, cause = classify_reply(str(reply), reply.status() or "")
+            if update.kind == "deferred":
+                details["next_retry"] = _iso(update.next_attempt or now)
+                events.append(Event("deferred", now, cause=cause, details=details, **common))
+            elif outcome.kind == "deferred" and expired_after:
+                events.append(Event("expired", now, cause=cause, details=details, **common))
+            else:
+                events.append(
+                    Event(
+                        "bounced",
+                        now,
+                        bounce_type=bounce_type(status, cause),
+                        bounce_source="sync",
+                        cause=cause,
+                        details={**details, "status": status},
+                        **common,
+                    )
+                )
+        try:
+            added = await self.tracking.record(events)
+        except Exception as exc:  # the outcome is recorded by the queue either way
+            self.logger.event("error", entry.id, what="events", reason=str(exc))
+            return
+        for suppression in added:
+            self.logger.event(
+                "suppressed", entry.id, to=angle(suppression.address), reason=suppression.reason
+            )
 
     async def _send_dsn(
         self,

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from ..errors import MailwrightError
 from ..queue.store import QueueMeta
+from ..rfc6152 import to_7bit
 from ..smtp import dsn as dsn_params
 from .replies import Reply, ReplyError, ReplyParser, local_reply
 from .routing import Hop, Route
@@ -301,6 +302,10 @@ class Session:
                 f"message size {len(data)} exceeds the limit {size_limit} of {self.hop.relay}",
             )
             return TransactionResult(dict.fromkeys(recipients, reply))
+        if not data.isascii() and "8BITMIME" not in self.extensions:
+            # RFC 6152 §3: the next hop takes only 7-bit data: convert per MIME part. Mail
+            # we sign is made 7-bit before signing, so this only touches relayed mail.
+            data = to_7bit(data).data
         params = []
         if "SIZE" in self.extensions:
             params.append(f"SIZE={len(data)}")

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import events, suppressions
 from .store import (
     QueueEntry,
     QueueError,
@@ -66,7 +67,9 @@ from .store import (
 T = TypeVar("T")
 
 DB_NAME = "queue.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: entries and messages; 2: + events, suppressions, soft_bounces, webhook_cursors
+(:mod:`.events`, :mod:`.suppressions`, :mod:`mailwright.webhooks`)."""
 BUSY_TIMEOUT_MS = 30_000
 
 _SCHEMA = """
@@ -86,6 +89,18 @@ CREATE INDEX IF NOT EXISTS entries_due ON entries (next_attempt) WHERE held = 0;
 CREATE TABLE IF NOT EXISTS messages (
     id   TEXT PRIMARY KEY,
     data BLOB NOT NULL
+);
+"""
+
+_CURSORS = """
+CREATE TABLE IF NOT EXISTS webhook_cursors (
+    name        TEXT PRIMARY KEY,    -- the webhook's url (its identity across restarts)
+    seq         INTEGER NOT NULL,    -- last event delivered (or given up on)
+    batch_end   INTEGER,             -- events (seq, batch_end] are being sent: same batch on retry
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    first_try   REAL,
+    next_try    REAL,
+    last_error  TEXT
 );
 """
 
@@ -300,7 +315,9 @@ class SqliteQueueStore(QueueStore):
                 f"{self.path} has queue schema {version}, newer than this mailwright "
                 f"({SCHEMA_VERSION}): upgrade mailwright"
             )
-        for statement in _SCHEMA.split(";"):
+        for statement in (_SCHEMA + events.SCHEMA_SQL + suppressions.SCHEMA_SQL + _CURSORS).split(
+            ";"
+        ):
             if statement.strip():
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -335,6 +352,39 @@ class SqliteQueueStore(QueueStore):
             queue_id=queue_id or new_queue_id(),  # made here: new_queue_id is not thread-safe
         )
         stored = await self._write(insert)
+        self.wakeup()
+        return stored
+
+    async def enqueue_with(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        *,
+        meta: QueueMeta | None = None,
+        queue_id: str | None = None,
+        also: Callable[[sqlite3.Connection, str], None],
+    ) -> str:
+        """:meth:`enqueue`, and ``also(conn, queue_id)`` in the same transaction (the
+        ``queued`` events: the log never shows a delivery before its queueing, and never
+        misses the queueing of a stored message)."""
+        if not recipients:
+            raise ValueError("a message needs at least one recipient")
+        insert = functools.partial(
+            self._insert,
+            sender=sender,
+            recipients=list(recipients),
+            data=data,
+            meta=meta or QueueMeta(),
+            queue_id=queue_id or new_queue_id(),
+        )
+
+        def both(conn: sqlite3.Connection) -> str:
+            stored = insert(conn)
+            also(conn, stored)
+            return stored
+
+        stored = await self._write(both)
         self.wakeup()
         return stored
 
@@ -583,6 +633,15 @@ class SqliteQueueStore(QueueStore):
             return None if row[0] is None else float(row[0])
 
         return await self._read(next_due)
+
+    async def transact(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` inside the next group commit (for the event log, the suppression
+        list and webhook cursors, which share this database and its commits)."""
+        return await self._write(fn)
+
+    async def query(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the read-only connection."""
+        return await self._read(fn)
 
     async def close(self) -> None:
         if self._closed:

@@ -159,6 +159,17 @@ class QueueMeta:
     delay_warned: bool = False
     """A delay DSN was sent (RFC 3464: one warning per message)."""
     pending_failures: tuple[PendingFailure, ...] = ()
+    message_id: str | None = None
+    """The message's Message-ID field (the ``message_id`` of its events)."""
+    tags: tuple[str, ...] = ()
+    """From ``X-Mailwright-Tags`` at submission (copied into every event)."""
+    metadata: dict[str, Any] | None = None
+    """From ``X-Mailwright-Metadata`` at submission (copied into every event)."""
+    tracked: bool = False
+    """A submission of the application's: every outcome becomes an event."""
+    verp: bool = False
+    """Send each recipient with its own VERP return path (:mod:`mailwright.verp`) on the
+    envelope sender's domain."""
 
     def recipient_dsn(self, address: str) -> DsnRecipient:
         return self.dsn.get(address) or _NO_DSN_PARAMS
@@ -200,6 +211,8 @@ class QueueMeta:
             for address, p in (data.get("dsn") or {}).items()
             if isinstance(p, dict)
         }
+        if "tags" in values:
+            values["tags"] = tuple(str(t) for t in values["tags"] or ())
         failures = tuple(
             PendingFailure(
                 recipient=str(f["recipient"]),

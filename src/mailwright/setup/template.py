@@ -123,6 +123,16 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
     w.setting(
         "workers", config.workers, "Worker processes sharing the listeners; 0 = one per CPU core."
     )
+    w.setting(
+        "strict_8bitmime",
+        config.strict_8bitmime,
+        "Refuse 8-bit data sent without BODY=8BITMIME (554 5.6.1); false accepts it, as Postfix.",
+    )
+    w.setting(
+        "require_dkim",
+        config.require_dkim,
+        "Refuse submissions whose From domain has no DKIM key (false: send, warn, emit an event).",
+    )
 
     w.table("[dns]", "DNS lookups (SPF, DKIM, DMARC, MX) made by the server and the doctor.")
     if config.dns.nameserver:
@@ -289,6 +299,42 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         i.send_aggregate_reports,
         "Send daily DMARC aggregate reports (RFC 9990) to domains that ask for them.",
     )
+
+    b = config.bounces
+    w.table("[bounces]", "Return path: bounces+TOKEN@your-domain, one per message and recipient.")
+    w.setting("verp", b.verp, "Send with a per-recipient, HMAC-signed return path (VERP).")
+    w.setting("local_part", b.local_part, "The local part of the bounce addresses.")
+    w.setting(
+        "token_max_age_days", b.token_max_age_days, "Bounces to older tokens are not trusted."
+    )
+
+    s = config.suppression
+    w.table("[suppression]", "Addresses mail is no longer sent to ('mailwright suppress list').")
+    w.setting(
+        "soft_bounce_limit", s.soft_bounce_limit, "This many soft bounces within soft_bounce_days"
+    )
+    w.setting("soft_bounce_days", s.soft_bounce_days, "... suppress the address.")
+    w.setting(
+        "hard_bounce_days", s.hard_bounce_days, "How long a hard bounce suppresses (0: for ever)."
+    )
+    w.setting("complaint_days", s.complaint_days, "How long a complaint suppresses (0: for ever).")
+
+    w.table("[events]", "The event log ('mailwright events', webhooks).")
+    w.setting("retention_days", config.events.retention_days, "Events older than this are pruned.")
+
+    for hook in config.webhooks:
+        w.blank()
+        w.lines.append("[[webhooks]]")
+        w.setting("url", hook.url, "POST events here (JSON, Standard Webhooks signature).")
+        w.setting("secret", hook.secret, "Signing secret (whsec_<base64> or any long string).")
+        w.setting("events", list(hook.events), "Event types to send (empty: all).")
+        w.setting("timeout", hook.timeout, "Seconds per request.")
+    if not config.webhooks:
+        w.table("# [[webhooks]]", "Tell your application about every outcome (README: Webhooks).")
+        w.example("url", "https://app.example.com/mailwright/events", "POST events here.")
+        w.example("secret", "whsec_...", "Signing secret (whsec_<base64> or any long string).")
+        w.example("events", ["delivered", "bounced", "complained"], "Event types (empty: all).")
+        w.example("timeout", 10.0, "Seconds per request.")
 
     w.table("[check]", "Blocklists 'mailwright check' queries (never from tests).")
     w.setting("dnsbls", list(config.check.dnsbls), "IP blocklists each sending IP is looked up in.")

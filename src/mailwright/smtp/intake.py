@@ -19,18 +19,27 @@ Decisions, each with its rule:
 * DKIM signing of what we send (submissions and what we originate) with the keys of
   the From domain — for our own DSNs and reports also of a parent domain, which is
   aligned under DMARC's relaxed mode (RFC 9989 §4.4.3);
-* the queue metadata: client facts for ``queue show``, RFC 3461 DSN parameters, SMTPUTF8.
+* the application's tracking fields ``X-Mailwright-Tags``/``-Metadata`` of a
+  submission: read into the metadata and removed before signing
+  (:mod:`.tracking_headers`);
+* suppressed recipients of a submission (the caller looked them up): not sent to;
+* 8-bit body parts of a submission made 7-bit *before* signing (RFC 6152 §3,
+  :mod:`mailwright.rfc6152`), so the one signed form verifies at every next hop;
+* ``require_dkim``: a submission that would leave unsigned is refused;
+* the queue metadata: client facts for ``queue show``, RFC 3461 DSN parameters, SMTPUTF8,
+  Message-ID, tags and metadata for the events, VERP for submissions from our domains.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from .. import message as rfc5322
 from ..inbound import InboundDecision
 from ..queue.store import DsnRecipient, Origin, QueueMeta
-from . import headers
+from ..rfc6152 import to_7bit
+from . import headers, tracking_headers
 from .protocol import Envelope, Reply
 
 Signer = Callable[[bytes, str], tuple[bytes, list[str]] | None]
@@ -81,6 +90,11 @@ class IntakePolicy:
     hostname: str
     signer: Signer | None = None
     max_hops: int = DEFAULT_MAX_HOPS
+    require_dkim: bool = False
+    """Refuse a submission whose From domain has no DKIM key (else: sent, with a warning)."""
+    verp: bool = False
+    """Submissions from one of ``local_domains`` leave with VERP return paths."""
+    local_domains: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +122,11 @@ class Accepted:
     meta: QueueMeta
     signing: Signed | Unsigned | None
     """None: not ours to sign (inbound mail)."""
+    suppressed: tuple[str, ...] = ()
+    """Recipients dropped because they are on the suppression list (``rejected`` events);
+    ``recipients`` may then be empty: nothing to queue, the submission still succeeds."""
+    converted: bool = False
+    """8-bit body parts were re-encoded to 7-bit before signing (RFC 6152 §3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,17 +157,39 @@ def prepare(
     *,
     queue_id: str,
     inbound: InboundDecision | None = None,
+    suppressed: Collection[str] = (),
     now: float | None = None,
 ) -> Accepted | Refused:
     """The message as it will be queued, or the refusal.
 
     ``inbound`` is the verdict of the inbound checks for mail from the world (the caller
-    runs them between :func:`screen` and this: they need DNS).
+    runs them between :func:`screen` and this: they need DNS). ``suppressed``: the
+    recipients the suppression list holds (the caller looked them up); a submission is
+    not sent to them.
     """
     refused = screen(data, policy)
     if refused is not None:
         return refused
     recipients = tuple(m.address for m in envelope.recipients)
+    tracking = tracking_headers.TrackingFields()
+    dropped: tuple[str, ...] = ()
+    converted = False
+    if arrival.submission:
+        try:
+            tracking = tracking_headers.extract(data)
+        except tracking_headers.TrackingHeaderError as exc:
+            return Refused(Reply.of(554, "5.6.0", f"Error: {exc}"), "bad tracking field")
+        data = tracking.message
+        if suppressed:
+            gone = set(suppressed)
+            dropped = tuple(r for r in recipients if r in gone)
+            recipients = tuple(r for r in recipients if r not in gone)
+        if not data.isascii():
+            # RFC 6152 §3: made 7-bit here, before signing, so that the one signed form
+            # verifies at every next hop, with or without 8BITMIME (a conversion after
+            # signing would break the body hash).
+            result = to_7bit(data)
+            data, converted = result.data, result.changed
     added = headers.received(
         helo=arrival.helo or "unknown",
         client_ip=arrival.client_ip,
@@ -179,8 +220,23 @@ def prepare(
         folder = inbound.folder
     message = added + data
     signing: Signed | Unsigned | None = None
+    message_id: str | None = None
+    verp = False
     if arrival.submission:
         message, signing = _sign(message, data, policy, parents=False)
+        if isinstance(signing, Unsigned) and policy.require_dkim:
+            return Refused(
+                Reply.of(
+                    550,
+                    "5.7.1",
+                    f"Error: not signed: {signing.reason} ({signing.domain}; require_dkim"
+                    " is on: add a [[dkim]] key for it)",
+                ),
+                f"unsigned: {signing.reason}",
+            )
+        message_id = rfc5322.field_value(message, "Message-ID")
+        sender_domain = envelope.reverse_path.rpartition("@")[2].lower()
+        verp = policy.verp and bool(envelope.reverse_path) and sender_domain in policy.local_domains
     meta = QueueMeta(
         origin="smtp",
         client=arrival.client_ip,
@@ -192,8 +248,22 @@ def prepare(
         envid=envelope.envid,
         dsn=dict(envelope.dsn),
         folder=folder,
+        message_id=message_id,
+        tags=tracking.tags,
+        metadata=tracking.metadata or None,
+        tracked=arrival.submission,
+        verp=verp,
     )
-    return Accepted(queue_id, envelope.reverse_path, recipients, message, meta, signing)
+    return Accepted(
+        queue_id,
+        envelope.reverse_path,
+        recipients,
+        message,
+        meta,
+        signing,
+        suppressed=dropped,
+        converted=converted,
+    )
 
 
 def local(

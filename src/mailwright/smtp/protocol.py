@@ -134,6 +134,9 @@ class SessionPolicy:
     auth: Literal["none", "optional", "required"] = "none"
     max_recipients: int = DEFAULT_MAX_RECIPIENTS
     max_errors: int = DEFAULT_MAX_ERRORS
+    strict_8bitmime: bool = False
+    """Refuse 8-bit data sent without BODY=8BITMIME (RFC 6152 §3); off by default, as in
+    Postfix, because Django and many other clients send UTF-8 bodies without it."""
 
 
 def _r(code: int, status: str | None, text: str, *, close: bool = False) -> Reply:
@@ -407,7 +410,7 @@ class Session:
             return _r(553, "5.1.3", f"<{address}>: address literals are not accepted")
         directory = self.policy.directory
         if directory.is_local_domain(mailbox.domain):
-            if directory.resolve(address) is None:
+            if not directory.exists(address):
                 return _r(
                     550,
                     "5.1.1",
@@ -465,7 +468,12 @@ class Session:
         message = message.replace(b"\r\n..", b"\r\n.")[2:]
         if b"\0" in message:
             return self._reject("data", _r(554, "5.6.0", "Error: NUL character in message"))
-        if not message.isascii() and envelope.body != "8BITMIME" and not envelope.smtputf8:
+        if (
+            self.policy.strict_8bitmime
+            and not message.isascii()
+            and envelope.body != "8BITMIME"
+            and not envelope.smtputf8
+        ):
             # RFC 6152 §3: 8-bit data only after BODY=8BITMIME (or SMTPUTF8, RFC 6531 §3.1).
             return self._reject("data", _r(554, "5.6.1", "Error: 8-bit data needs BODY=8BITMIME"))
         crlf = message.count(b"\r\n")

@@ -26,16 +26,21 @@ import functools
 import ipaddress
 import socket
 import ssl
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from ..certificates.tls import make_ssl_context, switching_context
 from ..config import Config, ListenerConfig
 from ..dns import Resolver, server_resolver
+from ..feedback import FeedbackProcessor, queued_events
 from ..inbound import InboundChecker, InboundDecision, ReportStores
 from ..local import LocalDirectory
 from ..log import EventLogger, angle
 from ..queue import QueueError, QueueStore, new_queue_id
+from ..queue.events import Event
+from ..queue.suppressions import Suppression
+from ..queue.tracking import Tracking
 from . import intake
 from .auth import AuthLimiter, Credentials
 from .intake import Arrival, IntakePolicy, Signed, Signer, Unsigned
@@ -57,6 +62,9 @@ TLS_HANDSHAKE_TIMEOUT = 60.0
 READ_HIGH_WATER = 1 << 20
 """Buffered input above which we stop reading from the socket until the session catches up."""
 REPLY_BATCH = 1 << 16
+MAX_FEEDBACK_TASKS = 100
+"""Reports at postmaster@/abuse@ read at once in the background; beyond, they are only
+delivered (a flood of reports must not pile up tasks)."""
 """Pending reply bytes written at once; then, if the client does not take them (the
 transport paused our writing), no more commands are read until it does."""
 
@@ -104,7 +112,21 @@ class Runtime:
 
     @property
     def intake(self) -> IntakePolicy:
-        return IntakePolicy(hostname=self.config.hostname, signer=self.signer)
+        return intake_policy(self)
+
+
+def intake_policy(runtime: Runtime, max_hops: int = intake.DEFAULT_MAX_HOPS) -> IntakePolicy:
+    """The intake decisions of this configuration (require_dkim needs a configured,
+    non-development server: the development server signs with its own key)."""
+    config = runtime.config
+    return IntakePolicy(
+        hostname=config.hostname,
+        signer=runtime.signer,
+        max_hops=max_hops,
+        require_dkim=config.require_dkim and not runtime.dev_mode,
+        verp=config.bounces.verp,
+        local_domains=frozenset(d.lower() for d in config.domains),
+    )
 
 
 def log_signing(logger: EventLogger, queue_id: str, signing: Signed | Unsigned | None) -> None:
@@ -145,6 +167,11 @@ class SmtpServer:
         self._inbound: dict[int, InboundChecker] = {}
         self._report_stores = ReportStores(state.config.data_dir)
         """Opened once per worker, kept across reloads (data_dir takes effect at restart)."""
+        self.tracking: Tracking | None = None
+        """Events and suppressions (set by the serving worker; None: not tracked)."""
+        self.feedback: FeedbackProcessor | None = None
+        """Reads mail to bounce addresses, postmaster@ and abuse@ (None: not read)."""
+        self._feedback_tasks: set[asyncio.Task[None]] = set()
 
     def _policy(
         self, listener: ListenerConfig, ssl_context: ssl.SSLContext | None
@@ -157,6 +184,7 @@ class SmtpServer:
             starttls=listener.tls == "starttls" and ssl_context is not None,
             auth=listener.auth,  # without [[users]] "required" still means required
             max_recipients=self.settings.max_recipients,
+            strict_8bitmime=config.strict_8bitmime,
         )
 
     async def start(self, sockets: dict[str, socket.socket] | None = None) -> None:
@@ -301,21 +329,51 @@ class SmtpServer:
             esmtp=session.esmtp,
             tls=conn.tls_description() if session.tls else None,
         )
-        policy = IntakePolicy(runtime.config.hostname, runtime.signer, self.settings.max_hops)
+        policy = intake_policy(runtime, self.settings.max_hops)
         decision: InboundDecision | None = None
         refused = intake.screen(ready.data, policy)
-        if refused is None and arrival.inbound and not arrival.submission:
+        if refused is not None:
+            return refused.reply
+        consumed = await self._consume_bounces(conn, ready)
+        if isinstance(consumed, Reply):
+            return consumed
+        envelope = consumed
+        found: dict[str, Suppression] = {}
+        if arrival.submission and self.tracking is not None:
+            try:
+                found = await self.tracking.check([m.address for m in envelope.recipients])
+            except (QueueError, OSError) as exc:
+                self.logger.event("error", what="suppression", reason=str(exc))
+                return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
+        if arrival.inbound and not arrival.submission:
             decision = await self._check_inbound(conn, ready, queue_id)
-        result = refused or intake.prepare(
-            envelope, ready.data, arrival, policy, queue_id=queue_id, inbound=decision
+        result = intake.prepare(
+            envelope,
+            ready.data,
+            arrival,
+            policy,
+            queue_id=queue_id,
+            inbound=decision,
+            suppressed=tuple(found),
         )
         if isinstance(result, intake.Refused):
+            if result.reason.startswith("unsigned") or result.reason == "bad tracking field":
+                self.logger.event("refused", queue_id, reason=result.reason, client=conn.client_ip)
             return result.reply  # the session records it; the connection logs it
+        events_for = self._events_for(result, found, runtime.dev_mode)
         try:
-            queue_id = await self.commit(result)
+            if result.recipients:
+                queue_id = await self.commit(result, events_for)
+            else:  # every recipient suppressed: nothing to send, only events
+                assert self.tracking is not None and events_for is not None
+                await self.tracking.record(events_for(result.queue_id))
         except (QueueError, OSError) as exc:
             self.logger.event("error", what="enqueue", reason=str(exc), client=conn.client_ip)
             return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
+        for address in result.suppressed:
+            self.logger.event("rejected", queue_id, to=angle(address), reason="suppressed")
+        if not result.recipients:
+            return Reply.of(250, "2.0.0", f"Ok: {queue_id} not queued, every recipient suppressed")
         self.logger.event(
             "accepted",
             queue_id,
@@ -326,18 +384,161 @@ class SmtpServer:
             listener=conn.listener.config.name,
             user=session.user,
         )
+        self._read_reports(envelope, ready.data)
         return Reply.of(250, "2.0.0", f"Ok: queued as {queue_id}")
 
-    async def commit(self, accepted: intake.Accepted) -> str:
-        """Put what intake accepted on stable storage; the queue ID (log the signing)."""
-        queue_id = await self.store.enqueue(
-            accepted.sender,
-            accepted.recipients,
-            accepted.message,
-            meta=accepted.meta,
-            queue_id=accepted.queue_id,
-        )
+    def _events_for(
+        self, accepted: intake.Accepted, found: dict[str, Suppression], dev_mode: bool
+    ) -> Callable[[str], list[Event]] | None:
+        """The events a submission makes once it has its final queue ID (None: not one
+        of ours, or not tracked)."""
+        if self.tracking is None or accepted.signing is None:
+            return None
+        meta = accepted.meta
+        warnings: tuple[str, ...] = ()
+        signing = accepted.signing
+        if isinstance(signing, Unsigned) and not dev_mode:
+            warnings = (f"unsigned: {signing.reason} ({signing.domain})",)
+
+        def make(queue_id: str) -> list[Event]:
+            now = time.time()
+            out = queued_events(
+                queue_id,
+                accepted.recipients,
+                sender=accepted.sender,
+                message_id=meta.message_id,
+                tags=meta.tags,
+                metadata=meta.metadata,
+                now=now,
+                warnings=warnings,
+            )
+            for address in accepted.suppressed:
+                entry = found.get(address)
+                out.append(
+                    Event(
+                        "rejected",
+                        now,
+                        recipient=address,
+                        queue_id=queue_id,
+                        message_id=meta.message_id,
+                        sender=accepted.sender,
+                        reject_reason="suppressed",
+                        mta_response=(
+                            f"suppressed ({entry.reason}): {entry.detail}" if entry else None
+                        ),
+                        tags=meta.tags,
+                        metadata=dict(meta.metadata or {}),
+                    )
+                )
+            for warning in warnings:
+                out.append(
+                    Event(
+                        "warning",
+                        now,
+                        queue_id=queue_id,
+                        message_id=meta.message_id,
+                        sender=accepted.sender,
+                        tags=meta.tags,
+                        metadata=dict(meta.metadata or {}),
+                        details={"warning": warning},
+                    )
+                )
+            return out
+
+        return make
+
+    async def _consume_bounces(self, conn: SmtpConnection, ready: MessageReady) -> Envelope | Reply:
+        """Mail to our bounce addresses is read and consumed, never queued nor stored in
+        a mailbox, never answered with a DSN; the envelope that is left (or the reply
+        when nothing is)."""
+        envelope = ready.envelope
+        feedback = self.feedback
+        if feedback is None:
+            return envelope
+        directory = self.state.directory
+        bounce = [
+            m.address
+            for m in envelope.recipients
+            if feedback.is_bounce_address(m.address)
+            and directory.is_local_domain(m.address.rpartition("@")[2])
+        ]
+        if not bounce:
+            return envelope
+        try:
+            for address in bounce:
+                events = await feedback.process(
+                    address, ready.data, mail_from=envelope.reverse_path
+                )
+                for event in events:
+                    self.logger.event(
+                        "feedback",
+                        event.queue_id,
+                        kind=event.event_type,
+                        to=angle(event.recipient or ""),
+                        verified=bool(event.details.get("verified")),
+                        client=conn.client_ip,
+                    )
+        except (QueueError, OSError) as exc:
+            self.logger.event("error", what="feedback", reason=str(exc), client=conn.client_ip)
+            return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
+        left = [m for m in envelope.recipients if m.address not in set(bounce)]
+        if not left:
+            return Reply.of(250, "2.0.0", "Ok: report received")
+        return replace(envelope, recipients=left)
+
+    def _read_reports(self, envelope: Envelope, data: bytes) -> None:
+        """Reports at postmaster@ and abuse@ (ARF complaints, DSNs) are delivered as usual
+        and also read for events, in the background."""
+        feedback = self.feedback
+        looks_like_report = not envelope.reverse_path or b"multipart/report" in data[:65536].lower()
+        if feedback is None or not looks_like_report:
+            return
+        roles = [
+            m.address
+            for m in envelope.recipients
+            if m.address.rpartition("@")[0].lower() in ("postmaster", "abuse")
+            and self.state.directory.is_local_domain(m.address.rpartition("@")[2])
+        ]
+        if not roles or len(self._feedback_tasks) >= MAX_FEEDBACK_TASKS:
+            return
+
+        async def read() -> None:
+            try:
+                await feedback.process(roles[0], data, mail_from=envelope.reverse_path)
+            except Exception as exc:  # a report must never disturb mail flow
+                self.logger.event("error", what="feedback", reason=str(exc))
+
+        task = asyncio.create_task(read())
+        self._feedback_tasks.add(task)
+        task.add_done_callback(self._feedback_tasks.discard)
+
+    async def commit(
+        self,
+        accepted: intake.Accepted,
+        events_for: Callable[[str], list[Event]] | None = None,
+    ) -> str:
+        """Put what intake accepted on stable storage; the queue ID (log the signing).
+        ``events_for(queue_id)``: events written in the same transaction."""
+        if events_for is not None and self.tracking is not None:
+            queue_id = await self.tracking.enqueue(
+                accepted.sender,
+                accepted.recipients,
+                accepted.message,
+                meta=accepted.meta,
+                queue_id=accepted.queue_id,
+                events_for=events_for,
+            )
+        else:
+            queue_id = await self.store.enqueue(
+                accepted.sender,
+                accepted.recipients,
+                accepted.message,
+                meta=accepted.meta,
+                queue_id=accepted.queue_id,
+            )
         log_signing(self.logger, queue_id, accepted.signing)
+        if isinstance(accepted.signing, Unsigned) and events_for is not None:
+            self.logger.event("warning", queue_id, what="unsigned", reason=accepted.signing.reason)
         return queue_id
 
     async def _check_inbound(

@@ -560,3 +560,73 @@ async def test_claiming_pauses_while_too_many_bytes_are_in_flight(
     assert await world.agent.run_once() == 0
     world.agent._inflight_bytes = 0
     assert await world.agent.run_once() == 1
+
+
+# -- events and VERP (the application's loop) --------------------------------------------------
+
+
+async def test_tracked_message_events_verp_and_suppression(world: World, tmp_path: Path) -> None:
+    from mailwright.queue import SqliteQueueStore
+    from mailwright.queue.tracking import Tracking
+    from mailwright.verp import parse_bounce_address
+
+    events_store = await SqliteQueueStore.open(tmp_path / "events")
+    tracking = Tracking(events_store)
+    key = b"k" * 32
+    world.agent = world.make_agent()
+    world.agent.tracking, world.agent.verp_key = tracking, key
+    behaviour = per_recipient(
+        {
+            "bad@example.net": Reply(550, ("5.1.1 <bad@example.net>: user unknown",)),
+            "full@example.net": Reply(552, ("5.2.2 mailbox full",)),
+            "later@example.net": Reply(451, ("4.3.0 try later",)),
+        }
+    )
+    world.network.servers["mx1.example.net"] = behaviour
+    world.network.servers["mx2.example.net"] = behaviour
+    meta = QueueMeta(tracked=True, verp=True, message_id="<m1@example.com>", tags=("t",))
+    rcpts = ["ok@example.net", "bad@example.net", "full@example.net", "later@example.net"]
+    qid = await world.store.enqueue("app@example.com", rcpts, MESSAGE, meta=meta)
+    await world.agent.run_once()
+    # one transaction per recipient, each with its own verifiable return path
+    sends = [(sender, to) for _host, sender, to, _data in world.network.sends]
+    assert [to for _s, to in sends] == [[r] for r in rcpts] + [["later@example.net"]]  # mx2
+    for sender, [to] in sends:
+        token = parse_bounce_address(key, sender, now=world.clock())
+        assert sender.endswith("@example.com") and token.queue_id == qid
+        assert rcpts[token.recipient_index] == to
+    got = {e.recipient: e for e in await tracking.read()}
+    assert got["ok@example.net"].event_type == "delivered"
+    bad = got["bad@example.net"]
+    assert (bad.event_type, bad.bounce_type, bad.bounce_source) == ("bounced", "hard", "sync")
+    assert bad.cause == "recipient-unknown" and bad.tags == ("t",)
+    assert bad.message_id == "<m1@example.com>" and bad.queue_id == qid
+    assert (got["full@example.net"].bounce_type, got["full@example.net"].cause) == (
+        "soft",
+        "mailbox-full",
+    )
+    assert got["later@example.net"].event_type == "deferred"
+    assert set(await tracking.check(rcpts)) == {"bad@example.net"}
+    assert world.dsns() == []  # VERP without NOTIFY: the events report, no DSN
+    # the deferred one expires after the queue lifetime: an expired event
+    world.clock.now += 6 * 86400
+    await world.agent.run_once()
+    assert (await tracking.read())[-1].event_type == "expired"
+    await events_store.close()
+
+
+async def test_untracked_message_keeps_its_sender_and_makes_no_events(
+    world: World, tmp_path: Path
+) -> None:
+    from mailwright.queue import SqliteQueueStore
+    from mailwright.queue.tracking import Tracking
+
+    events_store = await SqliteQueueStore.open(tmp_path / "events")
+    tracking = Tracking(events_store)
+    world.agent.tracking, world.agent.verp_key = tracking, b"k" * 32
+    await world.store.enqueue("app@example.com", ["a@example.net", "b@example.net"], MESSAGE)
+    await world.agent.run_once()
+    [(_host, sender, to, _data)] = world.network.sends
+    assert sender == "app@example.com" and to == ["a@example.net", "b@example.net"]
+    assert await tracking.read() == []
+    await events_store.close()

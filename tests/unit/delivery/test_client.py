@@ -416,6 +416,18 @@ async def test_auth_without_tls_only_to_loopback(server: Start) -> None:
     assert session.peer == "127.0.0.1"
 
 
+async def test_8bit_data_to_a_hop_without_8bitmime_is_sent_as_7bit(server: Start) -> None:
+    # RFC 6152 §3: no 8BITMIME at the next hop: the message is converted, not sent raw.
+    script = Script(extensions=["PIPELINING"])
+    session = await open_(await server(script))
+    data = "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\ncafé\r\n".encode()
+    result = await session.send("a@example.com", ["x@example.net"], data)
+    assert result.replies["x@example.net"].code == 250
+    [sent] = script.messages
+    assert sent.isascii() and b"caf=C3=A9" in sent
+    assert not any("BODY=8BITMIME" in line for line in script.lines)
+
+
 async def test_dsn_parameters_pass_on_to_a_server_offering_dsn(server: Start) -> None:
     # RFC 3461 §5.2: a DSN-capable next hop gets RET, ENVID, NOTIFY and ORCPT as given.
     meta = QueueMeta(

@@ -232,3 +232,119 @@ def test_originated_report_keeps_its_own_fields() -> None:
     )
     assert result.message.count(b"Message-ID:") == 1
     assert result.meta.origin == "report" and not result.meta.dsn
+
+
+# -- the application's loop: tracking fields, suppression, 8-bit, require_dkim, VERP --------
+
+
+def test_tracking_fields_are_read_into_meta_and_removed_before_signing() -> None:
+    seen: list[bytes] = []
+
+    def sign(message: bytes, domain: str) -> tuple[bytes, list[str]]:
+        seen.append(message)
+        return b"DKIM-Signature: d=example.com\r\n", ["sel"]
+
+    data = b'X-Mailwright-Tags: welcome\r\nX-Mailwright-Metadata: {"u": 1}\r\n' + COMPLETE
+    result = accepted(
+        prepare(
+            envelope("x@example.net"),
+            data,
+            SUBMISSION,
+            IntakePolicy("mail.example.com", signer=sign),
+            queue_id="Q",
+        )
+    )
+    assert result.meta.tags == ("welcome",) and result.meta.metadata == {"u": 1}
+    assert result.meta.tracked and result.meta.message_id == "<1@example.com>"
+    assert b"X-Mailwright" not in result.message and b"X-Mailwright" not in seen[0]
+
+
+def test_bad_metadata_is_refused_with_a_clear_reply() -> None:
+    data = b"X-Mailwright-Metadata: nope\r\n" + COMPLETE
+    refused = prepare(envelope("x@example.net"), data, SUBMISSION, POLICY, queue_id="Q")
+    assert isinstance(refused, Refused)
+    assert refused.reply.text == "554 5.6.0 Error: X-Mailwright-Metadata is not valid JSON"
+
+
+def test_tracking_fields_of_inbound_mail_are_left_alone() -> None:
+    data = b"X-Mailwright-Tags: not ours\r\n" + COMPLETE
+    result = accepted(prepare(envelope("x@example.com"), data, INBOUND, POLICY, queue_id="Q"))
+    assert b"X-Mailwright-Tags: not ours" in result.message and result.meta.tags == ()
+    assert not result.meta.tracked
+
+
+def test_suppressed_recipients_are_dropped_the_others_go_on() -> None:
+    result = accepted(
+        prepare(
+            envelope("a@example.net", "b@example.net"),
+            COMPLETE,
+            SUBMISSION,
+            POLICY,
+            queue_id="Q",
+            suppressed=("b@example.net",),
+        )
+    )
+    assert result.recipients == ("a@example.net",) and result.suppressed == ("b@example.net",)
+    alone = accepted(
+        prepare(
+            envelope("b@example.net"),
+            COMPLETE,
+            SUBMISSION,
+            POLICY,
+            queue_id="Q",
+            suppressed=("b@example.net",),
+        )
+    )
+    assert alone.recipients == () and alone.suppressed == ("b@example.net",)
+
+
+def test_8bit_submission_is_made_7bit_before_signing() -> None:
+    # RFC 6152 §3: one signed form that every next hop can take.
+    seen: list[bytes] = []
+
+    def sign(message: bytes, domain: str) -> tuple[bytes, list[str]]:
+        seen.append(message)
+        return b"DKIM-Signature: d=example.com\r\n", ["sel"]
+
+    data = COMPLETE.replace(b"hello\r\n", "café\r\n".encode())
+    result = accepted(
+        prepare(
+            envelope("x@example.net"),
+            data,
+            SUBMISSION,
+            IntakePolicy("mail.example.com", signer=sign),
+            queue_id="Q",
+        )
+    )
+    assert result.converted and result.message.isascii() and seen[0].isascii()
+    assert result.message.endswith(b"\r\n\r\ncaf=C3=A9\r\n")
+
+
+def test_require_dkim_refuses_unsigned_submissions() -> None:
+    policy = IntakePolicy("mail.example.com", signer=signer_for("other.example"), require_dkim=True)
+    refused = prepare(envelope("x@example.net"), COMPLETE, SUBMISSION, policy, queue_id="Q")
+    assert isinstance(refused, Refused)
+    assert refused.reply.code == 550 and "require_dkim" in refused.reply.text
+    assert refused.reason == "unsigned: no DKIM key for the From domain"
+    # without require_dkim the message goes, unsigned (the server warns)
+    loose = IntakePolicy("mail.example.com", signer=signer_for("other.example"))
+    result = accepted(prepare(envelope("x@example.net"), COMPLETE, SUBMISSION, loose, queue_id="Q"))
+    assert isinstance(result.signing, Unsigned)
+
+
+def test_verp_only_for_senders_of_our_domains() -> None:
+    policy = IntakePolicy(
+        "mail.example.com",
+        signer=signer_for("example.com"),
+        verp=True,
+        local_domains=frozenset({"example.com"}),
+    )
+    ours = accepted(prepare(envelope("x@example.net"), COMPLETE, SUBMISSION, policy, queue_id="Q"))
+    assert ours.meta.verp
+    foreign = Envelope(Mailbox("app", "elsewhere.example"))
+    foreign.recipients = [Mailbox("x", "example.net")]
+    other = accepted(prepare(foreign, COMPLETE, SUBMISSION, policy, queue_id="Q"))
+    assert not other.meta.verp
+    null = Envelope(None)
+    null.recipients = [Mailbox("x", "example.net")]
+    assert not accepted(prepare(null, COMPLETE, SUBMISSION, policy, queue_id="Q")).meta.verp

@@ -28,6 +28,7 @@ def make(
     auth: str = "none",
     size_limit: int = 10_000,
     max_recipients: int = 1000,
+    strict_8bitmime: bool = False,
 ) -> Session:
     policy = SessionPolicy(
         hostname="mx.example.com",
@@ -36,6 +37,7 @@ def make(
         starttls=starttls,
         auth=auth,  # type: ignore[arg-type]
         max_recipients=max_recipients,
+        strict_8bitmime=strict_8bitmime,
     )
     return Session(policy, client_ip="192.0.2.1", trusted=trusted, tls=tls)
 
@@ -219,12 +221,20 @@ def test_message_over_the_limit_is_refused_after_data_and_memory_stays_bounded()
     assert text(s, b"NOOP\r\n") == ["250 2.0.0 Ok"]  # the session goes on
 
 
-def test_eight_bit_data_needs_8bitmime() -> None:
+def test_eight_bit_data_without_8bitmime_is_accepted_by_default() -> None:
+    # Django and many clients send UTF-8 bodies without BODY=8BITMIME; Postfix accepts them.
     body = "Subject: caf\u00e9\r\n\r\n\u00e9\r\n.\r\n".encode()
     s = make()
+    codes(s, b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.com>\r\n")
+    assert ready(s, b"DATA\r\n" + body).envelope.body is None
+
+
+def test_strict_8bitmime_needs_body_8bitmime() -> None:
+    body = "Subject: caf\u00e9\r\n\r\n\u00e9\r\n.\r\n".encode()
+    s = make(strict_8bitmime=True)
     codes(s, b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
     assert text(s, body) == ["554 5.6.1 Error: 8-bit data needs BODY=8BITMIME"]
-    s = make()
+    s = make(strict_8bitmime=True)
     codes(s, b"EHLO c\r\nMAIL FROM:<a@b.example> BODY=8BITMIME\r\nRCPT TO:<bob@example.com>\r\n")
     assert ready(s, b"DATA\r\n" + body).envelope.body == "8BITMIME"
 
