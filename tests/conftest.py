@@ -1,4 +1,5 @@
-"""Shared fixtures: the real test DNS server (``dns_world``) comes from
-:mod:`mailwright.testing.fixtures`, so that benchmarks and the demo can use the same piece."""
+"""Shared fixtures: the real test DNS server (``dns_world``), Postfix (``postfix_mx``),
+``smtp_sink`` and ``tls_files`` come from :mod:`mailwright.testing.pytest_plugin`, so that
+benchmarks and the demo can use the same pieces."""
 
-pytest_plugins = ["mailwright.testing.fixtures", "mailwright.testing.postfix_fixtures"]
+pytest_plugins = ["mailwright.testing.pytest_plugin"]

@@ -25,10 +25,8 @@ import contextlib
 import io
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -41,13 +39,9 @@ from rich.console import Console
 from rich.table import Table
 
 from mailwright.dkim import generate_key, private_key_pem
-from mailwright.testing.postfix import (
-    SMTP_SOURCE,
-    PostfixServer,
-    SmtpSink,
-    free_port,
-    wait_for_port,
-)
+from mailwright.testing.ports import free_port
+from mailwright.testing.postfix import SMTP_SOURCE, PostfixServer, SmtpSink
+from mailwright.testing.serve import start_serve, stop_serve
 
 SENDER = "bench@example.com"
 RECIPIENT = "sink@example.net"
@@ -197,6 +191,7 @@ class Mailwright:
         lines = [
             'hostname = "mail.example.com"',
             f'data_dir = "{self.dir / "data"}"',
+            "allow_root = true",
             f"workers = {workers}",
             "[[listeners]]",
             'name = "submission"',
@@ -229,24 +224,11 @@ class Mailwright:
         if paused:
             env["MAILWRIGHT_DELIVERY"] = "paused"
         shutil.rmtree(self.dir / "data", ignore_errors=True)
-        exe = Path(sys.executable).parent / "mailwright"
-        self.proc = subprocess.Popen(
-            [str(exe), "--config", str(self.config), "serve"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
+        self.proc = start_serve(self.port, config=self.config, output=subprocess.DEVNULL, env=env)
         try:
-            if not wait_for_port(self.port, 30):
-                raise RuntimeError("mailwright serve did not start")
             yield self.proc.pid
         finally:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_serve(self.proc)
 
     def signed_fraction(self) -> str:
         log = self.dir / "data" / "mailwright.log"

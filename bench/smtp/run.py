@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,13 +23,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from mailwright.testing.ports import free_port, wait_for_port
+
 SMTP_SOURCE = "/usr/sbin/smtp-source"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -42,7 +37,7 @@ async def serve_mailwright(port: int, data_dir: str) -> None:
     from mailwright.config import parse_config
     from mailwright.log import EventLogger
     from mailwright.queue import open_store
-    from mailwright.server import build_state
+    from mailwright.server import build_runtime
     from mailwright.smtp.server import SmtpServer
 
     config = parse_config(
@@ -53,7 +48,7 @@ async def serve_mailwright(port: int, data_dir: str) -> None:
             "listeners": [{"name": "submission", "address": "127.0.0.1", "port": port}],
         }
     )
-    state, _ = build_state(config, dev_mode=False)
+    state, _ = build_runtime(config, dev_mode=False)
     store = await open_store(config.data_dir)
     server = SmtpServer(state, store, EventLogger(stderr=False, path=Path(data_dir) / "log"))
     await server.start()
@@ -80,12 +75,7 @@ def run_one(kind: str, sessions: int, messages: int) -> tuple[float, float]:
             [sys.executable, __file__, "--serve", kind, "--port", str(port), "--data", tmp]
         )
         try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                with socket.socket() as s:
-                    if s.connect_ex(("127.0.0.1", port)) == 0:
-                        break
-                time.sleep(0.05)
+            wait_for_port(port, 20)
             time.sleep(0.3)
             cpu0 = cpu_seconds(proc.pid)
             start = time.perf_counter()

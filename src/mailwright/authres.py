@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .dns.names import is_dns_name
 from .errors import MailwrightError
+from .message import split_header
 
 if TYPE_CHECKING:
     from .dmarc.policy import DmarcResult
@@ -32,8 +34,6 @@ HEADER_NAME = "Authentication-Results"
 # RFC 2045 §5.1 tspecials: a "value" containing any of these (or space/CTL) is quoted.
 _TSPECIALS = set('()<>@,;:\\"/[]?=')
 _KEYWORD = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")  # RFC 5321 Keyword
-# \Z, not $: "$" also matches before a trailing newline, which would end the field.
-_DOMAIN = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\Z")
 _DOT_ATOM_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+\Z")
 _QUOTED_LOCAL = re.compile(r'^"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*"\Z')  # RFC 5321
 MAX_FIELD_LENGTH = 64 * 1024
@@ -221,9 +221,9 @@ def format_pvalue(value: str) -> str:
     # A quoted local part must be a whole quoted-string: '"a"b"' or '"\\"' would not parse
     # back, and CR, LF or NUL inside (a DKIM i= is the signer's text) would break the field.
     quoted_local = _QUOTED_LOCAL.match(local) is not None
-    if at and _DOMAIN.match(domain) and (not local or quoted_local or _DOT_ATOM_LOCAL.match(local)):
+    if at and is_dns_name(domain) and (not local or quoted_local or _DOT_ATOM_LOCAL.match(local)):
         return value
-    if not at and _DOMAIN.match(value):
+    if not at and is_dns_name(value):
         return value
     return quote(value)
 
@@ -672,9 +672,6 @@ def _unicode(name: str) -> str:
     return ".".join(labels)
 
 
-_BLANK_LINE = re.compile(rb"\n\r?\n")
-
-
 def strip_forged(message: bytes, authserv_ids: str | Iterable[str]) -> tuple[bytes, int]:
     """Remove Authentication-Results fields that claim one of our authserv-ids.
 
@@ -688,12 +685,11 @@ def strip_forged(message: bytes, authserv_ids: str | Iterable[str]) -> tuple[byt
     Works on raw bytes; line endings and every other field are left untouched.
     """
     ids = [authserv_ids] if isinstance(authserv_ids, str) else list(authserv_ids)
-    match = _BLANK_LINE.search(message)
-    # The header block keeps the line break of its last field; the body part
-    # starts with the empty line.
-    header_end = match.start() + 1 if match else len(message)
-    header, rest = message[:header_end], message[header_end:]
+    header, _ = split_header(message)
+    rest = message[len(header) :]  # the empty line and the body, untouched
     fields: list[list[bytes]] = []
+    # Stricter than message.field_lines: a bare CR ends a line here too, so that no
+    # field hidden behind one survives for a consumer that splits lines that way.
     for line in header.splitlines(keepends=True):
         if line[:1] in (b" ", b"\t") and fields:
             fields[-1].append(line)

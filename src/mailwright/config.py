@@ -63,10 +63,23 @@ class DkimKeyConfig:
     algorithm: Literal["rsa", "ed25519"] = "rsa"
 
 
+LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
+
+
 @dataclass(frozen=True)
 class TlsConfig:
     certificate: Path | None = None
     private_key: Path | None = None
+    acme: bool = False
+    """Obtain and renew the certificate automatically (RFC 8555) instead of the files above."""
+    acme_contact: str | None = None
+    """The address the CA writes to about the account (expiry, policy changes)."""
+    acme_directory: str = LETS_ENCRYPT_DIRECTORY
+    acme_ca_file: Path | None = None
+    """PEM file of CAs to trust for the ACME server's HTTPS (a private CA) instead of
+    the system store."""
+    acme_names: tuple[str, ...] = ()
+    """Names besides ``hostname`` that the certificate covers."""
 
 
 @dataclass(frozen=True)
@@ -74,9 +87,10 @@ class ListenerConfig:
     name: str
     address: str
     port: int
-    role: Literal["submission", "inbound"] = "submission"
+    role: Literal["submission", "inbound", "http"] = "submission"
     """``submission``: the application and users send through it; ``inbound``: the world
-    delivers mail for our domains to it (port 25)."""
+    delivers mail for our domains to it (port 25); ``http``: ACME HTTP-01 challenges and
+    ``/healthz`` (port 80)."""
     tls: Literal["none", "starttls", "implicit"] = "none"
     auth: Literal["none", "optional", "required"] = "none"
 
@@ -155,6 +169,8 @@ class DkimRotationConfig:
 class LogConfig:
     file: Path | None = None
     """Where event lines go besides stderr (``data_dir/mailwright.log`` when unset)."""
+    format: Literal["text", "json"] = "text"
+    """``text``: ``key=value`` lines (docs/log-format.md); ``json``: one object per line."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +188,10 @@ class Config:
     message_size_limit: int = DEFAULT_MESSAGE_SIZE_LIMIT
     workers: int = 0
     """Worker processes sharing the listeners; 0 means one per CPU core."""
+    user: str | None = None
+    """Started as root, ``serve`` binds the listeners and then becomes this system user."""
+    allow_root: bool = False
+    """Keep running as root (no ``user``): refused unless this is true."""
     dns: DnsConfig = field(default_factory=DnsConfig)
     dkim: tuple[DkimKeyConfig, ...] = ()
     tls: TlsConfig = field(default_factory=TlsConfig)
@@ -262,6 +282,8 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
             "message_size_limit", DEFAULT_MESSAGE_SIZE_LIMIT, minimum=1024
         ),
         workers=top.integer("workers", 0, minimum=0),
+        user=top.text("user", None) or None,
+        allow_root=top.flag("allow_root", False),
         dns=_dns(top.table("dns")),
         dkim=tuple(_dkim_key(t) for t in top.tables("dkim")),
         tls=_tls(top.table("tls")),
@@ -273,22 +295,45 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         inbound=_inbound(top.table("inbound")),
         check=_check(top.table("check")),
         dkim_rotation=_dkim_rotation(top.table("dkim_rotation")),
-        log=LogConfig(file=top.table("log").finish_path("file")),
+        log=_log(top.table("log")),
     )
     top.finish()
     for index, listener in enumerate(config.listeners):
-        if listener.tls != "none" and config.tls.certificate is None:
+        if listener.role == "http" and listener.tls == "starttls":
+            raise ConfigError(
+                top.file,
+                f"listeners[{index}].tls",
+                "HTTP has no STARTTLS",
+                'write tls = "none" or tls = "implicit"',
+            )
+        if listener.tls != "none" and config.tls.certificate is None and not config.tls.acme:
             raise ConfigError(
                 top.file,
                 f"listeners[{index}].tls",
                 f"{listener.tls!r} needs a certificate",
-                "set [tls] certificate and private_key",
+                "set [tls] certificate and private_key, or [tls] acme = true",
             )
+    if config.tls.acme and not any(lst.role == "http" for lst in config.listeners):
+        raise ConfigError(
+            top.file,
+            "tls.acme",
+            'ACME HTTP-01 challenges need a listener with role = "http"',
+            'add [[listeners]] role = "http" with port = 80',
+        )
     if config.delivery.mode == "relay" and config.delivery.relay is None:
         raise ConfigError(
             top.file, "delivery.mode", "'relay' needs [delivery.relay] url", "add the relay URL"
         )
     return config
+
+
+def _log(t: _Table) -> LogConfig:
+    result = LogConfig(
+        file=t.finish_path("file", finish=False),
+        format=cast(Any, t.choice("format", ("text", "json"), "text")),
+    )
+    t.finish()
+    return result
 
 
 def _dns(t: _Table) -> DnsConfig:
@@ -318,7 +363,39 @@ def _dkim_key(t: _Table) -> DkimKeyConfig:
 
 
 def _tls(t: _Table) -> TlsConfig:
-    result = TlsConfig(t.finish_path("certificate", finish=False), t.finish_path("private_key"))
+    acme = t.flag("acme", False)
+    contact = t.text("acme_contact", None)
+    if contact is not None and (
+        "@" not in contact or any(c.isspace() or c in '<>",' for c in contact)
+    ):
+        raise ConfigError(
+            t.file, t.key("acme_contact"), f"{contact!r} is not an address", 'write "you@domain"'
+        )
+    directory = t.text("acme_directory", LETS_ENCRYPT_DIRECTORY) or LETS_ENCRYPT_DIRECTORY
+    if not directory.startswith("https://"):
+        raise ConfigError(
+            t.file,
+            t.key("acme_directory"),
+            f"{directory!r} is not an https:// URL",
+            f'write e.g. acme_directory = "{LETS_ENCRYPT_DIRECTORY}"',
+        )
+    result = TlsConfig(
+        t.finish_path("certificate", finish=False),
+        t.finish_path("private_key", finish=False),
+        acme=acme,
+        acme_contact=contact,
+        acme_directory=directory,
+        acme_ca_file=t.finish_path("acme_ca_file", finish=False),
+        acme_names=tuple(normalize(n) for n in t.items("acme_names", str, [], check=_domain_check)),
+    )
+    t.finish()
+    if acme and result.certificate is not None:
+        raise ConfigError(
+            t.file,
+            t.key("certificate"),
+            "acme = true obtains the certificate itself",
+            "remove certificate and private_key, or set acme = false",
+        )
     if (result.certificate is None) != (result.private_key is None):
         missing = "private_key" if result.private_key is None else "certificate"
         raise ConfigError(
@@ -336,7 +413,7 @@ def _listener(t: _Table) -> ListenerConfig:
         name=name,
         address=t.text("address", "127.0.0.1") or "127.0.0.1",
         port=t.integer("port", 2525, minimum=1, maximum=65535),
-        role=cast(Any, t.choice("role", ("submission", "inbound"), "submission")),
+        role=cast(Any, t.choice("role", ("submission", "inbound", "http"), "submission")),
         tls=cast(Any, t.choice("tls", ("none", "starttls", "implicit"), "none")),
         auth=cast(Any, t.choice("auth", ("none", "optional", "required"), "none")),
     )

@@ -17,28 +17,29 @@ identity of any domain (a direct forgery) and send the rest to Junk.
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Literal, TypeVar
 
 from . import authres
 from .config import Config
 from .dkim import DkimResult, verify_message
-from .dkim.message import split_message
 from .dmarc import DmarcResult, DmarcStatus, Policy, evaluate
-from .dmarc.report_sender import OBSERVATIONS_DB
-from .dmarc.report_store import ReportStore
-from .dmarc.report_writer import Observation, ObservationStore
-from .dmarc.reports import ReportRefused, reports_from_message
+from .dmarc_reports.observations import OBSERVATIONS_DB, Observation, ObservationStore
+from .dmarc_reports.parse import ReportRefused, reports_from_message
+from .dmarc_reports.received import ReportStore
 from .dns import Resolver, to_ascii
+from .dns.names import is_hostname
 from .log import EventLogger
+from .message import address_domain, authors
 from .setup.records import DMARC_REPORT_LOCALPART
 from .spf import SpfResult, check_helo, check_mail_from
 
 Action = Literal["deliver", "junk", "reject"]
+T = TypeVar("T")
 
 REPORT_LOCALPART = DMARC_REPORT_LOCALPART
 """Mail to this local part of any of our domains is scanned for aggregate reports
@@ -111,11 +112,6 @@ async def check_envelope(
 MAX_AUTHOR_DOMAINS = 5
 """RFC 9989 §11.5: limit the Author Domains evaluated, each costs up to 8 DNS queries."""
 
-MAX_FROM_COMMENTS = 32
-"""More comments than any real From field carries; beyond, the field is refused unparsed."""
-
-_LDH_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*")
-
 
 @dataclass(frozen=True)
 class AuthorDomains:
@@ -130,37 +126,23 @@ class AuthorDomains:
 
 def author_domains(message: bytes) -> AuthorDomains:
     """The Author Domains of a message (RFC 9989 §3.2.2, §11.5; RFC 5322 §3.6)."""
-    parsed = split_message(message)
-    values = [
-        f.raw.split(b":", 1)[1].decode("utf-8", "replace")
-        for f in parsed.headers
-        if f.key == "from"
-    ]
-    if not values:
-        return AuthorDomains((), "no From header field", suspicious=True)
-    if sum(v.count("(") for v in values) > MAX_FROM_COMMENTS:
-        # The stdlib parser recurses once per nested comment: refuse before it does.
-        return AuthorDomains((), "unusable From header field (comments nested too deep)", True)
-    try:
-        addresses = email.utils.getaddresses(values)
-    except Exception:  # any parser failure is an unusable field, not a crash
-        return AuthorDomains((), "unparsable From header field", suspicious=True)
+    found = authors(message)
+    if found.problem is not None:
+        return AuthorDomains((), found.problem, suspicious=True)
     domains: list[str] = []
     bad: list[str] = []
-    for _name, address in addresses:
-        local, at, domain = address.rpartition("@")
-        domain = domain.strip().rstrip(".").lower()
+    for address in found.addresses:
         try:
-            ascii_domain = to_ascii(domain)
+            ascii_domain = to_ascii(address_domain(address) or "")
         except UnicodeError:
             ascii_domain = ""
-        if not at or not local or not _LDH_NAME.fullmatch(ascii_domain) or len(ascii_domain) > 253:
+        if not is_hostname(ascii_domain):
             bad.append(address or "(empty)")
             continue
         if ascii_domain not in domains:
             domains.append(ascii_domain)
     problems: list[str] = []
-    if len(values) > 1:
+    if found.fields > 1:
         problems.append("several From header fields")
     if bad:
         problems.append(f"unusable From address {bad[0]!r}")
@@ -315,8 +297,59 @@ class InboundDecision:
     """The message with our Authentication-Results field (and forged ones removed)."""
     reply: str | None
     """A rejection to send instead of queueing (``550 5.7.1 ...``), or None."""
-    meta: dict[str, object]
-    """Queue metadata for delivery: ``folder`` (e.g. ``.Junk``) for quarantined mail."""
+    folder: str | None = None
+    """Deliver into this Maildir++ folder (e.g. ``.Junk`` for quarantined mail)."""
+
+
+class ReportStores:
+    """The SQLite stores of DMARC aggregate reports, for the inbound checks of one worker.
+
+    SQLite calls block: a commit waits for the disk, and a lock held by a sibling
+    worker can make one wait up to 30 s. So the stores are opened once, on a thread
+    of their own, and every call to them runs there; the event loop only awaits the
+    result. One thread keeps a connection on the thread that made it, as
+    :mod:`sqlite3` requires, and writes in the order they were asked for.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dmarc-stores")
+        self._observations: ObservationStore | None = None
+        self._reports: ReportStore | None = None
+        self._closed = False
+
+    async def run(self, work: Callable[[], T]) -> T:
+        """Run ``work`` on the stores' thread; the event loop goes on meanwhile."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+
+    def observations(self) -> ObservationStore:
+        """The observation store (call on the stores' thread, from :meth:`run`)."""
+        if self._observations is None:
+            self._observations = ObservationStore(self.data_dir / OBSERVATIONS_DB)
+        return self._observations
+
+    def reports(self) -> ReportStore:
+        """The received-report store (call on the stores' thread, from :meth:`run`)."""
+        if self._reports is None:
+            self._reports = ReportStore.in_data_dir(self.data_dir)
+        return self._reports
+
+    async def aclose(self) -> None:
+        """Close the stores after the writes already asked for, then end the thread."""
+        if self._closed:
+            return
+        self._closed = True
+
+        def close() -> None:
+            for store in (self._observations, self._reports):
+                if store is not None:
+                    store.close()
+            self._observations = self._reports = None
+
+        try:
+            await self.run(close)
+        finally:
+            self._thread.shutdown(wait=False)
 
 
 class InboundChecker:
@@ -324,13 +357,22 @@ class InboundChecker:
 
     Runs the checks, applies the configured enforcement, stores DMARC aggregate
     reports addressed to a ``dmarc-reports@`` mailbox of ours, and logs one
-    ``inbound`` event (and a ``dmarc-report`` event per report).
+    ``inbound`` event (and a ``dmarc-report`` event per report). The report
+    stores are written off the event loop (:class:`ReportStores`); pass the
+    worker's ``stores`` so that a new checker after a reload shares them.
     """
 
-    def __init__(self, config: Config, resolver: Resolver, logger: EventLogger) -> None:
+    def __init__(
+        self,
+        config: Config,
+        resolver: Resolver,
+        logger: EventLogger,
+        stores: ReportStores | None = None,
+    ) -> None:
         self.config = config
         self.resolver = resolver
         self.logger = logger
+        self.stores = stores if stores is not None else ReportStores(config.data_dir)
 
     async def __call__(
         self,
@@ -367,88 +409,95 @@ class InboundChecker:
             reason="; ".join(verdict.notes) or None,
         )
         if self.config.inbound.send_aggregate_reports:
-            self.record_observations(verdict, recipients)
+            await self.record_observations(verdict, recipients)
         if verdict.action == "reject":
-            return InboundDecision(message, verdict.reply, {})
-        meta: dict[str, object] = {"dmarc": verdict.dmarc_word}
-        if verdict.action == "junk":
-            meta["folder"] = self.config.inbound.quarantine_folder
+            return InboundDecision(message, verdict.reply)
+        folder = self.config.inbound.quarantine_folder if verdict.action == "junk" else None
         checked = apply_verdict(message, verdict, authserv_id)
         if any(r.partition("@")[0].lower() == REPORT_LOCALPART for r in recipients):
-            self.store_reports(checked, queue_id)
-        return InboundDecision(checked, None, meta)
+            await self.store_reports(checked, queue_id)
+        return InboundDecision(checked, None, folder)
 
-    def record_observations(self, verdict: InboundVerdict, recipients: Sequence[str]) -> None:
+    async def record_observations(self, verdict: InboundVerdict, recipients: Sequence[str]) -> None:
         """Keep what DMARC saw, for the daily aggregate reports (RFC 9990 §2.1)."""
         envelope = verdict.envelope
         spf = envelope.spf_mailfrom
-        store = ObservationStore(self.config.data_dir / OBSERVATIONS_DB)
+        observed: list[tuple[Observation, list[str]]] = []
+        for result in verdict.dmarc:
+            record = result.record
+            if record is None or not record.rua:
+                continue
+            disposition = {"reject": "reject", "junk": "quarantine"}.get(verdict.action, "none")
+            failed = str(result.result) == "fail"
+            applied = disposition if failed else "none"
+            requested = str(result.requested_policy or "none") if failed else "none"
+            observation = Observation(
+                policy_domain=result.policy_domain or result.from_domain,
+                source_ip=envelope.client_ip,
+                header_from=result.from_domain,
+                disposition=applied,
+                dkim_aligned="pass" if result.dkim_aligned else "fail",
+                spf_aligned="pass" if result.spf_aligned else "fail",
+                envelope_from=spf.domain,
+                envelope_to=recipients[0].rpartition("@")[2].lower() if recipients else "",
+                dkim=tuple(
+                    (r.domain or "", r.selector or "", str(r.status))
+                    for r in verdict.dkim
+                    if r.domain
+                ),
+                spf=(spf.domain, _SPF_SCOPE.get(spf.identity, "mfrom"), str(spf.result)),
+                reasons=_override_reasons(result, requested, applied),
+                when=time.time(),
+            )
+            observed.append((observation, [u.uri for u in record.rua]))
+        if not observed:
+            return
+
+        def write() -> None:
+            store = self.stores.observations()
+            for observation, rua in observed:
+                store.add(observation, rua)
+
         try:
-            for result in verdict.dmarc:
-                record = result.record
-                if record is None or not record.rua:
-                    continue
-                disposition = {"reject": "reject", "junk": "quarantine"}.get(verdict.action, "none")
-                failed = str(result.result) == "fail"
-                applied = disposition if failed else "none"
-                requested = str(result.requested_policy or "none") if failed else "none"
-                store.add(
-                    Observation(
-                        policy_domain=result.policy_domain or result.from_domain,
-                        source_ip=envelope.client_ip,
-                        header_from=result.from_domain,
-                        disposition=applied,
-                        dkim_aligned="pass" if result.dkim_aligned else "fail",
-                        spf_aligned="pass" if result.spf_aligned else "fail",
-                        envelope_from=spf.domain,
-                        envelope_to=recipients[0].rpartition("@")[2].lower() if recipients else "",
-                        dkim=tuple(
-                            (r.domain or "", r.selector or "", str(r.status))
-                            for r in verdict.dkim
-                            if r.domain
-                        ),
-                        spf=(spf.domain, _SPF_SCOPE.get(spf.identity, "mfrom"), str(spf.result)),
-                        reasons=_override_reasons(result, requested, applied),
-                        when=time.time(),
-                    ),
-                    [u.uri for u in record.rua],
-                )
+            await self.stores.run(write)
         except Exception as exc:  # reporting is optional: it never costs the mail
             self.logger.event("error", None, what="dmarc-observation", reason=str(exc))
-        finally:
-            store.close()
 
-    def store_reports(self, message: bytes, queue_id: str) -> None:
-        """Parse and store aggregate reports; a bad report is logged, never fatal."""
-        store = ReportStore.in_data_dir(self.config.data_dir)
-        try:
+    async def store_reports(self, message: bytes, queue_id: str) -> None:
+        """Parse and store aggregate reports; a bad report is logged, never fatal.
+
+        Unpacking and parsing (up to 50 MB of XML) run on the stores' thread too,
+        so the events are collected there and logged here, in order.
+        """
+        our_domains = self.config.domains or None
+        events: list[dict[str, object]] = []
+
+        def parse_and_store() -> None:
+            store = self.stores.reports()
             for item in reports_from_message(message):
                 if isinstance(item, ReportRefused):
-                    self.logger.event("dmarc-report", queue_id, status="refused", reason=str(item))
+                    events.append({"status": "refused", "reason": str(item)})
                     continue
+                about = {"org": item.org_name, "report_id": item.report_id, "domain": item.domain}
                 try:
-                    added = store.add(item, our_domains=self.config.domains or None)
+                    added = store.add(item, our_domains=our_domains)
                 except ReportRefused as exc:
-                    self.logger.event(
-                        "dmarc-report",
-                        queue_id,
-                        org=item.org_name,
-                        report_id=item.report_id,
-                        domain=item.domain,
-                        status="refused",
-                        reason=str(exc),
-                    )
+                    events.append({**about, "status": "refused", "reason": str(exc)})
                     continue
-                self.logger.event(
-                    "dmarc-report",
-                    queue_id,
-                    org=item.org_name,
-                    report_id=item.report_id,
-                    domain=item.domain,
-                    records=len(item.records),
-                    status="stored" if added else "duplicate",
+                events.append(
+                    {
+                        **about,
+                        "records": len(item.records),
+                        "status": "stored" if added else "duplicate",
+                    }
                 )
+
+        failure: Exception | None = None
+        try:
+            await self.stores.run(parse_and_store)
         except Exception as exc:  # the report store must never lose the mail itself
-            self.logger.event("error", queue_id, what="dmarc-report", reason=str(exc))
-        finally:
-            store.close()
+            failure = exc
+        for fields in events:
+            self.logger.event("dmarc-report", queue_id, **fields)
+        if failure is not None:
+            self.logger.event("error", queue_id, what="dmarc-report", reason=str(failure))

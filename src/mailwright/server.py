@@ -30,21 +30,27 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import systemd
 from .config import Config, load_config
 from .errors import UserError
+from .listeners import bind_listeners
 from .local import LocalDirectory
 from .log import EventLogger
 from .log import logger as default_logger
-from .queue import QueueStore, open_store
+from .preflight import Finding, check_runtime
+from .privileges import drop_to, prepare_data_dir, run_as
+from .queue import QueueStore, new_queue_id, open_store
 from .smtp.auth import BadHash, Credentials, parse_hash
-from .smtp.server import ServerSettings, Signer, SmtpServer, SmtpServerState, listener_sockets
+from .smtp.intake import Accepted, Signer, originate
+from .smtp.server import Runtime, ServerSettings, SmtpServer
 
 DEV_SELECTOR = "mailwright-dev"
 RECOVERY_INTERVAL = 15.0
@@ -115,7 +121,7 @@ def build_signer(config: Config, dev_mode: bool) -> Signer | None:
         except (OSError, ValueError) as exc:
             raise UserError(
                 f"{config.source}: dkim key {key_config.private_key}: {exc}",
-                "fix the path or make the key with 'mailwright dkim keygen'",
+                "fix the path or make the key with 'mailwright dkim genkey'",
             ) from None
         by_domain.setdefault(key_config.domain.lower(), []).append(key)
     if not by_domain:
@@ -130,9 +136,9 @@ def build_signer(config: Config, dev_mode: bool) -> Signer | None:
     return sign
 
 
-def build_state(config: Config, dev_mode: bool) -> tuple[SmtpServerState, list[str]]:
+def build_runtime(config: Config, dev_mode: bool) -> tuple[Runtime, list[str]]:
     """Everything derived from the config; raises UserError for what cannot work.
-    Returns the state and notes for the startup log."""
+    Returns the runtime view and notes for the startup log."""
     notes: list[str] = []
     for user in config.users:
         try:
@@ -152,13 +158,51 @@ def build_state(config: Config, dev_mode: bool) -> tuple[SmtpServerState, list[s
     for listener in config.listeners:
         if listener.auth != "none" and not config.users:
             notes.append(f"listener {listener.name}: auth = {listener.auth} but no [[users]]")
-    state = SmtpServerState(
+    if config.delivery.mode == "relay" and config.delivery.relay:
+        from .delivery.routing import relay_target
+
+        relay_target(config.delivery.relay, file=config.source)  # its URL and password work
+    runtime = Runtime(
         config=config,
         directory=directory,
         credentials=Credentials((u.name, u.password_hash) for u in config.users),
         signer=build_signer(config, dev_mode),
+        dev_mode=dev_mode,
     )
-    return state, notes
+    return runtime, notes
+
+
+def reload_runtime(running: Runtime) -> tuple[Runtime, list[str]]:
+    """SIGHUP, for the master and every worker alike: the config file read again and
+    everything derived from it; what is bound and opened (listeners, data directory,
+    also ``--listen``/``--data-dir`` overrides) stays until a restart. Raises
+    :class:`UserError` — then the running view stays."""
+    old = running.config
+    if old.path is None:
+        return running, []
+    config = load_config(old.path)
+    notes: list[str] = []
+    if config.listeners != old.listeners or config.data_dir != old.data_dir:
+        notes.append("listeners and data_dir take effect at the next restart")
+    config = replace(config, listeners=old.listeners, data_dir=old.data_dir)
+    runtime, findings = check_config(config, running.dev_mode)
+    return runtime, notes + startup_notes(findings)
+
+
+def check_config(
+    config: Config, dev_mode: bool, *, dev_key: bool = True
+) -> tuple[Runtime, list[Finding]]:
+    """What ``mailwright config check`` reports and what start and SIGHUP require:
+    account and files, listeners, certificate, relay, users, addresses and DKIM keys
+    (``dev_key=False``: the development key is not there yet); raises UserError."""
+    findings = check_runtime(config, dev_mode)
+    runtime, notes = build_runtime(config, dev_mode and dev_key)
+    findings.extend(Finding("config", note, "note") for note in notes)
+    return runtime, findings
+
+
+def startup_notes(findings: list[Finding]) -> list[str]:
+    return [finding.detail for finding in findings if finding.status != "ok"]
 
 
 def log_path(config: Config) -> Path:
@@ -215,12 +259,18 @@ class Worker:
     def __init__(
         self,
         options: ServeOptions,
-        state: SmtpServerState,
+        runtime: Runtime,
         logger: EventLogger,
         sockets: dict[str, socket.socket] | None = None,
+        *,
+        main: bool = False,
     ) -> None:
         self.options = options
-        self.state = state
+        self.main = main
+        """The only process (one worker): it speaks to systemd (sd_notify) itself."""
+        self.runtime = runtime
+        """The one config view of this worker; :meth:`reload` swaps it (and tells the
+        SMTP server and the agent, which derive their settings from it)."""
         self.logger = logger
         self.sockets = sockets
         self.store: QueueStore | None = None
@@ -230,18 +280,26 @@ class Worker:
         self._recovery_task: asyncio.Task[None] | None = None
         self._report_task: asyncio.Task[None] | None = None
         self._rotation_task: asyncio.Task[None] | None = None
+        self._watchdog_task: asyncio.Task[None] | None = None
+        self._pickup_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self.http: Any = None
+        self.certificates: Any = None
+        self._certificate_task: asyncio.Task[None] | None = None
+        self._tls: ssl.SSLContext | None = None
 
     async def start(self) -> None:
-        config = self.options.config
+        config = self.runtime.config
         self.store = await open_store(config.data_dir)
         await recover_leases(self.store, self.logger)
-        self.smtp = SmtpServer(self.state, self.store, self.logger, self.options.settings)
+        self.smtp = SmtpServer(self.runtime, self.store, self.logger, self.options.settings)
         await self.smtp.start(self.sockets)
+        await self._start_http_and_certificates()
         self.agent = self._make_agent()
         if self.agent is not None:
             self._agent_task = asyncio.create_task(self.agent.run())
         self._recovery_task = asyncio.create_task(self._recover_periodically())
+        self._pickup_task = asyncio.create_task(self._make_pickup().run())
         if config.inbound.send_aggregate_reports:
             self._report_task = asyncio.create_task(self._send_reports_daily())
         if config.dkim_rotation.every is not None:  # [dkim_rotation] every = "180d"
@@ -254,8 +312,42 @@ class Worker:
                     os.kill(os.getppid(), signal.SIGHUP)
 
             self._rotation_task = asyncio.create_task(
-                rotate_on_schedule(lambda: self.options.config, self.logger.event, reload_all)
+                rotate_on_schedule(lambda: self.runtime.config, self.logger.event, reload_all)
             )
+
+    async def _start_http_and_certificates(self) -> None:
+        """The ``http`` listeners (ACME challenges, /healthz) and, with ``[tls] acme``,
+        the renewal loop that swaps a new certificate in without a restart."""
+        from .certificates.tls import make_ssl_context
+
+        config = self.runtime.config
+        self._tls = make_ssl_context(config)
+        if any(listener.role == "http" for listener in config.listeners):
+            from .certificates import CertificateStore
+            from .http import HttpServer, make_app
+
+            app = make_app(CertificateStore(config.data_dir))
+            self.http = HttpServer(app, config.listeners, lambda: self._tls)
+            await self.http.start(self.sockets)
+        if config.tls.acme:
+            from .certificates.manager import CertificateManager
+
+            self.certificates = CertificateManager(config, self.logger, self._certificate_changed)
+            self._certificate_task = asyncio.create_task(self.certificates.run())
+
+    def _certificate_changed(self) -> None:
+        """New TLS handshakes (STARTTLS, implicit TLS, HTTPS) use the new certificate;
+        sessions in progress keep theirs."""
+        from .certificates.tls import make_ssl_context
+
+        try:
+            self._tls = make_ssl_context(self.runtime.config)
+        except (OSError, ssl.SSLError) as exc:
+            self.logger.event("error", what="certificate-load", reason=str(exc))
+            return
+        if self.smtp is not None:
+            self.smtp.reload(self.runtime)
+        self.logger.event("certificate-loaded", worker=os.getpid())
 
     async def _recover_periodically(self) -> None:
         """Also later: a sibling worker may die (and be replaced) while we run."""
@@ -281,20 +373,25 @@ class Worker:
                 self.logger.event("error", what="dmarc-reports", reason=str(exc))
 
     async def send_reports_now(self) -> None:
-        from .dmarc.report_sender import send_due_reports
+        from .dmarc_reports.sender import send_due_reports
         from .dns import DnspythonResolver
 
-        config = self.state.config
-        assert self.store is not None
-        store = self.store
+        config = self.runtime.config
+        assert self.smtp is not None
+        smtp = self.smtp
         domain = config.domains[0] if config.domains else config.hostname
         sender = f"dmarc-noreply@{domain}"
 
         async def enqueue(from_address: str, recipients: list[str], message: bytes) -> str:
-            signer = self.state.signer
-            signed = signer(message, domain) if signer is not None else None
-            data = signed[0] + message if signed is not None else message
-            return await store.enqueue(from_address, recipients, data, meta={"dmarc_report": True})
+            accepted = originate(
+                from_address,
+                recipients,
+                message,
+                self.runtime.intake,
+                queue_id=new_queue_id(),
+                origin="report",
+            )
+            return await smtp.commit(accepted)
 
         sent = await send_due_reports(
             data_dir=config.data_dir,
@@ -312,17 +409,35 @@ class Worker:
                 reason="; ".join(skipped) or None,
             )
 
+    def _make_pickup(self) -> Any:
+        """Messages from the sendmail command (mailwright.pickup)."""
+        from .pickup import Pickup
+
+        assert self.store is not None and self.smtp is not None
+        return Pickup(
+            self.options.config.data_dir,
+            lambda: (self.runtime.config, self.runtime.directory),
+            self.store,
+            lambda: self.runtime.intake,
+            self.smtp.commit,
+            self.logger,
+        )
+
     def _make_agent(self) -> Any:
         """The delivery engineer's agent (mailwright.delivery.agent)."""
         from .delivery.agent import DeliveryAgent
         from .dns import DnspythonResolver
 
-        config = self.options.config
+        config = self.runtime.config
 
         def local_targets(address: str) -> list[str] | None:
-            # self.state, not a copy: SIGHUP swaps in new mailboxes and aliases
-            resolved = self.state.directory.resolve(address)
+            # self.runtime, not a copy: SIGHUP swaps in new mailboxes and aliases
+            resolved = self.runtime.directory.resolve(address)
             return list(resolved) if resolved is not None else None
+
+        def originated(accepted: Accepted) -> Awaitable[str]:
+            assert self.smtp is not None
+            return self.smtp.commit(accepted)
 
         assert self.store is not None
         return DeliveryAgent(
@@ -333,37 +448,52 @@ class Worker:
             worker=worker_name(os.getpid()),
             local_targets=local_targets,
             announce=self.options.console,
+            intake=lambda: self.runtime.intake,
+            commit=originated,
         )
 
     def request_stop(self) -> None:
+        if self.main and not self._stop.is_set():
+            systemd.notify("STOPPING=1")
         self._stop.set()
+
+    async def _watchdog(self, interval: float) -> None:
+        """WATCHDOG=1 from the event loop itself: a loop that hangs stops the pings."""
+        while True:
+            systemd.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
 
     def reload(self) -> None:
         """SIGHUP: new config, keys, users, addresses; reopen the log file."""
-        path = self.options.config.path
+        if self.main:
+            systemd.reloading()
         try:
-            config = load_config(path) if path is not None else self.options.config
-            state, notes = build_state(config, self.options.dev_mode)
+            self._reload()
+        finally:
+            if self.main:
+                systemd.notify("READY=1")
+
+    def _reload(self) -> None:
+        try:
+            runtime, notes = reload_runtime(self.runtime)
         except UserError as exc:
             self.logger.event("error", what="reload", reason=str(exc))
             return
-        running = self.options.config
-        if config.listeners != running.listeners or config.data_dir != running.data_dir:
-            notes.append("listeners and data_dir take effect at the next restart")
-        # What is bound and opened stays (also --listen / --data-dir overrides).
-        config = replace(config, listeners=running.listeners, data_dir=running.data_dir)
-        if self.agent is not None and hasattr(self.agent, "reconfigure"):
-            try:
-                self.agent.reconfigure(config)
-            except UserError as exc:
-                self.logger.event("error", what="reload", reason=f"delivery: {exc}")
-                return
-        self.options = replace(self.options, config=config)
-        self.state = state
+        config = runtime.config
+        self.runtime = runtime
+        if self.agent is not None:
+            self.agent.reconfigure(config)
+        if self.certificates is not None:
+            self.certificates.config = config
         if self.smtp is not None:
-            self.smtp.reload(state)
+            self.smtp.reload(runtime)
+        with contextlib.suppress(OSError, ssl.SSLError):
+            from .certificates.tls import make_ssl_context
+
+            self._tls = make_ssl_context(config)
         with contextlib.suppress(OSError):
             self.logger.open(log_path(config))
+        self.logger.set_format(config.log.format)
         for note in notes:
             self.logger.event("config", what="reload", reason=note)
         self.logger.event("reloaded", config=str(config.source))
@@ -374,6 +504,11 @@ class Worker:
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
+        if self.main:
+            systemd.notify("READY=1", f"MAINPID={os.getpid()}")
+            interval = systemd.watchdog_interval()
+            if interval is not None:
+                self._watchdog_task = asyncio.create_task(self._watchdog(interval))
         await self._stop.wait()
         # Already stopping: a second SIGTERM (the master forwards one, systemd sends one
         # to the whole group) must not reach asyncio's handler while the loop closes.
@@ -383,11 +518,19 @@ class Worker:
         await self.stop()
 
     async def stop(self) -> None:
-        for task in (self._recovery_task, self._report_task):
+        for task in (
+            self._recovery_task,
+            self._report_task,
+            self._certificate_task,
+            self._watchdog_task,
+            self._pickup_task,
+        ):
             if task is not None:
                 task.cancel()
         if self.smtp is not None:
             await self.smtp.stop()
+        if self.http is not None:
+            await self.http.stop()
         if self.agent is not None:
             self.agent.stop()
         if self._agent_task is not None:
@@ -399,7 +542,7 @@ class Worker:
 # -- the process ---------------------------------------------------------------------------------
 
 
-def prepare(options: ServeOptions) -> tuple[SmtpServerState, EventLogger, list[str]]:
+def prepare(options: ServeOptions) -> tuple[Runtime, EventLogger, list[str]]:
     """Check everything that can be wrong before binding anything."""
     config = options.config
     notes: list[str] = []
@@ -408,13 +551,21 @@ def prepare(options: ServeOptions) -> tuple[SmtpServerState, EventLogger, list[s
         notes.append(
             f"DKIM key {'generated' if created else 'in'} {path} (selector {DEV_SELECTOR})"
         )
-    state, more = build_state(config, options.dev_mode)
-    notes.extend(more)
+    runtime, findings = check_config(config, options.dev_mode)
+    notes.extend(startup_notes(findings))
+    if config.tls.acme:
+        from .certificates import CertificateStore
+
+        store = CertificateStore(config.data_dir)
+        store.ensure_placeholder(config.hostname)  # TLS works before the first issuance
+        if store.current_info() is None:
+            notes.append(f"ACME: requesting a certificate from {config.tls.acme_directory}")
     logger = default_logger
+    logger.set_format(config.log.format)
     logger.open(log_path(config))
     if options.dev_mode:
         logger.set_stderr(False)  # the console shows one line per message instead
-    return state, logger, notes
+    return runtime, logger, notes
 
 
 def banner(options: ServeOptions, workers: int) -> list[str]:
@@ -441,49 +592,37 @@ def banner(options: ServeOptions, workers: int) -> list[str]:
 
 def serve(options: ServeOptions) -> int:
     """Run until SIGTERM; returns the exit code."""
-    state, logger, notes = prepare(options)
+    # Bind first: a port in use or below 1024 is the commonest first failure, and it
+    # must show before anything is generated or written.
+    account = run_as(options.config, options.dev_mode)
+    sockets = bind_listeners(options.config, dev_mode=options.dev_mode)
+    try:
+        # Root is needed for the ports only: become the configured user before any
+        # network input is read (the listeners accept nothing until the workers start).
+        prepare_data_dir(options.config, account)
+        drop_to(account)
+        runtime, logger, notes = prepare(options)
+    except BaseException:
+        for sock in sockets.values():
+            sock.close()
+        raise
     workers = worker_count(options)
     for line in banner(options, workers):
         options.console(line)
     for note in notes:
         options.console(f"  note: {note}")
         logger.event("config", what="startup", reason=note)
-    try:
-        sockets = listener_sockets(options.config.listeners)
-    except OSError as exc:
-        raise UserError(
-            f"cannot listen: {exc.strerror}",
-            "another server on that port? change [[listeners]] port",
-        ) from None
     logger.event("started", workers=workers, config=options.config.source)
     if workers == 1:
-        asyncio.run(Worker(options, state, logger, sockets).run())
+        asyncio.run(Worker(options, runtime, logger, sockets, main=True).run())
         logger.event("stopped")
         return 0
-    return _supervise(options, state, logger, sockets, workers)
-
-
-def _reload_options(
-    options: ServeOptions, logger: EventLogger
-) -> tuple[ServeOptions, SmtpServerState] | None:
-    """The master's side of SIGHUP (the workers reload themselves)."""
-    running = options.config
-    if running.path is None:
-        return None
-    try:
-        config = load_config(running.path)
-        config = replace(config, listeners=running.listeners, data_dir=running.data_dir)
-        state, _ = build_state(config, options.dev_mode)
-    except UserError:
-        return None  # the workers log why
-    with contextlib.suppress(OSError):
-        logger.open(log_path(config))
-    return replace(options, config=config), state
+    return _supervise(options, runtime, logger, sockets, workers)
 
 
 def _supervise(
     options: ServeOptions,
-    state: SmtpServerState,
+    runtime: Runtime,
     logger: EventLogger,
     sockets: dict[str, socket.socket],
     count: int,
@@ -496,9 +635,16 @@ def _supervise(
         if pid == 0:  # the worker
             code = 0
             try:
-                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                for sig in (
+                    signal.SIGTERM,
+                    signal.SIGINT,
+                    signal.SIGHUP,
+                    signal.SIGCHLD,
+                    signal.SIGALRM,
+                ):
                     signal.signal(sig, signal.SIG_DFL)
-                asyncio.run(Worker(options, state, logger, sockets).run())
+                asyncio.run(Worker(options, runtime, logger, sockets).run())
             except BaseException as exc:  # report, never fall back into the master's loop
                 logger.event("error", what="worker", reason=f"{type(exc).__name__}: {exc}")
                 code = 1
@@ -508,15 +654,22 @@ def _supervise(
         children[pid] = slot
 
     def forward(signum: int, frame: Any) -> None:
-        nonlocal stopping, options, state
+        nonlocal stopping, runtime
         if signum in (signal.SIGTERM, signal.SIGINT):
+            if not stopping:
+                systemd.notify("STOPPING=1")
             stopping = True
         if signum == signal.SIGHUP:
-            # Keep the master's copy current too: a worker restarted later must start
-            # with the reloaded config, not the one from before the SIGHUP.
-            reloaded = _reload_options(options, logger)
-            if reloaded is not None:
-                options, state = reloaded
+            systemd.reloading()
+            # Keep the master's view current too: a worker restarted later must start
+            # with the reloaded config, not the one from before the SIGHUP. (The
+            # workers reload on their own and log why when it fails.)
+            with contextlib.suppress(UserError):
+                runtime, _ = reload_runtime(runtime)
+            with contextlib.suppress(OSError):
+                logger.open(log_path(runtime.config))
+            logger.set_format(runtime.config.log.format)
+            systemd.notify("READY=1")
         for pid in list(children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
@@ -525,6 +678,12 @@ def _supervise(
         signal.signal(sig, forward)
     for slot in range(count):
         spawn(slot)
+    # The listeners are bound and the workers forked: connections queue in the kernel.
+    systemd.notify("READY=1", f"MAINPID={os.getpid()}")
+    interval = systemd.watchdog_interval()
+    if interval is not None:  # the master sleeps in wait(): a timer signal pings
+        signal.signal(signal.SIGALRM, lambda _s, _f: systemd.notify("WATCHDOG=1"))
+        signal.setitimer(signal.ITIMER_REAL, interval, interval)
     last_restart = 0.0
     while children:
         try:
@@ -543,5 +702,6 @@ def _supervise(
             time.sleep(1.0)  # a worker that dies at once must not become a fork loop
         last_restart = time.monotonic()
         spawn(slot)
+    signal.setitimer(signal.ITIMER_REAL, 0)
     logger.event("stopped")
     return 0

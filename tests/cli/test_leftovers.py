@@ -11,6 +11,7 @@ import pytest
 
 from mailwright.doctor.model import CheckResult, Report, Status
 from mailwright.queue import open_store
+from mailwright.testing.ports import free_port
 
 from .helpers import CliRun, assert_one_line_error
 
@@ -89,16 +90,9 @@ def test_send_test_wait_must_be_a_number_of_seconds(cli_run: CliRun, value: str)
     assert_one_line_error(result, "--wait")
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def test_send_test_server_down_is_a_failure_not_a_usage_error(cli_run: CliRun) -> None:
     """Connection refused: the test failed (exit 1, one line), nothing was mistyped."""
-    server = f"127.0.0.1:{_closed_port()}"
+    server = f"127.0.0.1:{free_port()}"  # nothing listens there
     result = cli_run("send-test", "a@example.net", "--server", server, "--wait", "1")
     assert result.code == 1, result
     assert result.out == ""

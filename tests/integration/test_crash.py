@@ -16,17 +16,20 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from mailwright.queue import SqliteQueueStore
-from mailwright.testing.postfix import SmtpSink
+import pytest
 
-MAILWRIGHT = str(Path(sys.executable).parent / "mailwright")
+from mailwright.queue import SqliteQueueStore
+from mailwright.testing.ports import free_port
+from mailwright.testing.postfix import SmtpSink
+from mailwright.testing.serve import ServeError, start_serve, write_config
+
+pytestmark = pytest.mark.integration
+
 SESSIONS = 8
 PER_SESSION = 60
 KILL_AFTER = 160  # acknowledged messages before the SIGKILL
@@ -36,28 +39,13 @@ BODY = b"".join(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [MAILWRIGHT, "--config", str(config), "serve"],
-        cwd=config.parent,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: SIGKILL reaches every worker
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.1)
-    raise AssertionError("mailwright serve did not start")
+    with log.open("ab") as output:
+        try:
+            # its own process group: SIGKILL reaches every worker
+            return start_serve(port, config=config, output=output, new_session=True)
+        except ServeError as exc:
+            raise AssertionError(log.read_text()[-3000:]) from exc
 
 
 def wait_group_gone(pgid: int, timeout: float = 10) -> None:
@@ -133,28 +121,10 @@ def test_sigkill_mid_load_loses_nothing(tmp_path: Path) -> None:
 
 def _crash_test(tmp_path: Path, dump: Path) -> None:
     port = free_port()
-    config = tmp_path / "mailwright.toml"
     log = tmp_path / "serve.out"
     with SmtpSink(dump_dir=dump) as sink:
-        config.write_text(
-            f"""
-hostname = "mta.example.com"
-domains = ["example.com"]
-mailboxes = ["admin@example.com"]
-data_dir = "data"
-workers = 2
-
-[[listeners]]
-name = "submission"
-address = "127.0.0.1"
-port = {port}
-
-[delivery]
-mode = "relay"
-
-[delivery.relay]
-url = "smtp://127.0.0.1:{sink.port}?tls=none"
-"""
+        config = write_config(
+            tmp_path, port, relay_port=sink.port, workers=2, hostname="mta.example.com"
         )
         proc = start_server(config, port, log)
         acked: dict[int, str] = {}

@@ -22,9 +22,11 @@ from mailwright.config import Config, DeliveryConfig
 from mailwright.delivery.agent import DeliveryAgent
 from mailwright.dkim import SigningKey, dns_record_value, generate_key, sign_message, txt_strings
 from mailwright.log import EventLogger
-from mailwright.queue import SqliteQueueStore
+from mailwright.queue import DsnRecipient, QueueMeta, SqliteQueueStore
 from mailwright.testing.nsd import NsdServer
 from mailwright.testing.postfix import PostfixServer, SmtpSink
+
+pytestmark = pytest.mark.integration
 
 SENDER = f"app@{ORIGIN}"
 MESSAGE = (
@@ -308,3 +310,25 @@ async def test_all_mx_4xx_defers_with_the_last_reply(
     assert deferred["relay"] == f"busy.example.net[127.0.0.2]:{harness.postfix.port}"
     assert deferred["reply"] == "450 4.3.0 Error: command failed"
     assert deferred["dsn"] == "4.3.0"
+
+
+async def test_dsn_request_passes_on_to_postfix_which_reports_success(harness: Harness) -> None:
+    # RFC 3461 §5.2: Postfix offers DSN, so NOTIFY/ORCPT/ENVID/RET go on with the message
+    # and Postfix — the final MTA — sends the success DSN (to app@example.org, a domain it
+    # hosts too), not us.
+    agent = await harness.open()
+    assert harness.store is not None
+    meta = QueueMeta(
+        envid="order-7",
+        ret="HDRS",
+        dsn={"good@example.net": DsnRecipient(("SUCCESS",), "rfc822;Good@example.net")},
+    )
+    await harness.store.enqueue("app@example.org", ["good@example.net"], MESSAGE, meta=meta)
+    await agent.run_once()
+    assert [e["to"] for e in harness.of("delivered")] == ["<good@example.net>"]
+    assert harness.of("dsn") == []
+    arrived = harness.postfix.wait_for_messages(2)
+    [report] = [m for m in arrived if b"multipart/report" in m]
+    assert b"Original-Envelope-Id: order-7" in report
+    assert b"Action: delivered" in report
+    assert b"Original-Recipient: rfc822;Good@example.net" in report.replace(b"; ", b";")

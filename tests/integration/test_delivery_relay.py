@@ -8,7 +8,6 @@ that does not offer STARTTLS is Postfix's ``smtp-sink``.
 
 from __future__ import annotations
 
-import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,8 +23,11 @@ from mailwright.delivery.agent import DeliveryAgent
 from mailwright.dns import MemoryResolver
 from mailwright.log import EventLogger
 from mailwright.queue import SqliteQueueStore
-from mailwright.testing.postfix import PostfixServer, SmtpSink, free_port
-from mailwright.testing.postfix_fixtures import CertificateFiles
+from mailwright.testing.ports import free_port
+from mailwright.testing.postfix import PostfixServer, SmtpSink
+from mailwright.testing.tls import CertificateFiles
+
+pytestmark = pytest.mark.integration
 
 USER, PASSWORD = "app-user", "s3cr3t:with@odd/chars"
 PASSWORD_URL = "s3cr3t%3Awith%40odd%2Fchars"  # the same, percent-encoded for the URL
@@ -74,12 +76,6 @@ class RelayHandler:
         return AuthResult(success=ok, handled=False, auth_data=data.login if ok else None)
 
 
-def server_context(tls: CertificateFiles) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tls.certificate, tls.private_key)
-    return context
-
-
 @pytest.fixture
 def relay(tls_files: CertificateFiles) -> Iterator[Callable[..., tuple[RelayHandler, int]]]:
     """Factory: ``relay(implicit=False, exclude=())`` → (handler, port) of a running relay."""
@@ -88,7 +84,7 @@ def relay(tls_files: CertificateFiles) -> Iterator[Callable[..., tuple[RelayHand
     def start(*, implicit: bool = False, exclude: tuple[str, ...] = ()) -> tuple[RelayHandler, int]:
         handler = RelayHandler()
         port = free_port()
-        context = server_context(tls_files)
+        context = tls_files.server_context()
         options: dict[str, Any] = dict(
             auth_required=True,
             auth_require_tls=True,

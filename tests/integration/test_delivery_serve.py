@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import smtplib
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,10 +20,13 @@ from test_dkim_interop import ORIGIN, opendkim_testmsg_verify  # same directory
 from mailwright.dkim import dns_record_value, generate_key, private_key_pem, txt_strings
 from mailwright.log import parse_line
 from mailwright.testing.nsd import NsdServer
-from mailwright.testing.postfix import PostfixServer, free_port, wait_for_port
-from mailwright.testing.postfix_fixtures import CertificateFiles
+from mailwright.testing.ports import free_port
+from mailwright.testing.postfix import PostfixServer
+from mailwright.testing.serve import start_serve, stop_serve
+from mailwright.testing.tls import CertificateFiles
 
-MAILWRIGHT = str(Path(sys.executable).parent / "mailwright")
+pytestmark = pytest.mark.integration
+
 MESSAGE = (
     f"From: App <app@{ORIGIN}>\r\n"
     "To: Alice <alice@example.net>\r\n"
@@ -55,6 +57,7 @@ def write_config(tmp_path: Path, lines: list[str]) -> tuple[Path, int]:
             [
                 f'hostname = "mail.{ORIGIN}"',
                 f'data_dir = "{tmp_path / "data"}"',
+                "allow_root = true",
                 "workers = 1",
                 *lines,
                 "[[listeners]]",
@@ -85,22 +88,11 @@ def serve() -> Iterator[list[subprocess.Popen[bytes]]]:
     procs: list[subprocess.Popen[bytes]] = []
     yield procs
     for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_serve(proc, 20)
 
 
 def start(procs: list[subprocess.Popen[bytes]], config: Path, port: int) -> None:
-    proc = subprocess.Popen(
-        [MAILWRIGHT, "--config", str(config), "serve"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    procs.append(proc)
-    assert wait_for_port(port, 30), "mailwright serve did not start"
+    procs.append(start_serve(port, config=config, output=subprocess.DEVNULL))
 
 
 def events(tmp_path: Path, name: str, count: int = 1, timeout: float = 30) -> list[dict[str, str]]:
@@ -155,7 +147,6 @@ def test_serve_relays_with_starttls_and_auth(
     serve: list[subprocess.Popen[bytes]],
 ) -> None:
     from aiosmtpd.controller import Controller
-    from test_delivery_relay import server_context
 
     handler = RelayHandler()
     relay_port = free_port()
@@ -163,7 +154,7 @@ def test_serve_relays_with_starttls_and_auth(
         handler,
         hostname="127.0.0.1",
         port=relay_port,
-        tls_context=server_context(tls_files),
+        tls_context=tls_files.server_context(),
         require_starttls=True,
         auth_required=True,
         auth_require_tls=True,

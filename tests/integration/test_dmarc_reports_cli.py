@@ -6,8 +6,12 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from mailwright.dns import reverse_name
 from mailwright.testing.nsd import NsdServer
+
+pytestmark = pytest.mark.integration
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "dmarc" / "aggregate"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import json
 import os
 import ssl
@@ -21,15 +20,14 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mailwright.dkim import dns_record_value, generate_key, private_key_pem
 from mailwright.doctor import DoctorOptions, Report, SelectorSpec, Status, run_checks
 from mailwright.setup.records import split_zone, txt_rdata
 from mailwright.testing.nsd import NsdServer
+from mailwright.testing.tls import CertificateFiles, make_certificate
+
+pytestmark = pytest.mark.integration
 
 DOMAIN = "example.test"
 HOST = "mail.example.test"
@@ -78,66 +76,9 @@ def replace(world: World, origin: str, prefix: str, *new: str) -> World:
 # -- a tiny SMTP responder with STARTTLS ---------------------------------------------------
 
 
-@dataclasses.dataclass
-class Tls:
-    ca_file: Path
-    server: ssl.SSLContext
-
-
-def make_tls(tmp: Path, hostname: str = HOST) -> Tls:
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailwright test CA")])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=90))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file = tmp / "ca.pem"
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    chain = tmp / "cert.pem"
-    chain.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    key_file = tmp / "key.pem"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(chain, key_file)
-    return Tls(ca_file, server)
+def make_tls(tmp: Path, hostname: str = HOST) -> CertificateFiles:
+    """A test CA and a certificate for ``hostname``, valid well past the expiry warning."""
+    return make_certificate(tmp, hostname, days=90, ip=None)
 
 
 async def _session(
@@ -173,11 +114,11 @@ async def smtp(tmp_path: Path) -> AsyncIterator[tuple[int, Path]]:
     """(port, CA file) of a STARTTLS responder on 127.0.0.25."""
     tls = make_tls(tmp_path)
     server = await asyncio.start_server(
-        lambda r, w: _session(r, w, tls.server), IP, 0, reuse_address=True
+        lambda r, w: _session(r, w, tls.server_context()), IP, 0, reuse_address=True
     )
     port = server.sockets[0].getsockname()[1]
     async with server:
-        yield port, tls.ca_file
+        yield port, tls.ca
 
 
 @pytest.fixture
@@ -434,10 +375,10 @@ async def test_certificate_for_another_name_fails(
     publish(dns_world, healthy_world())
     (tmp_path / "wrong").mkdir()
     wrong = make_tls(tmp_path / "wrong", "other.test")
-    server = await asyncio.start_server(lambda r, w: _session(r, w, wrong.server), IP, 0)
+    server = await asyncio.start_server(lambda r, w: _session(r, w, wrong.server_context()), IP, 0)
     async with server:
         port = server.sockets[0].getsockname()[1]
-        options = dataclasses.replace(doctor_options, smtp_port=port, tls_ca_file=wrong.ca_file)
+        options = dataclasses.replace(doctor_options, smtp_port=port, tls_ca_file=wrong.ca)
         report = await check(dns_world, options)
     row = report.get("tls")
     assert row.status is Status.FAIL

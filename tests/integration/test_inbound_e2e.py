@@ -29,10 +29,12 @@ from mailwright.dkim import (
 )
 from mailwright.log import EventLogger
 from mailwright.queue import SqliteQueueStore
-from mailwright.server import build_state
+from mailwright.server import build_runtime
 from mailwright.smtp.server import SmtpServer
 from mailwright.testing.nsd import NsdServer
 from mailwright.testing.opendkim import libopendkim_sign
+
+pytestmark = pytest.mark.integration
 
 HOSTNAME = "mx.example.com"
 PASS_IP = "127.0.0.2"
@@ -99,7 +101,7 @@ async def server(
         tmp_path / "mailwright.toml",
     )
     config = replace(config, listeners=tuple(replace(li, port=0) for li in config.listeners))
-    state, _ = build_state(config, dev_mode=False)
+    state, _ = build_runtime(config, dev_mode=False)
     store = await SqliteQueueStore.open(config.data_dir)
     logger = EventLogger(stderr=False)
     events: list[dict[str, str]] = []
@@ -182,7 +184,7 @@ async def test_dkimpy_signed_mail_from_an_spf_authorized_ip_passes_everything(se
     data, meta = await _stored(store, reply)
     assert data.startswith(b"Received: ")
     assert _results(data) == {"spf": "pass", "dkim": "pass", "dmarc": "pass"}
-    assert "folder" not in meta
+    assert meta.folder is None
 
 
 async def test_mailwright_signed_mail_from_an_unauthorized_ip_passes_dmarc_by_dkim(
@@ -209,7 +211,7 @@ async def test_opendkim_signed_mail_from_an_unauthorized_ip_passes_dmarc_by_dkim
     assert reply.startswith("250 ")
     data, meta = await _stored(store, reply)
     assert _results(data) == {"spf": "fail", "dkim": "pass", "dmarc": "pass"}
-    assert "folder" not in meta
+    assert meta.folder is None
 
 
 async def test_forgery_is_rejected_at_end_of_data_naming_the_policy(server: Any) -> None:
@@ -226,7 +228,7 @@ async def test_quarantine_policy_is_queued_for_the_junk_folder(server: Any) -> N
     reply = await _send(smtp, FAIL_IP, "alice@lax.example", _message("lax.example"))
     assert reply.startswith("250 ")
     data, meta = await _stored(store, reply)
-    assert meta["folder"] == ".Junk"
+    assert meta.folder == ".Junk"
     assert _results(data)["dmarc"] == "fail"
 
 

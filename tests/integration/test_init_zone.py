@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from mailwright.setup.records import split_zone
+
+pytestmark = pytest.mark.integration
 
 SOA = (
     "@ 3600 IN SOA ns1.{origin}. hostmaster.{origin}. 1 3600 600 86400 300\n"

@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,25 +14,10 @@ from typing import Any
 
 import pytest
 
-MAILWRIGHT = [str(Path(sys.executable).parent / "mailwright")]
+from mailwright.testing.ports import free_port
+from mailwright.testing.serve import MAILWRIGHT, start_serve, stop_serve, write_config
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stdout and proc.stdout.read()!r}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError("server did not start")
+pytestmark = pytest.mark.integration
 
 
 def wait_log(path: Path, text: str, count: int, timeout: float = 20) -> None:
@@ -49,7 +32,7 @@ def wait_log(path: Path, text: str, count: int, timeout: float = 20) -> None:
 def cli(
     *args: str, cwd: Path, config: Path | None = None, check: bool = True, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    argv = [*MAILWRIGHT]
+    argv = [str(MAILWRIGHT)]
     if config is not None:
         argv += ["--config", str(config)]
     result = subprocess.run(
@@ -70,35 +53,10 @@ def cli(
 def served(tmp_path: Path) -> Iterator[tuple[Path, int, subprocess.Popen[bytes]]]:
     """A server with a config file: local domain, outbox delivery, one worker."""
     port = free_port()
-    config = tmp_path / "mailwright.toml"
-    config.write_text(
-        f"""
-hostname = "mx.example.com"
-domains = ["example.com"]
-mailboxes = ["admin@example.com"]
-data_dir = "data"
-workers = 1
-
-[[listeners]]
-name = "submission"
-address = "127.0.0.1"
-port = {port}
-
-[delivery]
-mode = "local"
-"""
-    )
-    proc = subprocess.Popen(
-        [*MAILWRIGHT, "--config", str(config), "serve"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    wait_port(port, proc)
+    config = write_config(tmp_path, port)
+    proc = start_serve(port, config=config, cwd=tmp_path)
     yield config, port, proc
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+    stop_serve(proc)
 
 
 def test_send_test_follows_the_message_to_delivery(
@@ -202,15 +160,14 @@ def test_development_mode_signs_and_saves_to_the_outbox(tmp_path: Path) -> None:
     import dkim
 
     port = free_port()
-    proc = subprocess.Popen(
-        [*MAILWRIGHT, "serve", "--listen", f"127.0.0.1:{port}"],
+    proc = start_serve(
+        port,
+        "--listen",
+        f"127.0.0.1:{port}",
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
         env={**os.environ, "MAILWRIGHT_CONFIG": ""},
     )
     try:
-        wait_port(port, proc)
         with smtplib.SMTP("127.0.0.1", port) as client:
             client.sendmail(
                 "app@myapp.example",
@@ -288,22 +245,16 @@ def test_a_dead_worker_is_replaced_with_the_reloaded_config(tmp_path: Path) -> N
 
     port = free_port()
     config = tmp_path / "mailwright.toml"
-    base = 'data_dir = "data"\nworkers = 2\ndomains = ["example.com"]\n'
+    base = 'data_dir = "data"\nallow_root = true\nworkers = 2\ndomains = ["example.com"]\n'
     listener = f'[[listeners]]\nname = "s"\nport = {port}\n'
     config.write_text(base + 'mailboxes = ["admin@example.com"]\n' + listener)
-    proc = subprocess.Popen(
-        [*MAILWRIGHT, "--config", str(config), "serve"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_serve(port, config=config, cwd=tmp_path)
 
     def children() -> set[int]:
         path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
         return {int(p) for p in path.read_text().split()}
 
     try:
-        wait_port(port, proc)
         deadline = time.monotonic() + 10
         while len(children()) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -330,8 +281,7 @@ def test_a_dead_worker_is_replaced_with_the_reloaded_config(tmp_path: Path) -> N
                 client.mail("someone@example.org")
                 assert client.rcpt("new@example.com")[0] == 250
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        stop_serve(proc)
     assert proc.returncode == 0
     log = (tmp_path / "data" / "mailwright.log").read_text()
     assert f"worker {victim} exited" in log
@@ -342,31 +292,9 @@ def test_send_test_reports_a_bounce_with_the_remote_reply(tmp_path: Path) -> Non
 
     port = free_port()
     with SmtpSink(hard=["RCPT"], hard_reply="550 5.1.1 No such user here") as sink:
-        config = tmp_path / "mailwright.toml"
-        config.write_text(
-            f"""
-hostname = "mx.example.com"
-domains = ["example.com"]
-mailboxes = ["admin@example.com"]
-data_dir = "data"
-workers = 1
-[[listeners]]
-name = "submission"
-port = {port}
-[delivery]
-mode = "relay"
-[delivery.relay]
-url = "smtp://127.0.0.1:{sink.port}?tls=none"
-"""
-        )
-        proc = subprocess.Popen(
-            [*MAILWRIGHT, "--config", str(config), "serve"],
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        config = write_config(tmp_path, port, relay_port=sink.port)
+        proc = start_serve(port, config=config, cwd=tmp_path)
         try:
-            wait_port(port, proc)
             result = cli(
                 "send-test",
                 "nobody@example.net",
@@ -376,8 +304,7 @@ url = "smtp://127.0.0.1:{sink.port}?tls=none"
                 check=False,
             )
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+            stop_serve(proc)
     assert result.returncode == 1, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["result"] == "bounced"
@@ -390,28 +317,9 @@ def test_managing_a_deferred_message_while_the_server_runs(tmp_path: Path) -> No
     import smtplib
 
     port, dead_port = free_port(), free_port()  # nothing listens on dead_port
-    config = tmp_path / "mailwright.toml"
-    config.write_text(
-        f"""
-data_dir = "data"
-workers = 1
-[[listeners]]
-name = "submission"
-port = {port}
-[delivery]
-mode = "relay"
-[delivery.relay]
-url = "smtp://127.0.0.1:{dead_port}?tls=none"
-"""
-    )
-    proc = subprocess.Popen(
-        [*MAILWRIGHT, "--config", str(config), "serve"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    config = write_config(tmp_path, port, relay_port=dead_port)
+    proc = start_serve(port, config=config, cwd=tmp_path)
     try:
-        wait_port(port, proc)
         with smtplib.SMTP("127.0.0.1", port) as client:
             client.sendmail("app@example.com", ["x@example.net"], b"Subject: d\r\n\r\nx\r\n")
 
@@ -448,6 +356,5 @@ url = "smtp://127.0.0.1:{dead_port}?tls=none"
         cli("queue", "delete", queue_id, cwd=tmp_path, config=config)
         assert listing() == {"count": 0, "entries": []}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        stop_serve(proc)
     assert proc.returncode == 0

@@ -16,8 +16,10 @@ from mailwright.config import parse_config
 from mailwright.dns import MemoryResolver
 from mailwright.log import EventLogger
 from mailwright.queue import SqliteQueueStore
-from mailwright.server import build_state
+from mailwright.server import build_runtime
 from mailwright.smtp.server import SmtpServer
+
+pytestmark = pytest.mark.integration
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 
@@ -34,7 +36,7 @@ async def test_smtp_source_messages_are_all_queued(tmp_path: Path, reuse: bool) 
         }
     )
     config = replace(config, listeners=tuple(replace(li, port=0) for li in config.listeners))
-    state, _ = build_state(config, dev_mode=False)
+    state, _ = build_runtime(config, dev_mode=False)
     store = await SqliteQueueStore.open(config.data_dir)
     server = SmtpServer(state, store, EventLogger(stderr=False), resolver=MemoryResolver())
     await server.start()

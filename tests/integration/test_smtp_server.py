@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import datetime
-import ipaddress
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -19,53 +17,20 @@ from typing import Any
 
 import dkim
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from mailwright.config import parse_config
 from mailwright.dkim import dns_record_value, generate_key, private_key_pem
 from mailwright.dns import MemoryResolver
 from mailwright.log import EventLogger
 from mailwright.queue import SqliteQueueStore
-from mailwright.server import build_state
+from mailwright.server import build_runtime
 from mailwright.smtp.auth import hash_password
 from mailwright.smtp.server import ServerSettings, SmtpServer
+from mailwright.testing.tls import make_certificate
+
+pytestmark = pytest.mark.integration
 
 PASSWORD = "s3cret pass"
-
-
-def make_cert(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 class Harness:
@@ -130,7 +95,8 @@ class Client:
 @pytest.fixture
 async def harness_factory(tmp_path: Path) -> AsyncIterator[Any]:
     started: list[tuple[SmtpServer, SqliteQueueStore]] = []
-    cert, key = make_cert(tmp_path)
+    files = make_certificate(tmp_path / "tls")
+    cert, key = files.certificate, files.private_key
 
     async def start(
         settings: ServerSettings | None = None, trusted: list[str] | None = None, **extra: Any
@@ -153,7 +119,7 @@ async def harness_factory(tmp_path: Path) -> AsyncIterator[Any]:
         data.update(extra)
         config = parse_config(data, tmp_path / "mailwright.toml")
         config = replace(config, listeners=tuple(replace(li, port=0) for li in config.listeners))
-        state, _ = build_state(config, dev_mode=False)
+        state, _ = build_runtime(config, dev_mode=False)
         store = await SqliteQueueStore.open(config.data_dir)
         logger = EventLogger(stderr=False)
         events: list[dict[str, str]] = []
@@ -524,7 +490,7 @@ async def test_smtputf8_message_gets_utf8smtp_trace(harness_factory: Any) -> Non
     entry = await h.store.get(queue_id)
     assert entry is not None and entry.sender == "jos\u00e9@example.org"
     assert entry.recipients[0].address == "b\u00fccher@b\u00fccher.example"
-    assert entry.meta["smtputf8"] is True
+    assert entry.meta.smtputf8 is True
     await c.close()
 
 
@@ -535,7 +501,7 @@ async def test_ipv6_loopback_listener(harness_factory: Any) -> None:
     reader, writer = await asyncio.open_connection("::1", h.ports["v6"])
     assert (await reader.readline()).startswith(b"220 ")
     writer.write(b"EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<victim@example.net>\r\n")
-    lines = [await reader.readline() for _ in range(8)]
+    lines = [await reader.readline() for _ in range(9)]
     assert lines[-2] == b"250 2.1.0 Ok\r\n"
     assert lines[-1].startswith(b"554 5.7.1")  # ::1 is not in trusted_networks here
     writer.close()
@@ -563,3 +529,25 @@ async def test_trusted_clients_have_no_per_address_limit(harness_factory: Any) -
     for c in clients:
         assert await c.cmd("NOOP") == "250 2.0.0 Ok"
         await c.close()
+
+
+async def test_dsn_parameters_over_the_wire_are_stored(harness_factory: Any) -> None:
+    # RFC 3461: EHLO offers DSN; RET/ENVID on MAIL, NOTIFY/ORCPT on RCPT reach the queue.
+    h = await harness_factory(trusted=["127.0.0.0/8"])
+    c = await open_session(h)
+    assert await c.cmd("MAIL FROM:<app@example.com> RET=HDRS ENVID=inv+2B7") == "250 2.1.0 Ok"
+    assert (
+        await c.cmd("RCPT TO:<x@example.net> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;x@example.net")
+        == "250 2.1.5 Ok"
+    )
+    assert await c.cmd("RCPT TO:<y@example.net> NOTIFY=NEVER") == "250 2.1.5 Ok"
+    await c.cmd("DATA")
+    await c.send(MESSAGE + b".\r\n")
+    reply = await c.reply()
+    assert reply.startswith("250 2.0.0 Ok: queued as")
+    entry = await h.store.get(reply.rsplit(" ", 1)[1])
+    assert entry is not None
+    assert entry.meta.ret == "HDRS" and entry.meta.envid == "inv+7"
+    assert entry.meta.recipient_dsn("x@example.net").notify == ("SUCCESS", "DELAY")
+    assert entry.meta.recipient_dsn("x@example.net").orcpt == "rfc822;x@example.net"
+    assert entry.meta.recipient_dsn("y@example.net").notify == ()

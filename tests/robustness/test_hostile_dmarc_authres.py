@@ -9,6 +9,7 @@ removes only Authentication-Results fields."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from hypothesis import given
@@ -28,6 +29,8 @@ from mailwright.dmarc import (
     Classification,
     DmarcRecord,
     DmarcStatus,
+    Finding,
+    Severity,
     check_alignment,
     check_domain,
     evaluate,
@@ -156,7 +159,16 @@ def test_evaluate_always_gives_a_status_with_bounded_queries(
 @given(dmarc_world(), identifier)
 def test_check_domain_never_raises(world: MemoryResolver, domain: str) -> None:
     report = run(check_domain(domain, world))
-    assert isinstance(report.findings, list) or report.findings is not None
+    # The doctor prints every finding and `mailwright dmarc check --json` dumps the report:
+    # each finding is complete, the status follows from the severities, the JSON encodes.
+    for finding in report.findings:
+        assert isinstance(finding, Finding) and finding.severity in set(Severity)
+        assert finding.id.startswith("dmarc-") and finding.message.strip()
+    assert report.status in ("ok", "warn", "fail")
+    assert report.ok is (report.status != "fail")
+    if report.record is None:
+        assert report.findings, "no applicable record and nothing to say about it"
+    assert json.loads(json.dumps(report.as_json()))["status"] == report.status
 
 
 @robust(200)

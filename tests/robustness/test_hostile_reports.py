@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from robust_support import mutate, robust, timed
 
-from mailwright.dmarc.reports import (
+from mailwright.dmarc_reports.parse import (
     AggregateReport,
     ReportRefused,
     decompress,
@@ -168,7 +168,7 @@ def test_huge_counts_and_junk_numbers_are_read_as_numbers_or_zero() -> None:
     assert report.message_count == 0 and report.warnings
 
 
-# --- regressions: found here, fixed in dmarc/reports.py ------------------------------
+# --- regressions: found here, fixed in dmarc_reports/parse.py ------------------------------
 
 
 def test_unknown_xml_encoding_is_refused() -> None:
@@ -194,7 +194,8 @@ def test_zip_with_a_damaged_local_header_is_refused() -> None:
 
 
 def test_written_report_is_well_formed_with_control_characters() -> None:
-    from mailwright.dmarc.report_writer import Observation, build_report
+    from mailwright.dmarc_reports.observations import Observation
+    from mailwright.dmarc_reports.writer import build_report
 
     observation = Observation(
         "example.com",
@@ -231,7 +232,8 @@ def test_written_reports_read_back(
     envelope_from: str, header_from: str, selector: str, reason: str
 ) -> None:
     """What we send parses with our own reader, every sender-supplied value intact."""
-    from mailwright.dmarc.report_writer import Observation, build_report
+    from mailwright.dmarc_reports.observations import Observation
+    from mailwright.dmarc_reports.writer import build_report
 
     observation = Observation(
         "example.com",

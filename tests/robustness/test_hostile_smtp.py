@@ -444,8 +444,8 @@ def test_bare_line_ends_never_end_the_data(marker: bytes, data: st.DataObject) -
 
 
 def test_from_with_deeply_nested_comments_has_no_domain() -> None:
-    """from_domain picks the DKIM key at the end of DATA: 500 nested '(' (the stdlib parser
+    """author_domain picks the DKIM key at the end of DATA: 500 nested '(' (the stdlib parser
     recurses per level) give None, not a RecursionError and '421 internal error'."""
-    from mailwright.smtp.headers import from_domain
+    from mailwright.message import author_domain
 
-    assert from_domain(b"From: " + b"(" * 500 + b"\r\n\r\nbody\r\n") is None
+    assert author_domain(b"From: " + b"(" * 500 + b"\r\n\r\nbody\r\n") is None

@@ -14,7 +14,7 @@ from mailwright.config import parse_config
 from mailwright.dns import MemoryResolver
 from mailwright.log import EventLogger
 from mailwright.queue import SqliteQueueStore
-from mailwright.server import build_state
+from mailwright.server import build_runtime
 from mailwright.smtp.server import ServerSettings, SmtpServer
 
 
@@ -31,7 +31,7 @@ async def smtp_server(tmp_path: Path):  # type: ignore[no-untyped-def]
         tmp_path / "mailwright.toml",
     )
     config = replace(config, listeners=tuple(replace(li, port=0) for li in config.listeners))
-    state, _ = build_state(config, dev_mode=False)
+    state, _ = build_runtime(config, dev_mode=False)
     store = await SqliteQueueStore.open(config.data_dir)
     server = SmtpServer(
         state,

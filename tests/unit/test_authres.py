@@ -156,6 +156,8 @@ def test_quote(value: str, expected: str) -> None:
         ('"john doe"@example.com', '"john doe"@example.com'),
         ("ab/cd+=", '"ab/cd+="'),
         ("rsa-sha256", "rsa-sha256"),
+        ("user@sel_1.example", "user@sel_1.example"),  # a DNS name: underscores are fine
+        ("a@-x.example", '"a@-x.example"'),  # not a DNS name: a quoted value
     ],
 )
 def test_pvalue_formatting(value: str, expected: str) -> None:
@@ -290,6 +292,12 @@ def test_strip_forged_last_header_field_and_lf_only() -> None:
 def test_strip_forged_removes_unparsable_and_keeps_headers_only_messages() -> None:
     message = b"Authentication-Results: ;;;\r\nSubject: x\r\n"
     assert strip_forged(message, "mx.example.com") == (b"Subject: x\r\n", 1)
+
+
+def test_strip_forged_leaves_the_body_of_a_message_without_header() -> None:
+    """RFC 5322 §2.1: a message that starts with the empty line is all body."""
+    message = b"\r\nAuthentication-Results: mx.example.com; none\r\n\r\nmore\r\n"
+    assert strip_forged(message, "mx.example.com") == (message, 0)
 
 
 def test_strip_forged_compares_a_labels_and_u_labels() -> None:

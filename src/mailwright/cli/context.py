@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -21,15 +20,10 @@ from rich.text import Text
 
 from ..config import ENV_NAMESERVER, Config, find_config, load_config
 from ..dns import DnspythonResolver, Resolver
-from ..dns.names import name_problem, normalize, to_ascii
+from ..dns.names import is_dns_name, mail_domain_problem
 from ..errors import UsageError
 
 T = TypeVar("T")
-
-# RFC 5321 §4.1.2 (Domain, sub-domain: Let-dig [Ldh-str]), applied to the IDNA form.
-_LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-# RFC 6376 §3.1 selectors are sub-domains; underscores are tolerated, as published keys use them.
-_SELECTOR_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 
 STATUS_STYLES = {
     "ok": "bold green",
@@ -264,14 +258,7 @@ def require_domain(text: str, option: str) -> None:
     must not leave a config and keys behind for a name the config loader (or a
     receiving MTA) would refuse, and ``check`` must not report DNS errors for it.
     """
-    problem = name_problem(text)
-    if problem is None:
-        labels = to_ascii(normalize(text)).lower().split(".")
-        bad = next((label for label in labels if not _LDH_LABEL.match(label)), None)
-        if bad is not None:
-            problem = f"label {bad!r} is not letters, digits and inner hyphens"
-        elif len(labels) < 2:
-            problem = "needs at least two labels"
+    problem = mail_domain_problem(text)
     if problem is not None:
         raise UsageError(
             f"{option} {text!r} is not a domain name: {problem}", "write e.g. example.com"
@@ -279,9 +266,8 @@ def require_domain(text: str, option: str) -> None:
 
 
 def require_selector(text: str, option: str = "--selector") -> None:
-    """A DKIM selector: dot-separated labels of letters, digits, hyphens (RFC 6376 §3.1)."""
-    labels = text.split(".")
-    if len(text) > 253 or not all(_SELECTOR_LABEL.match(label) for label in labels):
+    """A DKIM selector: a DNS name (RFC 6376 §3.1; see ``dns.names.is_dns_name``)."""
+    if not is_dns_name(text):
         raise UsageError(f"{option} {text!r} is not a DKIM selector", "write e.g. mail or s2026")
 
 

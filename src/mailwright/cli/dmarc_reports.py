@@ -13,14 +13,14 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from ..dmarc.report_store import DB_NAME, ReportStore
-from ..dmarc.reports import (
+from ..dmarc_reports.parse import (
     AggregateReport,
     ReportRefused,
     decompress,
     parse_report,
     reports_from_message,
 )
+from ..dmarc_reports.received import DB_NAME, ReportStore
 from ..errors import UsageError
 from .context import STATUS_STYLES, app, console, emit_json, err_console, run, safe, visible
 

@@ -19,15 +19,20 @@ COMMANDS: dict[str, str] = {
     "init": "mailwright.cli.setup:init",
     "records": "mailwright.cli.records:records",
     "check": "mailwright.cli.check:check",
+    "config": "mailwright.cli.config_check:config",
     "send-test": "mailwright.cli.sendtest:send_test",
     "queue": "mailwright.cli.queue:queue",
     "passwd": "mailwright.cli.passwd:passwd",
+    "service": "mailwright.cli.service:service",
     "explain": "mailwright.cli.explain:explain",
     "spf": "mailwright.cli.spf:spf",
     "dkim": "mailwright.cli.dkim:dkim",
     "dmarc": "mailwright.cli.dmarc:dmarc",
     "dns": "mailwright.cli.dnsquery:dns",
     "demo": "mailwright.cli.demo:demo",
+    "backup": "mailwright.cli.backup:backup",
+    "restore": "mailwright.cli.backup:restore",
+    "sendmail": "mailwright.cli.sendmail:sendmail",
 }
 
 EPILOG = """\b

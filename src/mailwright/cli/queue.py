@@ -8,6 +8,7 @@ queue every few seconds, so ``retry`` and ``release`` take effect within that ti
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..log import log_event, logger
+from ..message import split_header
+from ..privileges import Account, drop_to
 from ..queue import QueueEntry, QueueStore, is_queue_id, open_store
 from .context import app, console, emit_json, run, safe, visible
 
@@ -35,7 +38,17 @@ Examples:
 """
 
 
+def _as_server_user() -> None:
+    """Run as root with a config that names ``user``: become that user first, so that
+    files SQLite creates beside the queue (``-wal``, ``-shm``) stay the server's."""
+    ctx = app()
+    if os.geteuid() != 0 or not ctx.has_config_file or ctx.config.user is None:
+        return
+    drop_to(Account.named(ctx.config.user, ctx.config.source))
+
+
 def _with_store(action: Callable[[QueueStore], Awaitable[T]]) -> T:
+    _as_server_user()
     config = app().config
     if not (config.data_dir / "queue.sqlite3").exists():
         raise UserError(
@@ -59,6 +72,21 @@ def _check_id(typed: str) -> str:
     if not is_queue_id(queue_id):
         raise UserError(f"{typed!r} is not a queue ID", "see 'mailwright queue list'")
     return queue_id
+
+
+REPLY_WIDTH = 80
+"""Characters of the last reply ``queue list`` shows; ``queue show`` has it whole."""
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, with an ellipsis when something was cut."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def header_text(head: str) -> str:
+    """A message header for the terminal: folded lines keep their indentation (RFC 5322
+    §2.2.3 folds with a space or a tab), other control characters are shown escaped."""
+    return visible(head.replace("\r\n", "\n").expandtabs(4))
 
 
 def _when(ts: float | None) -> str:
@@ -127,7 +155,7 @@ def list_(as_json: bool) -> None:
             safe(f"<{entry.sender}>"),
             safe(", ".join(r.address for r in pending[:3]) + (" ..." if len(pending) > 3 else "")),
             _when(entry.next_attempt),
-            safe(last[:80]),
+            safe(shorten(last, REPLY_WIDTH)),
         )
     console.print(table)
 
@@ -155,7 +183,7 @@ def show(queue_id: str, as_json: bool) -> None:
     if entry is None:
         raise UserError(f"no message {queue_id} in the queue", "it may have been delivered")
     now = time.time()
-    head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    head = split_header(data)[0].removesuffix(b"\r\n").decode("utf-8", "replace")
     if as_json:
         result = _entry_json(entry, now)
         result["header"] = head
@@ -178,10 +206,11 @@ def show(queue_id: str, as_json: bool) -> None:
             safe(r.last_reply or ""),
         )
     console.print(table)
-    if entry.meta:
-        console.print("meta: " + safe(", ".join(f"{k}={v}" for k, v in entry.meta.items())))
+    meta = entry.meta.to_json()
+    if meta:
+        console.print("meta: " + safe(", ".join(f"{k}={v}" for k, v in meta.items())))
     # The header is untrusted: an ESC or BEL in a Subject is shown, not obeyed.
-    console.print(visible(head.replace("\r\n", "\n")), markup=False, highlight=False)
+    console.print(header_text(head), markup=False, highlight=False)
 
 
 @queue.command(

@@ -28,7 +28,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -36,9 +36,18 @@ from ..config import Config
 from ..dns import Resolver
 from ..log import EventLogger, angle
 from ..maildir import Maildir, mailbox_path
-from ..queue import QueueEntry, QueueStore, RecipientUpdate
+from ..queue import (
+    DsnRecipient,
+    PendingFailure,
+    QueueEntry,
+    QueueMeta,
+    QueueStore,
+    RecipientUpdate,
+    new_queue_id,
+)
+from ..smtp.intake import Accepted, IntakePolicy, originate
 from .client import ClientSettings, Session, SessionError, TransactionResult
-from .dsn import RecipientReport, build_dsn, wants_dsn
+from .dsn import Action, RecipientReport, build_dsn, wants_dsn
 from .replies import Reply, local_reply
 from .retry import after_failure, delay_warning_due, retry_until
 from .routing import Hop, Route, RouteFailure, relay_target, resolve_mx
@@ -68,6 +77,8 @@ LOCAL = "\x00local"
 OUTBOX = "\x00outbox"
 
 Announce = Callable[[str], None]
+Commit = Callable[[Accepted], Awaitable[str]]
+"""Put a message we originated (a DSN) on the queue; returns its queue ID."""
 
 
 class DeliverySession(Protocol):
@@ -80,7 +91,11 @@ class DeliverySession(Protocol):
     def relay(self) -> str: ...
 
     async def send(
-        self, sender: str, recipients: Sequence[str], data: bytes
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        meta: QueueMeta | None = None,
     ) -> TransactionResult: ...
 
     async def close(self) -> None: ...
@@ -109,6 +124,8 @@ class Outcome:
     remote_mta: str | None = None
     remote: bool = False
     """``reply`` came from a remote server (vs. made up by us)."""
+    dsn_passed: bool = False
+    """The server that took it offers DSN: RFC 3461 requests went on with the message."""
 
     @property
     def kind(self) -> Literal["delivered", "deferred", "bounced"]:
@@ -164,6 +181,8 @@ class DeliveryAgent:
         announce: Announce | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        intake: Callable[[], IntakePolicy] | None = None,
+        commit: Commit | None = None,
     ) -> None:
         self.store = store
         self.resolver = resolver
@@ -174,6 +193,9 @@ class DeliveryAgent:
         self.announce = announce or _print
         self.clock = clock
         self.rng = rng or random.Random()
+        self.intake = intake or (lambda: IntakePolicy(hostname=self.config.hostname))
+        """The intake policy of the moment (DSNs we write are signed like any mail of ours)."""
+        self.commit = commit or self._enqueue_accepted
         self.reconfigure(config)
         self.idle_seconds = IDLE_SECONDS
         self.claim_delay = CLAIM_DELAY
@@ -469,7 +491,7 @@ class DeliveryAgent:
                             remote=not exc.reply.local,
                         )
                     continue
-            result = await session.send(entry.sender, remaining, job.tracker.data)
+            result = await session.send(entry.sender, remaining, job.tracker.data, entry.meta)
             if reused and session.broken and not result.server_spoke:
                 # A cached connection the server had already dropped (its idle timeout):
                 # nothing was said about this message, so try once on a fresh one, as
@@ -482,11 +504,13 @@ class DeliveryAgent:
                     for r in remaining:
                         last[r] = Outcome(exc.reply, hop.relay, hop.host, not exc.reply.local)
                     continue
-                result = await session.send(entry.sender, remaining, job.tracker.data)
+                result = await session.send(entry.sender, remaining, job.tracker.data, entry.meta)
             still: list[str] = []
             for r in remaining:
                 reply = result.replies[r]
-                outcome = Outcome(reply, session.relay, hop.host, remote=not reply.local)
+                outcome = Outcome(
+                    reply, session.relay, hop.host, not reply.local, result.dsn_passed
+                )
                 last[r] = outcome
                 if reply.transient:
                     still.append(r)
@@ -542,7 +566,7 @@ class DeliveryAgent:
     async def _mailboxes(self, job: _Job) -> None:
         root = mail_root(self.config)
         # DMARC quarantine (mailwright.inbound) asks for the Junk folder in the metadata.
-        folder = job.tracker.entry.meta.get("folder")
+        folder = job.tracker.entry.meta.folder
         for recipient in job.recipients:
             targets = self.local_targets(recipient)
             if not targets:
@@ -554,7 +578,7 @@ class DeliveryAgent:
                     await asyncio.to_thread(
                         _deliver_to_mailbox,
                         Maildir(mailbox_path(root, t), host=self.config.hostname),
-                        folder if isinstance(folder, str) else None,
+                        folder,
                         job.tracker.data,
                     )
                     for t in dict.fromkeys(a.lower() for a in targets)
@@ -588,14 +612,17 @@ class DeliveryAgent:
 
     async def _record(self, tracker: _Tracker) -> None:
         entry = tracker.entry
+        meta = entry.meta
         now = self.clock()
         retry = self.delivery.retry
         delay = max(0.0, now - entry.created_at)
         updates: list[RecipientUpdate] = []
-        bounced: list[RecipientReport] = []
+        failed: list[PendingFailure] = []
+        succeeded: list[RecipientReport] = []
         deferred: list[tuple[str, Outcome]] = []
         for recipient, outcome in tracker.outcomes.items():
             reply = outcome.reply
+            wanted = meta.recipient_dsn(recipient)
             common = dict(
                 to=angle(recipient),
                 relay=outcome.relay,
@@ -606,16 +633,23 @@ class DeliveryAgent:
             if outcome.kind == "delivered":
                 updates.append(RecipientUpdate(recipient, "delivered", str(reply)))
                 self.logger.event("delivered", entry.id, **common)
+                # RFC 3461 §5.2.2: success is reported by whoever delivers it, or by us
+                # when the next hop cannot carry the request on ("relayed").
+                if wanted.wants("SUCCESS") and not outcome.dsn_passed:
+                    action: Action = "relayed" if outcome.remote else "delivered"
+                    succeeded.append(_report(recipient, outcome, now, wanted, action))
             elif outcome.kind == "bounced":
                 updates.append(RecipientUpdate(recipient, "bounced", str(reply)))
                 self.logger.event("bounced", entry.id, **common)
-                bounced.append(_report(recipient, outcome, now))
+                if wanted.wants("FAILURE"):
+                    failed.append(_failure(recipient, outcome, now))
             else:
                 decision = after_failure(entry.created_at, now, retry)
                 if decision.expired:
                     updates.append(RecipientUpdate(recipient, "bounced", str(reply)))
                     self.logger.event("expired", entry.id, to=angle(recipient), delay=delay)
-                    bounced.append(_report(recipient, outcome, now))
+                    if wanted.wants("FAILURE"):
+                        failed.append(_failure(recipient, outcome, now))
                 else:
                     updates.append(
                         RecipientUpdate(recipient, "deferred", str(reply), decision.next_attempt)
@@ -623,59 +657,50 @@ class DeliveryAgent:
                     self.logger.event(
                         "deferred", entry.id, **common, next_retry=_iso(decision.next_attempt)
                     )
-                    deferred.append((recipient, outcome))
+                    if wanted.wants("DELAY"):
+                        deferred.append((recipient, outcome))
         handled = set(tracker.outcomes)
-        still_pending = deferred or any(r.address not in handled for r in entry.pending)
-        notify = _notify(entry.meta)
-        if bounced and wants_dsn(entry.sender) and ("FAILURE" in notify):
-            earlier = [_report_from_json(b) for b in entry.meta.get("bounces", [])]
-            if still_pending:
-                # one DSN per message: collect now, send when the last recipient is done
-                await self.store.update_meta(
-                    entry.id,
-                    {"bounces": [*entry.meta.get("bounces", []), *map(_report_json, bounced)]},
-                )
-            else:
-                await self._send_dsn(tracker, "failure", earlier + bounced, now)
-        elif not still_pending and entry.meta.get("bounces") and wants_dsn(entry.sender):
-            earlier = [_report_from_json(b) for b in entry.meta["bounces"]]
-            await self._send_dsn(tracker, "failure", earlier, now)
-        if (
-            deferred
-            and wants_dsn(entry.sender)
-            and "DELAY" in notify
-            and delay_warning_due(
-                entry.created_at, now, retry, bool(entry.meta.get("delay_warned"))
+        still_pending = any(u.kind == "deferred" for u in updates) or any(
+            r.address not in handled for r in entry.pending
+        )
+        reports = wants_dsn(entry.sender)
+        if reports and succeeded:
+            await self._send_dsn(tracker, "success", succeeded, now)
+        failures = (*meta.pending_failures, *failed)
+        if reports and failures and not still_pending:
+            # RFC 3464 §2: one DSN per message covers every failed recipient
+            await self._send_dsn(
+                tracker, "failure", [_failure_report(f, meta) for f in failures], now
             )
+        elif reports and failed:
+            meta = replace(meta, pending_failures=failures)  # sent with the last recipient
+            await self.store.update_meta(entry.id, meta)
+        if (
+            reports
+            and deferred
+            and delay_warning_due(entry.created_at, now, retry, meta.delay_warned)
         ):
-            reports = [
-                RecipientReport(
-                    r,
-                    o.reply.status(),
-                    action="delayed",
-                    diagnostic=str(o.reply),
-                    remote=o.remote,
-                    remote_mta=o.remote_mta if o.remote else None,
-                    last_attempt=now,
-                    will_retry_until=retry_until(entry.created_at, retry),
+            until = retry_until(entry.created_at, retry)
+            delayed = [
+                replace(
+                    _report(r, o, now, meta.recipient_dsn(r), "delayed"),
+                    will_retry_until=until,
                 )
                 for r, o in deferred
             ]
-            await self._send_dsn(tracker, "delay", reports, now)
-            await self.store.update_meta(entry.id, {"delay_warned": True})
+            await self._send_dsn(tracker, "delay", delayed, now)
+            await self.store.update_meta(entry.id, replace(meta, delay_warned=True))
         await self.store.record_results(entry.id, updates, worker=self.worker, now=now)
 
     async def _send_dsn(
         self,
         tracker: _Tracker,
-        kind: Literal["failure", "delay"],
+        kind: Literal["failure", "delay", "success"],
         reports: list[RecipientReport],
         now: float,
     ) -> None:
+        """Write the DSN and queue it through the intake (signed like all our mail)."""
         entry = tracker.entry
-        original = tracker.data
-        if str(entry.meta.get("ret", "")).upper() == "HDRS":
-            original = original.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"  # RFC 3461 §4.3
         message = build_dsn(
             kind=kind,
             reporting_mta=self.config.hostname,
@@ -683,13 +708,33 @@ class DeliveryAgent:
             queue_id=entry.id,
             arrival=entry.created_at,
             recipients=reports,
-            original=original,
+            original=tracker.data,
+            now=now,
+            envid=entry.meta.envid,
+            ret=entry.meta.ret,
+        )
+        accepted = originate(
+            "",
+            [entry.sender],
+            message,
+            self.intake(),
+            queue_id=new_queue_id(),
+            origin="dsn",
+            original=entry.id,
             now=now,
         )
-        dsn_id = await self.store.enqueue(
-            "", [entry.sender], message, meta={"bounce": kind, "original": entry.id}
-        )
+        dsn_id = await self.commit(accepted)
         self.logger.event("dsn", dsn_id, original=entry.id, to=angle(entry.sender), kind=kind)
+
+    async def _enqueue_accepted(self, accepted: Accepted) -> str:
+        """Without a server's commit (tests, tools): straight into the store."""
+        return await self.store.enqueue(
+            accepted.sender,
+            accepted.recipients,
+            accepted.message,
+            meta=accepted.meta,
+            queue_id=accepted.queue_id,
+        )
 
 
 def mail_root(config: Config) -> Path:
@@ -697,10 +742,29 @@ def mail_root(config: Config) -> Path:
     return config.data_dir / "mail"
 
 
-def _report(recipient: str, outcome: Outcome, now: float) -> RecipientReport:
+def _report(
+    recipient: str,
+    outcome: Outcome,
+    now: float,
+    wanted: DsnRecipient,
+    action: Action,
+) -> RecipientReport:
     return RecipientReport(
         recipient,
         outcome.reply.status(),
+        action=action,
+        diagnostic=str(outcome.reply),
+        remote=outcome.remote,
+        remote_mta=outcome.remote_mta if outcome.remote else None,
+        original_recipient=wanted.orcpt,
+        last_attempt=now,
+    )
+
+
+def _failure(recipient: str, outcome: Outcome, now: float) -> PendingFailure:
+    return PendingFailure(
+        recipient=recipient,
+        status=outcome.reply.status(),
         diagnostic=str(outcome.reply),
         remote=outcome.remote,
         remote_mta=outcome.remote_mta if outcome.remote else None,
@@ -708,25 +772,15 @@ def _report(recipient: str, outcome: Outcome, now: float) -> RecipientReport:
     )
 
 
-def _report_json(report: RecipientReport) -> dict[str, Any]:
-    return {
-        "recipient": report.recipient,
-        "status": report.status,
-        "diagnostic": report.diagnostic,
-        "remote": report.remote,
-        "remote_mta": report.remote_mta,
-        "last_attempt": report.last_attempt,
-    }
-
-
-def _report_from_json(data: dict[str, Any]) -> RecipientReport:
+def _failure_report(failure: PendingFailure, meta: QueueMeta) -> RecipientReport:
     return RecipientReport(
-        str(data["recipient"]),
-        str(data["status"]),
-        diagnostic=data.get("diagnostic"),
-        remote=bool(data.get("remote")),
-        remote_mta=data.get("remote_mta"),
-        last_attempt=data.get("last_attempt"),
+        failure.recipient,
+        failure.status,
+        diagnostic=failure.diagnostic,
+        remote=failure.remote,
+        remote_mta=failure.remote_mta,
+        original_recipient=meta.recipient_dsn(failure.recipient).orcpt,
+        last_attempt=failure.last_attempt,
     )
 
 
@@ -738,15 +792,6 @@ def _deliver_to_mailbox(box: Maildir, folder: str | None, data: bytes) -> Path:
         with contextlib.suppress(ValueError):
             box = box.folder(folder)
     return box.deliver(data)
-
-
-def _notify(meta: dict[str, Any]) -> set[str]:
-    """RFC 3461 §4.1 NOTIFY from the submission; default: failures and delays."""
-    value = meta.get("notify")
-    if not value:
-        return {"FAILURE", "DELAY"}
-    items = value if isinstance(value, list) else str(value).split(",")
-    return {str(v).strip().upper() for v in items} - {"NEVER"}
 
 
 def _iso(timestamp: float) -> str:

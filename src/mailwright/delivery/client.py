@@ -20,6 +20,7 @@ import asyncio
 import base64
 import contextlib
 import ipaddress
+import os
 import re
 import socket
 import ssl
@@ -27,13 +28,19 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..errors import MailwrightError
+from ..queue.store import QueueMeta
+from ..smtp import dsn as dsn_params
 from .replies import Reply, ReplyError, ReplyParser, local_reply
 from .routing import Hop, Route
 
 READ_CHUNK = 65536
 
 
-class SessionError(Exception):
+_NO_META = QueueMeta()
+
+
+class SessionError(MailwrightError):
     """The session cannot continue (or cannot start); ``reply`` says why."""
 
     def __init__(self, reply: Reply, *, tls_failed: bool = False) -> None:
@@ -60,6 +67,9 @@ class TransactionResult:
     server_spoke: bool = False
     """The server answered at least one command of this transaction. If not, and the
     connection is gone, the message was certainly not taken: safe to send again."""
+    dsn_passed: bool = False
+    """The server offers DSN (RFC 3461): the DSN requests went on with the message, and
+    reporting success is now its job (§5.2.2), not ours."""
 
     @property
     def accepted(self) -> list[str]:
@@ -165,7 +175,7 @@ class Session:
             ) from None
         except OSError as exc:
             raise SessionError(
-                local_reply(421, "4.4.1", f"connect to {hop.relay}: {exc.strerror or exc}")
+                local_reply(421, "4.4.1", f"connect to {hop.relay}: {os_error_text(exc)}")
             ) from None
         session = cls(hop, reader, writer, settings)
         session.tls = implicit
@@ -261,13 +271,24 @@ class Session:
 
     # -- transactions -------------------------------------------------------
 
-    async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> TransactionResult:
+    async def send(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        meta: QueueMeta | None = None,
+    ) -> TransactionResult:
         """One message to ``recipients``; the result has a reply for each of them.
+
+        ``meta``: the queued message's RFC 3461 parameters (passed on when the server
+        offers DSN) and whether it came in with SMTPUTF8 (passed on when offered).
 
         Raises :class:`SessionError` only if the connection fails before any recipient
         was answered; a failure later marks the unanswered recipients with a 4.4.2 reply.
         """
-        result = TransactionResult()
+        meta = meta or _NO_META
+        offers_dsn = "DSN" in self.extensions
+        result = TransactionResult(dsn_passed=offers_dsn)
         bad = [a for a in (sender, *recipients) if not _address_ok(a)]
         if bad:
             reply = local_reply(553, "5.1.3", f"bad address syntax: {bad[0]!r}")
@@ -292,8 +313,18 @@ class Session:
                 )
                 return TransactionResult(dict.fromkeys(recipients, reply))
             params.append("SMTPUTF8")
+        elif meta.smtputf8 and "SMTPUTF8" in self.extensions:
+            params.append("SMTPUTF8")  # RFC 6531 §3.4: UTF-8 header fields may follow
+        if offers_dsn:
+            params += dsn_params.mail_params(meta.ret, meta.envid)
         mail = f"MAIL FROM:<{sender}>" + "".join(f" {p}" for p in params)
-        rcpts = [f"RCPT TO:<{r}>" for r in recipients]
+        rcpts = [
+            f"RCPT TO:<{r}>"
+            + "".join(f" {p}" for p in dsn_params.rcpt_params(meta.recipient_dsn(r)))
+            if offers_dsn
+            else f"RCPT TO:<{r}>"
+            for r in recipients
+        ]
         reset = self.transactions > 0
         self.transactions += 1
         replies_before = self.replies_read
@@ -511,6 +542,14 @@ def _sni(hop: Hop) -> str | None:
     except OSError:
         return hop.host
     return None  # RFC 6066 §3: no SNI for IP literals
+
+
+def os_error_text(exc: OSError) -> str:
+    """The system's words for a socket error, as Postfix logs them ("Connection refused"):
+    asyncio's own text ("Connect call failed ('192.0.2.1', 25)") repeats the address."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc)
 
 
 def _bind(hop: Hop, settings: ClientSettings) -> tuple[tuple[str, int] | None, int]:

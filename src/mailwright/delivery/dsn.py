@@ -22,12 +22,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from ..message import split_header
+
 RETURN_LIMIT = 50_000
 """Return the whole original up to this size (Postfix's bounce_size_limit), else headers."""
 _FOLD = 76
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
 
-Kind = Literal["failure", "delay"]
+Action = Literal["failed", "delayed", "delivered", "relayed"]
+"""RFC 3464 §2.3.3 (``expanded`` is for lists, which we do not expand)."""
+Kind = Literal["failure", "delay", "success"]
+"""What a DSN reports: failed recipients, delayed ones (RFC 3464 §2.3.3), or, when
+NOTIFY=SUCCESS asked for it (RFC 3461 §4.1), delivered or relayed ones."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +43,7 @@ class RecipientReport:
     recipient: str
     status: str
     """RFC 3463 code, e.g. ``5.1.1``."""
-    action: Literal["failed", "delayed"] = "failed"
+    action: Action = "failed"
     diagnostic: str | None = None
     """The remote server's reply (``550 5.1.1 ...``), or our own explanation."""
     remote: bool = True
@@ -64,8 +70,15 @@ def build_dsn(
     recipients: Sequence[RecipientReport],
     original: bytes,
     now: float | None = None,
+    envid: str | None = None,
+    ret: Literal["FULL", "HDRS"] | None = None,
 ) -> bytes:
-    """The whole DSN message, CRLF line ends, ready to queue to ``sender`` from ``<>``."""
+    """The whole DSN message, CRLF line ends, ready to queue to ``sender`` from ``<>``.
+
+    ``envid`` and ``ret`` are the submitter's RFC 3461 ENVID (§4.4: echoed as
+    Original-Envelope-Id, RFC 3464 §2.2.1) and RET (§4.3: HDRS returns only the header
+    of a failed message; success and delay reports never return the content).
+    """
     if not wants_dsn(sender):
         raise ValueError("no DSN to the null reverse path")
     if not recipients:
@@ -74,9 +87,11 @@ def build_dsn(
     host = _clean(reporting_mta)
     boundary = _boundary(queue_id, now, host, original)
     failed = kind == "failure"
-    subject = (
-        "Undelivered Mail Returned to Sender" if failed else "Delayed Mail (still being retried)"
-    )
+    subject = {
+        "failure": "Undelivered Mail Returned to Sender",
+        "delay": "Delayed Mail (still being retried)",
+        "success": "Successful Mail Delivery Report",
+    }[kind]
     headers = [
         f"From: Mail Delivery System <MAILER-DAEMON@{host}>",
         f"To: <{_clean(sender)}>",
@@ -89,7 +104,10 @@ def build_dsn(
         f'\tboundary="{boundary}"',
     ]
     human = _explanation(kind, host, recipients)
-    status_lines = [
+    status_lines = []
+    if envid:
+        status_lines.append(f"Original-Envelope-Id: {_clean(envid)}")  # RFC 3464 §2.2.1
+    status_lines += [
         f"Reporting-MTA: dns; {host}",  # RFC 3464 §2.2.2
         f"X-Mailwright-Queue-ID: {_clean(queue_id)}",
         f"Arrival-Date: {_date(arrival)}",  # §2.2.5
@@ -97,8 +115,8 @@ def build_dsn(
     for report in recipients:
         status_lines.append("")
         status_lines.extend(_recipient_fields(report))
-    head = _header_block(original)
-    if failed and len(original) <= RETURN_LIMIT:
+    head, _ = split_header(original)
+    if failed and ret != "HDRS" and len(original) <= RETURN_LIMIT:
         returned_type, returned = "message/rfc822", original
     else:
         returned_type, returned = "text/rfc822-headers", head
@@ -148,7 +166,12 @@ def _boundary(queue_id: str, now: float, host: str, original: bytes) -> str:
 def _recipient_fields(report: RecipientReport) -> list[str]:
     fields = []
     if report.original_recipient:
-        fields.append(f"Original-Recipient: rfc822; {_clean(report.original_recipient)}")
+        # RFC 3464 §2.3.1: address-type ";" generic-address, as the ORCPT gave it
+        # (RFC 3461 §4.2); a bare address is an RFC 822 one.
+        addr_type, sep, address = report.original_recipient.partition(";")
+        if not sep:
+            addr_type, address = "rfc822", report.original_recipient
+        fields.append(f"Original-Recipient: {_clean(addr_type)}; {_clean(address)}")
     fields += [
         f"Final-Recipient: rfc822; {_clean(report.recipient)}",  # §2.3.2
         f"Action: {report.action}",  # §2.3.3
@@ -174,6 +197,11 @@ def _explanation(kind: Kind, host: str, recipients: Sequence[RecipientReport]) -
             "The reason each server gave is quoted; the delivery report that",
             "follows carries the same facts for programs.",
         ]
+    elif kind == "success":
+        lines += [
+            "Your message was delivered to the recipients below, as you asked",
+            "to be told (or handed to a server that does not send such reports).",
+        ]
     else:
         lines += [
             "Your message has not yet been delivered to the recipients below.",
@@ -185,15 +213,6 @@ def _explanation(kind: Kind, host: str, recipients: Sequence[RecipientReport]) -
         reason = _clean(report.diagnostic or report.status)
         lines.append(_fold(f"<{_clean(report.recipient)}>: {reason}", indent="    "))
     return "\r\n".join(lines)
-
-
-def _header_block(message: bytes) -> bytes:
-    """The header section of ``message`` (all of it when there is no body)."""
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        index = message.find(separator)
-        if index >= 0:
-            return message[: index + len(separator) // 2]
-    return message
 
 
 def _clean(text: str) -> str:

@@ -13,6 +13,8 @@ import enum
 import re
 from dataclasses import dataclass
 
+from ..errors import MailwrightError
+
 MAX_LINE = 2048
 """RFC 5321 §4.5.3.1.5 limits a reply line to 512 octets; real servers exceed it a little,
 so we accept up to this and call anything longer a protocol error."""
@@ -24,7 +26,7 @@ _CODE = re.compile(r"[0-9]{3}")
 _ENHANCED = re.compile(r"^([245])\.([0-9]{1,3})\.([0-9]{1,3})(?=\s|$)")
 
 
-class ReplyError(ValueError):
+class ReplyError(MailwrightError, ValueError):
     """The server sent something that is not an SMTP reply (RFC 5321 §4.2)."""
 
 

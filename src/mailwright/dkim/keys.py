@@ -22,7 +22,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from ..errors import UserError
+from ..dns.names import is_dns_name
+from ..errors import MailwrightError, UserError
 from .tags import TagSyntaxError, parse_tag_list, shown
 
 __all__ = [
@@ -60,14 +61,6 @@ RECOMMENDED_RSA_BITS = 2048
 """RFC 8301 §3.2: signers SHOULD use at least 2048 bits."""
 MAX_RSA_BITS = 8192
 """Bound on what we generate (and on verification work for published keys)."""
-
-_LABELS = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\Z")
-
-
-def valid_dns_name(name: str) -> bool:
-    """A d= domain or s= selector: dot-separated LDH labels (underscores tolerated)."""
-    return len(name) <= 253 and bool(_LABELS.match(name))
-
 
 # --- private keys -------------------------------------------------------------------
 
@@ -152,9 +145,9 @@ class SigningKey:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "domain", self.domain.lower().rstrip("."))
-        if not valid_dns_name(self.domain):
+        if not is_dns_name(self.domain):
             raise ValueError(f"invalid signing domain {self.domain!r}")
-        if not valid_dns_name(self.selector):
+        if not is_dns_name(self.selector):
             raise ValueError(f"invalid selector {self.selector!r}")
         if algorithm_for(self.private_key) != self.algorithm:
             raise ValueError(f"algorithm {self.algorithm} does not match the key type")
@@ -251,7 +244,7 @@ def write_key_files(
     Existing files are kept unless ``force``; writes go through a temporary file
     and a rename, so a crash never leaves half a key.
     """
-    if not valid_dns_name(selector):
+    if not is_dns_name(selector):
         raise UserError(f"invalid selector {selector!r}", "use letters, digits and hyphens")
     d = Path(directory)
     private_path = d / f"{selector}.private"
@@ -285,7 +278,7 @@ def _atomic_write(path: Path, data: bytes, mode: int) -> None:
 # --- key records ----------------------------------------------------------------------
 
 
-class KeyRecordError(ValueError):
+class KeyRecordError(MailwrightError, ValueError):
     """The key record cannot be used (RFC 6376 §6.1.2: PERMFAIL)."""
 
 

@@ -14,15 +14,13 @@ in the size of the message.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from ..message import field_lines, field_name, normalize_line_endings, split_header
+
 __all__ = ["HeaderField", "ParsedMessage", "normalize_line_endings", "split_message"]
 
-_BARE_LF = re.compile(rb"(?<!\r)\n")
-_FIELD_BREAK = re.compile(rb"\r\n(?![ \t])")
-_WSP_BYTES = (0x20, 0x09)
 # Field name as written → lowercase key: the same few dozen names recur in every message.
 _KEYS: dict[bytes, str] = {}
 _KEYS_MAX = 4096
@@ -63,41 +61,24 @@ class ParsedMessage:
         return index
 
 
-def normalize_line_endings(data: bytes) -> bytes:
-    """Turn every bare LF into CRLF; CRLF and bare CR are left alone."""
-    newlines = data.count(b"\n")
-    if newlines == 0 or data.count(b"\r\n") == newlines:
-        return data
-    return _BARE_LF.sub(b"\r\n", data)
-
-
 def split_message(message: bytes) -> ParsedMessage:
     """Parse ``message`` into header fields (folding kept) and the CRLF body."""
     first_nl = message.find(b"\n")
     lf_only = first_nl >= 0 and (first_nl == 0 or message[first_nl - 1] != 0x0D)
     data = normalize_line_endings(message)
-    if data.startswith(b"\r\n"):
-        return ParsedMessage((), data[2:], lf_only)
-    sep = data.find(b"\r\n\r\n")
-    if sep < 0:
-        block, body = (data if data.endswith(b"\r\n") else data + b"\r\n"), b""
-    else:
-        block, body = data[: sep + 2], data[sep + 4 :]
-    # RFC 5322 §2.2.3: a line starting with WSP continues the field before it.
+    block, body = split_header(data)
     fields: list[HeaderField] = []
     keys = _KEYS
-    for text in _FIELD_BREAK.split(block[:-2]) if block else ():
-        colon = text.find(b":")
-        if colon <= 0 or text[0] in _WSP_BYTES:
+    for text in field_lines(block):
+        name = field_name(text)
+        if name is None:
             # no name, or a continuation line with nothing to continue: never selected
             fields.append(_new(HeaderField, ("", text + b"\r\n")))
             continue
-        name = text[:colon]
         key = keys.get(name)
         if key is None:
             if len(keys) >= _KEYS_MAX:
                 keys.clear()
-            # obs-syntax allows WSP before the colon
-            key = keys[name] = name.rstrip(b" \t").decode("ascii", "replace").lower()
+            key = keys[name] = name.decode("ascii", "replace").lower()
         fields.append(_new(HeaderField, (key, text + b"\r\n")))
     return ParsedMessage(tuple(fields), body, lf_only)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..errors import MailwrightError
+
 __all__ = ["TagList", "TagSyntaxError", "parse_tag_list", "shown"]
 
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -29,7 +31,7 @@ def shown(value: str, limit: int = 40) -> str:
     return cut + ("..." if len(value) > limit else "")
 
 
-class TagSyntaxError(ValueError):
+class TagSyntaxError(MailwrightError, ValueError):
     """The tag list is malformed; DKIM treats this as a permanent error."""
 
 

@@ -38,6 +38,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from ..dns import DnsResult, Outcome, Resolver
+from ..dns.names import is_dns_name
+from ..errors import MailwrightError
 from .canonicalization import (
     Canonicalization,
     canonicalize_body,
@@ -45,7 +47,7 @@ from .canonicalization import (
     canonicalize_headers,
     parse_canonicalization,
 )
-from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record, valid_dns_name
+from .keys import MIN_RSA_BITS, KeyRecord, KeyRecordError, parse_key_record
 from .message import ParsedMessage, split_message
 from .signer import select_headers
 from .tags import TagSyntaxError, parse_tag_list, shown
@@ -128,7 +130,7 @@ class DkimResult:
         }
 
 
-class SignatureError(Exception):
+class SignatureError(MailwrightError):
     """A signature (or its key) that cannot be evaluated, with the result to report."""
 
     def __init__(self, status: DkimStatus, reason: str) -> None:
@@ -208,12 +210,12 @@ def parse_signature(index: int, raw: bytes) -> Signature:
             DkimStatus.PERMERROR, f"unsupported c={shown(tags['c'], 30)}"
         ) from None
     domain = tags["d"].lower().rstrip(".")
-    if not valid_dns_name(domain):
+    if not is_dns_name(domain):
         raise SignatureError(
             DkimStatus.PERMERROR, f"d='{shown(tags['d'], 60)}' is not a domain name"
         )
     selector = tags["s"].lower()
-    if not valid_dns_name(selector):
+    if not is_dns_name(selector):
         raise SignatureError(
             DkimStatus.PERMERROR, f"s='{shown(tags['s'], 60)}' is not a valid selector"
         )

@@ -7,7 +7,8 @@ The API the MTA and the doctor call::
                             [("example.com", "pass")], resolver)
     report = await check_domain("example.com", resolver)
 
-Aggregate reports (RFC 9990) live in :mod:`mailwright.dmarc.reports` and friends.
+Aggregate reports (RFC 9990) are a package of their own, :mod:`mailwright.dmarc_reports`,
+which builds on this one (never the reverse).
 """
 
 from .alignment import Aligned, check_alignment, organizational_domain

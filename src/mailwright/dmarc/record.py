@@ -20,7 +20,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from ..dns.names import name_problem, normalize, to_ascii
+from ..dns.names import is_hostname, name_problem, normalize, to_ascii
 
 WSP = " \t"
 
@@ -291,7 +291,6 @@ _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):(.*)$", re.DOTALL)
 _URI_REST_RE = re.compile(r"^(?:[A-Za-z0-9\-._~:/?#\[\]@$&'()*+;=]|%[0-9A-Fa-f]{2})*$")
 
 _ATEXT = frozenset("!#$%&'*+-/=?^_`{|}~")
-_LDH_LABEL_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
 
 MAX_RECORD_LENGTH = 4096
 """Longer TXT strings are not parsed (a DNS answer this large is not a policy anyone wrote)."""
@@ -623,7 +622,7 @@ def parse_report_uri(item: str) -> tuple[ReportUri | None, str]:
         if problem is not None or "." not in domain:
             return None, f"{item!r}: the domain {domain!r} is not valid"
         ascii_domain = to_ascii(domain)
-        if not all(_LDH_LABEL_RE.match(label) for label in ascii_domain.split(".")):
+        if not is_hostname(ascii_domain):
             # RFC 5321 §4.1.2: a mail domain is letters, digits and hyphens.
             return None, f"{item!r}: the domain {domain!r} is not a mail domain"
         if not address.isascii():

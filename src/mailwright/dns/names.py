@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 MAX_NAME_LENGTH = 253
 MAX_LABEL_LENGTH = 63
+
+
+def _dotted(label_chars: str) -> re.Pattern[str]:
+    """Dot-separated labels of 1-63 of ``label_chars``, none starting or ending with a hyphen."""
+    label = rf"(?!-)[{label_chars}]{{1,{MAX_LABEL_LENGTH}}}(?<!-)"
+    return re.compile(rf"{label}(?:\.{label})*\Z")
+
+
+# The one rule for names, in two strengths. A host or mail domain name is "letters,
+# digits and hyphens" (RFC 1123 §2.1, RFC 5321 §4.1.2 Let-dig [Ldh-str]): no underscore.
+# Any other DNS name may hold more (RFC 2181 §11): owner names such as _dmarc and
+# _domainkey, and DKIM selectors, which RFC 6376 §3.1 defines as sub-domains but which
+# are published with underscores in practice. What mailwright creates is a host name;
+# a selector or d= domain it reads may be either.
+_HOSTNAME = _dotted("A-Za-z0-9-")
+_DNS_NAME = _dotted("A-Za-z0-9_-")
 
 
 def normalize(name: str) -> str:
@@ -36,6 +53,35 @@ def name_problem(name: str) -> str | None:
             return "empty label in domain name"
         if len(label) > MAX_LABEL_LENGTH:
             return f"label longer than {MAX_LABEL_LENGTH} octets"
+    return None
+
+
+def is_hostname(name: str) -> bool:
+    """An ASCII host name: LDH labels (RFC 1123 §2.1, RFC 5321 §4.1.2), at most 253 octets."""
+    return len(name) <= MAX_NAME_LENGTH and bool(_HOSTNAME.match(name))
+
+
+def is_dns_name(name: str) -> bool:
+    """An ASCII DNS name as a selector or d= domain may be: LDH labels in which underscores
+    are tolerated (RFC 6376 §3.1, RFC 2181 §11), at most 253 octets."""
+    return len(name) <= MAX_NAME_LENGTH and bool(_DNS_NAME.match(name))
+
+
+def mail_domain_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a mail domain or host name (RFC 5321 §4.1.2), else None.
+
+    IDN names are checked in their A-label form; a single label is refused, since
+    mail for a top-level domain alone is not what anyone means.
+    """
+    problem = name_problem(text)
+    if problem is not None:
+        return problem
+    labels = to_ascii(normalize(text)).split(".")
+    bad = next((label for label in labels if not is_hostname(label)), None)
+    if bad is not None:
+        return f"label {bad!r} is not letters, digits and inner hyphens"
+    if len(labels) < 2:
+        return "needs at least two labels"
     return None
 
 

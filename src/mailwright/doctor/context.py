@@ -122,6 +122,8 @@ class DoctorOptions:
     tls_ca_file: Path | None = None
     """Trust this CA bundle instead of the system's (private CAs, tests)."""
     cert_min_days: int = CERT_MIN_DAYS
+    acme_data_dir: Path | None = None
+    """With ``[tls] acme``: where ``serve`` keeps the certificate and its renewal status."""
     connect_timeout: float = 5.0
     check_timeout: float = 30.0
     """A check still running after this many seconds becomes an ``error`` row."""
@@ -169,6 +171,7 @@ class DoctorOptions:
             "dbls": config.check.dbls,
             "configured_ports": frozenset(listener.port for listener in config.listeners),
             "connect_timeout": min(config.delivery.connect_timeout, 10.0),
+            "acme_data_dir": config.data_dir if ours and config.tls.acme else None,
         }
         values.update(overrides)
         return cls(**values)

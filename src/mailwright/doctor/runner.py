@@ -17,7 +17,7 @@ from ..config import Config
 from ..dns import Resolver
 from ..dns.names import name_problem, normalize, parse_ip
 from ..errors import UsageError
-from . import blocklists, bulk, dkim, dmarc, host, message, ports, rdns, spf
+from . import blocklists, bulk, certificates, dkim, dmarc, host, message, ports, rdns, spf
 from .context import Context, DoctorOptions, SharedResolver
 from .model import CheckResult, Finding, Report
 
@@ -101,6 +101,8 @@ def plan_checks(ctx: Context) -> list[CheckSpec]:
             CheckSpec(f"port:{port}", f"Port {port} on this host", "ports", ports.port_check(port))
         )
     specs.append(CheckSpec("tls", "SMTP banner, STARTTLS, certificate", "ports", ports.check_tls))
+    if o.acme_data_dir is not None:
+        specs.append(CheckSpec("acme", "ACME certificate renews", "ports", certificates.check_acme))
     specs += [
         CheckSpec("bulk-spf-dkim", "Bulk: SPF and DKIM both pass", "bulk", bulk.check_spf_and_dkim),
         CheckSpec("bulk-dmarc", "Bulk: DMARC published, passes aligned", "bulk", bulk.check_dmarc),

@@ -2,8 +2,11 @@
 
 from .sqlite import SqliteQueueStore, open_store
 from .store import (
+    DsnRecipient,
+    PendingFailure,
     QueueEntry,
     QueueError,
+    QueueMeta,
     QueueStore,
     RecipientState,
     RecipientUpdate,
@@ -12,8 +15,11 @@ from .store import (
 )
 
 __all__ = [
+    "DsnRecipient",
+    "PendingFailure",
     "QueueEntry",
     "QueueError",
+    "QueueMeta",
     "QueueStore",
     "RecipientState",
     "RecipientUpdate",

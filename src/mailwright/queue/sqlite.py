@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 from .store import (
     QueueEntry,
     QueueError,
+    QueueMeta,
     QueueStore,
     RecipientState,
     RecipientUpdate,
@@ -113,7 +114,7 @@ def _entry(row: tuple[Any, ...]) -> QueueEntry:
         size=row[3],
         created_at=row[4],
         held=bool(row[5]),
-        meta=json.loads(row[6]),
+        meta=QueueMeta.from_json(json.loads(row[6])),
         claimed_by=row[7],
         lease_until=row[8],
     )
@@ -290,7 +291,7 @@ class SqliteQueueStore(QueueStore):
         recipients: Sequence[str],
         data: bytes,
         *,
-        meta: dict[str, Any] | None = None,
+        meta: QueueMeta | None = None,
         queue_id: str | None = None,
     ) -> str:
         if not recipients:
@@ -300,7 +301,7 @@ class SqliteQueueStore(QueueStore):
             sender=sender,
             recipients=list(recipients),
             data=data,
-            meta=dict(meta or {}),
+            meta=meta or QueueMeta(),
             queue_id=queue_id or new_queue_id(),  # made here: new_queue_id is not thread-safe
         )
         stored = await self._write(insert)
@@ -314,12 +315,12 @@ class SqliteQueueStore(QueueStore):
         sender: str,
         recipients: list[str],
         data: bytes,
-        meta: dict[str, Any],
+        meta: QueueMeta,
         queue_id: str,
     ) -> str:
         now = time.time()
         rcpts = _recipients_json([RecipientState(a, next_attempt=now) for a in recipients])
-        meta_json = json.dumps(meta, separators=(",", ":"))
+        meta_json = json.dumps(meta.to_json(), separators=(",", ":"))
         while True:
             try:
                 conn.execute(
@@ -463,15 +464,11 @@ class SqliteQueueStore(QueueStore):
 
         return await self._write(record)
 
-    async def update_meta(self, queue_id: str, meta: dict[str, Any]) -> None:
+    async def update_meta(self, queue_id: str, meta: QueueMeta) -> None:
+        meta_json = json.dumps(meta.to_json(), separators=(",", ":"))
+
         def update(conn: sqlite3.Connection) -> None:
-            row = conn.execute("SELECT meta FROM entries WHERE id = ?", (queue_id,)).fetchone()
-            if row is not None:
-                merged = {**json.loads(row[0]), **meta}
-                conn.execute(
-                    "UPDATE entries SET meta = ? WHERE id = ?",
-                    (json.dumps(merged, separators=(",", ":")), queue_id),
-                )
+            conn.execute("UPDATE entries SET meta = ? WHERE id = ?", (meta_json, queue_id))
 
         await self._write(update)
 
@@ -581,3 +578,21 @@ def _random_suffix() -> str:
 async def open_store(data_dir: Path) -> SqliteQueueStore:
     """The configured queue store (today always the embedded SQLite one)."""
     return await SqliteQueueStore.open(data_dir)
+
+
+def release_all_leases(path: Path) -> int:
+    """Forget every lease in the database at ``path`` (blocking; no server may use it).
+
+    For ``mailwright restore``: the workers that held the leases belong to the server the
+    backup was taken from; the restored server delivers those messages at once instead of
+    when the leases run out. A message whose delivery was in flight at backup time is sent
+    again: a possible duplicate, never a loss.
+    """
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        cursor = conn.execute(
+            "UPDATE entries SET claimed_by = NULL, lease_until = NULL WHERE claimed_by IS NOT NULL"
+        )
+        return cursor.rowcount
+    finally:
+        conn.close()

@@ -12,9 +12,9 @@ API (all methods are coroutines unless noted)
     stable storage**; the SMTP server sends ``250 ... queued as ID`` after that. Concurrent
     calls share one commit (group commit). Raises :class:`QueueError` if the data could not
     be stored (the server answers ``451 4.3.0``). ``sender`` is ``""`` for the null reverse
-    path. ``meta`` is a JSON-serialisable dict the server fills (``client``, ``listener``,
-    ``user``, ``helo``, ``ret``/``envid``/``notify`` from DSN parameters, ``bounce`` for
-    DSNs we generate ...); the agent may update it with :meth:`update_meta`. ``queue_id``:
+    path. ``meta`` is the typed :class:`QueueMeta` the intake step made (where the message
+    came from, its RFC 3461 DSN parameters ...); the agent replaces it with
+    :meth:`update_meta` as delivery goes on. ``queue_id``:
     use this ID (from :func:`new_queue_id`; the server writes it into Received before
     queueing); if it is taken, a new one is made, so always use the returned ID.
 
@@ -49,7 +49,8 @@ API (all methods are coroutines unless noted)
     messages need not wait for the lease to expire).
 
 ``update_meta(id, meta) -> None``
-    Merge keys into ``meta`` (e.g. ``delay_warned``).
+    Replace the entry's :class:`QueueMeta` (the agent's progress: ``delay_warned``, the
+    failures waiting for the one DSN of a message).
 
 ``get(id) -> QueueEntry | None``, ``list_entries(limit=None) -> list[QueueEntry]``
     Read-only views for the CLI (oldest first).
@@ -82,15 +83,139 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
+
+from ..errors import MailwrightError
 
 RecipientStatus = Literal["pending", "delivered", "bounced"]
 UpdateKind = Literal["delivered", "deferred", "bounced"]
+Origin = Literal["smtp", "dsn", "report", "local"]
+"""How a message entered the queue: received over SMTP (submission or inbound), a
+delivery status notification we wrote, a report we wrote (DMARC aggregate), or handed
+in on this machine (maildrop, HTTP API)."""
+Ret = Literal["FULL", "HDRS"]
+NotifyWord = Literal["SUCCESS", "FAILURE", "DELAY"]
 
 
-class QueueError(Exception):
+class QueueError(MailwrightError):
     """The store could not do what was asked (disk full, database locked for too long)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DsnRecipient:
+    """A recipient's RFC 3461 parameters: NOTIFY (§4.1) and ORCPT (§4.2)."""
+
+    notify: tuple[NotifyWord, ...] | None = None
+    """What to report; ``()`` is ``NOTIFY=NEVER``; None: not given (failures and delays,
+    §4.1's default for us, like Postfix)."""
+    orcpt: str | None = None
+    """``addr-type;address`` with the xtext decoded (``rfc822;bob@example.com``)."""
+
+    def wants(self, word: NotifyWord) -> bool:
+        if self.notify is None:
+            return word in ("FAILURE", "DELAY")
+        return word in self.notify
+
+
+@dataclass(frozen=True, slots=True)
+class PendingFailure:
+    """A failed recipient waiting for the message's one DSN (RFC 3464 §2: one DSN per
+    message covers every recipient), kept across attempts until the last one is done."""
+
+    recipient: str
+    status: str
+    diagnostic: str | None
+    remote: bool
+    remote_mta: str | None
+    last_attempt: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMeta:
+    """What the queue keeps about a message besides its envelope: written by the intake
+    step, read by the delivery agent and ``mailwright queue show``. Every field here is
+    read somewhere; nothing else is stored."""
+
+    origin: Origin = "smtp"
+    client: str | None = None
+    """The client's address (``queue show``)."""
+    listener: str | None = None
+    helo: str | None = None
+    user: str | None = None
+    """The authenticated submitter (``queue show``)."""
+    smtputf8: bool = False
+    """Received with SMTPUTF8 (RFC 6531): passed on to the next hop."""
+    ret: Ret | None = None
+    """RFC 3461 §4.3: return the full message or only its header in a failure DSN."""
+    envid: str | None = None
+    """RFC 3461 §4.4: the submitter's envelope identifier, in DSNs and to the next hop."""
+    dsn: dict[str, DsnRecipient] = field(default_factory=dict)
+    """Per recipient address, its NOTIFY/ORCPT (absent: no parameters were given)."""
+    folder: str | None = None
+    """Deliver to this Maildir++ folder (inbound DMARC quarantine: ``.Junk``)."""
+    original: str | None = None
+    """For a DSN we wrote: the queue ID of the message it reports on."""
+    delay_warned: bool = False
+    """A delay DSN was sent (RFC 3464: one warning per message)."""
+    pending_failures: tuple[PendingFailure, ...] = ()
+
+    def recipient_dsn(self, address: str) -> DsnRecipient:
+        return self.dsn.get(address) or _NO_DSN_PARAMS
+
+    def to_json(self) -> dict[str, Any]:
+        """Only the fields that differ from the default (small rows, readable output)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == f.default or (f.name == "dsn" and not value):
+                continue
+            if f.name == "dsn":
+                value = {
+                    address: {
+                        "notify": None if p.notify is None else list(p.notify),
+                        "orcpt": p.orcpt,
+                    }
+                    for address, p in value.items()
+                }
+            elif f.name == "pending_failures":
+                value = [
+                    {g.name: getattr(failure, g.name) for g in fields(failure)} for failure in value
+                ]
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QueueMeta:
+        """Tolerant of what older versions wrote: unknown keys are dropped."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values.pop("dsn", None)
+        values.pop("pending_failures", None)
+        dsn = {
+            str(address): DsnRecipient(
+                notify=None if p.get("notify") is None else tuple(p["notify"]),
+                orcpt=p.get("orcpt"),
+            )
+            for address, p in (data.get("dsn") or {}).items()
+            if isinstance(p, dict)
+        }
+        failures = tuple(
+            PendingFailure(
+                recipient=str(f["recipient"]),
+                status=str(f["status"]),
+                diagnostic=f.get("diagnostic"),
+                remote=bool(f.get("remote")),
+                remote_mta=f.get("remote_mta"),
+                last_attempt=f.get("last_attempt"),
+            )
+            for f in data.get("pending_failures") or ()
+            if isinstance(f, dict) and "recipient" in f and "status" in f
+        )
+        return cls(**values, dsn=dsn, pending_failures=failures)
+
+
+_NO_DSN_PARAMS = DsnRecipient()
 
 
 @dataclass
@@ -134,7 +259,7 @@ class QueueEntry:
     size: int
     created_at: float
     held: bool = False
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: QueueMeta = field(default_factory=QueueMeta)
     claimed_by: str | None = None
     lease_until: float | None = None
 
@@ -160,7 +285,7 @@ class QueueEntry:
             "claimed_by": self.claimed_by,
             "lease_until": self.lease_until,
             "recipients": [r.to_json() for r in self.recipients],
-            "meta": self.meta,
+            "meta": self.meta.to_json(),
         }
 
 
@@ -215,7 +340,7 @@ class QueueStore(ABC):
         recipients: Sequence[str],
         data: bytes,
         *,
-        meta: dict[str, Any] | None = None,
+        meta: QueueMeta | None = None,
         queue_id: str | None = None,
     ) -> str: ...
 
@@ -253,7 +378,7 @@ class QueueStore(ABC):
     ) -> QueueEntry | None: ...
 
     @abstractmethod
-    async def update_meta(self, queue_id: str, meta: dict[str, Any]) -> None: ...
+    async def update_meta(self, queue_id: str, meta: QueueMeta) -> None: ...
 
     @abstractmethod
     async def get(self, queue_id: str) -> QueueEntry | None: ...

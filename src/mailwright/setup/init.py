@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,19 +18,20 @@ from ..config import (
     Config,
     DeliveryConfig,
     DkimKeyConfig,
+    ListenerConfig,
     RelayConfig,
+    TlsConfig,
     load_config,
 )
-from ..dns.names import name_problem, normalize
+from ..dns.names import is_hostname, name_problem, normalize
 from ..errors import UsageError, UserError
 from .keys import Algorithm, generate_private_key, write_private_key
 from .records import DMARC_REPORT_LOCALPART, RecordPlan, build_records
 from .template import render_config
 
 KEY_DIR = "keys"
-_SELECTOR = re.compile(
-    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
-)
+TLS_DIR = "tls"
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,13 @@ class InitOptions:
     selector: str = "mail"
     directory: Path = Path()
     force: bool = False
+    data_dir: Path | None = None
+    """Default: ``mailwright-data`` beside the config (a server: /var/lib/mailwright)."""
+    user: str | None = None
+    """The system user ``serve`` runs as when started as root (``user``)."""
+    inbound: bool = False
+    """Also receive: an inbound listener on port 25 with STARTTLS, and ``[tls]`` pointing
+    at ``tls/cert.pem`` and ``tls/key.pem`` beside the config (the certificate step)."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,8 @@ def plan_config(options: InitOptions) -> Config:
         if str(addr) not in target:
             target.append(str(addr))
     selector = options.selector.lower()
-    if not _SELECTOR.match(selector) or len(selector) > 60:
+    # A selector we publish is a host name (no underscore), though we read any DNS name.
+    if not is_hostname(selector) or len(selector) > 60:
         raise UsageError(
             f"--selector {options.selector!r} is not a DNS label", "write e.g. mail or s2026"
         )
@@ -105,7 +114,7 @@ def plan_config(options: InitOptions) -> Config:
             "ed25519",
         ),
     )
-    return Config(
+    config = Config(
         path=directory / DEFAULT_CONFIG_NAME,
         hostname=hostname,
         domains=(domain,),
@@ -117,6 +126,24 @@ def plan_config(options: InitOptions) -> Config:
         dkim=keys,
         delivery=DeliveryConfig(mode="relay" if relay else "direct", relay=relay),
     )
+    if options.data_dir is not None:
+        config = replace(config, data_dir=options.data_dir.absolute())
+    if options.user is not None:
+        if not _USER.match(options.user):
+            raise UsageError(
+                f"--user {options.user!r} is not a system user name", "write e.g. mailwright"
+            )
+        config = replace(config, user=options.user)
+    if options.inbound:
+        config = replace(
+            config,
+            tls=TlsConfig(directory / TLS_DIR / "cert.pem", directory / TLS_DIR / "key.pem"),
+            listeners=(
+                *config.listeners,
+                ListenerConfig("inbound", "0.0.0.0", 25, "inbound", tls="starttls"),
+            ),
+        )
+    return config
 
 
 def init_domain(options: InitOptions) -> InitResult:

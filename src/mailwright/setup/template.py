@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..config import Config, DkimKeyConfig, ListenerConfig
+from ..config import LETS_ENCRYPT_DIRECTORY, Config, DkimKeyConfig, ListenerConfig
 
 
 def toml_value(value: object) -> str:
@@ -95,6 +95,16 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         _rel(config.data_dir, base),
         "Queue, mailboxes, outbox and logs (relative to this file).",
     )
+    user_doc = "Started as root, serve binds its ports, then runs as this user."
+    if config.user:
+        w.setting("user", config.user, user_doc)
+    else:
+        w.example("user", "mailwright", user_doc)
+    w.setting(
+        "allow_root",
+        config.allow_root,
+        "Without user, started as root: keep running as root only if this is true.",
+    )
     w.setting(
         "trusted_networks",
         [str(n) for n in config.trusted_networks],
@@ -151,6 +161,19 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         live = f"/etc/letsencrypt/live/{config.hostname}"
         w.example("certificate", f"{live}/fullchain.pem", "PEM chain, leaf first.")
         w.example("private_key", f"{live}/privkey.pem", "PEM private key.")
+        w.comment("Or let serve get and renew one itself (ACME, Let's Encrypt by default); needs")
+        w.comment('a [[listeners]] role = "http" on port 80 for the HTTP-01 challenges.')
+        w.example("acme", True, "Instead of certificate and private_key.")
+        w.example(
+            "acme_contact",
+            f"postmaster@{config.domains[0] if config.domains else config.hostname}",
+            "The CA writes here about expiry and policy.",
+        )
+        w.example("acme_names", [], "Names the certificate covers besides hostname.")
+        w.example("acme_directory", LETS_ENCRYPT_DIRECTORY, "The CA (default: Let's Encrypt).")
+        w.example(
+            "acme_ca_file", "/etc/ssl/private-ca.pem", "Trust this CA for a private ACME server."
+        )
 
     w.blank()
     w.comment("Listening sockets. role: submission (your application and users send) or")
@@ -287,6 +310,7 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         w.example(
             "file", "mailwright.log", "Log file besides stderr; unset = data_dir/mailwright.log."
         )
+    w.setting("format", config.log.format, '"text" (key=value lines) or "json" (one object).')
     return w.text()
 
 
@@ -305,6 +329,6 @@ def _listener(w: _Writer, listener: ListenerConfig) -> None:
     w.setting("name", listener.name, "A name for logs.")
     w.setting("address", listener.address, "Address to listen on (0.0.0.0 / :: for all).")
     w.setting("port", listener.port, "TCP port.")
-    w.setting("role", listener.role, "submission or inbound.")
+    w.setting("role", listener.role, "submission, inbound or http.")
     w.setting("tls", listener.tls, "none, starttls or implicit.")
     w.setting("auth", listener.auth, "none, optional or required.")

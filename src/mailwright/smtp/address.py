@@ -16,6 +16,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from ..errors import MailwrightError
+
 # RFC 5321 §4.5.3.1: size limits of the parts.
 MAX_LOCAL_PART = 64
 MAX_DOMAIN = 255
@@ -54,7 +56,7 @@ _VALUE_UTF8 = re.compile(r"(?:[\x21-\x3c\x3e-\x7e]|[^\x00-\x7f])+\Z")  # RFC 653
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 
 
-class AddressError(ValueError):
+class AddressError(MailwrightError, ValueError):
     """A path or parameter that cannot be accepted, with the SMTP reply that says why."""
 
     def __init__(self, code: int, status: str, text: str) -> None:

@@ -22,6 +22,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..errors import MailwrightError
+
 DEFAULT_LN = 15
 R = 8
 P = 1
@@ -54,7 +56,7 @@ def hash_password(password: str, *, ln: int = DEFAULT_LN) -> str:
     return f"$scrypt$ln={ln},r={R},p={P}${_b64(salt)}${_b64(digest)}"
 
 
-class BadHash(ValueError):
+class BadHash(MailwrightError, ValueError):
     """A stored hash mailwright cannot read (a config mistake, reported at startup)."""
 
 

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..local import LocalDirectory
+from ..queue.store import DsnRecipient, NotifyWord, Ret
+from . import dsn as dsn_params
 from .address import AddressError, Mailbox, parse_params, parse_path
 
 # RFC 5321 §4.5.3.1.4 sets 512 octets for a command line; extensions (SIZE, SMTPUTF8,
@@ -92,6 +94,12 @@ class Envelope:
     body: Literal["7BIT", "8BITMIME"] | None = None
     smtputf8: bool = False
     declared_size: int | None = None
+    ret: Ret | None = None
+    """RFC 3461 §4.3 RET."""
+    envid: str | None = None
+    """RFC 3461 §4.4 ENVID, decoded."""
+    dsn: dict[str, DsnRecipient] = field(default_factory=dict)
+    """RFC 3461 NOTIFY/ORCPT per recipient address (only those that gave any)."""
 
     @property
     def reverse_path(self) -> str:
@@ -270,6 +278,7 @@ class Session:
             "8BITMIME",  # RFC 6152
             "SMTPUTF8",  # RFC 6531
             "ENHANCEDSTATUSCODES",  # RFC 2034
+            "DSN",  # RFC 3461
         ]
         if self.policy.starttls and not self.tls:
             lines.append("STARTTLS")  # RFC 3207
@@ -330,6 +339,10 @@ class Session:
                 if value is not None:
                     raise AddressError(501, "5.5.4", "SMTPUTF8 takes no value")
                 envelope.smtputf8 = True
+            elif key == "RET":  # RFC 3461 §4.3
+                envelope.ret = dsn_params.parse_ret(value)
+            elif key == "ENVID":  # RFC 3461 §4.4
+                envelope.envid = dsn_params.parse_envid(value)
             elif key == "AUTH":
                 pass  # RFC 4954 §5: accepted and ignored; we trust our own AUTH, not the claim
             else:
@@ -359,9 +372,7 @@ class Session:
             mailbox, rest = parse_path(
                 text, smtputf8=envelope.smtputf8, null_ok=False, what="recipient address"
             )
-            if rest:
-                parse_params(rest)  # syntax only; no RCPT parameters are supported
-                raise AddressError(555, "5.5.4", "Unsupported RCPT option")
+            recipient_dsn = _rcpt_params(parse_params(rest)) if rest else None
         except AddressError as exc:
             return self._reject("rcpt", _r(exc.code, exc.status, exc.text))
         assert mailbox is not None
@@ -369,6 +380,8 @@ class Session:
         if refusal is not None:
             return self._reject("rcpt", refusal, to=mailbox.address)
         envelope.recipients.append(mailbox)
+        if recipient_dsn is not None:
+            envelope.dsn[mailbox.address] = recipient_dsn
         return _r(250, "2.1.5", "Ok")
 
     def _recipient_policy(self, mailbox: Mailbox) -> Reply | None:
@@ -586,6 +599,20 @@ class Session:
             return self._count(_r(535, "5.7.8", "Authentication credentials invalid"))
         self.user = username
         return _r(235, "2.7.0", "Authentication successful")
+
+
+def _rcpt_params(params: dict[str, str | None]) -> DsnRecipient:
+    """RCPT's parameters: only RFC 3461's NOTIFY (§4.1) and ORCPT (§4.2) exist here."""
+    notify: tuple[NotifyWord, ...] | None = None
+    orcpt: str | None = None
+    for key, value in params.items():
+        if key == "NOTIFY":
+            notify = dsn_params.parse_notify(value)
+        elif key == "ORCPT":
+            orcpt = dsn_params.parse_orcpt(value)
+        else:
+            raise AddressError(555, "5.5.4", "Unsupported RCPT option")
+    return DsnRecipient(notify=notify, orcpt=orcpt)
 
 
 def _longest_line(message: bytes) -> int:

@@ -22,23 +22,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import socket
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from ..certificates.tls import make_ssl_context, switching_context
 from ..config import Config, ListenerConfig
 from ..dns import DnspythonResolver, Resolver
-from ..inbound import InboundChecker, InboundDecision
+from ..inbound import InboundChecker, InboundDecision, ReportStores
 from ..local import LocalDirectory
 from ..log import EventLogger, angle
 from ..queue import QueueError, QueueStore, new_queue_id
-from . import headers
+from . import intake
 from .auth import AuthLimiter, Credentials
+from .intake import Arrival, IntakePolicy, Signed, Signer, Unsigned
 from .protocol import (
     AuthCheck,
+    Envelope,
     MessageReady,
     Reply,
     Session,
@@ -78,10 +81,6 @@ class ServerSettings:
     refused at the end of DATA (Postfix: hopcount_limit = 50)."""
 
 
-Signer = Callable[[bytes, str], tuple[bytes, list[str]] | None]
-"""``(message, from_domain) -> (DKIM-Signature lines, selectors)``, or None: no key."""
-
-
 @dataclass
 class ListenerRuntime:
     config: ListenerConfig
@@ -90,25 +89,32 @@ class ListenerRuntime:
     server: asyncio.Server | None = None
 
 
-@dataclass
-class SmtpServerState:
-    """What SIGHUP replaces: the config-derived parts, swapped atomically."""
+@dataclass(frozen=True)
+class Runtime:
+    """The one view of the configuration a worker runs with: the config and what is
+    derived from it (addresses, users, DKIM keys). Immutable; SIGHUP builds a new one
+    and swaps the reference, so a session or delivery sees one whole config or the
+    next, never a mix."""
 
     config: Config
     directory: LocalDirectory
     credentials: Credentials
     signer: Signer | None
+    dev_mode: bool = False
+
+    @property
+    def intake(self) -> IntakePolicy:
+        return IntakePolicy(hostname=self.config.hostname, signer=self.signer)
 
 
-def make_ssl_context(config: Config) -> ssl.SSLContext | None:
-    """The server TLS context from ``[tls]`` (None if no certificate is configured)."""
-    if config.tls.certificate is None or config.tls.private_key is None:
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(config.tls.certificate, config.tls.private_key)
-    context.options |= ssl.OP_NO_COMPRESSION
-    return context
+def log_signing(logger: EventLogger, queue_id: str, signing: Signed | Unsigned | None) -> None:
+    """One ``signed`` or ``unsigned`` line per message of ours."""
+    if isinstance(signing, Signed):
+        logger.event(
+            "signed", queue_id, domain=signing.domain, selectors=",".join(signing.selectors)
+        )
+    elif isinstance(signing, Unsigned):
+        logger.event("unsigned", queue_id, domain=signing.domain, reason=signing.reason)
 
 
 class SmtpServer:
@@ -116,7 +122,7 @@ class SmtpServer:
 
     def __init__(
         self,
-        state: SmtpServerState,
+        state: Runtime,
         store: QueueStore,
         logger: EventLogger,
         settings: ServerSettings | None = None,
@@ -137,6 +143,8 @@ class SmtpServer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._inbound: dict[int, InboundChecker] = {}
+        self._report_stores = ReportStores(state.config.data_dir)
+        """Opened once per worker, kept across reloads (data_dir takes effect at restart)."""
 
     def _policy(
         self, listener: ListenerConfig, ssl_context: ssl.SSLContext | None
@@ -157,8 +165,16 @@ class SmtpServer:
         loop = asyncio.get_running_loop()
         ssl_context = make_ssl_context(self.state.config)
         for listener in self.state.config.listeners:
+            if listener.role == "http":
+                continue  # served by mailwright.http
             runtime = ListenerRuntime(listener, self._policy(listener, ssl_context), ssl_context)
-            implicit = ssl_context if listener.tls == "implicit" else None
+            implicit = None
+            if listener.tls == "implicit" and ssl_context is not None:
+                # follows the context reload() installs (a renewed certificate)
+                implicit = switching_context(
+                    make_ssl_context(self.state.config) or ssl_context,
+                    functools.partial(getattr, runtime, "ssl_context"),
+                )
             sock = (sockets or {}).get(listener.name)
             if sock is not None:
                 runtime.server = await loop.create_server(
@@ -187,7 +203,7 @@ class SmtpServer:
                 out[runtime.config.name] = runtime.server.sockets[0].getsockname()[1]
         return out
 
-    def reload(self, state: SmtpServerState) -> None:
+    def reload(self, state: Runtime) -> None:
         """SIGHUP: new sessions use the new config, keys and users; running ones finish."""
         self.state = state
         ssl_context = make_ssl_context(state.config)
@@ -207,6 +223,7 @@ class SmtpServer:
             await asyncio.wait_for(self._wait_idle(), self.settings.shutdown_grace)
         for conn in list(self.connections):
             conn.abort()
+        await self._report_stores.aclose()
 
     async def _wait_idle(self) -> None:
         while self.connections:
@@ -269,132 +286,62 @@ class SmtpServer:
         return session.auth_result(False, request.username)
 
     async def accept_message(self, conn: SmtpConnection, ready: MessageReady) -> Reply:
-        """Add trace and missing fields, sign, queue; the reply for the end of DATA."""
+        """The end of DATA: the intake step decides, the queue commits, then ``250``."""
         session = conn.session
-        state = self.state
-        config = state.config
+        runtime = self.state
         envelope = ready.envelope
         queue_id = new_queue_id()
-        trusted_submission = session.user is not None or session.trusted
-        protocol = ("UTF8SMTP" if envelope.smtputf8 else "ESMTP") if session.esmtp else "SMTP"
-        if session.tls:
-            protocol += "S"
-        if session.user is not None:
-            protocol += "A"
-        if protocol == "SMTPS":
-            protocol = "ESMTPS"  # HELO inside TLS: the registered keywords have no SMTPS
-        recipients = [m.address for m in envelope.recipients]
-        hops = headers.received_count(ready.data)
-        if hops > self.settings.max_hops:
-            # RFC 5321 §6.3: loop detection by counting Received fields; RFC 3463 X.4.6
-            # "routing loop detected". Refused, not queued: a loop would carry it forever.
-            # (The session records the rejection; the connection logs it.)
-            return Reply.of(554, "5.4.6", f"Too many hops ({hops} Received fields)")
-        added = headers.received(
-            helo=session.helo or "unknown",
+        arrival = Arrival(
             client_ip=conn.client_ip,
-            client_name=None,
-            hostname=config.hostname,
-            protocol=protocol,
-            queue_id=queue_id,
-            recipient=recipients[0] if len(recipients) == 1 else None,
-            tls=conn.tls_description(),
+            listener=conn.listener.config.name,
+            helo=session.helo,
             user=session.user,
+            trusted=session.trusted,
+            inbound=conn.listener.config.role == "inbound",
+            esmtp=session.esmtp,
+            tls=conn.tls_description() if session.tls else None,
         )
-        data = ready.data
-        if trusted_submission:
-            # RFC 6409 §8.3 and §8.4: a submission server may add a missing Date and
-            # Message-ID; a message without them fails RFC 5322 §3.6 at many receivers.
-            present = headers.field_names(data)
-            if "message-id" not in present:
-                added += headers.message_id(config.hostname)
-            if "date" not in present:
-                added += headers.date_field()
-        message = added + data
-        inbound_meta: dict[str, object] = {}
-        if conn.listener.config.role == "inbound" and not trusted_submission:
-            # Our Received stays topmost; Authentication-Results goes right below it.
-            decision = await self._check_inbound(conn, ready, data, queue_id, recipients)
-            if decision is not None:
-                if decision.reply is not None:
-                    code, status, text = decision.reply.split(" ", 2)
-                    self.logger.event(
-                        "rejected",
-                        client=conn.client_ip,
-                        stage="data",
-                        from_=angle(envelope.reverse_path),
-                        to=",".join(angle(r) for r in recipients),
-                        reply=decision.reply,
-                    )
-                    return Reply.of(int(code), status, text)
-                message = added + decision.message
-                inbound_meta = decision.meta
-        signed_for: tuple[str, list[str]] | None = None
-        unsigned_reason: tuple[str, str] | None = None
-        if trusted_submission:
-            domain = headers.from_domain(data)
-            if domain is None:
-                unsigned_reason = ("-", "no From address")
-            elif state.signer is None:
-                unsigned_reason = (domain, "no DKIM key for the From domain")
-            else:
-                try:
-                    result = state.signer(message, domain)
-                except Exception as exc:  # a signing bug must not lose or block the message
-                    result = None
-                    unsigned_reason = (domain, f"signing failed: {exc}")
-                if result is not None:
-                    signature, selectors = result
-                    message = signature + message
-                    signed_for = (domain, selectors)
-                elif unsigned_reason is None:
-                    unsigned_reason = (domain, "no DKIM key for the From domain")
-        meta: dict[str, Any] = {
-            "client": conn.client_ip,
-            "listener": conn.listener.config.name,
-            "helo": session.helo,
-        }
-        if session.user is not None:
-            meta["user"] = session.user
-        meta.update(inbound_meta)
-        if envelope.smtputf8:
-            meta["smtputf8"] = True
-        if envelope.body == "8BITMIME":
-            meta["body"] = "8BITMIME"
+        policy = IntakePolicy(runtime.config.hostname, runtime.signer, self.settings.max_hops)
+        decision: InboundDecision | None = None
+        refused = intake.screen(ready.data, policy)
+        if refused is None and arrival.inbound and not arrival.submission:
+            decision = await self._check_inbound(conn, ready, queue_id)
+        result = refused or intake.prepare(
+            envelope, ready.data, arrival, policy, queue_id=queue_id, inbound=decision
+        )
+        if isinstance(result, intake.Refused):
+            return result.reply  # the session records it; the connection logs it
         try:
-            queue_id = await self.store.enqueue(
-                envelope.reverse_path, recipients, message, meta=meta, queue_id=queue_id
-            )
+            queue_id = await self.commit(result)
         except (QueueError, OSError) as exc:
             self.logger.event("error", what="enqueue", reason=str(exc), client=conn.client_ip)
             return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
         self.logger.event(
             "accepted",
             queue_id,
-            from_=angle(envelope.reverse_path),
-            size=len(message),
-            nrcpt=len(recipients),
+            from_=angle(result.sender),
+            size=len(result.message),
+            nrcpt=len(result.recipients),
             client=conn.client_ip,
             listener=conn.listener.config.name,
             user=session.user,
         )
-        if signed_for is not None:
-            self.logger.event(
-                "signed", queue_id, domain=signed_for[0], selectors=",".join(signed_for[1])
-            )
-        elif unsigned_reason is not None:
-            self.logger.event(
-                "unsigned", queue_id, domain=unsigned_reason[0], reason=unsigned_reason[1]
-            )
         return Reply.of(250, "2.0.0", f"Ok: queued as {queue_id}")
 
+    async def commit(self, accepted: intake.Accepted) -> str:
+        """Put what intake accepted on stable storage; the queue ID (log the signing)."""
+        queue_id = await self.store.enqueue(
+            accepted.sender,
+            accepted.recipients,
+            accepted.message,
+            meta=accepted.meta,
+            queue_id=accepted.queue_id,
+        )
+        log_signing(self.logger, queue_id, accepted.signing)
+        return queue_id
+
     async def _check_inbound(
-        self,
-        conn: SmtpConnection,
-        ready: MessageReady,
-        data: bytes,
-        queue_id: str,
-        recipients: list[str],
+        self, conn: SmtpConnection, ready: MessageReady, queue_id: str
     ) -> InboundDecision | None:
         """SPF, DKIM and DMARC for mail from the world (mailwright.inbound).
 
@@ -409,16 +356,16 @@ class SmtpServer:
             resolver = self.resolver or DnspythonResolver(
                 config.dns.nameserver, timeout=config.dns.timeout, cache=True
             )
-            checker = InboundChecker(config, resolver, self.logger)
+            checker = InboundChecker(config, resolver, self.logger, self._report_stores)
             self._inbound = {id(state): checker}
         try:
             return await checker(
-                data,
+                ready.data,
                 queue_id=queue_id,
                 client_ip=conn.client_ip,
                 helo=conn.session.helo or "",
                 mail_from=ready.envelope.reverse_path,
-                recipients=recipients,
+                recipients=[m.address for m in ready.envelope.recipients],
             )
         except Exception as exc:
             self.logger.event("error", queue_id, what="inbound-checks", reason=repr(exc))
@@ -573,17 +520,22 @@ class SmtpConnection(asyncio.Protocol):
             self.transport.write(b"".join(out) if len(out) > 1 else out[0])
         out.clear()
 
-    def _log_rejections(self) -> None:
+    def _log_rejections(self, envelope: Envelope | None = None) -> None:
+        """One ``rejected`` line per refusal; ``envelope``: the transaction a refusal at
+        the end of DATA belongs to (the session has already let go of it)."""
         session = self.session
-        envelope = session.envelope
+        envelope = envelope or session.envelope
         for stage, reply, to in session.rejected:
+            recipients: str | None = angle(to) if to else None
+            if to is None and envelope is not None and stage == "data":
+                recipients = ",".join(angle(m.address) for m in envelope.recipients)
             self.server.logger.event(
                 "rejected",
                 client=self.client_ip,
                 session=self.session_id,
                 stage=stage,
                 from_=angle(envelope.reverse_path) if envelope else None,
-                to=angle(to) if to else None,
+                to=recipients or None,
                 reply=reply.text,
             )
         session.rejected.clear()
@@ -643,7 +595,7 @@ class SmtpConnection(asyncio.Protocol):
                 reply = await server.accept_message(self, event)
                 out.append(session.message_result(reply).encode())
                 if session.rejected:
-                    self._log_rejections()
+                    self._log_rejections(event.envelope)
             elif isinstance(event, AuthCheck):
                 self._flush(out)
                 out.append((await server.check_auth(self, event)).encode())

@@ -18,6 +18,7 @@ from enum import Enum
 from urllib.parse import quote
 
 from ..dns.names import MAX_NAME_LENGTH
+from ..errors import MailwrightError
 
 # RFC 7208 §7.1: macro-letter; c, r and t only in explanation text (§7.2).
 DOMAIN_LETTERS = frozenset("slodiphv")
@@ -42,7 +43,7 @@ class MacroContextKind(Enum):
     """The TXT record an ``exp=`` points at (§6.2): spaces and ``c``/``r``/``t`` allowed."""
 
 
-class MacroSyntaxError(ValueError):
+class MacroSyntaxError(MailwrightError, ValueError):
     """A macro string that does not follow RFC 7208 §7.1; ``offset`` is where it goes wrong."""
 
     def __init__(self, message: str, offset: int) -> None:

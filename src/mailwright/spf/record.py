@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..errors import MailwrightError
 from .macro import (
     MacroContextKind,
     MacroString,
@@ -55,7 +56,7 @@ class Qualifier(enum.StrEnum):
         return {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}[self.value]
 
 
-class SpfSyntaxError(ValueError):
+class SpfSyntaxError(MailwrightError, ValueError):
     """A record that violates RFC 7208's grammar.
 
     ``term`` is the offending term as written and ``offset`` its 0-based position

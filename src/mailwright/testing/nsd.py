@@ -42,7 +42,9 @@ import dns.rcode
 import dns.rdatatype
 
 from ..dns import DnspythonResolver
-from ..dns.names import name_problem, normalize, to_ascii
+from ..dns.names import is_dns_name, name_problem, normalize, to_ascii
+from ..errors import MailwrightError
+from .ports import free_port
 
 NSD = "/usr/sbin/nsd"
 NSD_CHECKZONE = "/usr/sbin/nsd-checkzone"
@@ -54,7 +56,6 @@ CHANGE_TIMEOUT = 10.0
 """Seconds to wait for NSD to serve a change; a healthy NSD needs a few milliseconds."""
 
 _PATTERN = "mailwright"
-_ORIGIN_CHARS = re.compile(r"^[a-z0-9_.-]+$")
 _HEADER = """$ORIGIN {origin}.
 $TTL {ttl}
 @ IN SOA ns.mailwright.test. hostmaster.{origin}. {serial} 3600 600 86400 60
@@ -66,7 +67,7 @@ _CHECK_LINE = re.compile(r"^\[[^\]]*\] nsd-checkzone\[\d+\]: (?:error: )?(?P<tex
 _FILE_LINE = re.compile(r"^(?P<file>\S+?):(?P<line>\d+): (?P<text>.*)$")
 
 
-class NsdError(RuntimeError):
+class NsdError(MailwrightError, RuntimeError):
     """NSD could not be started, controlled or did not serve a change in time."""
 
 
@@ -123,7 +124,7 @@ class NsdServer:
             for tool in (NSD, NSD_CHECKZONE):
                 if not os.access(tool, os.X_OK):
                     raise NsdError(
-                        f"{tool} not found: install the 'nsd' package (scripts/bootstrap)"
+                        f"{tool} not found: install the 'nsd' package (scripts/bootstrap --test)"
                     )
             self._terminate()  # a process that died on its own: reap it, drop its files
             self._cleanup()
@@ -254,7 +255,7 @@ class NsdServer:
     def _spawn(self) -> None:
         assert self.directory is not None
         began = time.monotonic()
-        self.port = _free_port()
+        self.port = free_port(udp=True)
         self._zones.clear()
         config = self.directory / "nsd.conf"
         config.write_text(_config(self.directory, self.port), encoding="utf-8")
@@ -497,8 +498,8 @@ def _check_origin(origin: str) -> str:
     if problem is not None:
         raise ValueError(f"zone origin {origin!r}: {problem}")
     name = to_ascii(normalize(origin))
-    if not _ORIGIN_CHARS.match(name):
-        raise ValueError(f"zone origin {origin!r}: use letters, digits, '-', '_' and dots")
+    if not is_dns_name(name):
+        raise ValueError(f"zone origin {origin!r}: use letters, digits, inner '-', '_' and dots")
     return name
 
 
@@ -538,21 +539,6 @@ pattern:
     name: "{_PATTERN}"
     zonefile: "%s.zone"
 """
-
-
-def _free_port() -> int:
-    """A loopback port free for both UDP and TCP right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((HOST, 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((HOST, port))
-                except OSError:
-                    continue
-                return port
-    raise NsdError("no free loopback port for NSD")
 
 
 def _short_tmp() -> str | None:

@@ -34,7 +34,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -42,6 +41,9 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+
+from ..errors import MailwrightError
+from .ports import free_port, wait_for_port
 
 POSTFIX = "/usr/sbin/postfix"
 POSTCONF = "/usr/sbin/postconf"
@@ -79,23 +81,8 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
-class PostfixError(RuntimeError):
+class PostfixError(MailwrightError, RuntimeError):
     """Postfix did not start, stop or reload; the message carries its log."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float, host: str = HOST) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _children(parent: int, name: str) -> set[int]:

@@ -11,7 +11,7 @@ from typing import Any
 from mailwright.delivery.client import ClientSettings, SessionError, TransactionResult
 from mailwright.delivery.replies import Reply, local_reply
 from mailwright.delivery.routing import Hop, Route
-from mailwright.queue import QueueEntry, QueueStore, RecipientState, RecipientUpdate
+from mailwright.queue import QueueEntry, QueueMeta, QueueStore, RecipientState, RecipientUpdate
 
 
 class Clock:
@@ -40,7 +40,8 @@ class MemoryStore(QueueStore):
         recipients: Sequence[str],
         data: bytes,
         *,
-        meta: dict[str, Any] | None = None,
+        meta: QueueMeta | None = None,
+        queue_id: str | None = None,  # the fake names its own IDs
         created_at: float | None = None,
     ) -> str:
         self._n += 1
@@ -52,7 +53,7 @@ class MemoryStore(QueueStore):
             [RecipientState(r, next_attempt=now) for r in recipients],
             len(data),
             now,
-            meta=dict(meta or {}),
+            meta=meta or QueueMeta(),
         )
         self.data[queue_id] = data
         self.wakeup()
@@ -121,8 +122,8 @@ class MemoryStore(QueueStore):
             return None
         return entry
 
-    async def update_meta(self, queue_id: str, meta: dict[str, Any]) -> None:
-        self.entries[queue_id].meta.update(meta)
+    async def update_meta(self, queue_id: str, meta: QueueMeta) -> None:
+        self.entries[queue_id].meta = meta
 
     async def get(self, queue_id: str) -> QueueEntry | None:
         return self.entries.get(queue_id)
@@ -173,7 +174,13 @@ class FakeSession:
     def relay(self) -> str:
         return self.hop.relay
 
-    async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> TransactionResult:
+    async def send(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        meta: QueueMeta | None = None,
+    ) -> TransactionResult:
         self.uses += 1
         if self.network.drop_on_use and self.uses == self.network.drop_on_use:
             self.broken = True  # the server closed the idle connection meanwhile
@@ -186,7 +193,12 @@ class FakeSession:
             if self.network.latency:
                 await asyncio.sleep(self.network.latency)
             behaviour = self.network.servers[self.hop.host]
-            return TransactionResult(dict(behaviour(sender, recipients, data)), server_spoke=True)
+            self.network.metas.append(meta)
+            return TransactionResult(
+                dict(behaviour(sender, recipients, data)),
+                server_spoke=True,
+                dsn_passed=self.hop.host in self.network.offers_dsn,
+            )
         finally:
             self.network.active -= 1
 
@@ -205,6 +217,9 @@ class FakeNetwork:
     latency: float = 0.0
     drop_on_use: int = 0
     """Every session fails its n-th transaction as if the server had hung up meanwhile."""
+    offers_dsn: set[str] = field(default_factory=set)
+    """Hosts whose EHLO offers DSN (RFC 3461): our DSN requests go on with the message."""
+    metas: list[QueueMeta | None] = field(default_factory=list)
     connects: list[tuple[str, bool]] = field(default_factory=list)
     sends: list[tuple[str, str, list[str], bytes]] = field(default_factory=list)
     active: int = 0

@@ -16,6 +16,7 @@ from mailwright.delivery.client import SessionError
 from mailwright.delivery.replies import Reply, local_reply
 from mailwright.dns import MemoryResolver, Outcome
 from mailwright.log import EventLogger
+from mailwright.queue import DsnRecipient, QueueMeta
 
 from .fakes import Clock, FakeNetwork, MemoryStore, ok, per_recipient
 
@@ -272,7 +273,7 @@ async def test_delay_warning_once(tmp_path: Path) -> None:
     await w.agent.run_once()
     [event] = w.of("dsn")
     assert event["kind"] == "delay"
-    assert w.store.entries[qid].meta["delay_warned"] is True
+    assert w.store.entries[qid].meta.delay_warned is True
     [message] = w.dsns()
     assert message["Subject"] == "Delayed Mail (still being retried)"
     block = message.get_payload()[1].get_payload()[1]
@@ -305,7 +306,10 @@ async def test_bounces_across_attempts_make_one_dsn(tmp_path: Path) -> None:
 async def test_notify_never_suppresses_the_dsn(world: World) -> None:
     world.network.servers["mx1.example.net"] = ok(550, "5.1.1 no")
     await world.store.enqueue(
-        "app@example.com", ["x@example.net"], MESSAGE, meta={"notify": "NEVER"}
+        "app@example.com",
+        ["x@example.net"],
+        MESSAGE,
+        meta=QueueMeta(dsn={"x@example.net": DsnRecipient(notify=())}),
     )
     await world.agent.run_once()
     assert world.of("dsn") == []
@@ -387,7 +391,7 @@ async def test_own_domains_go_to_maildirs(world: World, tmp_path: Path) -> None:
 async def test_quarantined_mail_goes_to_the_junk_folder(world: World, tmp_path: Path) -> None:
     # mailwright.inbound sets meta["folder"] for DMARC p=quarantine.
     await world.store.enqueue(
-        "x@spoof.example", ["bob@example.com"], MESSAGE, meta={"folder": ".Junk"}
+        "x@spoof.example", ["bob@example.com"], MESSAGE, meta=QueueMeta(folder=".Junk")
     )
     await world.agent.run_once()
     junk = tmp_path / "mail/example.com/bob/.Junk"

@@ -12,8 +12,9 @@ import pytest
 
 from mailwright.delivery.client import ClientSettings, Session, SessionError, dot_stuff
 from mailwright.delivery.routing import Hop, Route
-from mailwright.testing.postfix import free_port
-from mailwright.testing.postfix_fixtures import CertificateFiles, make_certificate
+from mailwright.queue import DsnRecipient, QueueMeta
+from mailwright.testing.ports import free_port
+from mailwright.testing.tls import CertificateFiles, make_certificate
 
 SETTINGS = ClientSettings(helo="mail.example.com", connect_timeout=2.0, command_timeout=2.0)
 PLAIN = Route((), tls="none")
@@ -286,14 +287,8 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> CertificateFiles:
     return make_certificate(tmp_path_factory.mktemp("client-tls"))
 
 
-def server_tls(certs: CertificateFiles) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(certs.certificate, certs.private_key)
-    return context
-
-
 async def test_opportunistic_starttls_reissues_ehlo(server: Start, certs: CertificateFiles) -> None:
-    script = Script(extensions=["PIPELINING", "STARTTLS"], tls=server_tls(certs))
+    script = Script(extensions=["PIPELINING", "STARTTLS"], tls=certs.server_context())
     session = await open_(await server(script), MAYBE_TLS)
     assert session.tls
     assert script.lines[:3] == ["EHLO mail.example.com", "STARTTLS", "EHLO mail.example.com"]
@@ -307,7 +302,9 @@ async def test_starttls_response_injection_is_refused(
 ) -> None:
     # CVE-2011-0411 shape: a reply smuggled in right behind "220 go ahead".
     script = Script(
-        extensions=["STARTTLS"], tls=server_tls(certs), after_starttls=b"250 2.0.0 injected\r\n"
+        extensions=["STARTTLS"],
+        tls=certs.server_context(),
+        after_starttls=b"250 2.0.0 injected\r\n",
     )
     with pytest.raises(SessionError) as info:
         await open_(await server(script), MAYBE_TLS)
@@ -323,7 +320,7 @@ async def test_required_starttls_missing_is_4_7_4(server: Start) -> None:
 async def test_untrusted_certificate_fails_required_tls(
     server: Start, certs: CertificateFiles, tmp_path: Path
 ) -> None:
-    script = Script(extensions=["STARTTLS"], tls=server_tls(certs))
+    script = Script(extensions=["STARTTLS"], tls=certs.server_context())
     with pytest.raises(SessionError) as info:
         await open_(await server(script), Route((), tls="starttls"))
     assert info.value.reply.enhanced == "4.7.5"
@@ -417,3 +414,38 @@ async def test_auth_without_tls_only_to_loopback(server: Start) -> None:
     session = await open_(await server(script), route)
     assert script.lines[1] == "AUTH PLAIN AHUAcA=="  # base64("\0u\0p"), RFC 4616
     assert session.peer == "127.0.0.1"
+
+
+async def test_dsn_parameters_pass_on_to_a_server_offering_dsn(server: Start) -> None:
+    # RFC 3461 §5.2: a DSN-capable next hop gets RET, ENVID, NOTIFY and ORCPT as given.
+    meta = QueueMeta(
+        ret="HDRS",
+        envid="E 1",
+        dsn={"x@example.net": DsnRecipient(("SUCCESS",), "rfc822;x@example.net")},
+    )
+    script = Script(extensions=["PIPELINING", "DSN"])
+    session = await open_(await server(script))
+    result = await session.send("a@example.com", ["x@example.net", "y@example.net"], MESSAGE, meta)
+    assert result.dsn_passed
+    assert "MAIL FROM:<a@example.com> RET=HDRS ENVID=E+201" in script.lines
+    assert "RCPT TO:<x@example.net> NOTIFY=SUCCESS ORCPT=rfc822;x@example.net" in script.lines
+    assert "RCPT TO:<y@example.net>" in script.lines
+
+
+async def test_dsn_parameters_are_not_sent_without_the_extension(server: Start) -> None:
+    meta = QueueMeta(ret="FULL", dsn={"x@example.net": DsnRecipient(notify=())})
+    script = Script(extensions=["PIPELINING"])
+    session = await open_(await server(script))
+    result = await session.send("a@example.com", ["x@example.net"], MESSAGE, meta)
+    assert not result.dsn_passed
+    assert "MAIL FROM:<a@example.com>" in script.lines
+    assert "RCPT TO:<x@example.net>" in script.lines
+
+
+async def test_smtputf8_from_the_submission_is_passed_on(server: Start) -> None:
+    # RFC 6531 §3.4: a message received with SMTPUTF8 may carry UTF-8 header fields.
+    script = Script(extensions=["PIPELINING", "8BITMIME", "SMTPUTF8"])
+    session = await open_(await server(script))
+    data = "Subject: Grüße\r\n\r\nx\r\n".encode()
+    await session.send("a@example.com", ["x@example.net"], data, QueueMeta(smtputf8=True))
+    assert "MAIL FROM:<a@example.com> BODY=8BITMIME SMTPUTF8" in script.lines

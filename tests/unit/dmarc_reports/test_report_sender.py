@@ -5,11 +5,14 @@ from __future__ import annotations
 import email
 import email.policy
 import gzip
+import threading
 from pathlib import Path
 
-from mailwright.dmarc.report_sender import compose_reports
-from mailwright.dmarc.report_writer import Observation
-from mailwright.dmarc.reports import parse_report
+import pytest
+
+from mailwright.dmarc_reports.observations import Observation
+from mailwright.dmarc_reports.parse import parse_report
+from mailwright.dmarc_reports.sender import compose_reports
 from mailwright.dns import MemoryResolver
 
 
@@ -100,8 +103,8 @@ async def test_consumer_override_replaces_the_published_address() -> None:
 
 
 async def test_dns_failure_at_report_time_keeps_the_observations(tmp_path: Path) -> None:
-    from mailwright.dmarc.report_sender import OBSERVATIONS_DB, send_due_reports
-    from mailwright.dmarc.report_writer import ObservationStore
+    from mailwright.dmarc_reports.observations import OBSERVATIONS_DB, ObservationStore
+    from mailwright.dmarc_reports.sender import send_due_reports
     from mailwright.dns import Outcome
 
     store = ObservationStore(tmp_path / OBSERVATIONS_DB)
@@ -124,3 +127,43 @@ async def test_dns_failure_at_report_time_keeps_the_observations(tmp_path: Path)
     store = ObservationStore(tmp_path / OBSERVATIONS_DB)
     assert len(store.take(float("inf"))["example.org"][1]) == 1  # kept for the next run
     store.close()
+
+
+async def test_daily_run_reads_and_keeps_observations_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daily run's SQLite calls (take, and the kept data on a DNS failure) never run
+    on the event loop's thread: a sibling worker may hold the lock."""
+    from mailwright.dmarc_reports.observations import OBSERVATIONS_DB, ObservationStore
+    from mailwright.dmarc_reports.sender import send_due_reports
+    from mailwright.dns import Outcome
+
+    store = ObservationStore(tmp_path / OBSERVATIONS_DB)
+    store.add(_obs("example.org"), ["mailto:d@example.org"])
+    store.close()
+    threads: list[tuple[str, int]] = []
+
+    class Watched(ObservationStore):
+        def take(self, until: float) -> dict[str, tuple[list[str], list[Observation]]]:
+            threads.append(("take", threading.get_ident()))
+            return super().take(until)
+
+        def add(self, observation: Observation, rua: list[str]) -> None:  # type: ignore[override]
+            threads.append(("add", threading.get_ident()))
+            super().add(observation, rua)
+
+    monkeypatch.setattr("mailwright.dmarc_reports.sender.ObservationStore", Watched)
+    r = MemoryResolver().fail("_dmarc.example.org", "TXT", Outcome.TIMEOUT)
+
+    async def enqueue(sender: str, recipients: list[str], data: bytes) -> str:
+        raise AssertionError("nothing may be sent")
+
+    await send_due_reports(
+        data_dir=tmp_path,
+        hostname="mx.example.net",
+        from_address="dmarc@example.net",
+        resolver=r,
+        enqueue=enqueue,
+    )
+    assert [name for name, _ in threads] == ["take", "add"]
+    assert threading.get_ident() not in {thread for _, thread in threads}

@@ -6,13 +6,9 @@ from pathlib import Path
 
 from lxml import etree
 
-from mailwright.dmarc.report_writer import (
-    Observation,
-    ObservationStore,
-    build_report,
-    report_filename,
-)
-from mailwright.dmarc.reports import parse_report
+from mailwright.dmarc_reports.observations import Observation, ObservationStore
+from mailwright.dmarc_reports.parse import parse_report
+from mailwright.dmarc_reports.writer import build_report, report_filename
 
 XSD = (
     Path(__file__).resolve().parents[3].parent

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from mailwright.dmarc.report_store import ReportStore, domain_matches
-from mailwright.dmarc.reports import (
+from mailwright.dmarc_reports.parse import (
     MAX_XML_BYTES,
     ReportRefused,
     decompress,
     parse_report,
     reports_from_message,
 )
+from mailwright.dmarc_reports.received import ReportStore, domain_matches
 from mailwright.dns import MemoryResolver
 
 DATA = Path(__file__).resolve().parents[3].parent / "shared" / "testdata" / "dmarc" / "aggregate"
@@ -45,7 +45,7 @@ def test_stalwart_report_mails_match_expected_parse(number: str) -> None:
 
 
 def _assert_matches(report: object, expected: dict[str, object]) -> None:
-    from mailwright.dmarc.reports import AggregateReport
+    from mailwright.dmarc_reports.parse import AggregateReport
 
     assert isinstance(report, AggregateReport)
     meta = expected["report_metadata"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,8 @@ from mailwright.doctor.blocklists import classify, query_name
 from mailwright.doctor.context import Context, SharedResolver
 from mailwright.doctor.ports import port_check
 from mailwright.doctor.rdns import generic_reason
+from mailwright.testing.ports import free_port
+from mailwright.testing.tls import make_certificate
 
 from .world import DOMAIN, options, records
 
@@ -91,20 +92,13 @@ def test_generic_ptr_names(name: str, generic: bool) -> None:
     assert (generic_reason(name, "192.0.2.10") is not None) is generic
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 async def test_port_listening_ok_and_configured_but_closed_fails() -> None:
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     ctx = Context(DOMAIN, DoctorOptions(), SharedResolver(MemoryResolver()))
     async with server:
         assert (await port_check(port)(ctx)).status is Status.OK
-    closed = _free_port()
+    closed = free_port()
     ctx.options = DoctorOptions(configured_ports=frozenset({closed}))
     finding = await port_check(closed)(ctx)
     assert finding.status is Status.FAIL and "mailwright serve" in finding.fix
@@ -161,42 +155,16 @@ def test_cli_json_against_a_dead_resolver_is_error_rows_exit_1() -> None:
     assert strict.exit_code == 1
 
 
-def _cert(days_left: float) -> bytes:
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mail.example.com")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - dt.timedelta(days=30))
-        .not_valid_after(now + dt.timedelta(days=days_left))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("mail.example.com")]), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
 @pytest.mark.parametrize(
     ("days", "status"), [(60, Status.OK), (13.5, Status.WARN), (-1, Status.FAIL)]
 )
-def test_certificate_expiry(days: float, status: Status) -> None:
+def test_certificate_expiry(days: float, status: Status, tmp_path: Path) -> None:
     import datetime as dt
 
     from mailwright.doctor.ports import describe_certificate
 
-    finding = describe_certificate(_cert(days), "mail.example.com", dt.datetime.now(dt.UTC), 14)
+    der = make_certificate(tmp_path, "mail.example.com", days=days).certificate_der()
+    finding = describe_certificate(der, "mail.example.com", dt.datetime.now(dt.UTC), 14)
     assert finding.status is status
     assert "SAN=mail.example.com" in finding.observed
 
@@ -268,7 +236,7 @@ async def test_tls_check_against_broken_servers(
 async def test_tls_check_nothing_listening_is_could_not_check() -> None:
     from mailwright.doctor.ports import check_tls
 
-    options = DoctorOptions(hostname="mail.example.com", smtp_port=_free_port(),
+    options = DoctorOptions(hostname="mail.example.com", smtp_port=free_port(),
                             smtp_address="127.0.0.1")  # fmt: skip
     finding = await check_tls(Context(DOMAIN, options, SharedResolver(MemoryResolver())))
     assert finding.status is Status.ERROR and "could not connect" in finding.observed

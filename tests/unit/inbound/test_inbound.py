@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import threading
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -11,9 +13,10 @@ import pytest
 from mailwright import authres
 from mailwright.config import parse_config
 from mailwright.dkim import SigningKey, dns_record_value, generate_key, sign_message
-from mailwright.dmarc.report_sender import send_due_reports
-from mailwright.dmarc.report_store import ReportStore
-from mailwright.dmarc.reports import reports_from_message
+from mailwright.dmarc_reports.observations import OBSERVATIONS_DB, Observation, ObservationStore
+from mailwright.dmarc_reports.parse import reports_from_message
+from mailwright.dmarc_reports.received import ReportStore
+from mailwright.dmarc_reports.sender import send_due_reports
 from mailwright.dns import MemoryResolver
 from mailwright.inbound import (
     InboundChecker,
@@ -254,7 +257,7 @@ async def test_hook_sends_quarantined_mail_to_the_junk_folder(tmp_path: Path) ->
         recipients=["bob@example.net"],
     )
     assert decision.reply is None
-    assert decision.meta["folder"] == ".Spam"
+    assert decision.folder == ".Spam"
     assert decision.message.startswith(b"Authentication-Results: mx.example.net;")
 
 
@@ -368,3 +371,123 @@ def test_quarantine_folder_must_be_a_maildirplus_name(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"inbound\.quarantine_folder: 'Junk' is not a Maildir"):
         parse_config({"inbound": {"quarantine_folder": "Junk"}}, tmp_path / "m.toml")
+
+
+# --- the report stores stay off the event loop ------------------------------------------
+
+
+def _report_mail() -> bytes:
+    mail = EmailMessage()
+    mail["From"] = "noreply-dmarc-support@example.org"
+    mail["To"] = "dmarc-reports@example.net"
+    mail["Subject"] = "Report Domain: example.net Submitter: google.com Report-ID: 42"
+    mail.set_content("report attached")
+    mail.add_attachment(
+        gzip.compress(REPORT), maintype="application", subtype="gzip", filename="r.xml.gz"
+    )
+    return mail.as_bytes()
+
+
+async def test_report_stores_open_once_and_run_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several messages: each store is opened once, and every SQLite call (open, write,
+    close) runs on one thread that is not the event loop's."""
+    calls: list[tuple[str, int]] = []
+
+    class Observations(ObservationStore):
+        def __init__(self, path: Path) -> None:
+            calls.append(("open observations", threading.get_ident()))
+            super().__init__(path)
+
+        def add(self, observation: Observation, rua: list[str]) -> None:  # type: ignore[override]
+            calls.append(("add observation", threading.get_ident()))
+            super().add(observation, rua)
+
+        def close(self) -> None:
+            calls.append(("close observations", threading.get_ident()))
+            super().close()
+
+    class Reports(ReportStore):
+        def __init__(self, path: Path) -> None:
+            calls.append(("open reports", threading.get_ident()))
+            super().__init__(path)
+
+        def close(self) -> None:
+            calls.append(("close reports", threading.get_ident()))
+            super().close()
+
+    monkeypatch.setattr("mailwright.inbound.ObservationStore", Observations)
+    monkeypatch.setattr("mailwright.inbound.ReportStore", Reports)
+    events: list[dict[str, str]] = []
+    checker = _checker(tmp_path, events, send_aggregate_reports=True)
+    mails = [
+        (message(True), ["bob@example.net"]),
+        (message(False), ["bob@example.net"]),
+        (_report_mail(), ["dmarc-reports@example.net"]),
+        (message(True), ["bob@example.net"]),
+    ]
+    for data, recipients in mails:
+        await checker(
+            data,
+            queue_id="Q",
+            client_ip=GOOD_IP,
+            helo="mail.example.org",
+            mail_from="alice@example.org",
+            recipients=recipients,
+        )
+    await checker.stores.aclose()
+
+    names = [name for name, _thread in calls]
+    assert names.count("open observations") == 1
+    assert names.count("open reports") == 1
+    assert names.count("add observation") == len(mails)
+    assert sorted(names[-2:]) == ["close observations", "close reports"]
+    threads = {thread for _name, thread in calls}
+    assert len(threads) == 1
+    assert threading.get_ident() not in threads
+    assert [e["status"] for e in events if e["event"] == "dmarc-report"] == ["stored"]
+    assert not [e for e in events if e["event"] == "error"]
+    kept = ObservationStore(tmp_path / OBSERVATIONS_DB)
+    try:
+        ((_rua, observations),) = kept.take(until=float("inf")).values()
+    finally:
+        kept.close()
+    assert len(observations) == len(mails)
+
+
+async def test_a_slow_store_write_does_not_stall_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write held up (a sibling worker's lock, a slow disk) leaves the loop running."""
+    entered, release = threading.Event(), threading.Event()
+
+    class Stuck(ObservationStore):
+        def add(self, observation: Observation, rua: list[str]) -> None:  # type: ignore[override]
+            entered.set()
+            release.wait(timeout=10)
+            super().add(observation, rua)
+
+    monkeypatch.setattr("mailwright.inbound.ObservationStore", Stuck)
+    checker = _checker(tmp_path, [], send_aggregate_reports=True)
+    task = asyncio.create_task(
+        checker(
+            message(True),
+            queue_id="Q",
+            client_ip=GOOD_IP,
+            helo="mail.example.org",
+            mail_from="alice@example.org",
+            recipients=["bob@example.net"],
+        )
+    )
+    for _ in range(1000):
+        if entered.is_set():
+            break
+        await asyncio.sleep(0.01)
+    assert entered.is_set()
+    # The write is in progress, yet this coroutine runs: the loop is not blocked.
+    assert not task.done()
+    release.set()
+    decision = await task
+    assert decision.reply is None
+    await checker.stores.aclose()

@@ -12,6 +12,7 @@ import pytest
 
 from mailwright.queue import (
     QueueError,
+    QueueMeta,
     RecipientUpdate,
     SqliteQueueStore,
     is_queue_id,
@@ -39,7 +40,7 @@ async def test_enqueue_then_read_back(store: SqliteQueueStore) -> None:
         "a@example.com",
         ["b@example.net", "c@example.org"],
         b"Subject: x\r\n\r\nhi\r\n",
-        meta={"client": "127.0.0.1"},
+        meta=QueueMeta(client="127.0.0.1"),
     )
     assert is_queue_id(queue_id)
     entry = await store.get(queue_id)
@@ -48,7 +49,7 @@ async def test_enqueue_then_read_back(store: SqliteQueueStore) -> None:
     assert [r.address for r in entry.recipients] == ["b@example.net", "c@example.org"]
     assert all(r.status == "pending" and r.attempts == 0 for r in entry.recipients)
     assert entry.size == len(b"Subject: x\r\n\r\nhi\r\n")
-    assert entry.meta == {"client": "127.0.0.1"}
+    assert entry.meta == QueueMeta(client="127.0.0.1")
     assert not entry.held
     assert await store.read_message(queue_id) == b"Subject: x\r\n\r\nhi\r\n"
     with pytest.raises(KeyError):
@@ -173,11 +174,13 @@ async def test_hold_release_retry_delete(store: SqliteQueueStore) -> None:
     assert [e.id for e in await store.list_entries()] == [b]
 
 
-async def test_update_meta_merges(store: SqliteQueueStore) -> None:
-    queue_id = await store.enqueue("a@x.example", ["b@y.example"], b"x", meta={"k": 1})
-    await store.update_meta(queue_id, {"delay_warned": True})
+async def test_update_meta_replaces(store: SqliteQueueStore) -> None:
+    queue_id = await store.enqueue(
+        "a@x.example", ["b@y.example"], b"x", meta=QueueMeta(client="192.0.2.1")
+    )
+    await store.update_meta(queue_id, QueueMeta(client="192.0.2.1", delay_warned=True))
     entry = await store.get(queue_id)
-    assert entry is not None and entry.meta == {"k": 1, "delay_warned": True}
+    assert entry is not None and entry.meta == QueueMeta(client="192.0.2.1", delay_warned=True)
 
 
 async def test_wakeup_on_enqueue(store: SqliteQueueStore) -> None:

@@ -80,9 +80,10 @@ def test_greeting_and_ehlo_keywords() -> None:
         "8BITMIME",
         "SMTPUTF8",
         "ENHANCEDSTATUSCODES",
+        "DSN",
     )
     assert reply.encode().startswith(b"250-mx.example.com\r\n250-PIPELINING\r\n")
-    assert reply.encode().endswith(b"250 ENHANCEDSTATUSCODES\r\n")
+    assert reply.encode().endswith(b"250 DSN\r\n")
 
 
 def test_starttls_and_auth_are_offered_only_when_they_can_work() -> None:

@@ -12,6 +12,7 @@ pass DMARC as §3.5.2 requires.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import hashlib
 import time
@@ -21,19 +22,11 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
+from ..dmarc.discovery import DiscoveryStatus, discover_policy
+from ..dmarc.external import ExternalStatus, verify_destination
 from ..dns import Resolver
-from .discovery import DiscoveryStatus, discover_policy
-from .external import ExternalStatus, verify_destination
-from .report_writer import (
-    Observation,
-    ObservationStore,
-    build_report,
-    compress,
-    report_filename,
-)
-
-OBSERVATIONS_DB = "dmarc-observations.sqlite"
-"""Where the inbound checks keep observations between two daily reports."""
+from .observations import OBSERVATIONS_DB, Observation, ObservationStore
+from .writer import build_report, compress, report_filename
 
 _USABLE = {ExternalStatus.INTERNAL, ExternalStatus.AUTHORIZED}
 
@@ -171,11 +164,17 @@ async def send_due_reports(
     no destination was usable, skipped destinations) per report, for the log.
     """
     until = time.time() if now is None else now
-    store = ObservationStore(data_dir / OBSERVATIONS_DB)
-    try:
-        taken = store.take(until)
-    finally:
-        store.close()
+    path = data_dir / OBSERVATIONS_DB
+
+    def take() -> dict[str, tuple[list[str], list[Observation]]]:
+        store = ObservationStore(path)
+        try:
+            return store.take(until)
+        finally:
+            store.close()
+
+    # SQLite blocks (a sibling worker may hold the lock): keep it off the event loop.
+    taken = await asyncio.to_thread(take)
     if not taken:
         return []
     whens = [o.when for _rua, items in taken.values() for o in items if o.when]
@@ -191,14 +190,18 @@ async def send_due_reports(
     sent: list[tuple[str, str | None, tuple[str, ...]]] = []
     retry = [r for r in reports if r.retry]
     if retry:
-        store = ObservationStore(data_dir / OBSERVATIONS_DB)
-        try:
-            for report in retry:
-                rua, items = taken[report.policy_domain]
-                for item in items:
-                    store.add(item, rua)
-        finally:
-            store.close()
+
+        def keep() -> None:
+            store = ObservationStore(path)
+            try:
+                for report in retry:
+                    rua, items = taken[report.policy_domain]
+                    for item in items:
+                        store.add(item, rua)
+            finally:
+                store.close()
+
+        await asyncio.to_thread(keep)
     for report in reports:
         queue_id = None
         if report.recipients:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..dns import Resolver
-from .reports import AggregateReport, ReportRefused
+from .parse import AggregateReport, ReportRefused
 
 DB_NAME = "dmarc-reports.sqlite"
 

@@ -1,0 +1,283 @@
+"""The intake step: every decision between "a message arrived" and "queue it".
+
+Every way into the queue comes through here — SMTP at the end of DATA, the delivery
+status notifications and DMARC reports we write ourselves — so a message is prepared
+the same way whatever brought it: trace field, the fields a submission server adds,
+which DKIM keys sign, and the typed :class:`~mailwright.queue.QueueMeta` the delivery
+agent reads. Pure: no sockets, no files, no clock unless given; the SMTP server (and
+any other listener) does the I/O around it and commits the result to the queue before
+answering.
+
+Decisions, each with its rule:
+
+* hop limit — RFC 5321 §6.3 loop detection by counting Received fields (:func:`screen`,
+  before any expensive check);
+* the Received field with the RFC 3848 / RFC 6531 ``with`` keyword (RFC 5321 §4.4);
+* Message-ID and Date for submissions that lack them (RFC 6409 §8.3, §8.4);
+* inbound verdicts (SPF/DKIM/DMARC from :mod:`mailwright.inbound`): rejection, or the
+  checked message and its delivery folder;
+* DKIM signing of what we send (submissions and what we originate) with the keys of
+  the From domain — for our own DSNs and reports also of a parent domain, which is
+  aligned under DMARC's relaxed mode (RFC 9989 §4.4.3);
+* the queue metadata: client facts for ``queue show``, RFC 3461 DSN parameters, SMTPUTF8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .. import message as rfc5322
+from ..inbound import InboundDecision
+from ..queue.store import DsnRecipient, Origin, QueueMeta
+from . import headers
+from .protocol import Envelope, Reply
+
+Signer = Callable[[bytes, str], tuple[bytes, list[str]] | None]
+"""``(message, from_domain) -> (DKIM-Signature lines, selectors)``, or None: no key."""
+
+DEFAULT_MAX_HOPS = 50
+"""RFC 5321 §6.3 (Postfix: hopcount_limit = 50)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """Who handed the message over, and how: the session facts intake decides on."""
+
+    client_ip: str
+    listener: str
+    helo: str | None = None
+    user: str | None = None
+    """The authenticated user (RFC 4954), if any."""
+    trusted: bool = False
+    """The client is in ``trusted_networks``."""
+    inbound: bool = False
+    """It came in on an ``inbound`` listener (mail from the world for our domains)."""
+    esmtp: bool = True
+    tls: str | None = None
+    """How TLS was used (``using TLSv1.3 with cipher ...``), None without TLS."""
+
+    @property
+    def submission(self) -> bool:
+        """Mail an application or user of ours sends: signed, completed, never checked
+        as inbound mail."""
+        return self.user is not None or self.trusted
+
+    def protocol(self, smtputf8: bool) -> str:
+        """The Received ``with`` keyword (RFC 3848 §2 and RFC 6531 §3.7.3)."""
+        word = ("UTF8SMTP" if smtputf8 else "ESMTP") if self.esmtp else "SMTP"
+        if self.tls is not None:
+            word += "S"
+        if self.user is not None:
+            word += "A"
+        # HELO inside TLS: the registered keywords have no "SMTPS".
+        return "ESMTPS" if word == "SMTPS" else word
+
+
+@dataclass(frozen=True, slots=True)
+class IntakePolicy:
+    """What the configuration decides for intake (from the runtime view)."""
+
+    hostname: str
+    signer: Signer | None = None
+    max_hops: int = DEFAULT_MAX_HOPS
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    domain: str
+    selectors: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Unsigned:
+    """A message of ours that leaves without a DKIM signature, and why (logged)."""
+
+    domain: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """Ready for the queue: exactly these bytes and this metadata."""
+
+    queue_id: str
+    sender: str
+    recipients: tuple[str, ...]
+    message: bytes
+    meta: QueueMeta
+    signing: Signed | Unsigned | None
+    """None: not ours to sign (inbound mail)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Not queued: the reply for the client, and what to log."""
+
+    reply: Reply
+    reason: str
+
+
+def screen(data: bytes, policy: IntakePolicy) -> Refused | None:
+    """The cheap refusals, before any DNS work on the message."""
+    hops = rfc5322.received_count(data)
+    if hops > policy.max_hops:
+        # RFC 5321 §6.3: a message in a loop is refused, not queued (a loop would carry
+        # it forever); RFC 3463 X.4.6 "routing loop detected".
+        return Refused(
+            Reply.of(554, "5.4.6", f"Too many hops ({hops} Received fields)"), "mail loop"
+        )
+    return None
+
+
+def prepare(
+    envelope: Envelope,
+    data: bytes,
+    arrival: Arrival,
+    policy: IntakePolicy,
+    *,
+    queue_id: str,
+    inbound: InboundDecision | None = None,
+    now: float | None = None,
+) -> Accepted | Refused:
+    """The message as it will be queued, or the refusal.
+
+    ``inbound`` is the verdict of the inbound checks for mail from the world (the caller
+    runs them between :func:`screen` and this: they need DNS).
+    """
+    refused = screen(data, policy)
+    if refused is not None:
+        return refused
+    recipients = tuple(m.address for m in envelope.recipients)
+    added = headers.received(
+        helo=arrival.helo or "unknown",
+        client_ip=arrival.client_ip,
+        client_name=None,
+        hostname=policy.hostname,
+        protocol=arrival.protocol(envelope.smtputf8),
+        queue_id=queue_id,
+        recipient=recipients[0] if len(recipients) == 1 else None,
+        tls=arrival.tls,
+        user=arrival.user,
+        now=now,
+    )
+    folder: str | None = None
+    if arrival.submission:
+        # RFC 6409 §8.3 and §8.4: a submission server may add a missing Date and
+        # Message-ID; a message without them fails RFC 5322 §3.6 at many receivers.
+        present = rfc5322.field_names(data)
+        if "message-id" not in present:
+            added += headers.message_id(policy.hostname)
+        if "date" not in present:
+            added += headers.date_field(now)
+    elif inbound is not None:
+        if inbound.reply is not None:
+            code, status, text = inbound.reply.split(" ", 2)
+            return Refused(Reply.of(int(code), status, text), "inbound policy")
+        # Our Received stays topmost; Authentication-Results goes right below it.
+        data = inbound.message
+        folder = inbound.folder
+    message = added + data
+    signing: Signed | Unsigned | None = None
+    if arrival.submission:
+        message, signing = _sign(message, data, policy, parents=False)
+    meta = QueueMeta(
+        origin="smtp",
+        client=arrival.client_ip,
+        listener=arrival.listener,
+        helo=arrival.helo,
+        user=arrival.user,
+        smtputf8=envelope.smtputf8,
+        ret=envelope.ret,
+        envid=envelope.envid,
+        dsn=dict(envelope.dsn),
+        folder=folder,
+    )
+    return Accepted(queue_id, envelope.reverse_path, recipients, message, meta, signing)
+
+
+def local(
+    sender: str,
+    recipients: Sequence[str],
+    message: bytes,
+    policy: IntakePolicy,
+    *,
+    queue_id: str,
+    user: str,
+    uid: int,
+    now: float | None = None,
+) -> Accepted | Refused:
+    """A message handed in on this machine (``sendmail`` through the maildrop): a trusted
+    submission — completed and signed like one — with a local Received field."""
+    refused = screen(message, policy)
+    if refused is not None:
+        return refused
+    added = headers.received_local(
+        hostname=policy.hostname,
+        uid=uid,
+        queue_id=queue_id,
+        recipient=recipients[0] if len(recipients) == 1 else None,
+        now=now,
+    )
+    present = rfc5322.field_names(message)
+    if "message-id" not in present:
+        added += headers.message_id(policy.hostname)
+    if "date" not in present:
+        added += headers.date_field(now)
+    signed, signing = _sign(added + message, message, policy, parents=False)
+    smtputf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
+    meta = QueueMeta(origin="local", user=user, smtputf8=smtputf8)
+    return Accepted(queue_id, sender, tuple(recipients), signed, meta, signing)
+
+
+def originate(
+    sender: str,
+    recipients: Sequence[str],
+    message: bytes,
+    policy: IntakePolicy,
+    *,
+    queue_id: str,
+    origin: Origin,
+    original: str | None = None,
+    now: float | None = None,
+) -> Accepted:
+    """A message we wrote ourselves (a DSN, a DMARC aggregate report): completed and
+    signed like a submission. DSNs are sent from the null reverse path and must never
+    ask for DSNs themselves (RFC 3461 §5.2.1 would have us not report on them at all),
+    so the metadata asks for none."""
+    present = rfc5322.field_names(message)
+    added = b""
+    if "message-id" not in present:
+        added += headers.message_id(policy.hostname)
+    if "date" not in present:
+        added += headers.date_field(now)
+    signed, signing = _sign(added + message, message, policy, parents=True)
+    never = {r: DsnRecipient(notify=()) for r in recipients} if origin == "dsn" else {}
+    meta = QueueMeta(origin=origin, original=original, dsn=never)
+    return Accepted(queue_id, sender, tuple(recipients), signed, meta, signing)
+
+
+def _sign(
+    message: bytes, original: bytes, policy: IntakePolicy, *, parents: bool
+) -> tuple[bytes, Signed | Unsigned]:
+    """Sign ``message`` for the author domain of ``original`` (the data as given: our
+    own added fields hold no From). With ``parents``, a parent domain's key signs when
+    the author domain has none."""
+    domain = rfc5322.author_domain(original)
+    if domain is None:
+        return message, Unsigned("-", "no From address")
+    if policy.signer is None:
+        return message, Unsigned(domain, "no DKIM key for the From domain")
+    candidates = [domain]
+    if parents:
+        labels = domain.split(".")
+        candidates += [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
+    for candidate in candidates:
+        try:
+            result = policy.signer(message, candidate)
+        except Exception as exc:  # a signing bug must not lose or block the message
+            return message, Unsigned(domain, f"signing failed: {exc}")
+        if result is not None:
+            signature, selectors = result
+            return signature + message, Signed(candidate, tuple(selectors))
+    return message, Unsigned(domain, "no DKIM key for the From domain")

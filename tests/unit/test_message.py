@@ -1,0 +1,186 @@
+"""RFC 5322 rules in one place (mailwright.message): each rule with its cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailwright import message
+from mailwright.message import (
+    MAX_FROM_COMMENTS,
+    address_domain,
+    author_domain,
+    authors,
+    field_lines,
+    field_name,
+    field_names,
+    field_value,
+    field_values,
+    normalize_line_endings,
+    received_count,
+    split_header,
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "header", "body"),
+    [
+        # RFC 5322 §2.1: the header ends at the first empty line; its last CRLF stays.
+        (b"A: 1\r\nB: 2\r\n\r\nbody\r\n\r\nmore", b"A: 1\r\nB: 2\r\n", b"body\r\n\r\nmore"),
+        (b"A: 1\r\n\r\n", b"A: 1\r\n", b""),
+        # No empty line: all header. Starting with one: no header.
+        (b"A: 1\r\nB: 2", b"A: 1\r\nB: 2", b""),
+        (b"\r\nbody\r\n\r\nx", b"", b"body\r\n\r\nx"),
+        (b"\nbody", b"", b"body"),
+        (b"", b"", b""),
+        # Bare LF line ends (local programs) end the header too, in any mix with CRLF.
+        (b"A: 1\nB: 2\n\nbody\n", b"A: 1\nB: 2\n", b"body\n"),
+        (b"A: 1\r\n\nbody", b"A: 1\r\n", b"body"),
+        (b"A: 1\n\r\nbody", b"A: 1\n", b"body"),
+        # A bare CR is not a line end.
+        (b"A: 1\r\r\nbody\r\n", b"A: 1\r\r\nbody\r\n", b""),
+    ],
+)
+def test_split_header(data: bytes, header: bytes, body: bytes) -> None:
+    assert split_header(data) == (header, body)
+
+
+def test_split_header_agrees_with_dkim_after_normalizing() -> None:
+    from mailwright.dkim.message import split_message
+
+    data = b"A: 1\nB: x\n y\n\nbody\n"
+    header, body = split_header(normalize_line_endings(data))
+    parsed = split_message(data)
+    assert b"".join(f.raw for f in parsed.headers) == header
+    assert parsed.body == body
+
+
+def test_normalize_line_endings_keeps_bare_cr() -> None:
+    """RFC 5322 §2.3: bare LF is taken as a line end; bare CR stays a byte of its line."""
+    assert normalize_line_endings(b"a\r\nb\nc\rd\r\n") == b"a\r\nb\r\nc\rd\r\n"
+    unchanged = b"a\r\nb\r\n"
+    assert normalize_line_endings(unchanged) is unchanged
+
+
+def test_field_lines_keep_folding() -> None:
+    """RFC 5322 §2.2.3: a line starting with WSP continues the field before it."""
+    header = b"Subject: a\r\n b\r\n\tc\r\nTo: x\r\n"
+    assert field_lines(header) == [b"Subject: a\r\n b\r\n\tc", b"To: x"]
+    assert field_lines(b"") == []
+    assert field_lines(b"To: x") == [b"To: x"]
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        (b"Subject: x", b"Subject"),
+        (b"Subject \t: x", b"Subject"),  # RFC 5322 §4.5 obs-fields: WSP before the colon
+        (b"X:", b"X"),
+        (b"no colon here", None),
+        (b": no name", None),
+        (b" Folded: continuation", None),
+    ],
+)
+def test_field_name(line: bytes, name: bytes | None) -> None:
+    assert field_name(line) == name
+
+
+MSG = (
+    b'From: "Alice, Ops" <Alice@Example.COM>\r\nTo: b@example.net\r\n'
+    b"Subject: folded\r\n continued\r\nsubject: second\r\n\r\nFrom: body@not.header\r\n"
+)
+
+
+def test_field_lookup_unfolds_and_ignores_the_body() -> None:
+    assert field_value(MSG, "SUBJECT") == "folded continued"
+    assert field_values(MSG, "subject") == ["folded continued", "second"]
+    assert field_values(MSG, "from") == ['"Alice, Ops" <Alice@Example.COM>']
+    assert field_value(MSG, "message-id") is None
+    assert field_names(MSG) == {"from", "to", "subject"}
+    assert field_names(b"\r\nFrom: x@y\r\n") == set()
+    assert field_names(b"not a field\r\n\r\n") == set()
+
+
+def test_fields_of_an_lf_message() -> None:
+    assert [f.raw for f in message.fields(b"A: 1\nB: 2\n x\n\nC: body\n")] == [
+        b"A: 1\r\n",
+        b"B: 2\r\n x\r\n",
+    ]
+
+
+def test_received_count_counts_header_fields_only() -> None:
+    """RFC 5321 §4.4 one Received per hop, counted by §6.3 loop detection."""
+    hop = b"Received: from a by b; Tue, 24 Nov 2026 19:00:00 +0000\r\n"
+    data = hop * 3 + b"RECEIVED : from c\r\n\tby d\r\nX-Received: x\r\n\r\n" + hop
+    assert received_count(data) == 4
+    assert received_count(b"Subject: none\r\n\r\n" + hop) == 0
+
+
+@pytest.mark.parametrize(
+    ("address", "domain"),
+    [
+        ("a@Example.COM", "example.com"),
+        ("a@b.example.", "b.example"),
+        ('"x@y"@z.example', "z.example"),
+        ("a@", None),
+        ("@b.example", None),
+        ("nobody", None),
+        ("", None),
+    ],
+)
+def test_address_domain(address: str, domain: str | None) -> None:
+    """RFC 5322 §3.4.1 addr-spec = local-part "@" domain."""
+    assert address_domain(address) == domain
+
+
+def test_authors_of_the_from_fields() -> None:
+    """RFC 5322 §3.6.2 From: a mailbox-list, in every From field present."""
+    found = authors(b"From: a@x.example, B <b@y.example>\r\nFrom: c@z.example\r\n\r\n")
+    assert found.fields == 2
+    assert found.addresses == ("a@x.example", "b@y.example", "c@z.example")
+    assert found.problem is None
+    assert authors(b"Subject: x\r\n\r\n").problem == "no From header field"
+
+
+def test_from_comment_bound_is_shared_by_every_from_field() -> None:
+    """At most MAX_FROM_COMMENTS '(' over all From fields: the stdlib parser recurses per
+    nested comment (RFC 5322 §3.2.2), so more are refused before it runs."""
+    assert MAX_FROM_COMMENTS == 32
+    at_bound = b"From: " + b"(c)" * MAX_FROM_COMMENTS + b" a@x.example\r\n\r\n"
+    assert authors(at_bound).addresses == ("a@x.example",)
+    over = b"From: " + b"(c)" * 20 + b" a@x.example\r\nFrom: " + b"(c)" * 13 + b" b@y\r\n\r\n"
+    found = authors(over)
+    assert (found.addresses, found.problem) == (
+        (),
+        "unusable From header field (comments nested too deep)",
+    )
+    assert authors(b"From: " + b"(" * 10_000 + b"\r\n\r\n").problem is not None
+
+
+@pytest.mark.parametrize(
+    ("data", "domain"),
+    [
+        (MSG, "example.com"),
+        (b"From: a@B.example.\r\n\r\n", "b.example"),
+        (b"From: undisclosed\r\n\r\n", None),
+        (b"From: undisclosed, a@later.example\r\n\r\n", "later.example"),
+        (b"Subject: none\r\n\r\n", None),
+        (b"From: a@x.example, b@y.example\r\n\r\n", "x.example"),
+        (b"From: " + b"(c)" * 32 + b" a@x.example\r\n\r\n", "x.example"),
+        (b"From: " + b"(c)" * 33 + b" a@x.example\r\n\r\n", None),
+    ],
+)
+def test_author_domain(data: bytes, domain: str | None) -> None:
+    assert author_domain(data) == domain
+
+
+def test_signing_and_dmarc_pick_the_same_from_domain() -> None:
+    """The domain whose key signs is the first Author Domain DMARC evaluates."""
+    from mailwright.inbound import author_domains
+
+    for data in (
+        MSG,
+        b"From: undisclosed, a@Later.example\r\nFrom: c@z.example\r\n\r\n",
+        b"From: " + b"(c)" * 33 + b" a@x.example\r\n\r\n",
+    ):
+        dmarc = author_domains(data).domains
+        assert author_domain(data) == (dmarc[0] if dmarc else None)
