@@ -441,3 +441,16 @@ def test_message_sniffing() -> None:
     assert looks_like_message(b"From MAILER-DAEMON Tue Nov 24 06:25:03 2026\n")
     assert not looks_like_message(b"A4C123B1612: to=<a@example.net>, relay=none\n")
     assert not looks_like_message(b"Nov 24 06:25:01 mail postfix/smtpd[3007]: connect\n")
+
+
+def test_a_log_without_timestamps_and_without_failures_is_not_read_as_replies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "journal.txt"
+    log.write_text(
+        "postfix/smtpd[3007]: connect from localhost[127.0.0.1]\n"
+        "postfix/smtpd[3007]: disconnect from localhost[127.0.0.1] ehlo=1 quit=1 commands=2\n"
+    )
+    code, out, _ = run_cli([str(log)], capsys)
+    assert code == 0
+    assert "No deferred or bounced mail." in out
