@@ -279,9 +279,9 @@ class Worker:
         self._agent_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
         self._report_task: asyncio.Task[None] | None = None
-        self._rotation_task: asyncio.Task[None] | None = None
         self._watchdog_task: asyncio.Task[None] | None = None
         self._pickup_task: asyncio.Task[None] | None = None
+        self._rotation_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self.http: Any = None
         self.certificates: Any = None
@@ -415,7 +415,7 @@ class Worker:
 
         assert self.store is not None and self.smtp is not None
         return Pickup(
-            self.options.config.data_dir,
+            self.runtime.config.data_dir,
             lambda: (self.runtime.config, self.runtime.directory),
             self.store,
             lambda: self.runtime.intake,
@@ -524,6 +524,7 @@ class Worker:
             self._certificate_task,
             self._watchdog_task,
             self._pickup_task,
+            self._rotation_task,
         ):
             if task is not None:
                 task.cancel()

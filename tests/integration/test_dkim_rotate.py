@@ -157,12 +157,17 @@ def test_scheduled_rotation_of_due_keys(
     update = ["--server", primary.nameserver, "--tsig-key", str(key)]
     auth = ["--authoritative", primary.nameserver]
     run(["--config", str(config_path), "records", "apply", *update, *auth, "--yes"], capsys)
-    with config_path.open("a") as f:
-        f.write(
-            f'\n[dkim_rotation]\nevery = "180d"\noverlap = "7d"\nserver = "{primary.nameserver}"\n'
-            f'tsig_key = "{key}"\n'
-            f'authoritative = ["{primary.nameserver}", "{secondary.nameserver}"]\n'
-        )
+    # init wrote the [dkim_rotation] table with its defaults: fill it in
+    text = config_path.read_text()
+    assert text.count("\n[dkim_rotation]\n") == 1 and "\nauthoritative = []\n" in text
+    text = text.replace(
+        "\n[dkim_rotation]\n",
+        f'\n[dkim_rotation]\nevery = "180d"\nserver = "{primary.nameserver}"\ntsig_key = "{key}"\n',
+    ).replace(
+        "\nauthoritative = []\n",
+        f'\nauthoritative = ["{primary.nameserver}", "{secondary.nameserver}"]\n',
+    )
+    config_path.write_text(text)
     config = load_config(str(config_path))
     assert config.dkim_rotation.every == 180 * 86400
     events, switched = scheduled_step(config)

@@ -294,14 +294,16 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
     w.setting("dnsbls", list(config.check.dnsbls), "IP blocklists each sending IP is looked up in.")
     w.setting("dbls", list(config.check.dbls), "Domain blocklists each domain is looked up in.")
 
-    w.blank()
-    w.comment("Rotate DKIM keys on a schedule: 'serve' runs 'mailwright dkim rotate' hourly.")
-    w.comment("[dkim_rotation]")
-    w.example("every", "180d", "Rotate a key whose file is older than this (at least 1d).")
-    w.example("overlap", "7d", "Keep the old key published this long after the switch.")
-    w.example("server", "192.0.2.53", "The zone's primary for the dynamic update (RFC 2136).")
-    w.example("tsig_key", "update.key", "The TSIG key file for it.")
-    w.example("authoritative", ["192.0.2.53:53"], "Servers that must serve the new key first.")
+    w.table(
+        "[dkim_rotation]",
+        "serve rotates each DKIM key on a schedule (mailwright dkim rotate): a new key under a"
+        " new selector, published, switched to once every authoritative server serves it.",
+    )
+    w.example("every", "180d", "How often; unset = never.")
+    w.setting("overlap", "7d", "How long the old key stays published after the switch.")
+    w.example("server", "ns1.example.com:53", "The zone's primary for RFC 2136; unset = by hand.")
+    w.example("tsig_key", "tsig.key", "The TSIG key (name, algorithm, secret) for the update.")
+    w.setting("authoritative", [], "Servers that must serve the new key; [] = the zone's NS.")
 
     w.table("[log]", "One line per event (docs/log-format.md).")
     if config.log.file:

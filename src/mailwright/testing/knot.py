@@ -21,7 +21,6 @@ import base64
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -32,6 +31,9 @@ import dns.exception
 import dns.message
 import dns.query
 import dns.rdatatype
+
+from ..errors import MailwrightError
+from .ports import free_port
 
 KNOTD = "/usr/sbin/knotd"
 HOST = "127.0.0.1"
@@ -47,23 +49,8 @@ ns A 127.0.0.1
 """
 
 
-class KnotError(RuntimeError):
+class KnotError(MailwrightError, RuntimeError):
     """knotd could not be started or did not answer in time."""
-
-
-def _free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (knotd listens on both)."""
-    for _attempt in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((HOST, 0))
-            port = int(udp.getsockname()[1])
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            try:
-                tcp.bind((HOST, port))
-            except OSError:
-                continue
-        return port
-    raise KnotError("no free port on 127.0.0.1")
 
 
 class KnotServer:
@@ -112,7 +99,7 @@ class KnotServer:
         self.directory = Path(tempfile.mkdtemp(prefix="mailwright-knot-"))
         last = ""
         for _attempt in range(5):
-            self.port = _free_port()
+            self.port = free_port(udp=True)
             self._write_config()
             self._log = self.directory / "knotd.log"
             with open(self._log, "wb") as log:
