@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 MAX_BOUNCE = 16 << 20
 """Bytes of a bounce message that are read; the rest is the returned original."""
+MAX_TEXT = 256 * 1024
+"""Characters of the human-readable part searched for non-standard bounces."""
+MAX_DIAGNOSTIC = 8192
+"""A reply longer than this is cut (SMTP replies are a few hundred characters)."""
 
 _KNOWN_HEADERS = frozenset(
     {
@@ -186,7 +190,7 @@ def _delivery_status(
                 action,
                 status,
                 _host(_typed(block.get("remote-mta"))),
-                _typed(block.get("diagnostic-code")),
+                _typed(block.get("diagnostic-code"))[:MAX_DIAGNOSTIC],
                 "rfc3464",
                 message_id,
                 sender,
@@ -261,16 +265,24 @@ def _human_text(msg: email.message.Message) -> str:
                 texts.append(text)
     text = "\n\n".join(texts).replace("\r\n", "\n")
     m = _COPY_MARKERS.search(text)
-    return text[: m.start()] if m else text
+    text = text[: m.start()] if m else text
+    return text[:MAX_TEXT]
 
 
 # --- non-standard bounces ---------------------------------------------------------------
 
 _REPLY = re.compile(r"(?<![\w.])([245]\d\d)[ -]")
-_ADDRESS = r"[^\s<>@\"]+@[^\s<>@\"]+\.[^\s<>@\"]+"
+_ADDRESS = r"(?<![^\s<>\"(\[,;:])[^\s<>@\"]+@[^\s<>@\"]+"
+"""An address: one run of characters around an ``@``, matched only from the start of
+its run (so a long run without ``@`` is scanned once, never from every position)."""
 
 
 def _reply_in(text: str) -> str:
+    """:func:`_find_reply`, cut at :data:`MAX_DIAGNOSTIC`."""
+    return _find_reply(text)[:MAX_DIAGNOSTIC]
+
+
+def _find_reply(text: str) -> str:
     """The SMTP reply in a block of bounce text, joined to one line (the lines of a
     multi-line reply and the wrapped text after it)."""
     joined = " ".join(text.split())
@@ -359,7 +371,7 @@ def _generic(
         start = m.start()
         para_end = text.find("\n\n", start)
         reply = " ".join(text[start : para_end if para_end >= 0 else len(text)].split())
-        reply = reply.rstrip("'\"")
+        reply = reply.rstrip("'\"")[:MAX_DIAGNOSTIC]
     if not failed and reply:
         failed = list(dict.fromkeys(a.strip("<>.,;:") for a in re.findall(_ADDRESS, reply)))
     if not failed or not reply:

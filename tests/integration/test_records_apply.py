@@ -136,3 +136,20 @@ def test_a_key_file_without_a_key_is_a_usage_error(
     code, _, err = run(["--config", str(config), "records", "apply", "--server",
                         primary.nameserver, "--tsig-key", str(key)], capsys)  # fmt: skip
     assert code == 2 and "no TSIG key found" in err
+
+
+def test_authoritative_servers_from_the_ns_records() -> None:
+    from mailwright.setup.apply import authoritative_servers
+
+    with KnotServer({DOMAIN: "@ NS ns.other.test.\n"}) as primary:
+        asked: list[str] = []
+
+        def resolve(name: str) -> list[str]:
+            asked.append(name)
+            return ["127.0.0.9"]
+
+        found = authoritative_servers(DOMAIN, primary.address, port=5353, resolve=resolve)
+    # the primary; ns.example.test from the zone's own A record; ns.other.test resolved
+    assert found[0] == primary.address
+    assert sorted(found[1:]) == [("127.0.0.1", 5353), ("127.0.0.9", 5353)]
+    assert asked == ["ns.other.test"]

@@ -21,6 +21,7 @@ from ..setup.rotation import (
     start,
 )
 from .context import app, console, emit_json, err_console, safe
+from .records import lookup_addresses
 
 
 def _entry(config: Config, domain: str | None, selector: str | None) -> DkimKeyConfig:
@@ -137,8 +138,9 @@ def rotate(
         events.append(f"new key {rotation.new_key} for selector {rotation.new_selector}")
     code = 0
     try:
+        servers = [parse_server(a) for a in authoritative]
         code = advance(
-            rotation, config, primary, key, [parse_server(a) for a in authoritative], wait, events
+            rotation, config, primary, key, servers, wait, events, resolve=lookup_addresses
         )
     except UpdateError as exc:
         events.append(f"error: {exc}")

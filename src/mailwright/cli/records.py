@@ -23,7 +23,7 @@ from ..setup.apply import (
     wait_until_served,
 )
 from . import setup as setup_cli
-from .context import app, console, emit_json, err_console, safe
+from .context import app, console, emit_json, err_console, run, safe
 
 _print_records = setup_cli.records
 
@@ -155,13 +155,23 @@ def run_plans(
         for plan in plans:
             apply_changes(plan, primary, key)
         result["applied"] = True
-        servers = waits or [s for p in plans for s in authoritative_servers(p.zone, primary)]
+        servers = waits or [
+            s
+            for p in plans
+            for s in authoritative_servers(p.zone, primary, resolve=lookup_addresses)
+        ]
         changes = [c for p in plans for c in p.changes]
         done = wait_until_served(changes, list(dict.fromkeys(servers)), wait)
         result["served"] = {f"{h}:{port}": ok for (h, port), ok in done.items()}
     except UpdateError as exc:
         result["error"] = str(exc)
     return result
+
+
+def lookup_addresses(name: str) -> list[str]:
+    """Addresses of a name server outside the zone, through the configured resolver."""
+    a, aaaa = run(app().resolver.addresses(name))
+    return [str(r) for r in (*a.records, *aaaa.records)]
 
 
 def print_result(result: dict[str, Any], yes: bool) -> None:

@@ -46,9 +46,10 @@ _EXIM = re.compile(
     r"(?P<to>[^\s:]+):? ?(?P<rest>.*)$"
 )
 _EXIM_HOST = re.compile(r"\bH=(?P<name>\S+) \[(?P<ip>[^\]]+)\]")
-_EXIM_SMTP = re.compile(
-    r"SMTP error from remote mail server after (?P<stage>.*?): (?P<reply>[2-5]\d\d\b.*)$"
-)
+_EXIM_SMTP = "SMTP error from remote mail server after "
+_EXIM_REPLY = re.compile(r": (?=[2-5]\d\d\b)")
+"""Where the reply starts after the stage (one linear search, never a lazy scan from
+each occurrence of the marker)."""
 _EXIM_DEFER = re.compile(r"\bdefer \(-?\d+\)(?:: | H=\S+ \[[^\]]*\]: )(?P<text>.*)$")
 _DELIVERY = re.compile(
     r"^to=<(?P<to>[^>]*)>,(?: orig_to=<[^>]*>,)? relay=(?P<relay>[^,\s]*),.*? "
@@ -146,10 +147,13 @@ def parse_exim(line: str) -> Delivery | None:
         return None
     host = _EXIM_HOST.search(rest)
     relay = f"{host.group('name')}[{host.group('ip')}]:25" if host else "none"
-    smtp = _EXIM_SMTP.search(rest)
+    at = rest.find(_EXIM_SMTP)
+    after = rest[at + len(_EXIM_SMTP) :] if at >= 0 else ""
+    smtp = _EXIM_REPLY.search(after) if at >= 0 else None
     if smtp is not None:
         remote = f"{host.group('name')}[{host.group('ip')}]" if host else "unknown[]"
-        text = f"host {remote} said: {smtp.group('reply')} (in reply to {smtp.group('stage')})"
+        stage, reply = after[: smtp.start()], after[smtp.end() :]
+        text = f"host {remote} said: {reply} (in reply to {stage})"
     elif (defer := _EXIM_DEFER.search(rest)) is not None:
         text = defer.group("text")
     else:

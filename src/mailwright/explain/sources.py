@@ -131,7 +131,11 @@ GZIP_MAGIC = b"\x1f\x8b"  # RFC 1952 §2.3.1: ID1, ID2
 
 SNIFF = 64 * 1024
 """Bytes read first to tell a log from a bounce message or a pasted reply."""
-_LOG_LINE = re.compile(rb"(?m)^(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d|\d{4}-\d\d-\d\d[T ]\d\d:)")
+_LOG_LINE = re.compile(
+    rb"(?m)^(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d|\d{4}-\d\d-\d\d[T ]\d\d:"
+    rb"|[\w/.-]+\[\d+\]: |[0-9A-Za-z]{5,20}: [a-z-]+=|event=[a-z-]+ )"
+)
+"""A line of a log, also without its timestamp (``journalctl -o cat``)."""
 
 
 class _Counted:

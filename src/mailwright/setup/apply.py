@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -296,21 +296,28 @@ def wait_until_served(
 
 
 def authoritative_servers(
-    zone: str, primary: tuple[str, int], port: int = 53
+    zone: str,
+    primary: tuple[str, int],
+    port: int = 53,
+    resolve: Callable[[str], list[str]] | None = None,
 ) -> list[tuple[str, int]]:
-    """The zone's name servers (its NS records, their addresses from the primary's data
-    or glue), on ``port``; the primary itself is always included."""
+    """The zone's name servers (its NS records; their addresses from the primary's data,
+    else from ``resolve``, the resolver's lookup for names outside the zone), on
+    ``port``; the primary itself is always included."""
     found: list[tuple[str, int]] = [primary]
     for ns in query_rrset(zone, "NS", primary):
         target = ns.to_text().rstrip(".")
+        addresses: list[str] = []
         for rdtype in ("A", "AAAA"):
             try:
-                for address in query_rrset(target, rdtype, primary):
-                    entry = (address.to_text(), port)
-                    if entry not in found:
-                        found.append(entry)
+                addresses += [a.to_text() for a in query_rrset(target, rdtype, primary)]
             except UpdateError:
                 continue
+        if not addresses and resolve is not None:
+            addresses = resolve(target)
+        for address in addresses:
+            if (address, port) not in found:
+                found.append((address, port))
     return found
 
 

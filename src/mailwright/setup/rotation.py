@@ -282,6 +282,7 @@ def advance(
     authoritative: list[tuple[str, int]],
     wait: float,
     events: list[str],
+    resolve: Callable[[str], list[str]] | None = None,
 ) -> int:
     """Take ``rotation`` as far as it can go now; events are appended to ``events``.
     1 when the new record is not visible everywhere yet (signing unchanged), else 0."""
@@ -296,7 +297,7 @@ def advance(
         else:
             events.append(f"publish by hand: {record.zone_line()}")
         servers = list(authoritative) or (
-            authoritative_servers(zone, primary) if primary is not None else []
+            authoritative_servers(zone, primary, resolve=resolve) if primary is not None else []
         )
         seen = visible(rotation, servers, wait)
         missing = [f"{h}:{p}" for (h, p), ok in seen.items() if not ok]

@@ -441,3 +441,55 @@ def test_message_sniffing() -> None:
     assert looks_like_message(b"From MAILER-DAEMON Tue Nov 24 06:25:03 2026\n")
     assert not looks_like_message(b"A4C123B1612: to=<a@example.net>, relay=none\n")
     assert not looks_like_message(b"Nov 24 06:25:01 mail postfix/smtpd[3007]: connect\n")
+
+
+def test_a_log_without_timestamps_and_without_failures_is_not_read_as_replies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "journal.txt"
+    log.write_text(
+        "postfix/smtpd[3007]: connect from localhost[127.0.0.1]\n"
+        "postfix/smtpd[3007]: disconnect from localhost[127.0.0.1] ehlo=1 quit=1 commands=2\n"
+    )
+    code, out, _ = run_cli([str(log)], capsys)
+    assert code == 0
+    assert "No deferred or bounced mail." in out
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "a" * 2_000_000,  # one run without @: scanned once
+        ("x" * 1000 + "@") * 2000,  # runs glued by @
+        "550 5.1.1 " + "b@c." * 500_000,
+        "The following address(es) failed:\n\n  " + "d" * 1_000_000 + "@e\n",
+    ],
+)
+def test_hostile_bounce_texts_are_read_in_linear_time(body: str) -> None:
+    import time
+
+    data = (
+        "From: MAILER-DAEMON@example.net\r\nTo: app@example.com\r\n"
+        "X-Failed-Recipients: bob@example.net\r\nSubject: failure\r\n\r\n" + body
+    ).encode()
+    start = time.perf_counter()
+    found = parse_bounce(data)
+    assert time.perf_counter() - start < 5
+    assert all(len(r.diagnostic) <= 8192 for r in found)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "2026-11-24 06:25:20 1tE8Xa-000Abc-12 ** a@b "
+        + "SMTP error from remote mail server after x" * 1500,
+        "postfix/smtp[1]: ABCDEF12345: host " + "x[" * 30000 + " said: 550 x",
+        "postfix/smtp[1]: connect to " + "[" * 60000,
+    ],
+)
+def test_hostile_attempt_and_exim_lines_stay_linear(line: str) -> None:
+    import time
+
+    start = time.perf_counter()
+    explain(line + "\n")
+    assert time.perf_counter() - start < 3
