@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import os
 import signal
 import socket
@@ -667,6 +668,30 @@ def banner(options: ServeOptions, workers: int) -> list[str]:
     return lines
 
 
+WORKER_MODULES = (
+    "certificates",
+    "certificates.manager",
+    "certificates.tls",
+    "delivery.agent",
+    "delivery.routing",
+    "dkim",
+    "dmarc_reports.sender",
+    "http",
+    "pickup",
+    "setup.rotation",
+)
+"""What a worker imports on demand (to keep ``mailwright --help`` and the CLI fast)."""
+
+
+def preload_worker_modules() -> None:
+    """Import what the workers import on demand while the interpreter's files are still
+    readable: after dropping root, a Python installed under a private home (a build
+    user's virtualenv, ``/root/.pyenv``) can import nothing new, and the forked workers
+    inherit what the master imported."""
+    for name in WORKER_MODULES:
+        importlib.import_module(f"{__package__}.{name}")
+
+
 def serve(options: ServeOptions) -> int:
     """Run until SIGTERM; returns the exit code."""
     # Bind first: a port in use or below 1024 is the commonest first failure, and it
@@ -677,6 +702,7 @@ def serve(options: ServeOptions) -> int:
         # Root is needed for the ports only: become the configured user before any
         # network input is read (the listeners accept nothing until the workers start).
         prepare_data_dir(options.config, account)
+        preload_worker_modules()
         drop_to(account)
         runtime, logger, notes = prepare(options)
     except BaseException:
