@@ -63,6 +63,7 @@ class _UdpChannel(asyncio.DatagramProtocol):
         self.spare = False
         """Opened because the others had :data:`MAX_PENDING` queries: closes when idle."""
         self.closed = False
+        self.send_error: Exception | None = None
         self.dropped = 0
         """Datagrams ignored: unknown ID, wrong source, wrong question (spoofing attempts)."""
 
@@ -91,9 +92,10 @@ class _UdpChannel(asyncio.DatagramProtocol):
             pending.future.set_result(response)
 
     def error_received(self, exc: Exception) -> None:
-        # ICMP errors (port unreachable) cannot be tied to one query on an unconnected
-        # socket; the queries time out instead.
-        pass
+        # asyncio reports a failed sendto() here, at once: _udp() checks for it. ICMP
+        # errors (port unreachable) cannot be tied to one query on an unconnected
+        # socket; those queries time out instead.
+        self.send_error = exc
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -179,8 +181,14 @@ class StubResolver(Resolver):
                 )
             except TimeoutError:
                 continue
-            except _ServerError as exc:
-                errors.append(f"{_server_text(server)} answered {exc}")
+            except (_ServerError, OSError) as exc:
+                # OSError: no socket of that family, or the kernel refused the send.
+                what = (
+                    f"answered {exc}"
+                    if isinstance(exc, _ServerError)
+                    else f"unreachable ({exc.strerror or exc})"
+                )
+                errors.append(f"{_server_text(server)} {what}")
                 if len(errors) >= len(self.servers):
                     break
                 continue
@@ -235,8 +243,11 @@ class StubResolver(Resolver):
         timer = loop.call_later(wait, _expire, future)
         try:
             assert channel.transport is not None
+            channel.send_error = None
             channel.transport.sendto(wire.build_query(query_id, question, edns=edns), server)
             channel.sent += 1
+            if isinstance(channel.send_error, OSError):
+                raise channel.send_error
             return await future
         except ConnectionError:
             raise TimeoutError from None
