@@ -43,6 +43,7 @@ from .local import LocalDirectory
 from .log import EventLogger
 from .log import logger as default_logger
 from .queue import QueueStore, new_queue_id, open_store
+from .queue.configured import describe_store, prepare_database
 from .smtp.auth import BadHash, Credentials, parse_hash
 from .smtp.intake import Accepted, Signer, originate
 from .smtp.server import Runtime, ServerSettings, SmtpServer, listener_sockets
@@ -258,7 +259,7 @@ class Worker:
 
     async def start(self) -> None:
         config = self.runtime.config
-        self.store = await open_store(config.data_dir)
+        self.store = await open_store(config)
         await recover_leases(self.store, self.logger)
         self.smtp = SmtpServer(self.runtime, self.store, self.logger, self.options.settings)
         await self.smtp.start(self.sockets)
@@ -422,6 +423,11 @@ def prepare(options: ServeOptions) -> tuple[Runtime, EventLogger, list[str]]:
         )
     runtime, more = build_runtime(config, options.dev_mode)
     notes.extend(more)
+    # The shared queue's schema is brought up to date once, here in the master, before
+    # any worker opens it (and an unreachable database stops the start with one line).
+    database_note = asyncio.run(prepare_database(config))
+    if database_note:
+        notes.append(database_note)
     logger = default_logger
     logger.open(log_path(config))
     if options.dev_mode:
@@ -446,7 +452,7 @@ def banner(options: ServeOptions, workers: int) -> list[str]:
         lines.append(f"  delivery: through {config.delivery.relay.url}")
     else:
         lines.append("  delivery: directly to each domain's MX")
-    lines.append(f"  queue: {config.data_dir / 'queue.sqlite3'}; log: {log_path(config)}")
+    lines.append(f"  queue: {describe_store(config)}; log: {log_path(config)}")
     lines.append(f"  workers: {workers}")
     return lines
 

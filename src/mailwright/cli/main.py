@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "check": "mailwright.cli.check:check",
     "send-test": "mailwright.cli.sendtest:send_test",
     "queue": "mailwright.cli.queue:queue",
+    "db": "mailwright.cli.db:db",
     "passwd": "mailwright.cli.passwd:passwd",
     "explain": "mailwright.cli.explain:explain",
     "spf": "mailwright.cli.spf:spf",

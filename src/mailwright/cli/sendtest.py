@@ -164,10 +164,10 @@ def send_test(to: str, sender: str | None, server: str | None, wait: float, as_j
     log_path = config.log.file or config.data_dir / "mailwright.log"
     event = _follow(log_path, queue_id, wait)
     state = None
-    if event is None and (config.data_dir / "queue.sqlite3").exists():
+    if event is None and (config.queue.url or (config.data_dir / "queue.sqlite3").exists()):
 
         async def look() -> str | None:
-            store = await open_store(config.data_dir)
+            store = await open_store(config)
             try:
                 entry = await store.get(queue_id)
             finally:

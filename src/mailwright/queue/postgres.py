@@ -58,6 +58,7 @@ from .store import (
     QueueStore,
     RecipientState,
     RecipientUpdate,
+    SchemaMismatch,
     new_queue_id,
 )
 
@@ -104,15 +105,6 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 _COLUMNS = "id, sender, recipients, size, created_at, held, meta, claimed_by, lease_until"
 
 
-class SchemaMismatch(QueueError):
-    """The database's schema is not the one this mailwright speaks."""
-
-    def __init__(self, message: str, hint: str) -> None:
-        super().__init__(f"{message} ({hint})")
-        self.message = message
-        self.hint = hint
-
-
 def describe(conninfo: str) -> str:
     """``user@host:port/dbname`` for messages: never the password."""
     try:
@@ -129,7 +121,8 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-async def _connect(conninfo: str) -> AsyncConnection[Any]:
+async def connect_database(conninfo: str) -> AsyncConnection[Any]:
+    """One autocommit connection; :class:`QueueError` (one line) when it cannot be made."""
     try:
         return await AsyncConnection.connect(
             conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT
@@ -151,7 +144,7 @@ async def _version(conn: AsyncConnection[Any]) -> int:
 
 async def schema_version(conninfo: str) -> int:
     """The schema version of the database (0: never migrated)."""
-    async with await _connect(conninfo) as conn:
+    async with await connect_database(conninfo) as conn:
         try:
             return await _version(conn)
         except psycopg.Error as exc:
@@ -161,7 +154,7 @@ async def schema_version(conninfo: str) -> int:
 async def migrate(conninfo: str) -> tuple[int, int]:
     """Bring the schema to :data:`SCHEMA_VERSION`; returns (before, after). Idempotent,
     and safe when several nodes run it at once (an advisory lock orders them)."""
-    async with await _connect(conninfo) as conn:
+    async with await connect_database(conninfo) as conn:
         try:
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))

@@ -573,8 +573,3 @@ class SqliteQueueStore(QueueStore):
 
 def _random_suffix() -> str:
     return new_queue_id(now=0.0)[10:]
-
-
-async def open_store(data_dir: Path) -> SqliteQueueStore:
-    """The configured queue store (today always the embedded SQLite one)."""
-    return await SqliteQueueStore.open(data_dir)
