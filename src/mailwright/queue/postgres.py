@@ -29,6 +29,11 @@ its own and wakes its delivery agent, so a message queued on one node is picked 
 once by an idle agent on any node. The agent still polls (``next_due`` and a timeout), so
 a lost notification (the listener reconnecting) only delays, never loses.
 
+The database going away: an SMTP session's enqueue fails at once (``451 4.3.0``, the
+client tries again); the pool reconnects by itself. The delivery agent's reports
+(results, leases given back) are tried again for a while instead: a lost result would
+keep the message leased until the lease runs out (then it is delivered again).
+
 Schema: :data:`MIGRATIONS` is a list of numbered steps; ``mailwright_schema`` holds the
 number reached. :func:`migrate` runs the missing steps under an advisory lock (nodes
 starting together migrate once); a store refuses to open a database that is older (run
@@ -72,6 +77,10 @@ POOL_TIMEOUT = 5.0
 """Seconds an operation waits for a pooled connection before it fails (451 4.3.0)."""
 POOL_SIZE = 6
 """Connections per process: the writer uses one at a time, the rest serve reads."""
+OUTAGE_PATIENCE = 120.0
+"""Seconds the delivery agent's reports (results, leases given back) are retried while the
+database is unreachable: a result that is not recorded keeps the message leased until
+the lease runs out, then it is delivered again."""
 MIGRATION_LOCK = 0x6D61_696C_7772  # pg_advisory_xact_lock key: 'mailwr'
 
 _QUEUE_V1 = """
@@ -103,6 +112,10 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 _COLUMNS = "id, sender, recipients, size, created_at, held, meta, claimed_by, lease_until"
+
+
+class QueueUnavailable(QueueError):
+    """The database could not be reached (or the connection broke): worth trying again."""
 
 
 def describe(conninfo: str) -> str:
@@ -349,11 +362,27 @@ class PostgresQueueStore(QueueStore):
         return await asyncio.shield(op.future)
 
     async def _write(
-        self, run: Callable[[AsyncConnection[Any]], Awaitable[T]], *, notify: bool = False
+        self,
+        run: Callable[[AsyncConnection[Any]], Awaitable[T]],
+        *,
+        notify: bool = False,
+        patient: bool = False,
     ) -> T:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        result: T = await self._submit(_Op(future, run=run, notify=notify))
-        return result
+        """Run ``run`` in the next batch. ``patient``: the delivery agent's reports,
+        tried again for up to :data:`OUTAGE_PATIENCE` while the database is away (they
+        are safe to repeat; an SMTP session, in contrast, gets its 451 at once)."""
+        deadline = time.monotonic() + OUTAGE_PATIENCE
+        pause = 0.2
+        while True:
+            future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+            try:
+                result: T = await self._submit(_Op(future, run=run, notify=notify))
+                return result
+            except QueueUnavailable:
+                if not patient or self._closed or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
     async def _flush(self) -> None:
         while self._ops:
@@ -387,6 +416,8 @@ class PostgresQueueStore(QueueStore):
         return result
 
     def _error(self, exc: BaseException) -> BaseException:
+        if _connection_lost(exc):
+            return QueueUnavailable(f"queue database {self.where}: {_first_line(exc)}")
         if isinstance(exc, psycopg.Error):
             return QueueError(f"queue database {self.where}: {_first_line(exc)}")
         return exc
@@ -512,7 +543,7 @@ class PostgresQueueStore(QueueStore):
                 (queue_id, worker),
             )
 
-        await self._write(release, notify=True)
+        await self._write(release, notify=True, patient=True)
 
     async def lease_holders(self) -> dict[str, int]:
         rows = await self._read(
@@ -531,7 +562,7 @@ class PostgresQueueStore(QueueStore):
             )
             return cur.rowcount
 
-        changed = await self._write(release, notify=True)
+        changed = await self._write(release, notify=True, patient=True)
         if changed:
             self.wakeup()
         return changed
@@ -596,7 +627,7 @@ class PostgresQueueStore(QueueStore):
             )
             return entry
 
-        return await self._write(record)
+        return await self._write(record, patient=True)
 
     async def update_meta(self, queue_id: str, meta: QueueMeta) -> None:
         meta_json = json.dumps(meta.to_json(), separators=(",", ":"))
@@ -606,7 +637,7 @@ class PostgresQueueStore(QueueStore):
                 "UPDATE queue_entries SET meta = %s::jsonb WHERE id = %s", (meta_json, queue_id)
             )
 
-        await self._write(update)
+        await self._write(update, patient=True)
 
     # -- views and management ------------------------------------------------------------------
 
@@ -618,7 +649,7 @@ class PostgresQueueStore(QueueStore):
                 cur = await conn.execute(sql.encode(), params)
                 return await cur.fetchall()
         except psycopg.Error as exc:
-            raise QueueError(f"queue database {self.where}: {_first_line(exc)}") from None
+            raise self._error(exc) from None
 
     async def get(self, queue_id: str) -> QueueEntry | None:
         rows = await self._read(f"SELECT {_COLUMNS} FROM queue_entries WHERE id = %s", (queue_id,))
