@@ -271,6 +271,25 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
     w.setting("dnsbls", list(config.check.dnsbls), "IP blocklists each sending IP is looked up in.")
     w.setting("dbls", list(config.check.dbls), "Domain blocklists each domain is looked up in.")
 
+    q = config.queue
+    w.table("[queue]", "Where the queue lives: unset = SQLite in data_dir (one node).")
+    if q.url:
+        w.setting("url", q.url, "PostgreSQL shared by several nodes.")
+    else:
+        w.example(
+            "url",
+            "postgresql://mailwright@db.example.net/mailwright",
+            "PostgreSQL, shared by several nodes (needs mailwright[postgresql]).",
+        )
+    if q.password_file:
+        w.setting("password_file", _rel(q.password_file, base), "The database password.")
+    else:
+        w.example("password_file", "db-password", "File holding the database password.")
+    if q.password_env:
+        w.setting("password_env", q.password_env, "Environment variable with it.")
+    else:
+        w.example("password_env", "MAILWRIGHT_DB_PASSWORD", "Or an environment variable.")
+
     w.table("[log]", "One line per event (docs/log-format.md).")
     if config.log.file:
         w.setting("file", _rel(config.log.file, base), "Log file besides stderr.")
