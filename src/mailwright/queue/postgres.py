@@ -587,7 +587,21 @@ class PostgresQueueStore(QueueStore):
             if update.kind == "deferred" and update.next_attempt is None:
                 raise ValueError(f"deferred update for {update.recipient} needs next_attempt")
 
+        final = [u.recipient for u in updates if u.kind != "deferred"]
+        all_final = len(final) == len(updates) > 0
+
         async def record(conn: AsyncConnection[Any]) -> QueueEntry | None:
+            if all_final:
+                # The usual end of a message: every pending recipient done. One round
+                # trip instead of read-modify-write (the row goes, its counters with it).
+                cur = await conn.execute(
+                    "DELETE FROM queue_entries WHERE id = %s AND NOT EXISTS ("
+                    " SELECT 1 FROM jsonb_array_elements(recipients) AS r"
+                    " WHERE r->>'status' = 'pending' AND NOT (r->>'address' = ANY(%s)))",
+                    (queue_id, final),
+                )
+                if cur.rowcount == 1:
+                    return None
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM queue_entries WHERE id = %s FOR UPDATE", (queue_id,)
             )
