@@ -3,7 +3,10 @@
 Part 1, the store alone: durable enqueues/s of 5 KB messages at 1, 10 and 50 concurrent
 sessions, :class:`SqliteQueueStore` (WAL, ``synchronous=FULL``) vs
 :class:`PostgresQueueStore` (``synchronous_commit = on``, a private cluster with
-``fsync = on`` on the same disk), with messages per commit (group commit).
+``fsync = on`` on the same disk), with messages per commit (group commit); for
+PostgreSQL also the CPU per message of this process (client) and of the server's
+processes, for the enqueue and for what delivery asks of the store afterwards (claim,
+read, record the result).
 
 Part 2, end to end, smtp-source → mailwright → smtp-sink on loopback, 5 KB messages:
 one node on SQLite, one node on PostgreSQL, two nodes on PostgreSQL (each its own
@@ -26,6 +29,8 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import pwd
+import resource
 import shutil
 import signal
 import subprocess
@@ -42,7 +47,7 @@ from rich.table import Table
 
 from mailwright.queue.postgres import PostgresQueueStore, migrate
 from mailwright.queue.sqlite import SqliteQueueStore
-from mailwright.queue.store import QueueStore
+from mailwright.queue.store import QueueEntry, QueueStore, RecipientUpdate
 from mailwright.testing.postfix import SMTP_SOURCE, SmtpSink, free_port, wait_for_port
 from mailwright.testing.postgres import PostgresCluster
 
@@ -65,7 +70,38 @@ console = Console(width=170)
 # -- part 1: the store alone ---------------------------------------------------------------
 
 
-async def enqueue_rate(store: QueueStore, sessions: int, seconds: float) -> tuple[float, float]:
+def server_ticks() -> int:
+    """CPU clock ticks used so far by every process of the ``postgres`` user (the
+    cluster's server processes)."""
+    uid = pwd.getpwnam("postgres").pw_uid if os.geteuid() == 0 else os.geteuid()
+    ticks = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if proc.stat().st_uid != uid:
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def client_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class StoreRun:
+    rate: float
+    per_commit: float
+    client_us: float = 0.0
+    server_us: float = 0.0
+
+
+async def enqueue_rate(store: QueueStore, sessions: int, seconds: float) -> StoreRun:
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -75,34 +111,80 @@ async def enqueue_rate(store: QueueStore, sessions: int, seconds: float) -> tupl
             await store.enqueue("app@example.com", ["user@example.net"], BODY)
             done += 1
 
-    start = time.perf_counter()
+    start, cpu, server = time.perf_counter(), client_seconds(), server_ticks()
     before = getattr(store, "batches", 0)
     await asyncio.gather(*(session() for _ in range(sessions)))
     elapsed = time.perf_counter() - start
     batches = getattr(store, "batches", 0) - before
-    return done / elapsed, done / max(batches, 1)
+    return StoreRun(
+        done / elapsed,
+        done / max(batches, 1),
+        (client_seconds() - cpu) / done * 1e6,
+        (server_ticks() - server) / os.sysconf("SC_CLK_TCK") / done * 1e6,
+    )
+
+
+async def delivery_cost(store: QueueStore) -> StoreRun:
+    """What the delivery agent asks of the store per message: claim (100 at a time),
+    read the body, record 'delivered' (which removes the entry)."""
+    done = 0
+    start, cpu, server = time.perf_counter(), client_seconds(), server_ticks()
+    while batch := await store.claim_due("bench:1", time.time() + 5, limit=100):
+
+        async def deliver(entry: QueueEntry) -> None:
+            await store.read_message(entry.id)
+            update = RecipientUpdate("user@example.net", "delivered", "250 ok")
+            await store.record_results(entry.id, [update], worker="bench:1")
+
+        await asyncio.gather(*(deliver(e) for e in batch))
+        done += len(batch)
+    elapsed = time.perf_counter() - start
+    return StoreRun(
+        done / elapsed,
+        0.0,
+        (client_seconds() - cpu) / max(done, 1) * 1e6,
+        (server_ticks() - server) / os.sysconf("SC_CLK_TCK") / max(done, 1) * 1e6,
+    )
 
 
 async def store_part(cluster: PostgresCluster, levels: list[int], seconds: float) -> Table:
     table = Table(title="Part 1: durable enqueues/s, 5 KB messages, same disk, same run")
-    for col in ("sessions", "SQLite store", "msgs/commit", "PostgreSQL store", "msgs/commit"):
+    for col in (
+        "sessions",
+        "SQLite store",
+        "msgs/commit",
+        "PostgreSQL store",
+        "msgs/commit",
+        "PG client µs/msg",
+        "PG server µs/msg",
+    ):
         table.add_column(col, justify="right")
     for sessions in levels:
         with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
             sqlite = await SqliteQueueStore.open(Path(tmp) / "q")
-            s_rate, s_per = await enqueue_rate(sqlite, sessions, seconds)
+            lite = await enqueue_rate(sqlite, sessions, seconds)
             await sqlite.close()
         url = cluster.create_database(f"store{sessions}")
         pg = await PostgresQueueStore.open(url, migrate_schema=True)
-        p_rate, p_per = await enqueue_rate(pg, sessions, seconds)
+        run = await enqueue_rate(pg, sessions, seconds)
+        deliver = await delivery_cost(pg)
         await pg.close()
         cluster.drop_database(f"store{sessions}")
         console.print(
-            f"store, {sessions:2} sessions: SQLite {s_rate:7.0f}/s ({s_per:.1f}/commit), "
-            f"PostgreSQL {p_rate:7.0f}/s ({p_per:.1f}/commit)"
+            f"store, {sessions:2} sessions: SQLite {lite.rate:7.0f}/s ({lite.per_commit:.1f}/"
+            f"commit), PostgreSQL {run.rate:7.0f}/s ({run.per_commit:.1f}/commit, client "
+            f"{run.client_us:.0f} µs, server {run.server_us:.0f} µs per message); delivery "
+            f"side {deliver.rate:.0f}/s (client {deliver.client_us:.0f} µs, server "
+            f"{deliver.server_us:.0f} µs per message)"
         )
         table.add_row(
-            str(sessions), f"{s_rate:,.0f}", f"{s_per:.1f}", f"{p_rate:,.0f}", f"{p_per:.1f}"
+            str(sessions),
+            f"{lite.rate:,.0f}",
+            f"{lite.per_commit:.1f}",
+            f"{run.rate:,.0f}",
+            f"{run.per_commit:.1f}",
+            f"{run.client_us:.0f} (+{deliver.client_us:.0f} delivery)",
+            f"{run.server_us:.0f} (+{deliver.server_us:.0f} delivery)",
         )
     return table
 
@@ -264,6 +346,7 @@ def main() -> None:
     parser.add_argument("--levels", default="1,20")
     parser.add_argument("--store-levels", default="1,10,50")
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--store-only", action="store_true", help="Part 1 only.")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     console.print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
@@ -274,7 +357,7 @@ def main() -> None:
             store_part(cluster, [int(x) for x in args.store_levels.split(",")], args.seconds)
         )
         with SmtpSink(backlog=1024) as sink:
-            for sessions in levels:
+            for sessions in [] if args.store_only else levels:
                 for setup, on_pg, count in (
                     ("1 node, SQLite", False, 1),
                     ("1 node, PostgreSQL", True, 1),

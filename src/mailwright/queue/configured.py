@@ -8,6 +8,7 @@ only here and only when a URL is configured, so a SQLite-only install never need
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
@@ -87,9 +88,13 @@ async def open_postgres(conninfo: str, *, migrate_schema: bool = False) -> Postg
     return await PostgresQueueStore.open(conninfo, migrate_schema=migrate_schema)
 
 
-async def open_store(config: Config) -> QueueStore:
+async def open_store(where: Config | Path) -> QueueStore:
     """The configured queue store, opened. A PostgreSQL schema must already be current
-    (``serve`` and ``mailwright db migrate`` bring it there)."""
+    (``serve`` and ``mailwright db migrate`` bring it there). A bare data directory
+    (tools, tests, older callers) means the embedded SQLite queue in it."""
+    if not isinstance(where, Config):
+        return await SqliteQueueStore.open(Path(where))
+    config = where
     conninfo = database_conninfo(config)
     if conninfo is None:
         return await SqliteQueueStore.open(config.data_dir)

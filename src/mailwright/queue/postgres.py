@@ -19,7 +19,11 @@ transaction of its own, so one bad operation never fails the others.
 
 Claims: ``FOR UPDATE SKIP LOCKED`` picks due rows no other transaction is claiming, and
 the lease (``claimed_by`` = the worker's ``HOST:PID``, ``lease_until``) keeps them ours
-after the commit; an expired lease makes the row claimable by any node again. Times are
+after the commit; an expired lease makes the row claimable by any node again. The
+``next_attempt`` column says when a row can next be claimed: the earliest next attempt
+of a pending recipient or, while leased, the end of the lease. So a claim moves leased
+rows out of the due range of the index (claims on many nodes do not step over everything
+in flight), and a dead worker's entries fall due exactly when its lease runs out. Times are
 the nodes' clocks (the contract passes ``now``): keep them in sync (NTP); leases last
 many minutes, so a second of skew does not matter.
 
@@ -91,7 +95,7 @@ CREATE TABLE queue_entries (
     size         integer NOT NULL,
     created_at   double precision NOT NULL,
     held         boolean NOT NULL DEFAULT false,
-    next_attempt double precision,            -- earliest pending next_attempt, NULL: none
+    next_attempt double precision,            -- claimable from: see the module docstring
     claimed_by   text,                        -- the lease: HOST:PID of the worker ...
     lease_until  double precision,            -- ... until this Unix time
     meta         jsonb NOT NULL DEFAULT '{}'
@@ -110,6 +114,12 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
 )
 """(version, what it adds, SQL). Append only: a released step is never edited."""
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+_MIN_PENDING = (
+    "(SELECT min((r->>'next_attempt')::float8) FROM jsonb_array_elements(recipients) AS r"
+    " WHERE r->>'status' = 'pending')"
+)
+"""The earliest next attempt of a pending recipient (NULL: none pending), in SQL."""
 
 _COLUMNS = "id, sender, recipients, size, created_at, held, meta, claimed_by, lease_until"
 
@@ -510,12 +520,13 @@ class PostgresQueueStore(QueueStore):
 
         async def claim(conn: AsyncConnection[Any]) -> list[QueueEntry]:
             cur = await conn.execute(
-                "UPDATE queue_entries SET claimed_by = %s, lease_until = %s WHERE id IN ("
+                "UPDATE queue_entries SET claimed_by = %s, lease_until = %s,"
+                " next_attempt = %s WHERE id IN ("
                 " SELECT id FROM queue_entries WHERE NOT held AND next_attempt <= %s"
                 " AND (lease_until IS NULL OR lease_until <= %s)"
                 " ORDER BY next_attempt, id LIMIT %s FOR UPDATE SKIP LOCKED)"
                 f" RETURNING {_COLUMNS}",
-                (worker, at + lease_seconds, at, at, limit),
+                (worker, at + lease_seconds, at + lease_seconds, at, at, limit),
             )
             return sorted((_entry(r) for r in await cur.fetchall()), key=lambda e: e.id)
 
@@ -528,8 +539,10 @@ class PostgresQueueStore(QueueStore):
 
         async def extend(conn: AsyncConnection[Any]) -> bool:
             cur = await conn.execute(
-                "UPDATE queue_entries SET lease_until = %s WHERE id = %s AND claimed_by = %s",
-                (at + lease_seconds, queue_id, worker),
+                "UPDATE queue_entries SET lease_until = %s,"
+                f" next_attempt = greatest(%s, {_MIN_PENDING})"
+                " WHERE id = %s AND claimed_by = %s",
+                (at + lease_seconds, at + lease_seconds, queue_id, worker),
             )
             return cur.rowcount == 1
 
@@ -538,8 +551,8 @@ class PostgresQueueStore(QueueStore):
     async def release_lease(self, queue_id: str, worker: str) -> None:
         async def release(conn: AsyncConnection[Any]) -> None:
             await conn.execute(
-                "UPDATE queue_entries SET claimed_by = NULL, lease_until = NULL"
-                " WHERE id = %s AND claimed_by = %s",
+                "UPDATE queue_entries SET claimed_by = NULL, lease_until = NULL,"
+                f" next_attempt = {_MIN_PENDING} WHERE id = %s AND claimed_by = %s",
                 (queue_id, worker),
             )
 
@@ -556,8 +569,8 @@ class PostgresQueueStore(QueueStore):
     async def release_worker(self, worker: str) -> int:
         async def release(conn: AsyncConnection[Any]) -> int:
             cur = await conn.execute(
-                "UPDATE queue_entries SET claimed_by = NULL, lease_until = NULL"
-                " WHERE claimed_by = %s",
+                "UPDATE queue_entries SET claimed_by = NULL, lease_until = NULL,"
+                f" next_attempt = {_MIN_PENDING} WHERE claimed_by = %s",
                 (worker,),
             )
             return cur.rowcount
@@ -628,6 +641,8 @@ class PostgresQueueStore(QueueStore):
                 return None
             if release and (worker is None or entry.claimed_by == worker):
                 entry.claimed_by, entry.lease_until = None, None
+            if entry.lease_until is not None:  # still leased: claimable when it ends
+                next_attempt = max(next_attempt, entry.lease_until)
             await conn.execute(
                 "UPDATE queue_entries SET recipients = %s::jsonb, next_attempt = %s,"
                 " claimed_by = %s, lease_until = %s WHERE id = %s",
@@ -713,6 +728,7 @@ class PostgresQueueStore(QueueStore):
             "   ORDER BY n) FROM jsonb_array_elements(recipients) WITH ORDINALITY AS x(r, n)),"
             "  '[]'::jsonb),"
             " next_attempt = CASE WHEN next_attempt IS NULL THEN NULL"
+            "  WHEN lease_until > %(now)s THEN next_attempt"  # leased: due when it ends
             "  ELSE least(next_attempt, %(now)s) END"
             + (", held = false" if unhold else "")
             + (" WHERE id = %(id)s" if queue_id is not None else "")

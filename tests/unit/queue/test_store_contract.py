@@ -257,3 +257,16 @@ async def test_release_worker_gives_back_a_dead_workers_leases(store: QueueStore
     assert await store.lease_holders() == {"host:222": 1}
     again = await store.claim_due("host:333", now)
     assert sorted(e.id for e in again) == sorted(ids[:2])
+
+
+async def test_a_leased_entry_falls_due_when_its_lease_ends(store: QueueStore) -> None:
+    queue_id = await store.enqueue("a@x.example", ["b@y.example"], b"x")
+    now = time.time() + 1
+    await store.claim_due("w", now, lease_seconds=60)
+    assert await store.next_due() == now + 60  # a crashed worker's mail: due then
+    assert await store.extend_lease(queue_id, "w", 120, now)
+    assert await store.next_due() == now + 120
+    await store.release_lease(queue_id, "w")
+    due = await store.next_due()
+    assert due is not None and due < now
+    assert [e.id for e in await store.claim_due("w2", now)] == [queue_id]
