@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -27,3 +34,24 @@ def test_a_fresh_database_is_empty(postgres_url: str) -> None:
     with psycopg.connect(postgres_url) as conn:
         row = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'mine'").fetchone()
     assert row == (0,)
+
+
+def test_a_cluster_whose_test_run_was_killed_is_stopped_by_the_next() -> None:
+    code = (
+        "import sys, time\n"
+        "from mailwright.testing.postgres import PostgresCluster\n"
+        "c = PostgresCluster(); c.start(); print(c.root, flush=True); time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    root = Path(proc.stdout.readline().strip())
+    pid = int((root / "data" / "postmaster.pid").read_text().split()[0])
+    os.kill(proc.pid, signal.SIGKILL)  # the run dies; its server keeps running
+    proc.wait()
+    assert Path(f"/proc/{pid}").exists()
+    PostgresCluster().close()  # the next run's cluster cleans up
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists()
+    assert not root.exists()

@@ -38,6 +38,10 @@ from types import TracebackType
 
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
+DIR_PREFIX = "mailwright-pg-"
+OWNER_FILE = "owner.pid"
+"""The process that made the cluster: when it is gone (a test run killed hard), the next
+cluster stops the orphaned server and removes its directory."""
 START_TIMEOUT = 60.0
 PGDIRS = Path("/usr/lib/postgresql")
 
@@ -69,7 +73,9 @@ class PostgresCluster:
         self.bin = postgres_bin()
         self.port = port or free_port()
         self.max_connections = max_connections
-        self.root = Path(tempfile.mkdtemp(prefix="mailwright-pg-"))
+        _stop_orphans(Path(tempfile.gettempdir()), self.bin)
+        self.root = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
+        (self.root / OWNER_FILE).write_text(str(os.getpid()))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self._owner: pwd.struct_passwd | None = None
@@ -187,6 +193,25 @@ def _make_traversable(path: Path) -> None:
         mode = parent.stat().st_mode
         if not mode & 0o001:
             os.chmod(parent, mode | 0o001)
+
+
+def _stop_orphans(root: Path, bin_dir: Path) -> None:
+    """Stop and remove clusters whose owner process died without closing them."""
+    for directory in root.glob(f"{DIR_PREFIX}*"):
+        try:
+            owner = (directory / OWNER_FILE).read_text().strip()
+        except OSError:
+            continue  # being created right now, or not ours
+        if not owner.isdigit() or Path(f"/proc/{owner}").exists():
+            continue
+        if (directory / "data" / "postmaster.pid").exists():
+            argv = [str(bin_dir / "pg_ctl"), "--pgdata", str(directory / "data"), "-m",
+                    "immediate", "-w", "stop"]  # fmt: skip
+            if os.geteuid() == 0:
+                argv = ["runuser", "-u", SUPERUSER, "--", *argv]
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(argv, capture_output=True, timeout=30, check=False)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def wait_until_ready(cluster: PostgresCluster, timeout: float = START_TIMEOUT) -> None:
