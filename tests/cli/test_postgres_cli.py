@@ -13,7 +13,7 @@ import pytest
 
 from mailwright.queue import QueueMeta, RecipientUpdate, SqliteQueueStore
 from mailwright.queue.postgres import SCHEMA_VERSION, PostgresQueueStore
-from mailwright.testing.postgres import free_port
+from mailwright.testing.postgres import PostgresCluster, free_port
 
 from .helpers import CliRun, assert_one_line_error
 
@@ -177,3 +177,17 @@ def test_queue_migrate_refuses_while_delivering(
     asyncio.run(fill())
     result = cli_run("--config", config, "queue", "migrate", "--to", postgres_url)
     assert_one_line_error(result, "being delivered right now", "stop 'mailwright serve'")
+
+
+def test_queue_commands_when_the_database_goes_away(
+    cli_run: CliRun, tmp_path: Path, postgres_url: str, postgres_cluster: PostgresCluster
+) -> None:
+    config = str(write_config(tmp_path, postgres_url))
+    assert cli_run("--config", config, "db", "migrate").code == 0
+    assert cli_run("--config", config, "queue", "list").code == 0
+    postgres_cluster.stop("fast")
+    try:
+        result = cli_run("--config", config, "queue", "retry", "--all")
+    finally:
+        postgres_cluster.start()
+    assert_one_line_error(result, "cannot reach the queue database", "database is up")

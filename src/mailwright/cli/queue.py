@@ -46,18 +46,18 @@ def _with_store(action: Callable[[QueueStore], Awaitable[T]]) -> T:
         )
 
     async def go() -> T:
-        try:
-            store = await open_store(config)
-        except SchemaMismatch as exc:
-            raise UserError(exc.message, exc.hint) from None
-        except QueueError as exc:
-            raise UserError(str(exc), "check [queue] url and that the database is up") from None
+        store = await open_store(config)
         try:
             return await action(store)
         finally:
             await store.close()
 
-    return run(go())
+    try:
+        return run(go())
+    except SchemaMismatch as exc:
+        raise UserError(exc.message, exc.hint) from None
+    except QueueError as exc:  # the database went away, a disk is full, ...
+        raise UserError(str(exc), "check [queue] url and that the database is up") from None
 
 
 def _check_id(typed: str) -> str:
