@@ -112,7 +112,10 @@ ALTER TABLE queue_messages ALTER COLUMN data SET STORAGE EXTERNAL;
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "the queue: entries with their leases, and message bodies", _QUEUE_V1),
 )
-"""(version, what it adds, SQL). Append only: a released step is never edited."""
+"""(version, what it adds, SQL). Append only: a released step is never edited. What the
+SQLite store keeps besides the queue (events, suppressions, webhook cursors, DMARC
+observations, idempotency keys) comes as further steps, one per feature, each creating
+its own tables; ``mailwright db migrate`` and ``serve`` apply whatever is missing."""
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 _MIN_PENDING = (
