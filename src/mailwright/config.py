@@ -199,6 +199,15 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True)
+class QueueConfig:
+    url: str | None = None
+    """``postgresql://user@host:5432/dbname``: the queue in PostgreSQL, shared by several
+    nodes; unset: the embedded SQLite queue in ``data_dir`` (the default)."""
+    password_file: Path | None = None
+    password_env: str | None = None
+
+
+@dataclass(frozen=True)
 class LogConfig:
     file: Path | None = None
     """Where event lines go besides stderr (``data_dir/mailwright.log`` when unset)."""
@@ -248,6 +257,7 @@ class Config:
     suppression: SuppressionConfig = field(default_factory=SuppressionConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     webhooks: tuple[WebhookConfig, ...] = ()
+    queue: QueueConfig = field(default_factory=QueueConfig)
 
     @property
     def source(self) -> str:
@@ -342,6 +352,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         suppression=_suppression(top.table("suppression")),
         events=_events(top.table("events")),
         webhooks=tuple(_webhook(t) for t in top.tables("webhooks")),
+        queue=_queue(top.table("queue")),
     )
     top.finish()
     for index, listener in enumerate(config.listeners):
@@ -511,6 +522,29 @@ def _delivery(t: _Table) -> DeliveryConfig:
         retry=retry,
     )
     t.finish()
+    return result
+
+
+def _queue(t: _Table) -> QueueConfig:
+    url = t.text("url", None)
+    if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            t.file,
+            t.key("url"),
+            f"{url!r} is not a postgresql:// URL",
+            "write e.g. postgresql://mailwright@db.example.net/mailwright, or remove it "
+            "for the embedded SQLite queue",
+        )
+    result = QueueConfig(
+        url=url,
+        password_file=t.finish_path("password_file", finish=False),
+        password_env=t.text("password_env", None),
+    )
+    t.finish()
+    if url is None and (result.password_file or result.password_env):
+        raise ConfigError(
+            t.file, t.key("url"), "a password but no url", 'add url = "postgresql://..."'
+        )
     return result
 
 

@@ -51,6 +51,7 @@ from .log import logger as default_logger
 from .preflight import Finding, check_runtime
 from .privileges import drop_to, prepare_data_dir, run_as
 from .queue import QueueStore, SqliteQueueStore, new_queue_id, open_store
+from .queue.configured import describe_store, prepare_database
 from .queue.tracking import SuppressionPolicy, Tracking
 from .smtp.auth import BadHash, Credentials, parse_hash
 from .smtp.intake import Accepted, Signer, originate
@@ -304,7 +305,7 @@ class Worker:
 
     async def start(self) -> None:
         config = self.runtime.config
-        self.store = await open_store(config.data_dir)
+        self.store = await open_store(config)
         await recover_leases(self.store, self.logger)
         self.smtp = SmtpServer(self.runtime, self.store, self.logger, self.options.settings)
         await self._start_tracking()
@@ -622,6 +623,11 @@ def prepare(options: ServeOptions) -> tuple[Runtime, EventLogger, list[str]]:
         store.ensure_placeholder(config.hostname)  # TLS works before the first issuance
         if store.current_info() is None:
             notes.append(f"ACME: requesting a certificate from {config.tls.acme_directory}")
+    # The shared queue's schema is brought up to date once, here in the master, before
+    # any worker opens it (and an unreachable database stops the start with one line).
+    database_note = asyncio.run(prepare_database(config))
+    if database_note:
+        notes.append(database_note)
     logger = default_logger
     logger.set_format(config.log.format)
     logger.open(log_path(config))
@@ -663,7 +669,7 @@ def banner(options: ServeOptions, workers: int) -> list[str]:
         lines.append(f"  delivery: through {config.delivery.relay.url}")
     else:
         lines.append("  delivery: directly to each domain's MX")
-    lines.append(f"  queue: {config.data_dir / 'queue.sqlite3'}; log: {log_path(config)}")
+    lines.append(f"  queue: {describe_store(config)}; log: {log_path(config)}")
     lines.append(f"  workers: {workers}")
     return lines
 

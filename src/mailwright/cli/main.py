@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "queue": "mailwright.cli.queue:queue",
     "suppress": "mailwright.cli.tracking:suppress",
     "events": "mailwright.cli.tracking:events",
+    "db": "mailwright.cli.db:db",
     "passwd": "mailwright.cli.passwd:passwd",
     "service": "mailwright.cli.service:service",
     "explain": "mailwright.cli.explain:explain",

@@ -1,7 +1,8 @@
 """``mailwright queue ...``: look at and steer the mail queue, also while the server runs.
 
 The commands open the same store as ``mailwright serve`` (the SQLite database in the
-data directory); SQLite's locking lets them work beside the running workers, and
+data directory, or the PostgreSQL database of ``[queue] url``); the store's locking lets
+them work beside the running workers, and
 leases keep ``retry`` from duplicating a delivery in flight. A running agent polls the
 queue every few seconds, so ``retry`` and ``release`` take effect within that time.
 """
@@ -21,7 +22,7 @@ from ..errors import UserError
 from ..log import log_event, logger
 from ..message import split_header
 from ..privileges import Account, drop_to
-from ..queue import QueueEntry, QueueStore, is_queue_id, open_store
+from ..queue import QueueEntry, QueueError, QueueStore, SchemaMismatch, is_queue_id, open_store
 from .context import app, console, emit_json, run, safe, visible
 
 T = TypeVar("T")
@@ -35,6 +36,7 @@ Examples:
   mailwright queue hold 2K6EERE55KMKDX  # keep it from being delivered
   mailwright queue release 2K6EERE55KMKDX
   mailwright queue delete 2K6EERE55KMKDX
+  mailwright queue migrate --to postgresql://mailwright@db.example.net/mailwright
 """
 
 
@@ -50,20 +52,25 @@ def _as_server_user() -> None:
 def _with_store(action: Callable[[QueueStore], Awaitable[T]]) -> T:
     _as_server_user()
     config = app().config
-    if not (config.data_dir / "queue.sqlite3").exists():
+    if config.queue.url is None and not (config.data_dir / "queue.sqlite3").exists():
         raise UserError(
             f"no queue in {config.data_dir}",
             "run 'mailwright serve' first, or point --config at the server's config",
         )
 
     async def go() -> T:
-        store = await open_store(config.data_dir)
+        store = await open_store(config)
         try:
             return await action(store)
         finally:
             await store.close()
 
-    return run(go())
+    try:
+        return run(go())
+    except SchemaMismatch as exc:
+        raise UserError(exc.message, exc.hint) from None
+    except QueueError as exc:  # the database went away, a disk is full, ...
+        raise UserError(str(exc), "check [queue] url and that the database is up") from None
 
 
 def _check_id(typed: str) -> str:
@@ -264,3 +271,56 @@ def release(queue_id: str) -> None:
 def delete(queue_id: str) -> None:
     """Remove a message from the queue without delivering it or sending a bounce."""
     _simple("delete", queue_id, "deleted")
+
+
+@queue.command(
+    epilog="\b\nExamples:\n"
+    "  mailwright queue migrate --to postgresql://mailwright@db.example.net/mailwright\n"
+    "  mailwright queue migrate --to postgresql://... --json"
+)
+@click.option(
+    "--to",
+    "url",
+    required=True,
+    metavar="URL",
+    help="The PostgreSQL database (password: from [queue] password_file/password_env).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def migrate(url: str, as_json: bool) -> None:
+    """Move the embedded SQLite queue into PostgreSQL (stop 'mailwright serve' first)."""
+    import dataclasses
+
+    from ..config import QueueConfig
+    from ..queue.configured import database_conninfo
+
+    config = app().config
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise UserError(f"--to {url!r} is not a postgresql:// URL", "write postgresql://...")
+    if not (config.data_dir / "queue.sqlite3").exists():
+        raise UserError(
+            f"no SQLite queue in {config.data_dir}", "point --config at the server's config"
+        )
+    target = dataclasses.replace(config.queue, url=url)
+    if config.queue.url is None:
+        target = QueueConfig(url=url)
+    conninfo = database_conninfo(dataclasses.replace(config, queue=target))
+    assert conninfo is not None
+    from ..queue.transfer import move_sqlite_queue
+
+    try:
+        result = run(move_sqlite_queue(config.data_dir, conninfo))
+    except SchemaMismatch as exc:
+        raise UserError(exc.message, exc.hint) from None
+    except QueueError as exc:
+        raise UserError(str(exc), "fix that and run the command again: it resumes") from None
+    _open_log()
+    log_event("queue-migrated", None, to=result.destination, count=result.moved)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    console.print(
+        f"moved {result.moved} message(s) to {result.destination}"
+        + (f" ({result.already_there} were already there)" if result.already_there else "")
+    )
+    if result.moved or config.queue.url != url:
+        console.print(f'next: set [queue] url = "{url}" in {config.source}, then start serve')

@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from ..errors import UserError
 from ..log import parse_line
-from ..queue import open_store
+from ..queue import QueueError, open_store
 from .context import app, console, emit_json, err_console, run, safe, styled
 
 EPILOG = """\b
@@ -164,14 +164,17 @@ def send_test(to: str, sender: str | None, server: str | None, wait: float, as_j
     log_path = config.log.file or config.data_dir / "mailwright.log"
     event = _follow(log_path, queue_id, wait)
     state = None
-    if event is None and (config.data_dir / "queue.sqlite3").exists():
+    if event is None and (config.queue.url or (config.data_dir / "queue.sqlite3").exists()):
 
         async def look() -> str | None:
-            store = await open_store(config.data_dir)
-            try:
-                entry = await store.get(queue_id)
-            finally:
-                await store.close()
+            try:  # the queue's state is a detail of the answer: none if unreachable
+                store = await open_store(config)
+                try:
+                    entry = await store.get(queue_id)
+                finally:
+                    await store.close()
+            except QueueError:
+                return None
             return None if entry is None else (entry.pending[0].last_reply if entry.pending else "")
 
         state = run(look())

@@ -317,8 +317,16 @@ class DeliveryAgent:
         if limit <= 0 or self._busy():
             return 0
         entries = await self.store.claim_due(self.worker, now, limit, self.lease_seconds)
-        for entry in entries:
-            await self._dispatch(entry, now)
+        for index, entry in enumerate(entries):
+            try:
+                await self._dispatch(entry, now)
+            except Exception:
+                # The store failed (a database gone away): the rest of this claim goes
+                # back now, or it would stay leased to us, undelivered, for the lease.
+                for rest in entries[index + 1 :]:
+                    with contextlib.suppress(Exception):
+                        await self.store.release_lease(rest.id, self.worker)
+                raise
         return len(entries)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:

@@ -1,6 +1,8 @@
-"""The durable mail queue: the interface (:mod:`.store`) and the embedded store (:mod:`.sqlite`)."""
+"""The durable mail queue: the interface (:mod:`.store`), the embedded store (:mod:`.sqlite`),
+the shared one (:mod:`.postgres`, imported only when configured: :mod:`.configured`)."""
 
-from .sqlite import SqliteQueueStore, open_store
+from .configured import open_store
+from .sqlite import SqliteQueueStore
 from .store import (
     DsnRecipient,
     PendingFailure,
@@ -10,6 +12,7 @@ from .store import (
     QueueStore,
     RecipientState,
     RecipientUpdate,
+    SchemaMismatch,
     is_queue_id,
     new_queue_id,
 )
@@ -23,6 +26,7 @@ __all__ = [
     "QueueStore",
     "RecipientState",
     "RecipientUpdate",
+    "SchemaMismatch",
     "SqliteQueueStore",
     "is_queue_id",
     "new_queue_id",

@@ -665,11 +665,6 @@ def _random_suffix() -> str:
     return new_queue_id(now=0.0)[10:]
 
 
-async def open_store(data_dir: Path) -> SqliteQueueStore:
-    """The configured queue store (today always the embedded SQLite one)."""
-    return await SqliteQueueStore.open(data_dir)
-
-
 def release_all_leases(path: Path) -> int:
     """Forget every lease in the database at ``path`` (blocking; no server may use it).
 

@@ -102,6 +102,16 @@ class QueueError(MailwrightError):
     """The store could not do what was asked (disk full, database locked for too long)."""
 
 
+class SchemaMismatch(QueueError):
+    """The queue database's schema is not the one this mailwright speaks (older: migrate
+    it; newer: upgrade mailwright). ``message`` and ``hint`` make the CLI's one line."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(f"{message} ({hint})")
+        self.message = message
+        self.hint = hint
+
+
 @dataclass(frozen=True, slots=True)
 class DsnRecipient:
     """A recipient's RFC 3461 parameters: NOTIFY (§4.1) and ORCPT (§4.2)."""

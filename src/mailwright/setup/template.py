@@ -351,6 +351,25 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
     w.example("tsig_key", "tsig.key", "The TSIG key (name, algorithm, secret) for the update.")
     w.setting("authoritative", [], "Servers that must serve the new key; [] = the zone's NS.")
 
+    q = config.queue
+    w.table("[queue]", "Where the queue lives: unset = SQLite in data_dir (one node).")
+    if q.url:
+        w.setting("url", q.url, "PostgreSQL shared by several nodes.")
+    else:
+        w.example(
+            "url",
+            "postgresql://mailwright@db.example.net/mailwright",
+            "PostgreSQL, shared by several nodes (needs mailwright[postgresql]).",
+        )
+    if q.password_file:
+        w.setting("password_file", _rel(q.password_file, base), "The database password.")
+    else:
+        w.example("password_file", "db-password", "File holding the database password.")
+    if q.password_env:
+        w.setting("password_env", q.password_env, "Environment variable with it.")
+    else:
+        w.example("password_env", "MAILWRIGHT_DB_PASSWORD", "Or an environment variable.")
+
     w.table("[log]", "One line per event (docs/log-format.md).")
     if config.log.file:
         w.setting("file", _rel(config.log.file, base), "Log file besides stderr.")

@@ -20,6 +20,7 @@ answers RCPT with 4xx; all are stopped after the test.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import pytest
 from .nsd import NsdError, NsdServer
 from .pebble import PebbleServer
 from .postfix import PostfixServer, SmtpSink
+from .postgres import PostgresCluster
 from .tls import CertificateFiles, make_certificate
 
 MX_DOMAINS = ("example.net", "example.org")
@@ -133,3 +135,26 @@ def pebble_server(tmp_path: Path) -> Iterator[Callable[..., PebbleServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+# -- PostgreSQL: one private cluster per session, a database per test ----------------
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    name = f"t{next(_database_numbers)}"
+    if not postgres_cluster.running:  # a test stopped it and failed before restarting
+        postgres_cluster.start()
+    url = postgres_cluster.create_database(name)
+    yield url
+    if not postgres_cluster.running:
+        postgres_cluster.start()
+    postgres_cluster.drop_database(name)

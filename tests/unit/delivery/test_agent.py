@@ -16,7 +16,7 @@ from mailwright.delivery.client import SessionError
 from mailwright.delivery.replies import Reply, local_reply
 from mailwright.dns import MemoryResolver, Outcome
 from mailwright.log import EventLogger
-from mailwright.queue import DsnRecipient, QueueMeta
+from mailwright.queue import DsnRecipient, QueueError, QueueMeta
 
 from .fakes import Clock, FakeNetwork, MemoryStore, ok, per_recipient
 
@@ -630,3 +630,21 @@ async def test_untracked_message_keeps_its_sender_and_makes_no_events(
     assert sender == "app@example.com" and to == ["a@example.net", "b@example.net"]
     assert await tracking.read() == []
     await events_store.close()
+
+
+async def test_a_store_failure_gives_the_rest_of_the_claim_back(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database went away between the claim and reading the first message: every
+    entry of that claim is released, none stays leased (undelivered) until its lease
+    runs out."""
+    for i in range(3):
+        await world.store.enqueue("app@example.com", [f"u{i}@example.net"], MESSAGE)
+
+    async def unreachable(queue_id: str) -> bytes:
+        raise QueueError("queue database postgresql://db/mw: connection lost")
+
+    monkeypatch.setattr(world.store, "read_message", unreachable)
+    with pytest.raises(QueueError):
+        await world.agent.run_once()
+    assert await world.store.lease_holders() == {}
