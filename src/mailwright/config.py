@@ -52,6 +52,9 @@ class DnsConfig:
     nameserver: str | None = None
     """Send every query to this server (``HOST[:PORT]``) instead of the system resolver."""
     timeout: float = 5.0
+    dnssec: bool = False
+    """The nameserver is a DNSSEC-validating resolver we trust (Unbound on loopback): its
+    AD flag makes answers secure, which DANE needs (RFC 7672 §2.1)."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,13 @@ class DeliveryConfig:
     connect_timeout: float = 30.0
     command_timeout: float = 300.0
     retry: RetryConfig = field(default_factory=RetryConfig)
+    ca_file: Path | None = None
+    """PEM file of CAs to trust for MTA-STS (policy hosts and MX certificates) instead of
+    the system store."""
+    mta_sts: bool = True
+    """Apply the MTA-STS policies of recipient domains (RFC 8461)."""
+    dane: bool = True
+    """Authenticate MX hosts by DNSSEC-secure TLSA records (RFC 7672); needs ``[dns] dnssec``."""
 
 
 @dataclass(frozen=True)
@@ -311,7 +321,11 @@ def _dns(t: _Table) -> DnsConfig:
             parse_nameserver(nameserver)
         except UserError as exc:
             raise ConfigError(t.file, t.key("nameserver"), exc.message, exc.hint) from None
-    result = DnsConfig(nameserver=nameserver, timeout=t.number("timeout", 5.0, minimum=0.1))
+    result = DnsConfig(
+        nameserver=nameserver,
+        timeout=t.number("timeout", 5.0, minimum=0.1),
+        dnssec=t.flag("dnssec", False),
+    )
     t.finish()
     return result
 
@@ -429,6 +443,9 @@ def _delivery(t: _Table) -> DeliveryConfig:
         connect_timeout=t.number("connect_timeout", 30.0, minimum=0.1),
         command_timeout=t.number("command_timeout", 300.0, minimum=0.1),
         retry=retry,
+        ca_file=t.finish_path("ca_file", finish=False),
+        mta_sts=t.flag("mta_sts", True),
+        dane=t.flag("dane", True),
     )
     t.finish()
     return result

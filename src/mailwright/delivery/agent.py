@@ -48,9 +48,11 @@ from ..queue import (
 from ..smtp.intake import Accepted, IntakePolicy, originate
 from .client import ClientSettings, Session, SessionError, TransactionResult
 from .dsn import Action, RecipientReport, build_dsn, wants_dsn
+from .policies import PolicyCache, PolicySource
 from .replies import Reply, local_reply
 from .retry import after_failure, delay_warning_due, retry_until
 from .routing import Hop, Route, RouteFailure, relay_target, resolve_mx
+from .security import SecurityNote, TransportSecurity
 
 IDLE_SECONDS = 2.0
 """How long an idle session waits for another message to the same destination
@@ -183,6 +185,7 @@ class DeliveryAgent:
         rng: random.Random | None = None,
         intake: Callable[[], IntakePolicy] | None = None,
         commit: Commit | None = None,
+        security: TransportSecurity | None = None,
     ) -> None:
         self.store = store
         self.resolver = resolver
@@ -196,6 +199,8 @@ class DeliveryAgent:
         self.intake = intake or (lambda: IntakePolicy(hostname=self.config.hostname))
         """The intake policy of the moment (DSNs we write are signed like any mail of ours)."""
         self.commit = commit or self._enqueue_accepted
+        self._fixed_security = security
+        self.security: TransportSecurity | None = security
         self.reconfigure(config)
         self.idle_seconds = IDLE_SECONDS
         self.claim_delay = CLAIM_DELAY
@@ -237,8 +242,28 @@ class DeliveryAgent:
         )
         self.domains = {d.lower() for d in config.domains}
         self.lease_seconds = max(900.0, 4 * delivery.command_timeout + delivery.connect_timeout)
+        if self._fixed_security is None:
+            self.security = self._make_security(config)
         for lane in getattr(self, "_lanes", {}).values():
             lane.route = None  # routes are looked up again with the new settings
+
+    def _make_security(self, config: Config) -> TransportSecurity | None:
+        """MTA-STS (cache in the queue database) and DANE for direct delivery."""
+        delivery = config.delivery
+        if delivery.mode != "direct" or not (delivery.mta_sts or delivery.dane):
+            return None
+        old = self.security
+        policies = None
+        if delivery.mta_sts:
+            cache = (
+                old.policies.cache
+                if old is not None and old.policies is not None
+                else PolicyCache(config.data_dir / "queue.sqlite3")
+            )
+            policies = PolicySource(self.resolver, cache, ca_file=delivery.ca_file)
+        return TransportSecurity(
+            self.resolver, policies, dane=delivery.dane, ca_file=delivery.ca_file
+        )
 
     # -- main loop ----------------------------------------------------------
 
@@ -255,6 +280,9 @@ class DeliveryAgent:
         A failing store call (a database busy beyond its timeout, a full disk) is logged
         and retried a second later: it must not end delivery for the life of the process.
         """
+        refresher = None
+        if self.security is not None and self.security.policies is not None:
+            refresher = asyncio.ensure_future(self.security.policies.refresh_loop())
         try:
             while not self._stopping.is_set():
                 try:
@@ -264,6 +292,8 @@ class DeliveryAgent:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), ERROR_PAUSE)
         finally:
+            if refresher is not None:
+                refresher.cancel()
             await self.drain()
 
     async def _step(self) -> None:
@@ -447,6 +477,11 @@ class DeliveryAgent:
                 own_names=(self.config.hostname,),
                 rng=self.rng,
             )
+            if isinstance(route, Route) and self.security is not None:
+                secured = await self.security.secure(lane.key, route)
+                for note in secured.notes:
+                    self._tls_note(note)
+                route = secured.route
         # DNS failures are not cached: the next message asks again.
         if isinstance(route, Route):
             lane.route, lane.route_time = route, now
@@ -527,11 +562,40 @@ class DeliveryAgent:
         try:
             return await self.connector(hop, route, self.settings, True)
         except SessionError as exc:
+            requirement = route.requirement(hop.host)
+            if requirement is not None and exc.policy_failure is not None:
+                self._tls_note(
+                    SecurityNote(
+                        requirement.policy_domain,
+                        "tlsa" if requirement.kind == "dane" else "sts",
+                        exc.policy_failure,
+                        str(exc.reply),
+                        hop.host,
+                    )
+                )
+                if not requirement.enforce:
+                    # RFC 8461 §5 "testing": report the failure, deliver as if no policy.
+                    relaxed = replace(
+                        route, requirements=tuple(p for p in route.requirements if p[0] != hop.host)
+                    )
+                    return await self._connect(hop, relaxed)
             if not exc.tls_failed:
                 raise
         # Opportunistic TLS failed: Postfix practice is to try the same server once
         # more in plain text rather than leave the mail undelivered (RFC 7435 §6).
         return await self.connector(hop, route, self.settings, False)
+
+    def _tls_note(self, note: SecurityNote) -> None:
+        """A DANE or MTA-STS failure: logged (RFC 8461 §3.3 asks to alert the admin)."""
+        self.logger.event(
+            "tls-policy",
+            None,
+            domain=note.policy_domain,
+            policy=note.policy_type,
+            result=note.result_type,
+            host=note.host,
+            reason=note.detail,
+        )
 
     # -- local deliveries -----------------------------------------------------
 

@@ -27,11 +27,12 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .. import dane
 from ..errors import MailwrightError
 from ..queue.store import QueueMeta
 from ..smtp import dsn as dsn_params
 from .replies import Reply, ReplyError, ReplyParser, local_reply
-from .routing import Hop, Route
+from .routing import Hop, Route, TlsRequirement
 
 READ_CHUNK = 65536
 
@@ -42,11 +43,16 @@ _NO_META = QueueMeta()
 class SessionError(MailwrightError):
     """The session cannot continue (or cannot start); ``reply`` says why."""
 
-    def __init__(self, reply: Reply, *, tls_failed: bool = False) -> None:
+    def __init__(
+        self, reply: Reply, *, tls_failed: bool = False, policy_failure: str | None = None
+    ) -> None:
         super().__init__(str(reply))
         self.reply = reply
         self.tls_failed = tls_failed
         """The TLS handshake failed: for opportunistic TLS, try again in plain text."""
+        self.policy_failure = policy_failure
+        """The host failed its DANE or MTA-STS requirement: the RFC 8460 §4.3 result
+        type (``starttls-not-supported``, ``certificate-host-mismatch``, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,8 @@ class Session:
         self._replies: deque[Reply] = deque()
         self.extensions: dict[str, str] = {}
         self.tls = False
+        self.authenticated: str | None = None
+        """``dane`` or ``mta-sts`` when the server's certificate was authenticated so."""
         self.transactions = 0
         self.replies_read = 0
         self.broken = False
@@ -150,7 +158,7 @@ class Session:
         ``use_tls=False`` skips opportunistic STARTTLS (the retry after a failed handshake).
         """
         implicit = route.tls == "implicit"
-        context = _tls_context(route) if implicit or route.tls != "none" else None
+        context = _tls_context(route) if implicit else None
         local_addr, family = _bind(hop, settings)
         try:
             reader, writer = await asyncio.wait_for(
@@ -191,8 +199,15 @@ class Session:
             # RFC 5321 §3.1: a 554 greeting means "no service here"; the agent tries the
             # next MX with the reply (Postfix: smtp_skip_5xx_greeting).
             raise SessionError(greeting)
-        await self._ehlo(allow_helo=route.tls in ("opportunistic", "none") and not route.username)
-        if route.tls == "starttls" or (
+        requirement = route.requirement(self.hop.host) if route.tls == "opportunistic" else None
+        await self._ehlo(
+            allow_helo=route.tls in ("opportunistic", "none")
+            and not route.username
+            and requirement is None
+        )
+        if requirement is not None:
+            await self._authenticated_tls(route, requirement)
+        elif route.tls == "starttls" or (
             route.tls == "opportunistic" and use_tls and "STARTTLS" in self.extensions
         ):
             await self._starttls(route)
@@ -237,6 +252,72 @@ class Session:
             ) from None
         self.tls = True
         # RFC 3207 §4.2: forget everything learned before TLS and ask again.
+        await self._ehlo(allow_helo=False)
+
+    async def _authenticated_tls(self, route: Route, requirement: TlsRequirement) -> None:
+        """STARTTLS that must succeed and authenticate the server, never a plain-text
+        fallback: RFC 7672 §2.2 (DANE) and RFC 8461 §5 (MTA-STS enforce)."""
+        why = f"{_requirement_name(requirement)} for {requirement.policy_domain}"
+        if "STARTTLS" not in self.extensions:
+            raise SessionError(
+                local_reply(
+                    421, "4.7.4", f"{self.hop.relay} does not offer STARTTLS, required by {why}"
+                ),
+                policy_failure="starttls-not-supported",
+            )
+        reply = await self.command("STARTTLS")
+        if not reply.positive:
+            raise SessionError(
+                local_reply(
+                    421, "4.7.4", f"{self.hop.relay} refused STARTTLS ({reply}), required by {why}"
+                ),
+                policy_failure="starttls-not-supported",
+            )
+        if self._replies or self._parser.pending:
+            raise SessionError(local_reply(421, "4.5.0", "data after STARTTLS reply"))
+        if requirement.kind == "dane":
+            context = _tls_context(Route((), tls="opportunistic"))
+        else:
+            context = _tls_context(Route((), tls="starttls", ca_file=route.ca_file))
+        try:
+            await asyncio.wait_for(
+                self._writer.start_tls(context, server_hostname=self.hop.host),
+                self._settings.connect_timeout,
+            )
+        except ssl.SSLCertVerificationError as exc:
+            self.broken = True
+            raise SessionError(
+                local_reply(
+                    421,
+                    "4.7.5",
+                    f"certificate of {self.hop.relay} not valid for {self.hop.host}"
+                    f" ({exc.verify_message}), required by {why}",
+                ),
+                policy_failure=_result_type(exc),
+            ) from None
+        except (ssl.SSLError, OSError, TimeoutError) as exc:
+            self.broken = True
+            reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+            raise SessionError(
+                local_reply(
+                    421, "4.7.5", f"TLS handshake with {self.hop.relay} failed: {reason} ({why})"
+                ),
+                policy_failure="validation-failure",
+            ) from None
+        if requirement.kind == "dane":
+            problem = dane.verify(requirement.tlsa, _peer_chain(self._writer), requirement.names)
+            if problem is not None:
+                self.broken = True
+                raise SessionError(
+                    local_reply(
+                        421,
+                        "4.7.5",
+                        f"DANE: {self.hop.relay}: {problem} (TLSA {dane.tlsa_name(self.hop.host)})",
+                    ),
+                    policy_failure="tlsa-invalid",
+                )
+        self.tls = True
+        self.authenticated = requirement.kind
         await self._ehlo(allow_helo=False)
 
     async def _authenticate(self, username: str, password: str) -> None:
@@ -578,3 +659,41 @@ def _tls_context(route: Route) -> ssl.SSLContext:
             context = ssl.create_default_context(cafile=key[1])
         _contexts[key] = context
     return context
+
+
+def _requirement_name(requirement: TlsRequirement) -> str:
+    if requirement.kind == "dane":
+        return "DANE"
+    return "MTA-STS" if requirement.enforce else "MTA-STS (testing)"
+
+
+def _result_type(exc: ssl.SSLCertVerificationError) -> str:
+    """RFC 8460 §4.3.2: the result type of a failed certificate verification."""
+    code = exc.verify_code
+    if code == 10:  # X509_V_ERR_CERT_HAS_EXPIRED
+        return "certificate-expired"
+    if code == 62:  # X509_V_ERR_HOSTNAME_MISMATCH
+        return "certificate-host-mismatch"
+    return "certificate-not-trusted"
+
+
+def _peer_chain(writer: asyncio.StreamWriter) -> list[bytes]:
+    """The certificates the server sent, leaf first, in DER (DANE-TA needs the chain).
+
+    Python 3.13 has ``SSLObject.get_unverified_chain``; 3.11 and 3.12 have it on the
+    internal object only; the leaf alone is the last resort (enough for DANE-EE).
+    """
+    ssl_object = writer.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return []
+    getter = getattr(ssl_object, "get_unverified_chain", None) or getattr(
+        getattr(ssl_object, "_sslobj", None), "get_unverified_chain", None
+    )
+    if getter is not None:
+        chain = getter() or []
+        return [
+            c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+            for c in chain
+        ]
+    leaf = ssl_object.getpeercert(binary_form=True)
+    return [leaf] if leaf else []

@@ -70,6 +70,9 @@ class DnsResult(Generic[T_co]):
     """The answer section as ``dig`` shows it: ``name. TTL IN TYPE data`` per line."""
     error: str | None = field(default=None)
     """A human explanation for non-answers (server message, timeout after N s)."""
+    secure: bool = False
+    """DNSSEC: the answer came with the AD flag from a resolver configured as a trusted
+    validator (``[dns] dnssec = true``); always False otherwise (RFC 6698 §4.1, RFC 7672 §2.1)."""
 
     @property
     def ok(self) -> bool:

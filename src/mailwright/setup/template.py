@@ -126,6 +126,12 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
             "Send every query to this server (HOST[:PORT]); unset = the system resolver.",
         )
     w.setting("timeout", config.dns.timeout, "Seconds one lookup may take, retries included.")
+    w.setting(
+        "dnssec",
+        config.dns.dnssec,
+        "The nameserver is a DNSSEC-validating resolver you trust (e.g. Unbound on "
+        "127.0.0.1): its AD flag enables DANE (RFC 7672).",
+    )
 
     w.blank()
     w.comment("DKIM signing keys (RFC 6376): one [[dkim]] table per key; every key whose")
@@ -210,6 +216,13 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         d.command_timeout,
         "Seconds to wait for each SMTP reply (RFC 5321 §4.5.3.2 suggests 5 minutes).",
     )
+    w.setting("mta_sts", d.mta_sts, "Apply receivers' MTA-STS policies (RFC 8461).")
+    w.setting("dane", d.dane, "Authenticate MX hosts by DNSSEC-secure TLSA records (RFC 7672).")
+    sts_ca_doc = "PEM CAs for MTA-STS policy hosts and MX certificates; unset = the system store."
+    if d.ca_file:
+        w.setting("ca_file", _rel(d.ca_file, base), sts_ca_doc)
+    else:
+        w.example("ca_file", "mx-ca.pem", sts_ca_doc)
     if d.relay is not None:
         w.table("[delivery.relay]", "The relay host ('smart host') every message goes through.")
         w.setting(
