@@ -389,7 +389,9 @@ class Worker:
         return DeliveryAgent(
             config,
             self.store,
-            DnspythonResolver(config.dns.nameserver, timeout=config.dns.timeout),
+            DnspythonResolver(
+                config.dns.nameserver, timeout=config.dns.timeout, dnssec=config.dns.dnssec
+            ),
             self.logger,
             worker=worker_name(os.getpid()),
             local_targets=local_targets,

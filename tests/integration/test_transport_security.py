@@ -32,7 +32,7 @@ from mailwright.delivery.policies import PolicyCache, PolicySource
 from mailwright.delivery.security import TransportSecurity
 from mailwright.dns import DnspythonResolver
 from mailwright.log import EventLogger
-from mailwright.queue import SqliteQueueStore
+from mailwright.queue import QueueMeta, SqliteQueueStore
 from mailwright.testing.dnssec import UnboundServer, ZoneSigner, tamper
 from mailwright.testing.https import PolicyWebServer
 from mailwright.testing.nsd import NsdServer
@@ -178,7 +178,9 @@ class Harness:
             ),
         )
 
-    async def deliver(self, to: str = "alice@example.net") -> dict[str, str]:
+    async def deliver(
+        self, to: str = "alice@example.net", meta: QueueMeta | None = None
+    ) -> dict[str, str]:
         """One message through a fresh agent; the delivered/deferred event of ``to``."""
         store = await SqliteQueueStore.open(self.config.data_dir)
         cache = PolicyCache(self.config.data_dir / "queue.sqlite3")
@@ -191,7 +193,7 @@ class Harness:
         )
         agent.idle_seconds = 0.05
         try:
-            await store.enqueue("app@mail.example.com", [to], MESSAGE)
+            await store.enqueue("app@mail.example.com", [to], MESSAGE, meta=meta)
             await agent.run_once()
         finally:
             await store.close()
@@ -396,4 +398,42 @@ async def test_dane_takes_precedence_over_mta_sts(world: World, harness: Harness
     )
     world.policy("enforce", "mx-good.example.net")
     event = await harness.deliver()
+    assert event["event"] == "delivered", event
+
+
+# -- REQUIRETLS (RFC 8689) ------------------------------------------------------
+
+
+async def test_requiretls_to_a_host_without_the_extension_bounces_5_7_30(
+    world: World, harness: Harness
+) -> None:
+    # DANE authenticates mx-good, but Postfix does not offer REQUIRETLS.
+    world.example_net(f"@ MX 10 mx-good\n_25._tcp.mx-good TLSA {world.tlsa('good')}\n")
+    event = await harness.deliver(meta=QueueMeta(requiretls=True))
+    assert event["event"] == "bounced" and event["dsn"] == "5.7.30", event
+    assert not postfix_got_mail(world)
+
+
+async def test_requiretls_with_a_secure_mx_checks_the_certificate(
+    world: World, harness: Harness
+) -> None:
+    # A DNSSEC-secure MX without TLSA: the certificate must be valid for the MX name.
+    world.example_net("@ MX 10 mx-wrong\n")
+    event = await harness.deliver(meta=QueueMeta(requiretls=True))
+    assert event["event"] == "bounced" and event["dsn"] == "5.7.10", event
+    assert "Hostname mismatch" in event["reply"]
+
+
+async def test_requiretls_with_an_insecure_mx_and_no_policy_bounces(
+    world: World, harness: Harness
+) -> None:
+    event = await harness.deliver("bob@example.org", QueueMeta(requiretls=True))
+    assert event["event"] == "bounced" and event["dsn"] == "5.7.10", event
+    assert "neither DNSSEC-secure nor covered by an MTA-STS policy" in event["reply"]
+
+
+async def test_tls_required_no_ignores_the_policy(world: World, harness: Harness) -> None:
+    # RFC 8689 §4.2.2: e.g. a report about a broken certificate still gets through.
+    sts(world, "mx-wrong")
+    event = await harness.deliver(meta=QueueMeta(tls_optional=True))
     assert event["event"] == "delivered", event

@@ -52,7 +52,7 @@ from .policies import PolicyCache, PolicySource
 from .replies import Reply, local_reply
 from .retry import after_failure, delay_warning_due, retry_until
 from .routing import Hop, Route, RouteFailure, relay_target, resolve_mx
-from .security import SecurityNote, TransportSecurity
+from .security import SecurityNote, TransportSecurity, requiretls_route, tls_optional_route
 
 IDLE_SECONDS = 2.0
 """How long an idle session waits for another message to the same destination
@@ -503,6 +503,13 @@ class DeliveryAgent:
             for r in job.recipients:
                 job.tracker.outcomes[r] = Outcome(reply)
             return session
+        meta = entry.meta
+        requiretls = meta.requiretls and bool(entry.sender)  # RFC 8689 §5: not for bounces
+        if self.security is not None and self.relay is None:
+            if requiretls:
+                route = requiretls_route(route, lane.key)
+            elif meta.tls_optional:
+                route = tls_optional_route(route)
         remaining = list(job.recipients)
         last: dict[str, Outcome] = {}
         hops = list(route.hops)
@@ -510,7 +517,13 @@ class DeliveryAgent:
             hops.remove(session.hop)
             hops.insert(0, session.hop)
         for hop in hops:
-            if session is not None and (session.broken or session.hop != hop):
+            if session is not None and (
+                session.broken
+                or session.hop != hop
+                or (requiretls and getattr(session, "authenticated", None) is None)
+                or bool(route.requirement(hop.host))
+                != bool(getattr(session, "authenticated", None))
+            ):
                 await session.close()
                 session = None
             reused = session is not None
@@ -775,7 +788,8 @@ class DeliveryAgent:
             original=tracker.data,
             now=now,
             envid=entry.meta.envid,
-            ret=entry.meta.ret,
+            # RFC 8689 §5: a bounce of a REQUIRETLS message returns the header only.
+            ret="HDRS" if entry.meta.requiretls else entry.meta.ret,
         )
         accepted = originate(
             "",
@@ -787,6 +801,9 @@ class DeliveryAgent:
             original=entry.id,
             now=now,
         )
+        if entry.meta.requiretls:
+            # RFC 8689 §5: the bounce is protected like the message (REQUIRETLS on it).
+            accepted = replace(accepted, meta=replace(accepted.meta, requiretls=True))
         dsn_id = await self.commit(accepted)
         self.logger.event("dsn", dsn_id, original=entry.id, to=angle(entry.sender), kind=kind)
 
@@ -799,6 +816,16 @@ class DeliveryAgent:
             meta=accepted.meta,
             queue_id=accepted.queue_id,
         )
+
+
+def _needs_authentication(route: Route, hop: Hop, requiretls: bool) -> bool:
+    """A cached session without authenticated TLS must not carry this message."""
+    requirement = route.requirement(hop.host)
+    return requiretls or (requirement is not None and requirement.enforce)
+
+
+def _authenticated(session: DeliverySession) -> bool:
+    return getattr(session, "authenticated", None) is not None
 
 
 def mail_root(config: Config) -> Path:

@@ -157,6 +157,10 @@ class Session:
 
         ``use_tls=False`` skips opportunistic STARTTLS (the retry after a failed handshake).
         """
+        requirement = route.requirement(hop.host) if route.tls == "opportunistic" else None
+        if requirement is not None and requirement.kind == "refused":
+            code = 550 if requirement.status.startswith("5") else 451
+            raise SessionError(local_reply(code, requirement.status, requirement.reason))
         implicit = route.tls == "implicit"
         context = _tls_context(route) if implicit else None
         local_addr, family = _bind(hop, settings)
@@ -186,6 +190,8 @@ class Session:
             ) from None
         session = cls(hop, reader, writer, settings)
         session.tls = implicit
+        if implicit:
+            session.authenticated = "relay"
         try:
             await session._start(route, use_tls=use_tls)
         except BaseException:
@@ -251,27 +257,30 @@ class Session:
                 tls_failed=route.tls == "opportunistic",
             ) from None
         self.tls = True
+        if route.tls == "starttls":
+            self.authenticated = "relay"  # verified against the CAs (see _tls_context)
         # RFC 3207 §4.2: forget everything learned before TLS and ask again.
         await self._ehlo(allow_helo=False)
 
     async def _authenticated_tls(self, route: Route, requirement: TlsRequirement) -> None:
         """STARTTLS that must succeed and authenticate the server, never a plain-text
-        fallback: RFC 7672 §2.2 (DANE) and RFC 8461 §5 (MTA-STS enforce)."""
+        fallback: RFC 7672 §2.2 (DANE), RFC 8461 §5 (MTA-STS enforce) and RFC 8689
+        §4.2.1 (REQUIRETLS, which also needs the extension offered after STARTTLS)."""
         why = f"{_requirement_name(requirement)} for {requirement.policy_domain}"
         if "STARTTLS" not in self.extensions:
-            raise SessionError(
-                local_reply(
-                    421, "4.7.4", f"{self.hop.relay} does not offer STARTTLS, required by {why}"
-                ),
-                policy_failure="starttls-not-supported",
+            raise self._policy_error(
+                requirement,
+                "4.7.4",
+                f"{self.hop.relay} does not offer STARTTLS, required by {why}",
+                "starttls-not-supported",
             )
         reply = await self.command("STARTTLS")
         if not reply.positive:
-            raise SessionError(
-                local_reply(
-                    421, "4.7.4", f"{self.hop.relay} refused STARTTLS ({reply}), required by {why}"
-                ),
-                policy_failure="starttls-not-supported",
+            raise self._policy_error(
+                requirement,
+                "4.7.4",
+                f"{self.hop.relay} refused STARTTLS ({reply}), required by {why}",
+                "starttls-not-supported",
             )
         if self._replies or self._parser.pending:
             raise SessionError(local_reply(421, "4.5.0", "data after STARTTLS reply"))
@@ -286,39 +295,54 @@ class Session:
             )
         except ssl.SSLCertVerificationError as exc:
             self.broken = True
-            raise SessionError(
-                local_reply(
-                    421,
-                    "4.7.5",
-                    f"certificate of {self.hop.relay} not valid for {self.hop.host}"
-                    f" ({exc.verify_message}), required by {why}",
-                ),
-                policy_failure=_result_type(exc),
+            raise self._policy_error(
+                requirement,
+                "4.7.5",
+                f"certificate of {self.hop.relay} not valid for {self.hop.host}"
+                f" ({exc.verify_message}), required by {why}",
+                _result_type(exc),
             ) from None
         except (ssl.SSLError, OSError, TimeoutError) as exc:
             self.broken = True
             reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-            raise SessionError(
-                local_reply(
-                    421, "4.7.5", f"TLS handshake with {self.hop.relay} failed: {reason} ({why})"
-                ),
-                policy_failure="validation-failure",
+            raise self._policy_error(
+                requirement,
+                "4.7.5",
+                f"TLS handshake with {self.hop.relay} failed: {reason} ({why})",
+                "validation-failure",
             ) from None
         if requirement.kind == "dane":
             problem = dane.verify(requirement.tlsa, _peer_chain(self._writer), requirement.names)
             if problem is not None:
                 self.broken = True
-                raise SessionError(
-                    local_reply(
-                        421,
-                        "4.7.5",
-                        f"DANE: {self.hop.relay}: {problem} (TLSA {dane.tlsa_name(self.hop.host)})",
-                    ),
-                    policy_failure="tlsa-invalid",
+                raise self._policy_error(
+                    requirement,
+                    "4.7.5",
+                    f"DANE: {self.hop.relay}: {problem} (TLSA {dane.tlsa_name(self.hop.host)})",
+                    "tlsa-invalid",
                 )
         self.tls = True
         self.authenticated = requirement.kind
         await self._ehlo(allow_helo=False)
+        if requirement.requiretls and "REQUIRETLS" not in self.extensions:
+            # RFC 8689 §4.2.1 step 5, and the code it names for this failure.
+            raise SessionError(
+                local_reply(
+                    550,
+                    "5.7.30",
+                    f"REQUIRETLS support required: {self.hop.relay} does not offer it",
+                )
+            )
+
+    def _policy_error(
+        self, requirement: TlsRequirement, status: str, text: str, result_type: str
+    ) -> SessionError:
+        if requirement.requiretls:
+            # RFC 8689 §4.2.1: "Unable to establish TLS-protected SMTP session".
+            return SessionError(
+                local_reply(550, "5.7.10", f"REQUIRETLS: {text}"), policy_failure=result_type
+            )
+        return SessionError(local_reply(421, status, text), policy_failure=result_type)
 
     async def _authenticate(self, username: str, password: str) -> None:
         """RFC 4954: PLAIN with an initial response if offered, else LOGIN."""
@@ -397,6 +421,12 @@ class Session:
             params.append("SMTPUTF8")  # RFC 6531 §3.4: UTF-8 header fields may follow
         if offers_dsn:
             params += dsn_params.mail_params(meta.ret, meta.envid)
+        if meta.requiretls and sender:
+            problem = self._requiretls_problem()
+            if problem is not None:
+                return TransactionResult(dict.fromkeys(recipients, problem))
+        if meta.requiretls and "REQUIRETLS" in self.extensions and self.tls:
+            params.append("REQUIRETLS")  # RFC 8689 §4.2.1 (and §5 for our bounces of it)
         mail = f"MAIL FROM:<{sender}>" + "".join(f" {p}" for p in params)
         rcpts = [
             f"RCPT TO:<{r}>"
@@ -424,6 +454,18 @@ class Session:
                 result.replies.setdefault(r, lost)
         result.server_spoke = self.replies_read > replies_before
         return result
+
+    def _requiretls_problem(self) -> Reply | None:
+        """RFC 8689 §4.2.1: authenticated TLS and REQUIRETLS offered, or a bounce."""
+        if not self.tls or self.authenticated is None:
+            return local_reply(
+                550, "5.7.10", f"REQUIRETLS: no authenticated TLS with {self.hop.relay}"
+            )
+        if "REQUIRETLS" not in self.extensions:
+            return local_reply(
+                550, "5.7.30", f"REQUIRETLS support required: {self.hop.relay} does not offer it"
+            )
+        return None
 
     async def _pipelined(
         self,
@@ -662,6 +704,8 @@ def _tls_context(route: Route) -> ssl.SSLContext:
 
 
 def _requirement_name(requirement: TlsRequirement) -> str:
+    if requirement.requiretls:
+        return "REQUIRETLS"
     if requirement.kind == "dane":
         return "DANE"
     return "MTA-STS" if requirement.enforce else "MTA-STS (testing)"

@@ -54,20 +54,27 @@ class Hop:
 
 @dataclass(frozen=True, slots=True)
 class TlsRequirement:
-    """Authenticated TLS an MX host must give (RFC 7672 DANE or RFC 8461 MTA-STS).
+    """What TLS an MX host must give (RFC 7672 DANE, RFC 8461 MTA-STS, RFC 8689 REQUIRETLS).
 
     There is no plain-text fallback for a host with a requirement: STARTTLS missing or
-    an authentication failure defers, except with MTA-STS ``testing`` (``enforce=False``),
-    which only records the failure (RFC 8461 §5) and then delivers opportunistically.
+    an authentication failure fails the attempt, except with MTA-STS ``testing``
+    (``enforce=False``), which only records the failure (RFC 8461 §5) and then delivers
+    opportunistically. ``refused``: the host may not be used at all (``reason``).
     """
 
-    kind: Literal["dane", "mta-sts"]
+    kind: Literal["dane", "mta-sts", "pkix", "refused"]
+    """``pkix``: a certificate valid for the MX name (REQUIRETLS with a DNSSEC-secure MX)."""
     policy_domain: str
     enforce: bool = True
     tlsa: tuple[TlsaRecord, ...] = ()
     """DANE: the secure TLSA records of ``_25._tcp.HOST``."""
     names: tuple[str, ...] = ()
-    """The names the certificate must carry (MTA-STS: the MX host; DANE-TA: the same)."""
+    """The names the certificate must carry (the MX host name)."""
+    requiretls: bool = False
+    """RFC 8689 §4.2.1: the server must offer REQUIRETLS after STARTTLS; failures bounce."""
+    reason: str = ""
+    status: str = "4.7.0"
+    """``refused``: the RFC 3463 status of the failure."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,11 @@ recipient domain's MTA-STS policy (RFC 8461), and returns the route with a
 * a host with secure TLSA records gets DANE; DANE takes precedence over MTA-STS
   (RFC 8461 §2: a domain with DANE is authenticated by it);
 * a secure-MX host whose TLSA lookup failed (a validator's SERVFAIL is how bogus data
-  looks) is not used (RFC 7672 §2.2.2); with no host left the message is deferred;
+  looks) is not used (RFC 7672 §2.2.2): it is ``refused``, and a message whose every
+  host is refused is deferred;
 * with an ``enforce`` policy, hosts the policy's ``mx`` patterns do not match are
-  dropped (§4.1, §5); with none left the message is deferred (never bounced, §5);
-  the rest must pass certificate validation against their MX name;
+  refused (§4.1, §5; deferred, never bounced, §5); the rest must pass certificate
+  validation against their MX name;
 * with ``testing``, nothing is dropped: failures are recorded and mail goes anyway.
 
 Trust in "secure" is the configured validating resolver's AD flag (``[dns] dnssec``).
@@ -29,7 +30,7 @@ from pathlib import Path
 from ..dane import TlsaError, TlsaRecord, tlsa_name
 from ..dns import Outcome, Resolver
 from .policies import PolicySource
-from .routing import Route, RouteFailure, TlsRequirement
+from .routing import Route, TlsRequirement
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class SecurityNote:
 
 @dataclass(slots=True)
 class SecuredRoute:
-    route: Route | RouteFailure
+    route: Route
     notes: list[SecurityNote]
 
 
@@ -72,14 +73,13 @@ class TransportSecurity:
         notes: list[SecurityNote] = []
         hosts = list(dict.fromkeys(hop.host for hop in route.hops))
         requirements: dict[str, TlsRequirement] = {}
-        unusable: dict[str, str] = {}
         if self.dane and route.mx_secure:
             for host in hosts:
                 if host not in route.secure_hosts:
                     continue
                 found = await self._tlsa(host)
                 if isinstance(found, str):
-                    unusable[host] = found
+                    requirements[host] = _refused(domain, found, "4.7.5")
                     notes.append(SecurityNote(domain, "tlsa", "tlsa-invalid", found, host))
                 elif found:
                     requirements[host] = TlsRequirement("dane", domain, tlsa=found, names=(host,))
@@ -91,25 +91,19 @@ class TransportSecurity:
             if policy is not None and policy.mode != "none":
                 enforce = policy.mode == "enforce"
                 for host in hosts:
-                    if host in requirements or host in unusable:
+                    if host in requirements:
                         continue
                     if not policy.allows_mx(host):
                         why = f"MX {host} does not match the MTA-STS policy of {domain}"
                         notes.append(SecurityNote(domain, "sts", "validation-failure", why, host))
                         if enforce:
-                            unusable[host] = why
+                            requirements[host] = _refused(domain, why, "4.7.0")
                         continue
                     requirements[host] = TlsRequirement(
                         "mta-sts", domain, enforce=enforce, names=(host,)
                     )
-        hops = tuple(h for h in route.hops if h.host not in unusable)
-        if not hops:
-            text = "; ".join(dict.fromkeys(unusable.values()))
-            status = "4.7.5" if any("TLSA" in v for v in unusable.values()) else "4.7.0"
-            return SecuredRoute(RouteFailure(status, f"no usable MX host: {text}"), notes)
         secured = replace(
             route,
-            hops=hops,
             ca_file=self.ca_file,
             requirements=tuple((h, r) for h, r in requirements.items()),
         )
@@ -135,3 +129,39 @@ class TransportSecurity:
             # Non-empty but unreadable: TLS stays mandatory, unauthenticated (§2.2).
             return (TlsaRecord(255, 255, 255, b""),)
         return tuple(records)
+
+
+def _refused(domain: str, reason: str, status: str) -> TlsRequirement:
+    return TlsRequirement("refused", domain, reason=reason, status=status)
+
+
+def requiretls_route(route: Route, domain: str) -> Route:
+    """The route for a message sent with REQUIRETLS (RFC 8689 §4.2.1).
+
+    Every host must be authenticated: by DANE, or by a certificate valid for its name
+    when the MX name itself is trustworthy (a DNSSEC-secure MX answer, or a match with
+    the domain's MTA-STS policy, in either mode); and it must offer REQUIRETLS. A host
+    that cannot be is refused with 5.7.10, so the message bounces when none is left.
+    """
+    requirements = []
+    for host in dict.fromkeys(hop.host for hop in route.hops):
+        current = route.requirement(host)
+        if current is not None and current.kind in ("dane", "mta-sts"):
+            requirement = replace(current, enforce=True, requiretls=True)
+        elif current is None and route.mx_secure:
+            requirement = TlsRequirement("pkix", domain, names=(host,), requiretls=True)
+        else:
+            why = (
+                current.reason
+                if current is not None
+                else (f"MX {host} is neither DNSSEC-secure nor covered by an MTA-STS policy")
+            )
+            requirement = _refused(domain, f"REQUIRETLS: {why}", "5.7.10")
+        requirements.append((host, requirement))
+    return replace(route, requirements=tuple(requirements))
+
+
+def tls_optional_route(route: Route) -> Route:
+    """``TLS-Required: No`` (RFC 8689 §4.2.2): recipient TLS policies are ignored;
+    STARTTLS is still used when offered."""
+    return replace(route, requirements=())

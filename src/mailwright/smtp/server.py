@@ -157,6 +157,7 @@ class SmtpServer:
             starttls=listener.tls == "starttls" and ssl_context is not None,
             auth=listener.auth,  # without [[users]] "required" still means required
             max_recipients=self.settings.max_recipients,
+            requiretls=listener.role == "submission",
         )
 
     async def start(self, sockets: dict[str, socket.socket] | None = None) -> None:

@@ -8,7 +8,11 @@ from pathlib import Path
 from mailwright.config import DeliveryConfig
 from mailwright.delivery.policies import PolicyLookup, PolicySource
 from mailwright.delivery.routing import Route, RouteFailure, resolve_mx
-from mailwright.delivery.security import TransportSecurity
+from mailwright.delivery.security import (
+    TransportSecurity,
+    requiretls_route,
+    tls_optional_route,
+)
 from mailwright.dns import MemoryResolver, Outcome
 from mailwright.mtasts import parse_policy
 
@@ -70,26 +74,25 @@ def test_insecure_world_never_looks_up_tlsa() -> None:
     assert ("_25._tcp.mx1.example.net", "TLSA") not in dns.queries
 
 
+def kinds(route: Route | RouteFailure) -> dict[str, str]:
+    assert isinstance(route, Route)
+    return {h.host: getattr(route.requirement(h.host), "kind", "-") for h in route.hops}
+
+
 def test_failed_tlsa_lookup_makes_the_host_unusable() -> None:
     dns = world().fail("_25._tcp.mx1.example.net", "TLSA", Outcome.SERVFAIL)
     route, notes = secure(dns)
+    assert kinds(route) == {"mx1.example.net": "refused", "mx2.example.net": "-"}
     assert isinstance(route, Route)
-    assert [h.host for h in route.hops] == ["mx2.example.net"]
+    refused = route.requirement("mx1.example.net")
+    assert refused is not None and refused.status == "4.7.5"  # deferred, not bounced
     assert notes == ["tlsa-invalid"]
 
 
-def test_every_host_bogus_defers() -> None:
-    dns = world()
-    for host in ("mx1", "mx2"):
-        dns.fail(f"_25._tcp.{host}.example.net", "TLSA", Outcome.SERVFAIL)
-    route, _ = secure(dns)
-    assert isinstance(route, RouteFailure) and route.status == "4.7.5" and not route.permanent
-
-
-def test_enforce_drops_hosts_outside_the_policy() -> None:
+def test_enforce_refuses_hosts_outside_the_policy() -> None:
     route, notes = secure(world(secure=False), ENFORCE)
+    assert kinds(route) == {"mx1.example.net": "refused", "mx2.example.net": "mta-sts"}
     assert isinstance(route, Route)
-    assert [h.host for h in route.hops] == ["mx2.example.net"]
     requirement = route.requirement("mx2.example.net")
     assert requirement is not None and requirement.kind == "mta-sts" and requirement.enforce
     assert route.ca_file == Path("/ca.pem")
@@ -98,14 +101,16 @@ def test_enforce_drops_hosts_outside_the_policy() -> None:
 
 def test_enforce_with_no_matching_host_defers() -> None:
     route, _ = secure(world(secure=False), ENFORCE.replace("mx2", "mx9"))
-    assert isinstance(route, RouteFailure) and route.status == "4.7.0"
-    assert "does not match the MTA-STS policy" in route.text
+    assert isinstance(route, Route)
+    refused = route.requirement("mx2.example.net")
+    assert refused is not None and refused.kind == "refused" and refused.status == "4.7.0"
+    assert "does not match the MTA-STS policy" in refused.reason
 
 
 def test_testing_keeps_every_host() -> None:
     route, notes = secure(world(secure=False), TESTING)
     assert isinstance(route, Route)
-    assert [h.host for h in route.hops] == ["mx1.example.net", "mx2.example.net"]
+    assert kinds(route) == {"mx1.example.net": "-", "mx2.example.net": "mta-sts"}
     requirement = route.requirement("mx2.example.net")
     assert requirement is not None and not requirement.enforce
     assert notes == ["validation-failure"]
@@ -121,6 +126,41 @@ def test_dane_takes_precedence_over_mta_sts() -> None:
     route, _ = secure(dns, ENFORCE)
     assert isinstance(route, Route)
     # mx1 is outside the policy's mx list, yet DANE authenticates it (RFC 8461 §2).
-    assert [h.host for h in route.hops] == ["mx1.example.net", "mx2.example.net"]
-    first = route.requirement("mx1.example.net")
-    assert first is not None and first.kind == "dane"
+    assert kinds(route) == {"mx1.example.net": "dane", "mx2.example.net": "mta-sts"}
+
+
+# -- RFC 8689 -----------------------------------------------------------------
+
+
+def test_requiretls_with_secure_mx_needs_a_valid_certificate() -> None:
+    dns = world().add("_25._tcp.mx1.example.net", "TLSA", TLSA)
+    route, _ = secure(dns)
+    assert isinstance(route, Route)
+    strict = requiretls_route(route, "example.net")
+    assert kinds(strict) == {"mx1.example.net": "dane", "mx2.example.net": "pkix"}
+    assert all(r.requiretls and r.enforce for _, r in strict.requirements)
+
+
+def test_requiretls_with_insecure_mx_and_no_policy_bounces() -> None:
+    route, _ = secure(world(secure=False))
+    assert isinstance(route, Route)
+    strict = requiretls_route(route, "example.net")
+    assert set(kinds(strict).values()) == {"refused"}
+    refused = strict.requirement("mx1.example.net")
+    assert refused is not None and refused.status == "5.7.10"
+
+
+def test_requiretls_uses_a_testing_policy_for_the_mx_name() -> None:
+    route, _ = secure(world(secure=False), TESTING)
+    assert isinstance(route, Route)
+    strict = requiretls_route(route, "example.net")
+    assert kinds(strict) == {"mx1.example.net": "refused", "mx2.example.net": "mta-sts"}
+    second = strict.requirement("mx2.example.net")
+    assert second is not None and second.enforce and second.requiretls
+
+
+def test_tls_required_no_ignores_every_policy() -> None:
+    dns = world().fail("_25._tcp.mx1.example.net", "TLSA", Outcome.SERVFAIL)
+    route, _ = secure(dns, ENFORCE)
+    assert isinstance(route, Route)
+    assert kinds(tls_optional_route(route)) == {"mx1.example.net": "-", "mx2.example.net": "-"}
