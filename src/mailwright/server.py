@@ -255,6 +255,7 @@ class Worker:
         self._agent_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
         self._report_task: asyncio.Task[None] | None = None
+        self._tls_report_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self.http: Any = None
         self.certificates: Any = None
@@ -274,6 +275,8 @@ class Worker:
         self._recovery_task = asyncio.create_task(self._recover_periodically())
         if config.inbound.send_aggregate_reports:
             self._report_task = asyncio.create_task(self._send_reports_daily())
+        if config.delivery.mode == "direct":
+            self._tls_report_task = asyncio.create_task(self._send_tls_reports_daily())
 
     async def _start_http_and_certificates(self) -> None:
         """The ``http`` listeners (ACME challenges, /healthz) and, with ``[tls] acme``,
@@ -369,6 +372,55 @@ class Worker:
                 reason="; ".join(skipped) or None,
             )
 
+    async def _send_tls_reports_daily(self) -> None:
+        """TLS reports (RFC 8460 §4: one per day and policy domain) after 00:00 UTC."""
+        while True:
+            await asyncio.sleep(86400 - time.time() % 86400 + 60)
+            try:
+                await self.send_tls_reports_now()
+            except Exception as exc:  # reporting must never stop the server
+                self.logger.event("error", what="tls-reports", reason=str(exc))
+
+    async def send_tls_reports_now(self) -> None:
+        from dataclasses import replace
+
+        from .delivery.tls_results import TlsResultStore, send_due_tls_reports
+        from .dns import DnspythonResolver
+
+        config = self.runtime.config
+        assert self.smtp is not None
+        smtp = self.smtp
+        domain = config.domains[0] if config.domains else config.hostname
+
+        async def enqueue(from_address: str, recipients: list[str], message: bytes) -> str:
+            accepted = originate(
+                from_address,
+                recipients,
+                message,
+                self.runtime.intake,
+                queue_id=new_queue_id(),
+                origin="report",
+            )
+            # RFC 8460 §3: reports go out despite TLS failures (MTA-STS/DANE not honoured).
+            accepted = replace(accepted, meta=replace(accepted.meta, tls_optional=True))
+            return await smtp.commit(accepted)
+
+        store = TlsResultStore(config.data_dir / "queue.sqlite3")
+        try:
+            sent = await send_due_tls_reports(
+                store,
+                hostname=config.hostname,
+                from_address=f"tls-reports@{domain}",
+                resolver=DnspythonResolver(config.dns.nameserver, timeout=config.dns.timeout),
+                enqueue=enqueue,
+            )
+        finally:
+            store.close()
+        for policy_domain, where, problem in sent:
+            self.logger.event(
+                "tls-report-sent", None, domain=policy_domain, to=where, reason=problem
+            )
+
     def _make_agent(self) -> Any:
         """The delivery engineer's agent (mailwright.delivery.agent)."""
         from .delivery.agent import DeliveryAgent
@@ -443,7 +495,12 @@ class Worker:
         await self.stop()
 
     async def stop(self) -> None:
-        for task in (self._recovery_task, self._report_task, self._certificate_task):
+        for task in (
+            self._recovery_task,
+            self._report_task,
+            self._tls_report_task,
+            self._certificate_task,
+        ):
             if task is not None:
                 task.cancel()
         if self.smtp is not None:

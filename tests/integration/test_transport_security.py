@@ -30,6 +30,7 @@ from mailwright.dane import record_for
 from mailwright.delivery.agent import DeliveryAgent
 from mailwright.delivery.policies import PolicyCache, PolicySource
 from mailwright.delivery.security import TransportSecurity
+from mailwright.delivery.tls_results import TlsResultStore
 from mailwright.dns import DnspythonResolver
 from mailwright.log import EventLogger
 from mailwright.queue import QueueMeta, SqliteQueueStore
@@ -203,6 +204,15 @@ class Harness:
         ]
         return event
 
+    def tls_results(self) -> dict[str, tuple[int, dict[tuple[str, str, str], int]]]:
+        """What the agent counted for the TLS reports (RFC 8460), per policy type."""
+        store = TlsResultStore(self.config.data_dir / "queue.sqlite3")
+        try:
+            days = store.take_finished_days(now=time.time() + 2 * 86_400)
+        finally:
+            store.close()
+        return {p.policy_type: (p.successes, p.failures) for d in days.values() for p in d}
+
     def notes(self) -> list[str]:
         return [e["result"] for e in self.events if e["event"] == "tls-policy"]
 
@@ -234,6 +244,7 @@ async def test_sts_enforce_good_certificate_delivers(world: World, harness: Harn
     assert world.web.requests["mta-sts.example.net"] == 1
     log = world.postfix.log()
     assert "starttls=1" in log
+    assert harness.tls_results() == {"sts": (1, {})}
 
 
 @pytest.mark.parametrize(
@@ -284,6 +295,8 @@ async def test_sts_testing_mode_delivers_and_records(world: World, harness: Harn
     event = await harness.deliver()
     assert event["event"] == "delivered", event
     assert harness.notes() == ["certificate-host-mismatch"]
+    failure = ("certificate-host-mismatch", "mx-wrong.example.net", "127.0.0.1")
+    assert harness.tls_results() == {"sts": (0, {failure: 1})}
 
 
 @pytest.mark.parametrize(
@@ -331,6 +344,7 @@ async def test_dane_ee_match_delivers(world: World, harness: Harness) -> None:
     world.example_net(f"@ MX 10 mx-good\n_25._tcp.mx-good TLSA {world.tlsa('good')}\n")
     event = await harness.deliver()
     assert event["event"] == "delivered", event
+    assert harness.tls_results() == {"tlsa": (1, {})}
 
 
 async def test_dane_ee_ignores_name_and_dates(world: World, harness: Harness) -> None:

@@ -53,6 +53,7 @@ from .replies import Reply, local_reply
 from .retry import after_failure, delay_warning_due, retry_until
 from .routing import Hop, Route, RouteFailure, relay_target, resolve_mx
 from .security import SecurityNote, TransportSecurity, requiretls_route, tls_optional_route
+from .tls_results import TlsResultStore
 
 IDLE_SECONDS = 2.0
 """How long an idle session waits for another message to the same destination
@@ -201,6 +202,8 @@ class DeliveryAgent:
         self.commit = commit or self._enqueue_accepted
         self._fixed_security = security
         self.security: TransportSecurity | None = security
+        self.tls_results: TlsResultStore | None = None
+        """RFC 8460 counts per policy domain (direct delivery only)."""
         self.reconfigure(config)
         self.idle_seconds = IDLE_SECONDS
         self.claim_delay = CLAIM_DELAY
@@ -244,6 +247,8 @@ class DeliveryAgent:
         self.lease_seconds = max(900.0, 4 * delivery.command_timeout + delivery.connect_timeout)
         if self._fixed_security is None:
             self.security = self._make_security(config)
+        if self.tls_results is None and self.security is not None:
+            self.tls_results = TlsResultStore(config.data_dir / "queue.sqlite3")
         for lane in getattr(self, "_lanes", {}).values():
             lane.route = None  # routes are looked up again with the new settings
 
@@ -572,10 +577,10 @@ class DeliveryAgent:
         return session if session is not None and not session.broken else None
 
     async def _connect(self, hop: Hop, route: Route) -> DeliverySession:
+        requirement = route.requirement(hop.host)
         try:
-            return await self.connector(hop, route, self.settings, True)
+            session = await self.connector(hop, route, self.settings, True)
         except SessionError as exc:
-            requirement = route.requirement(hop.host)
             if requirement is not None and exc.policy_failure is not None:
                 self._tls_note(
                     SecurityNote(
@@ -584,7 +589,9 @@ class DeliveryAgent:
                         exc.policy_failure,
                         str(exc.reply),
                         hop.host,
-                    )
+                        requirement.policy_strings,
+                    ),
+                    hop.address,
                 )
                 if not requirement.enforce:
                     # RFC 8461 §5 "testing": report the failure, deliver as if no policy.
@@ -594,12 +601,65 @@ class DeliveryAgent:
                     return await self._connect(hop, relaxed)
             if not exc.tls_failed:
                 raise
+        else:
+            if (
+                requirement is not None
+                and requirement.kind in ("dane", "mta-sts")
+                and _authenticated(session)
+            ):
+                self._count_tls(
+                    requirement.policy_domain,
+                    "tlsa" if requirement.kind == "dane" else "sts",
+                    "success",
+                    "",
+                    "",
+                    requirement.policy_strings,
+                )
+            return session
         # Opportunistic TLS failed: Postfix practice is to try the same server once
         # more in plain text rather than leave the mail undelivered (RFC 7435 §6).
         return await self.connector(hop, route, self.settings, False)
 
-    def _tls_note(self, note: SecurityNote) -> None:
-        """A DANE or MTA-STS failure: logged (RFC 8461 §3.3 asks to alert the admin)."""
+    def _count_tls(
+        self,
+        domain: str,
+        policy_type: str,
+        result: str,
+        mx_host: str,
+        ip: str,
+        strings: tuple[str, ...],
+    ) -> None:
+        """One session's result for the domain's TLS report (RFC 8460 §4), written off
+        the event loop."""
+        results = self.tls_results
+        if results is None:
+            return
+
+        def write() -> None:
+            results.record(
+                domain,
+                policy_type,
+                result,
+                mx_host=mx_host,
+                receiving_ip=ip,
+                policy_strings=strings,
+                now=self.clock(),
+            )
+
+        self._spawn(asyncio.to_thread(write))
+
+    def _tls_note(self, note: SecurityNote, address: str = "") -> None:
+        """A DANE or MTA-STS failure: logged (RFC 8461 §3.3 asks to alert the admin)
+        and counted for the TLS report (RFC 8460)."""
+        if note.policy_type in ("sts", "tlsa"):
+            self._count_tls(
+                note.policy_domain,
+                note.policy_type,
+                note.result_type,
+                note.host or "",
+                address,
+                note.policy_strings,
+            )
         self.logger.event(
             "tls-policy",
             None,

@@ -75,6 +75,8 @@ class TlsRequirement:
     reason: str = ""
     status: str = "4.7.0"
     """``refused``: the RFC 3463 status of the failure."""
+    policy_strings: tuple[str, ...] = ()
+    """The policy as RFC 8460 §4.4 reports it (policy lines, or TLSA records)."""
 
 
 @dataclass(frozen=True, slots=True)

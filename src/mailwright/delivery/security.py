@@ -44,6 +44,7 @@ class SecurityNote:
     """RFC 8460 §4.3 result type, e.g. ``validation-failure``, ``tlsa-invalid``."""
     detail: str
     host: str | None = None
+    policy_strings: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -82,7 +83,13 @@ class TransportSecurity:
                     requirements[host] = _refused(domain, found, "4.7.5")
                     notes.append(SecurityNote(domain, "tlsa", "tlsa-invalid", found, host))
                 elif found:
-                    requirements[host] = TlsRequirement("dane", domain, tlsa=found, names=(host,))
+                    requirements[host] = TlsRequirement(
+                        "dane",
+                        domain,
+                        tlsa=found,
+                        names=(host,),
+                        policy_strings=tuple(str(r) for r in found),
+                    )
         if self.policies is not None:
             lookup = await self.policies.lookup(domain)
             if lookup.problem and lookup.result_type:
@@ -90,17 +97,20 @@ class TransportSecurity:
             policy = lookup.policy
             if policy is not None and policy.mode != "none":
                 enforce = policy.mode == "enforce"
+                strings = tuple(line.strip() for line in policy.text.splitlines() if line.strip())
                 for host in hosts:
                     if host in requirements:
                         continue
                     if not policy.allows_mx(host):
                         why = f"MX {host} does not match the MTA-STS policy of {domain}"
-                        notes.append(SecurityNote(domain, "sts", "validation-failure", why, host))
+                        notes.append(
+                            SecurityNote(domain, "sts", "validation-failure", why, host, strings)
+                        )
                         if enforce:
                             requirements[host] = _refused(domain, why, "4.7.0")
                         continue
                     requirements[host] = TlsRequirement(
-                        "mta-sts", domain, enforce=enforce, names=(host,)
+                        "mta-sts", domain, enforce=enforce, names=(host,), policy_strings=strings
                     )
         secured = replace(
             route,
