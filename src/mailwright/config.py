@@ -155,6 +155,18 @@ class InboundConfig:
 
 
 @dataclass(frozen=True)
+class MtaStsConfig:
+    """Our own MTA-STS policy (RFC 8461), served at https://mta-sts.DOMAIN/ by the
+    ``http`` listener; unset ``mode``: none is served or published."""
+
+    mode: Literal["enforce", "testing", "none"] | None = None
+    max_age: int = 604_800
+    """Seconds senders keep the policy (RFC 8461 §3.2: weeks are typical; max one year)."""
+    mx: tuple[str, ...] = ()
+    """MX patterns (``mail.example.com``, ``*.example.com``); empty: ``hostname``."""
+
+
+@dataclass(frozen=True)
 class CheckConfig:
     dnsbls: tuple[str, ...] = DEFAULT_DNSBLS
     dbls: tuple[str, ...] = DEFAULT_DBLS
@@ -194,6 +206,7 @@ class Config:
     mailboxes: tuple[str, ...] = ()
     """Local addresses with a Maildir of their own (``user@one-of-domains``)."""
     inbound: InboundConfig = field(default_factory=InboundConfig)
+    mta_sts: MtaStsConfig = field(default_factory=MtaStsConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -279,6 +292,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         aliases=_aliases(top.table("aliases")),
         mailboxes=tuple(m.lower() for m in top.items("mailboxes", str, [], check=_mailbox_check)),
         inbound=_inbound(top.table("inbound")),
+        mta_sts=_mta_sts(top.table("mta_sts")),
         check=_check(top.table("check")),
         log=LogConfig(file=top.table("log").finish_path("file")),
     )
@@ -483,6 +497,33 @@ def _inbound(t: _Table) -> InboundConfig:
     )
     t.finish()
     return result
+
+
+def _mta_sts(t: _Table) -> MtaStsConfig:
+    mode = t.text("mode", None)
+    if mode is not None and mode not in ("enforce", "testing", "none"):
+        raise ConfigError(
+            t.file, t.key("mode"), f"{mode!r} is not an MTA-STS mode", 'write "testing" first'
+        )
+    result = MtaStsConfig(
+        mode=cast(Any, mode),
+        max_age=t.integer("max_age", 604_800, minimum=0, maximum=31_557_600),
+        mx=tuple(t.items("mx", str, [], check=_mx_pattern_check)),
+    )
+    t.finish()
+    return result
+
+
+def _mx_pattern_check(value: str, t: _Table, key: str) -> None:
+    from .mtasts import valid_mx_pattern
+
+    if not valid_mx_pattern(value.lower()):
+        raise ConfigError(
+            t.file,
+            t.key(key),
+            f"{value!r} is not a host name or *.domain",
+            "write mail.example.com",
+        )
 
 
 def _maildir_folder(t: _Table, key: str, default: str) -> str:

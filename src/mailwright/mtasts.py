@@ -9,6 +9,7 @@ MX pattern match (§4.1) and the decision whether a cached policy is still usabl
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -122,7 +123,7 @@ def parse_policy(body: str) -> Policy:
         raise MtaStsError(f"max_age {age_text!r} is not 1-10 digits")
     max_age = min(int(age_text), MAX_AGE_LIMIT)
     for pattern in mx:
-        if not _valid_pattern(pattern):
+        if not valid_mx_pattern(pattern):
             raise MtaStsError(f"mx {pattern!r} is not a host name or *.suffix")
     if not mx and mode != "none":
         raise MtaStsError(f"mode {mode} needs at least one mx")
@@ -161,7 +162,19 @@ def fresh(fetched_at: float, max_age: int, now: float) -> bool:
     return now < fetched_at + max_age
 
 
-def _valid_pattern(pattern: str) -> bool:
+def valid_mx_pattern(pattern: str) -> bool:
+    """§3.2: a host name or ``*.`` and a domain (A-labels, lower case)."""
     name = pattern[2:] if pattern.startswith("*.") else pattern
     labels = name.rstrip(".").split(".")
     return len(labels) >= 1 and all(_LABEL.fullmatch(label) for label in labels)
+
+
+def render_policy(mode: Mode, mx: Iterable[str], max_age: int) -> str:
+    """Our policy file (§3.2), CRLF line ends; parsing it gives back the same values."""
+    lines = ["version: STSv1", f"mode: {mode}", *(f"mx: {m}" for m in mx), f"max_age: {max_age}"]
+    return "".join(f"{line}\r\n" for line in lines)
+
+
+def policy_id(text: str) -> str:
+    """An ``id`` that changes whenever the policy text does (§3.1: 1-32 letters/digits)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:20]

@@ -289,7 +289,7 @@ class Worker:
             from .certificates import CertificateStore
             from .http import HttpServer, make_app
 
-            app = make_app(CertificateStore(config.data_dir))
+            app = make_app(CertificateStore(config.data_dir), self._mta_sts_policy)
             self.http = HttpServer(app, config.listeners, lambda: self._tls)
             await self.http.start(self.sockets)
         if config.tls.acme:
@@ -297,6 +297,16 @@ class Worker:
 
             self.certificates = CertificateManager(config, self.logger, self._certificate_changed)
             self._certificate_task = asyncio.create_task(self.certificates.run())
+
+    def _mta_sts_policy(self, host: str) -> str | None:
+        """Our policy for ``mta-sts.DOMAIN`` of one of our domains (the config of the
+        moment: a SIGHUP with a new mode is served at once)."""
+        from .setup.records import mta_sts_policy
+
+        config = self.runtime.config
+        if not any(host == f"mta-sts.{d.lower()}" for d in config.domains):
+            return None
+        return mta_sts_policy(config)
 
     def _certificate_changed(self) -> None:
         """New TLS handshakes (STARTTLS, implicit TLS, HTTPS) use the new certificate;

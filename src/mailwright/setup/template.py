@@ -293,6 +293,22 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         "Send daily DMARC aggregate reports (RFC 9990) to domains that ask for them.",
     )
 
+    m = config.mta_sts
+    w.table("[mta_sts]", "Our MTA-STS policy (RFC 8461), served by the http listener.")
+    mode_doc = (
+        "testing, enforce or none; unset = no policy. Start with testing "
+        "(mta-sts.DOMAIN must be in the certificate)."
+    )
+    if m.mode:
+        w.setting("mode", m.mode, mode_doc)
+    else:
+        w.example("mode", "testing", mode_doc)
+    w.setting("max_age", m.max_age, "Seconds senders keep the policy (RFC 8461: weeks).")
+    if m.mx:
+        w.setting("mx", list(m.mx), "MX names the policy allows.")
+    else:
+        w.example("mx", [config.hostname], "MX names the policy allows; unset = hostname.")
+
     w.table("[check]", "Blocklists 'mailwright check' queries (never from tests).")
     w.setting("dnsbls", list(config.check.dnsbls), "IP blocklists each sending IP is looked up in.")
     w.setting("dbls", list(config.check.dbls), "Domain blocklists each domain is looked up in.")
