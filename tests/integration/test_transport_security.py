@@ -32,6 +32,7 @@ from mailwright.delivery.policies import PolicyCache, PolicySource
 from mailwright.delivery.security import TransportSecurity
 from mailwright.delivery.tls_results import TlsResultStore
 from mailwright.dns import DnspythonResolver
+from mailwright.doctor import DoctorOptions, run_checks
 from mailwright.log import EventLogger
 from mailwright.queue import QueueMeta, SqliteQueueStore
 from mailwright.testing.dnssec import UnboundServer, ZoneSigner, tamper
@@ -102,10 +103,10 @@ def world() -> Iterator[World]:
     base = Path(tempfile.mkdtemp(prefix="mailwright-tls-world-"))
     os.chmod(base, 0o755)
     certs = {
-        "good": make_certificate(base / "good", "mx-good.example.net"),
-        "wrong": make_certificate(base / "wrong", "mx.example.com"),
+        "good": make_certificate(base / "good", "mx-good.example.net", days=90),
+        "wrong": make_certificate(base / "wrong", "mx.example.com", days=90),
         "expired": make_certificate(base / "expired", "mx-expired.example.net", days=-1),
-        "self": make_certificate(base / "self", "mx-self.example.net"),
+        "self": make_certificate(base / "self", "mx-self.example.net", days=90),
         "policy": make_certificate(base / "policy", "mta-sts.example.net"),
     }
     for sub in base.iterdir():
@@ -451,3 +452,83 @@ async def test_tls_required_no_ignores_the_policy(world: World, harness: Harness
     sts(world, "mx-wrong")
     event = await harness.deliver(meta=QueueMeta(tls_optional=True))
     assert event["event"] == "delivered", event
+
+
+# -- the doctor's transport checks, on the same world ------------------------------
+
+
+async def doctor(world: World, *, dnssec: bool = True, **overrides: object) -> dict[str, object]:
+    options = DoctorOptions(
+        hostname="mx-good.example.net",
+        transport=True,
+        skip=frozenset({"host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports"}),
+        smtp_port=world.postfix.port,
+        tls_ca_file=world.bundle,
+        mta_sts_port=world.web.port,
+        submission_ports=((world.postfix.port, "starttls"),),
+        connect_timeout=2.0,
+        **overrides,  # type: ignore[arg-type]
+    )
+    resolver = DnspythonResolver(world.unbound.nameserver, timeout=3.0, dnssec=dnssec)
+    report = await run_checks("example.net", options, resolver)
+    return {c.id: (str(c.status), c.observed) for c in report.checks}
+
+
+def healthy(world: World, mx: str = "mx-good", tlsa: str | None = None, **answer: object) -> None:
+    record = tlsa if tlsa is not None else world.tlsa("good")
+    world.example_net(
+        f"@ MX 10 {mx}\n_25._tcp.mx-good TLSA {record}\n"
+        f'_mta-sts TXT "v=STSv1; id=p{next(_ids)}"\n'
+        '_smtp._tls TXT "v=TLSRPTv1; rua=mailto:tls@example.net"\n'
+    )
+    world.policy("enforce", "mx-good.example.net", **answer)
+
+
+async def test_doctor_healthy_transport(world: World) -> None:
+    healthy(world)
+    rows = await doctor(world)
+    port = world.postfix.port
+    assert {k: v[0] for k, v in rows.items()} == {
+        "mta-sts": "ok",
+        "tls-rpt": "ok",
+        "tlsa": "ok",
+        "starttls:mx-good.example.net": "ok",
+        f"cert:{port}": "ok",
+    }
+    assert "TLSv1." in str(rows["starttls:mx-good.example.net"][1])
+
+
+@pytest.mark.parametrize(
+    ("fault", "check", "status", "text"),
+    [
+        ({"mx": "mx-wrong"}, "mta-sts", "fail", "MX not in the policy: mx-wrong.example.net"),
+        ({"status": 404}, "mta-sts", "fail", "HTTP 404"),
+        ({"tlsa": "3 1 1 " + "00" * 32}, "tlsa", "fail", "does not match the certificate"),
+        ({"mx": "mx-wrong"}, "starttls:mx-wrong.example.net", "fail", "Hostname mismatch"),
+        ({"mx": "mx-expired"}, "starttls:mx-expired.example.net", "fail", "expired"),
+        ({"mx": "mx-self"}, "starttls:mx-self.example.net", "fail", "self-signed"),
+        ({"mx": "mx-plain"}, "starttls:mx-plain.example.net", "fail", "does not offer STARTTLS"),
+    ],
+    ids=["sts-mx", "sts-404", "tlsa-mismatch", "wrong-name", "expired", "untrusted", "plain"],
+)
+async def test_doctor_seeded_transport_faults(
+    world: World, fault: dict[str, object], check: str, status: str, text: str
+) -> None:
+    healthy(world, **fault)  # type: ignore[arg-type]
+    rows = await doctor(world)
+    assert rows[check][0] == status, rows[check]
+    assert text in str(rows[check][1])
+
+
+async def test_doctor_tlsa_bogus_and_insecure(world: World) -> None:
+    record = world.tlsa("good")
+    world.example_net(
+        f"@ MX 10 mx-good\n_25._tcp.mx-good TLSA {record}\n",
+        corrupt=("_25._tcp.mx-good.example.net.", "TLSA", "3 1 1 " + "00" * 32),
+    )
+    rows = await doctor(world)
+    assert rows["tlsa"][0] == "fail" and "TLSA lookup failed" in str(rows["tlsa"][1]), rows
+    assert rows["mta-sts"][0] == "warn" and rows["tls-rpt"][0] == "warn"
+    healthy(world)
+    insecure = await doctor(world, dnssec=False)
+    assert insecure["tlsa"][0] == "warn" and "not DNSSEC-secure" in str(insecure["tlsa"][1])

@@ -218,6 +218,7 @@ server:
     aggressive-nsec: no
     cache-max-ttl: 0
     cache-max-negative-ttl: 0
+    val-bogus-ttl: 0
     prefetch: no
     num-threads: 1
 remote-control:
