@@ -446,6 +446,9 @@ async def test_init_publish_check_round_trip(
     # init starts DMARC at p=none on purpose: that row warns with the rollout advice.
     assert bad.pop("dmarc-policy")[0] == "warn"
     assert "p=quarantine" in rows["dmarc-policy"]["fix"]
+    # init sets no [mta_sts] mode: that row warns with how to start (testing first).
+    assert bad.pop("mta-sts")[0] == "warn"
+    assert 'mode = "testing"' in rows["mta-sts"]["fix"]
     # Whether something listens on 127.0.0.1:25 depends on the machine, not on the records.
     assert set(bad) <= {"port:25"}, bad
     for wanted in ("dkim-key-match:mail", "dkim-key-match:mail-ed", "dmarc-alignment", "tls"):
@@ -489,7 +492,7 @@ async def test_init_with_relay_round_trip(dns_world: NsdServer, tmp_path: Path) 
     assert rows["dmarc-alignment"]["status"] == "ok"
     assert "aligned by dkim:example.test" in rows["dmarc-alignment"]["observed"]
     bad = {i: c["status"] for i, c in rows.items() if c["status"] != "ok"}
-    assert bad == {"dmarc-policy": "warn"}, bad
+    assert bad == {"dmarc-policy": "warn", "mta-sts": "warn"}, bad
 
 
 async def test_cli_exit_codes_and_table(
@@ -502,6 +505,7 @@ async def test_cli_exit_codes_and_table(
         '[check]\ndnsbls = ["dnsbl.test"]\ndbls = ["dbl.test"]\n'
     )
     base = ("--nameserver", dns_world.nameserver, "--config", str(config), "check", DOMAIN)
+    base += ("--skip", "tls")  # no MTA-STS in this world
     publish(dns_world, replace(healthy_world(), "127.in-addr.arpa", PTR_OWNER))
     code, out, err = await _cli(*base, "--skip", "ports", cwd=tmp_path)
     assert code == 1, out + err

@@ -23,7 +23,7 @@ from .context import (
     styled,
 )
 
-GROUPS = ("host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports")
+GROUPS = ("host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports", "tls")
 
 
 @click.command(

@@ -29,13 +29,14 @@ from .model import Finding, Status, combine
 from .ports import _reply, describe_certificate
 
 GROUP = "tls"
+"""mta-sts, tls-rpt, tlsa; the connecting checks (starttls:MX, cert:PORT) are "ports"."""
 MIN_MAX_AGE = 86_400
 Check = Callable[[Context], Awaitable[Finding]]
 
 
 async def prepare(ctx: Context) -> None:
     """Look up the MX hosts before planning (one ``starttls:HOST`` check per host)."""
-    if GROUP in ctx.options.skip or not ctx.options.transport:
+    if "ports" in ctx.options.skip or not ctx.options.transport:
         return
     await ctx.once("transport-mx", lambda: _mx_hosts(ctx))
 
@@ -57,9 +58,11 @@ def checks(ctx: Context) -> list[tuple[str, str, str, Check]]:
     task = ctx.extra.get("transport-mx")
     hosts: list[str] = task.result() if task is not None and task.done() else []
     for host in hosts:
-        found.append((f"starttls:{host}", f"STARTTLS on MX {host}", GROUP, starttls_check(host)))
+        found.append((f"starttls:{host}", f"STARTTLS on MX {host}", "ports", starttls_check(host)))
     for port, mode in ctx.options.submission_ports:
-        found.append((f"cert:{port}", f"Certificate on port {port}", GROUP, cert_check(port, mode)))
+        found.append(
+            (f"cert:{port}", f"Certificate on port {port}", "ports", cert_check(port, mode))
+        )
     return found
 
 
