@@ -53,7 +53,7 @@ from .replies import Reply, local_reply
 from .retry import after_failure, delay_warning_due, retry_until
 from .routing import Hop, Route, RouteFailure, relay_target, resolve_mx
 from .security import SecurityNote, TransportSecurity, requiretls_route, tls_optional_route
-from .tls_results import TlsResultStore
+from .tls_results import ResultKey, TlsResultStore
 
 IDLE_SECONDS = 2.0
 """How long an idle session waits for another message to the same destination
@@ -72,6 +72,8 @@ POLL_SECONDS = 5.0
 CLAIM_DELAY = 0.02
 """While deliveries are in flight, wait this long after new mail before claiming it."""
 ERROR_PAUSE = 1.0
+TLS_RESULTS_FLUSH_SECONDS = 60.0
+"""How often the TLS report counts (RFC 8460) go to the database."""
 """Pause after a failed store call before trying again."""
 
 ENV_PAUSE = "MAILWRIGHT_DELIVERY"
@@ -204,6 +206,7 @@ class DeliveryAgent:
         self.security: TransportSecurity | None = security
         self.tls_results: TlsResultStore | None = None
         """RFC 8460 counts per policy domain (direct delivery only)."""
+        self._tls_counts: dict[ResultKey, tuple[int, tuple[str, ...]]] = {}
         self.reconfigure(config)
         self.idle_seconds = IDLE_SECONDS
         self.claim_delay = CLAIM_DELAY
@@ -287,7 +290,10 @@ class DeliveryAgent:
         """
         refresher = None
         if self.security is not None and self.security.policies is not None:
-            refresher = asyncio.ensure_future(self.security.policies.refresh_loop())
+            refresher = asyncio.ensure_future(
+                self.security.policies.refresh_loop(report=self._policy_refreshed)
+            )
+        flusher = asyncio.ensure_future(self._flush_tls_periodically())
         try:
             while not self._stopping.is_set():
                 try:
@@ -299,7 +305,9 @@ class DeliveryAgent:
         finally:
             if refresher is not None:
                 refresher.cancel()
+            flusher.cancel()
             await self.drain()
+            await self.flush_tls_results()
 
     async def _step(self) -> None:
         claimed = 0 if self.paused else await self._claim()
@@ -324,6 +332,7 @@ class DeliveryAgent:
         """Claim what is due now, deliver it completely, return how many entries (tests)."""
         claimed = await self._claim()
         await self.drain()
+        await self.flush_tls_results()
         return claimed
 
     async def drain(self) -> None:
@@ -578,6 +587,10 @@ class DeliveryAgent:
 
     async def _connect(self, hop: Hop, route: Route) -> DeliverySession:
         requirement = route.requirement(hop.host)
+        if requirement is not None and requirement.kind == "refused":
+            # MTA-STS/DANE/REQUIRETLS rule this host out: not even a connection.
+            code = 550 if requirement.status.startswith("5") else 451
+            raise SessionError(local_reply(code, requirement.status, requirement.reason))
         try:
             session = await self.connector(hop, route, self.settings, True)
         except SessionError as exc:
@@ -629,24 +642,38 @@ class DeliveryAgent:
         ip: str,
         strings: tuple[str, ...],
     ) -> None:
-        """One session's result for the domain's TLS report (RFC 8460 §4), written off
-        the event loop."""
-        results = self.tls_results
-        if results is None:
+        """One session's result for the domain's TLS report (RFC 8460 §4); counted in
+        memory and written in batches (:meth:`flush_tls_results`)."""
+        if self.tls_results is None:
             return
+        key = ResultKey(domain, policy_type, result, mx_host, ip)
+        count, _ = self._tls_counts.get(key, (0, ()))
+        self._tls_counts[key] = (count + 1, strings)
 
-        def write() -> None:
-            results.record(
-                domain,
-                policy_type,
-                result,
-                mx_host=mx_host,
-                receiving_ip=ip,
-                policy_strings=strings,
-                now=self.clock(),
-            )
+    async def flush_tls_results(self) -> None:
+        """Write the counted TLS results (one transaction, off the event loop)."""
+        results, counts = self.tls_results, self._tls_counts
+        if results is None or not counts:
+            return
+        self._tls_counts = {}
+        try:
+            await asyncio.to_thread(results.add, counts, self.clock())
+        except Exception as exc:  # reporting must never stop delivery
+            self.logger.event("error", None, what="tls-results", reason=repr(exc))
 
-        self._spawn(asyncio.to_thread(write))
+    async def _flush_tls_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(TLS_RESULTS_FLUSH_SECONDS)
+            await self.flush_tls_results()
+
+    def _policy_refreshed(self, domain: str, problem: str | None) -> None:
+        self.logger.event(
+            "mta-sts-refresh",
+            None,
+            domain=domain,
+            status="failed" if problem else "ok",
+            reason=problem,
+        )
 
     def _tls_note(self, note: SecurityNote, address: str = "") -> None:
         """A DANE or MTA-STS failure: logged (RFC 8461 §3.3 asks to alert the admin)

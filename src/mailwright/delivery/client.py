@@ -157,10 +157,6 @@ class Session:
 
         ``use_tls=False`` skips opportunistic STARTTLS (the retry after a failed handshake).
         """
-        requirement = route.requirement(hop.host) if route.tls == "opportunistic" else None
-        if requirement is not None and requirement.kind == "refused":
-            code = 550 if requirement.status.startswith("5") else 451
-            raise SessionError(local_reply(code, requirement.status, requirement.reason))
         implicit = route.tls == "implicit"
         context = _tls_context(route) if implicit else None
         local_addr, family = _bind(hop, settings)

@@ -15,7 +15,6 @@ Host names are resolved with our :class:`~mailwright.dns.Resolver`, never the sy
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import sqlite3
 import ssl
@@ -94,6 +93,7 @@ class PolicyCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # a lost policy is fetched again
             conn.execute(TABLE)
             conn.commit()
             self._conn = conn
@@ -340,9 +340,19 @@ class PolicySource:
                 done.append((entry.domain, result.problem))
         return done
 
-    async def refresh_loop(self, interval: float = 3600.0) -> None:
-        """Run :meth:`refresh_due` every ``interval`` seconds until cancelled."""
+    async def refresh_loop(
+        self,
+        interval: float = 3600.0,
+        report: Callable[[str, str | None], None] | None = None,
+    ) -> None:
+        """Run :meth:`refresh_due` every ``interval`` seconds until cancelled;
+        ``report(domain, problem)`` for each refresh (§3.3: alert on failures)."""
         while True:
-            with contextlib.suppress(Exception):
-                await self.refresh_due()
             await asyncio.sleep(interval)
+            try:
+                done = await self.refresh_due()
+            except Exception as exc:  # a broken cache must not end the loop
+                done = [("-", repr(exc))]
+            for domain, problem in done:
+                if report is not None:
+                    report(domain, problem)

@@ -519,11 +519,3 @@ async def test_policy_requirement_without_starttls_is_4_7_4(
         await open_(hop, _strict(certs))
     assert info.value.reply.enhanced == "4.7.4" and not info.value.tls_failed
     assert info.value.policy_failure == "starttls-not-supported"
-
-
-async def test_refused_host_is_not_connected() -> None:
-    requirement = TlsRequirement("refused", "example.net", reason="not in policy", status="4.7.0")
-    route = Route((), requirements=(("mx.example.net", requirement),))
-    with pytest.raises(SessionError) as info:
-        await open_(Hop("mx.example.net", "127.0.0.1", free_port()), route)
-    assert (info.value.reply.code, info.value.reply.enhanced) == (451, "4.7.0")
