@@ -28,9 +28,9 @@ from cryptography import x509
 from mailwright.config import Config, DeliveryConfig
 from mailwright.dane import record_for
 from mailwright.delivery.agent import DeliveryAgent
-from mailwright.delivery.policies import PolicyCache, PolicySource
+from mailwright.delivery.policies import PolicyCache, PolicySource, https_context
 from mailwright.delivery.security import TransportSecurity
-from mailwright.delivery.tls_results import TlsResultStore
+from mailwright.delivery.tls_results import TlsResultStore, post_report, send_due_tls_reports
 from mailwright.dns import DnspythonResolver
 from mailwright.doctor import DoctorOptions, run_checks
 from mailwright.log import EventLogger
@@ -40,6 +40,7 @@ from mailwright.testing.https import PolicyWebServer
 from mailwright.testing.nsd import NsdServer
 from mailwright.testing.postfix import PostfixServer, SmtpSink
 from mailwright.testing.tls import CertificateFiles, make_certificate
+from mailwright.tlsrpt import parse_report
 
 pytestmark = pytest.mark.integration
 
@@ -534,3 +535,40 @@ async def test_doctor_tlsa_bogus_and_insecure(world: World) -> None:
     healthy(world)
     insecure = await doctor(world, dnssec=False)
     assert insecure["tlsa"][0] == "warn" and "not DNSSEC-secure" in str(insecure["tlsa"][1])
+
+
+# -- TLS reports by HTTPS POST (RFC 8460 §5.4) --------------------------------------
+
+
+async def test_tls_report_is_posted_over_https(world: World, tmp_path: Path) -> None:
+    store = TlsResultStore(tmp_path / "q.sqlite3")
+    store.record("example.net", "sts", now=1000.0)
+    store.record("example.net", "sts", "certificate-expired", mx_host="mx-expired", now=1000.0)
+    url = f"https://127.0.0.1:{world.web.port}/tlsrpt"
+    world.example_net(f'_smtp._tls TXT "v=TLSRPTv1; rua={url}"\n')
+    resolver = DnspythonResolver(world.unbound.nameserver, timeout=3.0)
+
+    async def post(target: str, body: bytes) -> None:
+        await post_report(target, body, context=https_context(world.certs["policy"].ca))
+
+    async def no_mail(sender: str, to: list[str], message: bytes) -> str:
+        raise AssertionError("no mailto in this record")
+
+    done = await send_due_tls_reports(
+        store,
+        hostname="mail.example.com",
+        from_address="tls-reports@example.com",
+        resolver=resolver,
+        enqueue=no_mail,
+        post=post,
+        now=200_000.0,
+    )
+    store.close()
+    assert done == [("example.net", url, None)]
+    [(path, media, body)] = world.web.posted
+    assert path == "/tlsrpt" and media == "application/tlsrpt+gzip"
+    report = parse_report(body)
+    assert report.organization == "mail.example.com"
+    [policy] = report.policies
+    assert (policy.successes, policy.failures) == (1, 1)
+    assert policy.failure_types == (("certificate-expired", 1),)

@@ -158,10 +158,16 @@ Enqueue = Callable[[str, list[str], bytes], Awaitable[str]]
 """(from, recipients, message) → queue ID, through the intake (signed)."""
 
 
-async def post_report(url: str, body: bytes, timeout: float = 60.0) -> None:
-    """§5.4: POST the gzip report; certificate errors may be ignored (§3), we do not."""
+async def post_report(
+    url: str, body: bytes, timeout: float = 60.0, context: ssl.SSLContext | None = None
+) -> None:
+    """§5.4: POST the gzip report; certificate errors may be ignored (§3), we do not
+    (``context``: CAs other than the system's)."""
+    connector = aiohttp.TCPConnector(ssl=context if context is not None else True)
     async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+        aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=timeout), trust_env=False
+        ) as session,
         session.post(
             url, data=body, headers={"Content-Type": MEDIA_GZIP}, allow_redirects=False
         ) as response,

@@ -1,6 +1,7 @@
 """An HTTPS server for MTA-STS policies in tests: one aiohttp app on loopback, in a thread.
 
-It answers ``GET /.well-known/mta-sts.txt`` by the ``Host`` header with what the test
+It keeps every POST (TLS reports, RFC 8460 §5.4) in :attr:`posted`, and
+answers ``GET /.well-known/mta-sts.txt`` by the ``Host`` header with what the test
 set for that host: a body, a status, a media type, a delay (for timeouts), a redirect,
 or a body larger than the 64 KB RFC 8461 §3.3 suggests. Its certificate comes from
 :mod:`mailwright.testing.tls`, so a client that trusts that CA verifies it.
@@ -44,6 +45,8 @@ class PolicyWebServer:
         self.port = port or free_port()
         self.answers: dict[str, PolicyAnswer] = {}
         self.requests: dict[str, int] = {}
+        self.posted: list[tuple[str, str, bytes]] = []
+        """(path, content type, body) of every POST (TLS reports, RFC 8460 §5.4)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -68,14 +71,20 @@ class PolicyWebServer:
             content_type=answer.content_type,
         )
 
+    async def _post(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.posted.append((request.path, request.headers.get("Content-Type", ""), body))
+        return web.Response(status=201, text="thanks\n")
+
     def start(self) -> PolicyWebServer:
         ready = threading.Event()
         loop = asyncio.new_event_loop()
         self._loop = loop
 
         async def serve() -> None:
-            app = web.Application()
+            app = web.Application(client_max_size=16 * 1024 * 1024)
             app.router.add_get("/{tail:.*}", self._handle)
+            app.router.add_post("/{tail:.*}", self._post)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, HOST, self.port, ssl_context=self.context)
