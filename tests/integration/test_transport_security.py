@@ -572,3 +572,30 @@ async def test_tls_report_is_posted_over_https(world: World, tmp_path: Path) -> 
     [policy] = report.policies
     assert (policy.successes, policy.failures) == (1, 1)
     assert policy.failure_types == (("certificate-expired", 1),)
+
+
+async def test_authenticated_session_carries_several_messages(
+    world: World, harness: Harness
+) -> None:
+    # The connection cache keeps working under a policy: one session, two messages.
+    sts(world, "mx-good")
+    store = await SqliteQueueStore.open(harness.config.data_dir)
+    cache = PolicyCache(harness.config.data_dir / "queue.sqlite3")
+    policies = PolicySource(
+        harness.resolver, cache, ca_file=world.bundle, port=world.web.port, timeout=1.0
+    )
+    security = TransportSecurity(harness.resolver, policies, ca_file=world.bundle)
+    agent = DeliveryAgent(
+        harness.config, store, harness.resolver, harness.logger, worker="t", security=security
+    )
+    agent.idle_seconds = 0.5
+    try:
+        for _ in range(2):
+            await store.enqueue("app@mail.example.com", ["alice@example.net"], MESSAGE)
+        await agent.run_once()
+    finally:
+        await store.close()
+        cache.close()
+    assert len([e for e in harness.events if e["event"] == "delivered"]) == 2
+    world.postfix.wait_for_log(r"disconnect from .*mail=2", timeout=5)
+    assert re.search(r"starttls=1 mail=2 ", world.postfix.log()), world.postfix.log()

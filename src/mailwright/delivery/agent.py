@@ -72,9 +72,9 @@ POLL_SECONDS = 5.0
 CLAIM_DELAY = 0.02
 """While deliveries are in flight, wait this long after new mail before claiming it."""
 ERROR_PAUSE = 1.0
+"""Pause after a failed store call before trying again."""
 TLS_RESULTS_FLUSH_SECONDS = 60.0
 """How often the TLS report counts (RFC 8460) go to the database."""
-"""Pause after a failed store call before trying again."""
 
 ENV_PAUSE = "MAILWRIGHT_DELIVERY"
 
@@ -534,9 +534,7 @@ class DeliveryAgent:
             if session is not None and (
                 session.broken
                 or session.hop != hop
-                or (requiretls and getattr(session, "authenticated", None) is None)
-                or bool(route.requirement(hop.host))
-                != bool(getattr(session, "authenticated", None))
+                or (_needs_authentication(route, hop, requiretls) and not _authenticated(session))
             ):
                 await session.close()
                 session = None
@@ -906,9 +904,12 @@ class DeliveryAgent:
 
 
 def _needs_authentication(route: Route, hop: Hop, requiretls: bool) -> bool:
-    """A cached session without authenticated TLS must not carry this message."""
+    """A cached session without authenticated TLS must not carry this message (it was
+    opened for a message without the requirement, e.g. ``TLS-Required: No``)."""
     requirement = route.requirement(hop.host)
-    return requiretls or (requirement is not None and requirement.enforce)
+    return requiretls or (
+        requirement is not None and requirement.enforce and requirement.kind != "refused"
+    )
 
 
 def _authenticated(session: DeliverySession) -> bool:
