@@ -73,7 +73,7 @@ GROUP_EXPLANATIONS: dict[str, str] = {
     "mta-sts": (
         "The TXT record announces the policy that the http listener serves at "
         "https://mta-sts.DOMAIN/.well-known/mta-sts.txt; that name needs the A/AAAA "
-        "records below and must be in the certificate (add it to [tls] acme_names). "
+        "records below and must be in the certificate (with ACME: add it to acme_names). "
         'Start with mode = "testing", read the TLS reports, then switch to "enforce". '
         "The id changes by itself whenever the policy does."
     ),
