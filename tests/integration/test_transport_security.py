@@ -11,6 +11,7 @@ names ``mx-good``, ``mx-wrong``, ``mx-expired`` and ``mx-self``; and ``smtp-sink
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import os
 import re
@@ -24,6 +25,9 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from mailwright.config import Config, DeliveryConfig
 from mailwright.dane import record_for
@@ -53,6 +57,7 @@ mx-good A 127.0.0.1
 mx-wrong A 127.0.0.1
 mx-expired A 127.0.0.1
 mx-self A 127.0.0.1
+mx-selfsigned A 127.0.0.1
 mx-plain A 127.0.0.2
 mta-sts A 127.0.0.1
 """
@@ -69,6 +74,8 @@ class World:
     plain: SmtpSink
     certs: dict[str, CertificateFiles]
     bundle: Path
+    selfsigned: Path
+    """The certificate of mx-selfsigned (its own issuer)."""
 
     def example_net(self, body: str, *, corrupt: tuple[str, str, str] | None = None) -> None:
         """Serve example.net (signed); ``corrupt`` changes a record after signing (bogus)."""
@@ -90,6 +97,37 @@ class World:
         path = files.ca if usage == 2 else files.certificate
         cert = x509.load_pem_x509_certificate(path.read_bytes())
         return str(record_for(cert, usage, 1, 1))
+
+
+def _self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    """A leaf that signs itself (no CA at all): (certificate, key) files."""
+    directory.mkdir(parents=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=90))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "server.pem", directory / "server.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    os.chmod(directory, 0o755)
+    key_file.chmod(0o644)
+    return cert_file, key_file
 
 
 def _chain(files: CertificateFiles) -> Path:
@@ -117,11 +155,13 @@ def world() -> Iterator[World]:
         b"".join(certs[n].ca.read_bytes() for n in ("good", "wrong", "expired", "policy"))
     )
     sni = base / "sni"
+    selfsigned_cert, selfsigned_key = _self_signed(base / "selfsigned", "mx-selfsigned.example.net")
     sni.write_text(
         "".join(
             f"mx-{name}.example.net {certs[name].private_key} {_chain(certs[name])}\n"
             for name in ("good", "wrong", "expired", "self")
         )
+        + f"mx-selfsigned.example.net {selfsigned_key} {selfsigned_cert}\n"
     )
     conf = base / "postmap"
     conf.mkdir()
@@ -150,7 +190,7 @@ def world() -> Iterator[World]:
         )
         unbound.start()
         try:
-            yield World(nsd, signer, unbound, web, postfix, plain, certs, bundle)
+            yield World(nsd, signer, unbound, web, postfix, plain, certs, bundle, selfsigned_cert)
         finally:
             unbound.stop()
     finally:
@@ -244,8 +284,7 @@ async def test_sts_enforce_good_certificate_delivers(world: World, harness: Harn
     event = await harness.deliver()
     assert event["event"] == "delivered", event
     assert world.web.requests["mta-sts.example.net"] == 1
-    log = world.postfix.log()
-    assert "starttls=1" in log
+    assert world.postfix.wait_for_log(r"disconnect from .* starttls=1", timeout=5)
     assert harness.tls_results() == {"sts": (1, {})}
 
 
@@ -255,6 +294,7 @@ async def test_sts_enforce_good_certificate_delivers(world: World, harness: Harn
         ("mx-wrong", "Hostname mismatch", "certificate-host-mismatch"),
         ("mx-expired", "certificate has expired", "certificate-expired"),
         ("mx-self", "self-signed certificate in certificate chain", "certificate-not-trusted"),
+        ("mx-selfsigned", "self-signed certificate", "certificate-not-trusted"),
     ],
 )
 async def test_sts_enforce_bad_certificate_defers_without_plain_text(
@@ -352,6 +392,15 @@ async def test_dane_ee_match_delivers(world: World, harness: Harness) -> None:
 async def test_dane_ee_ignores_name_and_dates(world: World, harness: Harness) -> None:
     # RFC 7672 §3.1.1: the expired certificate is fine when its key is pinned.
     world.example_net(f"@ MX 10 mx-expired\n_25._tcp.mx-expired TLSA {world.tlsa('expired')}\n")
+    assert (await harness.deliver())["event"] == "delivered"
+
+
+async def test_dane_ee_authenticates_a_self_signed_certificate(
+    world: World, harness: Harness
+) -> None:
+    # The point of DANE-EE: no CA needed, the key is pinned in DNSSEC.
+    cert = x509.load_pem_x509_certificate(world.selfsigned.read_bytes())
+    world.example_net(f"@ MX 10 mx-selfsigned\n_25._tcp.mx-selfsigned TLSA {record_for(cert)}\n")
     assert (await harness.deliver())["event"] == "delivered"
 
 
@@ -510,9 +559,19 @@ async def test_doctor_healthy_transport(world: World) -> None:
         ({"mx": "mx-wrong"}, "starttls:mx-wrong.example.net", "fail", "Hostname mismatch"),
         ({"mx": "mx-expired"}, "starttls:mx-expired.example.net", "fail", "expired"),
         ({"mx": "mx-self"}, "starttls:mx-self.example.net", "fail", "self-signed"),
+        ({"mx": "mx-selfsigned"}, "starttls:mx-selfsigned.example.net", "fail", "self-signed"),
         ({"mx": "mx-plain"}, "starttls:mx-plain.example.net", "fail", "does not offer STARTTLS"),
     ],
-    ids=["sts-mx", "sts-404", "tlsa-mismatch", "wrong-name", "expired", "untrusted", "plain"],
+    ids=[
+        "sts-mx",
+        "sts-404",
+        "tlsa-mismatch",
+        "wrong-name",
+        "expired",
+        "untrusted",
+        "self-signed",
+        "plain",
+    ],
 )
 async def test_doctor_seeded_transport_faults(
     world: World, fault: dict[str, object], check: str, status: str, text: str
