@@ -53,6 +53,9 @@ class DnsConfig:
     nameserver: str | None = None
     """Send every query to this server (``HOST[:PORT]``) instead of the system resolver."""
     timeout: float = 5.0
+    dnssec: bool = False
+    """The nameserver is a DNSSEC-validating resolver we trust (Unbound on loopback): its
+    AD flag makes answers secure, which DANE needs (RFC 7672 §2.1)."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,13 @@ class DeliveryConfig:
     connect_timeout: float = 30.0
     command_timeout: float = 300.0
     retry: RetryConfig = field(default_factory=RetryConfig)
+    ca_file: Path | None = None
+    """PEM file of CAs to trust for MTA-STS (policy hosts and MX certificates) instead of
+    the system store."""
+    mta_sts: bool = True
+    """Apply the MTA-STS policies of recipient domains (RFC 8461)."""
+    dane: bool = True
+    """Authenticate MX hosts by DNSSEC-secure TLSA records (RFC 7672); needs ``[dns] dnssec``."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +153,18 @@ class InboundConfig:
     ``report-only``: deliver everything, record the verdict in Authentication-Results."""
     quarantine_folder: str = ".Junk"
     send_aggregate_reports: bool = False
+
+
+@dataclass(frozen=True)
+class MtaStsConfig:
+    """Our own MTA-STS policy (RFC 8461), served at https://mta-sts.DOMAIN/ by the
+    ``http`` listener; unset ``mode``: none is served or published."""
+
+    mode: Literal["enforce", "testing", "none"] | None = None
+    max_age: int = 604_800
+    """Seconds senders keep the policy (RFC 8461 §3.2: weeks are typical; max one year)."""
+    mx: tuple[str, ...] = ()
+    """MX patterns (``mail.example.com``, ``*.example.com``); empty: ``hostname``."""
 
 
 @dataclass(frozen=True)
@@ -248,6 +270,7 @@ class Config:
     mailboxes: tuple[str, ...] = ()
     """Local addresses with a Maildir of their own (``user@one-of-domains``)."""
     inbound: InboundConfig = field(default_factory=InboundConfig)
+    mta_sts: MtaStsConfig = field(default_factory=MtaStsConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
     dkim_rotation: DkimRotationConfig = field(default_factory=DkimRotationConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -344,6 +367,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         aliases=_aliases(top.table("aliases")),
         mailboxes=tuple(m.lower() for m in top.items("mailboxes", str, [], check=_mailbox_check)),
         inbound=_inbound(top.table("inbound")),
+        mta_sts=_mta_sts(top.table("mta_sts")),
         check=_check(top.table("check")),
         dkim_rotation=_dkim_rotation(top.table("dkim_rotation")),
         log=_log(top.table("log")),
@@ -402,7 +426,11 @@ def _dns(t: _Table) -> DnsConfig:
             parse_nameserver(nameserver)
         except UserError as exc:
             raise ConfigError(t.file, t.key("nameserver"), exc.message, exc.hint) from None
-    result = DnsConfig(nameserver=nameserver, timeout=t.number("timeout", 5.0, minimum=0.1))
+    result = DnsConfig(
+        nameserver=nameserver,
+        timeout=t.number("timeout", 5.0, minimum=0.1),
+        dnssec=t.flag("dnssec", False),
+    )
     t.finish()
     return result
 
@@ -520,6 +548,9 @@ def _delivery(t: _Table) -> DeliveryConfig:
         connect_timeout=t.number("connect_timeout", 30.0, minimum=0.1),
         command_timeout=t.number("command_timeout", 300.0, minimum=0.1),
         retry=retry,
+        ca_file=t.finish_path("ca_file", finish=False),
+        mta_sts=t.flag("mta_sts", True),
+        dane=t.flag("dane", True),
     )
     t.finish()
     return result
@@ -580,6 +611,33 @@ def _inbound(t: _Table) -> InboundConfig:
     )
     t.finish()
     return result
+
+
+def _mta_sts(t: _Table) -> MtaStsConfig:
+    mode = t.text("mode", None)
+    if mode is not None and mode not in ("enforce", "testing", "none"):
+        raise ConfigError(
+            t.file, t.key("mode"), f"{mode!r} is not an MTA-STS mode", 'write "testing" first'
+        )
+    result = MtaStsConfig(
+        mode=cast(Any, mode),
+        max_age=t.integer("max_age", 604_800, minimum=0, maximum=31_557_600),
+        mx=tuple(t.items("mx", str, [], check=_mx_pattern_check)),
+    )
+    t.finish()
+    return result
+
+
+def _mx_pattern_check(value: str, t: _Table, key: str) -> None:
+    from .mtasts import valid_mx_pattern
+
+    if not valid_mx_pattern(value.lower()):
+        raise ConfigError(
+            t.file,
+            t.key(key),
+            f"{value!r} is not a host name or *.domain",
+            "write mail.example.com",
+        )
 
 
 def _maildir_folder(t: _Table, key: str, default: str) -> str:

@@ -297,6 +297,7 @@ class Worker:
         self.tracking: Tracking | None = None
         self.webhooks: WebhookSender | None = None
         self.verp_key: bytes | None = None
+        self._tls_report_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self.http: Any = None
         self.certificates: Any = None
@@ -318,6 +319,8 @@ class Worker:
         self._pickup_task = asyncio.create_task(self._make_pickup().run())
         if config.inbound.send_aggregate_reports:
             self._report_task = asyncio.create_task(self._send_reports_daily())
+        if config.delivery.mode == "direct":
+            self._tls_report_task = asyncio.create_task(self._send_tls_reports_daily())
         if config.dkim_rotation.every is not None:  # [dkim_rotation] every = "180d"
             from .setup.rotation import rotate_on_schedule
 
@@ -383,7 +386,7 @@ class Worker:
             from .certificates import CertificateStore
             from .http import HttpServer, make_app
 
-            app = make_app(CertificateStore(config.data_dir))
+            app = make_app(CertificateStore(config.data_dir), self._mta_sts_policy)
             self.http = HttpServer(app, config.listeners, lambda: self._tls)
             await self.http.start(self.sockets)
         if config.tls.acme:
@@ -391,6 +394,16 @@ class Worker:
 
             self.certificates = CertificateManager(config, self.logger, self._certificate_changed)
             self._certificate_task = asyncio.create_task(self.certificates.run())
+
+    def _mta_sts_policy(self, host: str) -> str | None:
+        """Our policy for ``mta-sts.DOMAIN`` of one of our domains (the config of the
+        moment: a SIGHUP with a new mode is served at once)."""
+        from .setup.records import mta_sts_policy
+
+        config = self.runtime.config
+        if not any(host == f"mta-sts.{d.lower()}" for d in config.domains):
+            return None
+        return mta_sts_policy(config)
 
     def _certificate_changed(self) -> None:
         """New TLS handshakes (STARTTLS, implicit TLS, HTTPS) use the new certificate;
@@ -480,6 +493,55 @@ class Worker:
             self.logger,
         )
 
+    async def _send_tls_reports_daily(self) -> None:
+        """TLS reports (RFC 8460 §4: one per day and policy domain) after 00:00 UTC."""
+        while True:
+            await asyncio.sleep(86400 - time.time() % 86400 + 60)
+            try:
+                await self.send_tls_reports_now()
+            except Exception as exc:  # reporting must never stop the server
+                self.logger.event("error", what="tls-reports", reason=str(exc))
+
+    async def send_tls_reports_now(self) -> None:
+        from dataclasses import replace
+
+        from .delivery.tls_results import TlsResultStore, send_due_tls_reports
+        from .dns import server_resolver
+
+        config = self.runtime.config
+        assert self.smtp is not None
+        smtp = self.smtp
+        domain = config.domains[0] if config.domains else config.hostname
+
+        async def enqueue(from_address: str, recipients: list[str], message: bytes) -> str:
+            accepted = originate(
+                from_address,
+                recipients,
+                message,
+                self.runtime.intake,
+                queue_id=new_queue_id(),
+                origin="report",
+            )
+            # RFC 8460 §3: reports go out despite TLS failures (MTA-STS/DANE not honoured).
+            accepted = replace(accepted, meta=replace(accepted.meta, tls_optional=True))
+            return await smtp.commit(accepted)
+
+        store = TlsResultStore(config.data_dir / "queue.sqlite3")
+        try:
+            sent = await send_due_tls_reports(
+                store,
+                hostname=config.hostname,
+                from_address=f"tls-reports@{domain}",
+                resolver=server_resolver(config.dns.nameserver, config.dns.timeout),
+                enqueue=enqueue,
+            )
+        finally:
+            store.close()
+        for policy_domain, where, problem in sent:
+            self.logger.event(
+                "tls-report-sent", None, domain=policy_domain, to=where, reason=problem
+            )
+
     def _make_agent(self) -> Any:
         """The delivery engineer's agent (mailwright.delivery.agent)."""
         from .delivery.agent import DeliveryAgent
@@ -500,7 +562,7 @@ class Worker:
         return DeliveryAgent(
             config,
             self.store,
-            server_resolver(config.dns.nameserver, config.dns.timeout),
+            server_resolver(config.dns.nameserver, config.dns.timeout, dnssec=config.dns.dnssec),
             self.logger,
             worker=worker_name(os.getpid()),
             local_targets=local_targets,
@@ -582,6 +644,7 @@ class Worker:
         for task in (
             self._recovery_task,
             self._report_task,
+            self._tls_report_task,
             self._prune_task,
             self._certificate_task,
             self._watchdog_task,

@@ -448,6 +448,9 @@ async def test_init_publish_check_round_trip(
     # init starts DMARC at p=none on purpose: that row warns with the rollout advice.
     assert bad.pop("dmarc-policy")[0] == "warn"
     assert "p=quarantine" in rows["dmarc-policy"]["fix"]
+    # init sets no [mta_sts] mode: that row warns with how to start (testing first).
+    assert bad.pop("mta-sts")[0] == "warn"
+    assert 'mode = "testing"' in rows["mta-sts"]["fix"]
     # Whether something listens on 127.0.0.1:25 depends on the machine, not on the records.
     assert set(bad) <= {"port:25"}, bad
     for wanted in ("dkim-key-match:mail", "dkim-key-match:mail-ed", "dmarc-alignment", "tls"):
@@ -491,7 +494,7 @@ async def test_init_with_relay_round_trip(dns_world: NsdServer, tmp_path: Path) 
     assert rows["dmarc-alignment"]["status"] == "ok"
     assert "aligned by dkim:example.test" in rows["dmarc-alignment"]["observed"]
     bad = {i: c["status"] for i, c in rows.items() if c["status"] != "ok"}
-    assert bad == {"dmarc-policy": "warn"}, bad
+    assert bad == {"dmarc-policy": "warn", "mta-sts": "warn"}, bad
 
 
 async def test_cli_exit_codes_and_table(
@@ -504,6 +507,7 @@ async def test_cli_exit_codes_and_table(
         '[check]\ndnsbls = ["dnsbl.test"]\ndbls = ["dbl.test"]\n'
     )
     base = ("--nameserver", dns_world.nameserver, "--config", str(config), "check", DOMAIN)
+    base += ("--skip", "tls")  # no MTA-STS in this world
     publish(dns_world, replace(healthy_world(), "127.in-addr.arpa", PTR_OWNER))
     code, out, err = await _cli(*base, "--skip", "ports", cwd=tmp_path)
     assert code == 1, out + err
@@ -828,7 +832,8 @@ async def test_cli_state_prints_only_changes_and_notifies(
     server = await _sink(received)
     port = server.sockets[0].getsockname()[1]
     base = ("--nameserver", dns_world.nameserver, "--config", str(config), "check", DOMAIN,
-            "--skip", "ports", "--state", str(state), "--notify", "me@example.test",
+            "--skip", "ports", "--skip", "tls",  # the healthy world has no MTA-STS
+            "--state", str(state), "--notify", "me@example.test",
             "--notify-server", f"127.0.0.1:{port}")  # fmt: skip
     async with server:
         publish(dns_world, healthy_world())

@@ -69,7 +69,7 @@ def test_zone_output_passes_named_checkzone(tmp_path: Path) -> None:
     for line in lines:
         assert line.startswith(";") or line.split()[0].endswith("."), line
     forward, reverse = split_zone(lines)
-    assert len(forward) == 7  # MX, A, AAAA, SPF, 2 DKIM, DMARC
+    assert len(forward) == 8  # MX, A, AAAA, SPF, 2 DKIM, DMARC, TLS-RPT
     assert len(reverse) == 2
     fwd = _checkzone(tmp_path, "example.com", forward)
     assert fwd.returncode == 0, fwd.stdout + fwd.stderr

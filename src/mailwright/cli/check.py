@@ -26,7 +26,7 @@ from .context import (
     styled,
 )
 
-GROUPS = ("host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports", "bulk")
+GROUPS = ("host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports", "tls", "bulk")
 
 
 @click.command(

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "dkim": "mailwright.cli.dkim:dkim",
     "dmarc": "mailwright.cli.dmarc:dmarc",
     "dns": "mailwright.cli.dnsquery:dns",
+    "tls": "mailwright.cli.tls:tls",
     "demo": "mailwright.cli.demo:demo",
     "backup": "mailwright.cli.backup:backup",
     "restore": "mailwright.cli.backup:restore",

@@ -52,9 +52,12 @@ from ..smtp.intake import Accepted, IntakePolicy, originate
 from ..verp import bounce_address
 from .client import ClientSettings, Session, SessionError, TransactionResult
 from .dsn import Action, RecipientReport, build_dsn, wants_dsn
+from .policies import PolicyCache, PolicySource
 from .replies import Reply, local_reply
 from .retry import after_failure, delay_warning_due, retry_until
 from .routing import Hop, Route, RouteFailure, relay_target, resolve_mx
+from .security import SecurityNote, TransportSecurity, requiretls_route, tls_optional_route
+from .tls_results import ResultKey, TlsResultStore
 
 IDLE_SECONDS = 2.0
 """How long an idle session waits for another message to the same destination
@@ -74,6 +77,8 @@ CLAIM_DELAY = 0.02
 """While deliveries are in flight, wait this long after new mail before claiming it."""
 ERROR_PAUSE = 1.0
 """Pause after a failed store call before trying again."""
+TLS_RESULTS_FLUSH_SECONDS = 60.0
+"""How often the TLS report counts (RFC 8460) go to the database."""
 
 ENV_PAUSE = "MAILWRIGHT_DELIVERY"
 
@@ -189,6 +194,7 @@ class DeliveryAgent:
         commit: Commit | None = None,
         tracking: Tracking | None = None,
         verp_key: bytes | None = None,
+        security: TransportSecurity | None = None,
     ) -> None:
         self.store = store
         self.resolver = resolver
@@ -206,6 +212,11 @@ class DeliveryAgent:
         """Where the outcome of each recipient of a tracked message goes (events)."""
         self.verp_key = verp_key
         """The VERP HMAC key; None: every message leaves with its own envelope sender."""
+        self._fixed_security = security
+        self.security: TransportSecurity | None = security
+        self.tls_results: TlsResultStore | None = None
+        """RFC 8460 counts per policy domain (direct delivery only)."""
+        self._tls_counts: dict[ResultKey, tuple[int, tuple[str, ...]]] = {}
         self.reconfigure(config)
         self.idle_seconds = IDLE_SECONDS
         self.claim_delay = CLAIM_DELAY
@@ -247,8 +258,30 @@ class DeliveryAgent:
         )
         self.domains = {d.lower() for d in config.domains}
         self.lease_seconds = max(900.0, 4 * delivery.command_timeout + delivery.connect_timeout)
+        if self._fixed_security is None:
+            self.security = self._make_security(config)
+        if self.tls_results is None and self.security is not None:
+            self.tls_results = TlsResultStore(config.data_dir / "queue.sqlite3")
         for lane in getattr(self, "_lanes", {}).values():
             lane.route = None  # routes are looked up again with the new settings
+
+    def _make_security(self, config: Config) -> TransportSecurity | None:
+        """MTA-STS (cache in the queue database) and DANE for direct delivery."""
+        delivery = config.delivery
+        if delivery.mode != "direct" or not (delivery.mta_sts or delivery.dane):
+            return None
+        old = self.security
+        policies = None
+        if delivery.mta_sts:
+            cache = (
+                old.policies.cache
+                if old is not None and old.policies is not None
+                else PolicyCache(config.data_dir / "queue.sqlite3")
+            )
+            policies = PolicySource(self.resolver, cache, ca_file=delivery.ca_file)
+        return TransportSecurity(
+            self.resolver, policies, dane=delivery.dane, ca_file=delivery.ca_file
+        )
 
     # -- main loop ----------------------------------------------------------
 
@@ -265,6 +298,12 @@ class DeliveryAgent:
         A failing store call (a database busy beyond its timeout, a full disk) is logged
         and retried a second later: it must not end delivery for the life of the process.
         """
+        refresher = None
+        if self.security is not None and self.security.policies is not None:
+            refresher = asyncio.ensure_future(
+                self.security.policies.refresh_loop(report=self._policy_refreshed)
+            )
+        flusher = asyncio.ensure_future(self._flush_tls_periodically())
         try:
             while not self._stopping.is_set():
                 try:
@@ -274,7 +313,11 @@ class DeliveryAgent:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), ERROR_PAUSE)
         finally:
+            if refresher is not None:
+                refresher.cancel()
+            flusher.cancel()
             await self.drain()
+            await self.flush_tls_results()
 
     async def _step(self) -> None:
         claimed = 0 if self.paused else await self._claim()
@@ -299,6 +342,7 @@ class DeliveryAgent:
         """Claim what is due now, deliver it completely, return how many entries (tests)."""
         claimed = await self._claim()
         await self.drain()
+        await self.flush_tls_results()
         return claimed
 
     async def drain(self) -> None:
@@ -465,6 +509,11 @@ class DeliveryAgent:
                 own_names=(self.config.hostname,),
                 rng=self.rng,
             )
+            if isinstance(route, Route) and self.security is not None:
+                secured = await self.security.secure(lane.key, route)
+                for note in secured.notes:
+                    self._tls_note(note)
+                route = secured.route
         # DNS failures are not cached: the next message asks again.
         if isinstance(route, Route):
             lane.route, lane.route_time = route, now
@@ -486,6 +535,13 @@ class DeliveryAgent:
             for r in job.recipients:
                 job.tracker.outcomes[r] = Outcome(reply)
             return session
+        meta = entry.meta
+        requiretls = meta.requiretls and bool(entry.sender)  # RFC 8689 §5: not for bounces
+        if self.security is not None and self.relay is None:
+            if requiretls:
+                route = requiretls_route(route, lane.key)
+            elif meta.tls_optional:
+                route = tls_optional_route(route)
         remaining = list(job.recipients)
         last: dict[str, Outcome] = {}
         hops = list(route.hops)
@@ -493,7 +549,11 @@ class DeliveryAgent:
             hops.remove(session.hop)
             hops.insert(0, session.hop)
         for hop in hops:
-            if session is not None and (session.broken or session.hop != hop):
+            if session is not None and (
+                session.broken
+                or session.hop != hop
+                or (_needs_authentication(route, hop, requiretls) and not _authenticated(session))
+            ):
                 await session.close()
                 session = None
             reused = session is not None
@@ -572,14 +632,116 @@ class DeliveryAgent:
         return merged
 
     async def _connect(self, hop: Hop, route: Route) -> DeliverySession:
+        requirement = route.requirement(hop.host)
+        if requirement is not None and requirement.kind == "refused":
+            # MTA-STS/DANE/REQUIRETLS rule this host out: not even a connection.
+            code = 550 if requirement.status.startswith("5") else 451
+            raise SessionError(local_reply(code, requirement.status, requirement.reason))
         try:
-            return await self.connector(hop, route, self.settings, True)
+            session = await self.connector(hop, route, self.settings, True)
         except SessionError as exc:
+            if requirement is not None and exc.policy_failure is not None:
+                self._tls_note(
+                    SecurityNote(
+                        requirement.policy_domain,
+                        "tlsa" if requirement.kind == "dane" else "sts",
+                        exc.policy_failure,
+                        str(exc.reply),
+                        hop.host,
+                        requirement.policy_strings,
+                    ),
+                    hop.address,
+                )
+                if not requirement.enforce:
+                    # RFC 8461 §5 "testing": report the failure, deliver as if no policy.
+                    relaxed = replace(
+                        route, requirements=tuple(p for p in route.requirements if p[0] != hop.host)
+                    )
+                    return await self._connect(hop, relaxed)
             if not exc.tls_failed:
                 raise
+        else:
+            if (
+                requirement is not None
+                and requirement.kind in ("dane", "mta-sts")
+                and _authenticated(session)
+            ):
+                self._count_tls(
+                    requirement.policy_domain,
+                    "tlsa" if requirement.kind == "dane" else "sts",
+                    "success",
+                    "",
+                    "",
+                    requirement.policy_strings,
+                )
+            return session
         # Opportunistic TLS failed: Postfix practice is to try the same server once
         # more in plain text rather than leave the mail undelivered (RFC 7435 §6).
         return await self.connector(hop, route, self.settings, False)
+
+    def _count_tls(
+        self,
+        domain: str,
+        policy_type: str,
+        result: str,
+        mx_host: str,
+        ip: str,
+        strings: tuple[str, ...],
+    ) -> None:
+        """One session's result for the domain's TLS report (RFC 8460 §4); counted in
+        memory and written in batches (:meth:`flush_tls_results`)."""
+        if self.tls_results is None:
+            return
+        key = ResultKey(domain, policy_type, result, mx_host, ip)
+        count, _ = self._tls_counts.get(key, (0, ()))
+        self._tls_counts[key] = (count + 1, strings)
+
+    async def flush_tls_results(self) -> None:
+        """Write the counted TLS results (one transaction, off the event loop)."""
+        results, counts = self.tls_results, self._tls_counts
+        if results is None or not counts:
+            return
+        self._tls_counts = {}
+        try:
+            await asyncio.to_thread(results.add, counts, self.clock())
+        except Exception as exc:  # reporting must never stop delivery
+            self.logger.event("error", None, what="tls-results", reason=repr(exc))
+
+    async def _flush_tls_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(TLS_RESULTS_FLUSH_SECONDS)
+            await self.flush_tls_results()
+
+    def _policy_refreshed(self, domain: str, problem: str | None) -> None:
+        self.logger.event(
+            "mta-sts-refresh",
+            None,
+            domain=domain,
+            status="failed" if problem else "ok",
+            reason=problem,
+        )
+
+    def _tls_note(self, note: SecurityNote, address: str = "") -> None:
+        """A DANE or MTA-STS failure: logged (RFC 8461 §3.3 asks to alert the admin)
+        and counted for the TLS report (RFC 8460)."""
+        if note.policy_type in ("sts", "tlsa"):
+            self._count_tls(
+                note.policy_domain,
+                note.policy_type,
+                note.result_type,
+                note.host or "",
+                address,
+                note.policy_strings,
+            )
+        self.logger.event(
+            "tls-policy",
+            None,
+            domain=note.policy_domain,
+            policy=note.policy_type,
+            result=note.result_type,
+            host=note.host,
+            reason=note.detail,
+        )
 
     # -- local deliveries -----------------------------------------------------
 
@@ -817,7 +979,8 @@ class DeliveryAgent:
             original=tracker.data,
             now=now,
             envid=entry.meta.envid,
-            ret=entry.meta.ret,
+            # RFC 8689 §5: a bounce of a REQUIRETLS message returns the header only.
+            ret="HDRS" if entry.meta.requiretls else entry.meta.ret,
         )
         accepted = originate(
             "",
@@ -829,6 +992,9 @@ class DeliveryAgent:
             original=entry.id,
             now=now,
         )
+        if entry.meta.requiretls:
+            # RFC 8689 §5: the bounce is protected like the message (REQUIRETLS on it).
+            accepted = replace(accepted, meta=replace(accepted.meta, requiretls=True))
         dsn_id = await self.commit(accepted)
         self.logger.event("dsn", dsn_id, original=entry.id, to=angle(entry.sender), kind=kind)
 
@@ -841,6 +1007,19 @@ class DeliveryAgent:
             meta=accepted.meta,
             queue_id=accepted.queue_id,
         )
+
+
+def _needs_authentication(route: Route, hop: Hop, requiretls: bool) -> bool:
+    """A cached session without authenticated TLS must not carry this message (it was
+    opened for a message without the requirement, e.g. ``TLS-Required: No``)."""
+    requirement = route.requirement(hop.host)
+    return requiretls or (
+        requirement is not None and requirement.enforce and requirement.kind != "refused"
+    )
+
+
+def _authenticated(session: DeliverySession) -> bool:
+    return getattr(session, "authenticated", None) is not None
 
 
 def mail_root(config: Config) -> Path:

@@ -28,12 +28,13 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .. import dane
 from ..errors import MailwrightError
 from ..queue.store import QueueMeta
 from ..rfc6152 import to_7bit
 from ..smtp import dsn as dsn_params
 from .replies import Reply, ReplyError, ReplyParser, local_reply
-from .routing import Hop, Route
+from .routing import Hop, Route, TlsRequirement
 
 READ_CHUNK = 65536
 
@@ -44,11 +45,16 @@ _NO_META = QueueMeta()
 class SessionError(MailwrightError):
     """The session cannot continue (or cannot start); ``reply`` says why."""
 
-    def __init__(self, reply: Reply, *, tls_failed: bool = False) -> None:
+    def __init__(
+        self, reply: Reply, *, tls_failed: bool = False, policy_failure: str | None = None
+    ) -> None:
         super().__init__(str(reply))
         self.reply = reply
         self.tls_failed = tls_failed
         """The TLS handshake failed: for opportunistic TLS, try again in plain text."""
+        self.policy_failure = policy_failure
+        """The host failed its DANE or MTA-STS requirement: the RFC 8460 §4.3 result
+        type (``starttls-not-supported``, ``certificate-host-mismatch``, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +137,8 @@ class Session:
         self._replies: deque[Reply] = deque()
         self.extensions: dict[str, str] = {}
         self.tls = False
+        self.authenticated: str | None = None
+        """``dane`` or ``mta-sts`` when the server's certificate was authenticated so."""
         self.transactions = 0
         self.replies_read = 0
         self.broken = False
@@ -152,7 +160,7 @@ class Session:
         ``use_tls=False`` skips opportunistic STARTTLS (the retry after a failed handshake).
         """
         implicit = route.tls == "implicit"
-        context = _tls_context(route) if implicit or route.tls != "none" else None
+        context = _tls_context(route) if implicit else None
         local_addr, family = _bind(hop, settings)
         try:
             reader, writer = await asyncio.wait_for(
@@ -180,6 +188,8 @@ class Session:
             ) from None
         session = cls(hop, reader, writer, settings)
         session.tls = implicit
+        if implicit:
+            session.authenticated = "relay"
         try:
             await session._start(route, use_tls=use_tls)
         except BaseException:
@@ -193,8 +203,15 @@ class Session:
             # RFC 5321 §3.1: a 554 greeting means "no service here"; the agent tries the
             # next MX with the reply (Postfix: smtp_skip_5xx_greeting).
             raise SessionError(greeting)
-        await self._ehlo(allow_helo=route.tls in ("opportunistic", "none") and not route.username)
-        if route.tls == "starttls" or (
+        requirement = route.requirement(self.hop.host) if route.tls == "opportunistic" else None
+        await self._ehlo(
+            allow_helo=route.tls in ("opportunistic", "none")
+            and not route.username
+            and requirement is None
+        )
+        if requirement is not None:
+            await self._authenticated_tls(route, requirement)
+        elif route.tls == "starttls" or (
             route.tls == "opportunistic" and use_tls and "STARTTLS" in self.extensions
         ):
             await self._starttls(route)
@@ -238,8 +255,92 @@ class Session:
                 tls_failed=route.tls == "opportunistic",
             ) from None
         self.tls = True
+        if route.tls == "starttls":
+            self.authenticated = "relay"  # verified against the CAs (see _tls_context)
         # RFC 3207 §4.2: forget everything learned before TLS and ask again.
         await self._ehlo(allow_helo=False)
+
+    async def _authenticated_tls(self, route: Route, requirement: TlsRequirement) -> None:
+        """STARTTLS that must succeed and authenticate the server, never a plain-text
+        fallback: RFC 7672 §2.2 (DANE), RFC 8461 §5 (MTA-STS enforce) and RFC 8689
+        §4.2.1 (REQUIRETLS, which also needs the extension offered after STARTTLS)."""
+        why = f"{_requirement_name(requirement)} for {requirement.policy_domain}"
+        if "STARTTLS" not in self.extensions:
+            raise self._policy_error(
+                requirement,
+                "4.7.4",
+                f"{self.hop.relay} does not offer STARTTLS, required by {why}",
+                "starttls-not-supported",
+            )
+        reply = await self.command("STARTTLS")
+        if not reply.positive:
+            raise self._policy_error(
+                requirement,
+                "4.7.4",
+                f"{self.hop.relay} refused STARTTLS ({reply}), required by {why}",
+                "starttls-not-supported",
+            )
+        if self._replies or self._parser.pending:
+            raise SessionError(local_reply(421, "4.5.0", "data after STARTTLS reply"))
+        if requirement.kind == "dane":
+            context = _tls_context(Route((), tls="opportunistic"))
+        else:
+            context = _tls_context(Route((), tls="starttls", ca_file=route.ca_file))
+        try:
+            await asyncio.wait_for(
+                self._writer.start_tls(context, server_hostname=self.hop.host),
+                self._settings.connect_timeout,
+            )
+        except ssl.SSLCertVerificationError as exc:
+            self.broken = True
+            raise self._policy_error(
+                requirement,
+                "4.7.5",
+                f"certificate of {self.hop.relay} not valid for {self.hop.host}"
+                f" ({exc.verify_message}), required by {why}",
+                _result_type(exc),
+            ) from None
+        except (ssl.SSLError, OSError, TimeoutError) as exc:
+            self.broken = True
+            reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+            raise self._policy_error(
+                requirement,
+                "4.7.5",
+                f"TLS handshake with {self.hop.relay} failed: {reason} ({why})",
+                "validation-failure",
+            ) from None
+        if requirement.kind == "dane":
+            problem = dane.verify(requirement.tlsa, _peer_chain(self._writer), requirement.names)
+            if problem is not None:
+                self.broken = True
+                raise self._policy_error(
+                    requirement,
+                    "4.7.5",
+                    f"DANE: {self.hop.relay}: {problem} (TLSA {dane.tlsa_name(self.hop.host)})",
+                    "tlsa-invalid",
+                )
+        self.tls = True
+        self.authenticated = requirement.kind
+        await self._ehlo(allow_helo=False)
+        if requirement.requiretls and "REQUIRETLS" not in self.extensions:
+            # RFC 8689 §4.2.1 step 5, and the code it names for this failure.
+            raise SessionError(
+                local_reply(
+                    550,
+                    "5.7.30",
+                    f"REQUIRETLS support required: {self.hop.relay} does not offer it",
+                )
+            )
+
+    def _policy_error(
+        self, requirement: TlsRequirement, status: str, text: str, result_type: str
+    ) -> SessionError:
+        if requirement.requiretls:
+            # RFC 8689 §4.2.1: "Unable to establish TLS-protected SMTP session".
+            return SessionError(
+                local_reply(550, "5.7.10", f"REQUIRETLS: {text}"), policy_failure=result_type
+            )
+        return SessionError(local_reply(421, status, text), policy_failure=result_type)
 
     async def _authenticate(self, username: str, password: str) -> None:
         """RFC 4954: PLAIN with an initial response if offered, else LOGIN."""
@@ -322,6 +423,12 @@ class Session:
             params.append("SMTPUTF8")  # RFC 6531 §3.4: UTF-8 header fields may follow
         if offers_dsn:
             params += dsn_params.mail_params(meta.ret, meta.envid)
+        if meta.requiretls and sender:
+            problem = self._requiretls_problem()
+            if problem is not None:
+                return TransactionResult(dict.fromkeys(recipients, problem))
+        if meta.requiretls and "REQUIRETLS" in self.extensions and self.tls:
+            params.append("REQUIRETLS")  # RFC 8689 §4.2.1 (and §5 for our bounces of it)
         mail = f"MAIL FROM:<{sender}>" + "".join(f" {p}" for p in params)
         rcpts = [
             f"RCPT TO:<{r}>"
@@ -349,6 +456,18 @@ class Session:
                 result.replies.setdefault(r, lost)
         result.server_spoke = self.replies_read > replies_before
         return result
+
+    def _requiretls_problem(self) -> Reply | None:
+        """RFC 8689 §4.2.1: authenticated TLS and REQUIRETLS offered, or a bounce."""
+        if not self.tls or self.authenticated is None:
+            return local_reply(
+                550, "5.7.10", f"REQUIRETLS: no authenticated TLS with {self.hop.relay}"
+            )
+        if "REQUIRETLS" not in self.extensions:
+            return local_reply(
+                550, "5.7.30", f"REQUIRETLS support required: {self.hop.relay} does not offer it"
+            )
+        return None
 
     async def _pipelined(
         self,
@@ -592,3 +711,43 @@ def _tls_context(route: Route) -> ssl.SSLContext:
             context = ssl.create_default_context(cafile=key[1])
         _contexts[key] = context
     return context
+
+
+def _requirement_name(requirement: TlsRequirement) -> str:
+    if requirement.requiretls:
+        return "REQUIRETLS"
+    if requirement.kind == "dane":
+        return "DANE"
+    return "MTA-STS" if requirement.enforce else "MTA-STS (testing)"
+
+
+def _result_type(exc: ssl.SSLCertVerificationError) -> str:
+    """RFC 8460 §4.3.2: the result type of a failed certificate verification."""
+    code = exc.verify_code
+    if code == 10:  # X509_V_ERR_CERT_HAS_EXPIRED
+        return "certificate-expired"
+    if code == 62:  # X509_V_ERR_HOSTNAME_MISMATCH
+        return "certificate-host-mismatch"
+    return "certificate-not-trusted"
+
+
+def _peer_chain(writer: asyncio.StreamWriter) -> list[bytes]:
+    """The certificates the server sent, leaf first, in DER (DANE-TA needs the chain).
+
+    Python 3.13 has ``SSLObject.get_unverified_chain``; 3.11 and 3.12 have it on the
+    internal object only; the leaf alone is the last resort (enough for DANE-EE).
+    """
+    ssl_object = writer.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return []
+    getter = getattr(ssl_object, "get_unverified_chain", None) or getattr(
+        getattr(ssl_object, "_sslobj", None), "get_unverified_chain", None
+    )
+    if getter is not None:
+        chain = getter() or []
+        return [
+            c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+            for c in chain
+        ]
+    leaf = ssl_object.getpeercert(binary_form=True)
+    return [leaf] if leaf else []

@@ -23,6 +23,7 @@ from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..config import DeliveryConfig, RelayConfig
+from ..dane import TlsaRecord
 from ..dns import DnsResult, MXRecord, Outcome, Resolver
 from ..errors import ConfigError
 
@@ -52,6 +53,33 @@ class Hop:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsRequirement:
+    """What TLS an MX host must give (RFC 7672 DANE, RFC 8461 MTA-STS, RFC 8689 REQUIRETLS).
+
+    There is no plain-text fallback for a host with a requirement: STARTTLS missing or
+    an authentication failure fails the attempt, except with MTA-STS ``testing``
+    (``enforce=False``), which only records the failure (RFC 8461 §5) and then delivers
+    opportunistically. ``refused``: the host may not be used at all (``reason``).
+    """
+
+    kind: Literal["dane", "mta-sts", "pkix", "refused"]
+    """``pkix``: a certificate valid for the MX name (REQUIRETLS with a DNSSEC-secure MX)."""
+    policy_domain: str
+    enforce: bool = True
+    tlsa: tuple[TlsaRecord, ...] = ()
+    """DANE: the secure TLSA records of ``_25._tcp.HOST``."""
+    names: tuple[str, ...] = ()
+    """The names the certificate must carry (the MX host name)."""
+    requiretls: bool = False
+    """RFC 8689 §4.2.1: the server must offer REQUIRETLS after STARTTLS; failures bounce."""
+    reason: str = ""
+    status: str = "4.7.0"
+    """``refused``: the RFC 3463 status of the failure."""
+    policy_strings: tuple[str, ...] = ()
+    """The policy as RFC 8460 §4.4 reports it (policy lines, or TLSA records)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """Addresses in the order to try them, and how to talk to them."""
 
@@ -60,6 +88,15 @@ class Route:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     ca_file: Path | None = None
+    mx_secure: bool = False
+    """The MX answer was DNSSEC-secure (RFC 7672 §2.2.1)."""
+    secure_hosts: frozenset[str] = frozenset()
+    """MX hosts whose address records were DNSSEC-secure (RFC 7672 §2.2.2)."""
+    requirements: tuple[tuple[str, TlsRequirement], ...] = ()
+    """Per MX host, the TLS authentication it must pass (see :mod:`.security`)."""
+
+    def requirement(self, host: str) -> TlsRequirement | None:
+        return next((r for h, r in self.requirements if h == host), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +180,7 @@ async def resolve_mx(
 
     families = _families(config, ipv4, ipv6)
     hops: list[Hop] = []
+    secure_hosts: set[str] = set()
     temporary: list[str] = []
     for record in hosts:
         if len(hops) >= MAX_ADDRESSES:
@@ -151,6 +189,9 @@ async def resolve_mx(
             # RFC 5321 §5.1: an MX exchange must be a name; an IP there is a broken zone.
             continue
         a, aaaa = await resolver.addresses(record.exchange)
+        wanted = [r for r in (a, aaaa) if r.rdtype in families and r.ok]
+        if wanted and all(r.secure for r in wanted):
+            secure_hosts.add(record.exchange)
         for result in (a, aaaa):
             if result.rdtype not in families:
                 continue
@@ -159,7 +200,11 @@ async def resolve_mx(
             for address in result.records:
                 hops.append(Hop(record.exchange, str(address), port, record.preference))
     if hops:
-        return Route(tuple(hops[:MAX_ADDRESSES]))
+        return Route(
+            tuple(hops[:MAX_ADDRESSES]),
+            mx_secure=mx.ok and mx.secure,
+            secure_hosts=frozenset(secure_hosts),
+        )
     if temporary:
         return RouteFailure("4.4.3", "address lookup failed: " + "; ".join(temporary))
     if mx.ok:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import secrets
 import socket
@@ -138,7 +139,11 @@ class StubResolver(Resolver):
         *,
         timeout: float = DEFAULT_TIMEOUT,
         attempt_timeout: float = ATTEMPT_TIMEOUT,
+        dnssec: bool = False,
     ) -> None:
+        self.dnssec = dnssec
+        """Trust the AD bit of the answers: ``nameserver`` is a validating resolver we run
+        (``[dns] dnssec``); the path to it must be trusted too (loopback)."""
         self.timeout = timeout
         self.attempt_timeout = min(attempt_timeout, timeout)
         self.nameserver = nameserver
@@ -192,7 +197,10 @@ class StubResolver(Resolver):
                 if len(errors) >= len(self.servers):
                     break
                 continue
-            return _result(name, rdtype, qtype, question, response)
+            result = _result(name, rdtype, qtype, question, response)
+            if self.dnssec and response.flags & wire.FLAG_AD:
+                result = dataclasses.replace(result, secure=True)
+            return result
         if errors:
             return DnsResult(
                 name, rdtype, Outcome.SERVFAIL, error=f"server failure ({'; '.join(errors)})"

@@ -27,6 +27,7 @@ class MemoryResolver(Resolver):
     ``fail("example.com", "TXT", Outcome.TIMEOUT)`` makes that query fail.
     ``latency`` (seconds) delays every answer, to model a slow network.
     ``queries`` records every (name, type) asked, in order.
+    ``secure = True`` marks every answer DNSSEC-secure (a world behind a validator).
     """
 
     def __init__(self, *, latency: float = 0.0, ttl: int = 300) -> None:
@@ -36,6 +37,7 @@ class MemoryResolver(Resolver):
         self.latency = latency
         self.ttl = ttl
         self.queries: list[tuple[str, str]] = []
+        self.secure = False
 
     def add(self, name: str, rdtype: str, value: Any) -> MemoryResolver:
         """Add one record; returns self so that calls chain.
@@ -80,7 +82,13 @@ class MemoryResolver(Resolver):
             if records:
                 text.extend(_text_line(current, rdtype, r, self.ttl) for r in records)
                 return DnsResult(
-                    name, rdtype, Outcome.ANSWER, tuple(records), tuple(cnames), tuple(text)
+                    name,
+                    rdtype,
+                    Outcome.ANSWER,
+                    tuple(records),
+                    tuple(cnames),
+                    tuple(text),
+                    secure=self.secure,
                 )
             alias = self._records.get((current, "CNAME"))
             if alias and rdtype != "CNAME":

@@ -6,17 +6,18 @@ from .cache import CachingResolver
 from .client import StubResolver
 from .resolver import Resolver
 
-_shared: dict[tuple[str | None, float], CachingResolver] = {}
+_shared: dict[tuple[str | None, float, bool], CachingResolver] = {}
 
 
-def server_resolver(nameserver: str | None, timeout: float) -> Resolver:
+def server_resolver(nameserver: str | None, timeout: float, *, dnssec: bool = False) -> Resolver:
     """A cached :class:`StubResolver` for ``nameserver``, the same object on every call.
 
     One per process and configuration: all sessions of a worker share its cache
     and its UDP socket; a reload that names another server gets a fresh one.
     """
-    key = (nameserver, timeout)
+    key = (nameserver, timeout, dnssec)
     resolver = _shared.get(key)
     if resolver is None:
-        resolver = _shared[key] = CachingResolver(StubResolver(nameserver, timeout=timeout))
+        stub = StubResolver(nameserver, timeout=timeout, dnssec=dnssec)
+        resolver = _shared[key] = CachingResolver(stub)
     return resolver

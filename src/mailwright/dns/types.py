@@ -73,6 +73,9 @@ class DnsResult(Generic[T_co]):
     ttl: int | None = field(default=None, compare=False)
     """Seconds the result may be cached (RFC 1035 §3.2.1; RFC 2308 §5 for NXDOMAIN/NODATA),
     None when the resolver cannot tell or the result must not be cached."""
+    secure: bool = False
+    """DNSSEC: the answer came with the AD flag from a resolver configured as a trusted
+    validator (``[dns] dnssec = true``); always False otherwise (RFC 6698 §4.1, RFC 7672 §2.1)."""
 
     @property
     def ok(self) -> bool:

@@ -37,6 +37,7 @@ CLASS_IN = 1
 FLAG_QR = 0x8000
 FLAG_TC = 0x0200
 FLAG_RD = 0x0100
+FLAG_AD = 0x0020
 
 RCODE_NOERROR, RCODE_FORMERR, RCODE_SERVFAIL, RCODE_NXDOMAIN = 0, 1, 2, 3
 RCODE_TEXT = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
@@ -121,10 +122,16 @@ def question(qname_wire: bytes, rdtype: int) -> bytes:
 
 
 def build_query(query_id: int, question_wire: bytes, *, edns: bool = True) -> bytes:
-    """A recursive query (RD set) with one question and an EDNS0 OPT record (RFC 6891)."""
+    """A recursive query (RD set) with one question and an EDNS0 OPT record (RFC 6891).
+
+    AD is set too: RFC 6840 §5.7 lets a stub ask a validating resolver this way to tell
+    it whether the answer was validated (the answer's AD bit); without DO no signatures
+    come back, so answers stay small.
+    """
+    flags = FLAG_RD | FLAG_AD
     if edns:
-        return HEADER.pack(query_id, FLAG_RD, 1, 0, 0, 1) + question_wire + _OPT_RECORD
-    return HEADER.pack(query_id, FLAG_RD, 1, 0, 0, 0) + question_wire
+        return HEADER.pack(query_id, flags, 1, 0, 0, 1) + question_wire + _OPT_RECORD
+    return HEADER.pack(query_id, flags, 1, 0, 0, 0) + question_wire
 
 
 def answers_question(data: bytes, question_wire: bytes) -> bool:

@@ -129,9 +129,15 @@ class DoctorOptions:
     """A check still running after this many seconds becomes an ``error`` row."""
     skip: frozenset[str] = frozenset()
     """Check groups to leave out: "host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports",
-    "bulk"."""
+    "bulk", "tls"."""
     message: bytes | None = None
     """A message to check as receivers would (``check --message``): the "message" rows."""
+    transport: bool = False
+    """Run the transport-security checks (doctor/transport.py); on with a config."""
+    mta_sts_port: int = 443
+    """Port of the MTA-STS policy host (tests)."""
+    submission_ports: tuple[tuple[int, str], ...] = ((465, "implicit"), (587, "starttls"))
+    """Ports on ``local_host`` whose certificate ``cert:PORT`` checks."""
 
     @classmethod
     def from_config(
@@ -172,6 +178,7 @@ class DoctorOptions:
             "configured_ports": frozenset(listener.port for listener in config.listeners),
             "connect_timeout": min(config.delivery.connect_timeout, 10.0),
             "acme_data_dir": config.data_dir if ours and config.tls.acme else None,
+            "transport": True,
         }
         values.update(overrides)
         return cls(**values)

@@ -17,7 +17,19 @@ from ..config import Config
 from ..dns import Resolver
 from ..dns.names import name_problem, normalize, parse_ip
 from ..errors import UsageError
-from . import blocklists, bulk, certificates, dkim, dmarc, host, message, ports, rdns, spf
+from . import (
+    blocklists,
+    bulk,
+    certificates,
+    dkim,
+    dmarc,
+    host,
+    message,
+    ports,
+    rdns,
+    spf,
+    transport,
+)
 from .context import Context, DoctorOptions, SharedResolver
 from .model import CheckResult, Finding, Report
 
@@ -103,6 +115,7 @@ def plan_checks(ctx: Context) -> list[CheckSpec]:
     specs.append(CheckSpec("tls", "SMTP banner, STARTTLS, certificate", "ports", ports.check_tls))
     if o.acme_data_dir is not None:
         specs.append(CheckSpec("acme", "ACME certificate renews", "ports", certificates.check_acme))
+    specs += [CheckSpec(*spec) for spec in transport.checks(ctx)]
     specs += [
         CheckSpec("bulk-spf-dkim", "Bulk: SPF and DKIM both pass", "bulk", bulk.check_spf_and_dkim),
         CheckSpec("bulk-dmarc", "Bulk: DMARC published, passes aligned", "bulk", bulk.check_dmarc),
@@ -187,6 +200,7 @@ async def run_checks(
     name = validate(domain, options)
     shared = SharedResolver(resolver)
     ctx = Context(name, options, shared)
+    await transport.prepare(ctx)
     specs = plan_checks(ctx)
     if on_plan is not None:
         on_plan(len(specs))

@@ -156,6 +156,12 @@ class QueueMeta:
     """The authenticated submitter (``queue show``)."""
     smtputf8: bool = False
     """Received with SMTPUTF8 (RFC 6531): passed on to the next hop."""
+    requiretls: bool = False
+    """Received with MAIL ... REQUIRETLS (RFC 8689): only delivered over authenticated TLS
+    to hosts offering REQUIRETLS, else bounced with 5.7.30/5.7.10."""
+    tls_optional: bool = False
+    """The message carries ``TLS-Required: No`` (RFC 8689 §3, §4.1): recipient TLS
+    policies (MTA-STS, DANE) are ignored for it."""
     ret: Ret | None = None
     """RFC 3461 §4.3: return the full message or only its header in a failure DSN."""
     envid: str | None = None

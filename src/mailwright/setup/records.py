@@ -14,20 +14,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cryptography import x509
+
+from ..certificates.store import tls_files
 from ..config import Config
+from ..dane import TlsaRecord, record_for
 from ..dns.names import reverse_name
 from ..errors import ConfigError
+from ..mtasts import policy_id, render_policy
 from .keys import dns_record_value, load_private_key
 from .providers import find_provider, relay_host, unknown_relay_advice
 
 DEFAULT_TTL = 3600
 DMARC_REPORT_LOCALPART = "dmarc-reports"
+TLS_REPORT_LOCALPART = "tls-reports"
 MAX_TXT_STRING = 255
 """RFC 1035 §3.3: one character-string holds at most 255 octets; longer TXT
 values are split into several strings, which DKIM and SPF join (RFC 6376
 §3.6.2.2, RFC 7208 §3.3)."""
 
-Group = Literal["mx", "host", "spf", "dkim", "dmarc", "ptr"]
+Group = Literal["mx", "host", "spf", "dkim", "dmarc", "mta-sts", "tls-rpt", "tlsa", "ptr"]
 Publisher = Literal["dns", "ip-provider"]
 
 GROUP_TITLES: dict[str, str] = {
@@ -36,6 +42,9 @@ GROUP_TITLES: dict[str, str] = {
     "spf": "SPF: which servers may send as the domain",
     "dkim": "DKIM: the public keys receivers verify signatures with",
     "dmarc": "DMARC: what receivers do when SPF and DKIM do not align",
+    "mta-sts": "MTA-STS: senders must reach the MX over verified TLS (RFC 8461)",
+    "tls-rpt": "TLS-RPT: where senders report TLS failures (RFC 8460)",
+    "tlsa": "TLSA (DANE): the MX key, for senders that validate DNSSEC (RFC 7672)",
     "ptr": "PTR (reverse DNS): ask the owner of each IP address to set these",
 }
 
@@ -60,6 +69,23 @@ GROUP_EXPLANATIONS: dict[str, str] = {
         "Start at p=none and read the aggregate reports sent to the rua address. After "
         "2-4 weeks with only your own servers passing, move to p=quarantine, then a few "
         "weeks later to p=reject."
+    ),
+    "mta-sts": (
+        "The TXT record announces the policy that the http listener serves at "
+        "https://mta-sts.DOMAIN/.well-known/mta-sts.txt; that name needs the A/AAAA "
+        "records below and must be in the certificate (with ACME: add it to acme_names). "
+        'Start with mode = "testing", read the TLS reports, then switch to "enforce". '
+        "The id changes by itself whenever the policy does."
+    ),
+    "tls-rpt": (
+        "Senders send daily reports of TLS successes and failures to this address; "
+        "'mailwright tls reports' summarises them. Make the address a mailbox."
+    ),
+    "tlsa": (
+        "Only useful in a DNSSEC-signed zone. '3 1 1' pins the key of the certificate, "
+        "so a renewal with the same key changes nothing. Before a new key is used, "
+        "publish its record next to the old one, wait two TTLs, switch the certificate, "
+        "then remove the old record (RFC 7671 §8.1)."
     ),
     "ptr": (
         "Only the owner of the IP address (your hosting or cloud provider) can publish "
@@ -218,6 +244,7 @@ def build_records(config: Config) -> RecordPlan:
                 "monitor first; then p=quarantine, then p=reject",
             )
         )
+    records.extend(transport_records(config, notes))
     for ip in (*config.ipv4, *config.ipv6):
         records.append(
             DnsRecord(
@@ -230,6 +257,73 @@ def build_records(config: Config) -> RecordPlan:
             )
         )
     return RecordPlan(tuple(records), tuple(notes))
+
+
+def mta_sts_policy(config: Config) -> str | None:
+    """Our policy file (RFC 8461 §3.2) when ``[mta_sts] mode`` is set."""
+    settings = config.mta_sts
+    if settings.mode is None:
+        return None
+    mx = settings.mx or (config.hostname,)
+    return render_policy(settings.mode, mx, settings.max_age)
+
+
+def tlsa_record(config: Config) -> TlsaRecord | None:
+    """``3 1 1`` for the key of the certificate we serve (None: no certificate yet)."""
+    files = tls_files(config)
+    if files is None:
+        return None
+    try:
+        certificate = x509.load_pem_x509_certificate(files[0].read_bytes())
+    except (OSError, ValueError):
+        return None
+    return record_for(certificate)
+
+
+def transport_records(config: Config, notes: list[str]) -> list[DnsRecord]:
+    """MTA-STS, TLS-RPT and TLSA records of our domains and MX host."""
+    records: list[DnsRecord] = []
+    policy = mta_sts_policy(config)
+    for domain in config.domains:
+        if policy is not None:
+            records.append(
+                DnsRecord(
+                    "mta-sts",
+                    f"_mta-sts.{domain}",
+                    "TXT",
+                    f"v=STSv1; id={policy_id(policy)}",
+                    f"mode {config.mta_sts.mode}; the id follows the policy text",
+                )
+            )
+            for ip in config.ipv4:
+                records.append(DnsRecord("mta-sts", f"mta-sts.{domain}", "A", ip, "policy host"))
+            for ip in config.ipv6:
+                records.append(DnsRecord("mta-sts", f"mta-sts.{domain}", "AAAA", ip, "policy host"))
+        records.append(
+            DnsRecord(
+                "tls-rpt",
+                f"_smtp._tls.{domain}",
+                "TXT",
+                f"v=TLSRPTv1; rua=mailto:{TLS_REPORT_LOCALPART}@{domain}",
+                "daily reports from senders",
+            )
+        )
+    if policy is None and config.domains:
+        notes.append('MTA-STS is not published: set [mta_sts] mode = "testing" to start.')
+    tlsa = tlsa_record(config)
+    if tlsa is not None:
+        records.append(
+            DnsRecord(
+                "tlsa",
+                f"_25._tcp.{config.hostname}",
+                "TLSA",
+                str(tlsa),
+                "DANE-EE, SPKI, SHA-256 of the current key; publish the next key's first",
+            )
+        )
+    elif config.tls.acme or config.tls.certificate:
+        notes.append("No certificate yet: run again once it exists to get the TLSA record.")
+    return records
 
 
 def render_zone(plan: RecordPlan) -> str:

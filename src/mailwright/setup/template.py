@@ -146,6 +146,12 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
             "Send every query to this server (HOST[:PORT]); unset = the system resolver.",
         )
     w.setting("timeout", config.dns.timeout, "Seconds one lookup may take, retries included.")
+    w.setting(
+        "dnssec",
+        config.dns.dnssec,
+        "The nameserver is a DNSSEC-validating resolver you trust (e.g. Unbound on "
+        "127.0.0.1): its AD flag enables DANE (RFC 7672).",
+    )
 
     w.blank()
     w.comment("DKIM signing keys (RFC 6376): one [[dkim]] table per key; every key whose")
@@ -230,6 +236,13 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         d.command_timeout,
         "Seconds to wait for each SMTP reply (RFC 5321 §4.5.3.2 suggests 5 minutes).",
     )
+    w.setting("mta_sts", d.mta_sts, "Apply receivers' MTA-STS policies (RFC 8461).")
+    w.setting("dane", d.dane, "Authenticate MX hosts by DNSSEC-secure TLSA records (RFC 7672).")
+    sts_ca_doc = "PEM CAs for MTA-STS policy hosts and MX certificates; unset = the system store."
+    if d.ca_file:
+        w.setting("ca_file", _rel(d.ca_file, base), sts_ca_doc)
+    else:
+        w.example("ca_file", "mx-ca.pem", sts_ca_doc)
     if d.relay is not None:
         w.table("[delivery.relay]", "The relay host ('smart host') every message goes through.")
         w.setting(
@@ -335,6 +348,22 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         w.example("secret", "whsec_...", "Signing secret (whsec_<base64> or any long string).")
         w.example("events", ["delivered", "bounced", "complained"], "Event types (empty: all).")
         w.example("timeout", 10.0, "Seconds per request.")
+
+    m = config.mta_sts
+    w.table("[mta_sts]", "Our MTA-STS policy (RFC 8461), served by the http listener.")
+    mode_doc = (
+        "testing, enforce or none; unset = no policy. Start with testing "
+        "(mta-sts.DOMAIN must be in the certificate)."
+    )
+    if m.mode:
+        w.setting("mode", m.mode, mode_doc)
+    else:
+        w.example("mode", "testing", mode_doc)
+    w.setting("max_age", m.max_age, "Seconds senders keep the policy (RFC 8461: weeks).")
+    if m.mx:
+        w.setting("mx", list(m.mx), "MX names the policy allows.")
+    else:
+        w.example("mx", [config.hostname], "MX names the policy allows; unset = hostname.")
 
     w.table("[check]", "Blocklists 'mailwright check' queries (never from tests).")
     w.setting("dnsbls", list(config.check.dnsbls), "IP blocklists each sending IP is looked up in.")

@@ -244,6 +244,8 @@ def prepare(
         helo=arrival.helo,
         user=arrival.user,
         smtputf8=envelope.smtputf8,
+        requiretls=envelope.requiretls,
+        tls_optional=not envelope.requiretls and tls_required_no(data),
         ret=envelope.ret,
         envid=envelope.envid,
         dsn=dict(envelope.dsn),
@@ -298,6 +300,13 @@ def local(
     smtputf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
     meta = QueueMeta(origin="local", user=user, smtputf8=smtputf8)
     return Accepted(queue_id, sender, tuple(recipients), signed, meta, signing)
+
+
+def tls_required_no(message: bytes) -> bool:
+    """RFC 8689 §3/§4.1: exactly one ``TLS-Required: No`` field (case-insensitive value);
+    several instances are not allowed, so they count as none."""
+    values = rfc5322.field_values(message, "TLS-Required")
+    return len(values) == 1 and values[0].strip().lower() == "no"
 
 
 def originate(

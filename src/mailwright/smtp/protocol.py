@@ -106,6 +106,8 @@ class Envelope:
     """RFC 3461 §4.4 ENVID, decoded."""
     dsn: dict[str, DsnRecipient] = field(default_factory=dict)
     """RFC 3461 NOTIFY/ORCPT per recipient address (only those that gave any)."""
+    requiretls: bool = False
+    """RFC 8689 §4.1: MAIL ... REQUIRETLS was given."""
 
     @property
     def reverse_path(self) -> str:
@@ -137,6 +139,9 @@ class SessionPolicy:
     strict_8bitmime: bool = False
     """Refuse 8-bit data sent without BODY=8BITMIME (RFC 6152 §3); off by default, as in
     Postfix, because Django and many other clients send UTF-8 bodies without it."""
+    requiretls: bool = False
+    """Offer REQUIRETLS (RFC 8689) inside TLS: on submission, where the delivery agent
+    then keeps the promise (authenticated TLS to a host that offers it too)."""
 
 
 def _r(code: int, status: str | None, text: str, *, close: bool = False) -> Reply:
@@ -299,6 +304,8 @@ class Session:
         ]
         if self.policy.starttls and not self.tls:
             lines.append("STARTTLS")  # RFC 3207
+        if self.policy.requiretls and self.tls:
+            lines.append("REQUIRETLS")  # RFC 8689 §2: only in a session that uses TLS
         if self._auth_offered:
             lines.append("AUTH PLAIN LOGIN")  # RFC 4954
         return Reply(250, tuple(lines))
@@ -360,6 +367,13 @@ class Session:
                 envelope.ret = dsn_params.parse_ret(value)
             elif key == "ENVID":  # RFC 3461 §4.4
                 envelope.envid = dsn_params.parse_envid(value)
+            elif key == "REQUIRETLS" and self.policy.requiretls:  # RFC 8689 §2
+                if value is not None:
+                    raise AddressError(501, "5.5.4", "REQUIRETLS takes no value")
+                if not self.tls:
+                    # §2: the option MUST only be specified in a session employing TLS.
+                    raise AddressError(530, "5.7.10", "REQUIRETLS needs a TLS session")
+                envelope.requiretls = True
             elif key == "AUTH":
                 pass  # RFC 4954 §5: accepted and ignored; we trust our own AUTH, not the claim
             else:

@@ -185,6 +185,7 @@ class SmtpServer:
             auth=listener.auth,  # without [[users]] "required" still means required
             max_recipients=self.settings.max_recipients,
             strict_8bitmime=config.strict_8bitmime,
+            requiretls=listener.role == "submission",
         )
 
     async def start(self, sockets: dict[str, socket.socket] | None = None) -> None:

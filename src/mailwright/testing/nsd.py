@@ -31,6 +31,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -171,20 +172,26 @@ class NsdServer:
 
     # -- zones -------------------------------------------------------------------
 
-    def set_zone(self, origin: str, body: str) -> None:
+    def set_zone(
+        self, origin: str, body: str, *, signer: Callable[[str, str], str] | None = None
+    ) -> None:
         """Serve ``body`` as zone ``origin`` (new or replaced); returns once NSD serves it.
 
         ``body`` is zone-file text with names relative to the origin; the SOA and an
         NS record are added. Raises :class:`ZoneError` when NSD rejects the text.
+        ``signer(origin, text)`` returns the whole zone text DNSSEC-signed
+        (:class:`mailwright.testing.dnssec.ZoneSigner`); ``"."`` is the root zone.
         """
         origin = _check_origin(origin)
         with self._lock:
             directory = self._require_running()
             self._serial += 1
             serial = self._serial
-            text = _HEADER.format(origin=origin, ttl=self.ttl, serial=serial) + body
+            text = _header(origin, self.ttl, serial) + body
             if not text.endswith("\n"):
                 text += "\n"
+            if signer is not None:
+                text = signer(origin, text)
             final = directory / f"{origin}.zone"
             staged = directory / f"{origin}.zone.new"
             staged.write_text(text, encoding="utf-8")
@@ -493,7 +500,16 @@ def _children_by_scan(pid: int) -> list[int]:
     return children
 
 
+def _header(origin: str, ttl: int, serial: int) -> str:
+    if origin == ".":  # the root of a test world (DNSSEC tests)
+        text = _HEADER.format(origin="", ttl=ttl, serial=serial)
+        return text.replace("hostmaster..", "hostmaster.")
+    return _HEADER.format(origin=origin, ttl=ttl, serial=serial)
+
+
 def _check_origin(origin: str) -> str:
+    if origin == ".":
+        return origin
     problem = name_problem(origin)
     if problem is not None:
         raise ValueError(f"zone origin {origin!r}: {problem}")

@@ -169,6 +169,8 @@ class FakeSession:
     tls: bool
     broken: bool = False
     uses: int = 0
+    authenticated: str | None = None
+    """As :attr:`Session.authenticated`: a relay's verified TLS counts."""
 
     @property
     def relay(self) -> str:
@@ -234,4 +236,5 @@ class FakeNetwork:
             raise self.refuse[hop.host]
         if hop.host in self.tls_broken and use_tls:
             raise SessionError(local_reply(421, "4.7.5", "handshake failed"), tls_failed=True)
-        return FakeSession(hop, self, use_tls)
+        verified = route.tls in ("starttls", "implicit")
+        return FakeSession(hop, self, use_tls, authenticated="relay" if verified else None)

@@ -166,3 +166,29 @@ async def test_dsn_goes_through_intake_signed_and_asking_for_no_dsn(tmp_path: Pa
     assert w.store.data[event["id"]].startswith(b"DKIM-Signature: d=example.com\r\n")
     assert entry.sender == "" and entry.meta.origin == "dsn"
     assert entry.meta.recipient_dsn("app@example.com").notify == ()
+
+
+async def test_requiretls_without_an_authenticated_path_bounces_headers_only(
+    world: World,
+) -> None:
+    # RFC 8689 §4.2.1: the MX is neither DNSSEC-secure nor covered by MTA-STS: no host
+    # may be tried, 5.7.10; §5: the bounce returns the header only and is REQUIRETLS too.
+    qid = await world.store.enqueue(
+        "app@example.com", ["x@example.net"], MESSAGE, meta=QueueMeta(requiretls=True)
+    )
+    await world.agent.run_once()
+    [bounced] = world.of("bounced")
+    assert bounced["dsn"] == "5.7.10" and "REQUIRETLS" in bounced["reply"]
+    assert world.network.metas == []  # nothing was sent
+    [message] = world.dsns()
+    assert message.get_payload()[2].get_content_type() == "text/rfc822-headers"  # type: ignore[index]
+    [dsn_id] = [i for i, e in world.store.entries.items() if e.sender == "" and i != qid]
+    assert world.store.entries[dsn_id].meta.requiretls
+
+
+async def test_tls_required_no_is_delivered_normally(world: World) -> None:
+    await world.store.enqueue(
+        "app@example.com", ["x@example.net"], MESSAGE, meta=QueueMeta(tls_optional=True)
+    )
+    await world.agent.run_once()
+    assert world.of("delivered")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
 from mailwright.delivery.client import ClientSettings, Session, SessionError, dot_stuff
-from mailwright.delivery.routing import Hop, Route
+from mailwright.delivery.routing import Hop, Route, TlsRequirement
 from mailwright.queue import DsnRecipient, QueueMeta
 from mailwright.testing.ports import free_port
 from mailwright.testing.tls import CertificateFiles, make_certificate
@@ -461,3 +461,73 @@ async def test_smtputf8_from_the_submission_is_passed_on(server: Start) -> None:
     data = "Subject: Grüße\r\n\r\nx\r\n".encode()
     await session.send("a@example.com", ["x@example.net"], data, QueueMeta(smtputf8=True))
     assert "MAIL FROM:<a@example.com> BODY=8BITMIME SMTPUTF8" in script.lines
+
+
+# -- authenticated TLS: MTA-STS/DANE requirements and REQUIRETLS (RFC 8689) ----------
+
+
+def _strict(certs: CertificateFiles, *, requiretls: bool = False) -> Route:
+    requirement = TlsRequirement("pkix", "example.net", names=("localhost",), requiretls=requiretls)
+    return Route((), ca_file=certs.ca, requirements=(("localhost", requirement),))
+
+
+async def test_requiretls_passes_the_mail_parameter(server: Start, certs: CertificateFiles) -> None:
+    script = Script(extensions=["STARTTLS", "REQUIRETLS"], tls=certs.server_context())
+    hop = replace(await server(script), host="localhost")
+    session = await open_(hop, _strict(certs, requiretls=True))
+    assert session.authenticated == "pkix"
+    meta = QueueMeta(requiretls=True)
+    result = await session.send("a@example.com", ["x@example.net"], MESSAGE, meta)
+    assert result.replies["x@example.net"].positive
+    assert "MAIL FROM:<a@example.com> REQUIRETLS" in script.lines
+
+
+async def test_requiretls_server_without_the_extension_is_5_7_30(
+    server: Start, certs: CertificateFiles
+) -> None:
+    script = Script(extensions=["STARTTLS"], tls=certs.server_context())
+    hop = replace(await server(script), host="localhost")
+    with pytest.raises(SessionError) as info:
+        await open_(hop, _strict(certs, requiretls=True))
+    assert (info.value.reply.code, info.value.reply.enhanced) == (550, "5.7.30")
+
+
+async def test_requiretls_certificate_failure_is_5_7_10(
+    server: Start, certs: CertificateFiles, tmp_path: Path
+) -> None:
+    other = make_certificate(tmp_path / "other")  # a CA the client does not trust
+    script = Script(extensions=["STARTTLS", "REQUIRETLS"], tls=other.server_context())
+    hop = replace(await server(script), host="localhost")
+    with pytest.raises(SessionError) as info:
+        await open_(hop, _strict(certs, requiretls=True))
+    assert (info.value.reply.code, info.value.reply.enhanced) == (550, "5.7.10")
+    assert info.value.policy_failure == "certificate-not-trusted"
+
+
+async def test_requiretls_message_over_unauthenticated_tls_is_5_7_10(
+    server: Start, certs: CertificateFiles
+) -> None:
+    script = Script(extensions=["STARTTLS", "REQUIRETLS"], tls=certs.server_context())
+    session = await open_(await server(script), MAYBE_TLS)
+    meta = QueueMeta(requiretls=True)
+    result = await session.send("a@example.com", ["x@example.net"], MESSAGE, meta)
+    assert result.replies["x@example.net"].enhanced == "5.7.10"
+    assert not any(line.startswith("MAIL") for line in script.lines)
+
+
+async def test_requiretls_bounce_goes_anyway(server: Start, certs: CertificateFiles) -> None:
+    # RFC 8689 §5: a bounce (null reverse path) is not held back for REQUIRETLS.
+    script = Script(extensions=["STARTTLS"], tls=certs.server_context())
+    session = await open_(await server(script), MAYBE_TLS)
+    result = await session.send("", ["x@example.net"], MESSAGE, QueueMeta(requiretls=True))
+    assert result.replies["x@example.net"].positive
+
+
+async def test_policy_requirement_without_starttls_is_4_7_4(
+    server: Start, certs: CertificateFiles
+) -> None:
+    hop = replace(await server(Script()), host="localhost")
+    with pytest.raises(SessionError) as info:
+        await open_(hop, _strict(certs))
+    assert info.value.reply.enhanced == "4.7.4" and not info.value.tls_failed
+    assert info.value.policy_failure == "starttls-not-supported"
