@@ -2,8 +2,12 @@
 
 X is mailwright (``mailwright serve`` as a subprocess, relaying to the sink, with DKIM
 signing off and with dual signing RSA-2048 + Ed25519) and, in the same run, a private
-Postfix instance relaying to the same kind of sink. Per concurrency level (1, 10, 50
-parallel smtp-source sessions, 5 KB messages):
+Postfix instance relaying to the same kind of sink: alone (no DKIM), and with OpenDKIM
+as its milter signing RSA-2048 (the setup mailwright replaces), once over a TCP socket
+(``inet:PORT@127.0.0.1``, as the usual guides configure it) and once over a unix
+socket (Debian's packaged default). After each OpenDKIM cell one sample message goes
+to a second sink that keeps it, and its signature is verified there. Per concurrency
+level (1, 10, 50 parallel smtp-source sessions, 5 KB messages):
 
 * accepted msg/s: messages (the probe's included) / time until smtp-source has had its last 250;
 * delivered msg/s: messages / time until the sink has counted the last one;
@@ -26,10 +30,12 @@ Run: ``uv run python bench/mta/run.py [--messages 2000] [--levels 1,10,50] [--wo
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import io
 import os
 import shutil
+import smtplib
 import socket
 import subprocess
 import tempfile
@@ -43,7 +49,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from mailwright.dkim import generate_key, private_key_pem
+from mailwright.dkim import dns_record_value, generate_key, private_key_pem, verify_message
+from mailwright.dns import MemoryResolver
+from mailwright.testing.opendkim import OpenDkimMilter
 from mailwright.testing.ports import free_port
 from mailwright.testing.postfix import SMTP_SOURCE, PostfixServer, SmtpSink
 from mailwright.testing.serve import start_serve, stop_serve
@@ -108,15 +116,16 @@ def _pss_kb(pid: int) -> int:
 
 
 class MemorySampler:
-    def __init__(self, root: int) -> None:
-        self.root = root
+    def __init__(self, root: int, *others: int) -> None:
+        self.roots = (root, *others)
         self.peak_kb = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, sum(_pss_kb(p) for p in _tree(self.root)))
+            pids = {p for root in self.roots for p in _tree(root)}
+            self.peak_kb = max(self.peak_kb, sum(_pss_kb(p) for p in pids))
             self._stop.wait(0.05)
 
     def __enter__(self) -> MemorySampler:
@@ -246,6 +255,7 @@ class Mailwright:
         lines = [
             'hostname = "mail.example.com"',
             f'data_dir = "{self.dir / "data"}"',
+            "allow_root = true",
             f"workers = {workers}",
             "[[listeners]]",
             'name = "submission"',
@@ -329,11 +339,84 @@ class Postfix:
             server.stop()
 
 
+class PostfixOpenDkim(Postfix):
+    """Postfix with OpenDKIM as its milter, signing RSA-2048 for the sender's domain."""
+
+    SELECTOR = "od"
+
+    def __init__(self, sink_port: int, sample_sink: SmtpSink, sample_dir: Path, kind: str) -> None:
+        super().__init__(sink_port)
+        self.kind = kind
+        self.name = f"Postfix 3.7 + OpenDKIM ({kind} socket)"
+        self.key = generate_key("rsa", 2048)
+        self.sample_sink = sample_sink
+        self.sample_dir = sample_dir
+        self.milter_pid = 0
+
+    @contextlib.contextmanager
+    def running(self, *, paused: bool = False) -> Iterator[int]:
+        settings = {"master_service_disable": "qmgr.unix"} if paused else {}
+        domain = SENDER.partition("@")[2]
+        keeper = f"smtp:[127.0.0.1]:{self.sample_sink.port}"
+        with OpenDkimMilter(
+            self.key, domain=domain, selector=self.SELECTOR, socket_kind=self.kind
+        ) as milter:
+            assert milter.proc is not None
+            self.milter_pid = milter.proc.pid  # its memory counts with Postfix's
+            settings.update(
+                smtpd_milters=milter.postfix_milter,
+                milter_default_action="tempfail",
+                milter_protocol="6",
+                # the sample goes to a sink that keeps it
+                transport_maps=f"inline:{{ {{verify.example={keeper}}} }}",
+            )
+            server = PostfixServer(
+                domains=(),
+                hostname="relay.example.com",
+                relayhost=f"[127.0.0.1]:{self.sink_port}",
+                settings=settings,
+            )
+            server.start()
+            self.server = server
+            self.port = server.port
+            try:
+                pid = int((server.queue_dir / "pid" / "master.pid").read_text().split()[0])
+                yield pid
+            finally:
+                server.stop()
+
+    def check_sample(self) -> str:
+        """Send one message to the keeping sink and verify its DKIM signature there."""
+        for old in self.sample_dir.iterdir():
+            old.unlink()
+        message = (
+            f"From: <{SENDER}>\r\nTo: <check@verify.example>\r\nSubject: sample\r\n"
+            "Date: Fri, 04 Dec 2026 22:00:00 +0000\r\nMessage-ID: <sample@example.com>\r\n\r\n"
+        ).encode() + (b"X" * 76 + b"\r\n") * 20
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as client:
+            client.sendmail(SENDER, ["check@verify.example"], message)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(self.sample_dir.iterdir()):
+            time.sleep(0.05)
+        time.sleep(0.2)  # smtp-sink finishes writing the file
+        files = list(self.sample_dir.iterdir())
+        if not files:
+            return "sample: NOT DELIVERED"
+        resolver = MemoryResolver().add(
+            f"{self.SELECTOR}._domainkey.{SENDER.partition('@')[2]}",
+            "TXT",
+            dns_record_value(self.key),
+        )
+        results = asyncio.run(verify_message(files[0].read_bytes(), resolver))
+        verdict = ", ".join(f"{r.algorithm} {r.status}" for r in results) or "unsigned"
+        return f"sample: {verdict}"
+
+
 # -- one measurement ---------------------------------------------------------------------------
 
 
 def measure(
-    system: Mailwright | Postfix,
+    system: Mailwright | Postfix | PostfixOpenDkim,
     sink: SmtpSink,
     sessions: int,
     messages: int,
@@ -345,7 +428,8 @@ def measure(
     with system.running(paused=paused) as root:
         port = system.port
         time.sleep(0.5)
-        with MemorySampler(root) as sampler:
+        others = (system.milter_pid,) if isinstance(system, PostfixOpenDkim) else ()
+        with MemorySampler(root, *others) as sampler:
             start = time.perf_counter()
             with Probe(port) as probe:
                 source = subprocess.run(
@@ -379,6 +463,8 @@ def measure(
                 elapsed = time.perf_counter() - start
                 result.delivered = sink.count - base - probe.sent
                 result.delivered_rate = (sink.count - base) / elapsed
+                if isinstance(system, PostfixOpenDkim):
+                    result.note = (result.note + " " + system.check_sample()).strip()
         result.peak_mb = sampler.peak_kb / 1024
         if isinstance(system, Mailwright):
             result.note = (result.note + " " + system.signed_fraction()).strip()
@@ -391,7 +477,9 @@ def main() -> None:
     parser.add_argument("--levels", default="1,10,50")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
-        "--only", default="", help="comma-separated: nodkim,dkim,postfix,webhooks,deadhook"
+        "--only",
+        default="",
+        help="comma-separated: postfix,opendkim-inet,opendkim-unix,nodkim,dkim,webhooks,deadhook",
     )
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
@@ -400,10 +488,18 @@ def main() -> None:
     results: list[Result] = []
     submission: list[Result] = []
     console.print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
-    with SmtpSink(backlog=1024) as sink, WebhookEndpoint() as endpoint:
-        systems: list[Mailwright | Postfix] = []
+    sample_dir = Path(tempfile.mkdtemp(prefix="mailwright-bench-sample-"))
+    with (
+        SmtpSink(backlog=1024) as sink,
+        SmtpSink(dump_dir=sample_dir) as sample_sink,
+        WebhookEndpoint() as endpoint,
+    ):
+        systems: list[Mailwright | Postfix | PostfixOpenDkim] = []
         if not only or "postfix" in only:
             systems.append(Postfix(sink.port))
+        for kind in ("inet", "unix"):
+            if not only or f"opendkim-{kind}" in only:
+                systems.append(PostfixOpenDkim(sink.port, sample_sink, sample_dir, kind))
         if not only or "nodkim" in only:
             systems.append(Mailwright(workdir, sink.port, dkim=False, workers=args.workers))
         if not only or "dkim" in only:
@@ -435,6 +531,7 @@ def main() -> None:
                 )
                 submission.append(r)
     shutil.rmtree(workdir, ignore_errors=True)
+    shutil.rmtree(sample_dir, ignore_errors=True)
 
     table = Table(
         title=f"smtp-source → X → smtp-sink, {SIZE} B messages, {args.messages} per cell, loopback"

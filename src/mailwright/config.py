@@ -15,6 +15,7 @@ import difflib
 import ipaddress
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -151,6 +152,20 @@ class CheckConfig:
 
 
 @dataclass(frozen=True)
+class DkimRotationConfig:
+    """``[dkim_rotation]``: ``serve`` rotates each DKIM key this often (``mailwright dkim
+    rotate`` on a schedule); None: never."""
+
+    every: int | None = None
+    """Seconds between rotations of a key (``every = "180d"``)."""
+    overlap: int = 7 * 86400
+    server: str | None = None
+    """The zone's primary (``HOST[:PORT]``) for the dynamic update; None: by hand."""
+    tsig_key: Path | None = None
+    authoritative: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class BouncesConfig:
     """VERP return paths (mailwright.verp) and inbound bounce processing."""
 
@@ -187,6 +202,8 @@ class WebhookConfig:
 class LogConfig:
     file: Path | None = None
     """Where event lines go besides stderr (``data_dir/mailwright.log`` when unset)."""
+    format: Literal["text", "json"] = "text"
+    """``text``: ``key=value`` lines (docs/log-format.md); ``json``: one object per line."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +222,10 @@ class Config:
     strict_8bitmime: bool = False
     workers: int = 0
     """Worker processes sharing the listeners; 0 means one per CPU core."""
+    user: str | None = None
+    """Started as root, ``serve`` binds the listeners and then becomes this system user."""
+    allow_root: bool = False
+    """Keep running as root (no ``user``): refused unless this is true."""
     dns: DnsConfig = field(default_factory=DnsConfig)
     dkim: tuple[DkimKeyConfig, ...] = ()
     tls: TlsConfig = field(default_factory=TlsConfig)
@@ -219,6 +240,7 @@ class Config:
     """Local addresses with a Maildir of their own (``user@one-of-domains``)."""
     inbound: InboundConfig = field(default_factory=InboundConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
+    dkim_rotation: DkimRotationConfig = field(default_factory=DkimRotationConfig)
     log: LogConfig = field(default_factory=LogConfig)
     require_dkim: bool = False
     """Refuse a submission whose From domain has no DKIM key (instead of a warning)."""
@@ -301,6 +323,8 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         ),
         strict_8bitmime=top.flag("strict_8bitmime", False),
         workers=top.integer("workers", 0, minimum=0),
+        user=top.text("user", None) or None,
+        allow_root=top.flag("allow_root", False),
         dns=_dns(top.table("dns")),
         dkim=tuple(_dkim_key(t) for t in top.tables("dkim")),
         tls=_tls(top.table("tls")),
@@ -311,7 +335,8 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         mailboxes=tuple(m.lower() for m in top.items("mailboxes", str, [], check=_mailbox_check)),
         inbound=_inbound(top.table("inbound")),
         check=_check(top.table("check")),
-        log=LogConfig(file=top.table("log").finish_path("file")),
+        dkim_rotation=_dkim_rotation(top.table("dkim_rotation")),
+        log=_log(top.table("log")),
         require_dkim=top.flag("require_dkim", False),
         bounces=_bounces(top.table("bounces")),
         suppression=_suppression(top.table("suppression")),
@@ -346,6 +371,15 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
             top.file, "delivery.mode", "'relay' needs [delivery.relay] url", "add the relay URL"
         )
     return config
+
+
+def _log(t: _Table) -> LogConfig:
+    result = LogConfig(
+        file=t.finish_path("file", finish=False),
+        format=cast(Any, t.choice("format", ("text", "json"), "text")),
+    )
+    t.finish()
+    return result
 
 
 def _dns(t: _Table) -> DnsConfig:
@@ -612,6 +646,37 @@ def _check(t: _Table) -> CheckConfig:
     result = CheckConfig(
         dnsbls=tuple(t.items("dnsbls", str, list(DEFAULT_DNSBLS), check=_domain_check)),
         dbls=tuple(t.items("dbls", str, list(DEFAULT_DBLS), check=_domain_check)),
+    )
+    t.finish()
+    return result
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+
+
+def _duration(t: _Table, name: str, default: int | None) -> int | None:
+    value = t.text(name, None)
+    if value is None:
+        return default
+    m = _DURATION.match(value.lower())
+    if m is None:
+        raise ConfigError(t.file, t.key(name), f"{value!r} is not a duration", 'write e.g. "180d"')
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+
+
+def _dkim_rotation(t: _Table) -> DkimRotationConfig:
+    every = _duration(t, "every", None)
+    if every is not None and every < 86400:
+        raise ConfigError(
+            t.file, t.key("every"), "rotating more than once a day defeats the overlap",
+            'write e.g. every = "180d"',
+        )  # fmt: skip
+    result = DkimRotationConfig(
+        every=every,
+        overlap=_duration(t, "overlap", 7 * 86400) or 0,
+        server=t.text("server", None),
+        tsig_key=t.finish_path("tsig_key", finish=False),
+        authoritative=tuple(t.items("authoritative", str, [])),
     )
     t.finish()
     return result

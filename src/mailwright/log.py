@@ -22,6 +22,7 @@ console and tests use that instead of parsing the file.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import sys
@@ -92,6 +93,55 @@ def format_line(
     return " ".join(parts)
 
 
+def format_json(
+    event: str,
+    queue_id: str | None,
+    fields: Iterable[tuple[str, object]],
+    *,
+    timestamp: datetime | None = None,
+    pid: int | None = None,
+    with_time: bool = True,
+) -> str:
+    """The event as one JSON object (``[log] format = "json"``): the same keys as the text
+    line, every value a string, ``timestamp`` and ``pid`` first."""
+    record: dict[str, str] = {}
+    if with_time:
+        record["timestamp"] = (timestamp or datetime.now(UTC)).isoformat(timespec="microseconds")
+    record["pid"] = str(pid if pid is not None else os.getpid())
+    record["event"] = event
+    if queue_id is not None:
+        record["id"] = queue_id
+    for key, value in fields:
+        if value is not None:
+            record[key.rstrip("_")] = value_text(value)
+    # ensure_ascii: lone surrogates and U+2028 cannot break a line or a reader
+    return json.dumps(record, ensure_ascii=True, separators=(", ", ": "))
+
+
+def format_untimed(event: str, queue_id: str | None, fields: Iterable[tuple[str, object]]) -> str:
+    """The text line without the timestamp and ``mailwright[PID]:`` (journald adds both)."""
+    return format_line(event, queue_id, fields, timestamp=_EPOCH, pid=0).split(": ", 1)[1]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def under_journal(fd: int = 2) -> bool:
+    """Whether ``fd`` is the journal stream systemd gave us (``$JOURNAL_STREAM`` is
+    ``DEVICE:INODE`` of it, systemd.exec(5)); then journald timestamps each line itself."""
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    device, _, inode = stream.partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    return st.st_dev == int(device) and st.st_ino == int(inode)
+
+
+LOG_FORMATS = ("text", "json")
+
 _LINE = re.compile(r"^(?P<ts>\S+) (?P<prog>[^\[\s]+)\[(?P<pid>\d+)\]: (?P<rest>.*)$")
 _PAIR = re.compile(r'\s*([^=\s]+)=("(?:[^"\\]|\\.)*"|\S*)')
 _UNESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|.)")
@@ -105,7 +155,11 @@ def _unescape(match: re.Match[str]) -> str:
 
 
 def parse_line(line: str) -> dict[str, str] | None:
-    """A log line back into its keys (plus ``timestamp`` and ``pid``); None if it is not one."""
+    """A log line back into its keys (plus ``timestamp`` and ``pid``); None if it is not one.
+
+    Both formats: the text line and the JSON object of ``[log] format = "json"``."""
+    if line.startswith("{"):
+        return _parse_json(line)
     match = _LINE.match(line.rstrip("\r\n"))
     if match is None:
         return None
@@ -124,6 +178,16 @@ def parse_line(line: str) -> dict[str, str] | None:
     return result if "event" in result else None
 
 
+def _parse_json(line: str) -> dict[str, str] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("event"), str):
+        return None
+    return {str(k): v if isinstance(v, str) else str(v) for k, v in record.items()}
+
+
 class EventLogger:
     """Writes event lines to stderr and a file and hands them to in-process subscribers."""
 
@@ -133,6 +197,8 @@ class EventLogger:
         self._path: Path | None = None
         self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()
+        self._format = "text"
+        self._journal = under_journal()
         if path is not None:
             self.open(path)
 
@@ -158,6 +224,18 @@ class EventLogger:
     def set_stderr(self, enabled: bool) -> None:
         self._stderr = enabled
 
+    def set_format(self, fmt: str) -> None:
+        """``text`` or ``json`` (``[log] format``); also looks again whether stderr is
+        the journal, where lines go without a timestamp of ours."""
+        if fmt not in LOG_FORMATS:
+            raise ValueError(f"log format {fmt!r} is not one of {', '.join(LOG_FORMATS)}")
+        self._format = fmt
+        self._journal = under_journal()
+
+    @property
+    def format(self) -> str:
+        return self._format
+
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(fields)`` for every event; returns the function that unsubscribes."""
         self._subscribers.append(callback)
@@ -170,12 +248,23 @@ class EventLogger:
 
     def event(self, event: str, queue_id: str | None = None, /, **fields: object) -> str:
         """Write one event line and return it (without the newline)."""
-        line = format_line(event, queue_id, fields.items())
+        now = datetime.now(UTC)
+        if self._format == "json":
+            line = format_json(event, queue_id, fields.items(), timestamp=now)
+        else:
+            line = format_line(event, queue_id, fields.items(), timestamp=now)
         data = (line + "\n").encode("utf-8", "backslashreplace")
         if self._stderr:
+            console = data
+            if self._journal:  # journald stamps time and mailwright[PID] itself
+                if self._format == "json":
+                    untimed = format_json(event, queue_id, fields.items(), with_time=False)
+                else:
+                    untimed = format_untimed(event, queue_id, fields.items())
+                console = (untimed + "\n").encode("utf-8", "backslashreplace")
             # stderr closed, or replaced by something without a descriptor: carry on
             with contextlib.suppress(OSError, ValueError, AttributeError):
-                os.write(sys.stderr.fileno(), data)
+                os.write(sys.stderr.fileno(), console)
         fd = self._fd
         if fd is not None:
             # a full disk must not stop mail here; the queue's own writes fail loudly

@@ -39,17 +39,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import systemd
 from .config import Config, load_config
 from .errors import UserError
 from .feedback import FeedbackProcessor
+from .listeners import bind_listeners
 from .local import LocalDirectory
 from .log import EventLogger
 from .log import logger as default_logger
+from .preflight import Finding, check_runtime
+from .privileges import drop_to, prepare_data_dir, run_as
 from .queue import QueueStore, SqliteQueueStore, new_queue_id, open_store
 from .queue.tracking import SuppressionPolicy, Tracking
 from .smtp.auth import BadHash, Credentials, parse_hash
 from .smtp.intake import Accepted, Signer, originate
-from .smtp.server import Runtime, ServerSettings, SmtpServer, listener_sockets
+from .smtp.server import Runtime, ServerSettings, SmtpServer
 from .verp import load_or_create_key
 from .webhooks import Webhook, WebhookSender, min_webhook_seq
 
@@ -123,7 +127,7 @@ def build_signer(config: Config, dev_mode: bool) -> Signer | None:
         except (OSError, ValueError) as exc:
             raise UserError(
                 f"{config.source}: dkim key {key_config.private_key}: {exc}",
-                "fix the path or make the key with 'mailwright dkim keygen'",
+                "fix the path or make the key with 'mailwright dkim genkey'",
             ) from None
         by_domain.setdefault(key_config.domain.lower(), []).append(key)
     if not by_domain:
@@ -187,8 +191,24 @@ def reload_runtime(running: Runtime) -> tuple[Runtime, list[str]]:
     if config.listeners != old.listeners or config.data_dir != old.data_dir:
         notes.append("listeners and data_dir take effect at the next restart")
     config = replace(config, listeners=old.listeners, data_dir=old.data_dir)
-    runtime, more = build_runtime(config, running.dev_mode)
-    return runtime, notes + more
+    runtime, findings = check_config(config, running.dev_mode)
+    return runtime, notes + startup_notes(findings)
+
+
+def check_config(
+    config: Config, dev_mode: bool, *, dev_key: bool = True
+) -> tuple[Runtime, list[Finding]]:
+    """What ``mailwright config check`` reports and what start and SIGHUP require:
+    account and files, listeners, certificate, relay, users, addresses and DKIM keys
+    (``dev_key=False``: the development key is not there yet); raises UserError."""
+    findings = check_runtime(config, dev_mode)
+    runtime, notes = build_runtime(config, dev_mode and dev_key)
+    findings.extend(Finding("config", note, "note") for note in notes)
+    return runtime, findings
+
+
+def startup_notes(findings: list[Finding]) -> list[str]:
+    return [finding.detail for finding in findings if finding.status != "ok"]
 
 
 def log_path(config: Config) -> Path:
@@ -248,9 +268,13 @@ class Worker:
         runtime: Runtime,
         logger: EventLogger,
         sockets: dict[str, socket.socket] | None = None,
+        *,
+        main: bool = False,
         slot: int = 0,
     ) -> None:
         self.options = options
+        self.main = main
+        """The only process (one worker): it speaks to systemd (sd_notify) itself."""
         self.slot = slot
         """This worker's number (0 ... workers-1); worker 0 also sends the webhooks."""
         self.runtime = runtime
@@ -264,6 +288,9 @@ class Worker:
         self._agent_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
         self._report_task: asyncio.Task[None] | None = None
+        self._watchdog_task: asyncio.Task[None] | None = None
+        self._pickup_task: asyncio.Task[None] | None = None
+        self._rotation_task: asyncio.Task[None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
         self.tracking: Tracking | None = None
         self.webhooks: WebhookSender | None = None
@@ -286,8 +313,21 @@ class Worker:
         if self.agent is not None:
             self._agent_task = asyncio.create_task(self.agent.run())
         self._recovery_task = asyncio.create_task(self._recover_periodically())
+        self._pickup_task = asyncio.create_task(self._make_pickup().run())
         if config.inbound.send_aggregate_reports:
             self._report_task = asyncio.create_task(self._send_reports_daily())
+        if config.dkim_rotation.every is not None:  # [dkim_rotation] every = "180d"
+            from .setup.rotation import rotate_on_schedule
+
+            def reload_all() -> None:  # one worker: itself; several: the master forwards it
+                if worker_count(self.options) == 1:
+                    self.reload()
+                else:
+                    os.kill(os.getppid(), signal.SIGHUP)
+
+            self._rotation_task = asyncio.create_task(
+                rotate_on_schedule(lambda: self.runtime.config, self.logger.event, reload_all)
+            )
 
     async def _start_tracking(self) -> None:
         """Events, suppressions, bounce processing and (in worker 0) webhooks."""
@@ -389,7 +429,7 @@ class Worker:
 
     async def send_reports_now(self) -> None:
         from .dmarc_reports.sender import send_due_reports
-        from .dns import DnspythonResolver
+        from .dns import server_resolver
 
         config = self.runtime.config
         assert self.smtp is not None
@@ -412,7 +452,7 @@ class Worker:
             data_dir=config.data_dir,
             hostname=config.hostname,
             from_address=sender,
-            resolver=DnspythonResolver(config.dns.nameserver, timeout=config.dns.timeout),
+            resolver=server_resolver(config.dns.nameserver, config.dns.timeout),
             enqueue=enqueue,
         )
         for policy_domain, queue_id, skipped in sent:
@@ -424,10 +464,24 @@ class Worker:
                 reason="; ".join(skipped) or None,
             )
 
+    def _make_pickup(self) -> Any:
+        """Messages from the sendmail command (mailwright.pickup)."""
+        from .pickup import Pickup
+
+        assert self.store is not None and self.smtp is not None
+        return Pickup(
+            self.runtime.config.data_dir,
+            lambda: (self.runtime.config, self.runtime.directory),
+            self.store,
+            lambda: self.runtime.intake,
+            self.smtp.commit,
+            self.logger,
+        )
+
     def _make_agent(self) -> Any:
         """The delivery engineer's agent (mailwright.delivery.agent)."""
         from .delivery.agent import DeliveryAgent
-        from .dns import DnspythonResolver
+        from .dns import server_resolver
 
         config = self.runtime.config
 
@@ -444,7 +498,7 @@ class Worker:
         return DeliveryAgent(
             config,
             self.store,
-            DnspythonResolver(config.dns.nameserver, timeout=config.dns.timeout),
+            server_resolver(config.dns.nameserver, config.dns.timeout),
             self.logger,
             worker=worker_name(os.getpid()),
             local_targets=local_targets,
@@ -456,10 +510,27 @@ class Worker:
         )
 
     def request_stop(self) -> None:
+        if self.main and not self._stop.is_set():
+            systemd.notify("STOPPING=1")
         self._stop.set()
+
+    async def _watchdog(self, interval: float) -> None:
+        """WATCHDOG=1 from the event loop itself: a loop that hangs stops the pings."""
+        while True:
+            systemd.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
 
     def reload(self) -> None:
         """SIGHUP: new config, keys, users, addresses; reopen the log file."""
+        if self.main:
+            systemd.reloading()
+        try:
+            self._reload()
+        finally:
+            if self.main:
+                systemd.notify("READY=1")
+
+    def _reload(self) -> None:
         try:
             runtime, notes = reload_runtime(self.runtime)
         except UserError as exc:
@@ -479,6 +550,7 @@ class Worker:
             self._tls = make_ssl_context(config)
         with contextlib.suppress(OSError):
             self.logger.open(log_path(config))
+        self.logger.set_format(config.log.format)
         for note in notes:
             self.logger.event("config", what="reload", reason=note)
         self.logger.event("reloaded", config=str(config.source))
@@ -489,6 +561,11 @@ class Worker:
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
+        if self.main:
+            systemd.notify("READY=1", f"MAINPID={os.getpid()}")
+            interval = systemd.watchdog_interval()
+            if interval is not None:
+                self._watchdog_task = asyncio.create_task(self._watchdog(interval))
         await self._stop.wait()
         # Already stopping: a second SIGTERM (the master forwards one, systemd sends one
         # to the whole group) must not reach asyncio's handler while the loop closes.
@@ -505,6 +582,9 @@ class Worker:
             self._report_task,
             self._prune_task,
             self._certificate_task,
+            self._watchdog_task,
+            self._pickup_task,
+            self._rotation_task,
         ):
             if task is not None:
                 task.cancel()
@@ -532,8 +612,8 @@ def prepare(options: ServeOptions) -> tuple[Runtime, EventLogger, list[str]]:
         notes.append(
             f"DKIM key {'generated' if created else 'in'} {path} (selector {DEV_SELECTOR})"
         )
-    runtime, more = build_runtime(config, options.dev_mode)
-    notes.extend(more)
+    runtime, findings = check_config(config, options.dev_mode)
+    notes.extend(startup_notes(findings))
     if config.tls.acme:
         from .certificates import CertificateStore
 
@@ -542,6 +622,7 @@ def prepare(options: ServeOptions) -> tuple[Runtime, EventLogger, list[str]]:
         if store.current_info() is None:
             notes.append(f"ACME: requesting a certificate from {config.tls.acme_directory}")
     logger = default_logger
+    logger.set_format(config.log.format)
     logger.open(log_path(config))
     if options.dev_mode:
         logger.set_stderr(False)  # the console shows one line per message instead
@@ -588,23 +669,29 @@ def banner(options: ServeOptions, workers: int) -> list[str]:
 
 def serve(options: ServeOptions) -> int:
     """Run until SIGTERM; returns the exit code."""
-    runtime, logger, notes = prepare(options)
+    # Bind first: a port in use or below 1024 is the commonest first failure, and it
+    # must show before anything is generated or written.
+    account = run_as(options.config, options.dev_mode)
+    sockets = bind_listeners(options.config, dev_mode=options.dev_mode)
+    try:
+        # Root is needed for the ports only: become the configured user before any
+        # network input is read (the listeners accept nothing until the workers start).
+        prepare_data_dir(options.config, account)
+        drop_to(account)
+        runtime, logger, notes = prepare(options)
+    except BaseException:
+        for sock in sockets.values():
+            sock.close()
+        raise
     workers = worker_count(options)
     for line in banner(options, workers):
         options.console(line)
     for note in notes:
         options.console(f"  note: {note}")
         logger.event("config", what="startup", reason=note)
-    try:
-        sockets = listener_sockets(options.config.listeners)
-    except OSError as exc:
-        raise UserError(
-            f"cannot listen: {exc.strerror}",
-            "another server on that port? change [[listeners]] port",
-        ) from None
     logger.event("started", workers=workers, config=options.config.source)
     if workers == 1:
-        asyncio.run(Worker(options, runtime, logger, sockets).run())
+        asyncio.run(Worker(options, runtime, logger, sockets, main=True).run())
         logger.event("stopped")
         return 0
     return _supervise(options, runtime, logger, sockets, workers)
@@ -625,9 +712,16 @@ def _supervise(
         if pid == 0:  # the worker
             code = 0
             try:
-                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                for sig in (
+                    signal.SIGTERM,
+                    signal.SIGINT,
+                    signal.SIGHUP,
+                    signal.SIGCHLD,
+                    signal.SIGALRM,
+                ):
                     signal.signal(sig, signal.SIG_DFL)
-                asyncio.run(Worker(options, runtime, logger, sockets, slot).run())
+                asyncio.run(Worker(options, runtime, logger, sockets, slot=slot).run())
             except BaseException as exc:  # report, never fall back into the master's loop
                 logger.event("error", what="worker", reason=f"{type(exc).__name__}: {exc}")
                 code = 1
@@ -639,8 +733,11 @@ def _supervise(
     def forward(signum: int, frame: Any) -> None:
         nonlocal stopping, runtime
         if signum in (signal.SIGTERM, signal.SIGINT):
+            if not stopping:
+                systemd.notify("STOPPING=1")
             stopping = True
         if signum == signal.SIGHUP:
+            systemd.reloading()
             # Keep the master's view current too: a worker restarted later must start
             # with the reloaded config, not the one from before the SIGHUP. (The
             # workers reload on their own and log why when it fails.)
@@ -648,6 +745,8 @@ def _supervise(
                 runtime, _ = reload_runtime(runtime)
             with contextlib.suppress(OSError):
                 logger.open(log_path(runtime.config))
+            logger.set_format(runtime.config.log.format)
+            systemd.notify("READY=1")
         for pid in list(children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
@@ -656,6 +755,12 @@ def _supervise(
         signal.signal(sig, forward)
     for slot in range(count):
         spawn(slot)
+    # The listeners are bound and the workers forked: connections queue in the kernel.
+    systemd.notify("READY=1", f"MAINPID={os.getpid()}")
+    interval = systemd.watchdog_interval()
+    if interval is not None:  # the master sleeps in wait(): a timer signal pings
+        signal.signal(signal.SIGALRM, lambda _s, _f: systemd.notify("WATCHDOG=1"))
+        signal.setitimer(signal.ITIMER_REAL, interval, interval)
     last_restart = 0.0
     while children:
         try:
@@ -674,5 +779,6 @@ def _supervise(
             time.sleep(1.0)  # a worker that dies at once must not become a fork loop
         last_restart = time.monotonic()
         spawn(slot)
+    signal.setitimer(signal.ITIMER_REAL, 0)
     logger.event("stopped")
     return 0

@@ -151,7 +151,7 @@ def test_explain_does_not_replay_escape_sequences(cli_run: CliRun, tmp_path: Pat
         "(host said: 451 odd \x1b[2J reply [bold]x[/])\n"
     )
     result = cli_run("explain", "-v", str(log))
-    assert result.code == 0
+    assert result.code == 1  # something failed
     assert ESC not in result.out
     assert "451 odd \\x1b[2J reply [bold]x[/]" in result.out
 

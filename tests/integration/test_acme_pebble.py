@@ -120,6 +120,7 @@ def test_issue_serve_renew_and_keep_on_failure(
 hostname = "{HOSTNAME}"
 domains = ["{ORIGIN}"]
 data_dir = "{data_dir}"
+allow_root = true
 workers = 2
 
 [dns]

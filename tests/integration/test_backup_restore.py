@@ -57,6 +57,7 @@ hostname = "mta.example.com"
 domains = ["example.com"]
 mailboxes = ["admin@example.com"]
 data_dir = "data"
+allow_root = true
 workers = 2
 
 [[listeners]]

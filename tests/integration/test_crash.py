@@ -26,7 +26,7 @@ import pytest
 from mailwright.queue import SqliteQueueStore
 from mailwright.testing.ports import free_port
 from mailwright.testing.postfix import SmtpSink
-from mailwright.testing.serve import ServeError, start_serve
+from mailwright.testing.serve import ServeError, start_serve, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -121,28 +121,10 @@ def test_sigkill_mid_load_loses_nothing(tmp_path: Path) -> None:
 
 def _crash_test(tmp_path: Path, dump: Path) -> None:
     port = free_port()
-    config = tmp_path / "mailwright.toml"
     log = tmp_path / "serve.out"
     with SmtpSink(dump_dir=dump) as sink:
-        config.write_text(
-            f"""
-hostname = "mta.example.com"
-domains = ["example.com"]
-mailboxes = ["admin@example.com"]
-data_dir = "data"
-workers = 2
-
-[[listeners]]
-name = "submission"
-address = "127.0.0.1"
-port = {port}
-
-[delivery]
-mode = "relay"
-
-[delivery.relay]
-url = "smtp://127.0.0.1:{sink.port}?tls=none"
-"""
+        config = write_config(
+            tmp_path, port, relay_port=sink.port, workers=2, hostname="mta.example.com"
         )
         proc = start_server(config, port, log)
         acked: dict[int, str] = {}

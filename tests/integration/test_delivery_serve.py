@@ -57,6 +57,7 @@ def write_config(tmp_path: Path, lines: list[str]) -> tuple[Path, int]:
             [
                 f'hostname = "mail.{ORIGIN}"',
                 f'data_dir = "{tmp_path / "data"}"',
+                "allow_root = true",
                 "workers = 1",
                 *lines,
                 "[[listeners]]",

@@ -18,7 +18,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from mailwright.dns import DnspythonResolver, Outcome
+from mailwright.dns import DnspythonResolver, Outcome, StubResolver
 
 pytestmark = pytest.mark.integration
 
@@ -121,10 +121,15 @@ def hostile() -> Iterator[Callable[[Reply], str]]:
         "wrong-type",
     ],
 )
+@pytest.mark.parametrize("resolver_class", [StubResolver, DnspythonResolver])
 async def test_bad_reply_gives_a_defined_outcome(
-    hostile: Callable[[Reply], str], reply: Reply, outcome: Outcome, fragment: str | None
+    hostile: Callable[[Reply], str],
+    reply: Reply,
+    outcome: Outcome,
+    fragment: str | None,
+    resolver_class: type[StubResolver] | type[DnspythonResolver],
 ) -> None:
-    resolver = DnspythonResolver(hostile(reply), timeout=0.5)
+    resolver = resolver_class(hostile(reply), timeout=0.5)
     began = time.monotonic()
     result = await resolver.mx("example.com")
     assert time.monotonic() - began < 1.5

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mailwright.dns import DnspythonResolver, MXRecord, Outcome
+from mailwright.dns import DnspythonResolver, MXRecord, Outcome, Resolver, StubResolver
 from mailwright.testing import NsdServer
 
 pytestmark = pytest.mark.integration
@@ -58,12 +58,24 @@ def world(dns_world: NsdServer) -> NsdServer:
     return dns_world
 
 
-@pytest.fixture
-def resolver(world: NsdServer) -> DnspythonResolver:
+@pytest.fixture(params=["stub", "dnspython"])
+def resolver(world: NsdServer, request: pytest.FixtureRequest) -> Resolver:
+    """Every test runs against our own transport and against dnspython's, the reference."""
+    if request.param == "stub":
+        return StubResolver(world.nameserver, timeout=2.0)
     return world.resolver(timeout=2.0)
 
 
-async def test_a_and_aaaa(resolver: DnspythonResolver) -> None:
+ResolverClass = type[StubResolver] | type[DnspythonResolver]
+
+
+@pytest.fixture(params=[StubResolver, DnspythonResolver])
+def resolver_class(request: pytest.FixtureRequest) -> ResolverClass:
+    cls: ResolverClass = request.param
+    return cls
+
+
+async def test_a_and_aaaa(resolver: Resolver) -> None:
     a = await resolver.a("mail.example.com")
     assert (a.outcome, a.records) == (Outcome.ANSWER, ("192.0.2.10",))
     assert a.text == ("mail.example.com. 300 IN A 192.0.2.10",)
@@ -76,14 +88,14 @@ async def test_a_and_aaaa(resolver: DnspythonResolver) -> None:
 
 
 async def test_names_are_case_insensitive_and_trailing_dot_is_optional(
-    resolver: DnspythonResolver,
+    resolver: Resolver,
 ) -> None:
     result = await resolver.a("MAIL.Example.COM.")
     assert result.records == ("192.0.2.10",)
     assert result.name == "mail.example.com"
 
 
-async def test_mx_sorted_by_nothing_but_parsed(resolver: DnspythonResolver) -> None:
+async def test_mx_sorted_by_nothing_but_parsed(resolver: Resolver) -> None:
     mx = await resolver.mx("example.com")
     assert sorted(mx.records, key=lambda m: m.preference) == [
         MXRecord(10, "mail.example.com"),
@@ -91,7 +103,7 @@ async def test_mx_sorted_by_nothing_but_parsed(resolver: DnspythonResolver) -> N
     ]
 
 
-async def test_null_mx(resolver: DnspythonResolver) -> None:
+async def test_null_mx(resolver: Resolver) -> None:
     # RFC 7505 §3: "MX 0 ." says the domain accepts no mail.
     mx = await resolver.mx("nullmx.example.com")
     assert mx.records == (MXRecord(0, ""),)
@@ -99,33 +111,35 @@ async def test_null_mx(resolver: DnspythonResolver) -> None:
     assert mx.text == ("nullmx.example.com. 300 IN MX 0 .",)
 
 
-async def test_txt_strings_joined_without_spaces(resolver: DnspythonResolver) -> None:
+async def test_txt_strings_joined_without_spaces(resolver: Resolver) -> None:
     # RFC 7208 §3.3: the character-strings of one TXT record are concatenated as is.
     txt = await resolver.txt("example.com")
     assert sorted(txt.records) == ["google-site-verification=abc", "v=spf1 ip4:192.0.2.10 -all"]
     assert (await resolver.txt("glued.example.com")).records == ("v=spf1-all",)
 
 
-async def test_txt_longer_than_255_bytes(resolver: DnspythonResolver) -> None:
+async def test_txt_longer_than_255_bytes(resolver: Resolver) -> None:
     txt = await resolver.txt("long.example.com")
     assert txt.records == ("a" * 200 + "b" * 200,)
 
 
-async def test_non_utf8_txt_is_decoded_with_replacement(resolver: DnspythonResolver) -> None:
+async def test_non_utf8_txt_is_decoded_with_replacement(resolver: Resolver) -> None:
     # Untrusted DNS data must give a defined value, never an exception.
     assert (await resolver.txt("latin.example.com")).records == ("caf\ufffd",)
 
 
-async def test_answer_larger_than_udp_payload_falls_back_to_tcp(dns_world: NsdServer) -> None:
+async def test_answer_larger_than_udp_payload_falls_back_to_tcp(
+    dns_world: NsdServer, resolver_class: ResolverClass
+) -> None:
     # 20 records of 250 bytes: far over the 1232-byte EDNS buffer, so NSD sets TC=1.
     body = "\n".join(f'@ TXT "{i:02d}{"k" * 248}"' for i in range(20))
     dns_world.set_zone("big.example", body)
-    txt = await dns_world.resolver().txt("big.example")
+    txt = await resolver_class(dns_world.nameserver, timeout=2.0).txt("big.example")
     assert txt.outcome is Outcome.ANSWER
     assert sorted(txt.records) == [f"{i:02d}{'k' * 248}" for i in range(20)]
 
 
-async def test_ptr_ipv4_and_ipv6(resolver: DnspythonResolver) -> None:
+async def test_ptr_ipv4_and_ipv6(resolver: Resolver) -> None:
     assert (await resolver.reverse("192.0.2.10")).records == ("mail.example.com",)
     # Names are lowercased and lose the trailing dot.
     assert (await resolver.reverse("192.0.2.11")).records == ("dual.example.com",)
@@ -136,7 +150,7 @@ async def test_ptr_ipv4_and_ipv6(resolver: DnspythonResolver) -> None:
     assert (await resolver.reverse("192.0.2.99")).outcome is Outcome.NXDOMAIN
 
 
-async def test_cname_chain_is_reported(resolver: DnspythonResolver) -> None:
+async def test_cname_chain_is_reported(resolver: Resolver) -> None:
     result = await resolver.a("alias.example.com")
     assert result.records == ("192.0.2.20",)
     assert result.cnames == ("hop1.example.com", "hop2.example.com")
@@ -150,13 +164,13 @@ async def test_cname_chain_is_reported(resolver: DnspythonResolver) -> None:
     assert (cname.records, cname.cnames) == (("hop1.example.com",), ())
 
 
-async def test_cname_into_another_zone(resolver: DnspythonResolver) -> None:
+async def test_cname_into_another_zone(resolver: Resolver) -> None:
     result = await resolver.a("away.example.com")
     assert (result.records, result.cnames) == (("192.0.2.40",), ("www.example.net",))
 
 
 async def test_cname_to_a_missing_name_is_nxdomain_with_the_chain(
-    resolver: DnspythonResolver,
+    resolver: Resolver,
 ) -> None:
     # RFC 2308 §2.1: the RCODE describes the end of the chain.
     result = await resolver.a("dangling.example.com")
@@ -165,20 +179,20 @@ async def test_cname_to_a_missing_name_is_nxdomain_with_the_chain(
     assert result.error is not None and "nothing.example.net" in result.error
 
 
-async def test_cname_to_a_name_without_the_type_is_nodata(resolver: DnspythonResolver) -> None:
+async def test_cname_to_a_name_without_the_type_is_nodata(resolver: Resolver) -> None:
     result = await resolver.mx("mailonly.example.com")
     assert result.outcome is Outcome.NODATA
     assert result.cnames == ("mail.example.com",)
     assert result.is_void
 
 
-async def test_cname_loop_is_a_server_failure(resolver: DnspythonResolver) -> None:
+async def test_cname_loop_is_a_server_failure(resolver: Resolver) -> None:
     result = await resolver.a("loop1.example.com")
     assert result.outcome is Outcome.SERVFAIL
     assert result.is_error
 
 
-async def test_nxdomain_versus_nodata(resolver: DnspythonResolver) -> None:
+async def test_nxdomain_versus_nodata(resolver: Resolver) -> None:
     nx = await resolver.a("nowhere.example.com")
     assert nx.outcome is Outcome.NXDOMAIN
     assert nx.is_void and not nx.is_error and not nx.ok
@@ -190,7 +204,7 @@ async def test_nxdomain_versus_nodata(resolver: DnspythonResolver) -> None:
     assert (await resolver.a("2.0.192.in-addr.arpa")).outcome is Outcome.NODATA
 
 
-async def test_refused_is_servfail(resolver: DnspythonResolver) -> None:
+async def test_refused_is_servfail(resolver: Resolver) -> None:
     # NSD answers REFUSED for names outside its zones; for SPF/DKIM/DMARC that is a
     # temporary server failure, like SERVFAIL.
     result = await resolver.a("example.org")
@@ -199,7 +213,7 @@ async def test_refused_is_servfail(resolver: DnspythonResolver) -> None:
     assert result.error is not None and "REFUSED" in result.error
 
 
-async def test_idna_name(resolver: DnspythonResolver) -> None:
+async def test_idna_name(resolver: Resolver) -> None:
     result = await resolver.a("bücher.example.com")
     assert result.records == ("192.0.2.30",)
 
@@ -207,13 +221,13 @@ async def test_idna_name(resolver: DnspythonResolver) -> None:
 @pytest.mark.parametrize(
     "name", ["a" * 64 + ".example.com", "a..example.com", ".".join(["abcdefgh"] * 29)]
 )
-async def test_invalid_names_are_not_sent(resolver: DnspythonResolver, name: str) -> None:
+async def test_invalid_names_are_not_sent(resolver: Resolver, name: str) -> None:
     result = await resolver.a(name)
     assert result.outcome is Outcome.INVALID_NAME
     assert result.error
 
 
-async def test_unknown_record_type_is_a_defined_result(resolver: DnspythonResolver) -> None:
+async def test_unknown_record_type_is_a_defined_result(resolver: Resolver) -> None:
     result = await resolver.query("example.com", "NOTATYPE")
     assert result.outcome is Outcome.SERVFAIL
     assert result.error == "unknown record type NOTATYPE"
@@ -233,8 +247,10 @@ def silent_port() -> Iterator[int]:
         yield port
 
 
-async def test_timeout_returns_within_the_bound(silent_port: int) -> None:
-    resolver = DnspythonResolver(f"127.0.0.1:{silent_port}", timeout=0.4)
+async def test_timeout_returns_within_the_bound(
+    silent_port: int, resolver_class: ResolverClass
+) -> None:
+    resolver = resolver_class(f"127.0.0.1:{silent_port}", timeout=0.4)
     began = time.monotonic()
     result = await resolver.txt("example.com")
     elapsed = time.monotonic() - began
@@ -246,18 +262,18 @@ async def test_timeout_returns_within_the_bound(silent_port: int) -> None:
     assert 0.35 <= elapsed < 0.9
 
 
-async def test_timeout_when_nothing_listens() -> None:
+async def test_timeout_when_nothing_listens(resolver_class: ResolverClass) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     began = time.monotonic()
-    result = await DnspythonResolver(f"127.0.0.1:{port}", timeout=0.3).a("example.com")
+    result = await resolver_class(f"127.0.0.1:{port}", timeout=0.3).a("example.com")
     assert result.is_error
     assert time.monotonic() - began < 0.5
 
 
-async def test_timeouts_run_concurrently(silent_port: int) -> None:
-    resolver = DnspythonResolver(f"127.0.0.1:{silent_port}", timeout=0.5)
+async def test_timeouts_run_concurrently(silent_port: int, resolver_class: ResolverClass) -> None:
+    resolver = resolver_class(f"127.0.0.1:{silent_port}", timeout=0.5)
     began = time.monotonic()
     results = await asyncio.gather(*(resolver.a(f"h{i}.example.com") for i in range(40)))
     # Sequentially this would take 20 s.
@@ -265,7 +281,7 @@ async def test_timeouts_run_concurrently(silent_port: int) -> None:
     assert {r.outcome for r in results} == {Outcome.TIMEOUT}
 
 
-async def test_many_concurrent_lookups(resolver: DnspythonResolver) -> None:
+async def test_many_concurrent_lookups(resolver: Resolver) -> None:
     names = ["mail.example.com", "nowhere.example.com", "dual.example.com", "example.org"]
     results = await asyncio.gather(*(resolver.a(names[i % 4]) for i in range(400)))
     outcomes = [r.outcome for r in results]
@@ -445,7 +461,7 @@ def test_cli_name_is_printed_as_text_not_markup(world: NsdServer, name: str) -> 
     assert f"{name} A: nxdomain" in proc.stdout or f"{name} A: servfail" in proc.stdout
 
 
-async def test_nxdomain_error_escapes_control_characters(resolver: DnspythonResolver) -> None:
+async def test_nxdomain_error_escapes_control_characters(resolver: Resolver) -> None:
     result = await resolver.a("a\x00b.example.com")
     assert result.outcome is Outcome.NXDOMAIN
     assert result.error == "no such domain: a\\000b.example.com (NXDOMAIN)"

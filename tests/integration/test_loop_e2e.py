@@ -60,6 +60,7 @@ def write_config(
                 f'domains = ["{ORIGIN}"]',
                 f'mailboxes = ["postmaster@{ORIGIN}"]',
                 f'data_dir = "{tmp_path / "data"}"',
+                "allow_root = true",
                 "workers = 1",
                 "[dns]",
                 f'nameserver = "{world.nameserver}"',

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from mailwright.testing.ports import free_port
-from mailwright.testing.serve import MAILWRIGHT, start_serve, stop_serve
+from mailwright.testing.serve import MAILWRIGHT, start_serve, stop_serve, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -53,24 +53,7 @@ def cli(
 def served(tmp_path: Path) -> Iterator[tuple[Path, int, subprocess.Popen[bytes]]]:
     """A server with a config file: local domain, outbox delivery, one worker."""
     port = free_port()
-    config = tmp_path / "mailwright.toml"
-    config.write_text(
-        f"""
-hostname = "mx.example.com"
-domains = ["example.com"]
-mailboxes = ["admin@example.com"]
-data_dir = "data"
-workers = 1
-
-[[listeners]]
-name = "submission"
-address = "127.0.0.1"
-port = {port}
-
-[delivery]
-mode = "local"
-"""
-    )
+    config = write_config(tmp_path, port)
     proc = start_serve(port, config=config, cwd=tmp_path)
     yield config, port, proc
     stop_serve(proc)
@@ -273,7 +256,7 @@ def test_a_dead_worker_is_replaced_with_the_reloaded_config(tmp_path: Path) -> N
 
     port = free_port()
     config = tmp_path / "mailwright.toml"
-    base = 'data_dir = "data"\nworkers = 2\ndomains = ["example.com"]\n'
+    base = 'data_dir = "data"\nallow_root = true\nworkers = 2\ndomains = ["example.com"]\n'
     listener = f'[[listeners]]\nname = "s"\nport = {port}\n'
     config.write_text(base + 'mailboxes = ["admin@example.com"]\n' + listener)
     proc = start_serve(port, config=config, cwd=tmp_path)
@@ -320,23 +303,7 @@ def test_send_test_reports_a_bounce_with_the_remote_reply(tmp_path: Path) -> Non
 
     port = free_port()
     with SmtpSink(hard=["RCPT"], hard_reply="550 5.1.1 No such user here") as sink:
-        config = tmp_path / "mailwright.toml"
-        config.write_text(
-            f"""
-hostname = "mx.example.com"
-domains = ["example.com"]
-mailboxes = ["admin@example.com"]
-data_dir = "data"
-workers = 1
-[[listeners]]
-name = "submission"
-port = {port}
-[delivery]
-mode = "relay"
-[delivery.relay]
-url = "smtp://127.0.0.1:{sink.port}?tls=none"
-"""
-        )
+        config = write_config(tmp_path, port, relay_port=sink.port)
         proc = start_serve(port, config=config, cwd=tmp_path)
         try:
             result = cli(
@@ -361,20 +328,7 @@ def test_managing_a_deferred_message_while_the_server_runs(tmp_path: Path) -> No
     import smtplib
 
     port, dead_port = free_port(), free_port()  # nothing listens on dead_port
-    config = tmp_path / "mailwright.toml"
-    config.write_text(
-        f"""
-data_dir = "data"
-workers = 1
-[[listeners]]
-name = "submission"
-port = {port}
-[delivery]
-mode = "relay"
-[delivery.relay]
-url = "smtp://127.0.0.1:{dead_port}?tls=none"
-"""
-    )
+    config = write_config(tmp_path, port, relay_port=dead_port)
     proc = start_serve(port, config=config, cwd=tmp_path)
     try:
         with smtplib.SMTP("127.0.0.1", port) as client:

@@ -11,10 +11,13 @@ from rich.table import Table
 from ..config import Config, load_config
 from ..dns import Resolver
 from ..doctor import CheckResult, DoctorOptions, Report, run_checks
+from ..doctor.watch import Change, changes, load_state, notification, save_state
+from ..errors import UsageError
 from .context import (
     app,
     console,
     emit_json,
+    err_console,
     require_domain,
     require_ip,
     require_selector,
@@ -23,7 +26,7 @@ from .context import (
     styled,
 )
 
-GROUPS = ("host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports")
+GROUPS = ("host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports", "bulk")
 
 
 @click.command(
@@ -32,7 +35,9 @@ GROUPS = ("host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports")
     "  mailwright check example.com --ip 192.0.2.10 --selector mail --selector mail-ed\n"
     "  mailwright check example.com --json | jq '.checks[] | select(.status != \"ok\")'\n"
     "  mailwright check example.com --strict          # warnings fail too (exit 1)\n"
-    "  mailwright --nameserver 127.0.0.1:5353 check example.test --skip ports"
+    "  mailwright --nameserver 127.0.0.1:5353 check example.test --skip ports\n"
+    "  mailwright check example.com --message newsletter.eml   # an offline mail-tester\n"
+    "  mailwright check example.com --state /var/lib/mailwright/check.json --notify me@example.com"
 )
 @click.argument("domain")
 @click.option("--config", "config_file", metavar="FILE", help="Config file (else the global one).")
@@ -62,6 +67,28 @@ GROUPS = ("host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports")
     type=click.Path(dir_okay=False, exists=True),
     help="Trust this CA bundle for the certificate check (private CAs).",
 )
+@click.option(
+    "--message",
+    "message_file",
+    metavar="FILE",
+    help="Also check this message (.eml, '-' for stdin) as receivers would.",
+)
+@click.option(
+    "--state",
+    "state_file",
+    metavar="FILE",
+    help="Remember the result in FILE; print only the rows whose status changed (cron).",
+)
+@click.option(
+    "--notify",
+    metavar="ADDRESS",
+    help="With --state: mail the changes to ADDRESS through the local server.",
+)
+@click.option(
+    "--notify-server",
+    metavar="HOST:PORT",
+    help="Submit --notify mail here (default: the config's submission listener).",
+)
 def check(
     domain: str,
     config_file: str | None,
@@ -73,12 +100,21 @@ def check(
     smtp_port: int,
     smtp_address: str | None,
     ca_file: str | None,
+    message_file: str | None,
+    state_file: str | None,
+    notify: str | None,
+    notify_server: str | None,
 ) -> None:
     """Check DOMAIN's DNS and mail server: MX, reverse DNS, SPF, DKIM, DMARC, blocklists,
     ports and TLS. Exit 0 when nothing fails, 1 otherwise (--strict: warnings too)."""
     require_domain(domain, "DOMAIN")
     for selector in selectors:
         require_selector(selector)
+    if notify is not None and state_file is None:
+        raise UsageError("--notify needs --state FILE", "the changes are relative to that file")
+    if notify is not None and ("@" not in notify or any(c in notify for c in "<>\r\n ")):
+        raise UsageError(f"--notify {notify!r} is not an address", "write e.g. you@example.com")
+    previous = load_state(Path(state_file)) if state_file else None
     context = app()
     config: Config = load_config(config_file) if config_file else context.config
     checked_ips = tuple(require_ip(ip, "--ip") for ip in ips)
@@ -93,21 +129,115 @@ def check(
         smtp_port=smtp_port,
         smtp_address=smtp_address,
         tls_ca_file=Path(ca_file) if ca_file else None,
+        message=_read_message(message_file) if message_file else None,
     )
     resolver = context.resolver
     if config_file and not context.effective_nameserver() and config.dns.nameserver:
-        from ..dns import DnspythonResolver
+        from ..dns import StubResolver
 
-        resolver = DnspythonResolver(config.dns.nameserver, timeout=config.dns.timeout)
+        resolver = StubResolver(config.dns.nameserver, timeout=config.dns.timeout)
     if as_json or not console.is_terminal:
         report = run(run_checks(domain, options, resolver))
     else:
         report = _with_progress(domain, options, resolver)
-    if as_json:
+    if state_file is not None:
+        found = changes(previous, report)
+        save_state(Path(state_file), report)
+        if as_json:
+            emit_json(
+                {
+                    "domain": report.domain,
+                    "first_run": previous is None,
+                    "changes": [c.to_json() for c in found],
+                    "summary": report.to_json()["summary"],
+                }
+            )
+        elif found:
+            print_changes(report, found, first_run=previous is None)
+        if notify is not None and found:
+            _notify(config, notify, notify_server, report.domain, found)
+    elif as_json:
         emit_json(report.to_json())
     else:
         print_report(report)
     raise SystemExit(1 if report.failed(strict) else 0)
+
+
+def print_changes(report: Report, found: list[Change], first_run: bool) -> None:
+    """Only what changed since the last run (the first run: every row not ok)."""
+    title = (
+        f"mailwright check {report.domain}: first run, rows not ok"
+        if first_run
+        else f"mailwright check {report.domain}: changed since the last run"
+    )
+    table = Table(title=title, show_lines=True, expand=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("before → now", no_wrap=True)
+    table.add_column("observed", overflow="fold", ratio=3)
+    table.add_column("fix", overflow="fold", ratio=2)
+    for c in found:
+        before = styled(c.before) if c.before else "new"
+        after = styled(c.after) if c.after else "gone"
+        table.add_row(safe(c.id), f"{before} → {after}", safe(c.observed), safe(c.fix))
+    console.print(table)
+
+
+def _notify(config: Config, to: str, server: str | None, domain: str, found: list[Change]) -> None:
+    """Mail the changes through the local server (a plain submission listener, trusted
+    from loopback as any local application).  A failure is said and exits 1."""
+    import smtplib
+
+    if server is not None:
+        host, _, port_text = server.rpartition(":")
+        if not host or not (port_text.isascii() and port_text.isdigit()):
+            raise UsageError(f"--notify-server {server!r} is not HOST:PORT", "e.g. 127.0.0.1:587")
+        address = (host.strip("[]"), int(port_text))
+    else:
+        listener = next(
+            (li for li in config.listeners if li.role == "submission" and li.tls != "implicit"),
+            None,
+        )
+        if listener is None:
+            raise UsageError(
+                "--notify: no plain submission listener in the config",
+                "add one, or name the server with --notify-server HOST:PORT",
+            )
+        host = "127.0.0.1" if listener.address in ("0.0.0.0", "::") else listener.address
+        address = (host, listener.port)
+    sender = f"mailwright-check@{config.domains[0] if config.domains else config.hostname}"
+    data = notification(domain, found, sender, to, config.hostname)
+    try:
+        with smtplib.SMTP(*address, timeout=30) as client:
+            client.sendmail(sender, [to], data)
+    except (OSError, smtplib.SMTPException) as exc:
+        err_console.print(
+            f"[bold red]error:[/] --notify: cannot submit to {safe(address[0])}:{address[1]}: "
+            f"{safe(str(exc))} (is 'mailwright serve' running?)",
+            soft_wrap=True,
+        )
+        raise SystemExit(1) from None
+
+
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+def _read_message(name: str) -> bytes:
+    """The message for ``--message``: a file or stdin, at most 64 MiB."""
+    import sys
+
+    try:
+        if name == "-":
+            data = sys.stdin.buffer.read(MAX_MESSAGE + 1)
+        else:
+            with open(name, "rb") as f:
+                data = f.read(MAX_MESSAGE + 1)
+    except OSError as exc:
+        raise UsageError(f"--message {name}: {exc.strerror or exc}", "check the path") from None
+    if len(data) > MAX_MESSAGE:
+        raise UsageError(f"--message {name}: over 64 MiB", "no receiver takes it; send a link")
+    if not data.strip():
+        raise UsageError(f"--message {name}: empty", "save the message as .eml and pass that")
+    return data
 
 
 def _with_progress(domain: str, options: DoctorOptions, resolver: Resolver) -> Report:

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..config import ENV_NAMESERVER, Config, find_config, load_config
-from ..dns import DnspythonResolver, Resolver
+from ..dns import Resolver, StubResolver
 from ..dns.names import is_dns_name, mail_domain_problem
 from ..errors import UsageError
 
@@ -78,7 +78,7 @@ class AppContext:
             timeout = self.dns_timeout
             if timeout is None:
                 timeout = self.config.dns.timeout if self.has_config_file else 5.0
-            self._resolver = DnspythonResolver(self.effective_nameserver(), timeout=timeout)
+            self._resolver = StubResolver(self.effective_nameserver(), timeout=timeout)
         return self._resolver
 
 

@@ -164,7 +164,7 @@ def demo(keep: bool) -> None:
     raise SystemExit(0 if ok else 1)
 
 
-_NSD_HINT = "install NSD with scripts/bootstrap (Debian package 'nsd')"
+_NSD_HINT = "install NSD: apt-get install nsd, or scripts/bootstrap --demo"
 
 
 MISSING = -1

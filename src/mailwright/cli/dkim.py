@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from rich.markup import escape
 from rich.table import Table
 
@@ -25,6 +30,9 @@ from ..dkim import (
     write_key_files,
 )
 from ..dkim.keys import MIN_RSA_BITS, key_bits, load_private_key, public_keys_match
+from ..dkim.message import split_message
+from ..dkim.tags import TagSyntaxError, parse_tag_list
+from ..dns import MemoryResolver, Resolver
 from ..errors import UsageError, UserError
 from .context import (
     app,
@@ -180,6 +188,55 @@ def sign(
     sys.stdout.buffer.flush()
 
 
+def _key_record_text(path: str) -> str:
+    """The key record a key file stands for: a private key, a public key (PEM), or the
+    record itself (``v=DKIM1; k=rsa; p=...``, as ``dkim genkey`` writes it)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--key-file {path}: {exc.strerror}", "name a readable key file") from None
+    try:
+        return dns_record_value(load_private_key(data))
+    except ValueError:
+        pass
+    try:
+        public = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm):
+        public = None
+    if isinstance(public, rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
+        return dns_record_value(public)
+    text = data.decode("ascii", "replace")
+    # A zone-file line: the quoted character-strings joined (RFC 6376 §3.6.2.2).
+    quoted = re.findall(r'"((?:[^"\\]|\\.)*)"', text)
+    record = "".join(quoted) if quoted else text.strip()
+    try:
+        parse_key_record(record)
+    except KeyRecordError as exc:
+        raise UsageError(
+            f"--key-file {path}: not a DKIM key ({exc})",
+            "give the private key, a public key PEM or the record 'dkim genkey' wrote",
+        ) from None
+    return record
+
+
+def _offline_resolver(path: str, message: bytes) -> Resolver:
+    """A resolver that answers every signature's key query with the key from ``path``."""
+    record = _key_record_text(path)
+    resolver = MemoryResolver()
+    for field in split_message(message).headers:
+        if field.key != "dkim-signature":
+            continue
+        try:
+            tags = parse_tag_list(field.raw.decode("latin-1").split(":", 1)[1])
+        except TagSyntaxError:
+            continue  # the verifier reports it
+        selector, domain = tags.get("s"), tags.get("d")
+        if selector and domain:
+            with contextlib.suppress(ValueError):
+                resolver.add(f"{selector}._domainkey.{domain}", "TXT", record)
+    return resolver
+
+
 def _signing_key(path: str, domain: str, selector: str) -> SigningKey:
     if not Path(path).is_file():
         raise UsageError(f"key file {path} does not exist")
@@ -193,15 +250,23 @@ def _signing_key(path: str, domain: str, selector: str) -> SigningKey:
     epilog="\b\nExamples:\n"
     "  mailwright dkim verify < signed.eml\n"
     "  mailwright --nameserver 127.0.0.1:5353 dkim verify --json < signed.eml\n"
+    "  mailwright dkim verify --key-file mailwright-data/dkim/dev-rsa.private < msg.eml\n"
     "\b\nExit status: 0 when the message has at least one signature and all pass,\n"
     "1 otherwise (unsigned, or any signature not passing)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--now", type=float, metavar="UNIXTIME", help="Verify as of this time (for x=).")
-def verify(as_json: bool, now: float | None) -> None:
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False),
+    help="Verify offline against this key (private or public PEM, or the DNS record text) "
+    "instead of looking up SELECTOR._domainkey.DOMAIN.",
+)
+def verify(as_json: bool, now: float | None, key_file: str | None) -> None:
     """Verify every DKIM-Signature of the message on stdin, one line per signature."""
     message = sys.stdin.buffer.read()
-    results = run(verify_message(message, app().resolver, now=now))
+    resolver = app().resolver if key_file is None else _offline_resolver(key_file, message)
+    results = run(verify_message(message, resolver, now=now))
     ok = bool(results) and all(r.ok for r in results)
     if as_json:
         emit_json(
@@ -323,3 +388,12 @@ def testkey(domain: str, selector: str, key_path: str, as_json: bool) -> None:
             console.print("publish this record:", markup=False)
             console.print(dns_record_value(private), markup=False, soft_wrap=True)
     raise SystemExit(0 if ok else 1)
+
+
+def _register_rotate() -> None:
+    from .dkim_rotate import rotate  # issue 17 item 12, in its own module
+
+    dkim.add_command(rotate)
+
+
+_register_rotate()

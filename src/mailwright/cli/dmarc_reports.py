@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -84,8 +87,15 @@ def reports(since: int | None, no_resolve: bool, as_json: bool) -> None:
         store.close()
     if not no_resolve and summary.sources:
         run(summary.resolve_names(app().resolver))
+    notes = _signature_notes(database, time.time() - since * 86400 if since else None)
     if as_json:
-        emit_json(summary.as_json())
+        document = summary.as_json()
+        sources = document.get("sources")
+        for entry in sources if isinstance(sources, list) else []:
+            note = notes.get(entry["source_ip"]) or SignatureNote()
+            entry["dkim_unverified_harmless"] = note.harmless
+            entry["dkim_unverified_algorithms"] = sorted(note.algorithms)
+        emit_json(document)
         return
     if not summary.sources:
         console.print("No DMARC aggregate reports stored yet.")
@@ -102,12 +112,74 @@ def reports(since: int | None, no_resolve: bool, as_json: bool) -> None:
             safe(source.reverse_name) if source.reverse_name else "[dim](none)[/]",
             str(source.messages),
             f"{source.dmarc_pass}/{source.messages}",
-            f"{source.dkim_aligned_pass} aligned",
+            _dkim_cell(source.dkim_aligned_pass, notes.get(source.source_ip)),
             f"{source.spf_aligned_pass} aligned",
             # The README's (and JSON's) word, in the colour of ok/warn/fail.
             f"[{STATUS_STYLES[VERDICT_STATUS[source.verdict]]}]{source.verdict}[/]",
         )
     console.print(table)
+
+
+@dataclass
+class SignatureNote:
+    harmless: int = 0
+    """Messages with a signature not verified while another of its domain passed."""
+    algorithms: set[str] = field(default_factory=set)
+    """``ed25519`` / ``other``: what the unverified signatures were."""
+
+
+def signature_notes(
+    rows: Iterable[tuple[str, int, str]], ed25519: set[tuple[str, str]]
+) -> dict[str, SignatureNote]:
+    """Per source IP, the messages carrying a signature the receiver did not verify while
+    another signature of the same domain passed: harmless, not a DKIM failure.
+
+    We sign twice (RSA and Ed25519, RFC 8463); receivers that do not implement Ed25519
+    report that signature as ``none``/``neutral``/``permerror``/``fail`` next to the RSA
+    ``pass``.  ``rows`` are (source IP, message count, the record's DKIM results as JSON
+    ``[[domain, selector, result], ...]``); ``ed25519`` the (domain, selector) pairs whose
+    key is Ed25519 (from the config)."""
+    notes: dict[str, SignatureNote] = {}
+    for ip, count, dkim_json in rows:
+        try:
+            results = [(str(d).lower(), str(s), str(r)) for d, s, r in json.loads(dkim_json)]
+        except (ValueError, TypeError):
+            continue
+        passed = {d for d, _s, r in results if r == "pass"}
+        unverified = [(d, s) for d, s, r in results if r != "pass" and d in passed]
+        if unverified:
+            note = notes.setdefault(ip, SignatureNote())
+            note.harmless += count
+            note.algorithms.update("ed25519" if p in ed25519 else "other" for p in unverified)
+    return notes
+
+
+def _signature_notes(database: Path, since: float | None) -> dict[str, SignatureNote]:
+    """:func:`signature_notes` over the stored records (read-only connection)."""
+    where, params = ("WHERE reports.end_ts >= ?", (int(since),)) if since else ("", ())
+    try:
+        db = sqlite3.connect(database.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            rows = db.execute(
+                "SELECT records.source_ip, records.count, records.dkim_results FROM records"
+                f" JOIN reports ON records.report_pk = reports.pk {where}",
+                params,
+            ).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return {}  # the summary above already read the store; notes are extra
+    config = app().config
+    ed25519 = {(k.domain.lower(), k.selector) for k in config.dkim if k.algorithm == "ed25519"}
+    return signature_notes(rows, ed25519)
+
+
+def _dkim_cell(aligned: int, note: SignatureNote | None) -> str:
+    text = f"{aligned} aligned"
+    if note is not None and note.harmless:
+        which = "Ed25519 " if note.algorithms == {"ed25519"} else "second "
+        text += f"\n{note.harmless} {which}signature not verified by this receiver (harmless)"
+    return text
 
 
 @click.command(

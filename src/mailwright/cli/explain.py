@@ -14,6 +14,7 @@ from rich.text import Text
 
 from ..errors import UsageError, UserError
 from ..explain import Explainer, parse_since, read_source, resolve_sources
+from ..explain.logline import split_replies
 from ..explain.sources import Source
 from .context import app, console, emit_json, err_console, visible
 
@@ -24,13 +25,16 @@ Examples:
   mailwright explain --since 2026-11-24T08:00 -v mail.log
   journalctl -u postfix -o short | mailwright explain -
   mailwright explain --json mail.log | jq '.causes[] | {cause, count, check}'
+  mailwright explain bounce.eml                # a bounce message saved from a mail client
+  echo '550 5.7.26 Unauthenticated email ...' | mailwright explain -
+  mailwright explain --reply '421 4.7.0 [TSS04] Messages from 192.0.2.10 temporarily deferred'
 
 \b
 Causes: reverse-dns, blocklisted, dmarc, spf, dkim, sender-null-mx, sender-domain,
 recipient-unknown, mailbox-full, message-too-large, greylisted, rate-limited,
 tls-required, spam-content, connection-failed, recipient-domain-dns, unknown.
-Exit status: 0 the report was made (bounces or not); 1 an input could not be read
-completely (the report covers what was read); 2 a usage mistake.
+Exit status: 0 nothing failed; 1 something was classified as failing (or an input
+could not be read completely); 2 a usage mistake.
 """
 
 PROGRESS_MIN_BYTES = 64 << 20
@@ -41,15 +45,35 @@ PROGRESS_MIN_BYTES = 64 << 20
 @click.option(
     "--since", metavar="TIME", help="Only failures at or after TIME: 2h, 3d, 1w, or an ISO date."
 )
+@click.option(
+    "--reply",
+    "replies",
+    multiple=True,
+    metavar="TEXT",
+    help="Classify this reply text (as pasted from a bounce); repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see README).")
 @click.option("-v", "--verbose", is_flag=True, help="Details: each cause's messages, every text.")
-def explain(files: tuple[str, ...], since: str | None, as_json: bool, verbose: bool) -> None:
-    """Explain why mail was deferred or bounced: read Postfix's mail.log (plain or .gz,
-    '-' for stdin) and mailwright's own log, and sort every failure into a known cause
-    with its fix and the `mailwright check` item that confirms it."""
+def explain(
+    files: tuple[str, ...],
+    since: str | None,
+    replies: tuple[str, ...],
+    as_json: bool,
+    verbose: bool,
+) -> None:
+    """Explain why mail was deferred or bounced: read Postfix's, Exim's and mailwright's
+    logs (plain or .gz, '-' for stdin), a bounce message (.eml) or a pasted reply, and
+    sort every failure into a known cause with its fix and the `mailwright check` item
+    that confirms it."""
     since_at = _since(since) if since else None
-    sources = resolve_sources(files, _own_logs() if not files else None)
-    explainer = Explainer(since=since_at)
+    own_domain, relay_mode = _config_hints()
+    explainer = Explainer(since=since_at, own_domain=own_domain, relay_mode=relay_mode)
+    for text in replies:
+        for reply in split_replies(text) or [text]:
+            explainer.add_reply(reply)
+    sources = (
+        resolve_sources(files, _own_logs() if not files else None) if files or not replies else []
+    )
     total = sum(s.size() or 0 for s in sources)
     if not as_json and sys.stdout.isatty() and total >= PROGRESS_MIN_BYTES:
         _read_with_progress(explainer, sources, total)
@@ -61,7 +85,7 @@ def explain(files: tuple[str, ...], since: str | None, as_json: bool, verbose: b
         emit_json(report)
     else:
         _print_report(report, verbose)
-    raise SystemExit(1 if report["errors"] else 0)
+    raise SystemExit(1 if report["errors"] or explainer.failed else 0)
 
 
 def _since(text: str) -> datetime:
@@ -72,6 +96,19 @@ def _since(text: str) -> datetime:
         raise UsageError(
             f"--since {text!r} is out of range", "write e.g. 2h, 3d, 2026-11-24 or 2026-11-24T18:00"
         ) from None
+
+
+def _config_hints() -> tuple[str | None, bool]:
+    """Our domain (fills ``mailwright check DOMAIN``) and whether mail leaves through a
+    relay host, when a config file says so."""
+    ctx = app()
+    if not ctx.has_config_file:
+        return None, False
+    try:
+        config = ctx.config
+    except UserError:
+        return None, False
+    return (config.domains[0] if config.domains else None), config.delivery.mode == "relay"
 
 
 def _own_logs() -> list[Path]:
@@ -154,9 +191,9 @@ def _print_report(report: dict[str, Any], verbose: bool) -> None:
         soft_wrap=True,
     )
     causes = report["causes"]
-    if not causes:
+    if not causes and not report["refused"]:
         console.print("[bold green]No deferred or bounced mail.[/]")
-    else:
+    if causes:
         table = Table(show_lines=False)
         table.add_column("cause", style="bold", no_wrap=True)
         table.add_column("count", justify="right", no_wrap=True)
@@ -181,10 +218,16 @@ def _print_report(report: dict[str, Any], verbose: bool) -> None:
                 head.append(visible("  (lists: " + ", ".join(c["lists"]) + ")"), style="yellow")
             console.print(head)
             console.print(_text("  fix: " + c["fix"]), soft_wrap=True)
+            for advice in c["advice"]:
+                console.print(
+                    _text(f"  {advice['provider']} {advice['code']}: {advice['fix']}"),
+                    soft_wrap=True,
+                )
             if c["check"]:
                 whose = "RECIPIENT-DOMAIN" if c["cause"] == "recipient-domain-dns" else "DOMAIN"
+                command = c["confirm"] or f"mailwright check {whose}"
                 ids = ", ".join(c["checks"] or [c["check"]])
-                console.print(_text(f"  confirm: mailwright check {whose} → {ids}"))
+                console.print(_text(f"  confirm: {command} → {ids}"))
             console.print(_text("  sample: " + c["sample"], style="dim"), soft_wrap=True)
             if verbose:
                 for ex in c["examples"]:
@@ -199,6 +242,15 @@ def _print_report(report: dict[str, Any], verbose: bool) -> None:
                     )
                 if c["count"] > len(c["examples"]):
                     console.print(f"    … {c['count'] - len(c['examples']):,} more")
+    if report["refused"]:
+        console.print(
+            f"[bold]Refused by this server[/] ({report['totals']['refused']:,} "
+            "event=rejected replies):"
+        )
+        for r in report["refused"]:
+            head = _text(f"  {r['count']:>6,}× {r['stage'] or '-'}: {r['reply']}", style="bold")
+            console.print(head, soft_wrap=True)
+            console.print(_text(f"         why: {r['why']}; fix: {r['fix']}"), soft_wrap=True)
     if report["unrecognised"]:
         console.print("[bold]Unrecognised replies, by remote host[/] (cause 'unknown'):")
         for group in report["unrecognised"]:

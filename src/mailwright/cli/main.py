@@ -17,13 +17,15 @@ from .context import AppContext, err_console, safe
 COMMANDS: dict[str, str] = {
     "serve": "mailwright.cli.serve:serve",
     "init": "mailwright.cli.setup:init",
-    "records": "mailwright.cli.setup:records",
+    "records": "mailwright.cli.records:records",
     "check": "mailwright.cli.check:check",
+    "config": "mailwright.cli.config_check:config",
     "send-test": "mailwright.cli.sendtest:send_test",
     "queue": "mailwright.cli.queue:queue",
     "suppress": "mailwright.cli.tracking:suppress",
     "events": "mailwright.cli.tracking:events",
     "passwd": "mailwright.cli.passwd:passwd",
+    "service": "mailwright.cli.service:service",
     "explain": "mailwright.cli.explain:explain",
     "spf": "mailwright.cli.spf:spf",
     "dkim": "mailwright.cli.dkim:dkim",
@@ -32,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "demo": "mailwright.cli.demo:demo",
     "backup": "mailwright.cli.backup:backup",
     "restore": "mailwright.cli.backup:restore",
+    "sendmail": "mailwright.cli.sendmail:sendmail",
 }
 
 EPILOG = """\b

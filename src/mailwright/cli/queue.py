@@ -8,6 +8,7 @@ queue every few seconds, so ``retry`` and ``release`` take effect within that ti
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from rich.table import Table
 from ..errors import UserError
 from ..log import log_event, logger
 from ..message import split_header
+from ..privileges import Account, drop_to
 from ..queue import QueueEntry, QueueStore, is_queue_id, open_store
 from .context import app, console, emit_json, run, safe, visible
 
@@ -36,7 +38,17 @@ Examples:
 """
 
 
+def _as_server_user() -> None:
+    """Run as root with a config that names ``user``: become that user first, so that
+    files SQLite creates beside the queue (``-wal``, ``-shm``) stay the server's."""
+    ctx = app()
+    if os.geteuid() != 0 or not ctx.has_config_file or ctx.config.user is None:
+        return
+    drop_to(Account.named(ctx.config.user, ctx.config.source))
+
+
 def _with_store(action: Callable[[QueueStore], Awaitable[T]]) -> T:
+    _as_server_user()
     config = app().config
     if not (config.data_dir / "queue.sqlite3").exists():
         raise UserError(
@@ -60,6 +72,21 @@ def _check_id(typed: str) -> str:
     if not is_queue_id(queue_id):
         raise UserError(f"{typed!r} is not a queue ID", "see 'mailwright queue list'")
     return queue_id
+
+
+REPLY_WIDTH = 80
+"""Characters of the last reply ``queue list`` shows; ``queue show`` has it whole."""
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, with an ellipsis when something was cut."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def header_text(head: str) -> str:
+    """A message header for the terminal: folded lines keep their indentation (RFC 5322
+    §2.2.3 folds with a space or a tab), other control characters are shown escaped."""
+    return visible(head.replace("\r\n", "\n").expandtabs(4))
 
 
 def _when(ts: float | None) -> str:
@@ -128,7 +155,7 @@ def list_(as_json: bool) -> None:
             safe(f"<{entry.sender}>"),
             safe(", ".join(r.address for r in pending[:3]) + (" ..." if len(pending) > 3 else "")),
             _when(entry.next_attempt),
-            safe(last[:80]),
+            safe(shorten(last, REPLY_WIDTH)),
         )
     console.print(table)
 
@@ -183,7 +210,7 @@ def show(queue_id: str, as_json: bool) -> None:
     if meta:
         console.print("meta: " + safe(", ".join(f"{k}={v}" for k, v in meta.items())))
     # The header is untrusted: an ESC or BEL in a Subject is shown, not obeyed.
-    console.print(visible(head.replace("\r\n", "\n")), markup=False, highlight=False)
+    console.print(header_text(head), markup=False, highlight=False)
 
 
 @queue.command(

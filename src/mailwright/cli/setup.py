@@ -57,7 +57,9 @@ def require_relay_url(url: str) -> None:
     "  mailwright init example.com --ip 192.0.2.10\n"
     "  mailwright init example.com --ip 192.0.2.10 --ipv6 2001:db8::25 --hostname mx.example.com\n"
     "  mailwright init example.com --ip 192.0.2.10 --relay smtp://app@smtp.mailgun.org:587\n"
-    "  mailwright init example.com --ip 192.0.2.10 --dir /etc/mailwright --force"
+    "  mailwright init example.com --ip 192.0.2.10 --dir /etc/mailwright --force\n"
+    "  mailwright init example.com --ip 192.0.2.10 --dir /etc/mailwright \\\n"
+    "      --data-dir /var/lib/mailwright --user mailwright --inbound"
 )
 @click.argument("domain")
 @click.option("--ip", "ips", multiple=True, metavar="IP", help="Public sending address (repeat).")
@@ -75,6 +77,19 @@ def require_relay_url(url: str) -> None:
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing config and keys.")
 @click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Queue, Maildirs and log (default: mailwright-data beside the config).",
+)
+@click.option(
+    "--user", "user", metavar="NAME", help="System user serve runs as when started as root."
+)
+@click.option(
+    "--inbound",
+    is_flag=True,
+    help="Also receive mail on port 25 (STARTTLS with tls/cert.pem and tls/key.pem).",
+)
+@click.option(
     "--format",
     "fmt",
     type=FORMATS,
@@ -91,6 +106,9 @@ def init(
     selector: str,
     directory: str,
     force: bool,
+    data_dir: Path | None,
+    user: str | None,
+    inbound: bool,
     fmt: str,
 ) -> None:
     """Write a commented mailwright.toml and DKIM keys for DOMAIN, then print the DNS records
@@ -115,6 +133,9 @@ def init(
         selector=selector,
         directory=Path(directory),
         force=force,
+        data_dir=data_dir,
+        user=user,
+        inbound=inbound,
     )
     try:
         result = init_domain(options)

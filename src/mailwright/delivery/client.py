@@ -20,6 +20,7 @@ import asyncio
 import base64
 import contextlib
 import ipaddress
+import os
 import re
 import socket
 import ssl
@@ -175,7 +176,7 @@ class Session:
             ) from None
         except OSError as exc:
             raise SessionError(
-                local_reply(421, "4.4.1", f"connect to {hop.relay}: {exc.strerror or exc}")
+                local_reply(421, "4.4.1", f"connect to {hop.relay}: {os_error_text(exc)}")
             ) from None
         session = cls(hop, reader, writer, settings)
         session.tls = implicit
@@ -546,6 +547,14 @@ def _sni(hop: Hop) -> str | None:
     except OSError:
         return hop.host
     return None  # RFC 6066 §3: no SNI for IP literals
+
+
+def os_error_text(exc: OSError) -> str:
+    """The system's words for a socket error, as Postfix logs them ("Connection refused"):
+    asyncio's own text ("Connect call failed ('192.0.2.1', 25)") repeats the address."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc)
 
 
 def _bind(hop: Hop, settings: ClientSettings) -> tuple[tuple[str, int] | None, int]:

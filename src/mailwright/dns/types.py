@@ -70,6 +70,9 @@ class DnsResult(Generic[T_co]):
     """The answer section as ``dig`` shows it: ``name. TTL IN TYPE data`` per line."""
     error: str | None = field(default=None)
     """A human explanation for non-answers (server message, timeout after N s)."""
+    ttl: int | None = field(default=None, compare=False)
+    """Seconds the result may be cached (RFC 1035 §3.2.1; RFC 2308 §5 for NXDOMAIN/NODATA),
+    None when the resolver cannot tell or the result must not be cached."""
 
     @property
     def ok(self) -> bool:

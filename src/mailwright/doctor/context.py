@@ -128,7 +128,10 @@ class DoctorOptions:
     check_timeout: float = 30.0
     """A check still running after this many seconds becomes an ``error`` row."""
     skip: frozenset[str] = frozenset()
-    """Check groups to leave out: "host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports"."""
+    """Check groups to leave out: "host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports",
+    "bulk"."""
+    message: bytes | None = None
+    """A message to check as receivers would (``check --message``): the "message" rows."""
 
     @classmethod
     def from_config(
@@ -213,6 +216,27 @@ class Context:
 
     async def mx(self) -> DnsResult[MXRecord]:
         return await self.resolver.mx(self.domain)
+
+    async def mx_points_here(self) -> bool:
+        """True when an MX target (or the canonical name an alias target leads to) is
+        our hostname, or resolves to one of our addresses: then port 25 must be open."""
+
+        async def find() -> bool:
+            own = normalize(self.options.hostname) if self.options.hostname else None
+            ours = {*self.options.ips, *self.options.expected_ipv4, *self.options.expected_ipv6}
+            mx = await self.mx()
+            for target in {r.exchange for r in mx.records if r.exchange}:
+                if own is not None and normalize(target) == own:
+                    return True
+                a, aaaa = await self.resolver.addresses(target)
+                names = {normalize(c) for c in (*a.cnames, *aaaa.cnames)}
+                if own is not None and own in names:
+                    return True
+                if ours & {str(r) for r in (*a.records, *aaaa.records)}:
+                    return True
+            return False
+
+        return await self.once("mx-points-here", find)
 
     async def helo_name(self) -> str | None:
         """The configured hostname, else the most preferred MX target."""

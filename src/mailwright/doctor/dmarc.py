@@ -145,7 +145,14 @@ def test_message(domain: str) -> bytes:
     ).encode()
 
 
-async def _dkim_results(ctx: Context) -> tuple[list[DkimResult], list[str]]:
+async def simulated_dkim(ctx: Context) -> tuple[list[DkimResult], list[str]]:
+    """Sign a test message with every configured key and verify it (once per run: the
+    alignment row and the bulk-sender rows share it)."""
+    return await ctx.once("dkim-simulation", lambda: _simulate_dkim(ctx))
+
+
+async def signing_keys(ctx: Context) -> tuple[list[SigningKey], list[str]]:
+    """The configured private keys as signing keys, and notes on the unreadable ones."""
     notes: list[str] = []
     keys = []
     for spec in ctx.options.selectors:
@@ -156,6 +163,11 @@ async def _dkim_results(ctx: Context) -> tuple[list[DkimResult], list[str]]:
             keys.append(SigningKey.from_key(spec.domain or ctx.domain, spec.selector, key))
         except (OSError, ValueError) as exc:
             notes.append(f"DKIM key {spec.private_key}: {exc}")
+    return keys, notes
+
+
+async def _simulate_dkim(ctx: Context) -> tuple[list[DkimResult], list[str]]:
+    keys, notes = await signing_keys(ctx)
     if not keys:
         notes.append("no DKIM private key in the config: DKIM not simulated")
         return [], notes
@@ -165,10 +177,15 @@ async def _dkim_results(ctx: Context) -> tuple[list[DkimResult], list[str]]:
 
 
 async def check_alignment(ctx: Context) -> Finding:
-    """Sign and verify a message as this server would send it, evaluate SPF, then DMARC."""
+    """Sign and verify a message as this server would send it, evaluate SPF, then DMARC
+    (once per run: the bulk-sender rows read it too)."""
+    return await ctx.once("dmarc-alignment", lambda: _alignment(ctx))
+
+
+async def _alignment(ctx: Context) -> Finding:
     # All three at once: the policy walk, the DKIM verification and SPF are independent.
     result, (dkim, notes), spf = await asyncio.gather(
-        report(ctx), _dkim_results(ctx), sender_results(ctx)
+        report(ctx), simulated_dkim(ctx), sender_results(ctx)
     )
     if _no_record(result):
         return Finding.error("no usable DMARC record (see dmarc-record)", "fix dmarc-record first")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from ..dns import DnsResult, MXRecord, Outcome
+from ..dns.names import normalize
 from .context import Context
 from .model import Finding
 
@@ -51,7 +52,15 @@ async def check_mx(ctx: Context) -> Finding:
     lines = [dig(mx)]
     missing: list[str] = []
     errors: list[str] = []
+    # A target that is an alias (mx-cname fails for it) still reaches its canonical host:
+    # the row follows the chain to say where mail goes.
+    reached = set(targets)
     for target, (a, aaaa) in zip(targets, lookups, strict=True):
+        for result in (a, aaaa):
+            if result.cnames:
+                reached.add(normalize(result.cnames[-1]))
+                lines.append(f"{target} is an alias of {result.cnames[-1]} (see mx-cname)")
+                break
         for result in (a, aaaa):
             if result.ok:
                 lines.extend(result.text)
@@ -65,7 +74,7 @@ async def check_mx(ctx: Context) -> Finding:
     if errors:
         return Finding.error("\n".join([*lines, f"address lookup failed: {', '.join(errors)}"]))
     own = ctx.options.hostname
-    if own and own.lower() not in targets:
+    if own and normalize(own) not in reached:
         return Finding.warn(
             "\n".join([*lines, f"no MX points at this server ({own})"]),
             f"if this server receives {ctx.domain}'s mail: {mx_fix(ctx)}",

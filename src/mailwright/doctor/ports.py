@@ -43,6 +43,13 @@ def port_check(port: int) -> Callable[[Context], Awaitable[Finding]]:
                     f"{where}: {reason}, but the config has a listener on {port}",
                     "start the server: mailwright serve",
                 )
+            if port == 25 and await ctx.mx_points_here():
+                return Finding.fail(
+                    f"{where}: {reason}, but the domain's MX points at this host: "
+                    "mail to it is not received",
+                    "add an inbound listener on port 25 and run mailwright serve "
+                    "(and open port 25 in the firewall)",
+                )
             if port == 25:
                 return Finding.warn(
                     f"{where}: {reason}: nothing here receives mail for the MX",
@@ -208,7 +215,12 @@ async def _conversation(
 
 
 async def check_tls(ctx: Context) -> Finding:
-    """Talk SMTP to the hostname: 220 banner, EHLO, STARTTLS, a valid certificate."""
+    """Talk SMTP to the hostname: 220 banner, EHLO, STARTTLS, a valid certificate (once
+    per run: the bulk-sender row reads it too)."""
+    return await ctx.once("tls", lambda: _check_tls(ctx))
+
+
+async def _check_tls(ctx: Context) -> Finding:
     hostname = await ctx.helo_name()
     if hostname is None:
         return Finding.error("no hostname known", "pass --config or publish an MX")

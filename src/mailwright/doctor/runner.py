@@ -17,7 +17,7 @@ from ..config import Config
 from ..dns import Resolver
 from ..dns.names import name_problem, normalize, parse_ip
 from ..errors import UsageError
-from . import blocklists, certificates, dkim, dmarc, host, ports, rdns, spf
+from . import blocklists, bulk, certificates, dkim, dmarc, host, message, ports, rdns, spf
 from .context import Context, DoctorOptions, SharedResolver
 from .model import CheckResult, Finding, Report
 
@@ -103,6 +103,36 @@ def plan_checks(ctx: Context) -> list[CheckSpec]:
     specs.append(CheckSpec("tls", "SMTP banner, STARTTLS, certificate", "ports", ports.check_tls))
     if o.acme_data_dir is not None:
         specs.append(CheckSpec("acme", "ACME certificate renews", "ports", certificates.check_acme))
+    specs += [
+        CheckSpec("bulk-spf-dkim", "Bulk: SPF and DKIM both pass", "bulk", bulk.check_spf_and_dkim),
+        CheckSpec("bulk-dmarc", "Bulk: DMARC published, passes aligned", "bulk", bulk.check_dmarc),
+        CheckSpec("bulk-fcrdns", "Bulk: forward-confirmed reverse DNS", "bulk", bulk.check_fcrdns),
+        CheckSpec("bulk-dkim-key", "Bulk: DKIM RSA keys ≥ 1024 bits", "bulk", bulk.check_dkim_keys),
+    ]
+    if "ports" not in o.skip:  # the TLS row talks to the mail host like the ports rows
+        specs.append(CheckSpec("bulk-tls", "Bulk: TLS on the mail host", "bulk", bulk.check_tls))
+    if o.message is not None:
+        specs += [
+            CheckSpec("msg-format", "Message: RFC 5322 form", "message", message.check_format),
+            CheckSpec(
+                "msg-date-message-id",
+                "Message: Date and Message-ID",
+                "message",
+                message.check_date_message_id,
+            ),
+            CheckSpec("msg-dkim", "Message: DKIM verifies", "message", message.check_dkim),
+            CheckSpec("msg-alignment", "Message: DMARC passes", "message", message.check_alignment),
+            CheckSpec(
+                "msg-unsubscribe",
+                "Message: one-click unsubscribe (bulk)",
+                "message",
+                message.check_unsubscribe,
+            ),
+            CheckSpec("msg-size", "Message: size", "message", message.check_size),
+            CheckSpec(
+                "msg-content", "Message: content filters score", "message", message.check_content
+            ),
+        ]
     return [s for s in specs if s.group not in o.skip]
 
 

@@ -18,6 +18,8 @@ class Cause:
     title: str
     fix: str
     check: str | None
+    fix_relay: str | None = None
+    """The fix when mail leaves through a relay host, where it differs."""
 
 
 _CAUSES = (
@@ -120,12 +122,15 @@ _CAUSES = (
         "if it happens for every domain, your provider blocks outbound port 25: ask them to "
         "open it or use a relay host; otherwise the receiving server is down (retries continue)",
         None,
+        fix_relay="the relay host could not be reached: check the host and port of "
+        "[delivery.relay] url (587 or 465), that the machine may connect there, and the "
+        "relay provider's status page; the queue retries meanwhile",
     ),
     Cause(
         "recipient-domain-dns",
         "the recipient domain's DNS fails: no MX/A, lookup errors, or a null MX",
-        "check the recipient domain (mailwright dns DOMAIN MX); a typo in the domain is the "
-        "usual reason, a SERVFAIL is the recipient's problem",
+        "check the recipient domain (mailwright dns RECIPIENT-DOMAIN MX); a typo in the domain "
+        "is the usual reason, a SERVFAIL is the recipient's problem",
         "mx",
     ),
     Cause(

@@ -35,6 +35,8 @@ class Verdict:
     """Name of the rule that matched (shown with ``-v``; tests assert on it)."""
     listname: str | None = None
     """The blocklist the reply names, when it names one."""
+    advice: tuple[str, str, str] | None = None
+    """``(provider, code, fix)`` when the reply is a big provider's known code."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,28 @@ _REPLY_RULES: tuple[_Rule, ...] = (
     # RFC 7505 §4.2, §6: X.7.27 "Sender address has null MX"; Postfix: "(nullMX)".
     _r("null-mx-sender", "sender-null-mx", r"sender.{0,120}null ?mx|null ?mx.{0,40}sender"),
     _r("null-mx-recipient", "recipient-domain-dns", r"null ?mx|does not accept mail"),
+    # --- the big providers' codes whose wording the generic rules below would misread ---
+    # Gmail uses X.7.27 for "SPF did not pass" (its text says "either SPF or DKIM"); the
+    # RFC 7505 meaning (sender has null MX) is caught by the wording rules above.
+    _r("gmail-spf", "spf", r"\b[45]\.7\.27\b", "spf-authorizes"),
+    # Microsoft (2025): bulk senders must pass SPF, DKIM and DMARC.
+    _r("microsoft-auth", "dmarc", r"\b5\.7\.515\b|required authentication level"),
+    # Yahoo [TSS09]: every message from the IP is refused from now on.
+    _r("yahoo-tss09", "blocklisted", r"\[TSS09\]|permanently deferred"),
+    # T-Online accepts only servers it knows (and whose PTR host has a web imprint).
+    # (rules see the masked reply: its tosa@rx.t-online.de address is "*" by then)
+    _r("t-online", "blocklisted", r"ask your postmaster for help or to contact|\(BL\)\s*$"),
+    # GMX/WEB.DE: the envelope sender's domain has no MX and no A/AAAA record.
+    _r(
+        "gmx-sender-dns",
+        "sender-domain",
+        r"invalid DNS MX or A/AAAA resource record|sender address has no (?:mx|dns)",
+        "mx",
+    ),
+    # Apple iCloud: [CS01] content, [HM07]/[HM08] policy.
+    _r("apple-policy", "spam-content", r"\[(?:CS|HM)\d\d\]"),
+    # Gmail 4.7.0 "suspicious due to the nature of the content and/or the links within".
+    _r("gmail-content", "spam-content", r"suspicious due to the nature of the content"),
     # X.7.10 "Encryption Needed" (RFC 5248 registry); Gmail "TLS required for RCPT domain".
     _r(
         "tls",
@@ -155,7 +179,7 @@ _REPLY_RULES: tuple[_Rule, ...] = (
         r"\btls (?:is )?required|requires? (?:a )?tls|must issue a starttls|starttls (?:is )?"
         r"required|encryption (?:is )?(?:required|needed)|must use (?:tls|encryption)"
         r"|\b[45]\.7\.10\b|not offered by host|cannot start tls|tls handshake|"
-        r"does not offer starttls|without tls|"
+        r"does not offer starttls|without tls|tls negotiation failed|"
         r"certificate (?:verification failed|not (?:verified|trusted))",
     ),
     _r(
@@ -371,6 +395,8 @@ _KNOWN_LISTS: tuple[tuple[re.Pattern[str], str, str | None], ...] = (
     (re.compile(r"\[BL\d+\]"), "Yahoo", None),
     (re.compile(r"proofpoint", re.I), "Proofpoint", None),
     (re.compile(r"postmaster\.(?:gmx|web)\.|\bgmx\.net\b|\bweb\.de\b", re.I), "GMX/WEB.DE", None),
+    (re.compile(r"\[TSS09\]", re.I), "Yahoo", None),
+    (re.compile(r"t-online\.de", re.I), "T-Online", None),
 )
 _ZONE_SUFFIXES = {
     "spamhaus.org",
@@ -406,12 +432,147 @@ def _blocklist(reply: str) -> tuple[str | None, str]:
     return None, "dnsbl:*"
 
 
+# --- the big providers' codes: what the provider wants, on top of the cause's fix -------
+
+_GMAIL = r"(?=.*(?:gsmtp|google|gmail))"
+_MICROSOFT = r"(?=.*(?:outlook|hotmail|microsoft|protection\.outlook|office\.com|live\.com))"
+_YAHOO = r"(?=.*(?:yahoo|aol|\[TSS\d+\]|\[BL\d+\]))"
+_ADVICE: tuple[tuple[str, str, re.Pattern[str], str], ...] = tuple(
+    (provider, code, re.compile(pattern, re.IGNORECASE | re.DOTALL), fix)
+    for provider, code, pattern, fix in (
+        (
+            "Gmail",
+            "5.7.26",
+            _GMAIL + r".*\b5\.7\.26\b",
+            "Gmail needs SPF or DKIM to pass (both for bulk senders, 5,000+ a day) and DMARC "
+            "to pass aligned with the From domain: sign with a key of the From domain, publish "
+            "SPF and DMARC (mailwright records), confirm with mailwright check",
+        ),
+        (
+            "Gmail",
+            "5.7.27",
+            _GMAIL + r".*\b5\.7\.27\b",
+            "Gmail found SPF not passing for the envelope sender's domain: authorize the "
+            "sending IP in that domain's SPF record (mailwright spf check)",
+        ),
+        (
+            "Gmail",
+            "X.7.28",
+            _GMAIL + r".*\b[45]\.7\.28\b",
+            "Gmail limits IPs that sent spam recently: lower the volume, keep the user-reported "
+            "spam rate below 0.3% (Postmaster Tools), add one-click unsubscribe (RFC 8058) to "
+            "bulk mail; 4.7.28 retries on its own",
+        ),
+        (
+            "Gmail",
+            "5.7.25",
+            _GMAIL + r".*\b[45]\.7\.25\b",
+            "Gmail requires the sending IP's PTR name to resolve back to the same IP "
+            "(forward-confirmed reverse DNS): ask the IP's provider to set the PTR",
+        ),
+        (
+            "Gmail",
+            "4.7.0 TLS",
+            _GMAIL + r".*\b[45]\.7\.0\b.*(?:tls|starttls|encrypt)",
+            "Gmail requires TLS from bulk senders: make sure outgoing mail uses STARTTLS "
+            "and that the certificate store is current",
+        ),
+        (
+            "Microsoft",
+            "5.7.515",
+            r".*\b5\.7\.515\b",
+            "Outlook.com (since May 2025) requires senders of more than 5,000 messages a day "
+            "to pass SPF, DKIM and DMARC (p=none at least), aligned with the From domain",
+        ),
+        (
+            "Microsoft",
+            "S3140",
+            r".*\bS3140\b",
+            "the IP is on Microsoft's own block list: request delisting through "
+            "sender.office.com, and watch the IP in Microsoft SNDS",
+        ),
+        (
+            "Microsoft",
+            "5.7.708",
+            r".*\b5\.7\.708\b",
+            "Microsoft does not accept this IP (low or no reputation, often a new cloud IP): "
+            "request delisting through sender.office.com, warm up slowly, or use a relay",
+        ),
+        (
+            "Microsoft",
+            "4.7.650",
+            _MICROSOFT + r".*\b4\.7\.[56]\d\d\b",
+            "Outlook.com throttles this IP: slow down, warm up a new IP over weeks",
+        ),
+        (
+            "Yahoo",
+            "TSS04",
+            r".*\[TSS04\]",
+            "Yahoo defers mail after user complaints: send only to people who asked, honour "
+            "unsubscribes within two days, join Yahoo's Complaint Feedback Loop",
+        ),
+        (
+            "Yahoo",
+            "TSS09",
+            r".*\[TSS09\]",
+            "Yahoo refuses every message from this IP: fix what caused complaints, then "
+            "ask Yahoo's Sender Hub for a review",
+        ),
+        (
+            "Yahoo",
+            "553 5.7.x",
+            _YAHOO + r".*\b553[ -]5\.7\.\d+\b",
+            "Yahoo refuses this IP by policy or a blocklist it names ([BLnn]): clear the "
+            "listing, then ask Yahoo's Sender Hub",
+        ),
+        (
+            "Yahoo",
+            "5.7.9",
+            _YAHOO + r".*\b5\.7\.9\b.*(?:unauthenticated|spf|dkim)",
+            "Yahoo requires SPF or DKIM to pass (both, plus DMARC, for bulk senders)",
+        ),
+        (
+            "Apple",
+            "CS01/HM08",
+            r".*(?:\[(?:CS|HM)\d\d\]|support\.apple\.com)",
+            "iCloud Mail refused it by policy: follow Apple's 'Postmaster information for "
+            "iCloud Mail' (SPF, DKIM, DMARC, PTR, no URL shorteners); if it persists, use the "
+            "contact form there",
+        ),
+        (
+            "GMX/WEB.DE",
+            "case",
+            r".*(?:postmaster\.(?:gmx|web)\.|\(mxgmx\d+\)|\(mxweb\d+\))",
+            "GMX and WEB.DE name the reason in the c= of the postmaster URL in the reply (e.g. "
+            "a PTR problem, a list, policy); open it, fix what it names, then use their form",
+        ),
+        (
+            "T-Online",
+            "BL",
+            r".*(?:tosa@rx\.t-online\.de|t-online\.de\b.*\(BL\))",
+            "T-Online accepts only servers it knows: the PTR host name must serve a website "
+            "with an imprint (Impressum); then write to tosa@rx.t-online.de with the IP",
+        ),
+    )
+)
+
+
+def provider_advice(reply: str) -> tuple[str, str, str] | None:
+    """``(provider, code, fix)`` of the first big provider's code the reply shows."""
+    head = reply[:4096]
+    for provider, code, pattern, fix in _ADVICE:
+        if pattern.match(head):
+            return provider, code, fix
+    return None
+
+
 def _verdict(rule: _Rule, reply: str) -> Verdict:
     name, cause, _pattern, check = rule
+    advice = provider_advice(reply)
     if cause == "blocklisted":
         listname, list_check = _blocklist(reply)
-        return Verdict(cause, list_check, name, listname)
-    return Verdict(cause, check if check is not None else CAUSES[cause].check, name)
+        return Verdict(cause, list_check, name, listname, advice)
+    return Verdict(cause, check if check is not None else CAUSES[cause].check, name, None, advice)
 
 
 def _by_code(code: str | None) -> Verdict | None:
@@ -488,5 +649,5 @@ def classify(text: str, dsn: str = "") -> tuple[Verdict, StatusText]:
     elif verdict.cause == "blocklisted":
         listname, check = _blocklist(st.reply)
         if listname != verdict.listname:
-            verdict = Verdict(verdict.cause, check, verdict.rule, listname)
+            verdict = Verdict(verdict.cause, check, verdict.rule, listname, verdict.advice)
     return verdict, st

@@ -18,8 +18,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+from ..dsn_report import MAX_BOUNCE, looks_like_message
 from ..errors import UsageError
 from .engine import Explainer, SourceStats
+from .logline import looks_like_reply, split_replies
 
 DEFAULT_LOG = Path("/var/log/mail.log")
 _ROTATED = re.compile(r"\.(\d+)(\.gz)?$")
@@ -127,13 +129,24 @@ def _reference_time(source: Source) -> datetime | None:
 GZIP_MAGIC = b"\x1f\x8b"  # RFC 1952 §2.3.1: ID1, ID2
 
 
+SNIFF = 64 * 1024
+"""Bytes read first to tell a log from a bounce message or a pasted reply."""
+_LOG_LINE = re.compile(
+    rb"(?m)^(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d|\d{4}-\d\d-\d\d[T ]\d\d:"
+    rb"|[\w/.-]+\[\d+\]: |[0-9A-Za-z]{5,20}: [a-z-]+=|event=[a-z-]+ )"
+)
+"""A line of a log, also without its timestamp (``journalctl -o cat``)."""
+
+
 class _Counted:
     """A byte stream that counts what was read from it (the position reported when
-    decompression fails), with its first bytes already taken for the gzip sniff."""
+    decompression fails), with its first bytes already taken for the sniff."""
 
     def __init__(self, raw: BinaryIO) -> None:
         self.raw = raw
         self.head = raw.read(2)
+        if self.head and self.head != GZIP_MAGIC:
+            self.head += raw.read(SNIFF - 2)
         self.position = 0
 
     @property
@@ -207,6 +220,8 @@ def _feed(
         def cb() -> None:
             report(stream.position)
 
+    if not stream.is_gzip and _read_as_text(explainer, stream, stats):
+        return
     if stream.is_gzip:
         try:
             with gzip.GzipFile(fileobj=stream, mode="rb") as gz:
@@ -224,6 +239,63 @@ def _feed(
             explainer.consume(stream, stats, reference, cb)
         except OSError as exc:
             _fail(explainer, stats, f"{source.name}: read error after {stats.bytes} bytes: {exc}")
+
+
+def _read_as_text(explainer: Explainer, stream: _Counted, stats: SourceStats) -> bool:
+    """A bounce message or pasted replies instead of a log: read them, return True.
+
+    A small input in which no line is a log line and nothing was found as a log is read
+    as replies too (a reply pasted without its code)."""
+    head = stream.head
+    if looks_like_message(head):
+        data = stream.read(MAX_BOUNCE)
+        stats.bytes += len(data)
+        stats.lines += data.count(b"\n")
+        add_bounce(explainer, data)
+        return True
+    text = head.decode("utf-8", "replace")
+    if looks_like_reply(text):
+        data = stream.read(SNIFF)  # what the head holds, and as much again at most
+        stats.bytes += len(data)
+        stats.lines += data.count(b"\n")
+        for reply in split_replies(data.decode("utf-8", "replace")):
+            explainer.add_reply(reply)
+        return True
+    if len(head) < SNIFF and head.strip() and _LOG_LINE.search(head) is None:
+        probe = Explainer(now=explainer.now)
+        probe.consume(io.BytesIO(head), SourceStats("probe"))
+        if probe.failed or probe.delivered or probe.skipped_lines:
+            return False  # log lines without a timestamp: the log reader takes them
+        data = stream.read(SNIFF)
+        stats.bytes += len(data)
+        stats.lines += data.count(b"\n")
+        for reply in split_replies(text):
+            explainer.add_reply(reply)
+        return True
+    return False
+
+
+def add_bounce(explainer: Explainer, data: bytes) -> int:
+    """Count each failed recipient of a bounce message; the number found."""
+    from ..dsn_report import parse_bounce  # the email package: only for a bounce
+
+    failed = parse_bounce(data)
+    for r in failed:
+        explainer.add_reply(
+            r.diagnostic or f"{r.status} (the bounce gives no reply text)",
+            to=r.recipient,
+            remote=r.remote_mta,
+            status="bounced" if r.action == "failed" else "deferred",
+            dsn=r.status,
+            sender=r.original_sender,
+            message_id=r.original_message_id,
+        )
+    if not failed:
+        explainer.errors.append(
+            "the message is not a bounce: no failed recipient found "
+            "(neither an RFC 3464 delivery-status part nor a known bounce text)"
+        )
+    return len(failed)
 
 
 def _fail(explainer: Explainer, stats: SourceStats, message: str) -> None:

@@ -8,7 +8,8 @@ signatures of mail still in transit and a config holds decisions.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from ..config import (
     Config,
     DeliveryConfig,
     DkimKeyConfig,
+    ListenerConfig,
     RelayConfig,
+    TlsConfig,
     load_config,
 )
 from ..dns.names import is_hostname, name_problem, normalize
@@ -27,6 +30,8 @@ from .records import DMARC_REPORT_LOCALPART, RecordPlan, build_records
 from .template import render_config
 
 KEY_DIR = "keys"
+TLS_DIR = "tls"
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,13 @@ class InitOptions:
     selector: str = "mail"
     directory: Path = Path()
     force: bool = False
+    data_dir: Path | None = None
+    """Default: ``mailwright-data`` beside the config (a server: /var/lib/mailwright)."""
+    user: str | None = None
+    """The system user ``serve`` runs as when started as root (``user``)."""
+    inbound: bool = False
+    """Also receive: an inbound listener on port 25 with STARTTLS, and ``[tls]`` pointing
+    at ``tls/cert.pem`` and ``tls/key.pem`` beside the config (the certificate step)."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +114,7 @@ def plan_config(options: InitOptions) -> Config:
             "ed25519",
         ),
     )
-    return Config(
+    config = Config(
         path=directory / DEFAULT_CONFIG_NAME,
         hostname=hostname,
         domains=(domain,),
@@ -114,6 +126,24 @@ def plan_config(options: InitOptions) -> Config:
         dkim=keys,
         delivery=DeliveryConfig(mode="relay" if relay else "direct", relay=relay),
     )
+    if options.data_dir is not None:
+        config = replace(config, data_dir=options.data_dir.absolute())
+    if options.user is not None:
+        if not _USER.match(options.user):
+            raise UsageError(
+                f"--user {options.user!r} is not a system user name", "write e.g. mailwright"
+            )
+        config = replace(config, user=options.user)
+    if options.inbound:
+        config = replace(
+            config,
+            tls=TlsConfig(directory / TLS_DIR / "cert.pem", directory / TLS_DIR / "key.pem"),
+            listeners=(
+                *config.listeners,
+                ListenerConfig("inbound", "0.0.0.0", 25, "inbound", tls="starttls"),
+            ),
+        )
+    return config
 
 
 def init_domain(options: InitOptions) -> InitResult:

@@ -95,6 +95,16 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         _rel(config.data_dir, base),
         "Queue, mailboxes, outbox and logs (relative to this file).",
     )
+    user_doc = "Started as root, serve binds its ports, then runs as this user."
+    if config.user:
+        w.setting("user", config.user, user_doc)
+    else:
+        w.example("user", "mailwright", user_doc)
+    w.setting(
+        "allow_root",
+        config.allow_root,
+        "Without user, started as root: keep running as root only if this is true.",
+    )
     w.setting(
         "trusted_networks",
         [str(n) for n in config.trusted_networks],
@@ -330,6 +340,17 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
     w.setting("dnsbls", list(config.check.dnsbls), "IP blocklists each sending IP is looked up in.")
     w.setting("dbls", list(config.check.dbls), "Domain blocklists each domain is looked up in.")
 
+    w.table(
+        "[dkim_rotation]",
+        "serve rotates each DKIM key on a schedule (mailwright dkim rotate): a new key under a"
+        " new selector, published, switched to once every authoritative server serves it.",
+    )
+    w.example("every", "180d", "How often; unset = never.")
+    w.setting("overlap", "7d", "How long the old key stays published after the switch.")
+    w.example("server", "ns1.example.com:53", "The zone's primary for RFC 2136; unset = by hand.")
+    w.example("tsig_key", "tsig.key", "The TSIG key (name, algorithm, secret) for the update.")
+    w.setting("authoritative", [], "Servers that must serve the new key; [] = the zone's NS.")
+
     w.table("[log]", "One line per event (docs/log-format.md).")
     if config.log.file:
         w.setting("file", _rel(config.log.file, base), "Log file besides stderr.")
@@ -337,6 +358,7 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         w.example(
             "file", "mailwright.log", "Log file besides stderr; unset = data_dir/mailwright.log."
         )
+    w.setting("format", config.log.format, '"text" (key=value lines) or "json" (one object).')
     return w.text()
 
 

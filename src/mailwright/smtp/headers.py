@@ -46,6 +46,18 @@ def received(
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
 
+def received_local(
+    *, hostname: str, uid: int, queue_id: str, recipient: str | None, now: float | None = None
+) -> bytes:
+    """The Received field of a message handed in on this machine (the ``sendmail``
+    command): no client to name, so only ``by`` with the submitting user's ID, as Postfix
+    writes it (RFC 5322 §3.6.7 trace syntax; RFC 5321 §4.4's ``from`` presumes SMTP)."""
+    line = f"Received: by {hostname} (mailwright, from userid {uid})\r\n\tid {queue_id}"
+    if recipient:
+        line += f"\r\n\tfor <{_clean(recipient, spaces=True)}>"
+    return f"{line}; {_rfc5322_date(now)}\r\n".encode()
+
+
 def _clean(text: str, *, spaces: bool = False) -> str:
     """Untrusted text (HELO, user names) made safe in the field: no line breaks, no
     parentheses or backslashes that would end or escape a comment, and no spaces where

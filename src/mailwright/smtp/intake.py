@@ -266,6 +266,40 @@ def prepare(
     )
 
 
+def local(
+    sender: str,
+    recipients: Sequence[str],
+    message: bytes,
+    policy: IntakePolicy,
+    *,
+    queue_id: str,
+    user: str,
+    uid: int,
+    now: float | None = None,
+) -> Accepted | Refused:
+    """A message handed in on this machine (``sendmail`` through the maildrop): a trusted
+    submission — completed and signed like one — with a local Received field."""
+    refused = screen(message, policy)
+    if refused is not None:
+        return refused
+    added = headers.received_local(
+        hostname=policy.hostname,
+        uid=uid,
+        queue_id=queue_id,
+        recipient=recipients[0] if len(recipients) == 1 else None,
+        now=now,
+    )
+    present = rfc5322.field_names(message)
+    if "message-id" not in present:
+        added += headers.message_id(policy.hostname)
+    if "date" not in present:
+        added += headers.date_field(now)
+    signed, signing = _sign(added + message, message, policy, parents=False)
+    smtputf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
+    meta = QueueMeta(origin="local", user=user, smtputf8=smtputf8)
+    return Accepted(queue_id, sender, tuple(recipients), signed, meta, signing)
+
+
 def originate(
     sender: str,
     recipients: Sequence[str],

@@ -55,6 +55,8 @@ class Reply:
     code: int
     lines: tuple[str, ...]
     close: bool = False
+    _wire: list[bytes] = field(default_factory=list, compare=False, repr=False)
+    """The encoded form once made: the fixed replies below are encoded once per process."""
 
     @classmethod
     def of(cls, code: int, status: str | None, text: str, *, close: bool = False) -> Reply:
@@ -62,9 +64,13 @@ class Reply:
         return cls(code, (f"{status} {text}" if status else text,), close)
 
     def encode(self) -> bytes:
+        if self._wire:
+            return self._wire[0]
         out = [f"{self.code}-{line}" for line in self.lines[:-1]]
         out.append(f"{self.code} {self.lines[-1]}")
-        return ("\r\n".join(out) + "\r\n").encode("utf-8")
+        wire = ("\r\n".join(out) + "\r\n").encode("utf-8")
+        self._wire.append(wire)
+        return wire
 
     @property
     def text(self) -> str:
@@ -135,6 +141,14 @@ class SessionPolicy:
 
 def _r(code: int, status: str | None, text: str, *, close: bool = False) -> Reply:
     return Reply.of(code, status, text, close=close)
+
+
+# The replies of every successful transaction, built and encoded once.
+_MAIL_OK = _r(250, "2.1.0", "Ok")
+_RCPT_OK = _r(250, "2.1.5", "Ok")
+_GO_AHEAD = _r(354, None, "End data with <CR><LF>.<CR><LF>")
+_OK = _r(250, "2.0.0", "Ok")
+_BYE = _r(221, "2.0.0", "Bye", close=True)
 
 
 class Session:
@@ -321,7 +335,7 @@ class Session:
         except AddressError as exc:
             return self._reject("mail", _r(exc.code, exc.status, exc.text))
         self.envelope = envelope
-        return _r(250, "2.1.0", "Ok")
+        return _MAIL_OK
 
     def _mail_params(self, envelope: Envelope, params: dict[str, str | None]) -> None:
         for key, value in params.items():
@@ -370,7 +384,7 @@ class Session:
             if target is None or self.policy.directory.resolve("postmaster") is None:
                 return self._reject("rcpt", _r(550, "5.1.1", "<postmaster>: User unknown"))
             envelope.recipients.append(Mailbox("postmaster", target))
-            return _r(250, "2.1.5", "Ok")
+            return _RCPT_OK
         try:
             mailbox, rest = parse_path(
                 text, smtputf8=envelope.smtputf8, null_ok=False, what="recipient address"
@@ -385,7 +399,7 @@ class Session:
         envelope.recipients.append(mailbox)
         if recipient_dsn is not None:
             envelope.dsn[mailbox.address] = recipient_dsn
-        return _r(250, "2.1.5", "Ok")
+        return _RCPT_OK
 
     def _recipient_policy(self, mailbox: Mailbox) -> Reply | None:
         """The relay rule: local recipients must exist; others need trust or AUTH."""
@@ -427,7 +441,7 @@ class Session:
         self._buf = bytearray()
         self._data_scanned = 0
         self._data_too_big = False
-        return _r(354, None, "End data with <CR><LF>.<CR><LF>")
+        return _GO_AHEAD
 
     def _data_event(self) -> Event | None:
         data = self._data
@@ -462,9 +476,8 @@ class Session:
         ):
             # RFC 6152 §3: 8-bit data only after BODY=8BITMIME (or SMTPUTF8, RFC 6531 §3.1).
             return self._reject("data", _r(554, "5.6.1", "Error: 8-bit data needs BODY=8BITMIME"))
-        if message.count(b"\n") != message.count(b"\r\n") or message.count(b"\r") != message.count(
-            b"\r\n"
-        ):
+        crlf = message.count(b"\r\n")
+        if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
             message = _BARE_EOL.sub(b"\r\n", message)
         if len(message) > MAX_TEXT_LINE - 2 and _longest_line(message) > MAX_TEXT_LINE - 2:
             return self._reject(
@@ -483,14 +496,14 @@ class Session:
 
     def _cmd_rset(self, arg: str) -> Reply:
         self.envelope = None
-        return _r(250, "2.0.0", "Ok")
+        return _OK
 
     def _cmd_noop(self, arg: str) -> Reply:
-        return _r(250, "2.0.0", "Ok")
+        return _OK
 
     def _cmd_quit(self, arg: str) -> Reply:
         self.closed = True
-        return _r(221, "2.0.0", "Bye", close=True)
+        return _BYE
 
     def _cmd_vrfy(self, arg: str) -> Reply:
         # RFC 5321 §3.5.3: 252 when we will not say, instead of giving addresses away.

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 
 from ..certificates.tls import make_ssl_context, switching_context
 from ..config import Config, ListenerConfig
-from ..dns import DnspythonResolver, Resolver
+from ..dns import Resolver, server_resolver
 from ..feedback import FeedbackProcessor, queued_events
 from ..inbound import InboundChecker, InboundDecision, ReportStores
 from ..local import LocalDirectory
@@ -554,9 +554,7 @@ class SmtpServer:
         checker = self._inbound.get(id(state))
         if checker is None:
             config = state.config
-            resolver = self.resolver or DnspythonResolver(
-                config.dns.nameserver, timeout=config.dns.timeout, cache=True
-            )
+            resolver = self.resolver or server_resolver(config.dns.nameserver, config.dns.timeout)
             checker = InboundChecker(config, resolver, self.logger, self._report_stores)
             self._inbound = {id(state): checker}
         try:
@@ -845,12 +843,17 @@ class SmtpConnection(asyncio.Protocol):
             if self.session.in_data
             else self.server.settings.command_timeout
         )
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        # A timer on the waiter itself: asyncio.wait_for would add a second future and
+        # its callbacks to every read of every session.
+        timer = loop.call_later(timeout, _time_out, waiter)
         try:
-            await asyncio.wait_for(self._waiter, timeout)
+            await waiter
         except TimeoutError:
             return False
         finally:
+            timer.cancel()
             self._waiter = None
         return True
 
@@ -898,3 +901,8 @@ def listener_sockets(listeners: Sequence[ListenerConfig]) -> dict[str, socket.so
         sock.setblocking(False)
         out[listener.name] = sock
     return out
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())

@@ -1,7 +1,8 @@
 """Reusable test infrastructure: real servers (NSD, Postfix) on loopback.
 
 Used by the test suite, the benchmarks and ``mailwright demo``; never by the
-server itself.
+server itself. Only :mod:`.pytest_plugin` (the fixtures) imports pytest; the helpers
+in :mod:`.ports`, :mod:`.serve` and :mod:`.tls` work without it.
 """
 
 from .nsd import NsdError, NsdServer, ZoneError

@@ -124,7 +124,7 @@ class NsdServer:
             for tool in (NSD, NSD_CHECKZONE):
                 if not os.access(tool, os.X_OK):
                     raise NsdError(
-                        f"{tool} not found: install the 'nsd' package (scripts/bootstrap)"
+                        f"{tool} not found: install the 'nsd' package (scripts/bootstrap --test)"
                     )
             self._terminate()  # a process that died on its own: reap it, drop its files
             self._cleanup()

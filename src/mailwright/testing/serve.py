@@ -18,7 +18,7 @@ from typing import IO
 from ..errors import MailwrightError
 from .ports import HOST, wait_for_port
 
-__all__ = ["MAILWRIGHT", "ServeError", "start_serve", "stop_serve"]
+__all__ = ["MAILWRIGHT", "ServeError", "start_serve", "stop_serve", "write_config"]
 
 MAILWRIGHT = Path(sys.executable).parent / "mailwright"
 """The ``mailwright`` command of the environment the tests run in."""
@@ -26,6 +26,45 @@ MAILWRIGHT = Path(sys.executable).parent / "mailwright"
 
 class ServeError(MailwrightError):
     """``mailwright serve`` exited or did not listen in time; the message has its output."""
+
+
+def write_config(
+    directory: Path,
+    port: int,
+    *,
+    relay_port: int | None = None,
+    workers: int = 1,
+    hostname: str = "mx.example.com",
+) -> Path:
+    """``directory/mailwright.toml`` for a server of ``example.com`` (mailbox
+    ``admin@example.com``, data in ``directory/data``) with one submission listener on
+    ``127.0.0.1:port``; it delivers to its outbox, or with ``relay_port`` through a relay
+    on ``127.0.0.1:relay_port`` without TLS (``smtp-sink``, a test stand-in). Tests run
+    as root in CI, so the config says ``allow_root = true``."""
+    if relay_port is None:
+        delivery = 'mode = "local"\n'
+    else:
+        delivery = (
+            f'mode = "relay"\n\n[delivery.relay]\nurl = "smtp://{HOST}:{relay_port}?tls=none"\n'
+        )
+    config = directory / "mailwright.toml"
+    config.write_text(
+        f"""hostname = "{hostname}"
+domains = ["example.com"]
+mailboxes = ["admin@example.com"]
+data_dir = "data"
+allow_root = true
+workers = {workers}
+
+[[listeners]]
+name = "submission"
+address = "{HOST}"
+port = {port}
+
+[delivery]
+{delivery}"""
+    )
+    return config
 
 
 def start_serve(

@@ -83,7 +83,7 @@ def test_forms(text: str, form: str, host: str | None) -> None:
         ("550 5.7.24 nope", "5.7.24", "spf", "spf"),
         ("550 5.7.25 nope", "5.7.25", "reverse-dns", "ptr"),
         ("550 5.7.26 nope", "5.7.26", "dmarc", "code"),
-        ("550 5.7.27 nope", "5.7.27", "spf", "spf"),
+        ("550 5.7.27 nope", "5.7.27", "spf", "gmail-spf"),
         ("550 5.7.30 nope", "5.7.30", "tls-required", "code"),
         ("421 4.4.1 nope", "4.4.1", "connection-failed", "code"),
         ("451 4.4.3 nope", "4.4.3", "recipient-domain-dns", "code"),

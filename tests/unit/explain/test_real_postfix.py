@@ -18,7 +18,8 @@ from email.message import EmailMessage
 import pytest
 
 from mailwright.explain import Explainer, SourceStats
-from mailwright.testing.postfix import PostfixServer, free_port
+from mailwright.testing.ports import free_port
+from mailwright.testing.postfix import PostfixServer
 
 pytestmark = pytest.mark.integration
 

@@ -287,3 +287,68 @@ def test_processes_creating_the_store_at_once(tmp_path: Path) -> None:
         p.join(10)
         assert p.exitcode == 0
     assert len(set(ids)) == 60
+
+
+async def test_only_new_messages_and_management_pay_an_fsync(store: SqliteQueueStore) -> None:
+    # Claims and results commit without an fsync of their own (synchronous=NORMAL): a
+    # power failure can forget them, which redelivers (a duplicate), never loses.
+    queue_id = await store.enqueue("a@example.com", ["b@example.net"], b"Subject: x\r\n\r\nx\r\n")
+    assert (store.batches, store.synced_batches) == (1, 1)
+    [entry] = await store.claim_due("w1")
+    assert entry.id == queue_id
+    assert (store.batches, store.synced_batches) == (2, 1)
+    await store.record_results(
+        queue_id,
+        [RecipientUpdate("b@example.net", "deferred", "451 later", time.time())],
+        worker="w1",
+    )
+    assert (store.batches, store.synced_batches) == (3, 1)
+    await store.hold(queue_id)
+    assert (store.batches, store.synced_batches) == (4, 2)
+    # A batch that mixes both is synced: the new message must be on disk before its 250.
+    await asyncio.gather(
+        store.claim_due("w1"), store.enqueue("a@example.com", ["c@example.net"], b"x\r\n")
+    )
+    assert store.synced_batches == 3
+
+
+async def test_unsynced_results_are_in_the_database_for_other_connections(
+    store: SqliteQueueStore, tmp_path: Path
+) -> None:
+    queue_id = await store.enqueue("a@example.com", ["b@example.net"], b"x\r\n")
+    await store.claim_due("w1")
+    await store.record_results(
+        queue_id, [RecipientUpdate("b@example.net", "delivered", "250 ok")], worker="w1"
+    )
+    other = await SqliteQueueStore.open(tmp_path / "data")
+    try:
+        assert await other.get(queue_id) is None
+    finally:
+        await other.close()
+
+
+def _fail(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO entries (id) VALUES (NULL, NULL)")  # wrong column count
+
+
+async def test_a_failing_operation_alone_leaves_the_store_usable(store: SqliteQueueStore) -> None:
+    with pytest.raises(QueueError):
+        await store._write(_fail)
+    queue_id = await store.enqueue("a@example.com", ["b@example.net"], b"x\r\n")
+    assert (await store.get(queue_id)) is not None
+
+
+async def test_a_failing_operation_does_not_undo_the_others_of_its_batch(
+    store: SqliteQueueStore,
+) -> None:
+    first, failed, second = await asyncio.gather(
+        store.enqueue("a@example.com", ["b@example.net"], b"1\r\n"),
+        store._write(_fail),
+        store.enqueue("a@example.com", ["c@example.net"], b"2\r\n"),
+        return_exceptions=True,
+    )
+    assert isinstance(failed, QueueError)
+    assert isinstance(first, str) and isinstance(second, str)
+    assert await store.read_message(first) == b"1\r\n"
+    assert await store.read_message(second) == b"2\r\n"
+    assert store.batches == 1
