@@ -456,12 +456,8 @@ class SmtpServer:
         if feedback is None:
             return envelope
         directory = self.state.directory
-        bounce = [
-            m.address
-            for m in envelope.recipients
-            if feedback.is_bounce_address(m.address)
-            and directory.is_local_domain(m.address.rpartition("@")[2])
-        ]
+        # bounce addresses exist only with [bounces] verp = true (LocalDirectory knows)
+        bounce = [m.address for m in envelope.recipients if directory.is_bounce_address(m.address)]
         if not bounce:
             return envelope
         try:
