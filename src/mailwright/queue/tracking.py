@@ -234,6 +234,12 @@ class Tracking:
         return await self.store.query(find)
 
     async def prune(self, before: float, keep_after_seq: int) -> int:
-        return await self.store.transact(
-            lambda conn: ev.prune(conn, before=before, keep_after_seq=keep_after_seq)
-        )
+        """Drop events (and soft-bounce counts) older than ``before`` that every webhook
+        has been given; the number of events dropped."""
+        window = self.policy.soft_window
+
+        def prune(conn: sqlite3.Connection) -> int:
+            conn.execute("DELETE FROM soft_bounces WHERE at < ?", (min(before, before - window),))
+            return ev.prune(conn, before=before, keep_after_seq=keep_after_seq)
+
+        return await self.store.transact(prune)
