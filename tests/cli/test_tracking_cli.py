@@ -143,3 +143,11 @@ def test_events_follow_prints_new_events_as_they_happen(tmp_path: Path) -> None:
         ("queued", "old@x.example"),
         ("delivered", "new@x.example"),
     ]
+
+
+def test_events_show_hostile_replies_literally(cli_run: CliRun, tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    evil = "550 [bold]x[/bold] \x1b[31mred"
+    _record(tmp_path, [Event("bounced", time.time(), recipient="b@x.example", mta_response=evil)])
+    out = cli_run("-c", config, "events").out
+    assert "550 [bold]x[/bold] \\x1b[31mred" in out

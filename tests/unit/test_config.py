@@ -273,3 +273,43 @@ def test_errors_name_file_key_and_fix(
     assert error.hint, f"no fix suggested for {key}: {error.problem}"
     assert hint in error.hint
     assert isinstance(error, UserError)
+
+
+# -- the application's loop: [bounces], [suppression], [events], [[webhooks]] ---------------
+
+
+def test_loop_settings(tmp_path: Path) -> None:
+    config = _load(
+        tmp_path,
+        "strict_8bitmime = true\nrequire_dkim = true\n"
+        '[bounces]\nverp = false\nlocal_part = "Returns"\ntoken_max_age_days = 10\n'
+        "[suppression]\nsoft_bounce_limit = 3\nsoft_bounce_days = 2\n"
+        "[events]\nretention_days = 7\n"
+        '[[webhooks]]\nurl = "https://app.example/hook"\nsecret = "whsec_0123456789abcdef"\n'
+        'events = ["bounced", "complained"]\ntimeout = 5\n',
+    )
+    assert config.strict_8bitmime and config.require_dkim
+    assert (config.bounces.verp, config.bounces.local_part) == (False, "returns")
+    assert config.suppression.soft_bounce_limit == 3 and config.events.retention_days == 7
+    [hook] = config.webhooks
+    assert hook.events == ("bounced", "complained") and hook.timeout == 5.0
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        ('[[webhooks]]\nurl = "ftp://x"\nsecret = "0123456789abcdef"\n', "url", "http(s) URL"),
+        ('[[webhooks]]\nurl = "https://x"\nsecret = "short"\n', "secret", "shorter than 16"),
+        (
+            '[[webhooks]]\nurl = "https://x"\nsecret = "0123456789abcdef"\nevents = ["sent"]\n',
+            "events",
+            "not an event type",
+        ),
+        ('[[webhooks]]\nsecret = "0123456789abcdef"\n', "url", "is required"),
+        ('[bounces]\nlocal_part = "a b"\n', "local_part", "not a plain local part"),
+        ("[suppression]\nsoft_bounce_limit = 0\n", "soft_bounce_limit", "below the minimum"),
+    ],
+)
+def test_bad_loop_settings_name_the_key(tmp_path: Path, text: str, key: str, words: str) -> None:
+    error = _error(tmp_path, text)
+    assert error.key is not None and error.key.endswith(key) and words in error.problem

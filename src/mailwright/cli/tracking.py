@@ -21,7 +21,7 @@ from ..queue import SqliteQueueStore
 from ..queue.events import EVENT_TYPES, Event
 from ..queue.suppressions import Suppression
 from ..queue.tracking import SuppressionPolicy, Tracking
-from .context import app, console, emit_json, run, safe
+from .context import app, console, emit_json, run, safe, visible
 
 T = TypeVar("T")
 
@@ -224,7 +224,7 @@ def _line(event: Event) -> str:
         extra.append(f"cause={event.cause}")
     if event.mta_response:
         extra.append(event.mta_response[:160])
-    return safe(" ".join(parts + extra))
+    return visible(" ".join(parts + extra))  # printed with markup off: shown, not obeyed
 
 
 @click.command(epilog=EVENTS_EPILOG)

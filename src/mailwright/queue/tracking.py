@@ -5,7 +5,8 @@ processor and the CLI call.
 in one transaction (one group commit with whatever else is being written):
 
 * ``bounced`` + ``hard`` → suppress (``hard-bounce``);
-* ``bounced`` + ``soft`` → count; ``soft_limit`` in ``soft_window`` → ``soft-bounces``;
+* ``bounced`` + ``soft``, and ``expired`` → count; ``soft_limit`` in ``soft_window`` →
+  ``soft-bounces``;
 * ``complained`` → suppress (``complaint``).
 
 Only *verified* events suppress: a synchronous reply we got ourselves, or an
@@ -53,6 +54,8 @@ def trusted(event: ev.Event) -> bool:
         return False
     if event.event_type == "bounced" and event.bounce_source == "sync":
         return True
+    if event.event_type == "expired":
+        return True  # our own verdict: days of refusals ended it
     return event.details.get("verified") is True
 
 
@@ -78,7 +81,9 @@ def apply_rules(
                     expires_at=expires,
                 )
             )
-        elif event.event_type == "bounced" and event.bounce_type == "soft":
+        elif (event.event_type == "bounced" and event.bounce_type == "soft") or (
+            event.event_type == "expired"
+        ):
             found = sup.record_soft_bounce(
                 conn,
                 event.recipient,
@@ -229,6 +234,12 @@ class Tracking:
         return await self.store.query(find)
 
     async def prune(self, before: float, keep_after_seq: int) -> int:
-        return await self.store.transact(
-            lambda conn: ev.prune(conn, before=before, keep_after_seq=keep_after_seq)
-        )
+        """Drop events (and soft-bounce counts) older than ``before`` that every webhook
+        has been given; the number of events dropped."""
+        window = self.policy.soft_window
+
+        def prune(conn: sqlite3.Connection) -> int:
+            conn.execute("DELETE FROM soft_bounces WHERE at < ?", (min(before, before - window),))
+            return ev.prune(conn, before=before, keep_after_seq=keep_after_seq)
+
+        return await self.store.transact(prune)

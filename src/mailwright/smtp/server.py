@@ -372,7 +372,7 @@ class SmtpServer:
             self.logger.event("error", what="enqueue", reason=str(exc), client=conn.client_ip)
             return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
         for address in result.suppressed:
-            self.logger.event("rejected", queue_id, to=angle(address), reason="suppressed")
+            self.logger.event("dropped", queue_id, to=angle(address), reason="suppressed")
         if not result.recipients:
             return Reply.of(250, "2.0.0", f"Ok: {queue_id} not queued, every recipient suppressed")
         self.logger.event(
@@ -457,12 +457,8 @@ class SmtpServer:
         if feedback is None:
             return envelope
         directory = self.state.directory
-        bounce = [
-            m.address
-            for m in envelope.recipients
-            if feedback.is_bounce_address(m.address)
-            and directory.is_local_domain(m.address.rpartition("@")[2])
-        ]
+        # bounce addresses exist only with [bounces] verp = true (LocalDirectory knows)
+        bounce = [m.address for m in envelope.recipients if directory.is_bounce_address(m.address)]
         if not bounce:
             return envelope
         try:

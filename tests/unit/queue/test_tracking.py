@@ -165,3 +165,10 @@ async def test_prune_keeps_what_a_reader_has_not_passed(tracking: Tracking) -> N
     seqs = [e.seq for e in await tracking.read()]
     assert await tracking.prune(before=NOW + 10, keep_after_seq=seqs[1] or 0) == 2
     assert [e.seq for e in await tracking.read()] == seqs[2:]
+
+
+async def test_expiries_count_as_soft_bounces(tracking: Tracking) -> None:
+    for i in range(2):
+        assert await tracking.record([Event("expired", NOW + i, recipient="slow@x.example")]) == []
+    [added] = await tracking.record([bounce("slow@x.example", "soft", at=NOW + 3)])
+    assert added.reason == "soft-bounces"

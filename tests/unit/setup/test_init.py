@@ -165,3 +165,19 @@ def test_cli_init_then_refusal_exit_2(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_records_match_init(tmp_path: Path) -> None:
     result = _init(tmp_path)
     assert build_records(load_config(result.config_path)) == result.plan
+
+
+def test_init_sets_up_verp_and_its_records_authorize_the_bounce_domain(tmp_path: Path) -> None:
+    # The return path bounces+TOKEN@example.com is on the From domain itself: the SPF
+    # record init prints for example.com is the one receivers check for it.
+    from mailwright.local import LocalDirectory
+    from mailwright.spf.record import parse_record
+
+    result = _init(tmp_path)
+    config = load_config(result.config_path)
+    assert config.bounces.verp and config.bounces.local_part == "bounces"
+    [spf] = [r for r in result.plan.records if r.group == "spf"]
+    assert spf.name.rstrip(".") in ("example.com", "@")
+    assert "ip4:192.0.2.10" in spf.value and parse_record(spf.value) is not None
+    directory = LocalDirectory.from_config(config)
+    assert directory.exists("bounces+0abc-1-2-xyz@example.com")  # RCPT accepted

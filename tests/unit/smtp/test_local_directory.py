@@ -81,3 +81,17 @@ def test_config_mailboxes_setting_is_validated() -> None:
         parse_config({"domains": ["example.com"], "mailboxes": ["a@other.example"]})
     with pytest.raises(ConfigError, match="is not an address"):
         parse_config({"domains": ["example.com"], "mailboxes": ["example.com"]})
+
+
+def test_bounce_addresses_exist_only_with_verp() -> None:
+    from mailwright.config import parse_config
+
+    on = LocalDirectory.from_config(parse_config({"domains": ["example.com"]}))
+    assert on.is_bounce_address("bounces+abc@example.com") and on.exists("bounces@Example.com")
+    assert not on.is_bounce_address("bounces+abc@elsewhere.example")
+    assert not on.is_bounce_address("bouncesx@example.com")
+    off = LocalDirectory.from_config(
+        parse_config({"domains": ["example.com"], "bounces": {"verp": False}})
+    )
+    assert not off.is_bounce_address("bounces+abc@example.com")
+    assert not off.exists("bounces+abc@example.com")
