@@ -658,3 +658,28 @@ async def test_authenticated_session_carries_several_messages(
     assert len([e for e in harness.events if e["event"] == "delivered"]) == 2
     world.postfix.wait_for_log(r"disconnect from .*mail=2", timeout=5)
     assert re.search(r"starttls=1 mail=2 ", world.postfix.log()), world.postfix.log()
+
+
+@pytest.mark.parametrize("kind", ["dnspython", "stub", "server"])
+async def test_every_resolver_reports_dnssec_the_same(world: World, kind: str) -> None:
+    """The AD bit of the validating Unbound, as each of our resolvers carries it: the
+    server's cached StubResolver (what the delivery agent uses) included."""
+    from mailwright.dns import CachingResolver, StubResolver
+
+    def make(dnssec: bool) -> object:
+        if kind == "dnspython":
+            return DnspythonResolver(world.unbound.nameserver, timeout=3.0, dnssec=dnssec)
+        stub = StubResolver(world.unbound.nameserver, timeout=3.0, dnssec=dnssec)
+        return stub if kind == "stub" else CachingResolver(stub)
+
+    trusting, not_trusting = make(True), make(False)
+    signed = await trusting.a("mx-good.example.net")  # type: ignore[attr-defined]
+    assert signed.outcome.value == "answer" and signed.secure
+    unsigned = await trusting.mx("example.org")  # type: ignore[attr-defined]
+    assert unsigned.outcome.value == "answer" and not unsigned.secure  # insecure delegation
+    missing = await trusting.a("nothing.example.net")  # type: ignore[attr-defined]
+    # an authenticated denial carries AD too; DnspythonResolver (CLI, doctor) reads the
+    # flag only on answers, the server's resolvers on every response
+    assert missing.outcome.value == "nxdomain" and missing.secure == (kind != "dnspython")
+    untrusted = await not_trusting.a("mx-good.example.net")  # type: ignore[attr-defined]
+    assert untrusted.outcome.value == "answer" and not untrusted.secure
