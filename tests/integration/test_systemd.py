@@ -249,3 +249,25 @@ def test_install_without_a_config_file_is_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "mailwright init" in result.stderr
+
+
+def test_dry_run_with_sendmail_plans_a_debian_diversion(tmp_path: Path) -> None:
+    """--sendmail: Postfix's /usr/sbin/sendmail (the test tools install Postfix) is
+    diverted, never overwritten, and mailwright's sendmail linked in its place."""
+    config = tmp_path / "mailwright.toml"
+    config.write_text('data_dir = "data"\n')
+    result = subprocess.run(
+        [MAILWRIGHT, "--config", str(config), "service", "install", "--user", "mw-x",
+         "--dry-run", "--sendmail", "--unit-dir", str(tmp_path / "units")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result
+    plan = " ".join(result.stderr.split())
+    assert (
+        "would run dpkg-divert --local --rename --divert /usr/sbin/sendmail.mailwright-diverted"
+        " --add /usr/sbin/sendmail" in plan
+    )
+    assert "ln -sfn " in plan and "mailwright-sendmail /usr/sbin/sendmail" in plan
+    assert Path("/usr/sbin/sendmail").resolve().name != "mailwright-sendmail"

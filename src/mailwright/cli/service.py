@@ -21,13 +21,16 @@ Examples:
   mailwright --config /etc/mailwright/mailwright.toml service install
   mailwright --config /etc/mailwright/mailwright.toml service install --user mail2
   mailwright --config /etc/mailwright/mailwright.toml service install --dry-run
+  mailwright --config /etc/mailwright/mailwright.toml service install --sendmail
 
 \b
 What it does (as root): creates the system user if it does not exist (useradd
 --system), gives it the data directory and the DKIM key files, writes
 /etc/systemd/system/mailwright.service and runs 'systemctl daemon-reload'. It does
 not start anything: 'systemctl enable --now mailwright' does. --dry-run prints the
-unit and the plan and changes nothing.
+unit and the plan and changes nothing. --sendmail also makes mailwright the
+system's sendmail (/usr/sbin/sendmail, mailq, newaliases: dpkg-divert --local for
+a package's file, never overwriting it); 'mailwright sendmail --uninstall' undoes it.
 """
 
 
@@ -63,14 +66,23 @@ def _under_home(path: Path) -> bool:
 )
 @click.option("--dry-run", is_flag=True, help="Print the unit and the plan; change nothing.")
 @click.option(
+    "--sendmail",
+    "as_sendmail",
+    is_flag=True,
+    help="Also install mailwright as the system's /usr/sbin/sendmail (Debian diversion).",
+)
+@click.option(
     "--unit-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=UNIT_DIR,
     show_default=True,
     help="Where the unit file goes.",
 )
-def install(user_name: str | None, dry_run: bool, unit_dir: Path) -> None:
+def install(user_name: str | None, dry_run: bool, as_sendmail: bool, unit_dir: Path) -> None:
     """Write a hardened systemd unit for 'mailwright serve' (Type=notify)."""
+    from ..sendmail_install import apply as apply_steps
+    from ..sendmail_install import plan_install, program_path
+
     ctx = app()
     if not ctx.has_config_file:
         raise UserError(
@@ -120,6 +132,8 @@ def install(user_name: str | None, dry_run: bool, unit_dir: Path) -> None:
             f"[bold yellow]warning:[/] {safe(executable)} is in a home directory, which "
             f"{safe(user)} may not be able to read (install into /opt, see README 'Deploy')"
         )
+    sendmail_steps = plan_install(program_path()) if as_sendmail else []
+    plan += [f"run {step.shell}" for step in sendmail_steps]
     if dry_run:
         sys.stdout.write(text)
         for step in plan:
@@ -165,6 +179,11 @@ def install(user_name: str | None, dry_run: bool, unit_dir: Path) -> None:
     tmp.chmod(0o644)
     os.replace(tmp, unit_path)
     console.print(f"wrote {safe(unit_path)}: serve runs as {safe(user)}")
+    if sendmail_steps:
+        apply_steps(sendmail_steps, echo=lambda line: console.print(safe(line)))
+        console.print(
+            "the system's sendmail is mailwright now; undo: mailwright sendmail --uninstall"
+        )
     if unit_dir == UNIT_DIR and Path("/run/systemd/system").is_dir():
         _run(["systemctl", "daemon-reload"])
         console.print("start it now and at boot: systemctl enable --now mailwright")
