@@ -379,9 +379,17 @@ class Worker:
         self._tls = make_ssl_context(config)
         if any(listener.role == "http" for listener in config.listeners):
             from .certificates import CertificateStore
-            from .http import HttpServer, make_app
+            from .http import HttpServer, Services, make_app
 
-            app = make_app(CertificateStore(config.data_dir))
+            assert self.store is not None
+            services = Services(
+                config=lambda: self.runtime.config,
+                store=self.store,
+                tracking=self.tracking,
+                smtp=self.smtp,
+                logger=self.logger,
+            )
+            app = make_app(CertificateStore(config.data_dir), services)
             self.http = HttpServer(app, config.listeners, lambda: self._tls)
             await self.http.start(self.sockets)
         if config.tls.acme:
