@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from mailwright.testing.api import ApiServer, start_api_server
@@ -225,3 +227,51 @@ def test_failed_keys_are_limited(tmp_path: Path) -> None:
         assert good == 200
     finally:
         running.stop()
+
+
+def _documented(doc: dict[str, Any], method: str, path: str, status: int) -> dict[str, Any] | None:
+    """The response schema the OpenAPI document gives for this call (KeyError: none)."""
+    for template, item in doc["paths"].items():
+        pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
+        if re.match(pattern, path.split("?")[0]):
+            response = item[method.lower()]["responses"][str(status)]
+            content = response.get("content")
+            return None if content is None else content["application/json"]["schema"]
+    raise KeyError(path)
+
+
+def test_openapi_document_matches_real_responses(server: ApiServer) -> None:
+    status, doc = server.json("GET", "/v1/openapi.json", key="read")
+    assert status == 200 and doc["openapi"].startswith("3.")
+    jsonschema.Draft202012Validator.check_schema({"components": doc["components"]})
+    _, sent = server.json("POST", "/v1/messages", MESSAGE, key="send")
+    calls: list[tuple[str, str, Any]] = [
+        ("POST", "/v1/messages", MESSAGE),
+        ("POST", "/v1/messages", {"from": "x"}),
+        ("POST", "/v1/messages", {**MESSAGE, "to": ["nobody"]}),
+        ("GET", f"/v1/messages/{sent['queue_id']}", None),
+        ("GET", "/v1/messages/00000000000000", None),
+        ("GET", "/v1/messages/bad", None),
+        ("GET", "/v1/events?limit=5", None),
+        ("GET", "/v1/events?limit=5000", None),
+        ("POST", "/v1/suppressions", {"address": "doc@example.net", "detail": "test"}),
+        ("GET", "/v1/suppressions", None),
+        ("DELETE", "/v1/suppressions/doc@example.net", None),
+        ("DELETE", "/v1/suppressions/doc@example.net", None),
+    ]
+    for method, path, body in calls:
+        got, _, data = server.request(method, path, body)
+        schema = _documented(doc, method, path, got)
+        if schema is None:
+            assert data == b"", (method, path)
+            continue
+        jsonschema.validate(
+            json.loads(data),
+            {"components": doc["components"], **schema},
+            cls=jsonschema.Draft202012Validator,
+        )
+    for method, path in (("GET", "/v1/events"), ("POST", "/v1/messages")):
+        got, _, data = server.request(method, path, key="mwk_nope")
+        schema = _documented(doc, method, path, got)
+        assert schema is not None
+        jsonschema.validate(json.loads(data), {"components": doc["components"], **schema})
