@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import systemd
+from . import metrics, systemd
 from .config import Config, load_config
 from .errors import UserError
 from .feedback import FeedbackProcessor
@@ -692,6 +692,10 @@ def serve(options: ServeOptions) -> int:
             sock.close()
         raise
     workers = worker_count(options)
+    if any(listener.role == "http" for listener in runtime.config.listeners):
+        # /metrics: counts in every worker, summed at scrape time (mailwright.metrics)
+        metrics.prepare(runtime.config.data_dir)
+        logger.subscribe(metrics.observe_log)
     for line in banner(options, workers):
         options.console(line)
     for note in notes:
@@ -780,6 +784,7 @@ def _supervise(
         if pid not in children:
             continue
         slot = children.pop(pid)
+        metrics.worker_exited(pid)
         if stopping:
             continue
         logger.event("error", what="worker", reason=f"worker {pid} exited ({status}); restarting")

@@ -74,9 +74,10 @@ def make_app(store: CertificateStore, services: Services | None = None) -> web.A
         limit = config.http.max_body or (config.message_size_limit * 4 // 3 + BODY_SLACK)
         app = web.Application(client_max_size=limit, middlewares=[errors, authenticate])
         app[SERVICES] = services
-        from . import api
+        from . import api, monitoring
 
         api.add_routes(app)
+        monitoring.add_routes(app)
     app[STORE_KEY] = store
     app.router.add_get("/healthz", healthz, allow_head=True)
     app.router.add_get(CHALLENGE_PREFIX + "{token}", acme_challenge, allow_head=True)
@@ -126,11 +127,11 @@ async def authenticate(
     if scope == OPEN:
         return await handler(request)
     services = request.app[SERVICES]
-    open_metrics = scope == "metrics" and services.config().http.metrics_open_to_trusted
-    if open_metrics and services.trusted(request.remote):
-        return await handler(request)
     ip = request.remote or "?"
     token = bearer(request)
+    open_metrics = scope == "metrics" and services.config().http.metrics_open_to_trusted
+    if open_metrics and "Authorization" not in request.headers and services.trusted(ip):
+        return await handler(request)  # a key, when given, is checked (a mistake shows)
     if token is None:
         raise json_error(web.HTTPUnauthorized, "an API key is required (Authorization: Bearer KEY)")
     if services.limiter.blocked(ip):

@@ -38,6 +38,7 @@ from ..feedback import FeedbackProcessor, queued_events
 from ..inbound import InboundChecker, InboundDecision, ReportStores
 from ..local import LocalDirectory
 from ..log import EventLogger, angle
+from ..metrics import timed_signer
 from ..queue import QueueError, QueueStore, new_queue_id
 from ..queue.events import Event
 from ..queue.store import Origin
@@ -124,7 +125,7 @@ def intake_policy(runtime: Runtime, max_hops: int = intake.DEFAULT_MAX_HOPS) -> 
     config = runtime.config
     return IntakePolicy(
         hostname=config.hostname,
-        signer=runtime.signer,
+        signer=None if runtime.signer is None else timed_signer(runtime.signer),
         max_hops=max_hops,
         require_dkim=config.require_dkim and not runtime.dev_mode,
         verp=config.bounces.verp,
