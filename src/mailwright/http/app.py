@@ -22,7 +22,7 @@ from ..log import EventLogger
 from ..queue.store import QueueStore
 from ..queue.tracking import Tracking
 from ..smtp.auth import AuthLimiter
-from .auth import ANY_KEY, OPEN, bearer, json_error, requires, scope_of
+from .auth import ANY_KEY, OPEN, PAGE, bearer, json_error, requires, scope_of
 
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 """RFC 8555 §8.3: where the CA fetches HTTP-01 key authorizations."""
@@ -74,10 +74,11 @@ def make_app(store: CertificateStore, services: Services | None = None) -> web.A
         limit = config.http.max_body or (config.message_size_limit * 4 // 3 + BODY_SLACK)
         app = web.Application(client_max_size=limit, middlewares=[errors, authenticate])
         app[SERVICES] = services
-        from . import api, monitoring
+        from . import api, monitoring, ui
 
         api.add_routes(app)
         monitoring.add_routes(app)
+        ui.add_routes(app)
     app[STORE_KEY] = store
     app.router.add_get("/healthz", healthz, allow_head=True)
     app.router.add_get(CHALLENGE_PREFIX + "{token}", acme_challenge, allow_head=True)
@@ -127,6 +128,10 @@ async def authenticate(
     if scope == OPEN:
         return await handler(request)
     services = request.app[SERVICES]
+    if scope == PAGE:
+        from .ui import page_session
+
+        return await page_session(request, handler)
     ip = request.remote or "?"
     token = bearer(request)
     open_metrics = scope == "metrics" and services.config().http.metrics_open_to_trusted
