@@ -140,7 +140,8 @@ def test_sender_controlled_text_is_escaped(server: ApiServer) -> None:
         smtp.sendmail(
             "app@example.com",
             ["victim@example.net"],
-            f"From: {XSS} <app@example.com>\r\nSubject: {XSS}\r\nX-Evil: {XSS}\r\n\r\nx\r\n".encode(),
+            f"From: {XSS} <app@example.com>\r\nSubject: {XSS}\r\n"
+            f"X-Evil: {XSS}\r\n\r\nx\r\n".encode(),
         )
     status, sent = server.json(
         "POST",
