@@ -89,7 +89,9 @@ def start_api_server(
         + sep
         + tail
     )
-    proc = start_serve(smtp_port, config=config)
+    # the server's output goes to a file: a pipe nobody reads would fill and block it
+    with (directory / "serve.out").open("wb") as output:
+        proc = start_serve(smtp_port, config=config, output=output)
     if not wait_for_port(http_port, 30, HOST):
         stop_serve(proc)
         raise RuntimeError(f"no http listener on {HOST}:{http_port}")
