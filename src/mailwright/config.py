@@ -154,6 +154,8 @@ class HttpConfig:
     also logs in."""
     max_body: int = 0
     """Largest request body in bytes (0: ``message_size_limit`` × 4/3 for base64, + 64 KiB)."""
+    body_timeout: float = 60.0
+    """Seconds a client has to send its whole request body (then ``408``)."""
     metrics_open_to_trusted: bool = True
     """``/metrics`` answers clients in ``trusted_networks`` without a key (Prometheus on
     the same host or network); everyone else needs a key with the ``metrics`` scope."""
@@ -586,6 +588,7 @@ def _http(t: _Table) -> HttpConfig:
     result = HttpConfig(
         password_hash=password_hash,
         max_body=t.integer("max_body", 0, minimum=0),
+        body_timeout=t.number("body_timeout", 60.0, minimum=0.5),
         metrics_open_to_trusted=t.flag("metrics_open_to_trusted", True),
     )
     t.finish()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import jsonschema
 import pytest
 
 from mailwright.testing.api import ApiServer, start_api_server
+from mailwright.testing.ports import HOST
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +33,7 @@ MESSAGE: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    running = start_api_server(tmp_path_factory.mktemp("api"))
+    running = start_api_server(tmp_path_factory.mktemp("api"), http="body_timeout = 1.0")
     yield running
     assert running.stop() == 0
 
@@ -275,3 +277,16 @@ def test_openapi_document_matches_real_responses(server: ApiServer) -> None:
         schema = _documented(doc, method, path, got)
         assert schema is not None
         jsonschema.validate(json.loads(data), {"components": doc["components"], **schema})
+
+
+def test_slow_body_times_out(server: ApiServer) -> None:
+    with socket.create_connection((HOST, server.http_port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + server.keys["send"].encode() + b"\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        started = time.monotonic()
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert b"did not arrive in time" in answer and time.monotonic() - started < 5

@@ -4,6 +4,7 @@ suppressions — described by the OpenAPI document at ``/v1/openapi.json``
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -40,7 +41,13 @@ def bad_request(field: str, message: str) -> web.HTTPException:
 
 
 async def read_json(request: web.Request) -> tuple[bytes, Any]:
-    body = await request.read()  # over client_max_size: 413
+    try:  # a client that trickles its body is cut off, not waited for
+        async with asyncio.timeout(request.app[SERVICES].config().http.body_timeout):
+            body = await request.read()  # over client_max_size: 413
+    except TimeoutError:
+        raise json_error(
+            web.HTTPRequestTimeout, "the request body did not arrive in time"
+        ) from None
     if request.content_type != "application/json":
         raise json_error(
             web.HTTPUnsupportedMediaType, "send the body as Content-Type: application/json"

@@ -64,10 +64,16 @@ class ApiServer:
 
 
 def start_api_server(
-    directory: Path, *, workers: int = 1, extra: str = "", relay_port: int | None = None
+    directory: Path,
+    *,
+    workers: int = 1,
+    extra: str = "",
+    http: str = "",
+    relay_port: int | None = None,
 ) -> ApiServer:
     """A server of ``example.com`` whose deliveries go to a relay at ``relay_port`` (by
-    default a port nobody listens on, so messages stay queued and deferred)."""
+    default a port nobody listens on, so messages stay queued and deferred). ``extra``:
+    top-level settings and tables; ``http``: lines of its ``[http]`` table."""
     smtp_port, http_port = free_port(), free_port()
     config = write_config(
         directory, smtp_port, relay_port=relay_port or free_port(), workers=workers
@@ -82,7 +88,7 @@ def start_api_server(
     config.write_text(
         head
         + extra
-        + f'\n[http]\npassword_hash = "{hash_password(PAGE_PASSWORD, ln=10)}"\n\n'
+        + f'\n[http]\npassword_hash = "{hash_password(PAGE_PASSWORD, ln=10)}"\n{http}\n'
         + "\n".join(blocks)
         + f'\n[[listeners]]\nname = "http"\naddress = "{HOST}"\nport = {http_port}\n'
         + 'role = "http"\n\n'
