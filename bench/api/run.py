@@ -3,7 +3,7 @@
 One ``mailwright serve`` (1 worker, no DKIM key, deliveries to a relay port nobody
 listens on: each message is deferred once, the same agent work for both paths) takes
 the same message — a 2 KB text, an HTML alternative and a 1 KB attachment, built once
-by the API's composer — by HTTP (aiohttp client, keep-alive, one JSON body per message)
+by the API's composer — by HTTP (one keep-alive connection per client, one JSON body per message)
 and by SMTP (one session per client, MAIL/RCPT/DATA per message), at 1 and 20
 concurrent clients, alternating the two paths. Every message is on stable storage
 (fsync, group commit) before its ``202``/``250``. Reported: messages/s, latency p50/p99,
@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from rich.console import Console
 from rich.table import Table
 
@@ -62,19 +61,30 @@ def server_cpu(server: ApiServer) -> float:
     return sum(cpu_seconds(p) for p in pids)
 
 
-async def http_client(
-    session: aiohttp.ClientSession, url: str, key: str, count: int
-) -> list[float]:
+async def http_client(port: int, key: str, count: int) -> list[float]:
+    """One keep-alive HTTP/1.1 connection, written by hand like the SMTP client below,
+    so that neither path pays for a client library the other does not."""
+    reader, writer = await asyncio.open_connection(HOST, port)
     data = json.dumps(BODY).encode()
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    request = (
+        f"POST /v1/messages HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
     latencies = []
     for _ in range(count):
         started = time.perf_counter()
-        async with session.post(url, data=data, headers=headers) as response:
-            await response.read()
-            if response.status != 202:
-                raise RuntimeError(f"API answered {response.status}")
+        writer.write(request)
+        status = await reader.readline()
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        if not status.startswith(b"HTTP/1.1 202"):
+            raise RuntimeError(f"API answered {status!r}")
         latencies.append(time.perf_counter() - started)
+    writer.close()
     return latencies
 
 
@@ -117,12 +127,10 @@ async def measure(server: ApiServer, path: str, clients: int, total: int) -> dic
     cpu_before = server_cpu(server)
     started = time.perf_counter()
     if path == "http":
-        connector = aiohttp.TCPConnector(limit=clients)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            url = server.base + "/v1/messages"
-            results = await asyncio.gather(
-                *(http_client(session, url, server.keys["send"], each) for _ in range(clients))
-            )
+        key = server.keys["send"]
+        results = await asyncio.gather(
+            *(http_client(server.http_port, key, each) for _ in range(clients))
+        )
     else:
         results = await asyncio.gather(
             *(smtp_client(server.smtp_port, message, each) for _ in range(clients))
@@ -144,6 +152,8 @@ async def main_async(messages: int, rounds: int) -> None:
         server = start_api_server(Path(tmp))
         try:
             results: dict[tuple[str, int], list[dict[str, float]]] = {}
+            for path in ("http", "smtp"):  # warm up: first-use imports, caches, connections
+                await measure(server, path, 1, 20)
             for _ in range(rounds):
                 for clients in (1, 20):
                     for path in ("http", "smtp"):
