@@ -27,11 +27,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from email.mime.base import MIMEBase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
-from django.core.mail.message import EmailMessage
+
+if TYPE_CHECKING:
+    from django.core.mail.message import EmailMessage
 
 from .errors import MailwrightError
 
@@ -59,6 +60,9 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # Django has no typ
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
+        from django.conf import settings  # here: a LazySettings at module level is touched by
+
+        # anything that inspects the module, before Django is configured
         self.api_url = str(api_url or getattr(settings, "MAILWRIGHT_API_URL", "")).rstrip("/")
         self.api_key = str(api_key or getattr(settings, "MAILWRIGHT_API_KEY", ""))
         self.timeout = timeout or getattr(settings, "MAILWRIGHT_TIMEOUT", DEFAULT_TIMEOUT)
@@ -131,6 +135,8 @@ def _attachment(item: Any) -> dict[str, str]:
 
 def payload(message: EmailMessage) -> dict[str, Any]:
     """The JSON body of ``POST /v1/messages`` for ``message``."""
+    from django.conf import settings
+
     body: dict[str, Any] = {
         "from": str(message.from_email or settings.DEFAULT_FROM_EMAIL),
         "to": [str(a) for a in message.to],
