@@ -147,6 +147,31 @@ class UserConfig:
 
 
 @dataclass(frozen=True)
+class ApiKeyConfig:
+    """``[[api_keys]]``: a key of the HTTP API (``mailwright passwd --api-key``)."""
+
+    name: str
+    hash: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """``[http]``: the HTTP API and status page."""
+
+    password_hash: str | None = None
+    """scrypt hash (``mailwright passwd``) of the status page password; the admin key
+    also logs in."""
+    max_body: int = 0
+    """Largest request body in bytes (0: ``message_size_limit`` × 4/3 for base64, + 64 KiB)."""
+    body_timeout: float = 60.0
+    """Seconds a client has to send its whole request body (then ``408``)."""
+    metrics_open_to_trusted: bool = True
+    """``/metrics`` answers clients in ``trusted_networks`` without a key (Prometheus on
+    the same host or network); everyone else needs a key with the ``metrics`` scope."""
+
+
+@dataclass(frozen=True)
 class InboundConfig:
     dmarc_enforcement: Literal["enforce", "report-only"] = "enforce"
     """``enforce``: p=reject → 550 at end of DATA, p=quarantine → the Junk folder;
@@ -281,6 +306,8 @@ class Config:
     events: EventsConfig = field(default_factory=EventsConfig)
     webhooks: tuple[WebhookConfig, ...] = ()
     queue: QueueConfig = field(default_factory=QueueConfig)
+    api_keys: tuple[ApiKeyConfig, ...] = ()
+    http: HttpConfig = field(default_factory=HttpConfig)
 
     @property
     def source(self) -> str:
@@ -377,6 +404,8 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         events=_events(top.table("events")),
         webhooks=tuple(_webhook(t) for t in top.tables("webhooks")),
         queue=_queue(top.table("queue")),
+        api_keys=tuple(_api_key(t) for t in top.tables("api_keys")),
+        http=_http(top.table("http")),
     )
     top.finish()
     for index, listener in enumerate(config.listeners):
@@ -581,6 +610,52 @@ def _queue(t: _Table) -> QueueConfig:
 
 def _user(t: _Table) -> UserConfig:
     result = UserConfig(t.required_str("name"), t.required_str("password_hash"))
+    t.finish()
+    return result
+
+
+def _api_key(t: _Table) -> ApiKeyConfig:
+    from .apikeys import SCOPES, BadKeyHash, parse_key_hash
+
+    name = t.required_str("name")
+    hashed = t.required_str("hash")
+    try:
+        parse_key_hash(hashed)
+    except BadKeyHash as exc:
+        raise ConfigError(
+            t.file, t.key("hash"), str(exc), "make a key with 'mailwright passwd --api-key'"
+        ) from None
+    scopes = t.items("scopes", str, ["send"])
+    for scope in scopes:
+        if scope not in SCOPES:
+            raise ConfigError(
+                t.file,
+                t.key("scopes"),
+                f"{scope!r} is not a scope",
+                f"use some of {', '.join(SCOPES)}",
+            )
+    result = ApiKeyConfig(name, hashed, tuple(scopes))
+    t.finish()
+    return result
+
+
+def _http(t: _Table) -> HttpConfig:
+    from .smtp.auth import BadHash, parse_hash
+
+    password_hash = t.text("password_hash", None)
+    if password_hash is not None:
+        try:
+            parse_hash(password_hash)
+        except BadHash as exc:
+            raise ConfigError(
+                t.file, t.key("password_hash"), str(exc), "make one with 'mailwright passwd'"
+            ) from None
+    result = HttpConfig(
+        password_hash=password_hash,
+        max_body=t.integer("max_body", 0, minimum=0),
+        body_timeout=t.number("body_timeout", 60.0, minimum=0.5),
+        metrics_open_to_trusted=t.flag("metrics_open_to_trusted", True),
+    )
     t.finish()
     return result
 

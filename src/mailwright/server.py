@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import systemd
+from . import metrics, systemd
 from .config import Config, load_config
 from .errors import UserError
 from .feedback import FeedbackProcessor
@@ -384,9 +384,17 @@ class Worker:
         self._tls = make_ssl_context(config)
         if any(listener.role == "http" for listener in config.listeners):
             from .certificates import CertificateStore
-            from .http import HttpServer, make_app
+            from .http import HttpServer, Services, make_app
 
-            app = make_app(CertificateStore(config.data_dir), self._mta_sts_policy)
+            assert self.store is not None
+            services = Services(
+                config=lambda: self.runtime.config,
+                store=self.store,
+                tracking=self.tracking,
+                smtp=self.smtp,
+                logger=self.logger,
+            )
+            app = make_app(CertificateStore(config.data_dir), services, self._mta_sts_policy)
             self.http = HttpServer(app, config.listeners, lambda: self._tls)
             await self.http.start(self.sockets)
         if config.tls.acme:
@@ -779,6 +787,10 @@ def serve(options: ServeOptions) -> int:
             sock.close()
         raise
     workers = worker_count(options)
+    if any(listener.role == "http" for listener in runtime.config.listeners):
+        # /metrics: counts in every worker, summed at scrape time (mailwright.metrics)
+        metrics.prepare(runtime.config.data_dir)
+        logger.subscribe(metrics.observe_log)
     for line in banner(options, workers):
         options.console(line)
     for note in notes:
@@ -867,6 +879,7 @@ def _supervise(
         if pid not in children:
             continue
         slot = children.pop(pid)
+        metrics.worker_exited(pid)
         if stopping:
             continue
         logger.event("error", what="worker", reason=f"worker {pid} exited ({status}); restarting")

@@ -21,12 +21,14 @@ import dataclasses
 import ipaddress
 import secrets
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any, cast
 
 import dns.resolver
 
 from ..errors import UsageError
+from ..metrics import observe_dns
 from . import wire
 from .names import name_problem, normalize, to_ascii
 from .resolver import DEFAULT_TIMEOUT, Resolver, parse_nameserver
@@ -160,6 +162,13 @@ class StubResolver(Resolver):
         return sum(c.dropped for channels in self._channels.values() for c in channels)
 
     async def query(self, name: str, rdtype: str) -> DnsResult[Any]:
+        started = time.perf_counter()
+        try:
+            return await self._query(name, rdtype)
+        finally:
+            observe_dns(time.perf_counter() - started)
+
+    async def _query(self, name: str, rdtype: str) -> DnsResult[Any]:
         name = normalize(name)
         rdtype = rdtype.upper()
         problem = name_problem(name)

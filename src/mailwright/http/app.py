@@ -1,13 +1,28 @@
-"""The aiohttp application: routes and the app factory."""
+"""The aiohttp application: routes, middlewares and the app factory.
+
+Without :class:`Services` (``make_app(store)``) it serves ACME challenges and
+``/healthz`` only; a worker passes its services and gets the API (:mod:`.api`) too.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import ipaddress
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
+from ..apikeys import ApiKey, ApiKeys
 from ..certificates.store import CertificateStore
+from ..config import Config
+from ..log import EventLogger
+from ..queue.store import QueueStore
+from ..queue.tracking import Tracking
+from ..smtp.auth import AuthLimiter
+from .auth import ANY_KEY, OPEN, PAGE, bearer, json_error, requires, scope_of
 
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 """RFC 8555 §8.3: where the CA fetches HTTP-01 key authorizations."""
@@ -21,9 +36,61 @@ PolicyFor = Callable[[str], str | None]
 POLICY_KEY: web.AppKey[PolicyFor] = web.AppKey("mta_sts_policy")
 
 
-def make_app(store: CertificateStore, mta_sts: PolicyFor | None = None) -> web.Application:
+API_KEY = web.RequestKey("api_key", ApiKey)
+BODY_SLACK = 64 * 1024
+
+
+@dataclass
+class Services:
+    """What the API works with: the worker's config view, queue, events and SMTP server
+    (whose :meth:`~mailwright.smtp.server.SmtpServer.submit` is the intake path)."""
+
+    config: Callable[[], Config]
+    store: QueueStore
+    tracking: Tracking | None
+    smtp: Any
+    logger: EventLogger
+    limiter: AuthLimiter = field(default_factory=AuthLimiter)
+    _keys: tuple[int, ApiKeys] | None = None
+
+    def keys(self) -> ApiKeys:
+        """The configured keys (rebuilt after a reload)."""
+        config = self.config()
+        if self._keys is None or self._keys[0] != id(config):
+            self._keys = (id(config), ApiKeys((k.name, k.hash, k.scopes) for k in config.api_keys))
+        return self._keys[1]
+
+    def trusted(self, ip: str | None) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip or "")
+        except ValueError:
+            return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self.config().trusted_networks)
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def make_app(
+    store: CertificateStore,
+    services: Services | None = None,
+    mta_sts: PolicyFor | None = None,
+) -> web.Application:
     """The application every ``http`` listener serves."""
-    app = web.Application(client_max_size=1024)
+    if services is None:
+        app = web.Application(client_max_size=1024, middlewares=[errors])
+    else:
+        config = services.config()
+        limit = config.http.max_body or (config.message_size_limit * 4 // 3 + BODY_SLACK)
+        app = web.Application(client_max_size=limit, middlewares=[errors, authenticate])
+        app[SERVICES] = services
+        from . import api, monitoring, ui
+
+        api.add_routes(app)
+        monitoring.add_routes(app)
+        ui.add_routes(app)
     app[STORE_KEY] = store
     app[POLICY_KEY] = mta_sts or (lambda host: None)
     app.router.add_get("/healthz", healthz, allow_head=True)
@@ -32,6 +99,7 @@ def make_app(store: CertificateStore, mta_sts: PolicyFor | None = None) -> web.A
     return app
 
 
+@requires(OPEN)
 async def mta_sts_policy(request: web.Request) -> web.Response:
     """RFC 8461 §3.2/§3.3: the policy as text/plain, 200, only on ``mta-sts.DOMAIN``."""
     host = (request.host or "").rsplit(":", 1)[0].lower().rstrip(".")
@@ -43,11 +111,80 @@ async def mta_sts_policy(request: web.Request) -> web.Response:
     )
 
 
+def wants_json(request: web.Request) -> bool:
+    return request.path != "/" and not request.path.startswith(("/ui", "/login", "/logout"))
+
+
+@web.middleware
+async def errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error as JSON for the API (the field named where there is one), never a
+    traceback: an unexpected exception is logged and answered ``500``."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json" and wants_json(request):
+            text = "request body too large" if exc.status == 413 else (exc.text or exc.reason)
+            headers = {
+                k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")
+            }
+            return web.json_response({"error": text.strip()}, status=exc.status, headers=headers)
+        raise
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        services = request.app.get(SERVICES)
+        if services is not None:
+            services.logger.event(
+                "error", what="http", path=request.path[:200], reason=repr(exc)[:500]
+            )
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+@web.middleware
+async def authenticate(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Each route's scope (:func:`.auth.requires`) checked before its handler runs."""
+    match = request.match_info
+    if match.http_exception is not None:  # 404, 405: nothing to protect
+        raise match.http_exception
+    scope = scope_of(match.handler)
+    if scope == OPEN:
+        return await handler(request)
+    services = request.app[SERVICES]
+    if scope == PAGE:
+        from .ui import page_session
+
+        return await page_session(request, handler)
+    ip = request.remote or "?"
+    token = bearer(request)
+    open_metrics = scope == "metrics" and services.config().http.metrics_open_to_trusted
+    if open_metrics and "Authorization" not in request.headers and services.trusted(ip):
+        return await handler(request)  # a key, when given, is checked (a mistake shows)
+    if token is None:
+        raise json_error(web.HTTPUnauthorized, "an API key is required (Authorization: Bearer KEY)")
+    if services.limiter.blocked(ip):
+        raise json_error(web.HTTPTooManyRequests, "too many failed attempts, try again later")
+    key = services.keys().find(token)
+    if key is None:
+        services.logger.event("auth-failed", client=ip, mechanism="bearer")
+        await asyncio.sleep(services.limiter.failed(ip))
+        raise json_error(web.HTTPUnauthorized, "unknown API key")
+    if scope != ANY_KEY and not key.allows(scope):
+        raise json_error(web.HTTPForbidden, f"the key {key.name!r} lacks the {scope!r} scope")
+    request[API_KEY] = key
+    return await handler(request)
+
+
+@requires(OPEN)
 async def healthz(request: web.Request) -> web.Response:
     """Alive: this worker's event loop answers."""
     return web.Response(text="ok\n")
 
 
+@requires(OPEN)
 async def acme_challenge(request: web.Request) -> web.Response:
     """RFC 8555 §8.3: the key authorization as ``application/octet-stream``."""
     store = request.app[STORE_KEY]
@@ -56,3 +193,7 @@ async def acme_challenge(request: web.Request) -> web.Response:
     if body is None:
         raise web.HTTPNotFound(text="no such challenge\n")
     return web.Response(body=body, content_type="application/octet-stream")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -12,6 +12,9 @@ from ..certificates.tls import switching_context
 from ..config import ListenerConfig
 
 SHUTDOWN_TIMEOUT = 5.0
+IDLE_TIMEOUT = 75.0
+"""Seconds a connection may sit without a request (aiohttp's default is an hour): also
+how long a client that connects and sends nothing holds a socket."""
 
 
 class HttpServer:
@@ -29,7 +32,11 @@ class HttpServer:
         self.listeners = [lst for lst in listeners if lst.role == "http"]
         self.ssl_context = ssl_context
         self.runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+            keepalive_timeout=IDLE_TIMEOUT,
         )
         self.sites: list[web.BaseSite] = []
 

@@ -174,13 +174,26 @@ def read(
     limit: int = 1000,
     types: Sequence[str] | None = None,
     queue_id: str | None = None,
+    recipient: str | None = None,
+    tag: str | None = None,
+    until: float | None = None,
 ) -> list[Event]:
-    """Events with ``seq > after`` (and ``timestamp >= since``), oldest first."""
+    """Events with ``seq > after`` (and ``timestamp >= since``, ``< until``, of a
+    recipient, carrying a tag), oldest first."""
     sql = "SELECT seq, timestamp, data FROM events WHERE seq > ?"
     args: list[Any] = [after]
     if since is not None:
         sql += " AND timestamp >= ?"
         args.append(since)
+    if until is not None:
+        sql += " AND timestamp < ?"
+        args.append(until)
+    if recipient is not None:
+        sql += " AND lower(recipient) = lower(?)"
+        args.append(recipient)
+    if tag is not None:
+        sql += " AND EXISTS (SELECT 1 FROM json_each(data, '$.tags') WHERE value = ?)"
+        args.append(tag)
     if types:
         sql += f" AND event_type IN ({','.join('?' * len(types))})"
         args.extend(types)

@@ -399,14 +399,15 @@ class SqliteQueueStore(QueueStore):
         queue_id: str,
     ) -> str:
         now = time.time()
-        rcpts = _recipients_json([RecipientState(a, next_attempt=now) for a in recipients])
+        due = max(now, meta.not_before or now)
+        rcpts = _recipients_json([RecipientState(a, next_attempt=due) for a in recipients])
         meta_json = json.dumps(meta.to_json(), separators=(",", ":"))
         while True:
             try:
                 conn.execute(
                     "INSERT INTO entries (id, sender, recipients, size, created_at,"
                     " next_attempt, meta) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (queue_id, sender, rcpts, len(data), now, now, meta_json),
+                    (queue_id, sender, rcpts, len(data), now, due, meta_json),
                 )
                 break
             except sqlite3.IntegrityError:  # same microsecond and same 20 random bits

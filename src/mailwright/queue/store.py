@@ -16,7 +16,8 @@ API (all methods are coroutines unless noted)
     came from, its RFC 3461 DSN parameters ...); the agent replaces it with
     :meth:`update_meta` as delivery goes on. ``queue_id``:
     use this ID (from :func:`new_queue_id`; the server writes it into Received before
-    queueing); if it is taken, a new one is made, so always use the returned ID.
+    queueing); if it is taken, a new one is made, so always use the returned ID. Each
+    recipient's first ``next_attempt`` is now, or ``meta.not_before`` if that is later.
 
 ``claim_due(worker, now, limit, lease_seconds) -> list[QueueEntry]``
     Entries that are not held, have a pending recipient whose ``next_attempt <= now``, and
@@ -90,10 +91,10 @@ from ..errors import MailwrightError
 
 RecipientStatus = Literal["pending", "delivered", "bounced"]
 UpdateKind = Literal["delivered", "deferred", "bounced"]
-Origin = Literal["smtp", "dsn", "report", "local"]
+Origin = Literal["smtp", "dsn", "report", "local", "api"]
 """How a message entered the queue: received over SMTP (submission or inbound), a
 delivery status notification we wrote, a report we wrote (DMARC aggregate), or handed
-in on this machine (maildrop, HTTP API)."""
+in on this machine (maildrop), or submitted through the HTTP API."""
 Ret = Literal["FULL", "HDRS"]
 NotifyWord = Literal["SUCCESS", "FAILURE", "DELAY"]
 
@@ -186,6 +187,9 @@ class QueueMeta:
     verp: bool = False
     """Send each recipient with its own VERP return path (:mod:`mailwright.verp`) on the
     envelope sender's domain."""
+    not_before: float | None = None
+    """No delivery attempt before this Unix time (the API's ``send_at``): a store starts
+    every recipient's ``next_attempt`` at ``max(now, not_before)``."""
 
     def recipient_dsn(self, address: str) -> DsnRecipient:
         return self.dsn.get(address) or _NO_DSN_PARAMS

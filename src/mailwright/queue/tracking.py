@@ -120,14 +120,21 @@ class Tracking:
         self.policy = policy or SuppressionPolicy()
         self.listeners: list[object] = []
 
-    async def record(self, events: Sequence[ev.Event]) -> list[sup.Suppression]:
-        """Append events and apply their suppression rules, atomically."""
-        if not events:
+    async def record(
+        self,
+        events: Sequence[ev.Event],
+        also: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> list[sup.Suppression]:
+        """Append events and apply their suppression rules, atomically (with
+        ``also(conn)`` in the same transaction)."""
+        if not events and also is None:
             return []
         policy = self.policy
 
         def write(conn: sqlite3.Connection) -> list[sup.Suppression]:
             ev.insert(conn, events)
+            if also is not None:
+                also(conn)
             return apply_rules(conn, events, policy)
 
         added = await self.store.transact(write)
@@ -143,15 +150,20 @@ class Tracking:
         meta: QueueMeta,
         queue_id: str,
         events_for: Callable[[str], list[ev.Event]],
+        also: Callable[[sqlite3.Connection, str], None] | None = None,
     ) -> str:
         """Queue a message and record its events (made for its final queue ID) in one
-        transaction."""
+        transaction; ``also(conn, queue_id)`` runs in it too (the HTTP API's idempotency
+        record)."""
+        extra = also
 
-        def also(conn: sqlite3.Connection, stored: str) -> None:
+        def also_events(conn: sqlite3.Connection, stored: str) -> None:
             ev.insert(conn, events_for(stored))
+            if extra is not None:
+                extra(conn, stored)
 
         stored = await self.store.enqueue_with(
-            sender, recipients, data, meta=meta, queue_id=queue_id, also=also
+            sender, recipients, data, meta=meta, queue_id=queue_id, also=also_events
         )
         self.notify()
         return stored
@@ -171,10 +183,21 @@ class Tracking:
         limit: int = 1000,
         types: Sequence[str] | None = None,
         queue_id: str | None = None,
+        recipient: str | None = None,
+        tag: str | None = None,
+        until: float | None = None,
     ) -> list[ev.Event]:
         return await self.store.query(
             lambda conn: ev.read(
-                conn, after=after, since=since, limit=limit, types=types, queue_id=queue_id
+                conn,
+                after=after,
+                since=since,
+                limit=limit,
+                types=types,
+                queue_id=queue_id,
+                recipient=recipient,
+                tag=tag,
+                until=until,
             )
         )
 

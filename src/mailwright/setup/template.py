@@ -365,6 +365,32 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
     else:
         w.example("mx", [config.hostname], "MX names the policy allows; unset = hostname.")
 
+    for api_key in config.api_keys:
+        w.blank()
+        w.lines.append("[[api_keys]]")
+        w.setting("name", api_key.name, "Who uses it (shown in the log).")
+        w.setting("hash", api_key.hash, "Its hash: mailwright passwd --api-key NAME.")
+        w.setting("scopes", list(api_key.scopes), "send, read, suppressions, metrics, admin.")
+    if not config.api_keys:
+        w.table("# [[api_keys]]", "Keys of the HTTP API (an http listener; README: HTTP API).")
+        w.example("name", "shop", "Who uses it (shown in the log).")
+        w.example("hash", "$sha256$...", "Its hash: mailwright passwd --api-key NAME.")
+        w.example("scopes", ["send", "read"], "send, read, suppressions, metrics, admin.")
+
+    h = config.http
+    w.table("[http]", "The HTTP API and status page of an http listener.")
+    if h.password_hash:
+        w.setting("password_hash", h.password_hash, "Status page password (mailwright passwd).")
+    else:
+        w.example("password_hash", "$scrypt$...", "Status page password (mailwright passwd).")
+    w.setting("max_body", h.max_body, "Largest request body in bytes (0: from the size limit).")
+    w.setting("body_timeout", h.body_timeout, "Seconds to send a request body, then 408.")
+    w.setting(
+        "metrics_open_to_trusted",
+        h.metrics_open_to_trusted,
+        "/metrics without a key from trusted_networks.",
+    )
+
     w.table("[check]", "Blocklists 'mailwright check' queries (never from tests).")
     w.setting("dnsbls", list(config.check.dnsbls), "IP blocklists each sending IP is looked up in.")
     w.setting("dbls", list(config.check.dbls), "Domain blocklists each domain is looked up in.")

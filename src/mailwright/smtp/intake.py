@@ -65,6 +65,9 @@ class Arrival:
     esmtp: bool = True
     tls: str | None = None
     """How TLS was used (``using TLSv1.3 with cipher ...``), None without TLS."""
+    via: str | None = None
+    """The Received ``with`` word when it did not come over SMTP (``HTTP``/``HTTPS``:
+    the HTTP API), else derived from the session."""
 
     @property
     def submission(self) -> bool:
@@ -74,6 +77,8 @@ class Arrival:
 
     def protocol(self, smtputf8: bool) -> str:
         """The Received ``with`` keyword (RFC 3848 §2 and RFC 6531 §3.7.3)."""
+        if self.via is not None:
+            return self.via
         word = ("UTF8SMTP" if smtputf8 else "ESMTP") if self.esmtp else "SMTP"
         if self.tls is not None:
             word += "S"

@@ -25,6 +25,7 @@ import contextlib
 import functools
 import ipaddress
 import socket
+import sqlite3
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -37,11 +38,14 @@ from ..feedback import FeedbackProcessor, queued_events
 from ..inbound import InboundChecker, InboundDecision, ReportStores
 from ..local import LocalDirectory
 from ..log import EventLogger, angle
+from ..metrics import timed_signer
 from ..queue import QueueError, QueueStore, new_queue_id
 from ..queue.events import Event
+from ..queue.store import Origin
 from ..queue.suppressions import Suppression
 from ..queue.tracking import Tracking
 from . import intake
+from .address import parse_path
 from .auth import AuthLimiter, Credentials
 from .intake import Arrival, IntakePolicy, Signed, Signer, Unsigned
 from .protocol import (
@@ -121,7 +125,7 @@ def intake_policy(runtime: Runtime, max_hops: int = intake.DEFAULT_MAX_HOPS) -> 
     config = runtime.config
     return IntakePolicy(
         hostname=config.hostname,
-        signer=runtime.signer,
+        signer=None if runtime.signer is None else timed_signer(runtime.signer),
         max_hops=max_hops,
         require_dkim=config.require_dkim and not runtime.dev_mode,
         verp=config.bounces.verp,
@@ -509,13 +513,83 @@ class SmtpServer:
         self._feedback_tasks.add(task)
         task.add_done_callback(self._feedback_tasks.discard)
 
+    async def submit(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        arrival: Arrival,
+        *,
+        origin: Origin = "api",
+        not_before: float | None = None,
+        also: Callable[[sqlite3.Connection, intake.Accepted], None] | None = None,
+    ) -> intake.Accepted | intake.Refused:
+        """A submission that did not come over SMTP (the HTTP API): the same suppression
+        look-up, intake decisions (:func:`.intake.prepare`), events and durable commit as
+        a submission at the end of DATA. Returns what was queued, with its final queue
+        ID, once it is on stable storage; ``also(conn, accepted)`` (with the final queue
+        ID) runs in the same transaction. :class:`QueueError`/``OSError``: nothing was stored."""
+        if self.tracking is None:
+            raise QueueError("the HTTP API needs the events database of the SQLite queue")
+        sender_box, _ = parse_path(f"<{sender}>", smtputf8=False, null_ok=True)
+        envelope = Envelope(
+            sender_box,
+            [
+                m
+                for r in recipients
+                if (m := parse_path(f"<{r}>", smtputf8=False, null_ok=False)[0])
+            ],
+        )
+        found = await self.tracking.check(recipients)
+        result = intake.prepare(
+            envelope,
+            data,
+            arrival,
+            intake_policy(self.state, self.settings.max_hops),
+            queue_id=new_queue_id(),
+            suppressed=tuple(found),
+        )
+        if isinstance(result, intake.Refused):
+            self.logger.event("refused", reason=result.reason, client=arrival.client_ip)
+            return result
+        result = replace(result, meta=replace(result.meta, origin=origin, not_before=not_before))
+        events_for = self._events_for(result, found, self.state.dev_mode)
+        assert events_for is not None  # a submission is always tracked
+        queue_id = result.queue_id
+        accepted = result
+
+        def with_id(conn: sqlite3.Connection, stored: str) -> None:
+            if also is not None:
+                also(conn, replace(accepted, queue_id=stored))
+
+        if result.recipients:
+            queue_id = await self.commit(result, events_for, with_id)
+        else:  # every recipient suppressed: nothing to send, only events
+            await self.tracking.record(events_for(queue_id), lambda conn: with_id(conn, queue_id))
+        for address in result.suppressed:
+            self.logger.event("rejected", queue_id, to=angle(address), reason="suppressed")
+        if result.recipients:
+            self.logger.event(
+                "accepted",
+                queue_id,
+                from_=angle(result.sender),
+                size=len(result.message),
+                nrcpt=len(result.recipients),
+                client=arrival.client_ip,
+                listener=arrival.listener,
+                user=arrival.user,
+            )
+        return replace(result, queue_id=queue_id)
+
     async def commit(
         self,
         accepted: intake.Accepted,
         events_for: Callable[[str], list[Event]] | None = None,
+        also: Callable[[sqlite3.Connection, str], None] | None = None,
     ) -> str:
         """Put what intake accepted on stable storage; the queue ID (log the signing).
-        ``events_for(queue_id)``: events written in the same transaction."""
+        ``events_for(queue_id)``: events written in the same transaction (and
+        ``also(conn, queue_id)``)."""
         if events_for is not None and self.tracking is not None:
             queue_id = await self.tracking.enqueue(
                 accepted.sender,
@@ -524,6 +598,7 @@ class SmtpServer:
                 meta=accepted.meta,
                 queue_id=accepted.queue_id,
                 events_for=events_for,
+                also=also,
             )
         else:
             queue_id = await self.store.enqueue(

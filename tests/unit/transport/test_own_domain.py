@@ -71,7 +71,7 @@ async def test_http_listener_serves_the_policy_by_host(tmp_path: Path) -> None:
     def policy_for(host: str) -> str | None:
         return policy if host == "mta-sts.example.com" else None
 
-    app = make_app(CertificateStore(tmp_path), policy_for)
+    app = make_app(CertificateStore(tmp_path), mta_sts=policy_for)
     async with TestClient(TestServer(app)) as client:
         ok = await client.get("/.well-known/mta-sts.txt", headers={"Host": "mta-sts.example.com"})
         assert ok.status == 200 and ok.content_type == "text/plain"
@@ -85,7 +85,7 @@ async def test_our_fetcher_reads_our_served_policy_over_https(tmp_path: Path) ->
     config = _config(tmp_path, "enforce")
     policy = mta_sts_policy(config)
     files = make_certificate(tmp_path / "web", "mta-sts.example.com")
-    app = make_app(CertificateStore(tmp_path), lambda host: policy)
+    app = make_app(CertificateStore(tmp_path), mta_sts=lambda host: policy)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
