@@ -123,7 +123,10 @@ class Event:
 
     @classmethod
     def from_row(cls, seq: int, ts: float, data: str) -> Event:
-        raw = json.loads(data)
+        return cls.from_dict(seq, ts, json.loads(data))
+
+    @classmethod
+    def from_dict(cls, seq: int, ts: float, raw: dict[str, Any]) -> Event:
         return cls(
             event_type=raw["event_type"],
             timestamp=ts,
@@ -144,12 +147,17 @@ class Event:
         )
 
 
+def stored_json(event: Event) -> str:
+    """The ``data`` column: the event's JSON without its position in the log."""
+    data = event.to_json()
+    data.pop("seq", None)
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
 def insert(conn: sqlite3.Connection, events: Sequence[Event]) -> list[int]:
     """Append ``events`` (inside the caller's transaction); their ``seq`` numbers."""
     seqs = []
     for event in events:
-        data = event.to_json()
-        data.pop("seq", None)
         cursor = conn.execute(
             "INSERT INTO events (event_id, event_type, timestamp, queue_id, recipient, data)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -159,7 +167,7 @@ def insert(conn: sqlite3.Connection, events: Sequence[Event]) -> list[int]:
                 event.timestamp,
                 event.queue_id,
                 event.recipient,
-                json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+                stored_json(event),
             ),
         )
         seqs.append(int(cursor.lastrowid or 0))
