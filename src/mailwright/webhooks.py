@@ -201,13 +201,19 @@ class WebhookSender:
 
     async def _run(self, webhook: Webhook) -> None:
         cursor: Cursor | None = None
+        turn_until = 0.0
         while True:
             try:
                 # Several nodes sharing a PostgreSQL store: one sends, the others stand by
-                # (and take over, from the durable cursor, when its turn runs out).
-                if not await self.store.take_webhook_turn(
-                    webhook.url, self.holder, TURN, now=self.clock()
-                ):
+                # (and take over, from the durable cursor, when its turn runs out). The
+                # turn is renewed when half of it is gone.
+                now = self.clock()
+                if now >= turn_until - TURN / 2:
+                    mine = await self.store.take_webhook_turn(
+                        webhook.url, self.holder, TURN, now=now
+                    )
+                    turn_until = now + TURN if mine else 0.0
+                if not turn_until:
                     cursor = None
                     idle = POLL
                 else:
