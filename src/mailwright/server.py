@@ -50,7 +50,7 @@ from .log import logger as default_logger
 from .preflight import Finding, check_runtime
 from .privileges import drop_to, prepare_data_dir, run_as
 from .queue import QueueStore, new_queue_id, open_store
-from .queue.configured import describe_store, prepare_database
+from .queue.configured import database_conninfo, describe_store, prepare_database
 from .queue.eventstore import EventStore
 from .queue.tracking import SuppressionPolicy, Tracking
 from .smtp.auth import BadHash, Credentials, parse_hash
@@ -454,6 +454,7 @@ class Worker:
             from_address=sender,
             resolver=server_resolver(config.dns.nameserver, config.dns.timeout),
             enqueue=enqueue,
+            observations_at=database_conninfo(config),
         )
         for policy_domain, queue_id, skipped in sent:
             self.logger.event(

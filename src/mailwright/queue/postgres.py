@@ -159,12 +159,24 @@ CREATE TABLE webhook_cursors (
 );
 """
 
+_DMARC_V3 = """
+CREATE TABLE dmarc_observations (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    policy_domain text NOT NULL,
+    rua           jsonb NOT NULL,               -- the report destinations asked for
+    ts            double precision NOT NULL,
+    data          jsonb NOT NULL                -- the Observation
+);
+CREATE INDEX dmarc_observations_ts ON dmarc_observations (ts);
+"""
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "the queue: entries with their leases, and message bodies", _QUEUE_V1),
     (2, "events, suppressions, soft bounces and webhook cursors", _TRACKING_V2),
+    (3, "DMARC observations waiting for the daily aggregate report", _DMARC_V3),
 )
 """(version, what it adds, SQL). Append only: a released step is never edited. What the
-SQLite store keeps besides these (DMARC observations, idempotency keys) comes as further
+SQLite store keeps besides these (idempotency keys) comes as further
 steps, one per feature, each creating its own tables; ``mailwright db migrate`` and
 ``serve`` apply whatever is missing."""
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -38,6 +38,7 @@ from ..inbound import InboundChecker, InboundDecision, ReportStores
 from ..local import LocalDirectory
 from ..log import EventLogger, angle
 from ..queue import QueueError, QueueStore, new_queue_id
+from ..queue.configured import database_conninfo
 from ..queue.events import Event
 from ..queue.suppressions import Suppression
 from ..queue.tracking import Tracking
@@ -165,7 +166,7 @@ class SmtpServer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._inbound: dict[int, InboundChecker] = {}
-        self._report_stores = ReportStores(state.config.data_dir)
+        self._report_stores = ReportStores(state.config.data_dir, database_conninfo(state.config))
         """Opened once per worker, kept across reloads (data_dir takes effect at restart)."""
         self.tracking: Tracking | None = None
         """Events and suppressions (set by the serving worker; None: not tracked)."""
