@@ -338,7 +338,9 @@ class Worker:
         if not isinstance(store, EventStore):
             return
         self.tracking = Tracking(store, SuppressionPolicy.from_config(config))
-        self.verp_key = load_or_create_key(config.data_dir)
+        # Several nodes on one database: one key for all, or a bounce reaching another
+        # node than the one that sent the message would look forged there.
+        self.verp_key = await store.shared_secret("verp", load_or_create_key(config.data_dir))
         assert self.smtp is not None
         self.smtp.tracking = self.tracking
         self.smtp.feedback = FeedbackProcessor(

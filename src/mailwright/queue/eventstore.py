@@ -144,3 +144,11 @@ class EventStore(ABC):
     ) -> bool:
         """May ``holder`` send webhook ``name`` for the next ``seconds``? One sender per
         webhook across every node sharing the store (others would post each batch again)."""
+
+    # -- secrets shared by the nodes ---------------------------------------------------------
+
+    @abstractmethod
+    async def shared_secret(self, name: str, proposed: bytes) -> bytes:
+        """The secret ``name`` every node of the store uses: the first ``proposed`` one
+        kept (e.g. the VERP key, so that a bounce reaching any node verifies against the
+        token another node made). A one-node store returns ``proposed``."""

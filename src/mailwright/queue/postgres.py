@@ -170,10 +170,18 @@ CREATE TABLE dmarc_observations (
 CREATE INDEX dmarc_observations_ts ON dmarc_observations (ts);
 """
 
+_SECRETS_V4 = """
+CREATE TABLE shared_secrets (
+    name  text PRIMARY KEY,
+    value bytea NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "the queue: entries with their leases, and message bodies", _QUEUE_V1),
     (2, "events, suppressions, soft bounces and webhook cursors", _TRACKING_V2),
     (3, "DMARC observations waiting for the daily aggregate report", _DMARC_V3),
+    (4, "secrets shared by the nodes (the VERP key)", _SECRETS_V4),
 )
 """(version, what it adds, SQL). Append only: a released step is never edited. What the
 SQLite store keeps besides these (idempotency keys) comes as further
@@ -1133,6 +1141,20 @@ class PostgresQueueStore(QueueStore, EventStore):
             (list(urls),),
         )
         return int(rows[0][0])
+
+    async def shared_secret(self, name: str, proposed: bytes) -> bytes:
+        async def share(conn: AsyncConnection[Any]) -> bytes:
+            await conn.execute(
+                "INSERT INTO shared_secrets (name, value) VALUES (%s, %s)"
+                " ON CONFLICT (name) DO NOTHING",
+                (name, proposed),
+            )
+            cur = await conn.execute("SELECT value FROM shared_secrets WHERE name = %s", (name,))
+            row = await cur.fetchone()
+            assert row is not None
+            return bytes(row[0])
+
+        return await self._write(share)
 
     async def take_webhook_turn(
         self, name: str, holder: str, seconds: float, *, now: float

@@ -799,6 +799,10 @@ class SqliteQueueStore(QueueStore, EventStore):
     async def min_webhook_seq(self, urls: Sequence[str]) -> int:
         return await self._read(lambda conn: min_webhook_seq(conn, urls))
 
+    async def shared_secret(self, name: str, proposed: bytes) -> bytes:
+        """One node: its own secret (the file in its data directory)."""
+        return proposed
+
     async def take_webhook_turn(
         self, name: str, holder: str, seconds: float, *, now: float
     ) -> bool:

@@ -215,6 +215,14 @@ async def test_webhook_cursors(tracking: Tracking) -> None:
     assert await store.min_webhook_seq(["http://other/"]) == last  # removed webhook
 
 
+async def test_shared_secret(store: EventStore) -> None:
+    first = await store.shared_secret("verp", b"a" * 32)
+    assert first == b"a" * 32
+    again = await store.shared_secret("verp", b"b" * 32)
+    # SQLite: one node, its own file's key; PostgreSQL: the first key kept, for every node
+    assert again == (b"a" * 32 if isinstance(store, PostgresQueueStore) else b"b" * 32)
+
+
 async def test_a_lost_commit_answer_does_not_double_an_event(tracking: Tracking) -> None:
     """Recording the same event twice (a retried batch) keeps one copy on PostgreSQL;
     on SQLite the event_id is unique too, so the second write fails loudly."""
@@ -233,6 +241,9 @@ async def test_two_nodes_share_the_log_and_the_list(postgres_url: str) -> None:
     one = await PostgresQueueStore.open(postgres_url, migrate_schema=True)
     two = await PostgresQueueStore.open(postgres_url)
     try:
+        # one VERP key for all: a bounce reaching node 2 verifies a token node 1 made
+        assert await one.shared_secret("verp", b"k" * 32) == b"k" * 32
+        assert await two.shared_secret("verp", b"z" * 32) == b"k" * 32
         await Tracking(one, POLICY).record([bounce("dead@x.example", "hard")])
         assert set(await Tracking(two, POLICY).check(["Dead@x.example"])) == {"Dead@x.example"}
         assert [e.event_type for e in await Tracking(two).read()] == ["bounced"]
