@@ -297,3 +297,45 @@ def test_queue_migrate_moves_events_and_suppressions_once(
     assert (json.loads(again.out)["events"], json.loads(again.out)["suppressions"]) == (0, 0)
     moved_again, *_ = asyncio.run(after())
     assert [e.event_id for e in moved_again] == [e.event_id for e in events]
+
+
+def test_suppress_and_events_read_the_shared_database(
+    cli_run: CliRun, tmp_path: Path, postgres_url: str
+) -> None:
+    """Two nodes' configs, one database: what one node's CLI adds, the other sees."""
+    from mailwright.queue.events import Event
+    from mailwright.queue.tracking import Tracking
+
+    one_dir, two_dir = tmp_path / "one", tmp_path / "two"
+    one_dir.mkdir()
+    two_dir.mkdir()
+    one, two = str(write_config(one_dir, postgres_url)), str(write_config(two_dir, postgres_url))
+    assert cli_run("--config", one, "db", "migrate").code == 0
+    assert cli_run("--config", one, "suppress", "add", "Bob@example.net").code == 0
+    checked = cli_run("--config", two, "suppress", "check", "bob@example.net", "--json")
+    assert checked.code == 1 and json.loads(checked.out)["suppressed"] is True
+
+    async def record() -> None:
+        store = await PostgresQueueStore.open(postgres_url)
+        try:
+            await Tracking(store).record(
+                [Event("delivered", time.time(), recipient="ann@example.net")]
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(record())
+    shown = cli_run("--config", two, "events", "--json")
+    assert shown.code == 0, shown
+    [event] = [json.loads(line) for line in shown.out.splitlines()]
+    assert (event["event_type"], event["recipient"]) == ("delivered", "ann@example.net")
+    assert not (two_dir / "data" / "queue.sqlite3").exists()  # nothing local
+    assert cli_run("--config", two, "suppress", "remove", "bob@example.net").code == 0
+    assert json.loads(cli_run("--config", one, "suppress", "list", "--json").out)["count"] == 0
+
+
+def test_suppress_with_an_unreachable_database_is_one_line(cli_run: CliRun, tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"postgresql://nobody@127.0.0.1:{free_port()}/none")
+    result = cli_run("--config", str(config), "suppress", "list")
+    assert_one_line_error(result, "cannot reach the queue database")
+    assert result.code == 2
