@@ -3,7 +3,9 @@
 Events live in the queue database (table ``events``), written in the same group commit
 as the queue change they report, so an event is never lost while its outcome is kept
 (or the reverse). ``seq`` orders them (SQLite ``AUTOINCREMENT``: never reused, even
-after pruning); readers (``mailwright events``, webhooks) keep a cursor on it.
+after pruning; PostgreSQL: an identity sequence, see :mod:`.postgres`); readers
+(``mailwright events``, webhooks) keep a cursor on it. The functions below work on a
+SQLite connection; the stores offer them as :class:`.eventstore.EventStore` methods.
 
 Schema (:data:`EVENT_SCHEMA`, documented in README.md "Events"): field names follow
 django-anymail's tracking vocabulary where it has one — ``event_type``, ``message_id``

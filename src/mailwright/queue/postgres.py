@@ -38,6 +38,13 @@ client tries again); the pool reconnects by itself. The delivery agent's reports
 (results, leases given back) are tried again for a while instead: a lost result would
 keep the message leased until the lease runs out (then it is delivered again).
 
+Events, suppressions, webhook cursors, DMARC observations and the VERP key live here
+too (:class:`~mailwright.queue.eventstore.EventStore`), so every node sees one event log
+and one suppression list. Events of a batch are appended last, in one statement, after
+taking :data:`EVENTS_LOCK`: their sequence numbers then follow commit order across nodes
+(the lock is held only for the commit's flush; batches without events never take it).
+Each webhook is sent by one node at a time (``take_webhook_turn``).
+
 Schema: :data:`MIGRATIONS` is a list of numbered steps; ``mailwright_schema`` holds the
 number reached. :func:`migrate` runs the missing steps under an advisory lock (nodes
 starting together migrate once); a store refuses to open a database that is older (run
