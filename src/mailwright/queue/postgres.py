@@ -97,6 +97,7 @@ database is unreachable: a result that is not recorded keeps the message leased 
 the lease runs out, then it is delivered again."""
 MIGRATION_LOCK = 0x6D61_696C_7772  # pg_advisory_xact_lock key: 'mailwr'
 EVENTS_LOCK = 0x6D61_696C_6576  # pg_advisory_xact_lock key: 'mailev'
+SOFT_BOUNCE_LOCK = 0x6D77_7362  # pg_advisory_xact_lock(int, int) space: 'mwsb'
 """Held from taking event sequence numbers to the commit, so events become visible in
 ``seq`` order on every node: a reader that has seen ``seq`` N never later finds a new
 event below N (a plain sequence would let a transaction that took N-1 commit after one
@@ -419,6 +420,10 @@ async def _count_soft_bounce(
 ) -> sup.Suppression | None:
     """:func:`mailwright.queue.suppressions.record_soft_bounce`, in PostgreSQL."""
     k = sup.key(action.address)
+    # Two nodes counting bounces for one address at once would each see the other's
+    # count without its own, and the limit could pass unnoticed: one at a time (to the
+    # commit; a deadlock between two batches is retried op by op, see _flush).
+    await conn.execute("SELECT pg_advisory_xact_lock(%s::int, hashtext(%s))", (SOFT_BOUNCE_LOCK, k))
     await conn.execute(
         "DELETE FROM soft_bounces WHERE address = %s AND at < %s", (k, action.now - action.window)
     )

@@ -229,13 +229,19 @@ async def _copy_tracking(
 async def _target_seq(
     source: sqlite3.Connection, target: psycopg.AsyncConnection[Any], seq: int
 ) -> int:
-    """The PostgreSQL ``seq`` of the last moved event at or before SQLite's ``seq`` (0: the
-    cursor had passed none of them)."""
+    """The PostgreSQL ``seq`` of the last moved event at or before SQLite's ``seq``."""
     row = source.execute(
         "SELECT event_id FROM events WHERE seq <= ? ORDER BY seq DESC LIMIT 1", (seq,)
     ).fetchone()
-    if row is None:
+    if row is not None:
+        cur = await target.execute("SELECT seq FROM events WHERE event_id = %s", (row[0],))
+        found = await cur.fetchone()
+        return int(found[0]) if found else 0
+    # It had passed none: it stands just before the first moved event (the database may
+    # hold older events of its own, which this webhook never asked for).
+    first = source.execute("SELECT event_id FROM events ORDER BY seq LIMIT 1").fetchone()
+    if first is None:
         return 0
-    cur = await target.execute("SELECT seq FROM events WHERE event_id = %s", (row[0],))
+    cur = await target.execute("SELECT seq FROM events WHERE event_id = %s", (first[0],))
     found = await cur.fetchone()
-    return int(found[0]) if found else 0
+    return int(found[0]) - 1 if found else 0

@@ -309,3 +309,22 @@ async def test_a_reader_never_skips_an_event_written_concurrently(postgres_url: 
     finally:
         for store in (*writers, reader):
             await store.close()
+
+
+@pytest.mark.integration
+async def test_soft_bounces_counted_on_two_nodes_at_once(postgres_url: str) -> None:
+    """The limit is reached whichever node counts the bounces, even at the same time."""
+    nodes = [await PostgresQueueStore.open(postgres_url, migrate_schema=True) for _ in range(2)]
+    try:
+        trackings = [Tracking(store, POLICY) for store in nodes]
+        added = await asyncio.gather(
+            *(
+                trackings[i % 2].record([bounce("full@x.example", "soft", at=NOW + i)])
+                for i in range(3)
+            )
+        )
+        assert [s.reason for batch in added for s in batch] == ["soft-bounces"]
+        assert set(await trackings[1].check(["full@x.example"], now=NOW + 10))
+    finally:
+        for store in nodes:
+            await store.close()
