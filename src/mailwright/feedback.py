@@ -20,7 +20,6 @@ Only verified events carry ``details["verified"] = True``; see
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -80,29 +79,9 @@ class Sent:
     metadata: dict[str, Any]
 
 
-def _find_sent(conn: sqlite3.Connection, queue_id: str, index: int) -> Sent | None:
-    row = conn.execute(
-        "SELECT data FROM events WHERE queue_id = ? AND event_type = 'queued'"
-        " AND json_extract(data, '$.details.rcpt_index') = ? LIMIT 1",
-        (queue_id, index),
-    ).fetchone()
-    if row is None:
+def _sent(event: Event | None) -> Sent | None:
+    if event is None or event.recipient is None or event.queue_id is None:
         return None
-    event = Event.from_row(0, 0.0, row[0])
-    assert event.recipient is not None
-    return Sent(queue_id, event.recipient, event.message_id, event.tags, event.metadata)
-
-
-def _find_by_message_id(conn: sqlite3.Connection, message_id: str, recipient: str) -> Sent | None:
-    row = conn.execute(
-        "SELECT data FROM events WHERE event_type = 'queued' AND lower(recipient) = lower(?)"
-        " AND json_extract(data, '$.message_id') = ? LIMIT 1",
-        (recipient, message_id),
-    ).fetchone()
-    if row is None:
-        return None
-    event = Event.from_row(0, 0.0, row[0])
-    assert event.recipient is not None and event.queue_id is not None
     return Sent(event.queue_id, event.recipient, event.message_id, event.tags, event.metadata)
 
 
@@ -137,9 +116,7 @@ class FeedbackProcessor:
             )
         except VerpError as exc:
             return None, str(exc)
-        sent = await self.tracking.store.query(
-            lambda conn: _find_sent(conn, token.queue_id, token.recipient_index)
-        )
+        sent = _sent(await self.tracking.store.queued_event(token.queue_id, token.recipient_index))
         if sent is None:
             return None, f"no record of message {token.queue_id} recipient {token.recipient_index}"
         return sent, ""
@@ -218,9 +195,7 @@ class FeedbackProcessor:
         return events
 
     async def _by_message_id(self, message_id: str, recipient: str) -> Sent | None:
-        return await self.tracking.store.query(
-            lambda conn: _find_by_message_id(conn, message_id, recipient)
-        )
+        return _sent(await self.tracking.store.queued_event_for(message_id, recipient))
 
     def _common(self, report: Report, sent: Sent | None) -> dict[str, Any]:
         return {

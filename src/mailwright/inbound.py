@@ -28,7 +28,13 @@ from . import authres
 from .config import Config
 from .dkim import DkimResult, verify_message
 from .dmarc import DmarcResult, DmarcStatus, Policy, evaluate
-from .dmarc_reports.observations import OBSERVATIONS_DB, Observation, ObservationStore
+from .dmarc_reports.observations import (
+    OBSERVATIONS_DB,
+    Observation,
+    Observations,
+    ObservationStore,
+    PostgresObservationStore,
+)
 from .dmarc_reports.parse import ReportRefused, reports_from_message
 from .dmarc_reports.received import ReportStore
 from .dns import Resolver, to_ascii
@@ -311,10 +317,12 @@ class ReportStores:
     :mod:`sqlite3` requires, and writes in the order they were asked for.
     """
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, observations_at: str | None = None) -> None:
         self.data_dir = data_dir
+        self.observations_at = observations_at
+        """The shared PostgreSQL database (``[queue] url``) for observations; None: SQLite."""
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dmarc-stores")
-        self._observations: ObservationStore | None = None
+        self._observations: Observations | None = None
         self._reports: ReportStore | None = None
         self._closed = False
 
@@ -322,10 +330,13 @@ class ReportStores:
         """Run ``work`` on the stores' thread; the event loop goes on meanwhile."""
         return await asyncio.get_running_loop().run_in_executor(self._thread, work)
 
-    def observations(self) -> ObservationStore:
+    def observations(self) -> Observations:
         """The observation store (call on the stores' thread, from :meth:`run`)."""
         if self._observations is None:
-            self._observations = ObservationStore(self.data_dir / OBSERVATIONS_DB)
+            if self.observations_at is not None:  # [queue] url: shared by the nodes
+                self._observations = PostgresObservationStore(self.observations_at)
+            else:
+                self._observations = ObservationStore(self.data_dir / OBSERVATIONS_DB)
         return self._observations
 
     def reports(self) -> ReportStore:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import importlib
 import os
 import signal
@@ -50,14 +49,15 @@ from .log import EventLogger
 from .log import logger as default_logger
 from .preflight import Finding, check_runtime
 from .privileges import drop_to, prepare_data_dir, run_as
-from .queue import QueueStore, SqliteQueueStore, new_queue_id, open_store
-from .queue.configured import describe_store, prepare_database
+from .queue import QueueStore, new_queue_id, open_store
+from .queue.configured import database_conninfo, describe_store, prepare_database
+from .queue.eventstore import EventStore
 from .queue.tracking import SuppressionPolicy, Tracking
 from .smtp.auth import BadHash, Credentials, parse_hash
 from .smtp.intake import Accepted, Signer, originate
 from .smtp.server import Runtime, ServerSettings, SmtpServer
 from .verp import load_or_create_key
-from .webhooks import Webhook, WebhookSender, min_webhook_seq
+from .webhooks import Webhook, WebhookSender
 
 DEV_SELECTOR = "mailwright-dev"
 RECOVERY_INTERVAL = 15.0
@@ -338,10 +338,12 @@ class Worker:
         """Events, suppressions, bounce processing and (in worker 0) webhooks."""
         config = self.runtime.config
         store = self.store
-        if not isinstance(store, SqliteQueueStore):
+        if not isinstance(store, EventStore):
             return
         self.tracking = Tracking(store, SuppressionPolicy.from_config(config))
-        self.verp_key = load_or_create_key(config.data_dir)
+        # Several nodes on one database: one key for all, or a bounce reaching another
+        # node than the one that sent the message would look forged there.
+        self.verp_key = await store.shared_secret("verp", load_or_create_key(config.data_dir))
         assert self.smtp is not None
         self.smtp.tracking = self.tracking
         self.smtp.feedback = FeedbackProcessor(
@@ -368,9 +370,7 @@ class Worker:
             retention = config.events.retention_days * 86400
             urls = [w.url for w in config.webhooks]
             try:
-                keep = await self.tracking.store.query(
-                    functools.partial(min_webhook_seq, urls=urls)
-                )
+                keep = await self.tracking.store.min_webhook_seq(urls)
                 await self.tracking.prune(time.time() - retention, keep)
             except Exception as exc:  # pruning must never stop the server
                 self.logger.event("error", what="prune-events", reason=str(exc))
@@ -477,6 +477,7 @@ class Worker:
             from_address=sender,
             resolver=server_resolver(config.dns.nameserver, config.dns.timeout),
             enqueue=enqueue,
+            observations_at=database_conninfo(config),
         )
         for policy_domain, queue_id, skipped in sent:
             self.logger.event(

@@ -29,10 +29,11 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import functools
 import hashlib
 import hmac
 import json
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -42,9 +43,13 @@ from typing import Any
 import aiohttp
 
 from .log import log_event
-from .queue import events as ev
 from .queue.events import EVENT_SCHEMA, Event, iso
-from .queue.sqlite import SqliteQueueStore
+from .queue.eventstore import EventStore, WebhookCursor
+from .queue.sqlite import (  # min_webhook_seq: kept importable from here
+    load_webhook_cursor,
+    min_webhook_seq,  # noqa: F401
+    save_webhook_cursor,
+)
 
 BATCH = 100
 BACKOFF = (5, 30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
@@ -60,6 +65,9 @@ POLL = 2.0
 other processes)."""
 TOLERANCE = 300
 """Seconds a receiver accepts between webhook-timestamp and its clock."""
+TURN = 60.0
+"""Seconds a node's turn to send a webhook lasts (renewed while it runs); a dead node's
+webhooks are taken over by another one after this long."""
 
 
 def signing_key(secret: str) -> bytes:
@@ -114,49 +122,15 @@ class Webhook:
         return cls(config.url, config.secret, frozenset(config.events), config.timeout)
 
 
-@dataclass
-class Cursor:
-    seq: int
-    batch_end: int | None = None
-    attempts: int = 0
-    first_try: float | None = None
-    next_try: float | None = None
-    last_error: str | None = None
+Cursor = WebhookCursor
 
 
 def _load_cursor(conn: sqlite3.Connection, name: str) -> Cursor:
-    row = conn.execute(
-        "SELECT seq, batch_end, attempts, first_try, next_try, last_error"
-        " FROM webhook_cursors WHERE name = ?",
-        (name,),
-    ).fetchone()
-    if row is not None:
-        return Cursor(*row)
-    # A new webhook starts at the end of the log: it gets what happens from now on.
-    cursor = Cursor(ev.last_seq(conn))
-    _save_cursor(conn, name, cursor)
-    return cursor
+    return load_webhook_cursor(conn, name)
 
 
 def _save_cursor(conn: sqlite3.Connection, name: str, c: Cursor) -> None:
-    conn.execute(
-        "INSERT OR REPLACE INTO webhook_cursors"
-        " (name, seq, batch_end, attempts, first_try, next_try, last_error)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (name, c.seq, c.batch_end, c.attempts, c.first_try, c.next_try, c.last_error),
-    )
-
-
-def min_webhook_seq(conn: sqlite3.Connection, urls: Sequence[str]) -> int:
-    """The last event every configured webhook has been given (events after it must be
-    kept); cursors of webhooks no longer configured hold nothing back."""
-    if not urls:
-        return ev.last_seq(conn)
-    row = conn.execute(
-        f"SELECT min(seq) FROM webhook_cursors WHERE name IN ({','.join('?' * len(urls))})",
-        tuple(urls),
-    ).fetchone()
-    return ev.last_seq(conn) if row[0] is None else int(row[0])
+    save_webhook_cursor(conn, name, c)
 
 
 def _reset(cursor: Cursor, seq: int) -> None:
@@ -182,12 +156,14 @@ class WebhookSender:
 
     def __init__(
         self,
-        store: SqliteQueueStore,
+        store: EventStore,
         webhooks: Sequence[Webhook],
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        """Who sends, for :meth:`EventStore.take_webhook_turn`."""
         self.webhooks = list(webhooks)
         self.clock = clock
         self._wake = asyncio.Event()
@@ -225,13 +201,25 @@ class WebhookSender:
 
     async def _run(self, webhook: Webhook) -> None:
         cursor: Cursor | None = None
+        turn_until = 0.0
         while True:
             try:
-                if cursor is None:
-                    cursor = await self.store.transact(
-                        functools.partial(_load_cursor, name=webhook.url)
+                # Several nodes sharing a PostgreSQL store: one sends, the others stand by
+                # (and take over, from the durable cursor, when its turn runs out). The
+                # turn is renewed when half of it is gone.
+                now = self.clock()
+                if now >= turn_until - TURN / 2:
+                    mine = await self.store.take_webhook_turn(
+                        webhook.url, self.holder, TURN, now=now
                     )
-                idle = await self._step(webhook, cursor)
+                    turn_until = now + TURN if mine else 0.0
+                if not turn_until:
+                    cursor = None
+                    idle = POLL
+                else:
+                    if cursor is None:
+                        cursor = await self.store.load_webhook_cursor(webhook.url)
+                    idle = await self._step(webhook, cursor)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database or a bug: never kill the task
@@ -242,7 +230,7 @@ class WebhookSender:
             elif idle > 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), idle)
+                    await asyncio.wait_for(self._wake.wait(), min(idle, TURN / 3))
 
     async def _step(self, webhook: Webhook, cursor: Cursor) -> float:
         """One batch (or one look at the log); the seconds to wait before the next.
@@ -250,9 +238,7 @@ class WebhookSender:
         name = webhook.url
         now = self.clock()
         if cursor.batch_end is None:
-            found = await self.store.query(
-                lambda conn: ev.read(conn, after=cursor.seq, limit=BATCH)
-            )
+            found = await self.store.read_events(after=cursor.seq, limit=BATCH)
             if not found:
                 return POLL
             cursor.batch_end = found[-1].seq
@@ -263,9 +249,7 @@ class WebhookSender:
             return min(cursor.next_try - now, POLL * 30)
         start, end = cursor.seq, cursor.batch_end
         assert end is not None
-        batch = await self.store.query(
-            lambda conn: ev.read(conn, after=start, limit=max(end - start, 1))
-        )
+        batch = await self.store.read_events(after=start, limit=max(end - start, 1))
         batch = [e for e in batch if (e.seq or 0) <= end and webhook.wants(e)]
         error = await self._post(webhook, batch, now) if batch else None
         if error is None:
@@ -303,7 +287,7 @@ class WebhookSender:
         return float(delay)
 
     async def _save(self, name: str, cursor: Cursor) -> None:
-        await self.store.transact(lambda conn: _save_cursor(conn, name, cursor))
+        await self.store.save_webhook_cursor(name, cursor)
 
     async def _post(self, webhook: Webhook, batch: Sequence[Event], now: float) -> str | None:
         """None on success, else what went wrong (one line)."""

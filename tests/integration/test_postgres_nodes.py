@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -337,3 +337,73 @@ def test_postgresql_restart_mid_load(
         f"duplicates={len([s for s, n in seen.items() if n > 1])}"
     )
     assert losses == [], _explain(losses, load.acked, nodes, postgres_url)
+
+
+def _events(url: str) -> list[dict[str, object]]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return [row[0] for row in conn.execute("SELECT data FROM events ORDER BY seq")]
+
+
+def _wait_event(url: str, predicate: Callable[[dict[str, object]], bool]) -> dict[str, object]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = [e for e in _events(url) if predicate(e)]
+        if found:
+            return found[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no such event in {_events(url)}")
+
+
+def test_a_hard_bounce_seen_by_one_node_suppresses_on_the_other(
+    tmp_path: Path, postgres_url: str, sink_dump: Path
+) -> None:
+    """Events and suppressions live in the shared database: node 1's relay refuses
+    dead@ with 550 5.1.1 (a hard bounce, suppressed); a message for dead@ and ok@ later
+    submitted to node 2 goes to ok@ only, and dead@ gets ``rejected: suppressed``."""
+    import smtplib
+
+    refusing = SmtpSink(hard=["rcpt"], hard_reply="550 5.1.1 no such user")
+    with refusing, SmtpSink(dump_dir=sink_dump) as sink:
+        one = Node(tmp_path, "node1", postgres_url, refusing.port)
+        two = Node(tmp_path, "node2", postgres_url, sink.port)
+        try:
+            one.start()
+            with smtplib.SMTP("127.0.0.1", one.port, timeout=30) as client:
+                client.sendmail(
+                    "app@example.com",
+                    ["dead@example.net"],
+                    b"From: app@example.com\r\nTo: dead@example.net\r\nSubject: one\r\n\r\nhi\r\n",
+                )
+            bounced = _wait_event(postgres_url, lambda e: e["event_type"] == "bounced")
+            assert (bounced["recipient"], bounced["bounce_type"]) == ("dead@example.net", "hard")
+            # node 1 stops (it would relay node 2's mail to the refusing sink)
+            assert one.stop() == 0
+            two.start()
+            with smtplib.SMTP("127.0.0.1", two.port, timeout=30) as client:
+                client.sendmail(
+                    "app@example.com",
+                    ["dead@example.net", "ok@example.net"],
+                    b"From: app@example.com\r\nTo: ok@example.net\r\nSubject: two\r\n"
+                    b"X-Node-Seq: 2\r\n\r\nhi\r\n",
+                )
+            rejected = _wait_event(postgres_url, lambda e: e["event_type"] == "rejected")
+            assert (rejected["recipient"], rejected["reject_reason"]) == (
+                "dead@example.net",
+                "suppressed",
+            )
+            _wait_event(
+                postgres_url,
+                lambda e: e["event_type"] == "delivered" and e["recipient"] == "ok@example.net",
+            )
+            assert delivered(sink_dump) == {2: 1}
+            assert sink_text(sink_dump).count("dead@example.net") == 0
+        finally:
+            for node in (one, two):
+                if node.alive:
+                    node.stop()
+
+
+def sink_text(dump_dir: Path) -> str:
+    return "".join(p.read_bytes().decode("utf-8", "replace") for p in dump_dir.iterdir())

@@ -321,6 +321,7 @@ def migrate(url: str, as_json: bool) -> None:
     console.print(
         f"moved {result.moved} message(s) to {result.destination}"
         + (f" ({result.already_there} were already there)" if result.already_there else "")
+        + f", {result.events} event(s) and {result.suppressions} suppression(s)"
     )
     if result.moved or config.queue.url != url:
         console.print(f'next: set [queue] url = "{url}" in {config.source}, then start serve')

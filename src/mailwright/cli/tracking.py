@@ -8,17 +8,19 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 from rich.table import Table
 
+from ..config import Config
 from ..errors import UsageError, UserError
 from ..log import log_event, logger
-from ..queue import SqliteQueueStore
+from ..queue import QueueError, QueueStore, SchemaMismatch, open_store
 from ..queue.events import EVENT_TYPES, Event
+from ..queue.eventstore import EventStore
 from ..queue.suppressions import Suppression
 from ..queue.tracking import SuppressionPolicy, Tracking
 from .context import app, console, emit_json, run, safe, visible
@@ -43,16 +45,35 @@ Examples:
 
 
 def _db_exists() -> bool:
-    return (app().config.data_dir / "queue.sqlite3").exists()
+    config = app().config
+    return config.queue.url is not None or (config.data_dir / "queue.sqlite3").exists()
+
+
+async def _open_tracking(config: Config) -> tuple[QueueStore, Tracking]:
+    """The configured store (SQLite in the data directory, or ``[queue] url``)."""
+    store = await open_store(config)
+    if not isinstance(store, EventStore):  # pragma: no cover - both stores are EventStores
+        await store.close()
+        raise UserError("this queue store keeps no events", "check [queue] url")
+    return store, Tracking(store, SuppressionPolicy.from_config(config))
+
+
+def _run_store(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return run(coro)
+    except SchemaMismatch as exc:
+        raise UserError(exc.message, exc.hint) from None
+    except QueueError as exc:  # the database went away, a disk is full, ...
+        raise UserError(str(exc), "check [queue] url and that the database is up") from None
 
 
 def _with_tracking(action: Callable[[Tracking], Awaitable[T]], *, create: bool = False) -> T:
     config = app().config
 
     async def go() -> T:
-        store = await SqliteQueueStore.open(config.data_dir)
+        store, tracking = await _open_tracking(config)
         try:
-            return await action(Tracking(store, SuppressionPolicy.from_config(config)))
+            return await action(tracking)
         finally:
             await store.close()
 
@@ -61,7 +82,7 @@ def _with_tracking(action: Callable[[Tracking], Awaitable[T]], *, create: bool =
             f"no queue database in {config.data_dir}",
             "run 'mailwright serve' first, or point --config at the server's config",
         )
-    return run(go())
+    return _run_store(go())
 
 
 def _when(ts: float | None) -> str:
@@ -265,10 +286,9 @@ def events(
         sys.stdout.flush()
 
     async def go() -> None:
-        while not (config.data_dir / "queue.sqlite3").exists():
+        while not _db_exists():
             await asyncio.sleep(1)
-        store = await SqliteQueueStore.open(config.data_dir)
-        tracking = Tracking(store)
+        store, tracking = await _open_tracking(config)
         try:
             chosen = list(types) or None
             if since_at is None:
@@ -296,6 +316,6 @@ def events(
             await store.close()
 
     try:
-        run(go())
+        _run_store(go())
     except KeyboardInterrupt:
         return

@@ -25,7 +25,13 @@ from pathlib import Path
 from ..dmarc.discovery import DiscoveryStatus, discover_policy
 from ..dmarc.external import ExternalStatus, verify_destination
 from ..dns import Resolver
-from .observations import OBSERVATIONS_DB, Observation, ObservationStore
+from .observations import (
+    OBSERVATIONS_DB,
+    Observation,
+    Observations,
+    ObservationStore,
+    PostgresObservationStore,
+)
 from .writer import build_report, compress, report_filename
 
 _USABLE = {ExternalStatus.INTERNAL, ExternalStatus.AUTHORIZED}
@@ -149,6 +155,12 @@ def _message(
     return msg.as_bytes(policy=SMTP)
 
 
+def _observations(data_dir: Path, observations_at: str | None) -> Observations:
+    if observations_at is not None:
+        return PostgresObservationStore(observations_at)
+    return ObservationStore(data_dir / OBSERVATIONS_DB)
+
+
 async def send_due_reports(
     *,
     data_dir: Path,
@@ -157,23 +169,26 @@ async def send_due_reports(
     resolver: Resolver,
     enqueue: Callable[[str, list[str], bytes], Awaitable[str]],
     now: float | None = None,
+    observations_at: str | None = None,
 ) -> list[tuple[str, str | None, tuple[str, ...]]]:
     """Turn the stored observations into report mails and queue them.
 
     Called once a day by the server. Returns (policy domain, queue ID or None when
     no destination was usable, skipped destinations) per report, for the log.
+    ``observations_at``: the shared PostgreSQL database (``[queue] url``); None: the
+    SQLite file in ``data_dir``.
     """
     until = time.time() if now is None else now
-    path = data_dir / OBSERVATIONS_DB
 
     def take() -> dict[str, tuple[list[str], list[Observation]]]:
-        store = ObservationStore(path)
+        store = _observations(data_dir, observations_at)
         try:
             return store.take(until)
         finally:
             store.close()
 
-    # SQLite blocks (a sibling worker may hold the lock): keep it off the event loop.
+    # SQLite blocks (a sibling worker may hold the lock), psycopg's blocking API too:
+    # keep it off the event loop.
     taken = await asyncio.to_thread(take)
     if not taken:
         return []
@@ -192,7 +207,7 @@ async def send_due_reports(
     if retry:
 
         def keep() -> None:
-            store = ObservationStore(path)
+            store = _observations(data_dir, observations_at)
             try:
                 for report in retry:
                     rua, items = taken[report.policy_domain]

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ..queue import QueueError, idempotency
 from ..queue.events import EVENT_TYPES, Event
+from ..queue.sqlite import SqliteQueueStore
 from ..queue.store import QueueEntry, is_queue_id
 from ..smtp import intake
 from ..smtp.address import AddressError, parse_path
@@ -84,9 +85,13 @@ async def post_message(request: web.Request) -> web.Response:
     body_hash = hashlib.sha256(body).hexdigest()
     if idem is not None:
         now = time.time()
-        found = await services.tracking.store.query(
-            lambda conn: idempotency.find(conn, key.name, idem, now)
-        )
+        store = services.tracking.store
+        if not isinstance(store, SqliteQueueStore):
+            raise json_error(
+                web.HTTPNotImplemented,
+                "Idempotency-Key needs the SQLite queue (not yet on PostgreSQL)",
+            )
+        found = await store.query(lambda conn: idempotency.find(conn, key.name, idem, now))
         if found is not None:
             return _replay(found, body_hash)
     try:

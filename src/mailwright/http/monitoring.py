@@ -22,8 +22,7 @@ from ..certificates.store import CertificateInfo, CertificateStore, certificate_
 from ..config import Config
 from ..dns.client import StubResolver
 from ..dns.types import Outcome
-from ..queue.sqlite import SqliteQueueStore
-from ..webhooks import min_webhook_seq
+from ..queue.sqlite import SqliteQueueStore, min_webhook_seq
 from .app import SERVICES, STORE_KEY, Services
 from .auth import OPEN, requires
 

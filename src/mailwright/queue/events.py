@@ -3,7 +3,9 @@
 Events live in the queue database (table ``events``), written in the same group commit
 as the queue change they report, so an event is never lost while its outcome is kept
 (or the reverse). ``seq`` orders them (SQLite ``AUTOINCREMENT``: never reused, even
-after pruning); readers (``mailwright events``, webhooks) keep a cursor on it.
+after pruning; PostgreSQL: an identity sequence, see :mod:`.postgres`); readers
+(``mailwright events``, webhooks) keep a cursor on it. The functions below work on a
+SQLite connection; the stores offer them as :class:`.eventstore.EventStore` methods.
 
 Schema (:data:`EVENT_SCHEMA`, documented in README.md "Events"): field names follow
 django-anymail's tracking vocabulary where it has one — ``event_type``, ``message_id``
@@ -123,7 +125,10 @@ class Event:
 
     @classmethod
     def from_row(cls, seq: int, ts: float, data: str) -> Event:
-        raw = json.loads(data)
+        return cls.from_dict(seq, ts, json.loads(data))
+
+    @classmethod
+    def from_dict(cls, seq: int, ts: float, raw: dict[str, Any]) -> Event:
         return cls(
             event_type=raw["event_type"],
             timestamp=ts,
@@ -144,12 +149,17 @@ class Event:
         )
 
 
+def stored_json(event: Event) -> str:
+    """The ``data`` column: the event's JSON without its position in the log."""
+    data = event.to_json()
+    data.pop("seq", None)
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
 def insert(conn: sqlite3.Connection, events: Sequence[Event]) -> list[int]:
     """Append ``events`` (inside the caller's transaction); their ``seq`` numbers."""
     seqs = []
     for event in events:
-        data = event.to_json()
-        data.pop("seq", None)
         cursor = conn.execute(
             "INSERT INTO events (event_id, event_type, timestamp, queue_id, recipient, data)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -159,7 +169,7 @@ def insert(conn: sqlite3.Connection, events: Sequence[Event]) -> list[int]:
                 event.timestamp,
                 event.queue_id,
                 event.recipient,
-                json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+                stored_json(event),
             ),
         )
         seqs.append(int(cursor.lastrowid or 0))

@@ -38,6 +38,13 @@ client tries again); the pool reconnects by itself. The delivery agent's reports
 (results, leases given back) are tried again for a while instead: a lost result would
 keep the message leased until the lease runs out (then it is delivered again).
 
+Events, suppressions, webhook cursors, DMARC observations and the VERP key live here
+too (:class:`~mailwright.queue.eventstore.EventStore`), so every node sees one event log
+and one suppression list. Events of a batch are appended last, in one statement, after
+taking :data:`EVENTS_LOCK`: their sequence numbers then follow commit order across nodes
+(the lock is held only for the commit's flush; batches without events never take it).
+Each webhook is sent by one node at a time (``take_webhook_turn``).
+
 Schema: :data:`MIGRATIONS` is a list of numbered steps; ``mailwright_schema`` holds the
 number reached. :func:`migrate` runs the missing steps under an advisory lock (nodes
 starting together migrate once); a store refuses to open a database that is older (run
@@ -50,7 +57,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -60,6 +67,9 @@ from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
+from . import suppressions as sup
+from .events import Event, stored_json
+from .eventstore import EventStore, WebhookCursor
 from .store import (
     QueueEntry,
     QueueError,
@@ -86,6 +96,12 @@ OUTAGE_PATIENCE = 120.0
 database is unreachable: a result that is not recorded keeps the message leased until
 the lease runs out, then it is delivered again."""
 MIGRATION_LOCK = 0x6D61_696C_7772  # pg_advisory_xact_lock key: 'mailwr'
+EVENTS_LOCK = 0x6D61_696C_6576  # pg_advisory_xact_lock key: 'mailev'
+SOFT_BOUNCE_LOCK = 0x6D77_7362  # pg_advisory_xact_lock(int, int) space: 'mwsb'
+"""Held from taking event sequence numbers to the commit, so events become visible in
+``seq`` order on every node: a reader that has seen ``seq`` N never later finds a new
+event below N (a plain sequence would let a transaction that took N-1 commit after one
+that took N, and a webhook cursor would skip it)."""
 
 _QUEUE_V1 = """
 CREATE TABLE queue_entries (
@@ -109,13 +125,76 @@ CREATE TABLE queue_messages (
 ALTER TABLE queue_messages ALTER COLUMN data SET STORAGE EXTERNAL;
 """
 
+_TRACKING_V2 = """
+CREATE TABLE events (
+    seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- a sequence: see EVENTS_LOCK
+    event_id   text NOT NULL UNIQUE,
+    event_type text NOT NULL,
+    timestamp  double precision NOT NULL,
+    queue_id   text,
+    recipient  text,
+    data       jsonb NOT NULL                -- the event's JSON (Event.to_json, no seq)
+);
+CREATE INDEX events_time ON events (timestamp);
+CREATE INDEX events_queue ON events (queue_id);
+CREATE INDEX events_queued_index ON events (queue_id, ((data->'details'->>'rcpt_index')))
+    WHERE event_type = 'queued';
+CREATE INDEX events_queued_recipient ON events (lower(recipient)) WHERE event_type = 'queued';
+CREATE TABLE suppressions (
+    address      text PRIMARY KEY,           -- lower-cased
+    reason       text NOT NULL,
+    detail       text NOT NULL DEFAULT '',
+    source_event text,
+    created_at   double precision NOT NULL,
+    expires_at   double precision
+);
+CREATE TABLE soft_bounces (
+    address  text NOT NULL,
+    at       double precision NOT NULL,
+    event_id text
+);
+CREATE INDEX soft_bounces_address ON soft_bounces (address, at);
+CREATE TABLE webhook_cursors (
+    name       text PRIMARY KEY,             -- the webhook's url
+    seq        bigint NOT NULL,
+    batch_end  bigint,
+    attempts   integer NOT NULL DEFAULT 0,
+    first_try  double precision,
+    next_try   double precision,
+    last_error text,
+    holder     text,                         -- the node sending it (HOST:PID) ...
+    held_until double precision              -- ... until then (take_webhook_turn)
+);
+"""
+
+_DMARC_V3 = """
+CREATE TABLE dmarc_observations (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    policy_domain text NOT NULL,
+    rua           jsonb NOT NULL,               -- the report destinations asked for
+    ts            double precision NOT NULL,
+    data          jsonb NOT NULL                -- the Observation
+);
+CREATE INDEX dmarc_observations_ts ON dmarc_observations (ts);
+"""
+
+_SECRETS_V4 = """
+CREATE TABLE shared_secrets (
+    name  text PRIMARY KEY,
+    value bytea NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "the queue: entries with their leases, and message bodies", _QUEUE_V1),
+    (2, "events, suppressions, soft bounces and webhook cursors", _TRACKING_V2),
+    (3, "DMARC observations waiting for the daily aggregate report", _DMARC_V3),
+    (4, "secrets shared by the nodes (the VERP key)", _SECRETS_V4),
 )
 """(version, what it adds, SQL). Append only: a released step is never edited. What the
-SQLite store keeps besides the queue (events, suppressions, webhook cursors, DMARC
-observations, idempotency keys) comes as further steps, one per feature, each creating
-its own tables; ``mailwright db migrate`` and ``serve`` apply whatever is missing."""
+SQLite store keeps besides these (idempotency keys) comes as further
+steps, one per feature, each creating its own tables; ``mailwright db migrate`` and
+``serve`` apply whatever is missing."""
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 _MIN_PENDING = (
@@ -252,6 +331,10 @@ class _Op:
     run: Callable[[AsyncConnection[Any]], Awaitable[Any]] | None = None
     insert: _Insert | None = None
     notify: bool = False
+    events: Sequence[Event] = ()
+    """Appended to the log at the end of the batch's transaction (see EVENTS_LOCK)."""
+    events_for: Callable[[str], list[Event]] | None = None
+    """For an insert: the events for the queue ID it was stored under."""
 
 
 def _connection_lost(exc: BaseException) -> bool:
@@ -261,7 +344,122 @@ def _connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
-class PostgresQueueStore(QueueStore):
+async def _insert_events(conn: AsyncConnection[Any], events: Sequence[Event]) -> None:
+    """Append ``events`` in one statement, under :data:`EVENTS_LOCK` (held to the commit).
+    An event already there (a batch retried after a lost answer to its commit) is not
+    added twice."""
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
+    await conn.execute(
+        "INSERT INTO events (event_id, event_type, timestamp, queue_id, recipient, data)"
+        " SELECT event_id, event_type, timestamp, queue_id, recipient, data::jsonb"
+        " FROM unnest(%s::text[], %s::text[], %s::float8[], %s::text[], %s::text[], %s::text[])"
+        " WITH ORDINALITY AS t(event_id, event_type, timestamp, queue_id, recipient, data, n)"
+        " ORDER BY n ON CONFLICT (event_id) DO NOTHING",
+        (
+            [e.event_id for e in events],
+            [e.event_type for e in events],
+            [e.timestamp for e in events],
+            [e.queue_id for e in events],
+            [e.recipient for e in events],
+            [stored_json(e) for e in events],
+        ),
+    )
+
+
+_SUPPRESSION_COLUMNS = "address, reason, detail, source_event, created_at, expires_at"
+
+
+async def _suppress(conn: AsyncConnection[Any], action: sup.Suppress) -> sup.Suppression:
+    entry = sup.Suppression(
+        sup.key(action.address),
+        action.reason,
+        action.detail[:500],
+        action.source_event,
+        action.now,
+        action.expires_at,
+    )
+    await conn.execute(
+        f"INSERT INTO suppressions ({_SUPPRESSION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (address) DO UPDATE SET reason = EXCLUDED.reason,"
+        " detail = EXCLUDED.detail, source_event = EXCLUDED.source_event,"
+        " created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at",
+        (
+            entry.address,
+            entry.reason,
+            entry.detail,
+            entry.source_event,
+            entry.created_at,
+            entry.expires_at,
+        ),
+    )
+    return entry
+
+
+async def _check(
+    conn: AsyncConnection[Any], addresses: Sequence[str], now: float
+) -> dict[str, sup.Suppression]:
+    wanted: dict[str, list[str]] = {}
+    for address in addresses:
+        wanted.setdefault(sup.key(address), []).append(address)
+    if not wanted:
+        return {}
+    cur = await conn.execute(
+        f"SELECT {_SUPPRESSION_COLUMNS} FROM suppressions WHERE address = ANY(%s)"
+        " AND (expires_at IS NULL OR expires_at > %s)",
+        (list(wanted), now),
+    )
+    found: dict[str, sup.Suppression] = {}
+    for row in await cur.fetchall():
+        for address in wanted[row[0]]:
+            found[address] = sup.Suppression(*row)
+    return found
+
+
+async def _count_soft_bounce(
+    conn: AsyncConnection[Any], action: sup.CountSoftBounce
+) -> sup.Suppression | None:
+    """:func:`mailwright.queue.suppressions.record_soft_bounce`, in PostgreSQL."""
+    k = sup.key(action.address)
+    # Two nodes counting bounces for one address at once would each see the other's
+    # count without its own, and the limit could pass unnoticed: one at a time (to the
+    # commit; a deadlock between two batches is retried op by op, see _flush).
+    await conn.execute("SELECT pg_advisory_xact_lock(%s::int, hashtext(%s))", (SOFT_BOUNCE_LOCK, k))
+    await conn.execute(
+        "DELETE FROM soft_bounces WHERE address = %s AND at < %s", (k, action.now - action.window)
+    )
+    await conn.execute(
+        "INSERT INTO soft_bounces (address, at, event_id) VALUES (%s, %s, %s)",
+        (k, action.now, action.event_id),
+    )
+    cur = await conn.execute("SELECT count(*) FROM soft_bounces WHERE address = %s", (k,))
+    row = await cur.fetchone()
+    count = int(row[0]) if row else 0
+    if count < action.limit or await _check(conn, [k], action.now):
+        return None
+    return await _suppress(
+        conn,
+        sup.Suppress(
+            k,
+            "soft-bounces",
+            action.now,
+            sup.soft_bounce_detail(count, action.window, action.detail),
+            action.event_id,
+            None,
+        ),
+    )
+
+
+async def _last_seq(conn: AsyncConnection[Any]) -> int:
+    cur = await conn.execute("SELECT coalesce(max(seq), 0) FROM events")
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def _event(row: Sequence[Any]) -> Event:
+    return Event.from_dict(int(row[0]), float(row[1]), row[2])
+
+
+class PostgresQueueStore(QueueStore, EventStore):
     """The queue in a PostgreSQL database shared by several nodes."""
 
     def __init__(self, conninfo: str, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
@@ -380,6 +578,7 @@ class PostgresQueueStore(QueueStore):
         *,
         notify: bool = False,
         patient: bool = False,
+        events: Sequence[Event] = (),
     ) -> T:
         """Run ``run`` in the next batch. ``patient``: the delivery agent's reports,
         tried again for up to :data:`OUTAGE_PATIENCE` while the database is away (they
@@ -389,7 +588,7 @@ class PostgresQueueStore(QueueStore):
         while True:
             future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
             try:
-                result: T = await self._submit(_Op(future, run=run, notify=notify))
+                result: T = await self._submit(_Op(future, run=run, notify=notify, events=events))
                 return result
             except QueueUnavailable:
                 if not patient or self._closed or time.monotonic() > deadline:
@@ -447,6 +646,13 @@ class PostgresQueueStore(QueueStore):
             for i, op in enumerate(batch):
                 if op.run is not None:
                     results[i] = (True, await op.run(conn))
+            new_events: list[Event] = []
+            for i, op in enumerate(batch):
+                new_events.extend(op.events)
+                if op.events_for is not None:
+                    new_events.extend(op.events_for(results[i][1]))
+            if new_events:  # last: the lock is held only for the commit
+                await _insert_events(conn, new_events)
             if any(op.notify for op in batch):
                 await conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
         self.batches += 1
@@ -751,6 +957,245 @@ class PostgresQueueStore(QueueStore):
         )
         value = rows[0][0] if rows else None
         return None if value is None else float(value)
+
+    # -- events, suppressions, webhook cursors (EventStore) -----------------------------------
+
+    async def record_events(
+        self, events: Sequence[Event], policy: sup.SuppressionPolicy
+    ) -> list[sup.Suppression]:
+        actions = sup.actions_for(events, policy)
+
+        async def apply(conn: AsyncConnection[Any]) -> list[sup.Suppression]:
+            added: list[sup.Suppression] = []
+            for action in actions:
+                if isinstance(action, sup.Suppress):
+                    added.append(await _suppress(conn, action))
+                elif (found := await _count_soft_bounce(conn, action)) is not None:
+                    added.append(found)
+            return added
+
+        return await self._write(apply, events=list(events), patient=True)
+
+    async def enqueue_with_events(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        *,
+        meta: QueueMeta,
+        queue_id: str,
+        events_for: Callable[[str], list[Event]],
+    ) -> str:
+        if not recipients:
+            raise ValueError("a message needs at least one recipient")
+        now = time.time()
+        insert = _Insert(
+            queue_id=queue_id or new_queue_id(),
+            sender=sender,
+            recipients=_recipients_json([RecipientState(a, next_attempt=now) for a in recipients]),
+            data=bytes(data),
+            meta=json.dumps(meta.to_json(), separators=(",", ":")),
+            created_at=now,
+        )
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        stored: str = await self._submit(
+            _Op(future, insert=insert, notify=True, events_for=events_for)
+        )
+        self.wakeup()
+        return stored
+
+    async def read_events(
+        self,
+        *,
+        after: int = 0,
+        since: float | None = None,
+        limit: int = 1000,
+        types: Sequence[str] | None = None,
+        queue_id: str | None = None,
+        recipient: str | None = None,
+        tag: str | None = None,
+        until: float | None = None,
+    ) -> list[Event]:
+        sql = "SELECT seq, timestamp, data FROM events WHERE seq > %s"
+        args: list[Any] = [after]
+        if since is not None:
+            sql += " AND timestamp >= %s"
+            args.append(since)
+        if until is not None:
+            sql += " AND timestamp < %s"
+            args.append(until)
+        if recipient is not None:
+            sql += " AND lower(recipient) = lower(%s)"
+            args.append(recipient)
+        if tag is not None:
+            sql += " AND data->'tags' ? %s"
+            args.append(tag)
+        if types:
+            sql += " AND event_type = ANY(%s)"
+            args.append(list(types))
+        if queue_id is not None:
+            sql += " AND queue_id = %s"
+            args.append(queue_id)
+        sql += " ORDER BY seq LIMIT %s"
+        args.append(limit)
+        return [_event(row) for row in await self._read(sql, args)]
+
+    async def latest_events(self, limit: int, types: Sequence[str] | None = None) -> list[Event]:
+        sql = "SELECT seq, timestamp, data FROM events"
+        args: list[Any] = []
+        if types:
+            sql += " WHERE event_type = ANY(%s)"
+            args.append(list(types))
+        rows = await self._read(sql + " ORDER BY seq DESC LIMIT %s", (*args, limit))
+        return [_event(row) for row in reversed(rows)]
+
+    async def last_event_seq(self) -> int:
+        rows = await self._read("SELECT coalesce(max(seq), 0) FROM events", ())
+        return int(rows[0][0])
+
+    async def prune_events(self, before: float, keep_after_seq: int) -> int:
+        async def prune(conn: AsyncConnection[Any]) -> int:
+            cur = await conn.execute(
+                "DELETE FROM events WHERE timestamp < %s AND seq <= %s", (before, keep_after_seq)
+            )
+            return cur.rowcount
+
+        return await self._write(prune)
+
+    async def queued_event(self, queue_id: str, rcpt_index: int) -> Event | None:
+        rows = await self._read(
+            "SELECT seq, timestamp, data FROM events WHERE queue_id = %s"
+            " AND event_type = 'queued' AND (data->'details'->>'rcpt_index') = %s LIMIT 1",
+            (queue_id, str(rcpt_index)),
+        )
+        return _event(rows[0]) if rows else None
+
+    async def queued_event_for(self, message_id: str, recipient: str) -> Event | None:
+        rows = await self._read(
+            "SELECT seq, timestamp, data FROM events WHERE event_type = 'queued'"
+            " AND lower(recipient) = lower(%s) AND data->>'message_id' = %s LIMIT 1",
+            (recipient, message_id),
+        )
+        return _event(rows[0]) if rows else None
+
+    async def check_suppressions(
+        self, addresses: Iterable[str], *, now: float
+    ) -> dict[str, sup.Suppression]:
+        wanted = list(addresses)
+        if self._closed:
+            raise QueueError("the queue is closed")
+        try:
+            async with self._pool.connection() as conn:
+                return await _check(conn, wanted, now)
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    async def add_suppression(
+        self,
+        address: str,
+        reason: sup.SuppressionReason,
+        *,
+        now: float,
+        detail: str = "",
+        expires_at: float | None = None,
+    ) -> sup.Suppression:
+        action = sup.Suppress(address, reason, now, detail, None, expires_at)
+        return await self._write(lambda conn: _suppress(conn, action))
+
+    async def remove_suppression(self, address: str) -> bool:
+        k = sup.key(address)
+
+        async def remove(conn: AsyncConnection[Any]) -> bool:
+            await conn.execute("DELETE FROM soft_bounces WHERE address = %s", (k,))
+            cur = await conn.execute("DELETE FROM suppressions WHERE address = %s", (k,))
+            return cur.rowcount > 0
+
+        return await self._write(remove)
+
+    async def list_suppressions(
+        self, *, now: float, include_expired: bool = False
+    ) -> list[sup.Suppression]:
+        sql = f"SELECT {_SUPPRESSION_COLUMNS} FROM suppressions"
+        args: tuple[Any, ...] = ()
+        if not include_expired:
+            sql += " WHERE expires_at IS NULL OR expires_at > %s"
+            args = (now,)
+        rows = await self._read(sql + " ORDER BY created_at, address", args)
+        return [sup.Suppression(*row) for row in rows]
+
+    async def load_webhook_cursor(self, name: str) -> WebhookCursor:
+        async def load(conn: AsyncConnection[Any]) -> WebhookCursor:
+            # A new webhook starts at the end of the log: it gets what happens from now on.
+            await conn.execute(
+                "INSERT INTO webhook_cursors (name, seq) VALUES (%s, %s)"
+                " ON CONFLICT (name) DO NOTHING",
+                (name, await _last_seq(conn)),
+            )
+            cur = await conn.execute(
+                "SELECT seq, batch_end, attempts, first_try, next_try, last_error"
+                " FROM webhook_cursors WHERE name = %s",
+                (name,),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            return WebhookCursor(*row)
+
+        return await self._write(load)
+
+    async def save_webhook_cursor(self, name: str, cursor: WebhookCursor) -> None:
+        c = cursor
+
+        async def save(conn: AsyncConnection[Any]) -> None:
+            await conn.execute(
+                "INSERT INTO webhook_cursors"
+                " (name, seq, batch_end, attempts, first_try, next_try, last_error)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET"
+                " seq = EXCLUDED.seq, batch_end = EXCLUDED.batch_end,"
+                " attempts = EXCLUDED.attempts, first_try = EXCLUDED.first_try,"
+                " next_try = EXCLUDED.next_try, last_error = EXCLUDED.last_error",
+                (name, c.seq, c.batch_end, c.attempts, c.first_try, c.next_try, c.last_error),
+            )
+
+        await self._write(save)
+
+    async def min_webhook_seq(self, urls: Sequence[str]) -> int:
+        rows = await self._read(
+            "SELECT coalesce((SELECT min(seq) FROM webhook_cursors WHERE name = ANY(%s)),"
+            " (SELECT coalesce(max(seq), 0) FROM events))",
+            (list(urls),),
+        )
+        return int(rows[0][0])
+
+    async def shared_secret(self, name: str, proposed: bytes) -> bytes:
+        async def share(conn: AsyncConnection[Any]) -> bytes:
+            await conn.execute(
+                "INSERT INTO shared_secrets (name, value) VALUES (%s, %s)"
+                " ON CONFLICT (name) DO NOTHING",
+                (name, proposed),
+            )
+            cur = await conn.execute("SELECT value FROM shared_secrets WHERE name = %s", (name,))
+            row = await cur.fetchone()
+            assert row is not None
+            return bytes(row[0])
+
+        return await self._write(share)
+
+    async def take_webhook_turn(
+        self, name: str, holder: str, seconds: float, *, now: float
+    ) -> bool:
+        async def take(conn: AsyncConnection[Any]) -> bool:
+            cur = await conn.execute(
+                "INSERT INTO webhook_cursors AS c (name, seq, holder, held_until)"
+                " VALUES (%s, (SELECT coalesce(max(seq), 0) FROM events), %s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder,"
+                " held_until = EXCLUDED.held_until"
+                " WHERE c.holder IS NULL OR c.holder = EXCLUDED.holder OR c.held_until < %s"
+                " RETURNING name",
+                (name, holder, now + seconds, now),
+            )
+            return await cur.fetchone() is not None
+
+        return await self._write(take)
 
     async def close(self) -> None:
         if self._closed:

@@ -47,13 +47,15 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from . import events, suppressions
+from .events import Event
+from .eventstore import EventStore, WebhookCursor
 from .store import (
     QueueEntry,
     QueueError,
@@ -157,7 +159,59 @@ def _min_pending(recipients: Sequence[RecipientState]) -> float | None:
     return min(times) if times else None
 
 
-class SqliteQueueStore(QueueStore):
+def load_webhook_cursor(conn: sqlite3.Connection, name: str) -> WebhookCursor:
+    row = conn.execute(
+        "SELECT seq, batch_end, attempts, first_try, next_try, last_error"
+        " FROM webhook_cursors WHERE name = ?",
+        (name,),
+    ).fetchone()
+    if row is not None:
+        return WebhookCursor(*row)
+    # A new webhook starts at the end of the log: it gets what happens from now on.
+    cursor = WebhookCursor(events.last_seq(conn))
+    save_webhook_cursor(conn, name, cursor)
+    return cursor
+
+
+def save_webhook_cursor(conn: sqlite3.Connection, name: str, c: WebhookCursor) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO webhook_cursors"
+        " (name, seq, batch_end, attempts, first_try, next_try, last_error)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (name, c.seq, c.batch_end, c.attempts, c.first_try, c.next_try, c.last_error),
+    )
+
+
+def min_webhook_seq(conn: sqlite3.Connection, urls: Sequence[str]) -> int:
+    """See :meth:`EventStore.min_webhook_seq`."""
+    if not urls:
+        return events.last_seq(conn)
+    row = conn.execute(
+        f"SELECT min(seq) FROM webhook_cursors WHERE name IN ({','.join('?' * len(urls))})",
+        tuple(urls),
+    ).fetchone()
+    return events.last_seq(conn) if row[0] is None else int(row[0])
+
+
+def _queued_event(conn: sqlite3.Connection, queue_id: str, index: int) -> Event | None:
+    row = conn.execute(
+        "SELECT data FROM events WHERE queue_id = ? AND event_type = 'queued'"
+        " AND json_extract(data, '$.details.rcpt_index') = ? LIMIT 1",
+        (queue_id, index),
+    ).fetchone()
+    return None if row is None else Event.from_row(0, 0.0, row[0])
+
+
+def _queued_event_for(conn: sqlite3.Connection, message_id: str, recipient: str) -> Event | None:
+    row = conn.execute(
+        "SELECT data FROM events WHERE event_type = 'queued' AND lower(recipient) = lower(?)"
+        " AND json_extract(data, '$.message_id') = ? LIMIT 1",
+        (recipient, message_id),
+    ).fetchone()
+    return None if row is None else Event.from_row(0, 0.0, row[0])
+
+
+class SqliteQueueStore(QueueStore, EventStore):
     """The embedded queue (``DATA_DIR/queue.sqlite3``)."""
 
     def __init__(self, data_dir: Path) -> None:
@@ -643,6 +697,129 @@ class SqliteQueueStore(QueueStore):
     async def query(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the read-only connection."""
         return await self._read(fn)
+
+    # -- events, suppressions, webhook cursors (EventStore) ---------------------------------
+
+    async def record_events(
+        self, events_: Sequence[Event], policy: suppressions.SuppressionPolicy
+    ) -> list[suppressions.Suppression]:
+        actions = suppressions.actions_for(events_, policy)
+
+        def write(conn: sqlite3.Connection) -> list[suppressions.Suppression]:
+            events.insert(conn, events_)
+            return suppressions.apply(conn, actions)
+
+        return await self._write(write)
+
+    async def enqueue_with_events(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        *,
+        meta: QueueMeta,
+        queue_id: str,
+        events_for: Callable[[str], list[Event]],
+    ) -> str:
+        def also(conn: sqlite3.Connection, stored: str) -> None:
+            events.insert(conn, events_for(stored))
+
+        return await self.enqueue_with(
+            sender, recipients, data, meta=meta, queue_id=queue_id, also=also
+        )
+
+    async def read_events(
+        self,
+        *,
+        after: int = 0,
+        since: float | None = None,
+        limit: int = 1000,
+        types: Sequence[str] | None = None,
+        queue_id: str | None = None,
+        recipient: str | None = None,
+        tag: str | None = None,
+        until: float | None = None,
+    ) -> list[Event]:
+        return await self._read(
+            lambda conn: events.read(
+                conn,
+                after=after,
+                since=since,
+                limit=limit,
+                types=types,
+                queue_id=queue_id,
+                recipient=recipient,
+                tag=tag,
+                until=until,
+            )
+        )
+
+    async def latest_events(self, limit: int, types: Sequence[str] | None = None) -> list[Event]:
+        return await self._read(lambda conn: events.latest(conn, limit, types))
+
+    async def last_event_seq(self) -> int:
+        return await self._read(events.last_seq)
+
+    async def prune_events(self, before: float, keep_after_seq: int) -> int:
+        return await self._write(
+            lambda conn: events.prune(conn, before=before, keep_after_seq=keep_after_seq)
+        )
+
+    async def queued_event(self, queue_id: str, rcpt_index: int) -> Event | None:
+        return await self._read(lambda conn: _queued_event(conn, queue_id, rcpt_index))
+
+    async def queued_event_for(self, message_id: str, recipient: str) -> Event | None:
+        return await self._read(lambda conn: _queued_event_for(conn, message_id, recipient))
+
+    async def check_suppressions(
+        self, addresses: Iterable[str], *, now: float
+    ) -> dict[str, suppressions.Suppression]:
+        wanted = list(addresses)
+        return await self._read(lambda conn: suppressions.check(conn, wanted, now=now))
+
+    async def add_suppression(
+        self,
+        address: str,
+        reason: suppressions.SuppressionReason,
+        *,
+        now: float,
+        detail: str = "",
+        expires_at: float | None = None,
+    ) -> suppressions.Suppression:
+        return await self._write(
+            lambda conn: suppressions.add(
+                conn, address, reason, now=now, detail=detail, expires_at=expires_at
+            )
+        )
+
+    async def remove_suppression(self, address: str) -> bool:
+        return await self._write(lambda conn: suppressions.remove(conn, address))
+
+    async def list_suppressions(
+        self, *, now: float, include_expired: bool = False
+    ) -> list[suppressions.Suppression]:
+        return await self._read(
+            lambda conn: suppressions.list_all(conn, now=now, include_expired=include_expired)
+        )
+
+    async def load_webhook_cursor(self, name: str) -> WebhookCursor:
+        return await self._write(lambda conn: load_webhook_cursor(conn, name))
+
+    async def save_webhook_cursor(self, name: str, cursor: WebhookCursor) -> None:
+        await self._write(lambda conn: save_webhook_cursor(conn, name, cursor))
+
+    async def min_webhook_seq(self, urls: Sequence[str]) -> int:
+        return await self._read(lambda conn: min_webhook_seq(conn, urls))
+
+    async def shared_secret(self, name: str, proposed: bytes) -> bytes:
+        """One node: its own secret (the file in its data directory)."""
+        return proposed
+
+    async def take_webhook_turn(
+        self, name: str, holder: str, seconds: float, *, now: float
+    ) -> bool:
+        """Always: one node, and only worker 0 runs webhooks."""
+        return True
 
     async def close(self) -> None:
         if self._closed:

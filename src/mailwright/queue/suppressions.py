@@ -9,16 +9,21 @@ Addresses compare case-insensitively as a whole (like :mod:`mailwright.local`: f
 sender, ``Bob@`` and ``bob@`` being different people is a trap, and over-suppressing a
 case variant is the safe side).
 
-Every function takes a connection and works inside the caller's transaction, so the
-queue store's group commit covers them (see :mod:`mailwright.queue.sqlite`).
+The rules (:func:`actions_for`) are pure: they say what to do, and each store does it
+(:func:`apply` here for SQLite; :mod:`mailwright.queue.postgres` for PostgreSQL). The
+other functions take a SQLite connection and work inside the caller's transaction, so
+the queue store's group commit covers them (see :mod:`mailwright.queue.sqlite`).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+if TYPE_CHECKING:
+    from .events import Event
 
 SuppressionReason = Literal["hard-bounce", "soft-bounces", "complaint", "manual"]
 REASONS: tuple[str, ...] = get_args(SuppressionReason)
@@ -166,6 +171,144 @@ def record_soft_bounce(
         k,
         "soft-bounces",
         now=now,
-        detail=f"{count} soft bounces in {window / 86400:g} days; last: {detail}",
+        detail=soft_bounce_detail(count, window, detail),
         source_event=event_id,
     )
+
+
+def soft_bounce_detail(count: int, window: float, detail: str) -> str:
+    return f"{count} soft bounces in {window / 86400:g} days; last: {detail}"
+
+
+@dataclass(frozen=True)
+class SuppressionPolicy:
+    soft_limit: int = DEFAULT_SOFT_LIMIT
+    soft_window: float = DEFAULT_SOFT_WINDOW
+    hard_for: float | None = None
+    """Seconds a hard bounce suppresses (None: for ever)."""
+    complaint_for: float | None = None
+
+    @classmethod
+    def from_config(cls, config: object) -> SuppressionPolicy:
+        s = getattr(config, "suppression", None)
+        if s is None:
+            return cls()
+        return cls(
+            soft_limit=s.soft_bounce_limit,
+            soft_window=s.soft_bounce_days * 86400,
+            hard_for=s.hard_bounce_days * 86400 or None,
+            complaint_for=s.complaint_days * 86400 or None,
+        )
+
+
+@dataclass(frozen=True)
+class Suppress:
+    """Put ``address`` on the list (replacing an earlier entry)."""
+
+    address: str
+    reason: SuppressionReason
+    now: float
+    detail: str
+    source_event: str | None
+    expires_at: float | None
+
+
+@dataclass(frozen=True)
+class CountSoftBounce:
+    """Count a soft bounce; suppress when ``limit`` fall within ``window`` seconds."""
+
+    address: str
+    now: float
+    event_id: str | None
+    limit: int
+    window: float
+    detail: str
+
+
+Action = Suppress | CountSoftBounce
+
+
+def trusted(event: Event) -> bool:
+    """May this event change the suppression list?"""
+    if event.recipient is None:
+        return False
+    if event.event_type == "bounced" and event.bounce_source == "sync":
+        return True
+    if event.event_type == "expired":
+        return True  # our own verdict: days of refusals ended it
+    return event.details.get("verified") is True
+
+
+def actions_for(events: Sequence[Event], policy: SuppressionPolicy) -> list[Action]:
+    """What the suppression rules (see :mod:`mailwright.queue.tracking`) do for ``events``."""
+    actions: list[Action] = []
+    for event in events:
+        if not trusted(event):
+            continue
+        assert event.recipient is not None
+        reason = (event.mta_response or event.cause or "")[:300]
+        if event.event_type == "bounced" and event.bounce_type == "hard":
+            expires = event.timestamp + policy.hard_for if policy.hard_for else None
+            actions.append(
+                Suppress(
+                    event.recipient, "hard-bounce", event.timestamp, reason, event.event_id, expires
+                )
+            )
+        elif (event.event_type == "bounced" and event.bounce_type == "soft") or (
+            event.event_type == "expired"  # a message that never got through counts too
+        ):
+            actions.append(
+                CountSoftBounce(
+                    event.recipient,
+                    event.timestamp,
+                    event.event_id,
+                    policy.soft_limit,
+                    policy.soft_window,
+                    reason,
+                )
+            )
+        elif event.event_type == "complained":
+            expires = event.timestamp + policy.complaint_for if policy.complaint_for else None
+            feedback = str(event.details.get("feedback_type") or "abuse")
+            actions.append(
+                Suppress(
+                    event.recipient,
+                    "complaint",
+                    event.timestamp,
+                    f"feedback-type {feedback}",
+                    event.event_id,
+                    expires,
+                )
+            )
+    return actions
+
+
+def apply(conn: sqlite3.Connection, actions: Sequence[Action]) -> list[Suppression]:
+    """Carry out ``actions`` on a SQLite connection; the suppressions added."""
+    added: list[Suppression] = []
+    for action in actions:
+        if isinstance(action, Suppress):
+            added.append(
+                add(
+                    conn,
+                    action.address,
+                    action.reason,
+                    now=action.now,
+                    detail=action.detail,
+                    source_event=action.source_event,
+                    expires_at=action.expires_at,
+                )
+            )
+        else:
+            found = record_soft_bounce(
+                conn,
+                action.address,
+                now=action.now,
+                event_id=action.event_id,
+                limit=action.limit,
+                window=action.window,
+                detail=action.detail,
+            )
+            if found is not None:
+                added.append(found)
+    return added

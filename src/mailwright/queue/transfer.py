@@ -10,8 +10,13 @@ database going away), so the order is:
 3. copy entries and bodies in chunks, each chunk one PostgreSQL transaction with
    ``ON CONFLICT (id) DO NOTHING``: a run that died after some commits is simply run
    again, what is already there is not inserted twice;
-4. only after the last PostgreSQL commit, delete the moved rows from SQLite and commit
-   there. A crash between 3 and 4 leaves the messages in both; running the command again
+4. the event log (in ``seq`` order, under the events lock, ``ON CONFLICT (event_id) DO
+   NOTHING``), the suppression list (an address already listed in PostgreSQL keeps its
+   entry there), the soft bounces counted (a row already there is not added again) and
+   the webhook cursors (each moved to the PostgreSQL ``seq`` of the last event it had
+   passed, so a webhook neither misses nor repeats an event) follow the same way;
+5. only after the last PostgreSQL commit, delete the moved rows from SQLite and commit
+   there. A crash between 4 and 5 leaves everything in both; running the command again
    finishes the move without duplicates (do not start ``serve`` on SQLite in between).
 """
 
@@ -25,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from .postgres import connect_database, describe, migrate
+from .postgres import EVENTS_LOCK, connect_database, describe, migrate
 from .sqlite import DB_NAME
 from .store import QueueError
 
@@ -39,12 +44,18 @@ class TransferResult:
     already_there: int
     """Of those, entries an earlier interrupted run had copied already."""
     destination: str
+    events: int = 0
+    """Events moved (new in PostgreSQL or already there from an interrupted run)."""
+    suppressions: int = 0
+    """Suppression entries moved."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "moved": self.moved,
             "already_there": self.already_there,
             "destination": self.destination,
+            "events": self.events,
+            "suppressions": self.suppressions,
         }
 
 
@@ -68,13 +79,20 @@ async def move_sqlite_queue(data_dir: Path, conninfo: str) -> TransferResult:
                 "'mailwright serve' (and let its leases end) before moving the queue"
             )
         ids = [row[0] for row in source.execute("SELECT id FROM entries ORDER BY id")]
-        inserted = 0
+        inserted = events = suppressions = 0
+        tracked = False
         async with await connect_database(conninfo) as target:
             await target.execute("SET synchronous_commit = on")  # durable before the delete
             for start in range(0, len(ids), CHUNK):
                 inserted += await _copy_chunk(source, target, ids[start : start + CHUNK])
+            tracked = _has_tracking(source)
+            if tracked:
+                events, suppressions = await _copy_tracking(source, target)
         source.executemany("DELETE FROM messages WHERE id = ?", ((i,) for i in ids))
         source.executemany("DELETE FROM entries WHERE id = ?", ((i,) for i in ids))
+        if tracked:
+            for table in ("events", "suppressions", "soft_bounces", "webhook_cursors"):
+                source.execute(f"DELETE FROM {table}")
         source.execute("COMMIT")
     except sqlite3.Error as exc:
         raise QueueError(f"queue database {path}: {exc}") from None
@@ -84,7 +102,7 @@ async def move_sqlite_queue(data_dir: Path, conninfo: str) -> TransferResult:
         if source.in_transaction:
             source.execute("ROLLBACK")
         source.close()
-    return TransferResult(len(ids), len(ids) - inserted, describe(conninfo))
+    return TransferResult(len(ids), len(ids) - inserted, describe(conninfo), events, suppressions)
 
 
 async def _copy_chunk(
@@ -125,3 +143,105 @@ async def _copy_chunk(
             binary=True,
         )
     return len(new)
+
+
+def _has_tracking(source: sqlite3.Connection) -> bool:
+    """Does the SQLite queue have the event tables (schema 2; a schema-1 queue has none)?"""
+    row = source.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+    ).fetchone()
+    return bool(row[0])
+
+
+async def _copy_tracking(
+    source: sqlite3.Connection, target: psycopg.AsyncConnection[Any]
+) -> tuple[int, int]:
+    """Events, suppressions, soft bounces and webhook cursors (step 4 of the module
+    docstring); returns (events, suppressions) moved."""
+    moved_events = 0
+    after = 0
+    while True:
+        rows = source.execute(
+            "SELECT seq, event_id, event_type, timestamp, queue_id, recipient, data FROM events"
+            " WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, CHUNK),
+        ).fetchall()
+        if not rows:
+            break
+        after = rows[-1][0]
+        moved_events += len(rows)
+        async with target.transaction():
+            await target.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
+            await target.execute(
+                "INSERT INTO events (event_id, event_type, timestamp, queue_id, recipient, data)"
+                " SELECT event_id, event_type, timestamp, queue_id, recipient, data::jsonb"
+                " FROM unnest(%s::text[], %s::text[], %s::float8[], %s::text[], %s::text[],"
+                " %s::text[]) WITH ORDINALITY"
+                " AS t(event_id, event_type, timestamp, queue_id, recipient, data, n)"
+                " ORDER BY n ON CONFLICT (event_id) DO NOTHING",
+                tuple([r[i] for r in rows] for i in range(1, 7)),
+            )
+    entries = source.execute(
+        "SELECT address, reason, detail, source_event, created_at, expires_at FROM suppressions"
+    ).fetchall()
+    soft = source.execute("SELECT address, at, event_id FROM soft_bounces").fetchall()
+    cursors = source.execute(
+        "SELECT name, seq, batch_end, attempts, first_try, next_try, last_error"
+        " FROM webhook_cursors"
+    ).fetchall()
+    async with target.transaction():
+        for start in range(0, len(entries), CHUNK):
+            chunk = entries[start : start + CHUNK]
+            await target.execute(
+                "INSERT INTO suppressions (address, reason, detail, source_event, created_at,"
+                " expires_at) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[],"
+                " %s::text[], %s::float8[], %s::float8[]) ON CONFLICT (address) DO NOTHING",
+                tuple([r[i] for r in chunk] for i in range(6)),
+            )
+        for start in range(0, len(soft), CHUNK):
+            chunk = soft[start : start + CHUNK]
+            await target.execute(
+                "INSERT INTO soft_bounces (address, at, event_id)"
+                " SELECT t.address, t.at, t.event_id"
+                " FROM unnest(%s::text[], %s::float8[], %s::text[]) AS t(address, at, event_id)"
+                " WHERE NOT EXISTS (SELECT 1 FROM soft_bounces s WHERE s.address = t.address"
+                " AND s.at = t.at AND s.event_id IS NOT DISTINCT FROM t.event_id)",
+                tuple([r[i] for r in chunk] for i in range(3)),
+            )
+        for name, seq, batch_end, attempts, first_try, next_try, last_error in cursors:
+            await target.execute(
+                "INSERT INTO webhook_cursors"
+                " (name, seq, batch_end, attempts, first_try, next_try, last_error)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+                (
+                    name,
+                    await _target_seq(source, target, seq),
+                    None if batch_end is None else await _target_seq(source, target, batch_end),
+                    attempts,
+                    first_try,
+                    next_try,
+                    last_error,
+                ),
+            )
+    return moved_events, len(entries)
+
+
+async def _target_seq(
+    source: sqlite3.Connection, target: psycopg.AsyncConnection[Any], seq: int
+) -> int:
+    """The PostgreSQL ``seq`` of the last moved event at or before SQLite's ``seq``."""
+    row = source.execute(
+        "SELECT event_id FROM events WHERE seq <= ? ORDER BY seq DESC LIMIT 1", (seq,)
+    ).fetchone()
+    if row is not None:
+        cur = await target.execute("SELECT seq FROM events WHERE event_id = %s", (row[0],))
+        found = await cur.fetchone()
+        return int(found[0]) if found else 0
+    # It had passed none: it stands just before the first moved event (the database may
+    # hold older events of its own, which this webhook never asked for).
+    first = source.execute("SELECT event_id FROM events ORDER BY seq LIMIT 1").fetchone()
+    if first is None:
+        return 0
+    cur = await target.execute("SELECT seq FROM events WHERE event_id = %s", (first[0],))
+    found = await cur.fetchone()
+    return int(found[0]) - 1 if found else 0

@@ -40,6 +40,7 @@ from ..local import LocalDirectory
 from ..log import EventLogger, angle
 from ..metrics import timed_signer
 from ..queue import QueueError, QueueStore, new_queue_id
+from ..queue.configured import database_conninfo
 from ..queue.events import Event
 from ..queue.store import Origin
 from ..queue.suppressions import Suppression
@@ -169,7 +170,7 @@ class SmtpServer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._inbound: dict[int, InboundChecker] = {}
-        self._report_stores = ReportStores(state.config.data_dir)
+        self._report_stores = ReportStores(state.config.data_dir, database_conninfo(state.config))
         """Opened once per worker, kept across reloads (data_dir takes effect at restart)."""
         self.tracking: Tracking | None = None
         """Events and suppressions (set by the serving worker; None: not tracked)."""
@@ -563,9 +564,11 @@ class SmtpServer:
                 also(conn, replace(accepted, queue_id=stored))
 
         if result.recipients:
-            queue_id = await self.commit(result, events_for, with_id)
+            queue_id = await self.commit(result, events_for, with_id if also else None)
         else:  # every recipient suppressed: nothing to send, only events
-            await self.tracking.record(events_for(queue_id), lambda conn: with_id(conn, queue_id))
+            await self.tracking.record(
+                events_for(queue_id), (lambda conn: with_id(conn, queue_id)) if also else None
+            )
         for address in result.suppressed:
             self.logger.event("rejected", queue_id, to=angle(address), reason="suppressed")
         if result.recipients:
