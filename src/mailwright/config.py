@@ -142,6 +142,10 @@ class InboundConfig:
     ``report-only``: deliver everything, record the verdict in Authentication-Results."""
     quarantine_folder: str = ".Junk"
     send_aggregate_reports: bool = False
+    trusted_arc_sealers: tuple[str, ...] = ()
+    """Forwarders and lists (ARC sealing domains, ``d=`` of their ARC-Seal) whose
+    authentication verdict we accept when DMARC fails after their changes (RFC 9989 §5.3.6
+    local policy, RFC 8617 §7.2)."""
 
 
 @dataclass(frozen=True)
@@ -480,6 +484,10 @@ def _inbound(t: _Table) -> InboundConfig:
         ),
         quarantine_folder=_maildir_folder(t, "quarantine_folder", ".Junk"),
         send_aggregate_reports=t.flag("send_aggregate_reports", False),
+        trusted_arc_sealers=tuple(
+            d.lower().rstrip(".")
+            for d in t.items("trusted_arc_sealers", str, [], check=_domain_check)
+        ),
     )
     t.finish()
     return result
