@@ -149,6 +149,17 @@ class InboundConfig:
 
 
 @dataclass(frozen=True)
+class SrsConfig:
+    """Forwarding to outside addresses (mailwright.srs): the SRS secret and lifetime."""
+
+    secret_file: Path | None = None
+    """One secret per line, the first signs (``data_dir/srs-secret`` when unset, made on
+    first use)."""
+    max_age_days: int = 21
+    """Bounces to a rewritten sender are accepted this long."""
+
+
+@dataclass(frozen=True)
 class CheckConfig:
     dnsbls: tuple[str, ...] = DEFAULT_DNSBLS
     dbls: tuple[str, ...] = DEFAULT_DBLS
@@ -194,6 +205,7 @@ class Config:
     mailboxes: tuple[str, ...] = ()
     """Local addresses with a Maildir of their own (``user@one-of-domains``)."""
     inbound: InboundConfig = field(default_factory=InboundConfig)
+    srs: SrsConfig = field(default_factory=SrsConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -281,6 +293,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         aliases=_aliases(top.table("aliases")),
         mailboxes=tuple(m.lower() for m in top.items("mailboxes", str, [], check=_mailbox_check)),
         inbound=_inbound(top.table("inbound")),
+        srs=_srs(top.table("srs")),
         check=_check(top.table("check")),
         log=_log(top.table("log")),
     )
@@ -491,6 +504,11 @@ def _inbound(t: _Table) -> InboundConfig:
     )
     t.finish()
     return result
+
+
+def _srs(t: _Table) -> SrsConfig:
+    max_age = t.integer("max_age_days", 21, minimum=1, maximum=1000)
+    return SrsConfig(secret_file=t.finish_path("secret_file"), max_age_days=max_age)
 
 
 def _maildir_folder(t: _Table, key: str, default: str) -> str:

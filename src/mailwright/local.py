@@ -10,6 +10,11 @@ Matching rules, in order (like Postfix's virtual alias + mailbox maps):
 3. with a ``+extension`` (``user+tag@domain``), 1 and 2 for ``user@domain``;
 4. a catch-all alias ``@domain``.
 
+An SRS address of a local domain (``SRS0=...``, :mod:`mailwright.srs`: the envelope
+sender of mail we forwarded) resolves to the address it stands for, if its hash and age
+are right: that is how bounces of forwarded mail reach the original sender. A forged
+or expired one resolves to nobody (``550 5.1.1``).
+
 Local parts compare case-insensitively. RFC 5321 §2.4 lets a server treat them as
 case-sensitive, but for an application's own domain ``Billing@`` and ``billing@`` being
 two people is a trap, not a feature. Domains compare case-insensitively (RFC 5321 §2.4).
@@ -25,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .dns.names import normalize
+from .srs import Srs, SrsError, is_srs
 
 REQUIRED_ROLES = ("postmaster", "abuse")
 MAX_ALIAS_DEPTH = 10
@@ -48,6 +54,8 @@ class LocalDirectory:
     problems: tuple[str, ...] = ()
     """Required addresses that resolve to nobody (no mailbox to map them to)."""
     first_domain: str | None = field(default=None)
+    srs: Srs | None = None
+    """Reverses SRS addresses (None: no forwarding set up, SRS addresses are unknown)."""
 
     @classmethod
     def build(
@@ -55,6 +63,7 @@ class LocalDirectory:
         domains: Iterable[str],
         mailboxes: Iterable[str] = (),
         aliases: Mapping[str, Iterable[str]] | None = None,
+        srs: Srs | None = None,
     ) -> LocalDirectory:
         domain_list = [normalize(d) for d in domains]
         boxes = [_key(m) for m in mailboxes]
@@ -85,15 +94,23 @@ class LocalDirectory:
             notes=tuple(notes),
             problems=tuple(problems),
             first_domain=domain_list[0] if domain_list else None,
+            srs=srs,
         )
 
     @classmethod
-    def from_config(cls, config: object) -> LocalDirectory:
+    def from_config(cls, config: object, srs: Srs | None = None) -> LocalDirectory:
         """From a :class:`mailwright.config.Config` (typed loosely to keep this module pure)."""
         return cls.build(
             getattr(config, "domains", ()),
             getattr(config, "mailboxes", ()),
             getattr(config, "aliases", {}),
+            srs,
+        )
+
+    def forwards_outside(self) -> bool:
+        """Some alias points to an address outside our domains (so SRS is needed)."""
+        return any(
+            t.rpartition("@")[2] not in self.domains for ts in self.aliases.values() for t in ts
         )
 
     def is_local_domain(self, domain: str) -> bool:
@@ -108,6 +125,13 @@ class LocalDirectory:
         forwards); ``None`` if it is a local address nobody has, or aliases loop."""
         if "@" not in address and address.lower() == "postmaster" and self.first_domain:
             address = f"postmaster@{self.first_domain}"  # RFC 5321 §4.5.1: bare "postmaster"
+        if is_srs(address) and self.is_local(address):
+            if self.srs is None:
+                return None
+            try:
+                return (self.srs.reverse(address),)
+            except SrsError:
+                return None
         return self._resolve(_key(address), 0)
 
     def exists(self, address: str) -> bool:

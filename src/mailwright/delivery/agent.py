@@ -45,7 +45,7 @@ from ..queue import (
     RecipientUpdate,
     new_queue_id,
 )
-from ..smtp.intake import Accepted, IntakePolicy, originate
+from ..smtp.intake import Accepted, IntakePolicy, Refused, forward, originate
 from .client import ClientSettings, Session, SessionError, TransactionResult
 from .dsn import Action, RecipientReport, build_dsn, wants_dsn
 from .replies import Reply, local_reply
@@ -573,6 +573,13 @@ class DeliveryAgent:
                 reply = local_reply(550, "5.1.1", f"<{recipient}>: no such mailbox here")
                 job.tracker.outcomes[recipient] = Outcome(reply, "local")
                 continue
+            outside = [t for t in targets if t.rpartition("@")[2].lower() not in self.domains]
+            if outside:
+                targets = [t for t in targets if t not in outside]
+                forwarded = await self._forward(job, recipient, outside)
+                if forwarded.code != 250 or not targets:
+                    job.tracker.outcomes[recipient] = Outcome(forwarded, "local")
+                    continue
             try:
                 paths = [
                     await asyncio.to_thread(
@@ -588,6 +595,41 @@ class DeliveryAgent:
             else:
                 reply = local_reply(250, "2.0.0", "delivered to " + ", ".join(map(str, paths)))
             job.tracker.outcomes[recipient] = Outcome(reply, "local")
+
+    async def _forward(self, job: _Job, alias: str, targets: list[str]) -> Reply:
+        """An alias pointing outside: a new queue entry through the intake (SRS sender,
+        ARC seal), then ``250`` for the alias. The new entry reports its own failures to
+        the SRS sender, which leads back to the original sender."""
+        entry = job.tracker.entry
+        result = forward(
+            entry.sender,
+            targets,
+            job.tracker.data,
+            self.intake(),
+            queue_id=new_queue_id(),
+            alias=alias,
+            original=entry.id,
+            now=self.clock(),
+        )
+        if isinstance(result, Refused):
+            self.logger.event("error", entry.id, what="forward", reason=result.reason)
+            code, _, text = result.reply.lines[0].partition(" ")
+            return local_reply(result.reply.code, code, text)
+        try:
+            forward_id = await self.commit(result)
+        except Exception as exc:  # the queue write failed: the alias is retried later
+            self.logger.event("error", entry.id, what="forward", reason=str(exc))
+            return local_reply(451, "4.3.0", "cannot queue the forwarded copy")
+        self.logger.event(
+            "forwarded",
+            forward_id,
+            original=entry.id,
+            alias=angle(alias),
+            from_=angle(result.sender),
+            to=",".join(angle(t) for t in targets),
+            sealed=result.signing is None,
+        )
+        return local_reply(250, "2.0.0", f"forwarded to {', '.join(targets)} as {forward_id}")
 
     # -- finishing a message ----------------------------------------------------
 

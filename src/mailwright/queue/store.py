@@ -90,10 +90,10 @@ from ..errors import MailwrightError
 
 RecipientStatus = Literal["pending", "delivered", "bounced"]
 UpdateKind = Literal["delivered", "deferred", "bounced"]
-Origin = Literal["smtp", "dsn", "report", "local"]
+Origin = Literal["smtp", "dsn", "report", "local", "forward"]
 """How a message entered the queue: received over SMTP (submission or inbound), a
-delivery status notification we wrote, a report we wrote (DMARC aggregate), or handed
-in on this machine (maildrop, HTTP API)."""
+delivery status notification we wrote, a report we wrote (DMARC aggregate), handed
+in on this machine (maildrop, HTTP API), or forwarded by an alias to an outside address."""
 Ret = Literal["FULL", "HDRS"]
 NotifyWord = Literal["SUCCESS", "FAILURE", "DELAY"]
 

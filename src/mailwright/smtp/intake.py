@@ -19,7 +19,10 @@ Decisions, each with its rule:
 * DKIM signing of what we send (submissions and what we originate) with the keys of
   the From domain — for our own DSNs and reports also of a parent domain, which is
   aligned under DMARC's relaxed mode (RFC 9989 §4.4.3);
-* the queue metadata: client facts for ``queue show``, RFC 3461 DSN parameters, SMTPUTF8.
+* the queue metadata: client facts for ``queue show``, RFC 3461 DSN parameters, SMTPUTF8;
+* forwarding to an alias's outside address (:func:`forward`): an SRS envelope sender
+  (:mod:`mailwright.srs`) so SPF passes at the destination, and an ARC Set (RFC 8617)
+  recording our inbound verdict, so a receiver can trust it though DKIM may break.
 """
 
 from __future__ import annotations
@@ -30,11 +33,15 @@ from dataclasses import dataclass
 from .. import message as rfc5322
 from ..inbound import InboundDecision
 from ..queue.store import DsnRecipient, Origin, QueueMeta
+from ..srs import Srs
 from . import headers
 from .protocol import Envelope, Reply
 
 Signer = Callable[[bytes, str], tuple[bytes, list[str]] | None]
 """``(message, from_domain) -> (DKIM-Signature lines, selectors)``, or None: no key."""
+
+Sealer = Callable[[bytes, str], bytes]
+"""``(message, forwarding_domain) -> ARC Set fields to prepend`` (``b""``: not sealed)."""
 
 DEFAULT_MAX_HOPS = 50
 """RFC 5321 §6.3 (Postfix: hopcount_limit = 50)."""
@@ -81,6 +88,8 @@ class IntakePolicy:
     hostname: str
     signer: Signer | None = None
     max_hops: int = DEFAULT_MAX_HOPS
+    sealer: Sealer | None = None
+    srs: Srs | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +264,42 @@ def originate(
     never = {r: DsnRecipient(notify=()) for r in recipients} if origin == "dsn" else {}
     meta = QueueMeta(origin=origin, original=original, dsn=never)
     return Accepted(queue_id, sender, tuple(recipients), signed, meta, signing)
+
+
+def forward(
+    sender: str,
+    targets: Sequence[str],
+    message: bytes,
+    policy: IntakePolicy,
+    *,
+    queue_id: str,
+    alias: str,
+    original: str | None = None,
+    now: float | None = None,
+) -> Accepted | Refused:
+    """Mail for our ``alias`` that goes on to outside ``targets``, as a new queue entry.
+
+    The envelope sender becomes an SRS address of the alias's domain (the null reverse
+    path stays null); the message is ARC-sealed with that domain's key (it is not
+    DKIM-signed: its From is not ours). Without SRS set up it is refused (451): sent with
+    the original sender it would fail SPF at the destination, and a forged sender could
+    use us to relay.
+    """
+    domain = alias.rpartition("@")[2].lower()
+    if sender and policy.srs is None:
+        return Refused(Reply.of(451, "4.3.5", "forwarding needs an SRS secret"), "no SRS secret")
+    new_sender = policy.srs.forward(sender, domain, now=now) if policy.srs else sender
+    sealing: Unsigned | None = Unsigned(domain, "no DKIM key to ARC-seal with")
+    if policy.sealer is not None:
+        try:
+            seal = policy.sealer(message, domain)
+        except Exception as exc:  # a sealing bug must not lose the mail: it goes unsealed
+            sealing = Unsigned(domain, f"ARC sealing failed: {exc}")
+        else:
+            message = seal + message
+            sealing = None if seal else Unsigned(domain, "ARC chain ends (cv=fail or 50 sets)")
+    meta = QueueMeta(origin="forward", original=original)
+    return Accepted(queue_id, new_sender, tuple(targets), message, meta, sealing)
 
 
 def _sign(

@@ -38,7 +38,7 @@ from ..log import EventLogger, angle
 from ..queue import QueueError, QueueStore, new_queue_id
 from . import intake
 from .auth import AuthLimiter, Credentials
-from .intake import Arrival, IntakePolicy, Signed, Signer, Unsigned
+from .intake import Arrival, IntakePolicy, Sealer, Signed, Signer, Unsigned
 from .protocol import (
     AuthCheck,
     Envelope,
@@ -101,10 +101,17 @@ class Runtime:
     credentials: Credentials
     signer: Signer | None
     dev_mode: bool = False
+    sealer: Sealer | None = None
+    """ARC-seals what we forward (mailwright.arc), with the forwarding domain's key."""
 
     @property
     def intake(self) -> IntakePolicy:
-        return IntakePolicy(hostname=self.config.hostname, signer=self.signer)
+        return IntakePolicy(
+            hostname=self.config.hostname,
+            signer=self.signer,
+            sealer=self.sealer,
+            srs=self.directory.srs,
+        )
 
 
 def log_signing(logger: EventLogger, queue_id: str, signing: Signed | Unsigned | None) -> None:
