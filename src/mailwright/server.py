@@ -51,7 +51,7 @@ from .queue import QueueStore, new_queue_id, open_store
 from .smtp.auth import BadHash, Credentials, parse_hash
 from .smtp.intake import Accepted, Sealer, Signer, originate
 from .smtp.server import Runtime, ServerSettings, SmtpServer
-from .srs import Srs, load_or_create_secrets
+from .srs import SecretFileSrs, Srs, load_or_create_secrets
 
 if TYPE_CHECKING:
     from .dkim import SigningKey
@@ -174,11 +174,14 @@ def build_sealer(config: Config, dev_mode: bool) -> Sealer | None:
 
 
 def build_srs(config: Config, directory: LocalDirectory) -> Srs | None:
-    """The SRS secrets (made on first use in the data directory), when an alias forwards
-    outside our domains or a secret exists already (bounces to earlier forwards)."""
+    """SRS when an alias forwards outside our domains or a secret exists already (bounces
+    to earlier forwards). An existing secret file is read now (a bad one is a config
+    error); a missing one is made on first use, by the server after it dropped root."""
     path = config.srs.secret_file or config.data_dir / SRS_SECRET_FILE
-    if not directory.forwards_outside() and not path.exists():
-        return None
+    if not path.exists():
+        return (
+            SecretFileSrs(path, config.srs.max_age_days) if directory.forwards_outside() else None
+        )
     try:
         return Srs(load_or_create_secrets(path), config.srs.max_age_days)
     except (OSError, ValueError, UnicodeError) as exc:

@@ -28,13 +28,14 @@ import hmac
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import MailwrightError
 
 __all__ = [
     "DEFAULT_MAX_AGE_DAYS",
+    "SecretFileSrs",
     "Srs",
     "SrsError",
     "is_srs",
@@ -65,17 +66,20 @@ def _timestamp(now: float) -> str:
     return _ALPHABET[day // len(_ALPHABET)] + _ALPHABET[day % len(_ALPHABET)]
 
 
-@dataclass(frozen=True)
 class Srs:
     """Rewrites with the first secret; reverses with any (so that a key can be rotated:
     put the new one first and keep the old one until ``max_age_days`` have passed)."""
 
-    secrets: tuple[bytes, ...]
-    max_age_days: int = DEFAULT_MAX_AGE_DAYS
+    def __init__(self, secrets: Sequence[bytes], max_age_days: int = DEFAULT_MAX_AGE_DAYS) -> None:
+        self.max_age_days = max_age_days
+        self._secrets: tuple[bytes, ...] | None = _checked(secrets)
 
-    def __post_init__(self) -> None:
-        if not self.secrets or any(len(s) < 16 for s in self.secrets):
-            raise ValueError("SRS needs at least one secret of 16 bytes or more")
+    def secrets(self) -> tuple[bytes, ...]:
+        assert self._secrets is not None
+        return self._secrets
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(max_age_days={self.max_age_days})"  # never the secrets
 
     def _hash(self, secret: bytes, *parts: str) -> str:
         data = "\0".join(p.lower() for p in parts).encode("utf-8")
@@ -85,7 +89,7 @@ class Srs:
     def _valid(self, given: str, *parts: str) -> bool:
         return any(
             hmac.compare_digest(given.lower(), self._hash(secret, *parts))
-            for secret in self.secrets
+            for secret in self.secrets()
         )
 
     def forward(self, sender: str, forwarder_domain: str, *, now: float | None = None) -> str:
@@ -102,7 +106,7 @@ class Srs:
             return sender
         if domain.lower().rstrip(".") == forwarder:
             return sender  # already an address of the forwarding domain (ours, or our SRS)
-        secret = self.secrets[0]
+        secret = self.secrets()[0]
         if local[:5].lower() == "srs0=":
             # Another forwarder's SRS0: SRS1 names that forwarder (the first hop) and keeps
             # its opaque part, so a bounce goes back through it.
@@ -151,6 +155,30 @@ class Srs:
         age = (today - then) % _TIME_SLOTS
         if age > self.max_age_days:
             raise SrsError(f"SRS address expired ({age} days old, limit {self.max_age_days})")
+
+
+class SecretFileSrs(Srs):
+    """SRS with the secrets of a file that is made on first use: by the server process
+    after it dropped root, so that the file (and the data directory) belong to it."""
+
+    def __init__(self, path: Path, max_age_days: int = DEFAULT_MAX_AGE_DAYS) -> None:
+        self.path = path
+        self.max_age_days = max_age_days
+        self._secrets = None
+
+    def secrets(self) -> tuple[bytes, ...]:
+        if self._secrets is None:
+            try:
+                self._secrets = _checked(load_or_create_secrets(self.path))
+            except (OSError, UnicodeError, ValueError) as exc:
+                raise SrsError(f"SRS secret {self.path} unusable: {exc}") from None
+        return self._secrets
+
+
+def _checked(secrets: Sequence[bytes]) -> tuple[bytes, ...]:
+    if not secrets or any(len(s) < 16 for s in secrets):
+        raise ValueError("SRS needs at least one secret of 16 bytes or more")
+    return tuple(secrets)
 
 
 def load_or_create_secrets(path: Path) -> tuple[bytes, ...]:

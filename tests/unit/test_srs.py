@@ -190,3 +190,49 @@ def test_forward_without_srs_is_deferred() -> None:
     )
     assert isinstance(refused, Refused)
     assert refused.reply.code == 451
+
+
+def test_config_check_creates_nothing_the_secret_comes_on_first_use(tmp_path: Path) -> None:
+    from mailwright.config import parse_config
+    from mailwright.server import build_runtime
+
+    config = parse_config(
+        {
+            "hostname": "mx.fwd.example",
+            "domains": ["fwd.example"],
+            "mailboxes": ["admin@fwd.example"],
+            "aliases": {"info@fwd.example": ["someone@gmail.example"]},
+            "data_dir": str(tmp_path / "data"),
+        },
+        tmp_path / "mailwright.toml",
+    )
+    runtime, _ = build_runtime(config, dev_mode=False)
+    # started as root, the server builds this before dropping privileges: nothing on disk yet
+    assert not (tmp_path / "data").exists()
+    srs = runtime.directory.srs
+    assert srs is not None
+    address = srs.forward("alice@origin.example", "fwd.example")
+    assert (tmp_path / "data" / "srs-secret").stat().st_mode & 0o777 == 0o600
+    assert runtime.directory.resolve(address) == ("alice@origin.example",)
+    # a restart reads the same secret
+    again, _ = build_runtime(config, dev_mode=False)
+    assert again.directory.resolve(address) == ("alice@origin.example",)
+
+
+def test_a_bad_secret_file_is_a_config_error(tmp_path: Path) -> None:
+    from mailwright.config import parse_config
+    from mailwright.errors import UserError
+    from mailwright.server import build_runtime
+
+    secret = tmp_path / "srs-secret"
+    secret.write_text("short\n")
+    config = parse_config(
+        {
+            "domains": ["fwd.example"],
+            "mailboxes": ["a@fwd.example"],
+            "srs": {"secret_file": str(secret)},
+        },
+        tmp_path / "mailwright.toml",
+    )
+    with pytest.raises(UserError, match="16 bytes"):
+        build_runtime(config, dev_mode=False)

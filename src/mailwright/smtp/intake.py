@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from .. import message as rfc5322
 from ..inbound import InboundDecision
 from ..queue.store import DsnRecipient, Origin, QueueMeta
-from ..srs import Srs
+from ..srs import Srs, SrsError
 from . import headers
 from .protocol import Envelope, Reply
 
@@ -288,7 +288,10 @@ def forward(
     domain = alias.rpartition("@")[2].lower()
     if sender and policy.srs is None:
         return Refused(Reply.of(451, "4.3.5", "forwarding needs an SRS secret"), "no SRS secret")
-    new_sender = policy.srs.forward(sender, domain, now=now) if policy.srs else sender
+    try:
+        new_sender = policy.srs.forward(sender, domain, now=now) if policy.srs else sender
+    except SrsError as exc:  # the secret cannot be read or made: retried later
+        return Refused(Reply.of(451, "4.3.5", "forwarding needs an SRS secret"), str(exc))
     sealing: Unsigned | None = Unsigned(domain, "no DKIM key to ARC-seal with")
     if policy.sealer is not None:
         try:
