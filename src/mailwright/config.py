@@ -149,6 +149,19 @@ class InboundConfig:
 
 
 @dataclass(frozen=True)
+class MailmanConfig:
+    """Mailman 3 core as the list manager (mailwright.mailman)."""
+
+    lmtp_host: str = "127.0.0.1"
+    lmtp_port: int = 8024
+    rest_url: str = "http://127.0.0.1:8001/3.1"
+    rest_user: str = "restadmin"
+    rest_password_file: Path | None = None
+    cache_seconds: float = 30.0
+    """How long the REST API's list of lists is trusted."""
+
+
+@dataclass(frozen=True)
 class SrsConfig:
     """Forwarding to outside addresses (mailwright.srs): the SRS secret and lifetime."""
 
@@ -206,6 +219,7 @@ class Config:
     """Local addresses with a Maildir of their own (``user@one-of-domains``)."""
     inbound: InboundConfig = field(default_factory=InboundConfig)
     srs: SrsConfig = field(default_factory=SrsConfig)
+    mailman: MailmanConfig | None = None
     check: CheckConfig = field(default_factory=CheckConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -294,6 +308,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         mailboxes=tuple(m.lower() for m in top.items("mailboxes", str, [], check=_mailbox_check)),
         inbound=_inbound(top.table("inbound")),
         srs=_srs(top.table("srs")),
+        mailman=_mailman(top.table("mailman")) if "mailman" in top.data else None,
         check=_check(top.table("check")),
         log=_log(top.table("log")),
     )
@@ -503,6 +518,32 @@ def _inbound(t: _Table) -> InboundConfig:
         ),
     )
     t.finish()
+    return result
+
+
+def _mailman(t: _Table) -> MailmanConfig:
+    lmtp = t.text("lmtp", "127.0.0.1:8024") or "127.0.0.1:8024"
+    host, _, port = lmtp.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            t.file, t.key("lmtp"), f"{lmtp!r} is not HOST:PORT", 'write "127.0.0.1:8024"'
+        )
+    url = t.text("rest_url", "http://127.0.0.1:8001/3.1") or ""
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(
+            t.file,
+            t.key("rest_url"),
+            f"{url!r} is not an http URL",
+            'write "http://127.0.0.1:8001/3.1"',
+        )
+    result = MailmanConfig(
+        lmtp_host=host.strip("[]"),
+        lmtp_port=int(port),
+        rest_url=url,
+        rest_user=t.text("rest_user", "restadmin") or "restadmin",
+        cache_seconds=t.number("cache_seconds", 30.0, minimum=0.0),
+        rest_password_file=t.finish_path("rest_password_file"),
+    )
     return result
 
 

@@ -26,10 +26,11 @@ any domain), and :attr:`LocalDirectory.notes` says so for the startup log.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .dns.names import normalize
+from .mailman import list_address
 from .srs import Srs, SrsError, is_srs
 
 REQUIRED_ROLES = ("postmaster", "abuse")
@@ -56,6 +57,9 @@ class LocalDirectory:
     first_domain: str | None = field(default=None)
     srs: Srs | None = None
     """Reverses SRS addresses (None: no forwarding set up, SRS addresses are unknown)."""
+    lists: Callable[[str], bool] | None = None
+    """Whether Mailman has a list (``fqdn_listname``); its addresses resolve to themselves
+    and are delivered over LMTP (mailwright.mailman)."""
 
     @classmethod
     def build(
@@ -132,7 +136,13 @@ class LocalDirectory:
                 return (self.srs.reverse(address),)
             except SrsError:
                 return None
+        if self.lists is not None and self.is_local(address) and self.is_list_address(address):
+            return (address,)
         return self._resolve(_key(address), 0)
+
+    def is_list_address(self, address: str) -> bool:
+        """A Mailman list address (posting, -request, -bounces+VERP, ...) of a list that exists."""
+        return self.lists is not None and list_address(address, self.lists) is not None
 
     def exists(self, address: str) -> bool:
         return self.resolve(address) is not None

@@ -45,6 +45,7 @@ from .listeners import bind_listeners
 from .local import LocalDirectory
 from .log import EventLogger
 from .log import logger as default_logger
+from .mailman import ListCache, MailmanError, read_password
 from .preflight import Finding, check_runtime
 from .privileges import drop_to, prepare_data_dir, run_as
 from .queue import QueueStore, new_queue_id, open_store
@@ -192,6 +193,33 @@ def build_srs(config: Config, directory: LocalDirectory) -> Srs | None:
         ) from None
 
 
+_LIST_CACHES: dict[tuple[str, str, str, float], ListCache] = {}
+
+
+def list_cache(config: Config) -> ListCache | None:
+    """The worker's cache of Mailman's lists (one per REST endpoint, kept across SIGHUP so
+    that a reload never forgets the lists); None without ``[mailman]``."""
+    mailman = config.mailman
+    if mailman is None:
+        return None
+    password = ""
+    if mailman.rest_password_file is not None:
+        try:
+            password = read_password(mailman.rest_password_file)
+        except (OSError, UnicodeError) as exc:
+            raise UserError(
+                f"{config.source}: mailman rest_password_file: {exc}",
+                "write Mailman's [webservice] admin_pass into that file",
+            ) from None
+    key = (mailman.rest_url, mailman.rest_user, password, mailman.cache_seconds)
+    cache = _LIST_CACHES.get(key)
+    if cache is None:
+        cache = _LIST_CACHES[key] = ListCache(
+            mailman.rest_url, mailman.rest_user, password, max_age=mailman.cache_seconds
+        )
+    return cache
+
+
 def build_runtime(config: Config, dev_mode: bool) -> tuple[Runtime, list[str]]:
     """Everything derived from the config; raises UserError for what cannot work.
     Returns the runtime view and notes for the startup log."""
@@ -204,7 +232,12 @@ def build_runtime(config: Config, dev_mode: bool) -> tuple[Runtime, list[str]]:
                 f"{config.source}: users: {user.name}: {exc}", "make one with 'mailwright passwd'"
             ) from None
     directory = LocalDirectory.from_config(config)
-    directory = replace(directory, srs=build_srs(config, directory))
+    lists = list_cache(config)
+    directory = replace(
+        directory,
+        srs=build_srs(config, directory),
+        lists=lists.exists if lists is not None else None,
+    )
     notes.extend(directory.notes)
     inbound = any(listener.role == "inbound" for listener in config.listeners)
     for address in directory.problems:
@@ -350,6 +383,12 @@ class Worker:
         self.store = await open_store(config.data_dir)
         await recover_leases(self.store, self.logger)
         self.smtp = SmtpServer(self.runtime, self.store, self.logger, self.options.settings)
+        lists = list_cache(config)
+        if lists is not None:
+            try:  # the lists are known before the first RCPT
+                await lists.refresh()
+            except MailmanError as exc:
+                self.logger.event("error", what="mailman", reason=str(exc))
         await self.smtp.start(self.sockets)
         await self._start_http_and_certificates()
         self.agent = self._make_agent()
@@ -495,6 +534,7 @@ class Worker:
             announce=self.options.console,
             intake=lambda: self.runtime.intake,
             commit=originated,
+            list_addresses=lambda address: self.runtime.directory.is_list_address(address),
         )
 
     def request_stop(self) -> None:

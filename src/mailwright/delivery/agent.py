@@ -46,6 +46,7 @@ from ..queue import (
     new_queue_id,
 )
 from ..smtp.intake import Accepted, IntakePolicy, Refused, forward, originate
+from . import lmtp
 from .client import ClientSettings, Session, SessionError, TransactionResult
 from .dsn import Action, RecipientReport, build_dsn, wants_dsn
 from .replies import Reply, local_reply
@@ -183,6 +184,7 @@ class DeliveryAgent:
         rng: random.Random | None = None,
         intake: Callable[[], IntakePolicy] | None = None,
         commit: Commit | None = None,
+        list_addresses: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
         self.resolver = resolver
@@ -196,6 +198,8 @@ class DeliveryAgent:
         self.intake = intake or (lambda: IntakePolicy(hostname=self.config.hostname))
         """The intake policy of the moment (DSNs we write are signed like any mail of ours)."""
         self.commit = commit or self._enqueue_accepted
+        self.list_addresses = list_addresses
+        """Mailman list addresses: delivered over LMTP (mailwright.mailman)."""
         self.reconfigure(config)
         self.idle_seconds = IDLE_SECONDS
         self.claim_delay = CLAIM_DELAY
@@ -573,6 +577,9 @@ class DeliveryAgent:
                 reply = local_reply(550, "5.1.1", f"<{recipient}>: no such mailbox here")
                 job.tracker.outcomes[recipient] = Outcome(reply, "local")
                 continue
+            if self.list_addresses is not None and all(self.list_addresses(t) for t in targets):
+                job.tracker.outcomes[recipient] = await self._lmtp(job, list(targets))
+                continue
             outside = [t for t in targets if t.rpartition("@")[2].lower() not in self.domains]
             if outside:
                 targets = [t for t in targets if t not in outside]
@@ -595,6 +602,25 @@ class DeliveryAgent:
             else:
                 reply = local_reply(250, "2.0.0", "delivered to " + ", ".join(map(str, paths)))
             job.tracker.outcomes[recipient] = Outcome(reply, "local")
+
+    async def _lmtp(self, job: _Job, targets: list[str]) -> Outcome:
+        """Hand a list address's mail to Mailman (RFC 2033); Mailman down → 451, retried."""
+        mailman = self.config.mailman
+        if mailman is None:
+            return Outcome(local_reply(451, "4.3.5", "no [mailman] configured"), "local")
+        relay = f"lmtp:{mailman.lmtp_host}:{mailman.lmtp_port}"
+        replies = await lmtp.deliver(
+            mailman.lmtp_host,
+            mailman.lmtp_port,
+            job.tracker.entry.sender,
+            targets,
+            job.tracker.data,
+            lhlo=self.config.hostname,
+            timeout=self.delivery.command_timeout,
+        )
+        # one recipient of ours, its targets all at Mailman: the worst reply decides
+        worst = max(replies.values(), key=lambda r: (r.code // 100 == 4, r.code // 100 == 5))
+        return Outcome(worst, relay, remote_mta=relay, remote=not worst.local)
 
     async def _forward(self, job: _Job, alias: str, targets: list[str]) -> Reply:
         """An alias pointing outside: a new queue entry through the intake (SRS sender,

@@ -189,7 +189,7 @@ def prepare(
     message = added + data
     signing: Signed | Unsigned | None = None
     if arrival.submission:
-        message, signing = _sign(message, data, policy, parents=False)
+        message, signing = _sign(message, data, policy, parents=False, sender=envelope.reverse_path)
     meta = QueueMeta(
         origin="smtp",
         client=arrival.client_ip,
@@ -306,11 +306,19 @@ def forward(
 
 
 def _sign(
-    message: bytes, original: bytes, policy: IntakePolicy, *, parents: bool
+    message: bytes,
+    original: bytes,
+    policy: IntakePolicy,
+    *,
+    parents: bool,
+    sender: str | None = None,
 ) -> tuple[bytes, Signed | Unsigned]:
     """Sign ``message`` for the author domain of ``original`` (the data as given: our
     own added fields hold no From). With ``parents``, a parent domain's key signs when
-    the author domain has none."""
+    the author domain has none. With ``sender``, list mail (it has a List-Id, RFC 2919)
+    whose From domain has no key of ours is signed by the envelope sender's domain: mail
+    from Mailman (From a member, MAIL FROM ``list-bounces@`` the list domain) gets the
+    list domain's signature."""
     domain = rfc5322.author_domain(original)
     if domain is None:
         return message, Unsigned("-", "no From address")
@@ -320,6 +328,11 @@ def _sign(
     if parents:
         labels = domain.split(".")
         candidates += [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
+    sender_domain = (sender or "").rpartition("@")[2].lower().rstrip(".")
+    if sender_domain and sender_domain not in candidates and (
+        "list-id" in rfc5322.field_names(original)  # RFC 2919: list mail
+    ):
+        candidates.append(sender_domain)
     for candidate in candidates:
         try:
             result = policy.signer(message, candidate)
