@@ -329,8 +329,12 @@ def _sign(
         labels = domain.split(".")
         candidates += [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
     sender_domain = (sender or "").rpartition("@")[2].lower().rstrip(".")
-    if sender_domain and sender_domain not in candidates and (
-        "list-id" in rfc5322.field_names(original)  # RFC 2919: list mail
+    if (
+        sender_domain
+        and sender_domain not in candidates
+        and (
+            "list-id" in rfc5322.field_names(original)  # RFC 2919: list mail
+        )
     ):
         candidates.append(sender_domain)
     for candidate in candidates:
