@@ -193,7 +193,12 @@ async def _wait(predicate: Callable[[], Any], site: Site, timeout: float = 60.0)
         if found:
             return found
         await asyncio.sleep(0.5)
-    raise AssertionError("timed out")
+    logs = site.mailman.var / "logs"
+    tail = "".join(
+        f"--- {p.name}\n{p.read_text(errors='replace')[-1500:]}" for p in sorted(logs.glob("*.log"))
+    )
+    seen = [(e["event"], e.get("to"), e.get("reply") or e.get("reason")) for e in site.events]
+    raise AssertionError(f"timed out; events {seen}\n{tail}")
 
 
 async def test_subscribe_by_mail_with_confirmation_then_post(
@@ -255,3 +260,45 @@ async def test_mailman_down_defers_with_451(site: Site) -> None:
     await site.run_agent()
     (deferred,) = [e for e in site.events if e["event"] == "deferred"]
     assert deferred["dsn"] == "4.4.1" and deferred["to"] == f"<{LIST}>"
+
+
+async def test_a_post_reaches_members_dkim_and_arc_valid_with_list_headers(
+    site: Site, postfix_mx: PostfixServer
+) -> None:
+    list_id = LIST.replace("@", ".")
+    for member in (MEMBER, "alice@example.net"):
+        flags = {"pre_verified": "true", "pre_confirmed": "true", "pre_approved": "true"}
+        await asyncio.to_thread(
+            site.mailman.rest,
+            "POST",
+            "members",
+            {"list_id": list_id, "subscriber": member, **flags},
+        )
+    post = (
+        f"From: Bob <{MEMBER}>\r\nTo: {LIST}\r\nSubject: lunch on friday\r\n"
+        "Message-ID: <post-1@example.net>\r\nDate: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\n"
+        "Shall we meet at noon on Friday?\r\n"
+    ).encode()
+    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, [LIST], post)
+    assert replies[-1].startswith("250 ")
+
+    def copy() -> bytes | None:
+        for message in postfix_mx.messages():
+            if b"lunch on friday" in message and b"alice@example.net" in message:
+                return message
+        return None
+
+    stored = (await _wait(copy, site)).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    # RFC 2919 and RFC 2369 fields: added by Mailman
+    assert re.search(rb"(?m)^List-Id: .*<team\.lists\.example>", stored)
+    assert re.search(rb"(?m)^List-Unsubscribe: <mailto:team-leave@lists\.example>", stored)
+    # DKIM-signed by the list domain, ARC-sealed: dkimpy verifies both
+    assert b"d=lists.example" in stored
+
+    def txt(name: bytes | str, timeout: float = 5) -> bytes:
+        return _txt_of(site, name)
+
+    assert await asyncio.to_thread(dkim.verify, stored, dnsfunc=txt)
+    cv, _, reason = await asyncio.to_thread(dkim.arc_verify, stored, dnsfunc=txt)
+    assert (cv, reason) == (dkim.CV_Pass, "success")
+    assert b"ARC-Seal: i=1; a=rsa-sha256; cv=none; d=lists.example" in stored

@@ -190,6 +190,7 @@ def prepare(
     signing: Signed | Unsigned | None = None
     if arrival.submission:
         message, signing = _sign(message, data, policy, parents=False, sender=envelope.reverse_path)
+        message = _seal_list_mail(message, data, policy, envelope.reverse_path)
     meta = QueueMeta(
         origin="smtp",
         client=arrival.client_ip,
@@ -303,6 +304,20 @@ def forward(
             sealing = None if seal else Unsigned(domain, "ARC chain ends (cv=fail or 50 sets)")
     meta = QueueMeta(origin="forward", original=original)
     return Accepted(queue_id, new_sender, tuple(targets), message, meta, sealing)
+
+
+def _seal_list_mail(message: bytes, original: bytes, policy: IntakePolicy, sender: str) -> bytes:
+    """List mail from the list manager (a submission with a List-Id, RFC 2919) leaves
+    ARC-sealed by the list domain (the envelope sender's), after it was DKIM-signed
+    (RFC 8617 §5.1 step 1): the list changed the message, and the seal carries our
+    inbound verdict on the post (our Authentication-Results, kept by the list)."""
+    domain = sender.rpartition("@")[2].lower().rstrip(".")
+    if policy.sealer is None or not domain or "list-id" not in rfc5322.field_names(original):
+        return message
+    try:
+        return policy.sealer(message, domain) + message
+    except Exception:  # a sealing bug must not lose the mail: it leaves unsealed
+        return message
 
 
 def _sign(

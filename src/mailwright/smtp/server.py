@@ -27,7 +27,7 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..certificates.tls import make_ssl_context, switching_context
 from ..config import Config, ListenerConfig
@@ -308,7 +308,7 @@ class SmtpServer:
             esmtp=session.esmtp,
             tls=conn.tls_description() if session.tls else None,
         )
-        policy = IntakePolicy(runtime.config.hostname, runtime.signer, self.settings.max_hops)
+        policy = replace(runtime.intake, max_hops=self.settings.max_hops)
         decision: InboundDecision | None = None
         refused = intake.screen(ready.data, policy)
         if refused is None and arrival.inbound and not arrival.submission:
