@@ -302,3 +302,36 @@ async def test_a_post_reaches_members_dkim_and_arc_valid_with_list_headers(
     cv, _, reason = await asyncio.to_thread(dkim.arc_verify, stored, dnsfunc=txt)
     assert (cv, reason) == (dkim.CV_Pass, "success")
     assert b"ARC-Seal: i=1; a=rsa-sha256; cv=none; d=lists.example" in stored
+
+
+async def test_lists_command_shows_the_lists_and_their_addresses(
+    site: Site, tmp_path: Path
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    config = tmp_path / "cli.toml"
+    config.write_text(
+        "[mailman]\n"
+        f'rest_url = "{site.mailman.rest_url}"\n'
+        f'rest_password_file = "{site.mailman.password_file}"\n'
+    )
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(Path(sys.executable).with_name("mailwright")),
+            "--config",
+            str(config),
+            "lists",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["lists"]
+    assert row["list"] == LIST and row["list_id"] == "team.lists.example"
+    assert "team-bounces[+VERP]@lists.example" in row["addresses"]
+    assert "team-confirm+TOKEN@lists.example" in row["addresses"]

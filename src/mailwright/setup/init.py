@@ -34,6 +34,19 @@ TLS_DIR = "tls"
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
+MAILMAN_SECTION = """
+# Mailman 3 core on this machine manages the lists (README: Mailing lists). Put
+# Mailman's [webservice] admin_pass into the password file; 'mailwright init --mailman'
+# printed the [mta] section for mailman.cfg.
+[mailman]
+lmtp = "127.0.0.1:8024"
+rest_url = "http://127.0.0.1:8001/3.1"
+rest_user = "restadmin"
+rest_password_file = "mailman-rest-password"
+cache_seconds = 30
+"""
+
+
 @dataclass(frozen=True)
 class InitOptions:
     domain: str
@@ -50,6 +63,8 @@ class InitOptions:
     inbound: bool = False
     """Also receive: an inbound listener on port 25 with STARTTLS, and ``[tls]`` pointing
     at ``tls/cert.pem`` and ``tls/key.pem`` beside the config (the certificate step)."""
+    mailman: bool = False
+    """Also a ``[mailman]`` section: Mailman 3 core on this machine is the list manager."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +182,8 @@ def init_domain(options: InitOptions) -> InitResult:
         f"Check them once published:      mailwright check {config.domains[0]}",
     )
     text = render_config(config, options.directory, header)
+    if options.mailman:
+        text += MAILMAN_SECTION
     config.path.write_text(text, encoding="utf-8")
     loaded = load_config(config.path)  # what the server will read: never write a file it refuses
     return InitResult(
