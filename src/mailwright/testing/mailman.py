@@ -67,6 +67,10 @@ admin_user: {rest_user}
 admin_pass: {rest_password}
 workers: 1
 
+[runner.bounces]
+# tests wait seconds, not Mailman's two minutes, for bounces to be scored
+sleep_time: 1s
+
 [runner.nntp]
 start: no
 [archiver.mhonarc]
