@@ -522,12 +522,6 @@ def _inbound(t: _Table) -> InboundConfig:
 
 
 def _mailman(t: _Table) -> MailmanConfig:
-    lmtp = t.text("lmtp", "127.0.0.1:8024") or "127.0.0.1:8024"
-    host, _, port = lmtp.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(
-            t.file, t.key("lmtp"), f"{lmtp!r} is not HOST:PORT", 'write "127.0.0.1:8024"'
-        )
     url = t.text("rest_url", "http://127.0.0.1:8001/3.1") or ""
     if not url.startswith(("http://", "https://")):
         raise ConfigError(
@@ -536,15 +530,14 @@ def _mailman(t: _Table) -> MailmanConfig:
             f"{url!r} is not an http URL",
             'write "http://127.0.0.1:8001/3.1"',
         )
-    result = MailmanConfig(
-        lmtp_host=host.strip("[]"),
-        lmtp_port=int(port),
+    return MailmanConfig(
+        lmtp_host=t.text("lmtp_host", "127.0.0.1") or "127.0.0.1",
+        lmtp_port=t.integer("lmtp_port", 8024, minimum=1, maximum=65535),
         rest_url=url,
         rest_user=t.text("rest_user", "restadmin") or "restadmin",
         cache_seconds=t.number("cache_seconds", 30.0, minimum=0.0),
         rest_password_file=t.finish_path("rest_password_file"),
     )
-    return result
 
 
 def _srs(t: _Table) -> SrsConfig:

@@ -92,7 +92,7 @@ async def site(
             "trusted_networks": ["127.0.0.1/32"],
             "dkim": [{"domain": "lists.example", "selector": "list", "private_key": str(key_file)}],
             "mailman": {
-                "lmtp": f"127.0.0.1:{core.lmtp_port}",
+                "lmtp_port": core.lmtp_port,
                 "rest_url": core.rest_url,
                 "rest_password_file": str(core.password_file),
                 "cache_seconds": 0,

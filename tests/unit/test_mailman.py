@@ -83,15 +83,15 @@ def test_mta_section_points_mailman_at_us() -> None:
 
 def test_mailman_config(tmp_path: Path) -> None:
     config = parse_config(
-        {"mailman": {"lmtp": "127.0.0.1:9024", "rest_password_file": "pw"}},
+        {"mailman": {"lmtp_port": 9024, "rest_password_file": "pw"}},
         tmp_path / "mailwright.toml",
     )
     assert config.mailman is not None
     assert (config.mailman.lmtp_host, config.mailman.lmtp_port) == ("127.0.0.1", 9024)
     assert config.mailman.rest_password_file == tmp_path / "pw"
     assert parse_config({}, tmp_path / "m.toml").mailman is None
-    with pytest.raises(ConfigError, match="is not HOST:PORT"):
-        parse_config({"mailman": {"lmtp": "nowhere"}}, tmp_path / "m.toml")
+    with pytest.raises(ConfigError, match="lmtp_port"):
+        parse_config({"mailman": {"lmtp_port": 0}}, tmp_path / "m.toml")
     with pytest.raises(ConfigError, match="is not an http URL"):
         parse_config({"mailman": {"rest_url": "ftp://x"}}, tmp_path / "m.toml")
 

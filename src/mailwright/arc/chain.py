@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..dkim.message import ParsedMessage
 from ..dkim.tags import TagList, TagSyntaxError, parse_tag_list, shown
+from ..errors import MailwrightError
 
 __all__ = [
     "AAR",
@@ -49,7 +50,7 @@ class ArcStatus(enum.StrEnum):
     FAIL = "fail"
 
 
-class ChainError(ValueError):
+class ChainError(MailwrightError, ValueError):
     """The ARC fields do not form a valid chain; the status is ``fail`` (RFC 8617 §5.2)."""
 
 

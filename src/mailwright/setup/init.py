@@ -19,6 +19,7 @@ from ..config import (
     DeliveryConfig,
     DkimKeyConfig,
     ListenerConfig,
+    MailmanConfig,
     RelayConfig,
     TlsConfig,
     load_config,
@@ -32,19 +33,6 @@ from .template import render_config
 KEY_DIR = "keys"
 TLS_DIR = "tls"
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-
-
-MAILMAN_SECTION = """
-# Mailman 3 core on this machine manages the lists (README: Mailing lists). Put
-# Mailman's [webservice] admin_pass into the password file; 'mailwright init --mailman'
-# printed the [mta] section for mailman.cfg.
-[mailman]
-lmtp = "127.0.0.1:8024"
-rest_url = "http://127.0.0.1:8001/3.1"
-rest_user = "restadmin"
-rest_password_file = "mailman-rest-password"
-cache_seconds = 30
-"""
 
 
 @dataclass(frozen=True)
@@ -158,6 +146,10 @@ def plan_config(options: InitOptions) -> Config:
                 ListenerConfig("inbound", "0.0.0.0", 25, "inbound", tls="starttls"),
             ),
         )
+    if options.mailman:
+        config = replace(
+            config, mailman=MailmanConfig(rest_password_file=directory / "mailman-rest-password")
+        )
     return config
 
 
@@ -182,8 +174,6 @@ def init_domain(options: InitOptions) -> InitResult:
         f"Check them once published:      mailwright check {config.domains[0]}",
     )
     text = render_config(config, options.directory, header)
-    if options.mailman:
-        text += MAILMAN_SECTION
     config.path.write_text(text, encoding="utf-8")
     loaded = load_config(config.path)  # what the server will read: never write a file it refuses
     return InitResult(

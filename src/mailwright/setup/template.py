@@ -14,7 +14,13 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..config import LETS_ENCRYPT_DIRECTORY, Config, DkimKeyConfig, ListenerConfig
+from ..config import (
+    LETS_ENCRYPT_DIRECTORY,
+    Config,
+    DkimKeyConfig,
+    ListenerConfig,
+    MailmanConfig,
+)
 
 
 def toml_value(value: object) -> str:
@@ -289,6 +295,37 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         i.send_aggregate_reports,
         "Send daily DMARC aggregate reports (RFC 9990) to domains that ask for them.",
     )
+
+    w.setting(
+        "trusted_arc_sealers",
+        list(i.trusted_arc_sealers),
+        "ARC sealers (d= of their ARC-Seal) whose verdict lets mail failing DMARC through.",
+    )
+
+    w.table("[srs]", "Forwarding to outside addresses: the SRS envelope sender (README).")
+    if config.srs.secret_file:
+        w.setting("secret_file", _rel(config.srs.secret_file, base), "SRS secrets, one a line.")
+    else:
+        w.example("secret_file", "srs-secret", "SRS secrets; unset = data_dir/srs-secret.")
+    w.setting("max_age_days", config.srs.max_age_days, "Bounces to rewritten senders, this long.")
+
+    m = config.mailman
+    if m is not None:
+        w.table("[mailman]", "Mailman 3 core manages the lists here (README: Mailing lists).")
+        set_ = w.setting
+    else:
+        w.blank()
+        w.comment("Mailman 3 core as the list manager: uncomment (README: Mailing lists).")
+        w.lines.append("# [mailman]")
+        m = MailmanConfig()
+        set_ = w.example
+    set_("lmtp_host", m.lmtp_host, "Mailman's LMTP runner: its address...")
+    set_("lmtp_port", m.lmtp_port, "...and port (mailman.cfg [mta] lmtp_host, lmtp_port).")
+    set_("rest_url", m.rest_url, "Mailman's REST API.")
+    set_("rest_user", m.rest_user, "Mailman's [webservice] admin_user.")
+    password = _rel(m.rest_password_file, base) if m.rest_password_file else "mailman-rest-password"
+    set_("rest_password_file", password, "A file holding Mailman's [webservice] admin_pass.")
+    set_("cache_seconds", m.cache_seconds, "How long Mailman's list of lists is trusted.")
 
     w.table("[check]", "Blocklists 'mailwright check' queries (never from tests).")
     w.setting("dnsbls", list(config.check.dnsbls), "IP blocklists each sending IP is looked up in.")

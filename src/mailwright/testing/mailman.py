@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from ..errors import MailwrightError
 from .ports import free_port
 
 MAILMAN = "/usr/bin/mailman"
@@ -82,8 +83,8 @@ enable: no
 """
 
 
-class MailmanError(RuntimeError):
-    pass
+class MailmanError(MailwrightError, RuntimeError):
+    """The private Mailman core could not be started or asked."""
 
 
 class MailmanCore:
