@@ -103,7 +103,7 @@ def ensure_dev_key(config: Config) -> tuple[Path, bool]:
 
 def signing_keys(config: Config, dev_mode: bool) -> Callable[[str], list[SigningKey]] | None:
     """Every configured key loaded once (startup and SIGHUP), by domain; None: no key."""
-    from .dkim import load_private_key, load_signing_key
+    from .dkim import SigningKey, load_private_key, load_signing_key
 
     if dev_mode:
         private = load_private_key(dev_key_path(config).read_bytes())
