@@ -363,6 +363,22 @@ def dmarc_result(result: DmarcResult, *, with_reason: bool = False) -> ResInfo:
     )
 
 
+def arc_result(
+    status: object, reason: str, *, oldest_pass: int | None = None, remote_ip: str | None = None
+) -> ResInfo:
+    """``arc=pass smtp.remote-ip=IP header.oldest-pass=N`` (RFC 8617 §6, §10.2).
+
+    ``status`` is the Chain Validation Status; a failure carries its reason.
+    """
+    word = _word(status)
+    props: list[Property] = []
+    if remote_ip:
+        props.append(Property("smtp", "remote-ip", remote_ip))
+    if word == "pass" and oldest_pass is not None:
+        props.append(Property("header", "oldest-pass", str(oldest_pass)))
+    return ResInfo("arc", word, clean_reason(reason) if word == "fail" else None, tuple(props))
+
+
 def _policy_for(result: DmarcResult, record: DmarcRecord) -> Policy:
     """The policy a failing message would get: p for the domain's own record, else sp."""
     if result.discovery is not None and result.discovery.at_author_domain:
@@ -656,7 +672,7 @@ def version_of(value: str) -> str | None:
     return value[start : scanner.pos]
 
 
-def _same_id(a: str, b: str) -> bool:
+def same_id(a: str, b: str) -> bool:
     """Compare authserv-ids case-insensitively, A-labels decoded (RFC 8601 §5)."""
     return _unicode(a) == _unicode(b)
 
@@ -705,7 +721,7 @@ def strip_forged(message: bytes, authserv_ids: str | Iterable[str]) -> tuple[byt
             found = authserv_id_of(text)
             if (
                 found is None
-                or any(_same_id(found, ours) for ours in ids)
+                or any(same_id(found, ours) for ours in ids)
                 or not is_supported_version(version_of(text))
             ):
                 removed += 1

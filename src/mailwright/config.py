@@ -178,6 +178,34 @@ class InboundConfig:
     ``report-only``: deliver everything, record the verdict in Authentication-Results."""
     quarantine_folder: str = ".Junk"
     send_aggregate_reports: bool = False
+    trusted_arc_sealers: tuple[str, ...] = ()
+    """Forwarders and lists (ARC sealing domains, ``d=`` of their ARC-Seal) whose
+    authentication verdict we accept when DMARC fails after their changes (RFC 9989 §5.3.6
+    local policy, RFC 8617 §7.2)."""
+
+
+@dataclass(frozen=True)
+class MailmanConfig:
+    """Mailman 3 core as the list manager (mailwright.mailman)."""
+
+    lmtp_host: str = "127.0.0.1"
+    lmtp_port: int = 8024
+    rest_url: str = "http://127.0.0.1:8001/3.1"
+    rest_user: str = "restadmin"
+    rest_password_file: Path | None = None
+    cache_seconds: float = 30.0
+    """How long the REST API's list of lists is trusted."""
+
+
+@dataclass(frozen=True)
+class SrsConfig:
+    """Forwarding to outside addresses (mailwright.srs): the SRS secret and lifetime."""
+
+    secret_file: Path | None = None
+    """One secret per line, the first signs (``data_dir/srs-secret`` when unset, made on
+    first use)."""
+    max_age_days: int = 21
+    """Bounces to a rewritten sender are accepted this long."""
 
 
 @dataclass(frozen=True)
@@ -296,6 +324,8 @@ class Config:
     """Local addresses with a Maildir of their own (``user@one-of-domains``)."""
     inbound: InboundConfig = field(default_factory=InboundConfig)
     mta_sts: MtaStsConfig = field(default_factory=MtaStsConfig)
+    srs: SrsConfig = field(default_factory=SrsConfig)
+    mailman: MailmanConfig | None = None
     check: CheckConfig = field(default_factory=CheckConfig)
     dkim_rotation: DkimRotationConfig = field(default_factory=DkimRotationConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -395,6 +425,8 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         mailboxes=tuple(m.lower() for m in top.items("mailboxes", str, [], check=_mailbox_check)),
         inbound=_inbound(top.table("inbound")),
         mta_sts=_mta_sts(top.table("mta_sts")),
+        srs=_srs(top.table("srs")),
+        mailman=_mailman(top.table("mailman")) if "mailman" in top.data else None,
         check=_check(top.table("check")),
         dkim_rotation=_dkim_rotation(top.table("dkim_rotation")),
         log=_log(top.table("log")),
@@ -683,6 +715,10 @@ def _inbound(t: _Table) -> InboundConfig:
         ),
         quarantine_folder=_maildir_folder(t, "quarantine_folder", ".Junk"),
         send_aggregate_reports=t.flag("send_aggregate_reports", False),
+        trusted_arc_sealers=tuple(
+            d.lower().rstrip(".")
+            for d in t.items("trusted_arc_sealers", str, [], check=_domain_check)
+        ),
     )
     t.finish()
     return result
@@ -713,6 +749,30 @@ def _mx_pattern_check(value: str, t: _Table, key: str) -> None:
             f"{value!r} is not a host name or *.domain",
             "write mail.example.com",
         )
+
+
+def _mailman(t: _Table) -> MailmanConfig:
+    url = t.text("rest_url", "http://127.0.0.1:8001/3.1") or ""
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(
+            t.file,
+            t.key("rest_url"),
+            f"{url!r} is not an http URL",
+            'write "http://127.0.0.1:8001/3.1"',
+        )
+    return MailmanConfig(
+        lmtp_host=t.text("lmtp_host", "127.0.0.1") or "127.0.0.1",
+        lmtp_port=t.integer("lmtp_port", 8024, minimum=1, maximum=65535),
+        rest_url=url,
+        rest_user=t.text("rest_user", "restadmin") or "restadmin",
+        cache_seconds=t.number("cache_seconds", 30.0, minimum=0.0),
+        rest_password_file=t.finish_path("rest_password_file"),
+    )
+
+
+def _srs(t: _Table) -> SrsConfig:
+    max_age = t.integer("max_age_days", 21, minimum=1, maximum=1000)
+    return SrsConfig(secret_file=t.finish_path("secret_file"), max_age_days=max_age)
 
 
 def _maildir_folder(t: _Table, key: str, default: str) -> str:

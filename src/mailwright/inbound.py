@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from . import authres
+from .arc import ArcResult, ArcStatus, verify_chain
 from .config import Config
 from .dkim import DkimResult, verify_message
 from .dmarc import DmarcResult, DmarcStatus, Policy, evaluate
@@ -87,6 +88,9 @@ class InboundVerdict:
     header: str
     """The complete Authentication-Results field, CRLF-terminated."""
     notes: tuple[str, ...] = field(default=())
+    arc: ArcResult | None = None
+    trusted_sealer: str | None = None
+    """The trusted ARC sealer whose verdict let mail failing DMARC through (local policy)."""
 
     @property
     def dmarc_word(self) -> str:
@@ -173,9 +177,13 @@ async def check_message(
     *,
     authserv_id: str,
     enforcement: Literal["enforce", "report-only"] = "enforce",
+    trusted_arc_sealers: Sequence[str] = (),
 ) -> InboundVerdict:
-    """DKIM and DMARC after DATA, and the resulting action and header."""
-    dkim_results = tuple(await verify_message(message, resolver))
+    """DKIM, ARC and DMARC after DATA, and the resulting action and header."""
+    dkim_list, arc = await asyncio.gather(
+        verify_message(message, resolver), verify_chain(message, resolver)
+    )
+    dkim_results = tuple(dkim_list)
     authors = author_domains(message)
     domains = authors.domains
     notes: list[str] = [authors.problem] if authors.problem else []
@@ -188,8 +196,18 @@ async def check_message(
     action: Action = "deliver"
     reply: str | None = None
     strictest = _strictest(dmarc_results)
+    trusted = None
     if strictest is not None and strictest.result is DmarcStatus.FAIL:
-        unauthenticated = _nothing_authenticated(envelope, dkim_results)
+        trusted = trusted_sealer(arc, trusted_arc_sealers)
+    if trusted is not None:
+        notes.append(
+            f"DMARC fail accepted: the ARC chain passes and {trusted}, a trusted sealer,"
+            " recorded dmarc=pass before its changes (local policy, RFC 9989 §5.3.6)"
+        )
+    elif strictest is not None and strictest.result is DmarcStatus.FAIL:
+        unauthenticated = _nothing_authenticated(envelope, dkim_results) and (
+            arc.status is not ArcStatus.PASS  # a valid ARC seal authenticates its sealer
+        )
         disposition = strictest.receiver_action(other_evidence=unauthenticated)
         if disposition is Policy.REJECT:
             action = "reject"
@@ -212,7 +230,7 @@ async def check_message(
             f" (p={strictest.requested_policy or strictest.disposition}): the message is not"
             " authenticated by an aligned SPF or DKIM pass"
         )
-    header = _header(authserv_id, envelope, dkim_results, dmarc_results)
+    header = _header(authserv_id, envelope, dkim_results, dmarc_results, arc)
     return InboundVerdict(
         envelope=envelope,
         dkim=dkim_results,
@@ -222,7 +240,31 @@ async def check_message(
         reply=reply,
         header=header,
         notes=tuple(notes),
+        arc=arc,
+        trusted_sealer=trusted,
     )
+
+
+def trusted_sealer(arc: ArcResult, trusted: Sequence[str]) -> str | None:
+    """The trusted sealer vouching for a message that fails DMARC, or None.
+
+    Walking the validated chain from the newest set down, every sealer must be trusted
+    until one whose ARC-Authentication-Results says ``dmarc=pass``: that hop saw the
+    message authenticated, and only trusted hops handled it since (RFC 8617 §7.2).
+    """
+    if arc.status is not ArcStatus.PASS or not trusted:
+        return None
+    allowed = {d.lower().rstrip(".") for d in trusted}
+    for arc_set in reversed(arc.sets):
+        if arc_set.domain not in allowed:
+            return None
+        try:
+            results = authres.parse(arc_set.aar.results)
+        except authres.AuthResSyntaxError:
+            return None
+        if any(r.result.lower() == "pass" for r in results.find("dmarc")):
+            return arc_set.domain
+    return None
 
 
 def _override_reasons(result: DmarcResult, requested: str, applied: str) -> tuple[str, ...]:
@@ -267,8 +309,15 @@ def _header(
     envelope: EnvelopeAuth,
     dkim_results: Sequence[DkimResult],
     dmarc_results: Sequence[DmarcResult],
+    arc: ArcResult | None = None,
 ) -> str:
     extra: list[authres.ResInfo] = []
+    if arc is not None:
+        extra.append(
+            authres.arc_result(
+                arc.status, arc.reason, oldest_pass=arc.oldest_pass, remote_ip=envelope.client_ip
+            )
+        )
     if envelope.spf_helo is not None:
         extra.append(authres.spf_result(envelope.spf_helo, helo=envelope.helo))
     spf = envelope.spf_mailfrom
@@ -405,6 +454,7 @@ class InboundChecker:
             self.resolver,
             authserv_id=authserv_id,
             enforcement=self.config.inbound.dmarc_enforcement,
+            trusted_arc_sealers=self.config.inbound.trusted_arc_sealers,
         )
         self.logger.event(
             "inbound",
@@ -416,6 +466,7 @@ class InboundChecker:
             spf=str(envelope.spf_mailfrom.result),
             dkim=",".join(str(r.status) for r in verdict.dkim) or "none",
             dmarc=verdict.dmarc_word,
+            arc=str(verdict.arc.status) if verdict.arc else None,
             action=verdict.action,
             reason="; ".join(verdict.notes) or None,
         )

@@ -10,6 +10,11 @@ Matching rules, in order (like Postfix's virtual alias + mailbox maps):
 3. with a ``+extension`` (``user+tag@domain``), 1 and 2 for ``user@domain``;
 4. a catch-all alias ``@domain``.
 
+An SRS address of a local domain (``SRS0=...``, :mod:`mailwright.srs`: the envelope
+sender of mail we forwarded) resolves to the address it stands for, if its hash and age
+are right: that is how bounces of forwarded mail reach the original sender. A forged
+or expired one resolves to nobody (``550 5.1.1``).
+
 Local parts compare case-insensitively. RFC 5321 §2.4 lets a server treat them as
 case-sensitive, but for an application's own domain ``Billing@`` and ``billing@`` being
 two people is a trap, not a feature. Domains compare case-insensitively (RFC 5321 §2.4).
@@ -21,10 +26,12 @@ any domain), and :attr:`LocalDirectory.notes` says so for the startup log.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from .dns.names import normalize
+from .mailman import list_address
+from .srs import Srs, SrsError, is_srs
 
 REQUIRED_ROLES = ("postmaster", "abuse")
 MAX_ALIAS_DEPTH = 10
@@ -51,6 +58,11 @@ class LocalDirectory:
     bounce_local_part: str | None = None
     """``bounces``: ``bounces@`` and ``bounces+TOKEN@`` exist at every local domain and
     are consumed by the bounce processor (mailwright.feedback), never a mailbox."""
+    srs: Srs | None = None
+    """Reverses SRS addresses (None: no forwarding set up, SRS addresses are unknown)."""
+    lists: Callable[[str], bool] | None = None
+    """Whether Mailman has a list (``fqdn_listname``); its addresses resolve to themselves
+    and are delivered over LMTP (mailwright.mailman)."""
 
     @classmethod
     def build(
@@ -58,6 +70,7 @@ class LocalDirectory:
         domains: Iterable[str],
         mailboxes: Iterable[str] = (),
         aliases: Mapping[str, Iterable[str]] | None = None,
+        srs: Srs | None = None,
     ) -> LocalDirectory:
         domain_list = [normalize(d) for d in domains]
         boxes = [_key(m) for m in mailboxes]
@@ -88,20 +101,28 @@ class LocalDirectory:
             notes=tuple(notes),
             problems=tuple(problems),
             first_domain=domain_list[0] if domain_list else None,
+            srs=srs,
         )
 
     @classmethod
-    def from_config(cls, config: object) -> LocalDirectory:
+    def from_config(cls, config: object, srs: Srs | None = None) -> LocalDirectory:
         """From a :class:`mailwright.config.Config` (typed loosely to keep this module pure)."""
         directory = cls.build(
             getattr(config, "domains", ()),
             getattr(config, "mailboxes", ()),
             getattr(config, "aliases", {}),
+            srs,
         )
         bounces = getattr(config, "bounces", None)
         if bounces is not None and getattr(bounces, "verp", False):
             return replace(directory, bounce_local_part=str(bounces.local_part).lower())
         return directory
+
+    def forwards_outside(self) -> bool:
+        """Some alias points to an address outside our domains (so SRS is needed)."""
+        return any(
+            t.rpartition("@")[2] not in self.domains for ts in self.aliases.values() for t in ts
+        )
 
     def is_local_domain(self, domain: str) -> bool:
         return domain.lower() in self.domains
@@ -115,7 +136,20 @@ class LocalDirectory:
         forwards); ``None`` if it is a local address nobody has, or aliases loop."""
         if "@" not in address and address.lower() == "postmaster" and self.first_domain:
             address = f"postmaster@{self.first_domain}"  # RFC 5321 §4.5.1: bare "postmaster"
+        if is_srs(address) and self.is_local(address):
+            if self.srs is None:
+                return None
+            try:
+                return (self.srs.reverse(address),)
+            except SrsError:
+                return None
+        if self.lists is not None and self.is_local(address) and self.is_list_address(address):
+            return (address,)
         return self._resolve(_key(address), 0)
+
+    def is_list_address(self, address: str) -> bool:
+        """A Mailman list address (posting, -request, -bounces+VERP, ...) of a list that exists."""
+        return self.lists is not None and list_address(address, self.lists) is not None
 
     def exists(self, address: str) -> bool:
         return self.resolve(address) is not None or self.is_bounce_address(address)

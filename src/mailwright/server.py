@@ -37,7 +37,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import metrics, systemd
 from .config import Config, load_config
@@ -47,6 +47,7 @@ from .listeners import bind_listeners
 from .local import LocalDirectory
 from .log import EventLogger
 from .log import logger as default_logger
+from .mailman import ListCache, MailmanError, read_password
 from .preflight import Finding, check_runtime
 from .privileges import drop_to, prepare_data_dir, run_as
 from .queue import QueueStore, new_queue_id, open_store
@@ -54,12 +55,18 @@ from .queue.configured import database_conninfo, describe_store, prepare_databas
 from .queue.eventstore import EventStore
 from .queue.tracking import SuppressionPolicy, Tracking
 from .smtp.auth import BadHash, Credentials, parse_hash
-from .smtp.intake import Accepted, Signer, originate
+from .smtp.intake import Accepted, Sealer, Signer, originate
 from .smtp.server import Runtime, ServerSettings, SmtpServer
+from .srs import SecretFileSrs, Srs, load_or_create_secrets
 from .verp import load_or_create_key
 from .webhooks import Webhook, WebhookSender
 
+if TYPE_CHECKING:
+    from .dkim import SigningKey
+
 DEV_SELECTOR = "mailwright-dev"
+SRS_SECRET_FILE = "srs-secret"
+"""In the data directory, unless ``[srs] secret_file`` says otherwise."""
 RECOVERY_INTERVAL = 15.0
 PRUNE_INTERVAL = 3600.0
 """Seconds between checks for leases of dead workers on this host."""
@@ -102,26 +109,26 @@ def ensure_dev_key(config: Config) -> tuple[Path, bool]:
     return path, True
 
 
-def build_signer(config: Config, dev_mode: bool) -> Signer | None:
-    """Load every configured key once (startup and SIGHUP); None when there is none."""
-    from .dkim import SigningKey, load_private_key, load_signing_key, sign_message
+def signing_keys(config: Config, dev_mode: bool) -> Callable[[str], list[SigningKey]] | None:
+    """Every configured key loaded once (startup and SIGHUP), by domain; None: no key."""
+    from .dkim import SigningKey, load_private_key, load_signing_key
 
     if dev_mode:
         private = load_private_key(dev_key_path(config).read_bytes())
         cache: dict[str, list[SigningKey]] = {}
 
-        def sign_any(message: bytes, domain: str) -> tuple[bytes, list[str]] | None:
+        def dev_keys(domain: str) -> list[SigningKey]:
             keys = cache.get(domain)
             if keys is None:
                 try:
                     keys = [SigningKey.from_key(domain, DEV_SELECTOR, private)]
                 except ValueError:
-                    return None
+                    return []
                 if len(cache) < 10_000:
                     cache[domain] = keys
-            return sign_message(message, keys), [DEV_SELECTOR]
+            return keys
 
-        return sign_any
+        return dev_keys
     by_domain: dict[str, list[SigningKey]] = {}
     for key_config in config.dkim:
         try:
@@ -134,14 +141,91 @@ def build_signer(config: Config, dev_mode: bool) -> Signer | None:
         by_domain.setdefault(key_config.domain.lower(), []).append(key)
     if not by_domain:
         return None
+    return lambda domain: by_domain.get(domain, [])
+
+
+def build_signer(config: Config, dev_mode: bool) -> Signer | None:
+    """DKIM signing with every key of the From domain."""
+    from .dkim import sign_message
+
+    keys_for = signing_keys(config, dev_mode)
+    if keys_for is None:
+        return None
 
     def sign(message: bytes, domain: str) -> tuple[bytes, list[str]] | None:
-        keys = by_domain.get(domain)
+        keys = keys_for(domain)
         if not keys:
             return None
         return sign_message(message, keys), [k.selector for k in keys]
 
     return sign
+
+
+def build_sealer(config: Config, dev_mode: bool) -> Sealer | None:
+    """ARC sealing (RFC 8617) of what we forward, with the forwarding domain's key (its
+    RSA key if it has one: RFC 8617 sealers and validators all know rsa-sha256), or a
+    parent domain's."""
+    from .arc import seal_message
+
+    keys_for = signing_keys(config, dev_mode)
+    if keys_for is None:
+        return None
+
+    def seal(message: bytes, domain: str) -> bytes:
+        labels = domain.split(".")
+        for candidate in (".".join(labels[i:]) for i in range(len(labels) - 1)):
+            keys = sorted(keys_for(candidate), key=lambda k: k.algorithm != "rsa-sha256")
+            if keys:
+                return seal_message(message, keys[0], config.hostname)
+        return b""
+
+    return seal
+
+
+def build_srs(config: Config, directory: LocalDirectory) -> Srs | None:
+    """SRS when an alias forwards outside our domains or a secret exists already (bounces
+    to earlier forwards). An existing secret file is read now (a bad one is a config
+    error); a missing one is made on first use, by the server after it dropped root."""
+    path = config.srs.secret_file or config.data_dir / SRS_SECRET_FILE
+    if not path.exists():
+        return (
+            SecretFileSrs(path, config.srs.max_age_days) if directory.forwards_outside() else None
+        )
+    try:
+        return Srs(load_or_create_secrets(path), config.srs.max_age_days)
+    except (OSError, ValueError, UnicodeError) as exc:
+        raise UserError(
+            f"{config.source}: srs secret_file {path}: {exc}",
+            "write one secret of at least 16 characters per line, or delete the file to get"
+            " a new one",
+        ) from None
+
+
+_LIST_CACHES: dict[tuple[str, str, str, float], ListCache] = {}
+
+
+def list_cache(config: Config) -> ListCache | None:
+    """The worker's cache of Mailman's lists (one per REST endpoint, kept across SIGHUP so
+    that a reload never forgets the lists); None without ``[mailman]``."""
+    mailman = config.mailman
+    if mailman is None:
+        return None
+    password = ""
+    if mailman.rest_password_file is not None:
+        try:
+            password = read_password(mailman.rest_password_file)
+        except (OSError, UnicodeError) as exc:
+            raise UserError(
+                f"{config.source}: mailman rest_password_file: {exc}",
+                "write Mailman's [webservice] admin_pass into that file",
+            ) from None
+    key = (mailman.rest_url, mailman.rest_user, password, mailman.cache_seconds)
+    cache = _LIST_CACHES.get(key)
+    if cache is None:
+        cache = _LIST_CACHES[key] = ListCache(
+            mailman.rest_url, mailman.rest_user, password, max_age=mailman.cache_seconds
+        )
+    return cache
 
 
 def build_runtime(config: Config, dev_mode: bool) -> tuple[Runtime, list[str]]:
@@ -156,6 +240,12 @@ def build_runtime(config: Config, dev_mode: bool) -> tuple[Runtime, list[str]]:
                 f"{config.source}: users: {user.name}: {exc}", "make one with 'mailwright passwd'"
             ) from None
     directory = LocalDirectory.from_config(config)
+    lists = list_cache(config)
+    directory = replace(
+        directory,
+        srs=build_srs(config, directory),
+        lists=lists.exists if lists is not None else None,
+    )
     notes.extend(directory.notes)
     inbound = any(listener.role == "inbound" for listener in config.listeners)
     for address in directory.problems:
@@ -176,6 +266,7 @@ def build_runtime(config: Config, dev_mode: bool) -> tuple[Runtime, list[str]]:
         credentials=Credentials((u.name, u.password_hash) for u in config.users),
         signer=build_signer(config, dev_mode),
         dev_mode=dev_mode,
+        sealer=build_sealer(config, dev_mode),
     )
     return runtime, notes
 
@@ -310,6 +401,12 @@ class Worker:
         await recover_leases(self.store, self.logger)
         self.smtp = SmtpServer(self.runtime, self.store, self.logger, self.options.settings)
         await self._start_tracking()
+        lists = list_cache(config)
+        if lists is not None:
+            try:  # the lists are known before the first RCPT
+                await lists.refresh()
+            except MailmanError as exc:
+                self.logger.event("error", what="mailman", reason=str(exc))
         await self.smtp.start(self.sockets)
         await self._start_http_and_certificates()
         self.agent = self._make_agent()
@@ -580,6 +677,7 @@ class Worker:
             commit=originated,
             tracking=self.tracking,
             verp_key=self.verp_key,
+            list_addresses=lambda address: self.runtime.directory.is_list_address(address),
         )
 
     def request_stop(self) -> None:

@@ -183,7 +183,7 @@ async def test_dkimpy_signed_mail_from_an_spf_authorized_ip_passes_everything(se
     assert reply.startswith("250 2.0.0 Ok: queued as ")
     data, meta = await _stored(store, reply)
     assert data.startswith(b"Received: ")
-    assert _results(data) == {"spf": "pass", "dkim": "pass", "dmarc": "pass"}
+    assert _results(data) == {"spf": "pass", "dkim": "pass", "dmarc": "pass", "arc": "none"}
     assert meta.folder is None
 
 
@@ -196,7 +196,7 @@ async def test_mailwright_signed_mail_from_an_unauthorized_ip_passes_dmarc_by_dk
     )
     assert reply.startswith("250 ")
     data, _ = await _stored(store, reply)
-    assert _results(data) == {"spf": "fail", "dkim": "pass", "dmarc": "pass"}
+    assert _results(data) == {"spf": "fail", "dkim": "pass", "dmarc": "pass", "arc": "none"}
 
 
 @pytest.mark.parametrize(("selector", "key"), [("rsa", RSA), ("ed", ED)])
@@ -210,7 +210,7 @@ async def test_opendkim_signed_mail_from_an_unauthorized_ip_passes_dmarc_by_dkim
     reply = await _send(smtp, FAIL_IP, "alice@sender.example", signed + message)
     assert reply.startswith("250 ")
     data, meta = await _stored(store, reply)
-    assert _results(data) == {"spf": "fail", "dkim": "pass", "dmarc": "pass"}
+    assert _results(data) == {"spf": "fail", "dkim": "pass", "dmarc": "pass", "arc": "none"}
     assert meta.folder is None
 
 

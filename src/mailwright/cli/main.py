@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "backup": "mailwright.cli.backup:backup",
     "restore": "mailwright.cli.backup:restore",
     "sendmail": "mailwright.cli.sendmail:sendmail",
+    "lists": "mailwright.cli.lists:lists",
 }
 
 EPILOG = """\b

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from ..config import Config
 from ..errors import UsageError
 from ..setup import InitOptions, RecordPlan, build_records, init_domain, render_json, render_zone
 from ..setup.records import GROUP_TITLES, group_explanation
@@ -52,6 +53,22 @@ def require_relay_url(url: str) -> None:
         require_domain(host, f"--relay {url!r}: host")
 
 
+def mailman_mta_section(config: Config) -> str:
+    """mailman.cfg's [mta] for this config: LMTP from ``[mailman]``, outgoing SMTP to the
+    first submission listener (Mailman connects from 127.0.0.1, a trusted network)."""
+    from ..mailman import mta_section
+
+    submission = next((li for li in config.listeners if li.role == "submission"), None)
+    port = submission.port if submission is not None else 587
+    mailman = config.mailman
+    return mta_section(
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        lmtp_host=mailman.lmtp_host if mailman else "127.0.0.1",
+        lmtp_port=mailman.lmtp_port if mailman else 8024,
+    )
+
+
 @click.command(
     epilog="\b\nExamples:\n"
     "  mailwright init example.com --ip 192.0.2.10\n"
@@ -90,6 +107,11 @@ def require_relay_url(url: str) -> None:
     help="Also receive mail on port 25 (STARTTLS with tls/cert.pem and tls/key.pem).",
 )
 @click.option(
+    "--mailman",
+    is_flag=True,
+    help="Mailman 3 manages lists here: a [mailman] section, and print mailman.cfg's [mta].",
+)
+@click.option(
     "--format",
     "fmt",
     type=FORMATS,
@@ -109,6 +131,7 @@ def init(
     data_dir: Path | None,
     user: str | None,
     inbound: bool,
+    mailman: bool,
     fmt: str,
 ) -> None:
     """Write a commented mailwright.toml and DKIM keys for DOMAIN, then print the DNS records
@@ -136,6 +159,7 @@ def init(
         data_dir=data_dir,
         user=user,
         inbound=inbound,
+        mailman=mailman,
     )
     try:
         result = init_domain(options)
@@ -166,6 +190,11 @@ def init(
                 + (result.config.domains[0])
             )
         console.print(f"Then run: [bold]{safe(command)}[/]", soft_wrap=True)
+    if mailman:
+        out.print()
+        out.print("[bold]Put this \\[mta] section into mailman.cfg[/] (Mailman's LMTP and our")
+        out.print("submission listener; restart Mailman afterwards):")
+        out.print(mailman_mta_section(result.config), markup=False, highlight=False)
 
 
 @click.command(

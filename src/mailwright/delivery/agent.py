@@ -48,8 +48,9 @@ from ..queue import (
 )
 from ..queue.events import Event
 from ..queue.tracking import Tracking
-from ..smtp.intake import Accepted, IntakePolicy, originate
+from ..smtp.intake import Accepted, IntakePolicy, Refused, forward, originate
 from ..verp import bounce_address
+from . import lmtp
 from .client import ClientSettings, Session, SessionError, TransactionResult
 from .dsn import Action, RecipientReport, build_dsn, wants_dsn
 from .policies import PolicyCache, PolicySource
@@ -195,6 +196,7 @@ class DeliveryAgent:
         tracking: Tracking | None = None,
         verp_key: bytes | None = None,
         security: TransportSecurity | None = None,
+        list_addresses: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
         self.resolver = resolver
@@ -217,6 +219,8 @@ class DeliveryAgent:
         self.tls_results: TlsResultStore | None = None
         """RFC 8460 counts per policy domain (direct delivery only)."""
         self._tls_counts: dict[ResultKey, tuple[int, tuple[str, ...]]] = {}
+        self.list_addresses = list_addresses
+        """Mailman list addresses: delivered over LMTP (mailwright.mailman)."""
         self.reconfigure(config)
         self.idle_seconds = IDLE_SECONDS
         self.claim_delay = CLAIM_DELAY
@@ -783,6 +787,16 @@ class DeliveryAgent:
                 reply = local_reply(550, "5.1.1", f"<{recipient}>: no such mailbox here")
                 job.tracker.outcomes[recipient] = Outcome(reply, "local")
                 continue
+            if self.list_addresses is not None and all(self.list_addresses(t) for t in targets):
+                job.tracker.outcomes[recipient] = await self._lmtp(job, list(targets))
+                continue
+            outside = [t for t in targets if t.rpartition("@")[2].lower() not in self.domains]
+            if outside:
+                targets = [t for t in targets if t not in outside]
+                forwarded = await self._forward(job, recipient, outside)
+                if forwarded.code != 250 or not targets:
+                    job.tracker.outcomes[recipient] = Outcome(forwarded, "local")
+                    continue
             try:
                 paths = [
                     await asyncio.to_thread(
@@ -798,6 +812,60 @@ class DeliveryAgent:
             else:
                 reply = local_reply(250, "2.0.0", "delivered to " + ", ".join(map(str, paths)))
             job.tracker.outcomes[recipient] = Outcome(reply, "local")
+
+    async def _lmtp(self, job: _Job, targets: list[str]) -> Outcome:
+        """Hand a list address's mail to Mailman (RFC 2033); Mailman down → 451, retried."""
+        mailman = self.config.mailman
+        if mailman is None:
+            return Outcome(local_reply(451, "4.3.5", "no [mailman] configured"), "local")
+        relay = f"lmtp:{mailman.lmtp_host}:{mailman.lmtp_port}"
+        replies = await lmtp.deliver(
+            mailman.lmtp_host,
+            mailman.lmtp_port,
+            job.tracker.entry.sender,
+            targets,
+            job.tracker.data,
+            lhlo=self.config.hostname,
+            timeout=self.delivery.command_timeout,
+        )
+        # one recipient of ours, its targets all at Mailman: the worst reply decides
+        worst = max(replies.values(), key=lambda r: (r.code // 100 == 4, r.code // 100 == 5))
+        return Outcome(worst, relay, remote_mta=relay, remote=not worst.local)
+
+    async def _forward(self, job: _Job, alias: str, targets: list[str]) -> Reply:
+        """An alias pointing outside: a new queue entry through the intake (SRS sender,
+        ARC seal), then ``250`` for the alias. The new entry reports its own failures to
+        the SRS sender, which leads back to the original sender."""
+        entry = job.tracker.entry
+        result = forward(
+            entry.sender,
+            targets,
+            job.tracker.data,
+            self.intake(),
+            queue_id=new_queue_id(),
+            alias=alias,
+            original=entry.id,
+            now=self.clock(),
+        )
+        if isinstance(result, Refused):
+            self.logger.event("error", entry.id, what="forward", reason=result.reason)
+            code, _, text = result.reply.lines[0].partition(" ")
+            return local_reply(result.reply.code, code, text)
+        try:
+            forward_id = await self.commit(result)
+        except Exception as exc:  # the queue write failed: the alias is retried later
+            self.logger.event("error", entry.id, what="forward", reason=str(exc))
+            return local_reply(451, "4.3.0", "cannot queue the forwarded copy")
+        self.logger.event(
+            "forwarded",
+            forward_id,
+            original=entry.id,
+            alias=angle(alias),
+            from_=angle(result.sender),
+            to=",".join(angle(t) for t in targets),
+            sealed=result.signing is None,
+        )
+        return local_reply(250, "2.0.0", f"forwarded to {', '.join(targets)} as {forward_id}")
 
     # -- finishing a message ----------------------------------------------------
 

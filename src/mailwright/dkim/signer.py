@@ -28,7 +28,13 @@ from .canonicalization import (
 from .keys import SigningKey
 from .message import ParsedMessage, split_message
 
-__all__ = ["DEFAULT_SIGNED_HEADERS", "DkimSignError", "sign_message", "signed_header_names"]
+__all__ = [
+    "DEFAULT_SIGNED_HEADERS",
+    "DkimSignError",
+    "sign_data",
+    "sign_message",
+    "signed_header_names",
+]
 
 DEFAULT_SIGNED_HEADERS: tuple[str, ...] = (
     "from",
@@ -168,7 +174,7 @@ def sign_parsed(
         field = template.replace(_T_SLOT * len(t), t).replace(_BH_SLOT * 44, body_hash)
         raw = field.encode("ascii")
         data = header_data + canonicalize_header(raw + b"\r\n", header_c)[:-2]
-        signature = _sign(key, data)
+        signature = sign_data(key, data)
         out.append(raw + _fold_b(signature, len(field) - field.rfind("\n") - 1))
     return b"".join(out)
 
@@ -203,7 +209,8 @@ def _field_template(
     return _fold_tags(tags, names, _BH_SLOT * 44) + "b="
 
 
-def _sign(key: SigningKey, data: bytes) -> bytes:
+def sign_data(key: SigningKey, data: bytes) -> bytes:
+    """One private-key operation over the hash input (shared with ARC, RFC 8617)."""
     private = key.private_key
     if isinstance(private, rsa.RSAPrivateKey):
         return private.sign(data, _PKCS1, _SHA256)

@@ -58,8 +58,10 @@ __all__ = [
     "DkimStatus",
     "Signature",
     "SignatureError",
+    "fetch_key",
     "header_hash_input",
     "parse_signature",
+    "signature_verifies",
     "verify_message",
 ]
 
@@ -304,7 +306,7 @@ def _parse_record_cached(text: str) -> KeyRecord | str:
     return result
 
 
-async def _fetch_key(resolver: Resolver, selector: str, domain: str) -> KeyRecord | SignatureError:
+async def fetch_key(resolver: Resolver, selector: str, domain: str) -> KeyRecord | SignatureError:
     """RFC 6376 §6.1.2: look up and parse ``selector._domainkey.domain``."""
     name = f"{selector}._domainkey.{domain}"
     try:
@@ -354,9 +356,9 @@ async def verify_message(
             results[index] = _partial_result(index, raw, exc)
     names = list(dict.fromkeys((s.selector, s.domain) for s in signatures))
     if len(names) == 1:  # the common case: no task creation for a single lookup
-        records = {names[0]: await _fetch_key(resolver, *names[0])}
+        records = {names[0]: await fetch_key(resolver, *names[0])}
     else:
-        fetched = await asyncio.gather(*(_fetch_key(resolver, s, d) for s, d in names))
+        fetched = await asyncio.gather(*(fetch_key(resolver, s, d) for s, d in names))
         records = dict(zip(names, fetched, strict=True))
     body_hashes: dict[tuple[str, str, int | None], bytes] = {}
     bodies: dict[str, bytes] = {}
@@ -374,6 +376,24 @@ def header_hash_input(parsed: ParsedMessage, sig: Signature) -> bytes:
     own = sig.raw[:b_start] + sig.raw[b_end:]
     data = canonicalize_headers(select_headers(parsed, sig.signed), sig.header_c)
     return data + canonicalize_header(own, sig.header_c)[:-2]
+
+
+def signature_verifies(record: KeyRecord, hash_name: str, signature: bytes, data: bytes) -> bool:
+    """Whether ``signature`` over ``data`` verifies with the record's key (RFC 6376 §3.3,
+    RFC 8463 §3: Ed25519 over the SHA-256 digest). Raises ValueError for an unusable
+    signature (e.g. longer than the modulus). Shared with ARC (RFC 8617 §5.2)."""
+    public = record.public_key
+    try:
+        if isinstance(public, rsa.RSAPublicKey):
+            algorithm = hashes.SHA256() if hash_name == "sha256" else hashes.SHA1()
+            public.verify(signature, data, _PKCS1, algorithm)
+        elif isinstance(public, ed25519.Ed25519PublicKey):
+            public.verify(signature, hashlib.sha256(data).digest())
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True
 
 
 def _partial_result(index: int, raw: bytes, exc: SignatureError) -> DkimResult:
@@ -467,16 +487,8 @@ def _check(
     body_ok = digest == sig.body_hash
 
     data = header_hash_input(parsed, sig)
-    public = record.public_key
     try:
-        if isinstance(public, rsa.RSAPublicKey):
-            algorithm = hashes.SHA256() if sig.hash_name == "sha256" else hashes.SHA1()
-            public.verify(sig.signature, data, _PKCS1, algorithm)
-        elif isinstance(public, ed25519.Ed25519PublicKey):
-            public.verify(sig.signature, hashlib.sha256(data).digest())
-        signature_ok = True
-    except InvalidSignature:
-        signature_ok = False
+        signature_ok = signature_verifies(record, sig.hash_name, sig.signature, data)
     except ValueError as exc:  # e.g. a signature longer than the modulus
         return result(DkimStatus.FAIL, f"signature unusable: {exc}", body_hash_ok=body_ok)
     if not body_ok:

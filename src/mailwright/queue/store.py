@@ -91,10 +91,11 @@ from ..errors import MailwrightError
 
 RecipientStatus = Literal["pending", "delivered", "bounced"]
 UpdateKind = Literal["delivered", "deferred", "bounced"]
-Origin = Literal["smtp", "dsn", "report", "local", "api"]
+Origin = Literal["smtp", "dsn", "report", "local", "api", "forward"]
 """How a message entered the queue: received over SMTP (submission or inbound), a
-delivery status notification we wrote, a report we wrote (DMARC aggregate), or handed
-in on this machine (maildrop), or submitted through the HTTP API."""
+delivery status notification we wrote, a report we wrote (DMARC aggregate), handed
+in on this machine (maildrop), submitted through the HTTP API, or forwarded by an
+alias to an outside address."""
 Ret = Literal["FULL", "HDRS"]
 NotifyWord = Literal["SUCCESS", "FAILURE", "DELAY"]
 

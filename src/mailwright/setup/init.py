@@ -19,6 +19,7 @@ from ..config import (
     DeliveryConfig,
     DkimKeyConfig,
     ListenerConfig,
+    MailmanConfig,
     RelayConfig,
     TlsConfig,
     load_config,
@@ -50,6 +51,8 @@ class InitOptions:
     inbound: bool = False
     """Also receive: an inbound listener on port 25 with STARTTLS, and ``[tls]`` pointing
     at ``tls/cert.pem`` and ``tls/key.pem`` beside the config (the certificate step)."""
+    mailman: bool = False
+    """Also a ``[mailman]`` section: Mailman 3 core on this machine is the list manager."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,10 @@ def plan_config(options: InitOptions) -> Config:
                 *config.listeners,
                 ListenerConfig("inbound", "0.0.0.0", 25, "inbound", tls="starttls"),
             ),
+        )
+    if options.mailman:
+        config = replace(
+            config, mailman=MailmanConfig(rest_password_file=directory / "mailman-rest-password")
         )
     return config
 

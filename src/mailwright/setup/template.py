@@ -14,7 +14,13 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..config import LETS_ENCRYPT_DIRECTORY, Config, DkimKeyConfig, ListenerConfig
+from ..config import (
+    LETS_ENCRYPT_DIRECTORY,
+    Config,
+    DkimKeyConfig,
+    ListenerConfig,
+    MailmanConfig,
+)
 
 
 def toml_value(value: object) -> str:
@@ -313,6 +319,12 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         "Send daily DMARC aggregate reports (RFC 9990) to domains that ask for them.",
     )
 
+    w.setting(
+        "trusted_arc_sealers",
+        list(i.trusted_arc_sealers),
+        "ARC sealers (d= of their ARC-Seal) whose verdict lets mail failing DMARC through.",
+    )
+
     b = config.bounces
     w.table("[bounces]", "Return path: bounces+TOKEN@your-domain, one per message and recipient.")
     w.setting("verp", b.verp, "Send with a per-recipient, HMAC-signed return path (VERP).")
@@ -390,6 +402,33 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         h.metrics_open_to_trusted,
         "/metrics without a key from trusted_networks.",
     )
+
+    w.table("[srs]", "Forwarding to outside addresses: the SRS envelope sender (README).")
+    if config.srs.secret_file:
+        w.setting("secret_file", _rel(config.srs.secret_file, base), "SRS secrets, one a line.")
+    else:
+        w.example("secret_file", "srs-secret", "SRS secrets; unset = data_dir/srs-secret.")
+    w.setting("max_age_days", config.srs.max_age_days, "Bounces to rewritten senders, this long.")
+
+    mm = config.mailman
+    if mm is not None:
+        w.table("[mailman]", "Mailman 3 core manages the lists here (README: Mailing lists).")
+        set_ = w.setting
+    else:
+        w.blank()
+        w.comment("Mailman 3 core as the list manager: uncomment (README: Mailing lists).")
+        w.lines.append("# [mailman]")
+        mm = MailmanConfig()
+        set_ = w.example
+    set_("lmtp_host", mm.lmtp_host, "Mailman's LMTP runner: its address...")
+    set_("lmtp_port", mm.lmtp_port, "...and port (mailman.cfg [mta] lmtp_host, lmtp_port).")
+    set_("rest_url", mm.rest_url, "Mailman's REST API.")
+    set_("rest_user", mm.rest_user, "Mailman's [webservice] admin_user.")
+    password = (
+        _rel(mm.rest_password_file, base) if mm.rest_password_file else "mailman-rest-password"
+    )
+    set_("rest_password_file", password, "A file holding Mailman's [webservice] admin_pass.")
+    set_("cache_seconds", mm.cache_seconds, "How long Mailman's list of lists is trusted.")
 
     w.table("[check]", "Blocklists 'mailwright check' queries (never from tests).")
     w.setting("dnsbls", list(config.check.dnsbls), "IP blocklists each sending IP is looked up in.")

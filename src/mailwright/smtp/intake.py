@@ -27,7 +27,10 @@ Decisions, each with its rule:
   :mod:`mailwright.rfc6152`), so the one signed form verifies at every next hop;
 * ``require_dkim``: a submission that would leave unsigned is refused;
 * the queue metadata: client facts for ``queue show``, RFC 3461 DSN parameters, SMTPUTF8,
-  Message-ID, tags and metadata for the events, VERP for submissions from our domains.
+  Message-ID, tags and metadata for the events, VERP for submissions from our domains;
+* forwarding to an alias's outside address (:func:`forward`): an SRS envelope sender
+  (:mod:`mailwright.srs`) so SPF passes at the destination, and an ARC Set (RFC 8617)
+  recording our inbound verdict, so a receiver can trust it though DKIM may break.
 """
 
 from __future__ import annotations
@@ -39,11 +42,15 @@ from .. import message as rfc5322
 from ..inbound import InboundDecision
 from ..queue.store import DsnRecipient, Origin, QueueMeta
 from ..rfc6152 import to_7bit
+from ..srs import Srs, SrsError
 from . import headers, tracking_headers
 from .protocol import Envelope, Reply
 
 Signer = Callable[[bytes, str], tuple[bytes, list[str]] | None]
 """``(message, from_domain) -> (DKIM-Signature lines, selectors)``, or None: no key."""
+
+Sealer = Callable[[bytes, str], bytes]
+"""``(message, forwarding_domain) -> ARC Set fields to prepend`` (``b""``: not sealed)."""
 
 DEFAULT_MAX_HOPS = 50
 """RFC 5321 §6.3 (Postfix: hopcount_limit = 50)."""
@@ -100,6 +107,11 @@ class IntakePolicy:
     verp: bool = False
     """Submissions from one of ``local_domains`` leave with VERP return paths."""
     local_domains: frozenset[str] = frozenset()
+    sealer: Sealer | None = None
+    srs: Srs | None = None
+    own_bounces: Callable[[str], bool] | None = None
+    """Senders that handle their own bounces (Mailman's ``-bounces`` addresses, with its
+    own VERP): they keep their return path and get our DSNs, never VERP."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +240,7 @@ def prepare(
     message_id: str | None = None
     verp = False
     if arrival.submission:
-        message, signing = _sign(message, data, policy, parents=False)
+        message, signing = _sign(message, data, policy, parents=False, sender=envelope.reverse_path)
         if isinstance(signing, Unsigned) and policy.require_dkim:
             return Refused(
                 Reply.of(
@@ -239,9 +251,15 @@ def prepare(
                 ),
                 f"unsigned: {signing.reason}",
             )
+        message = _seal_list_mail(message, data, policy, envelope.reverse_path)
         message_id = rfc5322.field_value(message, "Message-ID")
         sender_domain = envelope.reverse_path.rpartition("@")[2].lower()
-        verp = policy.verp and bool(envelope.reverse_path) and sender_domain in policy.local_domains
+        verp = (
+            policy.verp
+            and bool(envelope.reverse_path)
+            and sender_domain in policy.local_domains
+            and not (policy.own_bounces is not None and policy.own_bounces(envelope.reverse_path))
+        )
     meta = QueueMeta(
         origin="smtp",
         client=arrival.client_ip,
@@ -341,12 +359,73 @@ def originate(
     return Accepted(queue_id, sender, tuple(recipients), signed, meta, signing)
 
 
+def forward(
+    sender: str,
+    targets: Sequence[str],
+    message: bytes,
+    policy: IntakePolicy,
+    *,
+    queue_id: str,
+    alias: str,
+    original: str | None = None,
+    now: float | None = None,
+) -> Accepted | Refused:
+    """Mail for our ``alias`` that goes on to outside ``targets``, as a new queue entry.
+
+    The envelope sender becomes an SRS address of the alias's domain (the null reverse
+    path stays null); the message is ARC-sealed with that domain's key (it is not
+    DKIM-signed: its From is not ours). Without SRS set up it is refused (451): sent with
+    the original sender it would fail SPF at the destination, and a forged sender could
+    use us to relay.
+    """
+    domain = alias.rpartition("@")[2].lower()
+    if sender and policy.srs is None:
+        return Refused(Reply.of(451, "4.3.5", "forwarding needs an SRS secret"), "no SRS secret")
+    try:
+        new_sender = policy.srs.forward(sender, domain, now=now) if policy.srs else sender
+    except SrsError as exc:  # the secret cannot be read or made: retried later
+        return Refused(Reply.of(451, "4.3.5", "forwarding needs an SRS secret"), str(exc))
+    sealing: Unsigned | None = Unsigned(domain, "no DKIM key to ARC-seal with")
+    if policy.sealer is not None:
+        try:
+            seal = policy.sealer(message, domain)
+        except Exception as exc:  # a sealing bug must not lose the mail: it goes unsealed
+            sealing = Unsigned(domain, f"ARC sealing failed: {exc}")
+        else:
+            message = seal + message
+            sealing = None if seal else Unsigned(domain, "ARC chain ends (cv=fail or 50 sets)")
+    meta = QueueMeta(origin="forward", original=original)
+    return Accepted(queue_id, new_sender, tuple(targets), message, meta, sealing)
+
+
+def _seal_list_mail(message: bytes, original: bytes, policy: IntakePolicy, sender: str) -> bytes:
+    """List mail from the list manager (a submission with a List-Id, RFC 2919) leaves
+    ARC-sealed by the list domain (the envelope sender's), after it was DKIM-signed
+    (RFC 8617 §5.1 step 1): the list changed the message, and the seal carries our
+    inbound verdict on the post (our Authentication-Results, kept by the list)."""
+    domain = sender.rpartition("@")[2].lower().rstrip(".")
+    if policy.sealer is None or not domain or "list-id" not in rfc5322.field_names(original):
+        return message
+    try:
+        return policy.sealer(message, domain) + message
+    except Exception:  # a sealing bug must not lose the mail: it leaves unsealed
+        return message
+
+
 def _sign(
-    message: bytes, original: bytes, policy: IntakePolicy, *, parents: bool
+    message: bytes,
+    original: bytes,
+    policy: IntakePolicy,
+    *,
+    parents: bool,
+    sender: str | None = None,
 ) -> tuple[bytes, Signed | Unsigned]:
     """Sign ``message`` for the author domain of ``original`` (the data as given: our
     own added fields hold no From). With ``parents``, a parent domain's key signs when
-    the author domain has none."""
+    the author domain has none. With ``sender``, list mail (it has a List-Id, RFC 2919)
+    whose From domain has no key of ours is signed by the envelope sender's domain: mail
+    from Mailman (From a member, MAIL FROM ``list-bounces@`` the list domain) gets the
+    list domain's signature."""
     domain = rfc5322.author_domain(original)
     if domain is None:
         return message, Unsigned("-", "no From address")
@@ -356,6 +435,15 @@ def _sign(
     if parents:
         labels = domain.split(".")
         candidates += [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
+    sender_domain = (sender or "").rpartition("@")[2].lower().rstrip(".")
+    if (
+        sender_domain
+        and sender_domain not in candidates
+        and (
+            "list-id" in rfc5322.field_names(original)  # RFC 2919: list mail
+        )
+    ):
+        candidates.append(sender_domain)
     for candidate in candidates:
         try:
             result = policy.signer(message, candidate)

@@ -48,7 +48,7 @@ from ..queue.tracking import Tracking
 from . import intake
 from .address import parse_path
 from .auth import AuthLimiter, Credentials
-from .intake import Arrival, IntakePolicy, Signed, Signer, Unsigned
+from .intake import Arrival, IntakePolicy, Sealer, Signed, Signer, Unsigned
 from .protocol import (
     AuthCheck,
     Envelope,
@@ -114,6 +114,8 @@ class Runtime:
     credentials: Credentials
     signer: Signer | None
     dev_mode: bool = False
+    sealer: Sealer | None = None
+    """ARC-seals what we forward (mailwright.arc), with the forwarding domain's key."""
 
     @property
     def intake(self) -> IntakePolicy:
@@ -131,6 +133,9 @@ def intake_policy(runtime: Runtime, max_hops: int = intake.DEFAULT_MAX_HOPS) -> 
         require_dkim=config.require_dkim and not runtime.dev_mode,
         verp=config.bounces.verp,
         local_domains=frozenset(d.lower() for d in config.domains),
+        sealer=runtime.sealer,
+        srs=runtime.directory.srs,
+        own_bounces=runtime.directory.is_list_address,
     )
 
 

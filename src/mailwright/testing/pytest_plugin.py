@@ -14,6 +14,8 @@ takes seconds): each test gets an empty Maildir and no per-recipient rules. It i
 the MX for ``example.net`` and ``example.org`` on ``127.0.0.1:postfix_mx.port``,
 offering STARTTLS with a certificate from :mod:`mailwright.testing.tls`.
 
+``mailman_core`` is a factory for a private Mailman 3 core (:mod:`.mailman`).
+
 ``smtp_sink`` is a factory: ``smtp_sink(soft=["RCPT"])`` starts an ``smtp-sink`` that
 answers RCPT with 4xx; all are stopped after the test.
 """
@@ -27,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from .mailman import MailmanCore
 from .nsd import NsdError, NsdServer
 from .pebble import PebbleServer
 from .postfix import PostfixServer, SmtpSink
@@ -63,6 +66,27 @@ def dns_world(nsd_session: NsdServer) -> Iterator[NsdServer]:
             nsd_session.reset()
         except NsdError:
             nsd_session.stop()  # broken by the test: the next one gets a fresh process
+
+
+@pytest.fixture
+def mailman_core() -> Iterator[Callable[..., MailmanCore]]:
+    """A factory: ``mailman_core(smtp_port=N)`` starts a private Mailman 3 core whose
+    outgoing mail goes to 127.0.0.1:N; stopped (and its directory removed) afterwards."""
+    started: list[MailmanCore] = []
+
+    def start(
+        *, smtp_port: int, site_domain: str = "lists.example", start: bool = True
+    ) -> MailmanCore:
+        """``start=False``: configured (ports known) but not started; call ``.start()``."""
+        core = MailmanCore(smtp_port=smtp_port, site_domain=site_domain)
+        started.append(core)
+        if start:
+            core.start()
+        return core
+
+    yield start
+    for core in started:
+        core.stop()
 
 
 @pytest.fixture(scope="session")

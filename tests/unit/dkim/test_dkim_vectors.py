@@ -10,7 +10,7 @@ import pytest
 
 from mailwright.dkim import DkimStatus, SigningKey, load_signing_key, verify_message
 from mailwright.dkim.message import split_message
-from mailwright.dkim.signer import _sign
+from mailwright.dkim.signer import sign_data as _sign
 from mailwright.dkim.verifier import header_hash_input, parse_signature
 from mailwright.dns import MemoryResolver
 

@@ -348,3 +348,20 @@ def test_verp_only_for_senders_of_our_domains() -> None:
     null = Envelope(None)
     null.recipients = [Mailbox("x", "example.net")]
     assert not accepted(prepare(null, COMPLETE, SUBMISSION, policy, queue_id="Q")).meta.verp
+
+
+def test_no_verp_for_senders_with_their_own_bounce_handling() -> None:
+    """Mailman's -bounces addresses keep their return path (Mailman does its own VERP)
+    and so get our DSNs, which its bounce runner scores."""
+    policy = IntakePolicy(
+        "mail.example.com",
+        signer=signer_for("example.com"),
+        verp=True,
+        local_domains=frozenset({"example.com"}),
+        own_bounces=lambda address: address.startswith("team-bounces@"),
+    )
+    lists = Envelope(Mailbox("team-bounces", "example.com"))
+    lists.recipients = [Mailbox("x", "example.net")]
+    assert not accepted(prepare(lists, COMPLETE, SUBMISSION, policy, queue_id="Q")).meta.verp
+    app = accepted(prepare(envelope("x@example.net"), COMPLETE, SUBMISSION, policy, queue_id="Q"))
+    assert app.meta.verp

@@ -11,8 +11,15 @@ import pytest
 from mailwright.local import LocalDirectory
 from mailwright.smtp.address import AddressError, Mailbox, parse_path
 from mailwright.smtp.protocol import Reply, Session, SessionPolicy
+from mailwright.srs import Srs
 
-DIRECTORY = LocalDirectory.build(["example.com"], ["admin@example.com", "bob@example.com"])
+SRS = Srs((b"a-secret-of-sixteen-bytes",))
+DIRECTORY = LocalDirectory.build(
+    ["example.com"],
+    ["admin@example.com", "bob@example.com"],
+    {"info@example.com": ["someone@gmail.example"], "team@example.com": ["bob@example.com"]},
+    SRS,
+)
 
 
 def rcpt(address: str, *, trusted: bool = False, user: str | None = None) -> str:
@@ -125,6 +132,42 @@ def test_trusted_clients_and_authenticated_users_may_relay() -> None:
     # ...but unknown local users are still unknown, and literals still refused
     assert rcpt("<nobody@example.com>", trusted=True).startswith(UNKNOWN)
     assert rcpt("<victim@[192.0.2.1]>", user="bob").startswith("553")
+
+
+VALID_SRS = SRS.forward("alice@origin.example", "example.com")
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        # an alias may point outside: mail to the alias is accepted (it is forwarded)...
+        ("<info@example.com>", "250 2.1.5"),
+        ("<INFO+tag@example.com>", "250 2.1.5"),
+        # ...but its target is not ours: no relaying to it directly
+        ("<someone@gmail.example>", RELAY_DENIED),
+        ("<someone%gmail.example@example.com>", UNKNOWN),
+        ('<"someone@gmail.example"@example.com>', UNKNOWN),
+        # bounces to a sender we rewrote are accepted and go back to it...
+        (f"<{VALID_SRS}>", "250 2.1.5"),
+        # ...forged ones (a victim substituted, a made-up hash, wrong shape) are unknown
+        (f"<{VALID_SRS.replace('=alice@', '=victim@')}>", UNKNOWN),
+        (f"<{VALID_SRS.replace('=origin.example=', '=victim.example=')}>", UNKNOWN),
+        ("<SRS0=aaaaaaaa=aa=victim.example=v@example.com>", UNKNOWN),
+        ("<SRS0=victim.example=v@example.com>", UNKNOWN),
+        ("<SRS1=aaaaaaaa=victim.example==x=y=z=w@example.com>", UNKNOWN),
+        # an SRS address of another domain is only relay
+        (f"<{VALID_SRS.replace('@example.com', '@example.net')}>", RELAY_DENIED),
+    ],
+)
+def test_forwarding_aliases_and_srs_are_no_relay(address: str, expected: str) -> None:
+    assert rcpt(address).startswith(expected)
+
+
+def test_expired_srs_address_is_unknown() -> None:
+    old = SRS.forward("alice@origin.example", "example.com", now=0.0)
+    assert rcpt(f"<{old}>") == (
+        f"550 5.1.1 <{old}>: Recipient address rejected: User unknown in local recipient table"
+    )
 
 
 def test_relay_denied_reply_text() -> None:

@@ -1,0 +1,195 @@
+"""Mailman 3 behind mailwright: which addresses are list addresses, and Mailman's side.
+
+Mailman core owns the lists; we are its MTA. Mail for a list address is accepted at
+RCPT only when the list exists (asked of Mailman's REST API, the answer kept for
+``cache_seconds``) and is handed to Mailman over LMTP (:mod:`mailwright.delivery.lmtp`).
+Mailman sends its own mail back to us on a trusted submission listener.
+
+The list addresses of a list ``team@lists.example`` (Mailman 3's address scheme):
+the posting address itself and ``team-bounces`` (with VERP: ``team-bounces+member=
+domain``), ``team-confirm+TOKEN``, ``team-join``, ``team-leave``, ``team-owner``,
+``team-request``, ``team-subscribe`` and ``team-unsubscribe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import MailwrightError
+
+__all__ = [
+    "LIST_SUFFIXES",
+    "ListAddress",
+    "ListCache",
+    "MailmanError",
+    "list_address",
+    "mta_section",
+]
+
+LIST_SUFFIXES = (
+    "bounces",
+    "confirm",
+    "join",
+    "leave",
+    "owner",
+    "request",
+    "subscribe",
+    "unsubscribe",
+)
+"""Mailman 3's sub-addresses of a list (``mailman.mta``)."""
+_WITH_EXTENSION = ("bounces", "confirm")
+"""Only these take a ``+`` extension: VERP'd bounces and confirmation tokens."""
+
+
+class MailmanError(MailwrightError):
+    """Mailman's REST API could not be asked (down, refused, wrong password)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListAddress:
+    """``address`` belongs to ``fqdn_listname`` in the role ``role`` ("post" or a suffix)."""
+
+    fqdn_listname: str
+    role: str
+    extension: str = ""
+
+
+def list_address(address: str, exists: Callable[[str], bool]) -> ListAddress | None:
+    """Which list ``address`` belongs to, if any (``exists(fqdn_listname)`` asks Mailman)."""
+    local, at, domain = address.rpartition("@")
+    if not at or not local:
+        return None
+    domain = domain.lower().rstrip(".")
+    base, plus, extension = local.lower().partition("+")
+    if not plus and exists(f"{base}@{domain}"):
+        return ListAddress(f"{base}@{domain}", "post")
+    for suffix in LIST_SUFFIXES:
+        if not base.endswith("-" + suffix):
+            continue
+        name = base[: -len(suffix) - 1]
+        if not name or not exists(f"{name}@{domain}"):
+            continue
+        if plus and (suffix not in _WITH_EXTENSION or not extension):
+            return None  # team-join+x, team-confirm+ (no token): not Mailman's
+        if suffix == "confirm" and not plus:
+            return None  # a confirmation needs its token
+        return ListAddress(f"{name}@{domain}", suffix, extension)
+    return None
+
+
+class ListCache:
+    """The lists Mailman has, as of at most ``max_age`` seconds ago.
+
+    :meth:`exists` answers at once from the last answer (RCPT cannot wait for HTTP on
+    every address); a stale answer starts a refresh in the background. :meth:`refresh`
+    asks now (the server does once at start).
+    """
+
+    def __init__(
+        self,
+        rest_url: str,
+        user: str,
+        password: str,
+        *,
+        max_age: float = 30.0,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rest_url = rest_url.rstrip("/")
+        self.user = user
+        self.password = password
+        self.max_age = max_age
+        self.timeout = timeout
+        self.clock = clock
+        self.names: frozenset[str] = frozenset()
+        self.fetched_at: float | None = None
+        self.error: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def exists(self, fqdn_listname: str) -> bool:
+        if self.fetched_at is None or self.clock() - self.fetched_at > self.max_age:
+            self._refresh_soon()
+        return fqdn_listname.lower() in self.names
+
+    def _refresh_soon(self) -> None:
+        if self._task is not None and not self._task.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._task = loop.create_task(self._quiet_refresh())
+
+    async def _quiet_refresh(self) -> None:
+        with contextlib.suppress(MailmanError):
+            await self.refresh()
+
+    async def refresh(self) -> frozenset[str]:
+        """Ask Mailman for every list now; on failure keep the old answer and raise."""
+        try:
+            entries = await self.get("lists")
+        except MailmanError as exc:
+            self.error = str(exc)
+            self.fetched_at = self.clock()  # do not hammer a Mailman that is down
+            raise
+        self.names = frozenset(
+            str(e.get("fqdn_listname", "")).lower() for e in entries.get("entries", [])
+        )
+        self.fetched_at = self.clock()
+        self.error = None
+        return self.names
+
+    async def get(self, path: str) -> dict[str, Any]:
+        """GET a REST resource (``lists``, ``lists/ID/roster/member``) as JSON."""
+        import aiohttp
+
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        url = f"{self.rest_url}/{path.lstrip('/')}"
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as http,
+                http.get(url, headers={"Authorization": f"Basic {token}"}) as response,
+            ):
+                body = await response.read()
+                if response.status != 200:
+                    raise MailmanError(f"Mailman REST {url}: HTTP {response.status}")
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise MailmanError(f"Mailman REST {url}: {exc or type(exc).__name__}") from None
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise MailmanError(f"Mailman REST {url}: not JSON") from None
+        if not isinstance(data, dict):
+            raise MailmanError(f"Mailman REST {url}: unexpected answer")
+        return data
+
+
+def read_password(path: Path) -> str:
+    """The REST password: the first line of its file (kept out of the config file)."""
+    return path.read_text("utf-8").splitlines()[0].strip() if path.stat().st_size else ""
+
+
+def mta_section(*, smtp_host: str, smtp_port: int, lmtp_host: str, lmtp_port: int) -> str:
+    """The ``[mta]`` section of ``mailman.cfg`` that makes mailwright Mailman's MTA.
+
+    ``incoming`` is Mailman's null MTA module: we ask the REST API which lists exist, so
+    Mailman writes no Postfix maps; ``outgoing`` delivers over SMTP to our trusted
+    submission listener, which DKIM-signs.
+    """
+    return (
+        "[mta]\n"
+        "incoming: mailman.mta.null.NullMTA\n"
+        "outgoing: mailman.mta.deliver.deliver\n"
+        f"lmtp_host: {lmtp_host}\n"
+        f"lmtp_port: {lmtp_port}\n"
+        f"smtp_host: {smtp_host}\n"
+        f"smtp_port: {smtp_port}\n"
+    )

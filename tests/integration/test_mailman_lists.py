@@ -1,0 +1,384 @@
+"""Mailman 3 behind mailwright, with a private Mailman core, NSD and the Postfix MX.
+
+mailwright is the MTA of lists.example: it accepts list addresses at RCPT only for
+lists Mailman has (REST API), hands them to Mailman over LMTP, takes Mailman's own
+mail on a trusted submission listener, DKIM-signs it with the list domain's key and
+delivers it to the members' MX (Postfix, for example.net). The subscription is made
+by mail, with Mailman's confirmation round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import dkim
+import pytest
+
+from mailwright.config import parse_config
+from mailwright.delivery.agent import DeliveryAgent
+from mailwright.dkim import generate_key, private_key_pem, txt_strings
+from mailwright.dkim.keys import dns_record_value
+from mailwright.log import EventLogger
+from mailwright.queue import SqliteQueueStore
+from mailwright.server import build_runtime, list_cache
+from mailwright.smtp.server import SmtpServer
+from mailwright.testing.mailman import MailmanCore
+from mailwright.testing.nsd import NsdServer
+from mailwright.testing.ports import free_port
+from mailwright.testing.postfix import PostfixServer
+
+pytestmark = pytest.mark.integration
+
+LIST = "team@lists.example"
+MEMBER = "bob@example.net"
+LIST_KEY = generate_key("rsa", 2048)
+
+
+def _txt(value: str) -> str:
+    return " ".join(f'"{s}"' for s in txt_strings(value))
+
+
+@pytest.fixture
+def world(dns_world: NsdServer) -> NsdServer:
+    dns_world.set_zone("example", "")
+    dns_world.set_zone(
+        "lists.example",
+        '@ MX 10 mx\nmx A 127.0.0.1\n@ TXT "v=spf1 ip4:127.0.0.1 -all"\n'
+        f"list._domainkey TXT {_txt(dns_record_value(LIST_KEY))}\n"
+        '_dmarc TXT "v=DMARC1; p=none"',
+    )
+    dns_world.set_zone("example.net", "@ MX 10 mx\nmx A 127.0.0.1\n")
+    return dns_world
+
+
+@dataclass
+class Site:
+    smtp: SmtpServer
+    store: Any
+    events: list[dict[str, Any]]
+    agent: DeliveryAgent
+    mailman: MailmanCore
+    submission_port: int
+
+    async def run_agent(self) -> None:
+        await self.agent.run_once()
+        await self.agent.drain()
+
+
+@pytest.fixture
+async def site(
+    world: NsdServer,
+    postfix_mx: PostfixServer,
+    mailman_core: Callable[..., MailmanCore],
+    tmp_path: Path,
+) -> AsyncIterator[Site]:
+    submission_port = free_port()
+    core = mailman_core(smtp_port=submission_port, start=False)
+    key_file = tmp_path / "list.key"
+    key_file.write_bytes(private_key_pem(LIST_KEY))
+    config = parse_config(
+        {
+            "hostname": "mx.lists.example",
+            "domains": ["lists.example"],
+            "mailboxes": ["postmaster@lists.example"],
+            "data_dir": str(tmp_path / "data"),
+            "dns": {"nameserver": world.nameserver},
+            "trusted_networks": ["127.0.0.1/32"],
+            "dkim": [{"domain": "lists.example", "selector": "list", "private_key": str(key_file)}],
+            "mailman": {
+                "lmtp_port": core.lmtp_port,
+                "rest_url": core.rest_url,
+                "rest_password_file": str(core.password_file),
+                "cache_seconds": 0,
+            },
+            "delivery": {"mode": "direct", "outbound_port": postfix_mx.port},
+            "listeners": [
+                {"name": "mx", "address": "127.0.0.1", "port": 25, "role": "inbound"},
+                {"name": "mailman", "address": "127.0.0.1", "port": submission_port},
+            ],
+        },
+        tmp_path / "mailwright.toml",
+    )
+    config = replace(
+        config,
+        listeners=tuple(replace(li, port=0) if li.name == "mx" else li for li in config.listeners),
+    )
+    state, _ = build_runtime(config, dev_mode=False)
+    store = await SqliteQueueStore.open(config.data_dir)
+    logger = EventLogger(stderr=False)
+    events: list[dict[str, Any]] = []
+    logger.subscribe(events.append)
+    smtp = SmtpServer(state, store, logger, resolver=world.resolver())
+    await smtp.start()
+    agent = DeliveryAgent(
+        config,
+        store,
+        world.resolver(),
+        logger,
+        local_targets=lambda a: list(state.directory.resolve(a) or ()) or None,
+        intake=lambda: state.intake,
+        commit=smtp.commit,
+        list_addresses=state.directory.is_list_address,
+    )
+    agent.idle_seconds = 0.05
+    try:
+        await asyncio.to_thread(core.start)
+        await asyncio.to_thread(core.create_list, LIST)
+        cache = list_cache(config)
+        assert cache is not None
+        await cache.refresh()
+        yield Site(smtp, store, events, agent, core, submission_port)
+    finally:
+        await smtp.stop()
+        await store.close()
+
+
+async def _smtp(port: int, mail_from: str, rcpts: list[str], message: bytes | None) -> list[str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
+
+    async def reply() -> str:
+        while True:
+            line = (await asyncio.wait_for(reader.readline(), 10)).decode()
+            if line[3:4] != "-":
+                return line.strip()
+
+    async def cmd(line: bytes) -> str:
+        writer.write(line + b"\r\n")
+        await writer.drain()
+        return await reply()
+
+    out = []
+    try:
+        await reply()
+        await cmd(b"EHLO mail.example.net")
+        await cmd(f"MAIL FROM:<{mail_from}>".encode())
+        for rcpt in rcpts:
+            out.append(await cmd(f"RCPT TO:<{rcpt}>".encode()))
+        if message is not None:
+            assert (await cmd(b"DATA")).startswith("354")
+            out.append(await cmd(message + b"."))
+        return out
+    finally:
+        writer.close()
+
+
+async def test_rcpt_accepts_list_addresses_of_existing_lists_only(site: Site) -> None:
+    replies = await _smtp(
+        site.smtp.ports()["mx"],
+        MEMBER,
+        [
+            LIST,
+            "team-request@lists.example",
+            "team-bounces+bob=example.net@lists.example",
+            "team-confirm+0123456789abcdef@lists.example",
+            "ghost@lists.example",
+            "team-join+x@lists.example",
+        ],
+        None,
+    )
+    assert [r[:9] for r in replies] == ["250 2.1.5"] * 4 + ["550 5.1.1"] * 2
+
+
+async def _wait(predicate: Callable[[], Any], site: Site, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await site.run_agent()
+        found = await asyncio.to_thread(predicate)
+        if found:
+            return found
+        await asyncio.sleep(0.5)
+    logs = site.mailman.var / "logs"
+    tail = "".join(
+        f"--- {p.name}\n"
+        + "".join(
+            line for line in p.read_text(errors="replace").splitlines(True) if "/3.1/" not in line
+        )[-1500:]
+        for p in sorted(logs.glob("*.log"))
+    )
+    queues = sorted(
+        str(q.relative_to(site.mailman.var)) for q in site.mailman.var.glob("queue/*/*")
+    )
+    tail += f"\nqueued: {queues}"
+    seen = [(e["event"], e.get("to"), e.get("reply") or e.get("reason")) for e in site.events]
+    raise AssertionError(f"timed out; events {seen}\n{tail}")
+
+
+async def test_subscribe_by_mail_with_confirmation_then_post(
+    site: Site, postfix_mx: PostfixServer
+) -> None:
+    join = (
+        f"From: Bob <{MEMBER}>\r\nTo: team-join@lists.example\r\nSubject: join\r\n"
+        "Message-ID: <join-1@example.net>\r\nDate: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\n"
+        "please\r\n"
+    ).encode()
+    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, ["team-join@lists.example"], join)
+    assert replies[-1].startswith("250 2.0.0 Ok: queued as")
+
+    # over LMTP to Mailman, which answers with a confirmation request through our
+    # submission listener, signed by lists.example, delivered to the member's MX
+    def confirmation() -> bytes | None:
+        for message in postfix_mx.messages():
+            if b"confirm" in message.lower() and b"lists.example" in message:
+                return message
+        return None
+
+    request = await _wait(confirmation, site)
+    (lmtp,) = [e for e in site.events if e["event"] == "delivered" and "lmtp" in e["relay"]][:1]
+    assert lmtp["to"] == "<team-join@lists.example>"
+    # dkimpy (independent) verifies the list domain's signature on what Postfix stored
+    stored = request.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    assert b"DKIM-Signature:" in stored and b"d=lists.example" in stored
+    assert await asyncio.to_thread(
+        dkim.verify, stored, dnsfunc=lambda n, timeout=5: _txt_of(site, n)
+    )
+    token = re.search(rb"team-confirm\+([0-9a-f]+)@lists\.example", request)
+    assert token is not None
+    confirm = (
+        f"From: Bob <{MEMBER}>\r\nTo: team-confirm+{token.group(1).decode()}@lists.example\r\n"
+        f"Subject: Re: confirm {token.group(1).decode()}\r\n"
+        "Message-ID: <confirm-1@example.net>\r\nDate: Tue, 24 Nov 2026 19:01:00 +0000\r\n\r\n"
+    ).encode()
+    address = f"team-confirm+{token.group(1).decode()}@lists.example"
+    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, [address], confirm)
+    assert replies[-1].startswith("250 ")
+    members = await _wait(lambda: site.mailman.members(LIST), site)
+    assert [m["email"] for m in members] == [MEMBER]
+
+
+def _txt_of(site: Site, name: bytes | str) -> bytes:
+    qname = name.decode() if isinstance(name, bytes) else name
+    result = asyncio.run(site.agent.resolver.txt(qname.rstrip(".")))
+    return result.records[0].encode() if result.ok else b""
+
+
+async def test_mailman_down_defers_with_451(site: Site) -> None:
+    await asyncio.to_thread(site.mailman.stop)
+    post = (
+        f"From: {MEMBER}\r\nTo: {LIST}\r\nSubject: hi\r\nMessage-ID: <p1@example.net>\r\n"
+        "Date: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\nhello\r\n"
+    ).encode()
+    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, [LIST], post)
+    assert replies[-1].startswith("250 ")
+    await site.run_agent()
+    (deferred,) = [e for e in site.events if e["event"] == "deferred"]
+    assert deferred["dsn"] == "4.4.1" and deferred["to"] == f"<{LIST}>"
+
+
+async def test_a_post_reaches_members_dkim_and_arc_valid_with_list_headers(
+    site: Site, postfix_mx: PostfixServer
+) -> None:
+    list_id = LIST.replace("@", ".")
+    for member in (MEMBER, "alice@example.net"):
+        flags = {"pre_verified": "true", "pre_confirmed": "true", "pre_approved": "true"}
+        await asyncio.to_thread(
+            site.mailman.rest,
+            "POST",
+            "members",
+            {"list_id": list_id, "subscriber": member, **flags},
+        )
+    post = (
+        f"From: Bob <{MEMBER}>\r\nTo: {LIST}\r\nSubject: lunch on friday\r\n"
+        "Message-ID: <post-1@example.net>\r\nDate: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\n"
+        "Shall we meet at noon on Friday?\r\n"
+    ).encode()
+    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, [LIST], post)
+    assert replies[-1].startswith("250 ")
+
+    def copy() -> bytes | None:
+        for message in postfix_mx.messages():
+            if b"lunch on friday" in message and b"alice@example.net" in message:
+                return message
+        return None
+
+    stored = (await _wait(copy, site)).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    # RFC 2919 and RFC 2369 fields: added by Mailman
+    assert re.search(rb"(?m)^List-Id: .*<team\.lists\.example>", stored)
+    assert re.search(rb"(?m)^List-Unsubscribe: <mailto:team-leave@lists\.example>", stored)
+    # DKIM-signed by the list domain, ARC-sealed: dkimpy verifies both
+    assert b"d=lists.example" in stored
+
+    def txt(name: bytes | str, timeout: float = 5) -> bytes:
+        return _txt_of(site, name)
+
+    assert await asyncio.to_thread(dkim.verify, stored, dnsfunc=txt)
+    cv, _, reason = await asyncio.to_thread(dkim.arc_verify, stored, dnsfunc=txt)
+    assert (cv, reason) == (dkim.CV_Pass, "success")
+    assert b"ARC-Seal: i=1; a=rsa-sha256; cv=none; d=lists.example" in stored
+
+
+async def test_lists_command_shows_the_lists_and_their_addresses(
+    site: Site, tmp_path: Path
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    config = tmp_path / "cli.toml"
+    config.write_text(
+        "[mailman]\n"
+        f'rest_url = "{site.mailman.rest_url}"\n'
+        f'rest_password_file = "{site.mailman.password_file}"\n'
+    )
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(Path(sys.executable).with_name("mailwright")),
+            "--config",
+            str(config),
+            "lists",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["lists"]
+    assert row["list"] == LIST and row["list_id"] == "team.lists.example"
+    assert "team-bounces[+VERP]@lists.example" in row["addresses"]
+    assert "team-confirm+TOKEN@lists.example" in row["addresses"]
+
+
+async def test_a_members_hard_bounce_moves_mailmans_bounce_score(
+    site: Site, postfix_mx: PostfixServer
+) -> None:
+    list_id = LIST.replace("@", ".")
+    flags = {"pre_verified": "true", "pre_confirmed": "true", "pre_approved": "true"}
+    for member in (MEMBER, "gone@example.net"):
+        await asyncio.to_thread(
+            site.mailman.rest,
+            "POST",
+            "members",
+            {"list_id": list_id, "subscriber": member, **flags},
+        )
+    await asyncio.to_thread(
+        postfix_mx.set_recipient_access, {"gone@example.net": "550 5.1.1 no such user"}
+    )
+    post = (
+        f"From: Bob <{MEMBER}>\r\nTo: {LIST}\r\nSubject: agenda\r\n"
+        "Message-ID: <post-2@example.net>\r\nDate: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\n"
+        "The agenda is attached in spirit.\r\n"
+    ).encode()
+    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, [LIST], post)
+    assert replies[-1].startswith("250 ")
+
+    # Postfix refuses gone@ (5.1.1): our DSN goes to the list's -bounces address, over
+    # LMTP to Mailman, whose bounce runner scores the member
+    def score() -> float | None:
+        for member in site.mailman.members(LIST):
+            if member["email"] == "gone@example.net" and float(member.get("bounce_score", 0)):
+                return float(member["bounce_score"])
+        return None
+
+    assert await _wait(score, site, timeout=90) >= 1
+    bounced = [e for e in site.events if e["event"] == "bounced"]
+    # (the welcome message Mailman sent at subscription bounces too)
+    assert {e["to"] for e in bounced} == {"<gone@example.net>"}
+    dsn = [e for e in site.events if e["event"] == "delivered" and "lmtp" in e["relay"]]
+    assert any(e["to"].startswith("<team-bounces") for e in dsn)

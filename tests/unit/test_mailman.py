@@ -1,0 +1,183 @@
+"""Mailman list addresses, the LMTP client (RFC 2033) and the [mailman] config."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from mailwright.config import parse_config
+from mailwright.delivery import lmtp
+from mailwright.delivery.replies import Reply
+from mailwright.errors import ConfigError
+from mailwright.local import LocalDirectory
+from mailwright.mailman import ListAddress, list_address, mta_section
+
+LISTS = {"team@lists.example", "a-b@lists.example"}
+
+
+def exists(name: str) -> bool:
+    return name in LISTS
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("team@lists.example", ListAddress("team@lists.example", "post")),
+        ("Team@Lists.Example", ListAddress("team@lists.example", "post")),
+        ("team-request@lists.example", ListAddress("team@lists.example", "request")),
+        ("team-owner@lists.example", ListAddress("team@lists.example", "owner")),
+        ("team-join@lists.example", ListAddress("team@lists.example", "join")),
+        ("team-leave@lists.example", ListAddress("team@lists.example", "leave")),
+        ("team-subscribe@lists.example", ListAddress("team@lists.example", "subscribe")),
+        ("team-unsubscribe@lists.example", ListAddress("team@lists.example", "unsubscribe")),
+        ("team-bounces@lists.example", ListAddress("team@lists.example", "bounces")),
+        # Mailman's VERP: list-bounces+member=domain
+        (
+            "team-bounces+bob=example.net@lists.example",
+            ListAddress("team@lists.example", "bounces", "bob=example.net"),
+        ),
+        (
+            "team-confirm+0123abcd@lists.example",
+            ListAddress("team@lists.example", "confirm", "0123abcd"),
+        ),
+        ("a-b-request@lists.example", ListAddress("a-b@lists.example", "request")),
+        # not list addresses
+        ("team-confirm@lists.example", None),
+        ("team-confirm+@lists.example", None),
+        ("team-join+x@lists.example", None),
+        ("team+x@lists.example", None),
+        ("other@lists.example", None),
+        ("other-request@lists.example", None),
+        ("team-nosuch@lists.example", None),
+        ("team@other.example", None),
+        ("-request@lists.example", None),
+        ("lists.example", None),
+    ],
+)
+def test_list_addresses(address: str, expected: ListAddress | None) -> None:
+    assert list_address(address, exists) == expected
+
+
+def test_directory_accepts_list_addresses_only_for_existing_lists() -> None:
+    directory = replace(
+        LocalDirectory.build(["lists.example"], ["admin@lists.example"]), lists=exists
+    )
+    assert directory.resolve("team-bounces+x=y.example@lists.example") == (
+        "team-bounces+x=y.example@lists.example",
+    )
+    assert directory.is_list_address("team@lists.example")
+    assert directory.resolve("ghost@lists.example") is None
+    assert directory.resolve("ghost-request@lists.example") is None
+    assert directory.resolve("admin@lists.example") == ("admin@lists.example",)
+
+
+def test_mta_section_points_mailman_at_us() -> None:
+    text = mta_section(smtp_host="127.0.0.1", smtp_port=587, lmtp_host="127.0.0.1", lmtp_port=8024)
+    assert "incoming: mailman.mta.null.NullMTA\n" in text
+    assert "smtp_port: 587\n" in text and "lmtp_port: 8024\n" in text
+
+
+def test_mailman_config(tmp_path: Path) -> None:
+    config = parse_config(
+        {"mailman": {"lmtp_port": 9024, "rest_password_file": "pw"}},
+        tmp_path / "mailwright.toml",
+    )
+    assert config.mailman is not None
+    assert (config.mailman.lmtp_host, config.mailman.lmtp_port) == ("127.0.0.1", 9024)
+    assert config.mailman.rest_password_file == tmp_path / "pw"
+    assert parse_config({}, tmp_path / "m.toml").mailman is None
+    with pytest.raises(ConfigError, match="lmtp_port"):
+        parse_config({"mailman": {"lmtp_port": 0}}, tmp_path / "m.toml")
+    with pytest.raises(ConfigError, match="is not an http URL"):
+        parse_config({"mailman": {"rest_url": "ftp://x"}}, tmp_path / "m.toml")
+
+
+# --- LMTP ----------------------------------------------------------------------------------
+
+
+class LmtpServer:
+    """A scripted LMTP server: RCPT and per-recipient DATA replies chosen by the test."""
+
+    def __init__(self, rcpt: dict[str, str], data: dict[str, str]) -> None:
+        self.rcpt, self.data = rcpt, data
+        self.received: list[bytes] = []
+        self.commands: list[str] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 lmtp ready\r\n")
+        accepted: list[str] = []
+        while line := await reader.readline():
+            command = line.decode().strip()
+            self.commands.append(command.split(" ")[0].split(":")[0].upper())
+            verb = command.upper()
+            if verb.startswith("LHLO"):
+                writer.write(b"250-lmtp\r\n250 PIPELINING\r\n")
+            elif verb.startswith("MAIL"):
+                writer.write(b"250 ok\r\n")
+            elif verb.startswith("RCPT"):
+                address = command[command.index("<") + 1 : command.index(">")]
+                reply = self.rcpt.get(address, "250 2.1.5 ok")
+                if reply.startswith("250"):
+                    accepted.append(address)
+                writer.write(reply.encode() + b"\r\n")
+            elif verb == "DATA":
+                writer.write(b"354 go\r\n")
+                body = b""
+                while (chunk := await reader.readline()) != b".\r\n":
+                    body += chunk
+                self.received.append(body)
+                for address in accepted:
+                    writer.write(self.data.get(address, "250 2.0.0 ok").encode() + b"\r\n")
+            elif verb == "QUIT":
+                writer.write(b"221 bye\r\n")
+                await writer.drain()
+                break
+            await writer.drain()
+        writer.close()
+
+
+@pytest.fixture
+async def lmtp_server() -> AsyncIterator[tuple[LmtpServer, int]]:
+    script = LmtpServer(
+        {"gone@lists.example": "550 5.1.1 no such list"},
+        {"busy@lists.example": "452 4.2.2 try later"},
+    )
+    server = await asyncio.start_server(script.handle, "127.0.0.1", 0)
+    yield script, server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+
+
+async def test_lmtp_per_recipient_replies(lmtp_server: tuple[LmtpServer, int]) -> None:
+    script, port = lmtp_server
+    recipients = ["team@lists.example", "gone@lists.example", "busy@lists.example"]
+    replies = await lmtp.deliver(
+        "127.0.0.1", port, "a@x.example", recipients, b"Subject: x\n\n.dot\nhi\n", lhlo="mx"
+    )
+    assert {r: (reply.code, reply.local) for r, reply in replies.items()} == {
+        "team@lists.example": (250, False),
+        "gone@lists.example": (550, False),
+        "busy@lists.example": (452, False),
+    }
+    # dot-stuffed, CRLF line ends
+    assert script.received == [b"Subject: x\r\n\r\n..dot\r\nhi\r\n"]
+    assert script.commands[:2] == ["LHLO", "MAIL"]
+
+
+async def test_lmtp_down_is_451_for_everyone(unused_tcp_port: int) -> None:
+    replies = await lmtp.deliver(
+        "127.0.0.1", unused_tcp_port, "", ["team@lists.example"], b"x\r\n", lhlo="mx", timeout=2
+    )
+    reply = replies["team@lists.example"]
+    assert (reply.code, reply.local) == (451, True)
+    assert reply.status() == "4.4.1"
+
+
+def test_data_replies_missing_ones_are_temporary() -> None:
+    ok = Reply(250, ("2.0.0 ok",))
+    replies = lmtp.data_replies(["a", "b"], [ok])
+    assert replies["a"] is ok and replies["b"].code == 451
