@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..explain.classify import classify
+from ..causes import classify
 
 MAX_INPUT = 10 * 1024 * 1024
 """Octets of a report that are read; the rest is ignored."""
@@ -36,7 +36,7 @@ class RecipientReport:
     remote_mta: str = ""
     original_recipient: str = ""
     cause: str = "unknown"
-    """A cause id of :mod:`mailwright.explain.causes`."""
+    """A cause id of :mod:`mailwright.causes`."""
     bounce_type: BounceType | None = None
     """For ``failed``: hard (the address is dead) or soft; None otherwise."""
 
