@@ -54,6 +54,8 @@ class Report:
     """RFC 3461 ENVID echoed in ``Original-Envelope-Id``."""
     original_sender: str | None = None
     """The original envelope sender when the report carries it (our VERP address)."""
+    original_from: str | None = None
+    """The address in the returned message's ``From`` (who wrote what bounced)."""
     original_recipients: tuple[str, ...] = ()
     """ARF ``Original-Rcpt-To`` / the returned message's ``To``: who complained."""
     feedback_type: str | None = None
