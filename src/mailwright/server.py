@@ -465,8 +465,8 @@ class Worker:
             )
 
     def _make_pickup(self) -> Any:
-        """Messages from the sendmail command (mailwright.pickup)."""
-        from .pickup import Pickup
+        """Messages from the sendmail command (mailwright.sendmail.pickup)."""
+        from .sendmail.pickup import Pickup
 
         assert self.store is not None and self.smtp is not None
         return Pickup(
