@@ -30,6 +30,7 @@ from typing import Any
 
 from .config import Config
 from .errors import UserError
+from .files import sync_directory
 from .queue.sqlite import DB_NAME as QUEUE_DB
 from .queue.sqlite import release_all_leases
 
@@ -224,7 +225,7 @@ def restore(backup_dir: Path, data_dir: Path | None = None) -> RestoreResult:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _fsync_dir(target.parent)
+    sync_directory(target.parent)
     for entry in manifest["external"]:
         original = Path(entry["original"])
         if original.exists():
@@ -340,15 +341,6 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _fsync_tree(root: Path) -> None:
     """A backup that is reported done survives a crash right after."""
     for folder, _dirs, files in os.walk(root):
@@ -359,4 +351,4 @@ def _fsync_tree(root: Path) -> None:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-        _fsync_dir(Path(folder))
+        sync_directory(Path(folder))

@@ -819,20 +819,6 @@ def _events(t: _Table) -> EventsConfig:
     return result
 
 
-_EVENT_NAMES = (
-    "queued",
-    "delivered",
-    "deferred",
-    "bounced",
-    "expired",
-    "rejected",
-    "complained",
-    "autoreplied",
-    "inbound",
-    "warning",
-)
-
-
 def _webhook(t: _Table) -> WebhookConfig:
     url = t.required_str("url")
     if not url.startswith(("http://", "https://")) or len(url) > 2000:
@@ -850,14 +836,16 @@ def _webhook(t: _Table) -> WebhookConfig:
             "is shorter than 16 characters",
             "use a long random secret, e.g. the output of: openssl rand -base64 32",
         )
+    from .queue.events import EVENT_TYPES  # the one list of event types (not at import)
+
     events = tuple(t.items("events", str, []))
     for name in events:
-        if name not in _EVENT_NAMES:
+        if name not in EVENT_TYPES:
             raise ConfigError(
                 t.file,
                 t.key("events"),
                 f"{name!r} is not an event type",
-                "use some of: " + ", ".join(_EVENT_NAMES),
+                "use some of: " + ", ".join(EVENT_TYPES),
             )
     result = WebhookConfig(
         url=url,

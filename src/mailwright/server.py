@@ -586,8 +586,8 @@ class Worker:
             )
 
     def _make_pickup(self) -> Any:
-        """Messages from the sendmail command (mailwright.pickup)."""
-        from .pickup import Pickup
+        """Messages from the sendmail command (mailwright.sendmail.pickup)."""
+        from .sendmail.pickup import Pickup
 
         assert self.store is not None and self.smtp is not None
         return Pickup(
@@ -845,15 +845,19 @@ def banner(options: ServeOptions, workers: int) -> list[str]:
 
 
 WORKER_MODULES = (
+    "arc",
     "certificates",
     "certificates.manager",
     "certificates.tls",
     "delivery.agent",
     "delivery.routing",
+    "delivery.tls_results",
     "dkim",
     "dmarc_reports.sender",
+    "dns",
     "http",
-    "pickup",
+    "sendmail.pickup",
+    "setup.records",
     "setup.rotation",
 )
 """What a worker imports on demand (to keep ``mailwright --help`` and the CLI fast)."""

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
+from mailwright.testing.ports import free_port
 from mailwright.testing.tls import make_certificate
 
 from .helpers import CliRun, assert_one_line_error
-
-
-def _port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _config(tmp_path: Path, extra: str = "", listeners: str | None = None) -> Path:
@@ -25,7 +19,7 @@ def _config(tmp_path: Path, extra: str = "", listeners: str | None = None) -> Pa
         write_key_files(keys, "s1", "example.com", generate_key("ed25519"))
     config = tmp_path / "mailwright.toml"
     if listeners is None:
-        listeners = f'[[listeners]]\nname = "sub"\nport = {_port()}\n'
+        listeners = f'[[listeners]]\nname = "sub"\nport = {free_port()}\n'
     config.write_text(
         'hostname = "mail.example.com"\ndomains = ["example.com"]\n'
         'mailboxes = ["admin@example.com"]\ndata_dir = "data"\nallow_root = true\n'
@@ -98,7 +92,7 @@ def test_a_certificate_about_to_expire_is_a_warning(cli_run: CliRun, tmp_path: P
 
 
 def test_two_listeners_on_one_port(cli_run: CliRun, tmp_path: Path) -> None:
-    port = _port()
+    port = free_port()
     listeners = "".join(f'[[listeners]]\nname = "{n}"\nport = {port}\n' for n in ("a", "b"))
     result = cli_run("--config", str(_config(tmp_path, listeners=listeners)), "config", "check")
     assert_one_line_error(result, "listeners a and b both use", f"127.0.0.1:{port}")

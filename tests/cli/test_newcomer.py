@@ -15,6 +15,7 @@ from mailwright.config import Config, ListenerConfig
 from mailwright.delivery.client import os_error_text
 from mailwright.listeners import bind_error
 from mailwright.queue import RecipientUpdate, open_store
+from mailwright.testing.ports import free_port
 
 from .helpers import CliRun, Run, assert_one_line_error
 
@@ -27,9 +28,7 @@ def _busy_port() -> socket.socket:
 
 
 def test_a_missing_dkim_key_names_genkey(cli_run: CliRun, tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     config = tmp_path / "mailwright.toml"
     config.write_text(
         f'data_dir = "{tmp_path / "data"}"\nallow_root = true\n'
@@ -85,9 +84,7 @@ def test_ipv6_endpoint_is_bracketed() -> None:
 
 
 async def test_a_refused_connection_reads_as_postfix_says_it() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     with pytest.raises(OSError) as caught:
         await asyncio.open_connection("127.0.0.1", port)
     assert "Connect call failed" in str(caught.value)  # asyncio's words ...

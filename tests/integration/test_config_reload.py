@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from mailwright.testing.ports import free_port
 from mailwright.testing.tls import make_certificate
 
 pytestmark = pytest.mark.integration
@@ -28,14 +29,6 @@ def _wait(predicate: object, what: str, timeout: float = 20) -> None:
     raise AssertionError(what)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _starttls_names(port: int, ca: Path) -> None:
     context = ssl.create_default_context(cafile=str(ca))
     context.check_hostname = False
@@ -47,7 +40,7 @@ def _starttls_names(port: int, ca: Path) -> None:
 def test_sighup_with_a_broken_certificate_keeps_the_old_config(tmp_path: Path) -> None:
     good = make_certificate(tmp_path / "good", "mail.example.com")
     other = make_certificate(tmp_path / "other", "mail.example.com")
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "mailwright.toml"
     body = (
         'hostname = "mail.example.com"\ndomains = ["example.com"]\n'

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from mailwright import maildrop
 from mailwright.cli.sendmail import run
+from mailwright.sendmail import maildrop
 
 pytestmark = pytest.mark.integration
 

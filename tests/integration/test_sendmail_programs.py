@@ -24,7 +24,7 @@ from test_delivery_postfix import strip_postfix_headers
 from test_delivery_serve import events, publish_keys, serve, start, write_config
 from test_dkim_interop import ORIGIN, opendkim_testmsg_verify  # same directory
 
-from mailwright import maildrop
+from mailwright.sendmail import maildrop
 from mailwright.testing.nsd import NsdServer
 from mailwright.testing.ports import free_port
 from mailwright.testing.postfix import PostfixServer

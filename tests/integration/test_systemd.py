@@ -19,16 +19,11 @@ import pytest
 
 from mailwright.service import UnitSpec, render_unit
 from mailwright.systemd import notify, watchdog_interval
+from mailwright.testing.ports import free_port
 
 pytestmark = pytest.mark.integration
 
 MAILWRIGHT = str(Path(sys.executable).parent / "mailwright")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -91,7 +86,7 @@ def test_serve_notifies_ready_reloading_watchdog_stopping(
     notify_socket: tuple[socket.socket, Path], tmp_path: Path, workers: int
 ) -> None:
     sock, path = notify_socket
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "mailwright.toml"
     config.write_text(
         f'data_dir = "data"\nallow_root = true\nworkers = {workers}\n'

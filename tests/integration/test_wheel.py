@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from mailwright.testing.ports import free_port
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,12 +93,6 @@ def _run(
     return result
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_the_wheel_runs_as_an_unprivileged_user(installed: tuple[Path, Path]) -> None:
     mailwright, base = installed
     prefix, user = _as_user()
@@ -116,7 +112,7 @@ def test_the_wheel_runs_as_an_unprivileged_user(installed: tuple[Path, Path]) ->
     assert "_domainkey" in records.stdout and "v=spf1" in records.stdout
     _run(prefix, [mw, "--config", "mailwright.toml", "config", "check"], work)
 
-    port = _free_port()
+    port = free_port()
     dev = work / "dev"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(dev), "LANG": "C.UTF-8"}
     serve = subprocess.Popen(

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from robust_support import mutate, robust, timed
 
+from mailwright.causes.classify import mask
 from mailwright.explain import CAUSES, Explainer, SourceStats, classify
-from mailwright.explain.classify import mask
 from mailwright.explain.logline import Clock
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "explain"

@@ -11,8 +11,8 @@ or ``abuse@`` and says what it is:
   is *not* a bounce;
 * or none of these.
 
-Every remote reply is classified with ``explain``'s cause vocabulary
-(:mod:`mailwright.explain.causes`), and each failed recipient is a ``hard`` bounce (the
+Every remote reply is classified with the cause vocabulary of
+:mod:`mailwright.causes`, and each failed recipient is a ``hard`` bounce (the
 address does not exist: suppress it) or a ``soft`` one (full mailbox, policy, size ...:
 only repeated soft bounces suppress).
 

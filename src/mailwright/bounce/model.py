@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..explain.classify import classify
+from ..causes import classify
 
 MAX_INPUT = 10 * 1024 * 1024
 """Octets of a report that are read; the rest is ignored."""
@@ -36,7 +36,7 @@ class RecipientReport:
     remote_mta: str = ""
     original_recipient: str = ""
     cause: str = "unknown"
-    """A cause id of :mod:`mailwright.explain.causes`."""
+    """A cause id of :mod:`mailwright.causes`."""
     bounce_type: BounceType | None = None
     """For ``failed``: hard (the address is dead) or soft; None otherwise."""
 
@@ -54,6 +54,8 @@ class Report:
     """RFC 3461 ENVID echoed in ``Original-Envelope-Id``."""
     original_sender: str | None = None
     """The original envelope sender when the report carries it (our VERP address)."""
+    original_from: str | None = None
+    """The address in the returned message's ``From`` (who wrote what bounced)."""
     original_recipients: tuple[str, ...] = ()
     """ARF ``Original-Rcpt-To`` / the returned message's ``To``: who complained."""
     feedback_type: str | None = None

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from email.message import Message
 
 from .model import MAX_RECIPIENTS, RecipientReport, Report, clip, recipient_report
-from .util import embedded_headers, header_text, part_text
+from .util import author, embedded_headers, header_text, part_text
 
 _ACTIONS = {"failed", "delayed", "delivered", "relayed", "expanded"}
 _BLANK = re.compile(r"\r?\n[ \t]*\r?\n")
@@ -47,6 +47,13 @@ def _type_value(value: str) -> str:
     """``smtp; 550 5.1.1 ...`` → ``550 5.1.1 ...`` (RFC 3464 §2.3.6 diagnostic-type)."""
     kind, sep, rest = value.partition(";")
     return rest.strip() if sep and " " not in kind.strip() else value
+
+
+def _host(remote_mta: str) -> str:
+    """``gmail-smtp-in.l.google.com. (142.250.102.27, the server for ...)`` → the name:
+    receivers add comments after the RFC 3464 §2.3.5 ``mta-name``."""
+    words = remote_mta.split()
+    return words[0].rstrip(".") if words else ""
 
 
 def parse(msg: Message, parts: list[Message]) -> Report:
@@ -82,7 +89,7 @@ def parse(msg: Message, parts: list[Message]) -> Report:
                 action,
                 status,
                 _type_value(header_text(block.get("Diagnostic-Code"))),
-                remote_mta=_type_value(header_text(block.get("Remote-MTA"))),
+                remote_mta=_host(_type_value(header_text(block.get("Remote-MTA")))),
                 original_recipient=header_text(block.get("Original-Recipient")),
             )
         )
@@ -107,6 +114,7 @@ def parse(msg: Message, parts: list[Message]) -> Report:
         else None,
         original_envelope_id=clip(envid, 100) if envid else None,
         original_sender=None,
+        original_from=author(original),
         reporting_mta=_type_value(header_text(head.get("Reporting-MTA"))) or None,
         reason="" if recipients else "a delivery-status part without recipient blocks",
         truncated=truncated,

@@ -7,6 +7,7 @@ import email.errors
 import email.header
 import email.parser
 import email.policy
+import email.utils
 from collections.abc import Iterator
 from email.message import Message
 
@@ -67,3 +68,11 @@ def embedded_headers(part: Message) -> Message | None:
         text = part_text(part)
         return email.parser.Parser(policy=email.policy.compat32).parsestr(text, headersonly=True)
     return None
+
+
+def author(headers: Message | None) -> str | None:
+    """The address in the ``From`` of a returned message's headers, or None."""
+    if headers is None:
+        return None
+    address = email.utils.parseaddr(header_text(headers.get("From")))[1]
+    return address[:320] or None

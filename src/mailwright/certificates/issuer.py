@@ -17,7 +17,8 @@ from josepy.jwa import ES256
 from josepy.jwk import JWK, JWKEC
 
 from ..errors import MailwrightError
-from .store import CertificateStore, private_key_pem, write_atomically
+from ..files import write_atomically
+from .store import CertificateStore, private_key_pem
 
 ORDER_TIMEOUT = 90.0
 """Seconds for the CA to validate and issue before the attempt counts as failed."""

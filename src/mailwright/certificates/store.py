@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ..config import Config
+from ..files import write_atomically
 
 DIRECTORY = "certificates"
 CURRENT = "current.pem"
@@ -50,22 +51,6 @@ class CertificateInfo:
         """Two thirds into the lifetime (Let's Encrypt's advice for 90-day certificates:
         renew with 30 days left)."""
         return self.not_before + (self.not_after - self.not_before) * 2 / 3
-
-
-def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def certificate_info(pem: bytes) -> CertificateInfo:

@@ -24,6 +24,7 @@ from .context import (
     run,
     safe,
     styled,
+    submission_address,
 )
 
 GROUPS = ("host", "rdns", "spf", "dkim", "dmarc", "blocklists", "ports", "tls", "bulk")
@@ -187,23 +188,7 @@ def _notify(config: Config, to: str, server: str | None, domain: str, found: lis
     from loopback as any local application).  A failure is said and exits 1."""
     import smtplib
 
-    if server is not None:
-        host, _, port_text = server.rpartition(":")
-        if not host or not (port_text.isascii() and port_text.isdigit()):
-            raise UsageError(f"--notify-server {server!r} is not HOST:PORT", "e.g. 127.0.0.1:587")
-        address = (host.strip("[]"), int(port_text))
-    else:
-        listener = next(
-            (li for li in config.listeners if li.role == "submission" and li.tls != "implicit"),
-            None,
-        )
-        if listener is None:
-            raise UsageError(
-                "--notify: no plain submission listener in the config",
-                "add one, or name the server with --notify-server HOST:PORT",
-            )
-        host = "127.0.0.1" if listener.address in ("0.0.0.0", "::") else listener.address
-        address = (host, listener.port)
+    address = submission_address(config, server, "--notify-server")
     sender = f"mailwright-check@{config.domains[0] if config.domains else config.hostname}"
     data = notification(domain, found, sender, to, config.hostname)
     try:

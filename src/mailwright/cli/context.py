@@ -251,6 +251,29 @@ def require_ip(text: str, option: str) -> str:
         ) from None
 
 
+def submission_address(config: Config, server: str | None, option: str) -> tuple[str, int]:
+    """Where a command submits its own mail: ``server`` (HOST:PORT, from ``option``), else
+    the config's plain submission listener, on loopback when it listens on all addresses
+    (the server trusts loopback submissions like any local application's)."""
+    if server is None:
+        listener = next(
+            (li for li in config.listeners if li.role == "submission" and li.tls != "implicit"),
+            None,
+        )
+        if listener is None:
+            raise UsageError(
+                "no plain submission listener in the config",
+                f"add one, or name the server with {option} HOST:PORT",
+            )
+        host = "127.0.0.1" if listener.address in ("0.0.0.0", "::") else listener.address
+        return host, listener.port
+    host, sep, port = server.rpartition(":")
+    # ASCII digits only (str.isdigit() also accepts '²', which int() refuses), 1-65535.
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        raise UsageError(f"{option} {server!r} is not HOST:PORT", "write e.g. 127.0.0.1:587")
+    return host.strip("[]"), int(port)
+
+
 def require_domain(text: str, option: str) -> None:
     """A mail domain or host name: letters, digits and hyphens (RFC 5321 §4.1.2).
 

@@ -1,8 +1,8 @@
 """``mailwright sendmail`` and the ``mailwright-sendmail`` program: the system's
 ``/usr/sbin/sendmail`` (also ``mailq`` and ``newaliases`` under those names).
 
-A thin layer: options are parsed by :mod:`mailwright.sendmail`, messages go into the
-maildrop (:mod:`mailwright.maildrop`), where ``mailwright serve`` picks them up. Errors
+A thin layer: options are parsed by :mod:`mailwright.sendmail.command`, messages go into the
+maildrop (:mod:`mailwright.sendmail.maildrop`), where ``mailwright serve`` picks them up. Errors
 are one line on stderr and a sysexits code, never a traceback.
 """
 
@@ -17,11 +17,11 @@ from typing import BinaryIO
 
 import click
 
-from .. import maildrop
 from ..config import Config, find_config, load_config
 from ..errors import ConfigError
 from ..local import LocalDirectory
-from ..sendmail import (
+from ..sendmail import maildrop
+from ..sendmail.command import (
     EX_CANTCREAT,
     EX_CONFIG,
     EX_IOERR,
@@ -39,7 +39,7 @@ from ..sendmail import (
     program_mode,
     too_big,
 )
-from ..sendmail_install import Step
+from ..sendmail.install import Step
 
 SYSTEM_CONFIG = Path("/etc/mailwright/mailwright.toml")
 READ_SLACK = 1 << 16
@@ -308,8 +308,8 @@ def install(installing: bool, rest: Sequence[str]) -> None:
     """``--install`` / ``--uninstall`` [``--dry-run``]: the system's sendmail, mailq and
     newaliases become (or stop being) links to mailwright-sendmail."""
     from ..errors import UsageError
-    from ..sendmail_install import apply as apply_steps
-    from ..sendmail_install import plan_install, plan_uninstall, program_path
+    from ..sendmail.install import apply as apply_steps
+    from ..sendmail.install import plan_install, plan_uninstall, program_path
 
     if any(word != "--dry-run" for word in rest):
         raise UsageError(

@@ -23,7 +23,16 @@ from rich.markup import escape
 from ..errors import UserError
 from ..log import parse_line
 from ..queue import QueueError, open_store
-from .context import app, console, emit_json, err_console, run, safe, styled
+from .context import (
+    app,
+    console,
+    emit_json,
+    err_console,
+    run,
+    safe,
+    styled,
+    submission_address,
+)
 
 EPILOG = """\b
 Examples:
@@ -52,24 +61,6 @@ def _wait_seconds(_ctx: click.Context, _param: click.Parameter, value: float) ->
     if math.isnan(value):
         raise click.BadParameter("nan is not a number of seconds", param_hint="'--wait'")
     return value
-
-
-def _server(text: str | None) -> tuple[str, int]:
-    if text is None:
-        config = app().config
-        listener = next(
-            (li for li in config.listeners if li.role == "submission" and li.tls != "implicit"),
-            None,
-        )
-        if listener is None:
-            raise UserError("no plain submission listener in the config", "use --server HOST:PORT")
-        host = "127.0.0.1" if listener.address in ("0.0.0.0", "::") else listener.address
-        return host, listener.port
-    host, sep, port = text.rpartition(":")
-    # ASCII digits only (str.isdigit() also accepts '²', which int() refuses), 1-65535.
-    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
-        raise UserError(f"--server {text!r} is not HOST:PORT", "write e.g. 127.0.0.1:2525")
-    return host.strip("[]"), int(port)
 
 
 def _message(sender: str, to: str, hostname: str) -> bytes:
@@ -157,7 +148,7 @@ def send_test(to: str, sender: str | None, server: str | None, wait: float, as_j
         raise UserError(f"{to!r} is not an address", "write e.g. you@example.net")
     domain = config.domains[0] if config.domains else config.hostname
     sender = sender or f"mailwright-test@{domain}"
-    host, port = _server(server)
+    host, port = submission_address(config, server, "--server")
     queue_id = _submit(host, port, sender, to, _message(sender, to, config.hostname))
     if not as_json:
         console.print(f"queued as [bold]{queue_id}[/] on {host}:{port}; following it ...")

@@ -80,8 +80,8 @@ def _under_home(path: Path) -> bool:
 )
 def install(user_name: str | None, dry_run: bool, as_sendmail: bool, unit_dir: Path) -> None:
     """Write a hardened systemd unit for 'mailwright serve' (Type=notify)."""
-    from ..sendmail_install import apply as apply_steps
-    from ..sendmail_install import plan_install, program_path
+    from ..sendmail.install import apply as apply_steps
+    from ..sendmail.install import plan_install, program_path
 
     ctx = app()
     if not ctx.has_config_file:

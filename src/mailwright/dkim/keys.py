@@ -12,7 +12,6 @@ import base64
 import binascii
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from ..dns.names import is_dns_name
 from ..errors import MailwrightError, UserError
+from ..files import write_atomically
 from .tags import TagSyntaxError, parse_tag_list, shown
 
 __all__ = [
@@ -254,25 +254,11 @@ def write_key_files(
             if p.exists():
                 raise KeyFileExistsError(f"{p} already exists", "use --force to replace it")
     d.mkdir(parents=True, exist_ok=True)
-    _atomic_write(private_path, private_key_pem(key), 0o600)
-    _atomic_write(
+    write_atomically(private_path, private_key_pem(key), 0o600)
+    write_atomically(
         txt_path, zone_lines(selector, domain, dns_record_value(key, testing)).encode(), 0o644
     )
     return private_path, txt_path
-
-
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- key records ----------------------------------------------------------------------

@@ -18,6 +18,7 @@ import email.utils
 import re
 from email.policy import compat32
 
+from .. import message as rfc5322
 from ..dkim import DkimResult, DkimSignError, DkimStatus, sign_message, verify_message
 from ..dmarc import DmarcStatus, evaluate
 from ..spf.evaluator import check_host
@@ -43,29 +44,14 @@ _SHORTENERS = re.compile(
 _BULK_MARKERS = ("list-id", "list-unsubscribe", "feedback-id")
 
 
-def _header_block(data: bytes) -> bytes:
-    end = data.find(b"\r\n\r\n")
-    end2 = data.find(b"\n\n")
-    cut = min((e for e in (end, end2) if e >= 0), default=len(data))
-    return data[:cut]
-
-
 def _field_names(data: bytes) -> list[str]:
-    return [
-        line.split(b":", 1)[0].strip().decode("ascii", "replace").lower()
-        for line in _header_block(data).splitlines()
-        if line and line[:1] not in b" \t" and b":" in line
-    ]
+    """Every field name of the header, lower-cased, repeats kept (to count them)."""
+    return [field.name for field in rfc5322.fields(data) if field.name]
 
 
 def _parsed(ctx: Context) -> email.message.Message:
     data = ctx.options.message or b""
     return email.message_from_bytes(data, policy=compat32)
-
-
-def _from_domain(msg: email.message.Message) -> str | None:
-    address = email.utils.parseaddr(str(msg.get("From") or ""))[1]
-    return address.rpartition("@")[2].lower() or None if "@" in address else None
 
 
 async def check_format(ctx: Context) -> Finding:
@@ -84,7 +70,7 @@ async def check_format(ctx: Context) -> Finding:
     long_lines = sum(1 for line in data.splitlines() if len(line) > MAX_LINE)
     if long_lines:
         problems.append(f"{long_lines} line(s) over {MAX_LINE} characters (RFC 5322 §2.1.1)")
-    if not _header_block(data).isascii():
+    if not rfc5322.split_header(data)[0].isascii():
         warnings.append("raw 8-bit bytes in the header: encode them (RFC 2047) or send SMTPUTF8")
     if problems:
         return Finding.fail(
@@ -138,7 +124,7 @@ async def _dkim(ctx: Context) -> tuple[list[DkimResult], str, bytes]:
         data = ctx.options.message or b""
         if "dkim-signature" in _field_names(data):
             return await verify_message(data, ctx.resolver), "", data
-        domain = _from_domain(_parsed(ctx))
+        domain = rfc5322.author_domain(data)  # the domain the server signs for
         keys, _notes = await dmarc.signing_keys(ctx)
         keys = [k for k in keys if domain is not None and k.domain == domain]
         if not keys:
@@ -179,7 +165,7 @@ async def check_alignment(ctx: Context) -> Finding:
     """DMARC for the From domain with this message's DKIM results and SPF of our sending
     IPs for the envelope domain (Return-Path, else From)."""
     msg = _parsed(ctx)
-    domain = _from_domain(msg)
+    domain = rfc5322.author_domain(ctx.options.message or b"")
     if domain is None:
         return Finding.fail("no From address", "set a From address of your domain")
     envelope = email.utils.parseaddr(str(msg.get("Return-Path") or msg.get("From") or ""))[1]

@@ -11,8 +11,6 @@ state behind.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, make_msgid
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..files import write_atomically
 from .model import Report
 
 STATE_VERSION = 1
@@ -94,14 +93,8 @@ def save_state(path: Path, report: Report, now: datetime | None = None) -> None:
         "time": (now or datetime.now(UTC)).isoformat(),
         "checks": {c.id: {"status": str(c.status)} for c in report.checks},
     }
-    directory = path.parent if str(path.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(data, indent=1).encode())
     except OSError as exc:
         raise UsageError(f"--state {path}: {exc.strerror or exc}", "check the path") from None
 

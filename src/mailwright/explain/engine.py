@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from .causes import CAUSE_ORDER, CAUSES
-from .classify import StatusText, Verdict, cache_key, classify, mask
+from ..causes.classify import StatusText, Verdict, cache_key, classify, mask
+from ..causes.vocabulary import CAUSE_ORDER, CAUSES
 from .logline import (
     Clock,
     Delivery,

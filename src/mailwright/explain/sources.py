@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from ..dsn_report import MAX_BOUNCE, looks_like_message
 from ..errors import UsageError
+from .bounces import MAX_BOUNCE, looks_like_message, parse_bounce
 from .engine import Explainer, SourceStats
 from .logline import looks_like_reply, split_replies
 
@@ -277,7 +277,6 @@ def _read_as_text(explainer: Explainer, stream: _Counted, stats: SourceStats) ->
 
 def add_bounce(explainer: Explainer, data: bytes) -> int:
     """Count each failed recipient of a bounce message; the number found."""
-    from ..dsn_report import parse_bounce  # the email package: only for a bounce
 
     failed = parse_bounce(data)
     for r in failed:

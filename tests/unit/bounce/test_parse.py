@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -176,3 +177,53 @@ def test_oversized_input_is_cut() -> None:
     data = samples.dsn(samples.UNKNOWN_USER_BLOCK) + b"x" * (MAX_INPUT + 10)
     report = parse_report(data)
     assert report.truncated and report.recipients[0].bounce_type == "hard"
+
+
+# --- what ``mailwright explain`` read on its own before it used this parser ---------------
+
+EXPLAIN_BOUNCES = Path(__file__).parents[2] / "data" / "explain" / "bounces"
+
+
+def test_the_remote_reply_is_cut_from_the_mta_words_around_it() -> None:
+    carol, dave = parse_report((EXPLAIN_BOUNCES / "qmail.eml").read_bytes()).recipients
+    assert carol.diagnostic.startswith("550 5.1.1 <carol@example.net>: Recipient address")
+    assert dave.diagnostic == "Sorry, I couldn't find any host named example.invalid. (#5.1.2)"
+    [erin] = parse_report((EXPLAIN_BOUNCES / "exim.eml").read_bytes()).recipients
+    assert erin.diagnostic.startswith("550-5.7.1 Message rejected")
+    assert erin.remote_mta == "mx.example.org"
+
+
+def test_remote_mta_is_the_name_without_the_receivers_comment() -> None:
+    report = parse_report((EXPLAIN_BOUNCES / "gmail-rfc3464.eml").read_bytes())
+    assert report.recipients[0].remote_mta == "gmail-smtp-in.l.google.com"
+    assert report.original_from == "app@example.com"
+
+
+def test_x_failed_recipients_names_the_addresses_of_a_bounce_in_no_known_wording() -> None:
+    data = samples.crlf(
+        "From: relay@mail.example.net\nTo: app@example.com\nSubject: Re: hello\n"
+        "X-Failed-Recipients: frank@example.net, <gina@example.net>\n\n"
+        "Sorry.\n\n552 5.2.2 Mailbox full\n"
+    )
+    report = parse_report(data)
+    assert (report.kind, report.format) == ("bounce", "generic")
+    assert [(r.recipient, r.status, r.diagnostic) for r in report.recipients] == [
+        ("frank@example.net", "5.2.2", "552 5.2.2 Mailbox full"),
+        ("gina@example.net", "5.2.2", "552 5.2.2 Mailbox full"),
+    ]
+
+
+def test_a_bounce_with_only_an_html_part_is_read() -> None:
+    data = samples.crlf(
+        "From: MAILER-DAEMON@mail.example.net\nTo: app@example.com\n"
+        "Subject: Undeliverable: hello\nContent-Type: text/html\n\n"
+        "<p>Delivery has failed to these recipients or groups:</p>\n"
+        "<p><a href='mailto:hal@example.net'>hal@example.net</a></p>\n"
+        "<p>Remote Server returned '550 5.1.1 User unknown'</p>\n"
+    )
+    [hal] = parse_report(data).recipients
+    assert (hal.recipient, hal.status, hal.diagnostic) == (
+        "hal@example.net",
+        "5.1.1",
+        "550 5.1.1 User unknown",
+    )

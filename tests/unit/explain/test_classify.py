@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from mailwright.explain.classify import (
+from mailwright.causes.classify import (
     cache_key,
     classify,
     classify_text,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from mailwright.causes.classify import classify, provider_advice
 from mailwright.explain import Explainer
-from mailwright.explain.classify import classify, provider_advice
 
 from .corpus import DATA
 

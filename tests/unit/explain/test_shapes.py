@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from mailwright.cli.main import main
-from mailwright.dsn_report import looks_like_message, parse_bounce
 from mailwright.explain import Explainer, SourceStats
+from mailwright.explain.bounces import looks_like_message, parse_bounce
 from mailwright.explain.logline import split_replies
 
 from .corpus import DATA

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mailwright.config import _EVENT_NAMES
+from mailwright.config import load_config
+from mailwright.errors import ConfigError
 from mailwright.queue import SqliteQueueStore
 from mailwright.queue.events import EVENT_TYPES, Event
 from mailwright.queue.sqlite import SCHEMA_VERSION
@@ -36,8 +37,17 @@ def bounce(rcpt: str, kind: str, source: str = "sync", at: float = NOW, **detail
     )
 
 
-def test_config_and_event_vocabulary_agree() -> None:
-    assert set(_EVENT_NAMES) == set(EVENT_TYPES)
+def test_config_and_event_vocabulary_agree(tmp_path: Path) -> None:
+    """A webhook may name every event type and nothing else (the config checks against
+    EVENT_TYPES itself; it used to keep a copy of the list)."""
+    path = tmp_path / "mailwright.toml"
+    hook = '[[webhooks]]\nurl = "https://app.example/hook"\nsecret = "0123456789abcdef"\n'
+    names = ", ".join(f'"{name}"' for name in EVENT_TYPES)
+    path.write_text(hook + f"events = [{names}]\n")
+    assert set(load_config(path).webhooks[0].events) == set(EVENT_TYPES)
+    path.write_text(hook + 'events = ["opened"]\n')
+    with pytest.raises(ConfigError, match="'opened' is not an event type"):
+        load_config(path)
 
 
 async def test_events_are_ordered_and_read_back(tracking: Tracking) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mailwright import maildrop
-from mailwright.maildrop import Drop, MaildropError
+from mailwright.sendmail import maildrop
+from mailwright.sendmail.maildrop import Drop, MaildropError
 
 DROP = Drop(("root", "alice@example.net"), b"Subject: x\r\n\r\nhi\r\n", "app@example.com", "App")
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from mailwright import maildrop
 from mailwright.config import parse_config
 from mailwright.dkim import SigningKey, generate_key, sign_message
 from mailwright.local import LocalDirectory
 from mailwright.log import EventLogger
-from mailwright.pickup import Pickup, cleanup
-from mailwright.qualify import LocalNames
 from mailwright.queue import QueueError, QueueStore, open_store
+from mailwright.sendmail import maildrop
+from mailwright.sendmail.pickup import Pickup, cleanup
+from mailwright.sendmail.qualify import LocalNames
 from mailwright.smtp.intake import Accepted, IntakePolicy, Signed, Signer, local
 
 CONFIG = parse_config(

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from mailwright.local import LocalDirectory
-from mailwright.qualify import LocalNames, add_from, qualify, rewrite_addresses, route_recipient
+from mailwright.sendmail.qualify import (
+    LocalNames,
+    add_from,
+    qualify,
+    rewrite_addresses,
+    route_recipient,
+)
 
 NAMES = LocalNames.build(
     ["example.com", "example.org"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailwright.sendmail import (
+from mailwright.sendmail.command import (
     EX_USAGE,
     MAX_RECIPIENTS,
     Invocation,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mailwright import maildrop
 from mailwright.cli.sendmail import run
 from mailwright.errors import UserError
-from mailwright.sendmail_install import DIVERT_SUFFIX, apply, plan_install, plan_uninstall
+from mailwright.sendmail import maildrop
+from mailwright.sendmail.install import DIVERT_SUFFIX, apply, plan_install, plan_uninstall
 
 
 @pytest.fixture

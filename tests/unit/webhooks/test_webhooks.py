@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from aiohttp import web
 from mailwright.queue import SqliteQueueStore
 from mailwright.queue.events import Event
 from mailwright.queue.tracking import Tracking
+from mailwright.testing.ports import free_port
 from mailwright.webhooks import (
     BACKOFF,
     GATHER,
@@ -235,9 +235,7 @@ async def test_hostile_endpoints_are_bounded(
 
 
 async def test_endpoint_down(make: Make, store: SqliteQueueStore) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     sender, hook, cursor = await make(f"http://127.0.0.1:{port}/hook")
     await Tracking(store).record(events(1))
     assert await sender._step(hook, cursor) == BACKOFF[0]

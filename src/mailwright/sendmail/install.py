@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 TARGETS = (Path("/usr/sbin/sendmail"), Path("/usr/bin/mailq"), Path("/usr/bin/newaliases"))
 DIVERT_SUFFIX = ".mailwright-diverted"

@@ -25,8 +25,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import message as rfc5322
-from .local import LocalDirectory
+from .. import message as rfc5322
+from ..local import LocalDirectory
 
 LOCALHOST_NAMES = ("localhost", "localhost.localdomain")
 SYSTEM_UID_LIMIT = 1000

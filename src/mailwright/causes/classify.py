@@ -1,4 +1,4 @@
-"""Classify one deferral or bounce text into a cause of :mod:`.causes`.
+"""Classify one deferral or bounce text into a cause of :mod:`.vocabulary`.
 
 Pure functions, no I/O.  The input is the text Postfix writes in parentheses after
 ``status=deferred``/``status=bounced`` (or mailwright's ``reply=``); its shape tells who
@@ -22,7 +22,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .causes import CAUSES
+from .vocabulary import CAUSES
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .errors import MailwrightError
+from ..errors import MailwrightError
 
 # sysexits.h
 EX_OK = 0

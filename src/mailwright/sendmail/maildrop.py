@@ -4,7 +4,7 @@
 user, and must not lose a message when the server is down. So it never talks to the
 server: like Postfix's ``postdrop``, it writes one file per message into
 ``DATA_DIR/maildrop/`` and exits 0 only once that file is on stable storage; the
-server's pickup (:mod:`mailwright.pickup`) queues it at start and while running and
+server's pickup (:mod:`mailwright.sendmail.pickup`) queues it at start and while running and
 removes it only after the queue has committed it.
 
 Durability: written to ``.tmp.ID``, ``fsync``, renamed to ``ID`` (atomic: the pickup
@@ -19,7 +19,7 @@ when the submitter owns the directory, i.e. is the server's user).
 
 File format: the line ``mailwright-maildrop 1``, ``key: value`` lines (``sender``,
 ``full-name``, ``body``, one ``recipient`` each), an empty line, then the message with
-CRLF line ends. Values never contain CR or LF (:mod:`mailwright.sendmail` checks).
+CRLF line ends. Values never contain CR or LF (:mod:`mailwright.sendmail.command` checks).
 The submitting user is not written down: the server takes it from the file's owner.
 """
 
@@ -36,8 +36,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MailwrightError
-from .queue.store import new_queue_id
+from ..errors import MailwrightError
+from ..queue.store import new_queue_id
 
 MAGIC = b"mailwright-maildrop 1\n"
 DIRECTORY_NAME = "maildrop"

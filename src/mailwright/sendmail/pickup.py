@@ -8,7 +8,7 @@ commit and the removal, the next scan finds that ID queued and only removes the 
 
 Before queueing, what Postfix's cleanup does for local mail (:func:`cleanup`): the
 envelope sender defaults to the submitting user (the file's owner), addresses are
-qualified with our domain (:mod:`mailwright.qualify`), system users go to root or
+qualified with our domain (:mod:`mailwright.sendmail.qualify`), system users go to root or
 postmaster, aliases are expanded, and a ``From:`` is added or qualified so that the
 message can be signed.
 """
@@ -24,10 +24,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import Config
+from ..local import LocalDirectory
+from ..log import EventLogger, angle
+from ..queue import QueueError, QueueStore, is_queue_id
+from ..smtp import intake
 from . import maildrop
-from .config import Config
-from .local import LocalDirectory
-from .log import EventLogger, angle
 from .qualify import (
     SYSTEM_UID_LIMIT,
     LocalNames,
@@ -36,8 +38,6 @@ from .qualify import (
     rewrite_addresses,
     route_recipient,
 )
-from .queue import QueueError, QueueStore, is_queue_id
-from .smtp import intake
 
 SCAN_INTERVAL = 1.0
 NOBODY_UID = 65534
