@@ -310,11 +310,6 @@ def _recipients_json(recipients: Sequence[RecipientState]) -> str:
     return json.dumps([r.to_json() for r in recipients], separators=(",", ":"))
 
 
-def _min_pending(recipients: Sequence[RecipientState]) -> float | None:
-    times = [r.next_attempt for r in recipients if r.status == "pending"]
-    return min(times) if times else None
-
-
 @dataclass
 class _Insert:
     queue_id: str
@@ -831,20 +826,7 @@ class PostgresQueueStore(QueueStore, EventStore):
             if found is None:
                 return None
             entry = _entry(found)
-            by_address: dict[str, list[RecipientState]] = {}
-            for rcpt in entry.recipients:
-                by_address.setdefault(rcpt.address, []).append(rcpt)
-            for update in updates:
-                for rcpt in by_address.get(update.recipient, []):
-                    if rcpt.status != "pending":
-                        continue
-                    rcpt.attempts += 1
-                    rcpt.last_reply = update.reply
-                    if update.kind == "deferred":
-                        rcpt.next_attempt = float(update.next_attempt or at)
-                    else:
-                        rcpt.status = update.kind
-            next_attempt = _min_pending(entry.recipients)
+            next_attempt = entry.apply(updates, at)
             if next_attempt is None:  # the body goes with it (ON DELETE CASCADE)
                 await conn.execute("DELETE FROM queue_entries WHERE id = %s", (queue_id,))
                 return None

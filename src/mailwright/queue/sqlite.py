@@ -64,6 +64,7 @@ from .store import (
     RecipientState,
     RecipientUpdate,
     new_queue_id,
+    next_pending_attempt,
 )
 
 T = TypeVar("T")
@@ -152,11 +153,6 @@ def _entry(row: tuple[Any, ...]) -> QueueEntry:
 
 def _recipients_json(recipients: Sequence[RecipientState]) -> str:
     return json.dumps([r.to_json() for r in recipients], separators=(",", ":"))
-
-
-def _min_pending(recipients: Sequence[RecipientState]) -> float | None:
-    times = [r.next_attempt for r in recipients if r.status == "pending"]
-    return min(times) if times else None
 
 
 def load_webhook_cursor(conn: sqlite3.Connection, name: str) -> WebhookCursor:
@@ -565,20 +561,7 @@ class SqliteQueueStore(QueueStore, EventStore):
             if found is None:
                 return None
             entry = _entry(found)
-            by_address: dict[str, list[RecipientState]] = {}
-            for rcpt in entry.recipients:
-                by_address.setdefault(rcpt.address, []).append(rcpt)
-            for update in updates:
-                for rcpt in by_address.get(update.recipient, []):
-                    if rcpt.status != "pending":
-                        continue
-                    rcpt.attempts += 1
-                    rcpt.last_reply = update.reply
-                    if update.kind == "deferred":
-                        rcpt.next_attempt = float(update.next_attempt or at)
-                    else:
-                        rcpt.status = update.kind
-            next_attempt = _min_pending(entry.recipients)
+            next_attempt = entry.apply(updates, at)
             if next_attempt is None:
                 conn.execute("DELETE FROM entries WHERE id = ?", (queue_id,))
                 conn.execute("DELETE FROM messages WHERE id = ?", (queue_id,))
@@ -673,7 +656,7 @@ class SqliteQueueStore(QueueStore, EventStore):
                     "UPDATE entries SET recipients = ?, next_attempt = ?"
                     + (", held = 0" if unhold else "")
                     + " WHERE id = ?",
-                    (_recipients_json(rcpts), _min_pending(rcpts), entry_id),
+                    (_recipients_json(rcpts), next_pending_attempt(rcpts), entry_id),
                 )
             return len(rows)
 

@@ -304,8 +304,27 @@ class QueueEntry:
     @property
     def next_attempt(self) -> float | None:
         """The earliest next attempt among pending recipients (None: nothing pending)."""
-        times = [r.next_attempt for r in self.recipients if r.status == "pending"]
-        return min(times) if times else None
+        return next_pending_attempt(self.recipients)
+
+    def apply(self, updates: Sequence[RecipientUpdate], at: float) -> float | None:
+        """Apply one attempt's results to the pending recipients (the rule every store
+        follows: each counts an attempt and keeps its reply; ``delivered``/``bounced``
+        are final; ``deferred`` waits for its ``next_attempt``). The earliest next
+        attempt left; None when nothing is pending any more."""
+        by_address: dict[str, list[RecipientState]] = {}
+        for rcpt in self.recipients:
+            by_address.setdefault(rcpt.address, []).append(rcpt)
+        for update in updates:
+            for rcpt in by_address.get(update.recipient, []):
+                if rcpt.status != "pending":
+                    continue
+                rcpt.attempts += 1
+                rcpt.last_reply = update.reply
+                if update.kind == "deferred":
+                    rcpt.next_attempt = float(update.next_attempt or at)
+                else:
+                    rcpt.status = update.kind
+        return self.next_attempt
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON form (``mailwright queue list --json``)."""
@@ -321,6 +340,12 @@ class QueueEntry:
             "recipients": [r.to_json() for r in self.recipients],
             "meta": self.meta.to_json(),
         }
+
+
+def next_pending_attempt(recipients: Sequence[RecipientState]) -> float | None:
+    """The earliest next attempt among pending recipients (None: nothing pending)."""
+    times = [r.next_attempt for r in recipients if r.status == "pending"]
+    return min(times) if times else None
 
 
 @dataclass(frozen=True)
