@@ -89,10 +89,12 @@ def file_serial(data_dir: Path) -> int:
 
 
 def wait_served(ports: list[tuple[int, bool]], serial: int, root: Path | None) -> None:
-    """Every listener, on several connections (two workers), serves ``serial``."""
+    """Every listener, on several connections, serves ``serial``: the kernel hands each
+    connection to one of the two workers, and three could all reach the one that has
+    already switched, so ten are asked per listener."""
     deadline = time.monotonic() + 15
     while True:
-        seen = {served(port, implicit, None).serial_number for port, implicit in ports * 3}
+        seen = {served(port, implicit, None).serial_number for port, implicit in ports * 10}
         if seen == {serial}:
             if root is not None:  # and it verifies
                 for port, implicit in ports:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -177,8 +179,19 @@ def test_the_installed_unit_verifies(tmp_path: Path, service_user: str) -> None:
 
 
 def test_a_unit_for_var_lib_is_private_tmp_and_quotes_spaces(tmp_path: Path) -> None:
+    # The program as installed (README 'Deploy': under /opt): a checkout under /tmp would
+    # rightly turn PrivateTmp off (the service could not see its own program).
+    opt = Path(tempfile.mkdtemp(prefix="mailwright-unit-", dir="/opt"))
+    try:
+        (opt / "mailwright").symlink_to(MAILWRIGHT)
+        _check_var_lib_unit(tmp_path, opt / "mailwright")
+    finally:
+        shutil.rmtree(opt)
+
+
+def _check_var_lib_unit(tmp_path: Path, program: Path) -> None:
     spec = UnitSpec(
-        Path(MAILWRIGHT),
+        program,
         Path("/etc/mail wright/mailwright.toml"),
         "mailwright",
         "mailwright",

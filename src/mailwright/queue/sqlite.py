@@ -119,6 +119,23 @@ class _Op:
     (see "Which commits fsync" in the module doc)."""
 
 
+def _enter_wal(conn: sqlite3.Connection) -> None:
+    """``journal_mode = WAL``, waiting for other processes: when several workers open a
+    new database at once, the switch can answer "locked" at once, without SQLite's
+    busy handler (it needs the exclusive lock while the others hold shared ones)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     conn = sqlite3.connect(
         path, isolation_level=None, check_same_thread=True, timeout=BUSY_TIMEOUT_MS / 1000
@@ -126,7 +143,7 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     # Opening (and turning a new database into WAL) may wait for another process; after
     # that the writer waits for the lock itself (see _begin): SQLite's own busy handler
     # sleeps 1, 2, 5, 10 ... 100 ms, which throttles several processes to a crawl.
-    conn.execute("PRAGMA journal_mode = WAL")
+    _enter_wal(conn)
     # RFC 5321 §6.1: once we said 250 the message must survive a crash: FULL fsyncs the WAL
     # at every commit (NORMAL would not).
     conn.execute("PRAGMA synchronous = FULL")
