@@ -147,10 +147,11 @@ def check_account(config: Config, dev_mode: bool) -> list[Finding]:
     """Who serve runs as, and that this account can use the data directory and keys."""
     account = run_as(config, dev_mode)
     check_files(config, account)
-    detail = account.name if account.uid else "root (allow_root = true)"
-    if account.uid == 0 and dev_mode and not config.allow_root:
-        detail = "root (development mode)"
-    return [Finding("user", f"serve runs as {detail}")]
+    if account.uid != 0:
+        return [Finding("user", f"serve runs as {account.name}")]
+    why = "allow_root = true" if config.allow_root else "development mode"
+    # said at startup: a root server should be a decision, not an accident
+    return [Finding("user", f"serve runs as root ({why})", "note")]
 
 
 def check_runtime(config: Config, dev_mode: bool = False) -> list[Finding]:
