@@ -78,6 +78,7 @@ from .store import (
     RecipientState,
     RecipientUpdate,
     SchemaMismatch,
+    check_updates,
     new_queue_id,
 )
 
@@ -800,9 +801,7 @@ class PostgresQueueStore(QueueStore, EventStore):
         now: float | None = None,
     ) -> QueueEntry | None:
         at = time.time() if now is None else now
-        for update in updates:
-            if update.kind == "deferred" and update.next_attempt is None:
-                raise ValueError(f"deferred update for {update.recipient} needs next_attempt")
+        check_updates(updates)
 
         final = [u.recipient for u in updates if u.kind != "deferred"]
         all_final = len(final) == len(updates) > 0

@@ -63,6 +63,7 @@ from .store import (
     QueueStore,
     RecipientState,
     RecipientUpdate,
+    check_updates,
     new_queue_id,
     next_pending_attempt,
 )
@@ -568,9 +569,7 @@ class SqliteQueueStore(QueueStore, EventStore):
         now: float | None = None,
     ) -> QueueEntry | None:
         at = time.time() if now is None else now
-        for update in updates:
-            if update.kind == "deferred" and update.next_attempt is None:
-                raise ValueError(f"deferred update for {update.recipient} needs next_attempt")
+        check_updates(updates)
 
         def record(conn: sqlite3.Connection) -> QueueEntry | None:
             row = conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE id = ?", (queue_id,))

@@ -342,6 +342,13 @@ class QueueEntry:
         }
 
 
+def check_updates(updates: Sequence[RecipientUpdate]) -> None:
+    """The contract of ``record_results``: a ``deferred`` update says when to try again."""
+    for update in updates:
+        if update.kind == "deferred" and update.next_attempt is None:
+            raise ValueError(f"deferred update for {update.recipient} needs next_attempt")
+
+
 def next_pending_attempt(recipients: Sequence[RecipientState]) -> float | None:
     """The earliest next attempt among pending recipients (None: nothing pending)."""
     times = [r.next_attempt for r in recipients if r.status == "pending"]
