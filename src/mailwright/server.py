@@ -34,7 +34,7 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,11 +152,13 @@ def build_signer(config: Config, dev_mode: bool) -> Signer | None:
     if keys_for is None:
         return None
 
-    def sign(message: bytes, domain: str) -> tuple[bytes, list[str]] | None:
+    def sign(
+        message: bytes, domain: str, body_hashes: Mapping[str, bytes] | None = None
+    ) -> tuple[bytes, list[str]] | None:
         keys = keys_for(domain)
         if not keys:
             return None
-        return sign_message(message, keys), [k.selector for k in keys]
+        return sign_message(message, keys, body_hashes=body_hashes), [k.selector for k in keys]
 
     return sign
 

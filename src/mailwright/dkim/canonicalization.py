@@ -8,12 +8,14 @@ whitespace runs.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 __all__ = [
     "CANONICALIZATIONS",
+    "BodyCanonicalizer",
     "Canonicalization",
+    "body_canonicalizer",
     "canonicalize_body",
     "canonicalize_header",
     "canonicalize_headers",
@@ -123,3 +125,76 @@ def _content_end(body: bytes) -> int:
         return len(body)  # ends with a bare CR: no trailing CRLF to remove
     bare = tail.rfind(b"\r\r")
     return stripped if bare < 0 else stripped + bare + 1
+
+
+_CRLF_RUN = 32 * 1024
+"""Withheld empty lines are given out in pieces of this many CRLFs (bounded memory)."""
+
+
+class BodyCanonicalizer:
+    """:func:`canonicalize_body` a piece at a time, for bodies too big to hold (a spooled
+    message): ``update`` returns canonical output, ``finish`` the rest; joined they equal
+    the one-shot result for the same CRLF body, however it is cut.
+
+    What cannot be decided yet is withheld: the run of CRLFs at the end so far (only
+    trailing empty lines are dropped, RFC 6376 §3.4.3/§3.4.4), kept as a count so that
+    megabytes of empty lines cost nothing; a CR that may start a CRLF; for relaxed, a
+    space that may belong to a WSP run or end a line (§3.4.4 a, b).
+    """
+
+    def __init__(self, method: Canonicalization) -> None:
+        self.method = method
+        self._crlfs = 0
+        self._carry = b""
+        self._content = False
+
+    def update(self, piece: bytes) -> bytes:
+        return b"".join(self._update(piece))
+
+    def _update(self, piece: bytes) -> Iterator[bytes]:
+        text = self._carry + piece
+        if not text:
+            return
+        carry = b""
+        if text.endswith(b"\r"):
+            text, carry = text[:-1], b"\r"
+        if self.method == "relaxed":
+            text = _collapse_wsp(text)
+            if b" \r\n" in text:
+                text = text.replace(b" \r\n", b"\r\n")
+            if text.endswith(b" "):
+                text, carry = text[:-1], b" " + carry
+        self._carry = carry
+        end = _content_end(text)
+        pairs = (len(text) - end) // 2
+        if end == 0:
+            self._crlfs += pairs
+            return
+        yield from self._withheld()
+        yield text[:end]
+        self._content = True
+        self._crlfs = pairs
+
+    def _withheld(self) -> Iterator[bytes]:
+        while self._crlfs:
+            n = min(self._crlfs, _CRLF_RUN)
+            yield b"\r\n" * n
+            self._crlfs -= n
+
+    def finish(self) -> bytes:
+        out: list[bytes] = []
+        # relaxed: WSP at the end of the body goes (§3.4.4); a lone CR ending the body is an
+        # ordinary octet of its last line (with the space before it)
+        carry = self._carry if self._carry.endswith(b"\r") else b""
+        if carry:
+            out.extend(self._withheld())
+            out.append(carry)
+            self._content = True
+        self._carry = b""
+        if self.method == "simple" or self._content:
+            out.append(b"\r\n")  # §3.4.3: even an empty body is one CRLF
+        return b"".join(out)
+
+
+def body_canonicalizer(method: Canonicalization) -> BodyCanonicalizer:
+    return BodyCanonicalizer(method)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 from cryptography.hazmat.primitives import hashes
@@ -110,10 +110,13 @@ def sign_message(
     headers: Sequence[str] | None = None,
     canonicalization: tuple[str, str] = ("relaxed", "relaxed"),
     timestamp: int | None = None,
+    body_hashes: Mapping[str, bytes] | None = None,
 ) -> bytes:
     """Return the DKIM-Signature field(s) to prepend to ``message``, folded, CRLF-terminated.
 
-    ``headers`` overrides the default field list (it must name From).  Raises
+    ``headers`` overrides the default field list (it must name From). ``body_hashes``:
+    the SHA-256 of the canonical body per body canonicalization, computed elsewhere
+    (a spooled message: ``message`` is then its header section only). Raises
     :class:`DkimSignError` for a message without From or a bad option.
     """
     header_c, body_c = canonicalization
@@ -141,6 +144,7 @@ def sign_message(
         body_c,
         int(time.time()) if timestamp is None else timestamp,
         selected,
+        None if body_hashes is None else body_hashes[body_c],
     )
 
 
@@ -152,14 +156,16 @@ def sign_parsed(
     body_c: Canonicalization,
     timestamp: int,
     selected: Sequence[bytes] | None = None,
+    body_digest: bytes | None = None,
 ) -> bytes:
     """Sign an already split message with ``h=`` ``names`` (no policy checks: tests use it).
 
-    ``selected`` are the fields ``names`` select, when the caller already has them.
+    ``selected`` are the fields ``names`` select, when the caller already has them;
+    ``body_digest`` the body's hash, when it was computed a piece at a time.
     """
-    body_hash = base64.b64encode(
-        hashlib.sha256(canonicalize_body(parsed.body, body_c)).digest()
-    ).decode("ascii")
+    if body_digest is None:
+        body_digest = hashlib.sha256(canonicalize_body(parsed.body, body_c)).digest()
+    body_hash = base64.b64encode(body_digest).decode("ascii")
     if selected is None:
         selected = select_headers(parsed, names)
     header_data = canonicalize_headers(selected, header_c)

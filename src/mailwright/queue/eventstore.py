@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from ..spool import MessageData
 from .events import Event
 from .store import QueueMeta
 from .suppressions import Suppression, SuppressionPolicy, SuppressionReason
@@ -54,7 +55,7 @@ class EventStore(ABC):
         self,
         sender: str,
         recipients: Sequence[str],
-        data: bytes,
+        data: MessageData,
         *,
         meta: QueueMeta,
         queue_id: str,

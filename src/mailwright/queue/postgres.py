@@ -67,6 +67,7 @@ from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
+from ..spool import MessageData, SpooledMessage
 from . import suppressions as sup
 from .events import Event, stored_json
 from .eventstore import EventStore, WebhookCursor
@@ -311,6 +312,21 @@ def _recipients_json(recipients: Sequence[RecipientState]) -> str:
     return json.dumps([r.to_json() for r in recipients], separators=(",", ":"))
 
 
+PG_APPEND_CHUNK = 4 * 1024 * 1024
+"""A big message's body is appended in pieces this big (each append rewrites the value:
+bigger pieces, fewer rewrites; memory stays at one piece)."""
+
+
+async def _append_body(conn: AsyncConnection[Any], queue_id: str, body: SpooledMessage) -> None:
+    pieces = body.body_chunks(PG_APPEND_CHUNK)
+    while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+        await conn.execute(
+            "UPDATE queue_messages SET data = data || %s WHERE id = %s",
+            (piece, queue_id),
+            binary=True,
+        )
+
+
 @dataclass
 class _Insert:
     queue_id: str
@@ -319,6 +335,12 @@ class _Insert:
     data: bytes
     meta: str
     created_at: float
+    body: SpooledMessage | None = None
+    """A big message: ``data`` is its header section, the body is appended in pieces."""
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.body is None else len(self.body)
 
 
 @dataclass
@@ -671,7 +693,7 @@ class PostgresQueueStore(QueueStore, EventStore):
                     [ids[i] for i in todo],
                     [inserts[i].sender for i in todo],
                     [inserts[i].recipients for i in todo],
-                    [len(inserts[i].data) for i in todo],
+                    [inserts[i].size for i in todo],
                     [inserts[i].meta for i in todo],
                     [inserts[i].created_at for i in todo],
                 ),
@@ -684,6 +706,10 @@ class PostgresQueueStore(QueueStore, EventStore):
                 ([ids[i] for i in done], [inserts[i].data for i in done]),
                 binary=True,
             )
+            for i in done:
+                body = inserts[i].body
+                if body is not None:
+                    await _append_body(conn, ids[i], body)
             todo = [i for i in todo if ids[i] not in stored]
             for i in todo:
                 ids[i] = ids[i][:10] + new_queue_id(now=0.0)[10:]
@@ -695,7 +721,7 @@ class PostgresQueueStore(QueueStore, EventStore):
         self,
         sender: str,
         recipients: Sequence[str],
-        data: bytes,
+        data: MessageData,
         *,
         meta: QueueMeta | None = None,
         queue_id: str | None = None,
@@ -707,7 +733,8 @@ class PostgresQueueStore(QueueStore, EventStore):
             queue_id=queue_id or new_queue_id(),
             sender=sender,
             recipients=_recipients_json([RecipientState(a, next_attempt=now) for a in recipients]),
-            data=bytes(data),
+            data=data.head if isinstance(data, SpooledMessage) else bytes(data),
+            body=data if isinstance(data, SpooledMessage) else None,
             meta=json.dumps((meta or QueueMeta()).to_json(), separators=(",", ":")),
             created_at=now,
         )
@@ -787,6 +814,16 @@ class PostgresQueueStore(QueueStore, EventStore):
 
     async def read_message(self, queue_id: str) -> bytes:
         rows = await self._read("SELECT data FROM queue_messages WHERE id = %s", (queue_id,))
+        if not rows:
+            raise KeyError(queue_id)
+        return bytes(rows[0][0])
+
+    async def read_message_part(self, queue_id: str, offset: int, length: int) -> bytes:
+        # data is stored uncompressed (STORAGE EXTERNAL): substring reads only its slice
+        rows = await self._read(
+            "SELECT substring(data from %s for %s) FROM queue_messages WHERE id = %s",
+            (offset + 1, length, queue_id),
+        )
         if not rows:
             raise KeyError(queue_id)
         return bytes(rows[0][0])
@@ -961,7 +998,7 @@ class PostgresQueueStore(QueueStore, EventStore):
         self,
         sender: str,
         recipients: Sequence[str],
-        data: bytes,
+        data: MessageData,
         *,
         meta: QueueMeta,
         queue_id: str,
@@ -974,7 +1011,8 @@ class PostgresQueueStore(QueueStore, EventStore):
             queue_id=queue_id or new_queue_id(),
             sender=sender,
             recipients=_recipients_json([RecipientState(a, next_attempt=now) for a in recipients]),
-            data=bytes(data),
+            data=data.head if isinstance(data, SpooledMessage) else bytes(data),
+            body=data if isinstance(data, SpooledMessage) else None,
             meta=json.dumps(meta.to_json(), separators=(",", ":")),
             created_at=now,
         )

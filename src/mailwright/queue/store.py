@@ -32,6 +32,10 @@ API (all methods are coroutines unless noted)
 ``read_message(id) -> bytes``
     The stored message (``KeyError`` if the entry is gone).
 
+``read_message_part(id, offset, length) -> bytes``
+    Part of it (fewer octets at the end): big messages are read back a piece at a time
+    (:class:`StoredMessage`), so that memory stays bounded whatever their size.
+
 ``record_results(id, updates, *, worker=None, release=True, now=None) -> QueueEntry | None``
     Apply :class:`RecipientUpdate` s: ``delivered`` and ``bounced`` are final,
     ``deferred`` keeps the recipient pending until ``next_attempt``; each update counts an
@@ -83,11 +87,12 @@ import asyncio
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from ..errors import MailwrightError
+from ..spool import CHUNK_SIZE, HEAD_LIMIT, MessageData
 
 RecipientStatus = Literal["pending", "delivered", "bounced"]
 UpdateKind = Literal["delivered", "deferred", "bounced"]
@@ -404,7 +409,7 @@ class QueueStore(ABC):
         self,
         sender: str,
         recipients: Sequence[str],
-        data: bytes,
+        data: MessageData,
         *,
         meta: QueueMeta | None = None,
         queue_id: str | None = None,
@@ -431,6 +436,10 @@ class QueueStore(ABC):
 
     @abstractmethod
     async def read_message(self, queue_id: str) -> bytes: ...
+
+    async def read_message_part(self, queue_id: str, offset: int, length: int) -> bytes:
+        """Stores that can read a slice without the whole message override this."""
+        return (await self.read_message(queue_id))[offset : offset + length]
 
     @abstractmethod
     async def record_results(
@@ -482,3 +491,34 @@ class QueueStore(ABC):
             return False
         self._work.clear()
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A queued message too big to hold in memory (past :data:`~mailwright.spool.SPOOL_THRESHOLD`):
+    the delivery agent reads it from the store a piece at a time, each time it sends it."""
+
+    store: QueueStore
+    queue_id: str
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+    async def chunks(self, size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
+        offset = 0
+        while offset < self.size:
+            piece = await self.store.read_message_part(self.queue_id, offset, size)
+            if not piece:
+                return
+            offset += len(piece)
+            yield piece
+
+    async def head(self) -> bytes:
+        """The header section with its empty line (at most :data:`HEAD_LIMIT` octets)."""
+        start = await self.store.read_message_part(self.queue_id, 0, HEAD_LIMIT)
+        end = start.find(b"\r\n\r\n")
+        return start if end < 0 else start[: end + 4]
+
+    async def read_all(self) -> bytes:
+        return b"".join([piece async for piece in self.chunks()])

@@ -20,6 +20,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+from ..spool import MessageData
 from . import events as ev
 from . import suppressions as sup
 from .eventstore import EventStore
@@ -72,7 +73,7 @@ class Tracking:
         self,
         sender: str,
         recipients: Sequence[str],
-        data: bytes,
+        data: MessageData,
         *,
         meta: QueueMeta,
         queue_id: str,

@@ -35,19 +35,29 @@ Decisions, each with its rule:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from .. import message as rfc5322
 from ..inbound import InboundDecision
 from ..queue.store import DsnRecipient, Origin, QueueMeta
 from ..rfc6152 import to_7bit
+from ..spool import MessageData, SpooledMessage
 from ..srs import Srs, SrsError
 from . import headers, tracking_headers
 from .protocol import Envelope, Reply
 
-Signer = Callable[[bytes, str], tuple[bytes, list[str]] | None]
-"""``(message, from_domain) -> (DKIM-Signature lines, selectors)``, or None: no key."""
+
+class Signer(Protocol):
+    """``(message, from_domain) -> (DKIM-Signature lines, selectors)``, or None: no key.
+    With ``body_hashes`` (a spooled message) ``message`` is the header section only and
+    the body's hashes per canonicalization come from :meth:`SpooledMessage.hash_body`."""
+
+    def __call__(
+        self, message: bytes, domain: str, body_hashes: Mapping[str, bytes] | None = None, /
+    ) -> tuple[bytes, list[str]] | None: ...
+
 
 Sealer = Callable[[bytes, str], bytes]
 """``(message, forwarding_domain) -> ARC Set fields to prepend`` (``b""``: not sealed)."""
@@ -135,7 +145,9 @@ class Accepted:
     queue_id: str
     sender: str
     recipients: tuple[str, ...]
-    message: bytes
+    message: MessageData
+    """In memory, or (a big message from SMTP) header section in memory, body in a spool
+    file (:class:`~mailwright.spool.SpooledMessage`)."""
     meta: QueueMeta
     signing: Signed | Unsigned | None
     """None: not ours to sign (inbound mail)."""
@@ -166,9 +178,26 @@ def screen(data: bytes, policy: IntakePolicy) -> Refused | None:
     return None
 
 
+def streamable(message: SpooledMessage, arrival: Arrival, policy: IntakePolicy) -> bool:
+    """Whether :func:`prepare` can take this spooled message with its body left on disk.
+
+    Not when a decision needs the whole body in memory: the inbound checks (DKIM
+    verification and the Authentication-Results they add), the 8-bit to 7-bit conversion of
+    a submission, ARC sealing of list mail. Those rare big messages are read whole (bounded
+    by ``message_size_limit``, as before)."""
+    if arrival.inbound and not arrival.submission:
+        return False
+    if arrival.submission:
+        if not message.ascii:
+            return False
+        if policy.sealer is not None and "list-id" in rfc5322.field_names(message.head):
+            return False
+    return True
+
+
 def prepare(
     envelope: Envelope,
-    data: bytes,
+    data: MessageData,
     arrival: Arrival,
     policy: IntakePolicy,
     *,
@@ -182,8 +211,13 @@ def prepare(
     ``inbound`` is the verdict of the inbound checks for mail from the world (the caller
     runs them between :func:`screen` and this: they need DNS). ``suppressed``: the
     recipients the suppression list holds (the caller looked them up); a submission is
-    not sent to them.
+    not sent to them. A :class:`SpooledMessage` must be :func:`streamable`; intake then
+    reads and changes its header section only (the signer gets the body's hashes).
     """
+    spooled = data if isinstance(data, SpooledMessage) else None
+    if spooled is not None:
+        data = spooled.head
+    assert isinstance(data, bytes)
     refused = screen(data, policy)
     if refused is not None:
         return refused
@@ -201,7 +235,7 @@ def prepare(
             gone = set(suppressed)
             dropped = tuple(r for r in recipients if r in gone)
             recipients = tuple(r for r in recipients if r not in gone)
-        if not data.isascii():
+        if spooled is None and not data.isascii():
             # RFC 6152 §3: made 7-bit here, before signing, so that the one signed form
             # verifies at every next hop, with or without 8BITMIME (a conversion after
             # signing would break the body hash).
@@ -240,7 +274,14 @@ def prepare(
     message_id: str | None = None
     verp = False
     if arrival.submission:
-        message, signing = _sign(message, data, policy, parents=False, sender=envelope.reverse_path)
+        message, signing = _sign(
+            message,
+            data,
+            policy,
+            parents=False,
+            sender=envelope.reverse_path,
+            body_hashes=spooled.body_hashes if spooled is not None else None,
+        )
         if isinstance(signing, Unsigned) and policy.require_dkim:
             return Refused(
                 Reply.of(
@@ -283,7 +324,7 @@ def prepare(
         queue_id,
         envelope.reverse_path,
         recipients,
-        message,
+        message if spooled is None else spooled.with_head(message),
         meta,
         signing,
         suppressed=dropped,
@@ -419,6 +460,7 @@ def _sign(
     *,
     parents: bool,
     sender: str | None = None,
+    body_hashes: Mapping[str, bytes] | None = None,
 ) -> tuple[bytes, Signed | Unsigned]:
     """Sign ``message`` for the author domain of ``original`` (the data as given: our
     own added fields hold no From). With ``parents``, a parent domain's key signs when
@@ -446,7 +488,10 @@ def _sign(
         candidates.append(sender_domain)
     for candidate in candidates:
         try:
-            result = policy.signer(message, candidate)
+            if body_hashes is None:
+                result = policy.signer(message, candidate)
+            else:
+                result = policy.signer(message, candidate, body_hashes)
         except Exception as exc:  # a signing bug must not lose or block the message
             return message, Unsigned(domain, f"signing failed: {exc}")
         if result is not None:

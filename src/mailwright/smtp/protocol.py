@@ -9,6 +9,8 @@ ESMTP extensions we offer) and never touches a socket: the I/O layer
 * :class:`StartTls` — send its reply, then upgrade the connection and call
   :meth:`Session.tls_started`;
 * :class:`AuthCheck` — verify the credentials and answer with :meth:`Session.auth_result`;
+* :class:`DataChunk` — a message past ``spool_threshold``: store this piece of it (the
+  I/O layer spools it to disk, :mod:`mailwright.spool`);
 * :class:`MessageReady` — queue the message and answer with :meth:`Session.message_result`;
 * ``None`` — nothing to do until more bytes arrive.
 
@@ -16,7 +18,9 @@ Bounded work for any input: a command line is at most :data:`MAX_COMMAND_LINE` o
 (longer ones are discarded up to their end and answered ``500 5.5.2``); message data is
 kept up to the size limit and then only scanned for its end.
 
-Message data is handled a block at a time with ``bytes`` operations, not line by line:
+Message data is handled a block at a time with ``bytes`` operations, not line by line
+(one block for a message up to ``spool_threshold``, else pieces cut after a line end,
+each handed out as a :class:`DataChunk`: memory stays bounded whatever the size):
 finding ``CRLF.CRLF``, undoing dot-stuffing and checking for NUL, 8-bit and over-long
 lines are each one pass in C. Only ``CRLF.CRLF`` ends the data (RFC 5321 §4.1.1.4): a bare
 LF or CR before a dot does not (the "SMTP smuggling" attack), and bare line ends inside
@@ -34,6 +38,7 @@ from typing import Literal
 
 from ..local import LocalDirectory
 from ..queue.store import DsnRecipient, NotifyWord, Ret
+from ..spool import CHUNK_SIZE, SPOOL_THRESHOLD
 from . import dsn as dsn_params
 from .address import AddressError, Mailbox, parse_params, parse_path
 
@@ -115,13 +120,24 @@ class Envelope:
 
 
 @dataclass(frozen=True, slots=True)
+class DataChunk:
+    """A piece of a big message (past ``spool_threshold``), in order, cleaned like
+    :attr:`MessageReady.data`; the transaction's :class:`MessageReady` carries the last
+    piece, or a refusal :class:`Reply` ends it (then the pieces are thrown away)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class MessageReady:
     envelope: Envelope
     data: bytes
-    """The message, dot-stuffing undone, every line ending CRLF."""
+    """The message, dot-stuffing undone, every line ending CRLF (with ``spooled``: its
+    last piece after the :class:`DataChunk` s)."""
+    spooled: bool = False
 
 
-Event = Reply | StartTls | AuthCheck | MessageReady
+Event = Reply | StartTls | AuthCheck | MessageReady | DataChunk
 
 
 @dataclass(frozen=True)
@@ -142,6 +158,9 @@ class SessionPolicy:
     requiretls: bool = False
     """Offer REQUIRETLS (RFC 8689) inside TLS: on submission, where the delivery agent
     then keeps the promise (authenticated TLS to a host that offers it too)."""
+    spool_threshold: int = SPOOL_THRESHOLD
+    """Message data past this size is handed out in :class:`DataChunk` s."""
+    chunk_size: int = CHUNK_SIZE
 
 
 def _r(code: int, status: str | None, text: str, *, close: bool = False) -> Reply:
@@ -154,6 +173,7 @@ _RCPT_OK = _r(250, "2.1.5", "Ok")
 _GO_AHEAD = _r(354, None, "End data with <CR><LF>.<CR><LF>")
 _OK = _r(250, "2.0.0", "Ok")
 _BYE = _r(221, "2.0.0", "Bye", close=True)
+_LINE_TOO_LONG = _r(554, "5.6.0", "Error: line longer than 1000 octets (RFC 5321)")
 
 
 class Session:
@@ -187,6 +207,10 @@ class Session:
         self._data = bytearray()
         self._data_scanned = 0
         self._data_too_big = False
+        self._data_refused: Reply | None = None
+        self._data_given = 0
+        """Octets of this message already handed out in DataChunks (as received)."""
+        self._data_8bit = False
         self.rejected: list[tuple[str, Reply, str | None]] = []
         """(stage, reply, recipient) of each 4xx/5xx to MAIL/RCPT/DATA, for the log; the I/O
         layer empties it."""
@@ -455,6 +479,9 @@ class Session:
         self._buf = bytearray()
         self._data_scanned = 0
         self._data_too_big = False
+        self._data_refused = None
+        self._data_given = 0
+        self._data_8bit = False
         return _GO_AHEAD
 
     def _data_event(self) -> Event | None:
@@ -462,10 +489,17 @@ class Session:
         end = data.find(_END, max(self._data_scanned - 4, 0))
         if end < 0:
             limit = self.policy.size_limit + 2
-            if len(data) > limit + 4096:
+            if self._data_given + len(data) > limit + 4096:
                 # Over the limit: drop what we have, keep only a possible partial end marker.
                 self._data_too_big = True
+            if self._data_too_big or self._data_refused is not None:
                 del data[:-4]
+            elif len(data) >= (
+                self.policy.chunk_size if self._data_given else self.policy.spool_threshold
+            ):
+                chunk = self._next_chunk()
+                if chunk is not None:
+                    return chunk
             self._data_scanned = len(data)
             return None
         rest = bytes(data[end + len(_END) :])
@@ -476,29 +510,60 @@ class Session:
         envelope = self.envelope
         assert envelope is not None
         self.envelope = None
-        if self._data_too_big or len(message) - 2 > self.policy.size_limit:
+        if self._data_too_big or self._data_given + len(message) - 2 > self.policy.size_limit:
             return self._reject("data", _r(552, "5.3.4", "Error: message exceeds size limit"))
-        # RFC 5321 §4.5.2: undo dot-stuffing.
-        message = message.replace(b"\r\n..", b"\r\n.")[2:]
-        if b"\0" in message:
-            return self._reject("data", _r(554, "5.6.0", "Error: NUL character in message"))
+        if self._data_refused is not None:
+            return self._reject("data", self._data_refused)
+        cleaned = self._clean(message)
+        if isinstance(cleaned, Reply):
+            return self._reject("data", cleaned)
         if (
             self.policy.strict_8bitmime
-            and not message.isascii()
+            and (self._data_8bit or not cleaned.isascii())
             and envelope.body != "8BITMIME"
             and not envelope.smtputf8
         ):
             # RFC 6152 §3: 8-bit data only after BODY=8BITMIME (or SMTPUTF8, RFC 6531 §3.1).
             return self._reject("data", _r(554, "5.6.1", "Error: 8-bit data needs BODY=8BITMIME"))
+        self._mode = "wait"
+        return MessageReady(envelope, cleaned, spooled=self._data_given > 0)
+
+    def _next_chunk(self) -> DataChunk | None:
+        """The complete lines received so far as one piece (None: a line too long for
+        one, which is refused at the end of the data). The buffer keeps the last line's
+        CRLF: dot-stuffing and the end marker are recognized after it, as before."""
+        data = self._data
+        cut = data.rfind(b"\n") + 1
+        if cut <= 2:
+            self._data_refused = _LINE_TOO_LONG
+            del data[:-4]
+            return None
+        segment = bytes(data[:cut])
+        del data[: cut - 2]
+        self._data_given += cut - 2
+        self._data_scanned = len(data)
+        cleaned = self._clean(segment)
+        if isinstance(cleaned, Reply):
+            self._data_refused = cleaned
+            return None
+        if not self._data_8bit and not cleaned.isascii():
+            self._data_8bit = True
+        return DataChunk(cleaned)
+
+    @staticmethod
+    def _clean(segment: bytes) -> bytes | Reply:
+        """Whole lines of data (after a CRLF, two octets of which start ``segment``):
+        dot-stuffing undone (RFC 5321 §4.5.2), bare line ends made CRLF, NUL and over-long
+        lines refused."""
+        message = segment.replace(b"\r\n..", b"\r\n.")[2:]
+        if b"\0" in message:
+            return _r(554, "5.6.0", "Error: NUL character in message")
         crlf = message.count(b"\r\n")
         if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
             message = _BARE_EOL.sub(b"\r\n", message)
         if len(message) > MAX_TEXT_LINE - 2 and _longest_line(message) > MAX_TEXT_LINE - 2:
-            return self._reject(
-                "data", _r(554, "5.6.0", "Error: line longer than 1000 octets (RFC 5321)")
-            )
-        self._mode = "wait"
-        return MessageReady(envelope, message)
+            return _LINE_TOO_LONG
+        return message
 
     def message_result(self, reply: Reply) -> Reply:
         """The queue's answer to :class:`MessageReady` (250 with the ID, or 451)."""

@@ -30,6 +30,7 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from ..certificates.tls import make_ssl_context, switching_context
 from ..config import Config, ListenerConfig
@@ -45,12 +46,14 @@ from ..queue.events import Event
 from ..queue.store import Origin
 from ..queue.suppressions import Suppression
 from ..queue.tracking import Tracking
+from ..spool import SPOOL_DIR, Spool, SpooledMessage
 from . import intake
 from .address import parse_path
 from .auth import AuthLimiter, Credentials
 from .intake import Arrival, IntakePolicy, Sealer, Signed, Signer, Unsigned
 from .protocol import (
     AuthCheck,
+    DataChunk,
     Envelope,
     MessageReady,
     Reply,
@@ -324,8 +327,47 @@ class SmtpServer:
         await asyncio.sleep(delay)
         return session.auth_result(False, request.username)
 
-    async def accept_message(self, conn: SmtpConnection, ready: MessageReady) -> Reply:
-        """The end of DATA: the intake step decides, the queue commits, then ``250``."""
+    async def accept_spooled(
+        self, conn: SmtpConnection, ready: MessageReady, spool: Spool
+    ) -> Reply:
+        """The end of DATA of a big message (its pieces are in ``spool``): the header
+        section is read into memory, the body stays on disk through intake and into the
+        queue, unless a decision needs it whole (:func:`.intake.streamable`). The spool
+        file is gone afterwards, whatever happened."""
+        try:
+            await asyncio.to_thread(spool.write, ready.data)
+            spooled = await asyncio.to_thread(spool.finish)
+            session = conn.session
+            arrival = Arrival(
+                client_ip=conn.client_ip,
+                listener=conn.listener.config.name,
+                user=session.user,
+                trusted=session.trusted,
+                inbound=conn.listener.config.role == "inbound",
+            )
+            directory = self.state.directory
+            recipients = ready.envelope.recipients
+            if (
+                spooled is None
+                or not intake.streamable(spooled, arrival, intake_policy(self.state))
+                or (
+                    self.feedback is not None
+                    and any(directory.is_bounce_address(m.address) for m in recipients)
+                )
+            ):
+                whole = await asyncio.to_thread(_read_file, spool.path)
+                return await self.accept_message(conn, replace(ready, data=whole, spooled=False))
+            if arrival.submission and self.state.signer is not None:
+                spooled = await asyncio.to_thread(spooled.hash_body)
+            return await self.accept_message(conn, ready, spooled)
+        finally:
+            await asyncio.to_thread(spool.discard)
+
+    async def accept_message(
+        self, conn: SmtpConnection, ready: MessageReady, spooled: SpooledMessage | None = None
+    ) -> Reply:
+        """The end of DATA: the intake step decides, the queue commits, then ``250``.
+        ``spooled``: the message (instead of ``ready.data``), body on disk."""
         session = conn.session
         runtime = self.state
         envelope = ready.envelope
@@ -342,7 +384,7 @@ class SmtpServer:
         )
         policy = intake_policy(runtime, self.settings.max_hops)
         decision: InboundDecision | None = None
-        refused = intake.screen(ready.data, policy)
+        refused = intake.screen(ready.data if spooled is None else spooled.head, policy)
         if refused is not None:
             return refused.reply
         consumed = await self._consume_bounces(conn, ready)
@@ -360,7 +402,7 @@ class SmtpServer:
             decision = await self._check_inbound(conn, ready, queue_id)
         result = intake.prepare(
             envelope,
-            ready.data,
+            ready.data if spooled is None else spooled,
             arrival,
             policy,
             queue_id=queue_id,
@@ -395,7 +437,8 @@ class SmtpServer:
             listener=conn.listener.config.name,
             user=session.user,
         )
-        self._read_reports(envelope, ready.data)
+        if spooled is None:  # a report is never that big: one that is only gets delivered
+            self._read_reports(envelope, ready.data)
         return Reply.of(250, "2.0.0", f"Ok: queued as {queue_id}")
 
     def _events_for(
@@ -668,6 +711,8 @@ class SmtpConnection(asyncio.Protocol):
         self._write_paused = False
         self._shutdown = False
         self._task: asyncio.Task[None] | None = None
+        self._spool: Spool | None = None
+        """The spool file of the big message being received (DataChunk events)."""
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -786,6 +831,9 @@ class SmtpConnection(asyncio.Protocol):
             self._flush(out)
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.close()
+            if self._spool is not None:  # the client left in the middle of a big message
+                await asyncio.to_thread(self._spool.discard)
+                self._spool = None
             logger.event(
                 "disconnect",
                 client=self.client_ip,
@@ -827,6 +875,10 @@ class SmtpConnection(asyncio.Protocol):
             event = session.next_event()
             if session.rejected:
                 self._log_rejections()
+            if self._spool is not None and not isinstance(event, DataChunk | MessageReady | None):
+                # the big message was refused at its end (size, NUL, long line): forget it
+                await asyncio.to_thread(self._spool.discard)
+                self._spool = None
             if event is None:
                 if session.closed:
                     return
@@ -869,9 +921,18 @@ class SmtpConnection(asyncio.Protocol):
                     self._flush(out)
                     if not await self._wait_writable():
                         return
+            elif isinstance(event, DataChunk):
+                if self._spool is None:
+                    directory = server.state.config.data_dir / SPOOL_DIR
+                    self._spool = await asyncio.to_thread(Spool, directory)
+                await asyncio.to_thread(self._spool.write, event.data)
             elif isinstance(event, MessageReady):
                 self._flush(out)
-                reply = await server.accept_message(self, event)
+                if event.spooled and self._spool is not None:
+                    spool, self._spool = self._spool, None
+                    reply = await server.accept_spooled(self, event, spool)
+                else:
+                    reply = await server.accept_message(self, event)
                 out.append(session.message_result(reply).encode())
                 if session.rejected:
                     self._log_rejections(event.envelope)
@@ -981,6 +1042,10 @@ def listener_sockets(listeners: Sequence[ListenerConfig]) -> dict[str, socket.so
         sock.setblocking(False)
         out[listener.name] = sock
     return out
+
+
+def _read_file(path: Path) -> bytes:
+    return path.read_bytes()
 
 
 def _time_out(waiter: asyncio.Future[None]) -> None:
