@@ -19,6 +19,7 @@ import os
 import re
 import socket
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 _counter = itertools.count(1)
@@ -75,8 +76,9 @@ class Maildir:
         (sub.path / "maildirfolder").touch()
         return sub
 
-    def deliver(self, data: bytes) -> Path:
-        """Write ``data`` durably and return its path in ``new/``.
+    def deliver(self, data: bytes | Iterable[bytes]) -> Path:
+        """Write ``data`` (or its pieces, for a big message) durably and return its path
+        in ``new/``.
 
         ``fsync`` of the file, then of ``new/`` after the rename: only then has the
         message survived a power cut, which is when we may tell the queue it is done.
@@ -92,10 +94,11 @@ class Maildir:
                 continue
             break
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            for piece in (data,) if isinstance(data, bytes) else data:
+                view = memoryview(piece)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
             os.fsync(fd)
         except BaseException:
             os.close(fd)

@@ -57,6 +57,7 @@ from .queue.tracking import SuppressionPolicy, Tracking
 from .smtp.auth import BadHash, Credentials, parse_hash
 from .smtp.intake import Accepted, Sealer, Signer, originate
 from .smtp.server import Runtime, ServerSettings, SmtpServer
+from .spool import SPOOL_DIR, clean_spool_dir
 from .srs import SecretFileSrs, Srs, load_or_create_secrets
 from .verp import load_or_create_key
 from .webhooks import Webhook, WebhookSender
@@ -887,6 +888,8 @@ def serve(options: ServeOptions) -> int:
         preload_worker_modules()
         drop_to(account)
         runtime, logger, notes = prepare(options)
+        # a big message's spool file left by a crash was never acknowledged: gone
+        clean_spool_dir(runtime.config.data_dir / SPOOL_DIR)
     except BaseException:
         for sock in sockets.values():
             sock.close()

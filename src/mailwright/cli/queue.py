@@ -23,6 +23,7 @@ from ..log import log_event, logger
 from ..message import split_header
 from ..privileges import Account, drop_to
 from ..queue import QueueEntry, QueueError, QueueStore, SchemaMismatch, is_queue_id, open_store
+from ..spool import HEAD_LIMIT
 from .context import app, console, emit_json, run, safe, visible
 
 T = TypeVar("T")
@@ -182,7 +183,8 @@ def show(queue_id: str, as_json: bool) -> None:
         if entry is None:
             return None, b""
         try:
-            return entry, await store.read_message(queue_id)
+            # the header is all it shows: a big message is not read whole
+            return entry, await store.read_message_part(queue_id, 0, HEAD_LIMIT)
         except KeyError:
             return entry, b""
 

@@ -27,7 +27,7 @@ import random
 import socket
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -47,11 +47,13 @@ from ..queue import (
     new_queue_id,
 )
 from ..queue.events import Event
+from ..queue.store import StoredMessage
 from ..queue.tracking import Tracking
 from ..smtp.intake import Accepted, IntakePolicy, Refused, forward, originate
+from ..spool import CHUNK_SIZE, SPOOL_THRESHOLD
 from ..verp import bounce_address
 from . import lmtp
-from .client import ClientSettings, Session, SessionError, TransactionResult
+from .client import ClientSettings, MessageSource, Session, SessionError, TransactionResult
 from .dsn import Action, RecipientReport, build_dsn, wants_dsn
 from .policies import PolicyCache, PolicySource
 from .replies import Reply, local_reply
@@ -104,7 +106,7 @@ class DeliverySession(Protocol):
         self,
         sender: str,
         recipients: Sequence[str],
-        data: bytes,
+        data: MessageSource,
         meta: QueueMeta | None = None,
     ) -> TransactionResult: ...
 
@@ -149,7 +151,8 @@ class _Tracker:
     """A message in delivery: its parts are done when ``remaining`` reaches zero."""
 
     entry: QueueEntry
-    data: bytes
+    data: MessageSource
+    """In memory, or (past the spool threshold) read from the queue when sent."""
     started: float
     remaining: int = 0
     outcomes: dict[str, Outcome] = field(default_factory=dict)
@@ -398,8 +401,14 @@ class DeliveryAgent:
         if not due:
             await self.store.release_lease(entry.id, self.worker)
             return
+        data: MessageSource
         try:
-            data = await self.store.read_message(entry.id)
+            if entry.size > SPOOL_THRESHOLD:
+                # a big message is never held whole: each send reads it a piece at a time
+                await self.store.read_message_part(entry.id, 0, 0)  # KeyError: gone
+                data = StoredMessage(self.store, entry.id, entry.size)
+            else:
+                data = await self.store.read_message(entry.id)
         except KeyError:
             return  # deleted meanwhile
         except Exception:
@@ -411,7 +420,7 @@ class DeliveryAgent:
             groups.setdefault(self._destination(address), []).append(address)
         tracker.remaining = len(groups)
         self._inflight += 1
-        self._inflight_bytes += len(data)
+        self._inflight_bytes += _held(data)
         for key, recipients in groups.items():
             job = _Job(tracker, recipients)
             if key in (LOCAL, OUTBOX):
@@ -606,7 +615,11 @@ class DeliveryAgent:
         return session if session is not None and not session.broken else None
 
     async def _send(
-        self, session: DeliverySession, entry: QueueEntry, recipients: list[str], data: bytes
+        self,
+        session: DeliverySession,
+        entry: QueueEntry,
+        recipients: list[str],
+        data: MessageSource,
     ) -> TransactionResult:
         """One transaction, or with VERP one per recipient (each has its own return path,
         ``bounces+TOKEN@`` the sender's domain: a later bounce names its recipient)."""
@@ -762,7 +775,7 @@ class DeliveryAgent:
         entry = job.tracker.entry
         box = Maildir(self.config.data_dir / "outbox", host=self.config.hostname)
         try:
-            path = await asyncio.to_thread(box.deliver, job.tracker.data)
+            path = await asyncio.to_thread(box.deliver, _blocking_pieces(job.tracker.data))
         except OSError as exc:
             reply = local_reply(451, "4.3.0", f"cannot write the outbox: {exc.strerror}")
             for r in job.recipients:
@@ -803,7 +816,7 @@ class DeliveryAgent:
                         _deliver_to_mailbox,
                         Maildir(mailbox_path(root, t), host=self.config.hostname),
                         folder,
-                        job.tracker.data,
+                        _blocking_pieces(job.tracker.data),
                     )
                     for t in dict.fromkeys(a.lower() for a in targets)
                 ]
@@ -837,10 +850,13 @@ class DeliveryAgent:
         ARC seal), then ``250`` for the alias. The new entry reports its own failures to
         the SRS sender, which leads back to the original sender."""
         entry = job.tracker.entry
+        data = job.tracker.data
+        if isinstance(data, StoredMessage):
+            data = await data.read_all()  # ARC sealing reads it whole (rare: see README)
         result = forward(
             entry.sender,
             targets,
-            job.tracker.data,
+            data,
             self.intake(),
             queue_id=new_queue_id(),
             alias=alias,
@@ -885,7 +901,7 @@ class DeliveryAgent:
                 await self._record(tracker)
         finally:
             self._inflight -= 1
-            self._inflight_bytes -= len(tracker.data)
+            self._inflight_bytes -= _held(tracker.data)
             self._capacity.set()
 
     async def _record(self, tracker: _Tracker) -> None:
@@ -1037,6 +1053,12 @@ class DeliveryAgent:
     ) -> None:
         """Write the DSN and queue it through the intake (signed like all our mail)."""
         entry = tracker.entry
+        original = tracker.data
+        ret = "HDRS" if entry.meta.requiretls else entry.meta.ret
+        if isinstance(original, StoredMessage):
+            # a big message is returned by its header section only (as RET=HDRS), like
+            # Postfix's bounce_size_limit: the DSN stays small and is built in memory
+            original, ret = await original.head(), "HDRS"
         message = build_dsn(
             kind=kind,
             reporting_mta=self.config.hostname,
@@ -1044,11 +1066,11 @@ class DeliveryAgent:
             queue_id=entry.id,
             arrival=entry.created_at,
             recipients=reports,
-            original=tracker.data,
+            original=original,
             now=now,
             envid=entry.meta.envid,
             # RFC 8689 §5: a bounce of a REQUIRETLS message returns the header only.
-            ret="HDRS" if entry.meta.requiretls else entry.meta.ret,
+            ret=ret,
         )
         accepted = originate(
             "",
@@ -1137,7 +1159,33 @@ def _failure_report(failure: PendingFailure, meta: QueueMeta) -> RecipientReport
     )
 
 
-def _deliver_to_mailbox(box: Maildir, folder: str | None, data: bytes) -> Path:
+def _held(data: MessageSource) -> int:
+    """Bytes of a message in delivery held in memory (a big one: one piece at a time)."""
+    return len(data) if isinstance(data, bytes) else CHUNK_SIZE
+
+
+def _blocking_pieces(data: MessageSource) -> bytes | Iterator[bytes]:
+    """For a worker thread: the message, or a big one's pieces, each read by the event
+    loop (the store is asynchronous) while the thread waits."""
+    if isinstance(data, bytes):
+        return data
+    loop = asyncio.get_running_loop()
+
+    def pieces() -> Iterator[bytes]:
+        offset = 0
+        while offset < data.size:
+            piece = asyncio.run_coroutine_threadsafe(
+                data.store.read_message_part(data.queue_id, offset, CHUNK_SIZE), loop
+            ).result()
+            if not piece:
+                return
+            offset += len(piece)
+            yield piece
+
+    return pieces()
+
+
+def _deliver_to_mailbox(box: Maildir, folder: str | None, data: bytes | Iterator[bytes]) -> Path:
     """Into the mailbox, or its Maildir++ ``folder``; a bad folder name falls back to the
     inbox rather than lose the message."""
     if folder:

@@ -25,12 +25,12 @@ import re
 import socket
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from .. import dane
 from ..errors import MailwrightError
-from ..queue.store import QueueMeta
+from ..queue.store import QueueMeta, StoredMessage
 from ..rfc6152 import to_7bit
 from ..smtp import dsn as dsn_params
 from .replies import Reply, ReplyError, ReplyParser, local_reply
@@ -104,6 +104,50 @@ def dot_stuff(data: bytes) -> bytes:
     if b"\n." in data:
         data = data.replace(b"\r\n.", b"\r\n..")
     return data + b".\r\n"
+
+
+MessageSource = bytes | StoredMessage
+"""A message to send: in memory, or a big one read from the queue a piece at a time."""
+
+
+class DotStuffer:
+    """:func:`dot_stuff` a piece at a time, however the message is cut: a CR at the end
+    of a piece waits for the next (it may start a CRLF), and a dot at the start of a piece
+    is doubled when the piece before ended a line."""
+
+    def __init__(self) -> None:
+        self._cr = False
+        self._line_start = True
+        self._ends_crlf = False
+
+    def feed(self, piece: bytes) -> bytes:
+        data = b"\r" + piece if self._cr else piece
+        self._cr = data.endswith(b"\r")
+        if self._cr:
+            data = data[:-1]
+        if not data:
+            return b""
+        if data.count(b"\n") != data.count(b"\r\n"):
+            data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        if self._line_start and data.startswith(b"."):
+            data = b"." + data
+        if b"\n." in data:
+            data = data.replace(b"\r\n.", b"\r\n..")
+        self._line_start = self._ends_crlf = data.endswith(b"\r\n")
+        return data
+
+    def finish(self) -> bytes:
+        """The rest: a last CRLF if the message lacks one, and the end-of-data line."""
+        tail = b"\r\r\n" if self._cr else (b"" if self._ends_crlf else b"\r\n")
+        return tail + b".\r\n"
+
+
+async def stuffed_pieces(message: StoredMessage) -> AsyncIterator[bytes]:
+    """The DATA payload of a stored message, a piece at a time (RFC 5321 §4.5.2)."""
+    stuffer = DotStuffer()
+    async for piece in message.chunks():
+        yield stuffer.feed(piece)
+    yield stuffer.finish()
 
 
 def _address_ok(address: str) -> bool:
@@ -377,10 +421,11 @@ class Session:
         self,
         sender: str,
         recipients: Sequence[str],
-        data: bytes,
+        data: MessageSource,
         meta: QueueMeta | None = None,
     ) -> TransactionResult:
         """One message to ``recipients``; the result has a reply for each of them.
+        A :class:`StoredMessage` is sent with DATA, read from the queue a piece at a time.
 
         ``meta``: the queued message's RFC 3461 parameters (passed on when the server
         offers DSN) and whether it came in with SMTPUTF8 (passed on when offered).
@@ -403,14 +448,21 @@ class Session:
                 f"message size {len(data)} exceeds the limit {size_limit} of {self.hop.relay}",
             )
             return TransactionResult(dict.fromkeys(recipients, reply))
-        if not data.isascii() and "8BITMIME" not in self.extensions:
+        if isinstance(data, StoredMessage) and "8BITMIME" not in self.extensions:
+            # a big message to an old server: read whole, for the conversion below (rare:
+            # what we sign is 7-bit already)
+            data = await data.read_all()
+        if isinstance(data, bytes) and not data.isascii() and "8BITMIME" not in self.extensions:
             # RFC 6152 §3: the next hop takes only 7-bit data: convert per MIME part. Mail
             # we sign is made 7-bit before signing, so this only touches relayed mail.
             data = to_7bit(data).data
         params = []
         if "SIZE" in self.extensions:
             params.append(f"SIZE={len(data)}")
-        if not data.isascii() and "8BITMIME" in self.extensions:
+        if "8BITMIME" in self.extensions and (
+            isinstance(data, StoredMessage) or not data.isascii()
+        ):
+            # a big stored message is not scanned: BODY=8BITMIME says it *may* hold 8-bit
             params.append("BODY=8BITMIME")
         if _needs_smtputf8(sender, recipients):
             if "SMTPUTF8" not in self.extensions:
@@ -441,7 +493,11 @@ class Session:
         self.transactions += 1
         replies_before = self.replies_read
         try:
-            if "PIPELINING" in self.extensions and "CHUNKING" in self.extensions:
+            if (
+                "PIPELINING" in self.extensions
+                and "CHUNKING" in self.extensions
+                and isinstance(data, bytes)
+            ):
                 await self._chunked(mail, rcpts, recipients, data, reset, result)
             elif "PIPELINING" in self.extensions:
                 await self._pipelined(mail, rcpts, recipients, data, reset, result)
@@ -474,7 +530,7 @@ class Session:
         mail: str,
         rcpts: list[str],
         recipients: Sequence[str],
-        data: bytes,
+        data: MessageSource,
         reset: bool,
         result: TransactionResult,
     ) -> None:
@@ -524,7 +580,7 @@ class Session:
         mail: str,
         rcpts: list[str],
         recipients: Sequence[str],
-        data: bytes,
+        data: MessageSource,
         reset: bool,
         result: TransactionResult,
     ) -> None:
@@ -547,7 +603,7 @@ class Session:
         rcpt_replies: list[Reply],
         recipients: Sequence[str],
         data_reply: Reply,
-        data: bytes,
+        data: MessageSource,
         result: TransactionResult,
     ) -> None:
         if not mail_reply.positive:
@@ -566,7 +622,11 @@ class Session:
         if data_reply.code != 354:
             result.replies.update(dict.fromkeys(accepted, data_reply))
             return
-        await self._write(dot_stuff(data))
+        if isinstance(data, bytes):
+            await self._write(dot_stuff(data))
+        else:
+            async for piece in stuffed_pieces(data):
+                await self._write(piece)
         final = await self.read_reply()
         result.replies.update(dict.fromkeys(accepted, final))
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
+from .client import MessageSource, stuffed_pieces
 from .replies import Reply, ReplyError, ReplyParser, local_reply
 
 __all__ = ["data_replies", "deliver"]
@@ -45,7 +46,7 @@ async def deliver(
     port: int,
     sender: str,
     recipients: Sequence[str],
-    data: bytes,
+    data: MessageSource,
     *,
     lhlo: str,
     timeout: float = 60.0,
@@ -96,8 +97,13 @@ async def deliver(
         if start.code != 354:
             results.update(dict.fromkeys(accepted, start))
             return results
-        writer.write(_dot_stuff(data))
-        await writer.drain()
+        if isinstance(data, bytes):
+            writer.write(_dot_stuff(data))
+            await writer.drain()
+        else:  # a big message, read from the queue a piece at a time
+            async for piece in stuffed_pieces(data):
+                writer.write(piece)
+                await asyncio.wait_for(writer.drain(), timeout)
         replies = []
         for _ in accepted:
             try:

@@ -36,6 +36,7 @@ from ..queue.events import Event
 from ..queue.store import QueueEntry, is_queue_id
 from ..smtp.address import AddressError, parse_path
 from ..smtp.auth import verify_password
+from ..spool import HEAD_LIMIT
 from ..verp import load_or_create_key
 from .app import SERVICES, STORE_KEY, Services
 from .auth import OPEN, PAGE, requires
@@ -295,7 +296,7 @@ async def index(request: web.Request) -> web.Response:
         if state == "due" and (entry.held or _state(entry) == "deferred"):
             continue
         try:
-            subject = _subject(await store.read_message(entry.id))
+            subject = _subject(await store.read_message_part(entry.id, 0, HEAD_LIMIT))
         except KeyError:
             continue
         recipients = [r.address for r in entry.pending] or [r.address for r in entry.recipients]
@@ -410,7 +411,9 @@ async def message_page(request: web.Request) -> web.Response:
     header = b""
     if entry is not None:
         try:
-            header, _ = rfc5322.split_header(await services.store.read_message(queue_id))
+            header, _ = rfc5322.split_header(
+                await services.store.read_message_part(queue_id, 0, HEAD_LIMIT)
+            )
         except KeyError:
             entry = None
     events = await services.tracking.read(queue_id=queue_id) if services.tracking else []
