@@ -534,6 +534,9 @@ class Session:
         CRLF: dot-stuffing and the end marker are recognized after it, as before."""
         data = self._data
         cut = data.rfind(b"\n") + 1
+        bare_cr = data.rfind(b"\r", 0, len(data) - 1)  # a CR whose next octet is known
+        if bare_cr >= cut and data[bare_cr + 1] != 0x0A:
+            cut = bare_cr + 1  # a line ended by a bare CR (made CRLF below)
         if cut <= 2:
             self._data_refused = _LINE_TOO_LONG
             del data[:-4]

@@ -270,3 +270,33 @@ async def test_a_leased_entry_falls_due_when_its_lease_ends(store: QueueStore) -
     due = await store.next_due()
     assert due is not None and due < now
     assert [e.id for e in await store.claim_due("w2", now)] == [queue_id]
+
+
+async def test_big_message_round_trip_in_pieces(store: QueueStore, tmp_path: Path) -> None:
+    """A spooled message (header section in memory, body in a file) is stored a piece at
+    a time and read back whole or in slices, byte for byte."""
+    from mailwright.queue.store import StoredMessage
+    from mailwright.spool import CHUNK_SIZE, Spool
+
+    body = b"".join(b"line %07d of the body\r\n" % i for i in range(60_000))  # ~1.5 MB
+    spool = Spool(tmp_path / "spool")
+    spool.write(b"Subject: big\r\nFrom: a@x.example\r\n\r\n" + body[:1000])
+    spool.write(body[1000:])
+    spooled = spool.finish()
+    assert spooled is not None
+    spooled = spooled.with_head(b"Received: by us\r\n" + spooled.head)
+    whole = spooled.read_all()
+    assert len(body) > 4 * CHUNK_SIZE and len(spooled) == len(whole)
+    queue_id = await store.enqueue("a@x.example", ["b@y.example"], spooled)
+    spool.discard()
+    assert await store.read_message(queue_id) == whole
+    assert await store.read_message_part(queue_id, 5, 10) == whole[5:15]
+    assert await store.read_message_part(queue_id, len(whole) - 3, 100) == whole[-3:]
+    entry = await store.get(queue_id)
+    assert entry is not None and entry.size == len(whole)
+    stored = StoredMessage(store, queue_id, entry.size)
+    pieces = [piece async for piece in stored.chunks()]
+    assert len(pieces) > 1 and b"".join(pieces) == whole
+    assert await stored.head() == b"Received: by us\r\nSubject: big\r\nFrom: a@x.example\r\n\r\n"
+    with pytest.raises(KeyError):
+        await store.read_message_part("0000000000ZZZZ", 0, 10)
