@@ -98,7 +98,7 @@ def test_size_limit_counts_the_pieces() -> None:
 def test_nul_in_a_piece_is_refused_at_the_end() -> None:
     wire = b"Subject: n\r\n\r\n" + b"ok\r\n" * 100 + b"n\0l\r\n" + b"ok\r\n" * 100 + b".\r\n"
     session = make(64, 64)
-    chunks, final = run(session, START + wire, 16)
+    _, final = run(session, START + wire, 16)
     assert isinstance(final, Reply) and final.code == 554 and "NUL" in final.text
     assert session.next_event() is None and not session.in_data  # back to commands
 
