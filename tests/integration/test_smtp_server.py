@@ -551,3 +551,60 @@ async def test_dsn_parameters_over_the_wire_are_stored(harness_factory: Any) -> 
     assert entry.meta.recipient_dsn("x@example.net").notify == ("SUCCESS", "DELAY")
     assert entry.meta.recipient_dsn("x@example.net").orcpt == "rfc822;x@example.net"
     assert entry.meta.recipient_dsn("y@example.net").notify == ()
+
+
+def spool_files(h: Harness) -> list[Path]:
+    spool = h.server.state.config.data_dir / "spool"
+    return list(spool.iterdir()) if spool.is_dir() else []
+
+
+BIG_BODY = b"".join(b"line %06d of a big message\r\n" % i for i in range(60_000))  # 1.7 MB
+
+
+async def test_big_messages_are_spooled_and_queued_whole(harness_factory: Any) -> None:
+    """Past the spool threshold: a trusted submission stays on disk through intake (its
+    header section changed, body hashed a piece at a time); an inbound message is read
+    whole for the inbound checks. Both are stored byte for byte, spool files gone."""
+    h = await harness_factory(trusted=["127.0.0.0/8"], message_size_limit=5_000_000)
+    for listener in ("submission", "inbound"):
+        c = await open_session(h, listener)
+        await c.cmd("MAIL FROM:<app@example.org>")
+        assert await c.cmd("RCPT TO:<bob@example.com>") == "250 2.1.5 Ok"
+        assert (await c.cmd("DATA")).startswith("354")
+        await c.send(b"From: app@example.org\r\nSubject: big\r\n\r\n" + BIG_BODY + b".\r\n")
+        reply = await c.reply()
+        assert reply.startswith("250 2.0.0 Ok: queued as "), reply
+        data = await h.store.read_message(reply.rsplit(" ", 1)[1])
+        assert data.startswith(b"Received: from client.example")
+        assert data.endswith(b"Subject: big\r\n\r\n" + BIG_BODY)
+        await c.close()
+    assert spool_files(h) == []
+
+
+async def test_big_message_over_the_limit_or_cut_off_leaves_no_spool_file(
+    harness_factory: Any,
+) -> None:
+    h = await harness_factory(message_size_limit=1_000_000)
+    c = await open_session(h)
+    await c.cmd("MAIL FROM:<alice@example.org>")
+    await c.cmd("RCPT TO:<bob@example.com>")
+    await c.cmd("DATA")
+    await c.send(MESSAGE + BIG_BODY + b".\r\n")
+    assert await c.reply() == "552 5.3.4 Error: message exceeds size limit"
+    assert await c.cmd("NOOP") == "250 2.0.0 Ok"  # the session goes on
+    assert spool_files(h) == [] and await h.entries() == []
+    await c.cmd("MAIL FROM:<alice@example.org>")
+    await c.cmd("RCPT TO:<bob@example.com>")
+    await c.cmd("DATA")
+    await c.send(MESSAGE + BIG_BODY[:900_000])  # then the client goes away
+    for _ in range(100):
+        if spool_files(h):
+            break
+        await asyncio.sleep(0.02)
+    assert len(spool_files(h)) == 1  # past the threshold: on disk
+    await c.close()
+    for _ in range(100):
+        if not spool_files(h):
+            break
+        await asyncio.sleep(0.02)
+    assert spool_files(h) == [] and await h.entries() == []

@@ -648,3 +648,44 @@ async def test_a_store_failure_gives_the_rest_of_the_claim_back(
     with pytest.raises(QueueError):
         await world.agent.run_once()
     assert await world.store.lease_holders() == {}
+
+
+async def test_a_big_message_is_never_read_whole(world: World, tmp_path: Path) -> None:
+    """Past the spool threshold the agent hands out a StoredMessage (read from the queue a
+    piece at a time): remote sessions get it as such, Maildirs get it byte for byte, and
+    a DSN returns its header section only (RFC 3461 §4.3 RET=HDRS)."""
+    from mailwright.queue.store import StoredMessage
+    from mailwright.spool import SPOOL_THRESHOLD
+
+    big = MESSAGE.replace(b"hello\r\n", b"x" * 76 + b"\r\n") + (b"y" * 76 + b"\r\n") * (
+        SPOOL_THRESHOLD // 78 + 100
+    )
+    world.network.servers["mx1.example.net"] = per_recipient(
+        {"bad@example.net": Reply(550, ("5.1.1 unknown",))}
+    )
+    world.agent.local_targets = lambda a: [a]
+    read_whole = []
+    original = world.store.read_message
+
+    async def counted(queue_id: str) -> bytes:
+        read_whole.append(queue_id)
+        return await original(queue_id)
+
+    async def part(queue_id: str, offset: int, length: int) -> bytes:
+        return world.store.data[queue_id][offset : offset + length]
+
+    world.store.read_message = counted  # type: ignore[method-assign]
+    world.store.read_message_part = part  # type: ignore[method-assign]
+    qid = await world.store.enqueue(
+        "app@example.com", ["good@example.net", "bad@example.net", "bob@example.com"], big
+    )
+    await world.agent.run_once()
+    [(_, _, _, sent)] = world.network.sends
+    assert isinstance(sent, StoredMessage) and await sent.read_all() == big
+    [stored] = list((tmp_path / "mail/example.com/bob/new").iterdir())
+    assert stored.read_bytes() == big
+    assert qid not in read_whole
+    [dsn] = world.dsns()
+    returned = dsn.get_payload()[2]
+    assert returned.get_content_type() == "text/rfc822-headers"
+    assert "Subject: hi" in returned.as_string() and "yyyy" not in returned.as_string()
