@@ -75,6 +75,10 @@ MAX_FEEDBACK_TASKS = 100
 delivered (a flood of reports must not pile up tasks)."""
 """Pending reply bytes written at once; then, if the client does not take them (the
 transport paused our writing), no more commands are read until it does."""
+WHOLE_AT_ONCE = 2
+"""Big messages a worker reads whole at the same time (the rare ones intake cannot take
+with the body on disk: :func:`.intake.streamable`); more wait their turn with their data
+on disk, so memory stays bounded by this times ``message_size_limit``."""
 
 
 @dataclass
@@ -185,6 +189,7 @@ class SmtpServer:
         self.feedback: FeedbackProcessor | None = None
         """Reads mail to bounce addresses, postmaster@ and abuse@ (None: not read)."""
         self._feedback_tasks: set[asyncio.Task[None]] = set()
+        self._whole = asyncio.Semaphore(WHOLE_AT_ONCE)
 
     def _policy(
         self, listener: ListenerConfig, ssl_context: ssl.SSLContext | None
@@ -355,8 +360,10 @@ class SmtpServer:
                     and any(directory.is_bounce_address(m.address) for m in recipients)
                 )
             ):
-                whole = await asyncio.to_thread(_read_file, spool.path)
-                return await self.accept_message(conn, replace(ready, data=whole, spooled=False))
+                async with self._whole:
+                    whole = await asyncio.to_thread(_read_file, spool.path)
+                    ready = replace(ready, data=whole, spooled=False)
+                    return await self.accept_message(conn, ready)
             if arrival.submission and self.state.signer is not None:
                 spooled = await asyncio.to_thread(spooled.hash_body)
             return await self.accept_message(conn, ready, spooled)
