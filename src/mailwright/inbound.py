@@ -28,6 +28,7 @@ from . import authres
 from .arc import ArcResult, ArcStatus, verify_chain
 from .config import Config
 from .dkim import DkimResult, verify_message
+from .dkim.body import BodyDigests
 from .dmarc import DmarcResult, DmarcStatus, Policy, evaluate
 from .dmarc_reports.observations import (
     OBSERVATIONS_DB,
@@ -178,10 +179,12 @@ async def check_message(
     authserv_id: str,
     enforcement: Literal["enforce", "report-only"] = "enforce",
     trusted_arc_sealers: Sequence[str] = (),
+    body: BodyDigests | None = None,
 ) -> InboundVerdict:
-    """DKIM, ARC and DMARC after DATA, and the resulting action and header."""
+    """DKIM, ARC and DMARC after DATA, and the resulting action and header. ``body``:
+    a spooled message's body digests (``message`` is then its header section)."""
     dkim_list, arc = await asyncio.gather(
-        verify_message(message, resolver), verify_chain(message, resolver)
+        verify_message(message, resolver, body=body), verify_chain(message, resolver, body=body)
     )
     dkim_results = tuple(dkim_list)
     authors = author_domains(message)
@@ -443,7 +446,10 @@ class InboundChecker:
         helo: str,
         mail_from: str,
         recipients: Sequence[str],
+        body: BodyDigests | None = None,
     ) -> InboundDecision:
+        """``body``: see :func:`check_message`; the decision's message is then the header
+        section, with our Authentication-Results."""
         authserv_id = self.config.hostname
         envelope = await check_envelope(
             client_ip, helo, mail_from, self.resolver, receiver=authserv_id
@@ -455,6 +461,7 @@ class InboundChecker:
             authserv_id=authserv_id,
             enforcement=self.config.inbound.dmarc_enforcement,
             trusted_arc_sealers=self.config.inbound.trusted_arc_sealers,
+            body=body,
         )
         self.logger.event(
             "inbound",

@@ -561,23 +561,30 @@ def spool_files(h: Harness) -> list[Path]:
 BIG_BODY = b"".join(b"line %06d of a big message\r\n" % i for i in range(60_000))  # 1.7 MB
 
 
-async def test_big_messages_are_spooled_and_queued_whole(harness_factory: Any) -> None:
+@pytest.mark.parametrize("listener", ["submission", "inbound"])
+async def test_big_messages_are_spooled_and_queued_whole(
+    harness_factory: Any, listener: str
+) -> None:
     """Past the spool threshold: a trusted submission stays on disk through intake (its
-    header section changed, body hashed a piece at a time); an inbound message is read
-    whole for the inbound checks. Both are stored byte for byte, spool files gone."""
-    h = await harness_factory(trusted=["127.0.0.0/8"], message_size_limit=5_000_000)
-    for listener in ("submission", "inbound"):
-        c = await open_session(h, listener)
-        await c.cmd("MAIL FROM:<app@example.org>")
-        assert await c.cmd("RCPT TO:<bob@example.com>") == "250 2.1.5 Ok"
-        assert (await c.cmd("DATA")).startswith("354")
-        await c.send(b"From: app@example.org\r\nSubject: big\r\n\r\n" + BIG_BODY + b".\r\n")
-        reply = await c.reply()
-        assert reply.startswith("250 2.0.0 Ok: queued as "), reply
-        data = await h.store.read_message(reply.rsplit(" ", 1)[1])
-        assert data.startswith(b"Received: from client.example")
-        assert data.endswith(b"Subject: big\r\n\r\n" + BIG_BODY)
-        await c.close()
+    header section changed, body hashed a piece at a time), and so does inbound mail from
+    the world (its checks take the body's digests). Stored intact, spool files gone."""
+    trusted = ["127.0.0.0/8"] if listener == "submission" else None
+    h = await harness_factory(trusted=trusted, message_size_limit=5_000_000)
+    c = await open_session(h, listener)
+    await c.cmd("MAIL FROM:<app@example.org>")
+    assert await c.cmd("RCPT TO:<bob@example.com>") == "250 2.1.5 Ok"
+    assert (await c.cmd("DATA")).startswith("354")
+    await c.send(b"From: app@example.org\r\nSubject: big\r\n\r\n" + BIG_BODY + b".\r\n")
+    reply = await c.reply()
+    assert reply.startswith("250 2.0.0 Ok: queued as "), reply
+    data = await h.store.read_message(reply.rsplit(" ", 1)[1])
+    assert data.startswith(b"Received: from client.example")
+    assert data.endswith(b"Subject: big\r\n\r\n" + BIG_BODY)
+    if listener == "inbound":
+        assert b"\r\nAuthentication-Results: mx.example.com;" in data
+    else:
+        assert b"\r\nMessage-ID: <" in data  # a submission is completed
+    await c.close()
     assert spool_files(h) == []
 
 

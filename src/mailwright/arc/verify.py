@@ -16,6 +16,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
+from ..dkim.body import BodyDigests
 from ..dkim.canonicalization import (
     Canonicalization,
     canonicalize_body,
@@ -134,6 +135,7 @@ def _check_ams(
     arc_set: ArcSet,
     record: KeyRecord | SignatureError,
     bodies: dict[str, bytes],
+    body: BodyDigests | None = None,
 ) -> None:
     ams = arc_set.ams
     what = f"ARC-Message-Signature i={arc_set.instance}"
@@ -148,17 +150,24 @@ def _check_ams(
     signed = tuple(n.strip(" \t\r\n").lower() for n in ams.tags["h"].split(":"))
     if "arc-seal" in signed:
         raise _Failure(f"{what} signs ARC-Seal (RFC 8617 §4.1.2 forbids it)")
-    canonical = bodies.get(body_c)
-    if canonical is None:
-        canonical = bodies[body_c] = canonicalize_body(parsed.body, body_c)
-    if hashlib.sha256(canonical).digest() != _decode(ams.tags["bh"], f"{what} bh="):
+    if body is not None:  # a spooled message: hashed a piece at a time
+        digest = body.digests.get((body_c, "sha256", None), b"")
+    else:
+        canonical = bodies.get(body_c)
+        if canonical is None:
+            canonical = bodies[body_c] = canonicalize_body(parsed.body, body_c)
+        digest = hashlib.sha256(canonical).digest()
+    if digest != _decode(ams.tags["bh"], f"{what} bh="):
         raise _Failure(f"{what}: body hash mismatch (the body was altered)")
     _check_signature(ams, record, ams_input(parsed, ams.blanked(), signed, header_c), what)
 
 
-async def verify_chain(message: bytes | ParsedMessage, resolver: Resolver) -> ArcResult:
+async def verify_chain(
+    message: bytes | ParsedMessage, resolver: Resolver, *, body: BodyDigests | None = None
+) -> ArcResult:
     """The Chain Validation Status of ``message`` (RFC 8617 §5.2). Never raises for
-    anything in the message or the DNS answers."""
+    anything in the message or the DNS answers. ``body``: as for
+    :func:`mailwright.dkim.verify_message` (a spooled message's header section)."""
     parsed = message if isinstance(message, ParsedMessage) else split_message(message)
     chain: Chain = collect(parsed)
     if not chain.present:
@@ -182,14 +191,14 @@ async def verify_chain(message: bytes | ParsedMessage, resolver: Resolver) -> Ar
     newest = sets[-1]
     try:
         # §5.2 step 4: the most recent AMS must validate.
-        _check_ams(parsed, newest, key_for(newest.ams), bodies)
+        _check_ams(parsed, newest, key_for(newest.ams), bodies, body)
     except _Failure as exc:
         return ArcResult(ArcStatus.FAIL, exc.reason, chain.highest)
     # §5.2 step 5: the oldest AMS that still validates.
     oldest_pass = 0
     for arc_set in reversed(sets[:-1]):
         try:
-            _check_ams(parsed, arc_set, key_for(arc_set.ams), bodies)
+            _check_ams(parsed, arc_set, key_for(arc_set.ams), bodies, body)
         except _Failure:
             oldest_pass = arc_set.instance + 1
             break

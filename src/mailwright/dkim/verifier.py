@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from ..dns import DnsResult, Outcome, Resolver
 from ..dns.names import is_dns_name
 from ..errors import MailwrightError
+from .body import BodyDigests, DigestKey
 from .canonicalization import (
     Canonicalization,
     canonicalize_body,
@@ -326,16 +327,33 @@ async def fetch_key(resolver: Resolver, selector: str, domain: str) -> KeyRecord
     return SignatureError(DkimStatus.PERMERROR, f"bad key record at {name}: {'; '.join(problems)}")
 
 
+def wanted_digests(message: bytes, max_signatures: int = DEFAULT_MAX_SIGNATURES) -> set[DigestKey]:
+    """The body digests the DKIM signatures of ``message`` (its header section is
+    enough) need: what :func:`~.body.digest_body` makes for a spooled message."""
+    wanted: set[DigestKey] = set()
+    fields = [f.raw for f in split_message(message).headers if f.key == "dkim-signature"]
+    for index, raw in enumerate(fields[:max_signatures]):
+        try:
+            sig = parse_signature(index, raw)
+        except SignatureError:
+            continue
+        wanted.add((sig.body_c, sig.hash_name, sig.length))
+    return wanted
+
+
 async def verify_message(
     message: bytes,
     resolver: Resolver,
     *,
     max_signatures: int = DEFAULT_MAX_SIGNATURES,
     now: float | None = None,
+    body: BodyDigests | None = None,
 ) -> list[DkimResult]:
     """Verify every DKIM-Signature of ``message``; an unsigned message gives ``[]``.
 
-    Never raises for anything in the message or the DNS answers.
+    ``body``: the body's digests made a piece at a time (a spooled message, whose header
+    section alone is then ``message``). Never raises for anything in the message or the
+    DNS answers.
     """
     when = time.time() if now is None else now
     parsed = split_message(message)
@@ -364,7 +382,7 @@ async def verify_message(
     bodies: dict[str, bytes] = {}
     for sig in signatures:
         results[sig.index] = _check(
-            parsed, sig, records[(sig.selector, sig.domain)], body_hashes, when, bodies
+            parsed, sig, records[(sig.selector, sig.domain)], body_hashes, when, bodies, body
         )
     return [r for r in results if r is not None]
 
@@ -416,6 +434,7 @@ def _check(
     body_hashes: dict[tuple[str, str, int | None], bytes],
     now: float,
     bodies: dict[str, bytes] | None = None,
+    body: BodyDigests | None = None,
 ) -> DkimResult:
     def result(status: DkimStatus, reason: str, **extra: Any) -> DkimResult:
         testing = isinstance(record, KeyRecord) and record.testing
@@ -468,22 +487,28 @@ def _check(
     if sig.expiration is not None and sig.expiration < now:
         return result(DkimStatus.FAIL, f"signature expired at x={sig.expiration}")
 
-    if bodies is None:
-        bodies = {}
-    canonical = bodies.get(sig.body_c)
-    if canonical is None:
-        canonical = bodies[sig.body_c] = canonicalize_body(parsed.body, sig.body_c)
-    if sig.length is not None and sig.length > len(canonical):
+    cache_key = (sig.body_c, sig.hash_name, sig.length)
+    if body is not None:  # hashed a piece at a time (wanted_digests asked for this key)
+        canonical_length = body.lengths.get(sig.body_c, 0)
+        body_hashes.setdefault(cache_key, body.digests.get(cache_key, b""))
+        canonical = b""
+    else:
+        if bodies is None:
+            bodies = {}
+        canonical = bodies.get(sig.body_c) or b""
+        if sig.body_c not in bodies:
+            canonical = bodies[sig.body_c] = canonicalize_body(parsed.body, sig.body_c)
+        canonical_length = len(canonical)
+    if sig.length is not None and sig.length > canonical_length:
         # RFC 6376 §3.5 l=: a count beyond the body cannot have been signed as is.
         return result(
             DkimStatus.FAIL, f"l={sig.length} is longer than the body", body_hash_ok=False
         )
-    cache_key = (sig.body_c, sig.hash_name, sig.length)
     digest = body_hashes.get(cache_key)
     if digest is None:
         signed_body = canonical if sig.length is None else canonical[: sig.length]
         digest = body_hashes[cache_key] = hashlib.new(sig.hash_name, signed_body).digest()
-    partial = sig.length is not None and sig.length < len(canonical)
+    partial = sig.length is not None and sig.length < canonical_length
     body_ok = digest == sig.body_hash
 
     data = header_hash_input(parsed, sig)
@@ -516,7 +541,7 @@ def _check(
         # RFC 6376 §8.2: content appended after the signed length is not covered.
         return result(
             DkimStatus.PASS,
-            f"signature verified, but l= covers only {sig.length} of {len(canonical)} "
+            f"signature verified, but l= covers only {sig.length} of {canonical_length} "
             "body bytes (the rest is unsigned)",
             body_hash_ok=True,
         )

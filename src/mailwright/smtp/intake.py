@@ -181,12 +181,10 @@ def screen(data: bytes, policy: IntakePolicy) -> Refused | None:
 def streamable(message: SpooledMessage, arrival: Arrival, policy: IntakePolicy) -> bool:
     """Whether :func:`prepare` can take this spooled message with its body left on disk.
 
-    Not when a decision needs the whole body in memory: the inbound checks (DKIM
-    verification and the Authentication-Results they add), the 8-bit to 7-bit conversion of
-    a submission, ARC sealing of list mail. Those rare big messages are read whole (bounded
-    by ``message_size_limit``, as before)."""
-    if arrival.inbound and not arrival.submission:
-        return False
+    Not when a decision needs the whole body in memory: the 8-bit to 7-bit conversion of a
+    submission, ARC sealing of list mail. (The inbound checks take the body's digests,
+    :func:`mailwright.dkim.body.digest_body`.) Those rare big messages are read whole, a
+    few at a time per worker."""
     if arrival.submission:
         if not message.ascii:
             return False

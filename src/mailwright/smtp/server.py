@@ -34,9 +34,11 @@ from pathlib import Path
 
 from ..certificates.tls import make_ssl_context, switching_context
 from ..config import Config, ListenerConfig
+from ..dkim.body import BodyDigests, digest_body
+from ..dkim.verifier import wanted_digests
 from ..dns import Resolver, server_resolver
 from ..feedback import FeedbackProcessor, queued_events
-from ..inbound import InboundChecker, InboundDecision, ReportStores
+from ..inbound import REPORT_LOCALPART, InboundChecker, InboundDecision, ReportStores
 from ..local import LocalDirectory
 from ..log import EventLogger, angle
 from ..metrics import timed_signer
@@ -359,6 +361,9 @@ class SmtpServer:
                     self.feedback is not None
                     and any(directory.is_bounce_address(m.address) for m in recipients)
                 )
+                or (  # DMARC aggregate reports are parsed whole (they are never that big)
+                    arrival.inbound and any(m.local.lower() == REPORT_LOCALPART for m in recipients)
+                )
             ):
                 async with self._whole:
                     whole = await asyncio.to_thread(_read_file, spool.path)
@@ -366,15 +371,25 @@ class SmtpServer:
                     return await self.accept_message(conn, ready)
             if arrival.submission and self.state.signer is not None:
                 spooled = await asyncio.to_thread(spooled.hash_body)
-            return await self.accept_message(conn, ready, spooled)
+            digests = None
+            if arrival.inbound and not arrival.submission:
+                digests = await asyncio.to_thread(
+                    digest_body, spooled.body_chunks(), wanted_digests(spooled.head)
+                )
+            return await self.accept_message(conn, ready, spooled, digests)
         finally:
             await asyncio.to_thread(spool.discard)
 
     async def accept_message(
-        self, conn: SmtpConnection, ready: MessageReady, spooled: SpooledMessage | None = None
+        self,
+        conn: SmtpConnection,
+        ready: MessageReady,
+        spooled: SpooledMessage | None = None,
+        digests: BodyDigests | None = None,
     ) -> Reply:
         """The end of DATA: the intake step decides, the queue commits, then ``250``.
-        ``spooled``: the message (instead of ``ready.data``), body on disk."""
+        ``spooled``: the message (instead of ``ready.data``), body on disk; ``digests``:
+        its body's hashes for the inbound checks."""
         session = conn.session
         runtime = self.state
         envelope = ready.envelope
@@ -406,7 +421,7 @@ class SmtpServer:
                 self.logger.event("error", what="suppression", reason=str(exc))
                 return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
         if arrival.inbound and not arrival.submission:
-            decision = await self._check_inbound(conn, ready, queue_id)
+            decision = await self._check_inbound(conn, ready, queue_id, spooled, digests)
         result = intake.prepare(
             envelope,
             ready.data if spooled is None else spooled,
@@ -672,7 +687,12 @@ class SmtpServer:
         return queue_id
 
     async def _check_inbound(
-        self, conn: SmtpConnection, ready: MessageReady, queue_id: str
+        self,
+        conn: SmtpConnection,
+        ready: MessageReady,
+        queue_id: str,
+        spooled: SpooledMessage | None = None,
+        digests: BodyDigests | None = None,
     ) -> InboundDecision | None:
         """SPF, DKIM and DMARC for mail from the world (mailwright.inbound).
 
@@ -689,12 +709,13 @@ class SmtpServer:
             self._inbound = {id(state): checker}
         try:
             return await checker(
-                ready.data,
+                ready.data if spooled is None else spooled.head,
                 queue_id=queue_id,
                 client_ip=conn.client_ip,
                 helo=conn.session.helo or "",
                 mail_from=ready.envelope.reverse_path,
                 recipients=[m.address for m in ready.envelope.recipients],
+                body=digests,
             )
         except Exception as exc:
             self.logger.event("error", queue_id, what="inbound-checks", reason=repr(exc))

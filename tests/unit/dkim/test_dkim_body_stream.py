@@ -90,3 +90,65 @@ def test_signing_with_a_spooled_body_hash(rsa_key: SigningKey, tmp_path) -> None
             body_hashes=spooled.body_hashes,
         )
         assert streamed_sig == whole
+
+
+async def _verify_both_ways(message: bytes, resolver: object) -> tuple[list[str], str]:
+    from mailwright.arc import verify_chain
+    from mailwright.dkim.body import digest_body
+    from mailwright.dkim.verifier import verify_message, wanted_digests
+
+    head, _, body = message.partition(b"\r\n\r\n")
+    head += b"\r\n\r\n"
+    pieces = [body[i : i + 1000] for i in range(0, len(body), 1000)]
+    digests = digest_body(pieces, wanted_digests(head))
+    whole = await verify_message(message, resolver)  # type: ignore[arg-type]
+    streamed_results = await verify_message(head, resolver, body=digests)  # type: ignore[arg-type]
+    assert whole and [(r.status, r.reason) for r in streamed_results] == [
+        (r.status, r.reason) for r in whole
+    ]
+    arc_whole = await verify_chain(message, resolver)  # type: ignore[arg-type]
+    arc_streamed = await verify_chain(head, resolver, body=digests)  # type: ignore[arg-type]
+    assert (arc_streamed.status, arc_streamed.reason) == (arc_whole.status, arc_whole.reason)
+    return [str(r.status) for r in whole], str(arc_whole.status)
+
+
+async def test_verifying_with_streamed_body_digests(
+    rsa_key: SigningKey, ed_key: SigningKey
+) -> None:
+    """A spooled inbound message is verified from its header section and the digests of
+    its body (DKIM with and without l=, simple and relaxed; ARC): the same results as
+    verifying it whole, pass and fail alike."""
+    import dkim as dkimpy
+
+    from mailwright.arc import seal_message
+    from mailwright.dkim import dns_record_value
+    from mailwright.dns import MemoryResolver
+
+    resolver = MemoryResolver()
+    for key in (rsa_key, ed_key):
+        resolver.add(
+            f"{key.selector}._domainkey.example.com", "TXT", dns_record_value(key.private_key)
+        )
+    head = b"From: a@example.com\r\nTo: b@example.net\r\nSubject: s\r\n\r\n"
+    body = b"text  with \t spaces \r\n" * 5000 + b"\r\n\r\n"
+    message = head + body
+    for c in (("relaxed", "relaxed"), ("simple", "simple")):
+        message = sign_message(message, [rsa_key, ed_key], canonicalization=c) + message
+    from cryptography.hazmat.primitives import serialization
+
+    pem = rsa_key.private_key.private_bytes(  # type: ignore[union-attr]
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    message = (
+        dkimpy.sign(message, b"rsa1", b"example.com", pem, length=True, include_headers=[b"from"])
+        + message
+    )
+    message = seal_message(message, rsa_key, "mx.example.net") + message
+    assert await _verify_both_ways(message, resolver) == (["pass"] * 5, "pass")
+    appended = message + b"appended after l=\r\n"
+    statuses, arc = await _verify_both_ways(appended, resolver)
+    assert statuses == ["pass"] + ["fail"] * 4 and arc == "fail"  # l= covers the old body
+    tampered = message.replace(b"text  with", b"TEXT  with", 1)
+    assert await _verify_both_ways(tampered, resolver) == (["fail"] * 5, "fail")
