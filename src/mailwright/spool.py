@@ -88,9 +88,9 @@ class SpooledMessage:
         """The message in memory: for the rare paths that need it whole (see README)."""
         return b"".join(self.chunks())
 
-    def hash_body(self) -> SpooledMessage:
-        """Compute :attr:`body_hashes` for both canonicalizations in one read."""
-        methods: tuple[Canonicalization, ...] = ("simple", "relaxed")
+    def hash_body(self, methods: tuple[Canonicalization, ...] = ("relaxed",)) -> SpooledMessage:
+        """Compute :attr:`body_hashes` for ``methods`` in one read (our signer signs
+        relaxed/relaxed: one canonicalization and one SHA-256 pass by default)."""
         hashers = {c: (body_canonicalizer(c), hashlib.sha256()) for c in methods}
         for piece in self.body_chunks():
             for canon, digest in hashers.values():

@@ -144,7 +144,7 @@ def sign_message(
         body_c,
         int(time.time()) if timestamp is None else timestamp,
         selected,
-        None if body_hashes is None else body_hashes[body_c],
+        None if body_hashes is None else _given_hash(body_hashes, body_c),
     )
 
 
@@ -183,6 +183,13 @@ def sign_parsed(
         signature = sign_data(key, data)
         out.append(raw + _fold_b(signature, len(field) - field.rfind("\n") - 1))
     return b"".join(out)
+
+
+def _given_hash(body_hashes: Mapping[str, bytes], body_c: str) -> bytes:
+    digest = body_hashes.get(body_c)
+    if digest is None:
+        raise DkimSignError(f"no body hash for the {body_c} canonicalization was computed")
+    return digest
 
 
 _T_SLOT = "\x01"
