@@ -459,7 +459,7 @@ class Worker:
 
     async def _prune_events(self) -> None:
         """Hourly: events older than ``[events] retention_days`` that every webhook has
-        passed are deleted."""
+        passed are deleted, and soft bounces outside ``soft_bounce_days``."""
         while True:
             await asyncio.sleep(PRUNE_INTERVAL)
             assert self.tracking is not None
@@ -469,6 +469,8 @@ class Worker:
             try:
                 keep = await self.tracking.store.min_webhook_seq(urls)
                 await self.tracking.prune(time.time() - retention, keep)
+                window = config.suppression.soft_bounce_days * 86400
+                await self.tracking.store.prune_soft_bounces(time.time() - window)
             except Exception as exc:  # pruning must never stop the server
                 self.logger.event("error", what="prune-events", reason=str(exc))
 

@@ -92,6 +92,10 @@ class EventStore(ABC):
         """Delete events older than ``before`` with ``seq <= keep_after_seq``."""
 
     @abstractmethod
+    async def prune_soft_bounces(self, before: float) -> int:
+        """Delete soft bounces counted before ``before`` (outside the counting window)."""
+
+    @abstractmethod
     async def queued_event(self, queue_id: str, rcpt_index: int) -> Event | None:
         """The ``queued`` event of recipient number ``rcpt_index`` of a message (how a
         VERP token is matched)."""

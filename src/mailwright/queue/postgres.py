@@ -1043,6 +1043,13 @@ class PostgresQueueStore(QueueStore, EventStore):
 
         return await self._write(prune)
 
+    async def prune_soft_bounces(self, before: float) -> int:
+        async def prune(conn: AsyncConnection[Any]) -> int:
+            cur = await conn.execute("DELETE FROM soft_bounces WHERE at < %s", (before,))
+            return cur.rowcount
+
+        return await self._write(prune)
+
     async def queued_event(self, queue_id: str, rcpt_index: int) -> Event | None:
         rows = await self._read(
             "SELECT seq, timestamp, data FROM events WHERE queue_id = %s"

@@ -764,6 +764,9 @@ class SqliteQueueStore(QueueStore, EventStore):
             lambda conn: events.prune(conn, before=before, keep_after_seq=keep_after_seq)
         )
 
+    async def prune_soft_bounces(self, before: float) -> int:
+        return await self._write(lambda conn: suppressions.prune_soft_bounces(conn, before))
+
     async def queued_event(self, queue_id: str, rcpt_index: int) -> Event | None:
         return await self._read(lambda conn: _queued_event(conn, queue_id, rcpt_index))
 

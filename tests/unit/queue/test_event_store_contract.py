@@ -199,6 +199,17 @@ async def test_prune_keeps_what_a_reader_has_not_passed(tracking: Tracking) -> N
     assert [e.seq for e in await tracking.read()] == seqs[2:]
 
 
+async def test_soft_bounces_outside_the_window_are_pruned(tracking: Tracking) -> None:
+    await tracking.record([bounce("once@x.example", "soft", at=NOW)])
+    for at in (NOW + 90_000, NOW + 90_100):
+        await tracking.record([bounce("twice@x.example", "soft", at=at)])
+    assert await tracking.store.prune_soft_bounces(NOW + 86_400) == 1
+    assert await tracking.store.prune_soft_bounces(NOW + 86_400) == 0
+    # the rows inside the window still count: a third one suppresses
+    [added] = await tracking.record([bounce("twice@x.example", "soft", at=NOW + 90_200)])
+    assert added.reason == "soft-bounces"
+
+
 async def test_webhook_cursors(tracking: Tracking) -> None:
     store = tracking.store
     await tracking.record([Event("queued", NOW, recipient="a@x.example")])
