@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from .events import Event
+from .idempotency import Claim, Stored
 from .store import QueueMeta
 from .suppressions import Suppression, SuppressionPolicy, SuppressionReason
 
@@ -44,10 +45,16 @@ class EventStore(ABC):
 
     @abstractmethod
     async def record_events(
-        self, events: Sequence[Event], policy: SuppressionPolicy
+        self,
+        events: Sequence[Event],
+        policy: SuppressionPolicy,
+        *,
+        claim: Claim | None = None,
+        queue_id: str = "",
     ) -> list[Suppression]:
         """Append ``events`` and apply the suppression rules they trigger, atomically;
-        the suppressions added."""
+        the suppressions added. With ``claim``: its answer for ``queue_id`` is remembered
+        in the same transaction (:class:`~.idempotency.Replay` if the key is taken)."""
 
     @abstractmethod
     async def enqueue_with_events(
@@ -59,10 +66,17 @@ class EventStore(ABC):
         meta: QueueMeta,
         queue_id: str,
         events_for: Callable[[str], list[Event]],
+        claim: Claim | None = None,
     ) -> str:
         """Queue a message and append ``events_for(stored_queue_id)`` in one transaction
         (the log never shows a delivery before its queueing, nor misses the queueing of a
-        stored message)."""
+        stored message). With ``claim``: an Idempotency-Key's answer, remembered in the
+        same transaction; :class:`~.idempotency.Replay` (nothing stored) if the key is
+        taken."""
+
+    @abstractmethod
+    async def find_idempotency(self, api_key: str, key: str, now: float) -> Stored | None:
+        """The live answer remembered for an Idempotency-Key, if any."""
 
     @abstractmethod
     async def read_events(

@@ -25,7 +25,6 @@ import contextlib
 import functools
 import ipaddress
 import socket
-import sqlite3
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +38,7 @@ from ..inbound import InboundChecker, InboundDecision, ReportStores
 from ..local import LocalDirectory
 from ..log import EventLogger, angle
 from ..metrics import timed_signer
-from ..queue import QueueError, QueueStore, new_queue_id
+from ..queue import QueueError, QueueStore, idempotency, new_queue_id
 from ..queue.configured import database_conninfo
 from ..queue.events import Event
 from ..queue.store import Origin
@@ -528,15 +527,17 @@ class SmtpServer:
         *,
         origin: Origin = "api",
         not_before: float | None = None,
-        also: Callable[[sqlite3.Connection, intake.Accepted], None] | None = None,
+        claim: Callable[[intake.Accepted], idempotency.Claim] | None = None,
     ) -> intake.Accepted | intake.Refused:
         """A submission that did not come over SMTP (the HTTP API): the same suppression
         look-up, intake decisions (:func:`.intake.prepare`), events and durable commit as
         a submission at the end of DATA. Returns what was queued, with its final queue
-        ID, once it is on stable storage; ``also(conn, accepted)`` (with the final queue
-        ID) runs in the same transaction. :class:`QueueError`/``OSError``: nothing was stored."""
+        ID, once it is on stable storage. ``claim(accepted)``: an Idempotency-Key answer
+        stored in the same transaction (:class:`~mailwright.queue.idempotency.Replay`:
+        the key was taken, nothing stored). :class:`QueueError`/``OSError``: nothing was
+        stored."""
         if self.tracking is None:
-            raise QueueError("the HTTP API needs the events database of the SQLite queue")
+            raise QueueError("the HTTP API needs the queue's event log")
         sender_box, _ = parse_path(f"<{sender}>", smtputf8=False, null_ok=True)
         envelope = Envelope(
             sender_box,
@@ -562,18 +563,11 @@ class SmtpServer:
         events_for = self._events_for(result, found, self.state.dev_mode)
         assert events_for is not None  # a submission is always tracked
         queue_id = result.queue_id
-        accepted = result
-
-        def with_id(conn: sqlite3.Connection, stored: str) -> None:
-            if also is not None:
-                also(conn, replace(accepted, queue_id=stored))
-
+        remember = None if claim is None else claim(result)
         if result.recipients:
-            queue_id = await self.commit(result, events_for, with_id if also else None)
+            queue_id = await self.commit(result, events_for, remember)
         else:  # every recipient suppressed: nothing to send, only events
-            await self.tracking.record(
-                events_for(queue_id), (lambda conn: with_id(conn, queue_id)) if also else None
-            )
+            await self.tracking.record(events_for(queue_id), claim=remember, queue_id=queue_id)
         for address in result.suppressed:
             self.logger.event("rejected", queue_id, to=angle(address), reason="suppressed")
         if result.recipients:
@@ -593,11 +587,11 @@ class SmtpServer:
         self,
         accepted: intake.Accepted,
         events_for: Callable[[str], list[Event]] | None = None,
-        also: Callable[[sqlite3.Connection, str], None] | None = None,
+        claim: idempotency.Claim | None = None,
     ) -> str:
         """Put what intake accepted on stable storage; the queue ID (log the signing).
-        ``events_for(queue_id)``: events written in the same transaction (and
-        ``also(conn, queue_id)``)."""
+        ``events_for(queue_id)``: events written in the same transaction (and the
+        Idempotency-Key ``claim``)."""
         if events_for is not None and self.tracking is not None:
             queue_id = await self.tracking.enqueue(
                 accepted.sender,
@@ -606,7 +600,7 @@ class SmtpServer:
                 meta=accepted.meta,
                 queue_id=accepted.queue_id,
                 events_for=events_for,
-                also=also,
+                claim=claim,
             )
         else:
             queue_id = await self.store.enqueue(
