@@ -23,7 +23,7 @@ import pytest
 
 from mailwright.config import Config, parse_config
 from mailwright.delivery.agent import DeliveryAgent
-from mailwright.dkim import generate_key, private_key_pem, txt_strings
+from mailwright.dkim import SigningKey, generate_key, private_key_pem, sign_message, txt_strings
 from mailwright.dkim.keys import dns_record_value
 from mailwright.log import EventLogger
 from mailwright.mailman import MailmanError
@@ -32,6 +32,7 @@ from mailwright.server import build_runtime, list_cache
 from mailwright.smtp.server import SmtpServer
 from mailwright.testing.mailman import MailmanCore
 from mailwright.testing.nsd import NsdServer
+from mailwright.testing.opendmarc import DmarcMilters
 from mailwright.testing.ports import free_port
 from mailwright.testing.postfix import PostfixServer
 
@@ -553,3 +554,83 @@ async def test_lmtp_partial_failure_with_a_list_deleted_after_rcpt(site: Site) -
             "550 Requested action not taken: mailbox unavailable",
         ),
     }
+
+
+POSTER = "ann@strict.example"
+POSTER_KEY = generate_key("rsa", 2048)
+
+
+async def test_dmarc_reject_poster_is_munged_and_passes_dmarc_at_the_receiver(
+    world: NsdServer,
+    mailman_core: Callable[..., MailmanCore],
+    tmp_path: Path,
+) -> None:
+    """A poster whose domain publishes p=reject: Mailman (dmarc_mitigate_action =
+    munge_from, its own DMARC lookup answered by the test NSD) rewrites From to the list;
+    the copy we sign for lists.example passes DMARC at a Postfix receiver that checks it
+    with OpenDKIM + OpenDMARC."""
+    world.set_zone(
+        "strict.example",
+        '@ TXT "v=spf1 ip4:127.0.0.2 -all"\n_dmarc TXT "v=DMARC1; p=reject"\n'
+        f"post._domainkey TXT {_txt(dns_record_value(POSTER_KEY))}",
+    )
+    zones = {o: world.zone_text(o) for o in ("lists.example", "strict.example", "example.net")}
+    milters = DmarcMilters(zones, authserv_id="mx.example.net")
+    receiver = PostfixServer(
+        domains=["example.net"],
+        hostname="mx.example.net",
+        settings={"smtpd_milters": milters.postfix_milters, "milter_default_action": "tempfail"},
+    )
+    await asyncio.to_thread(milters.start)
+    try:
+        await asyncio.to_thread(receiver.start)
+        async with running_site(world, receiver, mailman_core, tmp_path) as site:
+            list_id = LIST.replace("@", ".")
+            settings = {"dmarc_mitigate_action": "munge_from", "default_nonmember_action": "accept"}
+            await asyncio.to_thread(site.mailman.rest, "PATCH", f"lists/{list_id}/config", settings)
+            await asyncio.to_thread(_subscribe, site, "alice@example.net")
+            post = (
+                f"From: Ann <{POSTER}>\r\nTo: {LIST}\r\nSubject: strict policy\r\n"
+                "Message-ID: <post-5@strict.example>\r\n"
+                "Date: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\nFrom a p=reject domain.\r\n"
+            ).encode()
+            signing = SigningKey("strict.example", "post", "rsa-sha256", POSTER_KEY)
+            post = sign_message(post, [signing]) + post
+            replies = await _smtp(site.smtp.ports()["mx"], POSTER, [LIST], post)
+            assert replies[-1].startswith("250 ")
+
+            def copy() -> bytes | None:
+                for message in receiver.messages():
+                    if b"strict policy" in message:
+                        return message
+                return None
+
+            stored = (await _wait(copy, site)).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            # Mailman's own DMARC lookup was answered by the test NSD
+            logs = "".join(
+                p.read_text(errors="replace") for p in (site.mailman.var / "logs").glob("*.log")
+            )
+            assert f"DMARC lookup for {POSTER} (_dmarc.strict.example) found p=reject" in logs
+    finally:
+        await asyncio.to_thread(receiver.stop)
+        await asyncio.to_thread(milters.stop)
+    head = stored.split(b"\r\n\r\n", 1)[0].replace(b"\r\n\t", b" ").replace(b"\r\n ", b" ")
+    # our inbound checks passed the poster (Mailman kept our Authentication-Results)
+    assert re.search(
+        rb"(?m)^Authentication-Results: mx\.lists\.example;"
+        rb".*dmarc=pass.*header\.from=strict\.example",
+        head,
+    ), head.decode()
+    # Mailman's DMARC mitigation: From is the list, the poster in Reply-To (the list's
+    # reply_goes_to_list is Mailman's default, no_munging; otherwise Cc)
+    assert re.search(rb'(?m)^From: "?Ann via Team"? <team@lists\.example>\r?$', head), head
+    assert re.search(rb"(?m)^Reply-To: Ann <ann@strict\.example>\r?$", head), head
+    # the receiver: OpenDKIM verified our signature, OpenDMARC passed DMARC for lists.example
+    assert re.search(
+        rb"(?m)^Authentication-Results: mx\.example\.net;.*dkim=pass.*header\.d=lists\.example",
+        head,
+    ), head
+    assert re.search(
+        rb"(?m)^Authentication-Results: mx\.example\.net;.*dmarc=pass.*header\.from=lists\.example",
+        head,
+    ), head.decode()

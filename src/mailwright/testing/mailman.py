@@ -100,20 +100,16 @@ enable: no
 
 _SITECUSTOMIZE = """\
 \"\"\"Written by mailwright.testing.mailman: this Mailman's DNS goes to the test server.\"\"\"
-import os
+import dns.resolver
 
-_nameserver = os.environ.get("MAILWRIGHT_MAILMAN_NAMESERVER")
-if _nameserver:
-    import dns.resolver
 
-    _host, _, _port = _nameserver.rpartition(":")
+def _read_resolv_conf(self, f):
+    self.nameservers = [{host!r}]
+    self.port = {port}
+    self.search = []
 
-    def _read_resolv_conf(self, f):
-        self.nameservers = [_host]
-        self.port = int(_port)
-        self.search = []
 
-    dns.resolver.BaseResolver.read_resolv_conf = _read_resolv_conf
+dns.resolver.BaseResolver.read_resolv_conf = _read_resolv_conf
 """
 SUFFIX_LIST = Path("/usr/lib/python3/dist-packages/mailman/rules/data/public_suffix_list.dat")
 DEAD_NAMESERVER = "127.0.0.1:9"
@@ -167,7 +163,12 @@ class MailmanCore:
         self.nameserver = nameserver or DEAD_NAMESERVER
         self.site_dir = self.directory / "site"
         self.site_dir.mkdir()
-        (self.site_dir / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+        # In the file, not the environment: Mailman's master passes only PYTHONPATH and a
+        # few others on to its runners.
+        host, _, port = self.nameserver.rpartition(":")
+        (self.site_dir / "sitecustomize.py").write_text(
+            _SITECUSTOMIZE.format(host=host, port=int(port))
+        )
 
     @property
     def rest_url(self) -> str:
@@ -177,7 +178,7 @@ class MailmanCore:
         # Output to a file, not a pipe: the master process ``start`` leaves running would
         # hold a pipe open and ``run`` would wait for it.
         with open(self.directory / "mailman-command.log", "a+") as log:
-            env = dict(os.environ, MAILWRIGHT_MAILMAN_NAMESERVER=self.nameserver)
+            env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(
                 p for p in (str(self.site_dir), os.environ.get("PYTHONPATH")) if p
             )
