@@ -448,16 +448,22 @@ def _subscribe(site: Site, *members: str) -> None:
         site.mailman.rest("POST", "members", {"list_id": list_id, "subscriber": member, **flags})
 
 
-async def test_unsubscribe_by_mail_with_confirmation(site: Site, postfix_mx: PostfixServer) -> None:
-    """Mailman's default unsubscription policy is "confirm": mail to team-leave@ brings a
-    confirmation request to the member, whose reply to team-confirm+TOKEN@ ends it."""
+@pytest.mark.parametrize(
+    ("to", "subject"),
+    [("team-leave@lists.example", "leave"), ("team-request@lists.example", "unsubscribe")],
+)
+async def test_unsubscribe_by_mail_with_confirmation(
+    site: Site, postfix_mx: PostfixServer, to: str, subject: str
+) -> None:
+    """Mailman's default unsubscription policy is "confirm": mail to team-leave@ (or the
+    command "unsubscribe" to team-request@) brings a confirmation request to the member,
+    whose reply to team-confirm+TOKEN@ ends the subscription."""
     await asyncio.to_thread(_subscribe, site, MEMBER)
     leave = (
-        f"From: Bob <{MEMBER}>\r\nTo: team-leave@lists.example\r\nSubject: leave\r\n"
+        f"From: Bob <{MEMBER}>\r\nTo: {to}\r\nSubject: {subject}\r\n"
         "Message-ID: <leave-1@example.net>\r\nDate: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\n"
-        "bye\r\n"
     ).encode()
-    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, ["team-leave@lists.example"], leave)
+    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, [to], leave)
     assert replies[-1].startswith("250 2.0.0 Ok: queued as")
 
     def request() -> re.Match[bytes] | None:
@@ -479,7 +485,7 @@ async def test_unsubscribe_by_mail_with_confirmation(site: Site, postfix_mx: Pos
     assert replies[-1].startswith("250 ")
     await _wait(lambda: not site.mailman.members(LIST), site)
     delivered = [e["to"] for e in site.events if e["event"] == "delivered" and "lmtp" in e["relay"]]
-    assert delivered[:2] == ["<team-leave@lists.example>", f"<{address}>"]
+    assert delivered[:2] == [f"<{to}>", f"<{address}>"]
 
 
 async def test_verp_bounce_reaches_mailman_from_the_verp_address(
