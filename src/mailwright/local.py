@@ -15,6 +15,10 @@ sender of mail we forwarded) resolves to the address it stands for, if its hash 
 are right: that is how bounces of forwarded mail reach the original sender. A forged
 or expired one resolves to nobody (``550 5.1.1``).
 
+Mailman's list addresses exist when Mailman says the list does. While it cannot be
+asked, an address that could be a list's and is no mailbox or alias is neither found
+nor not found but :attr:`Lookup.UNKNOWN` (``451 4.3.0`` at RCPT: the sender retries).
+
 Local parts compare case-insensitively. RFC 5321 §2.4 lets a server treat them as
 case-sensitive, but for an application's own domain ``Billing@`` and ``billing@`` being
 two people is a trap, not a feature. Domains compare case-insensitively (RFC 5321 §2.4).
@@ -35,6 +39,8 @@ from .mailman import list_address, unanswerable
 from .srs import Srs, SrsError, is_srs
 
 REQUIRED_ROLES = ("postmaster", "abuse")
+MAX_ALIAS_DEPTH = 10
+RECIPIENT_DELIMITER = "+"
 
 
 class Lookup(Enum):
@@ -45,10 +51,6 @@ class Lookup(Enum):
     NOT_FOUND = "not found"
     UNKNOWN = "unknown"
     """It could be a list address and Mailman cannot be asked now (``451``, not ``550``)."""
-
-
-MAX_ALIAS_DEPTH = 10
-RECIPIENT_DELIMITER = "+"
 
 
 def _key(address: str) -> str:

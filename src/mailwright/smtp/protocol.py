@@ -426,7 +426,8 @@ class Session:
         if directory.is_local_domain(mailbox.domain):
             found = directory.lookup(address)
             if found is Lookup.UNKNOWN:
-                # perhaps a list address, and Mailman cannot be asked: try again later
+                # perhaps a list address, and Mailman cannot be asked: a transient local
+                # error (RFC 5321 §4.2.2 451; RFC 3463 X.3.0), the sender tries again
                 return _r(451, "4.3.0", f"<{address}>: list service unavailable, try again later")
             if found is Lookup.NOT_FOUND:
                 return _r(
