@@ -18,7 +18,7 @@ import base64
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ __all__ = [
     "MailmanError",
     "list_address",
     "mta_section",
+    "unanswerable",
 ]
 
 LIST_SUFFIXES = (
@@ -62,27 +63,39 @@ class ListAddress:
     extension: str = ""
 
 
-def list_address(address: str, exists: Callable[[str], bool]) -> ListAddress | None:
-    """Which list ``address`` belongs to, if any (``exists(fqdn_listname)`` asks Mailman)."""
+def _candidates(address: str) -> Iterator[ListAddress]:
+    """The readings of ``address`` as a list address, whichever lists exist: the posting
+    address ``name@domain`` first, then ``name-SUFFIX[+extension]@domain``."""
     local, at, domain = address.rpartition("@")
     if not at or not local:
-        return None
+        return
     domain = domain.lower().rstrip(".")
     base, plus, extension = local.lower().partition("+")
-    if not plus and exists(f"{base}@{domain}"):
-        return ListAddress(f"{base}@{domain}", "post")
+    if not plus:
+        yield ListAddress(f"{base}@{domain}", "post")
     for suffix in LIST_SUFFIXES:
         if not base.endswith("-" + suffix):
             continue
         name = base[: -len(suffix) - 1]
-        if not name or not exists(f"{name}@{domain}"):
+        if not name:
             continue
         if plus and (suffix not in _WITH_EXTENSION or not extension):
-            return None  # team-join+x, team-confirm+ (no token): not Mailman's
+            continue  # team-join+x, team-confirm+ (no token): not Mailman's
         if suffix == "confirm" and not plus:
-            return None  # a confirmation needs its token
-        return ListAddress(f"{name}@{domain}", suffix, extension)
-    return None
+            continue  # a confirmation needs its token
+        yield ListAddress(f"{name}@{domain}", suffix, extension)
+
+
+def list_address(address: str, exists: Callable[[str], bool | None]) -> ListAddress | None:
+    """Which list ``address`` belongs to, if any (``exists(fqdn_listname)`` asks Mailman;
+    only a list it says yes to counts)."""
+    return next((c for c in _candidates(address) if exists(c.fqdn_listname) is True), None)
+
+
+def unanswerable(address: str, exists: Callable[[str], bool | None]) -> bool:
+    """``address`` has the shape of a list address, and whether its list exists cannot
+    be known now (``exists`` answers None: Mailman's REST API is not answering)."""
+    return any(exists(c.fqdn_listname) is None for c in _candidates(address))
 
 
 class ListCache:
@@ -91,6 +104,13 @@ class ListCache:
     :meth:`exists` answers at once from the last answer (RCPT cannot wait for HTTP on
     every address); a stale answer starts a refresh in the background. :meth:`refresh`
     asks now (the server does once at start).
+
+    The answer is three-valued, so that Mailman being down is never taken for "no such
+    list" (a permanent ``550`` for mail that a minute later would be accepted): a list
+    named in Mailman's last answer exists (its mail is queued and retried over LMTP
+    while Mailman is down); another name does not, while that answer is good; if Mailman
+    never answered, or its last answer failed and the good one is older than
+    ``max_age``, the answer is None (unknown: ``451`` at RCPT).
     """
 
     def __init__(
@@ -111,13 +131,25 @@ class ListCache:
         self.clock = clock
         self.names: frozenset[str] = frozenset()
         self.fetched_at: float | None = None
+        """When Mailman was last asked (answered or not)."""
+        self.answered_at: float | None = None
+        """When Mailman last answered."""
         self.error: str | None = None
+        """Why the last question failed (None: it was answered)."""
         self._task: asyncio.Task[None] | None = None
 
-    def exists(self, fqdn_listname: str) -> bool:
-        if self.fetched_at is None or self.clock() - self.fetched_at > self.max_age:
+    def exists(self, fqdn_listname: str) -> bool | None:
+        """True, False, or None when Mailman cannot say now (see the class docstring)."""
+        now = self.clock()
+        if self.fetched_at is None or now - self.fetched_at > self.max_age:
             self._refresh_soon()
-        return fqdn_listname.lower() in self.names
+        if fqdn_listname.lower() in self.names:
+            return True
+        if self.answered_at is None:
+            return None
+        if self.error is not None and now - self.answered_at > self.max_age:
+            return None
+        return False
 
     def _refresh_soon(self) -> None:
         if self._task is not None and not self._task.done():
@@ -143,7 +175,7 @@ class ListCache:
         self.names = frozenset(
             str(e.get("fqdn_listname", "")).lower() for e in entries.get("entries", [])
         )
-        self.fetched_at = self.clock()
+        self.fetched_at = self.answered_at = self.clock()
         self.error = None
         return self.names
 

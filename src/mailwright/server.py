@@ -680,6 +680,7 @@ class Worker:
             tracking=self.tracking,
             verp_key=self.verp_key,
             list_addresses=lambda address: self.runtime.directory.is_list_address(address),
+            unknown_addresses=lambda a: self.runtime.directory.is_list_address_unknown(a),
         )
 
     def request_stop(self) -> None:
