@@ -199,3 +199,10 @@ def test_the_signature_covers_both_fields_and_dkimpy_verifies() -> None:
     # and a changed link breaks it
     forged = signed.replace(b"/unsubscribe/", b"/unsubscribe/x")
     assert not dkim.verify(forged, dnsfunc=lambda name, timeout=5: record)
+    # so does one added above ours (both fields are oversigned, RFC 6376 §8.15)
+    assert names.count("list-unsubscribe") == 2 and names.count("list-unsubscribe-post") == 2
+    for added in (
+        b"List-Unsubscribe: <https://evil.example/u>\r\n",
+        b"List-Unsubscribe-Post: x\r\n",
+    ):
+        assert not dkim.verify(added + signed, dnsfunc=lambda name, timeout=5: record)
