@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .errors import MailwrightError
 
@@ -30,6 +31,7 @@ __all__ = [
     "ListAddress",
     "ListCache",
     "MailmanError",
+    "MailmanRest",
     "list_address",
     "mta_section",
     "unanswerable",
@@ -98,7 +100,74 @@ def unanswerable(address: str, exists: Callable[[str], bool | None]) -> bool:
     return any(exists(c.fqdn_listname) is None for c in _candidates(address))
 
 
-class ListCache:
+class MailmanRest:
+    """Mailman's REST API (basic auth): what we ask of it and the one change we make.
+
+    Every failure to get an answer (down, refused, wrong password, not JSON) is a
+    :class:`MailmanError`."""
+
+    def __init__(self, rest_url: str, user: str, password: str, *, timeout: float = 10.0) -> None:
+        self.rest_url = rest_url.rstrip("/")
+        self.user = user
+        self.password = password
+        self.timeout = timeout
+
+    async def get(self, path: str) -> dict[str, Any]:
+        """GET a REST resource (``lists``, ``lists/ID/roster/member``) as JSON."""
+        status, body, url = await self.request("GET", path)
+        if status != 200:
+            raise MailmanError(f"Mailman REST {url}: HTTP {status}")
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise MailmanError(f"Mailman REST {url}: not JSON") from None
+        if not isinstance(data, dict):
+            raise MailmanError(f"Mailman REST {url}: unexpected answer")
+        return data
+
+    async def request(
+        self, method: str, path: str, form: dict[str, str] | None = None
+    ) -> tuple[int, bytes, str]:
+        """One call: the HTTP status, the body and the URL (for messages)."""
+        import aiohttp
+
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        url = f"{self.rest_url}/{path.lstrip('/')}"
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as http,
+                http.request(
+                    method, url, data=form, headers={"Authorization": f"Basic {token}"}
+                ) as response,
+            ):
+                return response.status, await response.read(), url
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise MailmanError(f"Mailman REST {url}: {exc or type(exc).__name__}") from None
+
+    async def unsubscribe(self, list_id: str, address: str) -> str:
+        """Remove the member ``address`` of ``list_id`` at once (RFC 8058 one-click).
+
+        ``DELETE lists/LIST_ID/member/ADDRESS`` with ``pre_confirmed`` and
+        ``pre_approved``: Mailman neither asks the member to confirm nor holds the
+        request for the list's moderators (the link already proved the member's
+        mailbox, and RFC 8058 §3.2 wants no further step). Returns ``"removed"``,
+        ``"not-member"`` (already gone: the same page for a second click) or
+        ``"pending"`` (Mailman still wants a confirmation: a Mailman that ignores the
+        flags)."""
+        path = f"lists/{quote(list_id, safe='')}/member/{quote(address, safe='@')}"
+        status, _, url = await self.request(
+            "DELETE", path, {"pre_confirmed": "true", "pre_approved": "true"}
+        )
+        if status in (200, 204):
+            return "removed"
+        if status == 404:
+            return "not-member"
+        if status == 202:
+            return "pending"
+        raise MailmanError(f"Mailman REST DELETE {url}: HTTP {status}")
+
+
+class ListCache(MailmanRest):
     """The lists Mailman has, as of at most ``max_age`` seconds ago.
 
     :meth:`exists` answers at once from the last answer (RCPT cannot wait for HTTP on
@@ -123,11 +192,8 @@ class ListCache:
         timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.rest_url = rest_url.rstrip("/")
-        self.user = user
-        self.password = password
+        super().__init__(rest_url, user, password, timeout=timeout)
         self.max_age = max_age
-        self.timeout = timeout
         self.clock = clock
         self.names: frozenset[str] = frozenset()
         self.fetched_at: float | None = None
@@ -178,30 +244,6 @@ class ListCache:
         self.fetched_at = self.answered_at = self.clock()
         self.error = None
         return self.names
-
-    async def get(self, path: str) -> dict[str, Any]:
-        """GET a REST resource (``lists``, ``lists/ID/roster/member``) as JSON."""
-        import aiohttp
-
-        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
-        url = f"{self.rest_url}/{path.lstrip('/')}"
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as http,
-                http.get(url, headers={"Authorization": f"Basic {token}"}) as response,
-            ):
-                body = await response.read()
-                if response.status != 200:
-                    raise MailmanError(f"Mailman REST {url}: HTTP {response.status}")
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise MailmanError(f"Mailman REST {url}: {exc or type(exc).__name__}") from None
-        try:
-            data = json.loads(body)
-        except ValueError:
-            raise MailmanError(f"Mailman REST {url}: not JSON") from None
-        if not isinstance(data, dict):
-            raise MailmanError(f"Mailman REST {url}: unexpected answer")
-        return data
 
 
 def read_password(path: Path) -> str:

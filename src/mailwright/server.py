@@ -253,6 +253,16 @@ def build_runtime(config: Config, dev_mode: bool) -> tuple[Runtime, list[str]]:
         if inbound:
             raise UserError(f"{config.source}: {message}", "add mailboxes = [...] or an alias")
         notes.append(message)
+    if config.mailman is not None and not config.mailman.unsubscribe_url:
+        notes.append(
+            "list posts leave without RFC 8058 one-click unsubscribe: set [mailman]"
+            " unsubscribe_url (README: Mailing lists)"
+        )
+    elif config.mailman is not None and not any(li.role == "http" for li in config.listeners):
+        notes.append(
+            f"[mailman] unsubscribe_url {config.mailman.unsubscribe_url} needs an http listener"
+            " to answer at /unsubscribe/TOKEN"
+        )
     for listener in config.listeners:
         if listener.auth != "none" and not config.users:
             notes.append(f"listener {listener.name}: auth = {listener.auth} but no [[users]]")
@@ -388,6 +398,9 @@ class Worker:
         self.tracking: Tracking | None = None
         self.webhooks: WebhookSender | None = None
         self.verp_key: bytes | None = None
+        self.unsubscribe_key: bytes | None = None
+        """RFC 8058 one-click links (with ``[mailman]`` at start): made by intake,
+        checked by the http listener."""
         self._tls_report_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self.http: Any = None
@@ -403,6 +416,8 @@ class Worker:
         await self._start_tracking()
         lists = list_cache(config)
         if lists is not None:
+            self.unsubscribe_key = await self._unsubscribe_key()
+            self.smtp.unsubscribe_key = self.unsubscribe_key
             try:  # the lists are known before the first RCPT
                 await lists.refresh()
             except MailmanError as exc:
@@ -430,6 +445,16 @@ class Worker:
             self._rotation_task = asyncio.create_task(
                 rotate_on_schedule(lambda: self.runtime.config, self.logger.event, reload_all)
             )
+
+    async def _unsubscribe_key(self) -> bytes:
+        """``DATA_DIR/unsubscribe.key``, or the one every node of a shared queue database
+        uses (a link made by one node is followed on another)."""
+        from .rfc8058 import load_or_create_key as load_unsubscribe_key
+
+        key = await asyncio.to_thread(load_unsubscribe_key, self.runtime.config.data_dir)
+        if isinstance(self.store, EventStore):
+            key = await self.store.shared_secret("unsubscribe", key)
+        return key
 
     async def _start_tracking(self) -> None:
         """Events, suppressions, bounce processing and (in worker 0) webhooks."""
@@ -492,6 +517,8 @@ class Worker:
                 tracking=self.tracking,
                 smtp=self.smtp,
                 logger=self.logger,
+                unsubscribe_key=self.unsubscribe_key,
+                mailman=lambda: list_cache(self.runtime.config),
             )
             app = make_app(CertificateStore(config.data_dir), services, self._mta_sts_policy)
             self.http = HttpServer(app, config.listeners, lambda: self._tls)

@@ -324,3 +324,36 @@ def test_data_replies_missing_ones_are_temporary() -> None:
     ok = Reply(250, ("2.0.0 ok",))
     replies = lmtp.data_replies(["a", "b"], [ok])
     assert replies["a"] is ok and replies["b"].code == 451
+
+
+def test_unsubscribe_url_config(tmp_path: Path) -> None:
+    config = parse_config(
+        {"mailman": {"unsubscribe_url": "https://lists.example/unsubscribe"}},
+        tmp_path / "mailwright.toml",
+    )
+    assert config.mailman is not None
+    assert config.mailman.unsubscribe_url == "https://lists.example/unsubscribe"
+    assert config.mailman.unsubscribe_max_age_days == 180
+    with pytest.raises(ConfigError, match="not an https:// URL") as caught:
+        parse_config(
+            {"mailman": {"unsubscribe_url": "http://lists.example/unsubscribe"}},
+            tmp_path / "m.toml",
+        )
+    assert "mailman.unsubscribe_url" in str(caught.value)
+    with pytest.raises(ConfigError, match="unsubscribe_max_age_days"):
+        parse_config({"mailman": {"unsubscribe_max_age_days": 0}}, tmp_path / "m.toml")
+
+
+def test_config_check_names_a_bad_unsubscribe_url_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mailwright.cli.main import main
+
+    path = tmp_path / "mailwright.toml"
+    path.write_text('[mailman]\nunsubscribe_url = "http://lists.example/unsubscribe"\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(path), "config", "check"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "mailman.unsubscribe_url" in err and "https://lists.example/unsubscribe" in err
+    assert "Traceback" not in err

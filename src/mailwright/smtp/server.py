@@ -44,6 +44,7 @@ from ..queue.events import Event
 from ..queue.store import Origin
 from ..queue.suppressions import Suppression
 from ..queue.tracking import Tracking
+from ..rfc8058 import OneClick
 from . import intake
 from .address import parse_path
 from .auth import AuthLimiter, Credentials
@@ -121,10 +122,20 @@ class Runtime:
         return intake_policy(self)
 
 
-def intake_policy(runtime: Runtime, max_hops: int = intake.DEFAULT_MAX_HOPS) -> IntakePolicy:
+def intake_policy(
+    runtime: Runtime,
+    max_hops: int = intake.DEFAULT_MAX_HOPS,
+    *,
+    unsubscribe_key: bytes | None = None,
+) -> IntakePolicy:
     """The intake decisions of this configuration (require_dkim needs a configured,
-    non-development server: the development server signs with its own key)."""
+    non-development server: the development server signs with its own key). One-click
+    links need ``[mailman] unsubscribe_url`` and the worker's ``unsubscribe_key``."""
     config = runtime.config
+    one_click: OneClick | None = None
+    mailman = config.mailman
+    if unsubscribe_key is not None and mailman is not None and mailman.unsubscribe_url:
+        one_click = OneClick(unsubscribe_key, mailman.unsubscribe_url)
     return IntakePolicy(
         hostname=config.hostname,
         signer=None if runtime.signer is None else timed_signer(runtime.signer),
@@ -135,6 +146,8 @@ def intake_policy(runtime: Runtime, max_hops: int = intake.DEFAULT_MAX_HOPS) -> 
         sealer=runtime.sealer,
         srs=runtime.directory.srs,
         own_bounces=runtime.directory.is_list_address,
+        lists=runtime.directory.lists,
+        one_click=one_click,
     )
 
 
@@ -181,6 +194,9 @@ class SmtpServer:
         self.feedback: FeedbackProcessor | None = None
         """Reads mail to bounce addresses, postmaster@ and abuse@ (None: not read)."""
         self._feedback_tasks: set[asyncio.Task[None]] = set()
+        self.unsubscribe_key: bytes | None = None
+        """The RFC 8058 one-click key (set by the serving worker with ``[mailman]``;
+        None: list posts get no one-click links)."""
 
     def _policy(
         self, listener: ListenerConfig, ssl_context: ssl.SSLContext | None
@@ -339,7 +355,9 @@ class SmtpServer:
             esmtp=session.esmtp,
             tls=conn.tls_description() if session.tls else None,
         )
-        policy = intake_policy(runtime, self.settings.max_hops)
+        policy = intake_policy(
+            runtime, self.settings.max_hops, unsubscribe_key=self.unsubscribe_key
+        )
         decision: InboundDecision | None = None
         refused = intake.screen(ready.data, policy)
         if refused is not None:
@@ -357,6 +375,9 @@ class SmtpServer:
                 return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
         if arrival.inbound and not arrival.submission:
             decision = await self._check_inbound(conn, ready, queue_id)
+        copies = intake.per_member(envelope, ready.data, arrival, policy)
+        if len(copies) > 1:
+            return await self._accept_per_member(conn, copies, ready.data, arrival, policy, found)
         result = intake.prepare(
             envelope,
             ready.data,
@@ -396,6 +417,76 @@ class SmtpServer:
         )
         self._read_reports(envelope, ready.data)
         return Reply.of(250, "2.0.0", f"Ok: queued as {queue_id}")
+
+    async def _accept_per_member(
+        self,
+        conn: SmtpConnection,
+        envelopes: Sequence[Envelope],
+        data: bytes,
+        arrival: Arrival,
+        policy: IntakePolicy,
+        found: dict[str, Suppression],
+    ) -> Reply:
+        """A list post split into one queue entry per member (:func:`.intake.per_member`):
+        each copy carries its own one-click link under its own signature. Prepared in a
+        thread (a signature and an ARC Set per copy would stall the event loop for a big
+        list), then committed one by one; when a commit fails, the copies already queued
+        are deleted again before the ``451``, so Mailman's retry sends no duplicates."""
+
+        def prepare_all() -> list[intake.Accepted | intake.Refused]:
+            return [
+                intake.prepare(
+                    envelope,
+                    data,
+                    arrival,
+                    policy,
+                    queue_id=new_queue_id(),
+                    suppressed=tuple(a for a in found if envelope.recipients[0].address == a),
+                )
+                for envelope in envelopes
+            ]
+
+        results = await asyncio.to_thread(prepare_all)
+        accepted: list[intake.Accepted] = []
+        for result in results:
+            if isinstance(result, intake.Refused):
+                return result.reply  # every copy is refused alike (require_dkim, hops)
+            accepted.append(result)
+        dev_mode = self.state.dev_mode
+        queued: list[str] = []
+        try:
+            for result in accepted:
+                events_for = self._events_for(result, found, dev_mode)
+                if result.recipients:
+                    queued.append(await self.commit(result, events_for))
+                elif events_for is not None and self.tracking is not None:
+                    await self.tracking.record(events_for(result.queue_id))
+        except (QueueError, OSError) as exc:
+            self.logger.event("error", what="enqueue", reason=str(exc), client=conn.client_ip)
+            for queue_id in queued:
+                with contextlib.suppress(QueueError, OSError):
+                    await self.store.delete(queue_id)
+            return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
+        for result, queue_id in zip((a for a in accepted if a.recipients), queued, strict=True):
+            self.logger.event(
+                "accepted",
+                queue_id,
+                from_=angle(result.sender),
+                size=len(result.message),
+                nrcpt=1,
+                client=conn.client_ip,
+                listener=conn.listener.config.name,
+                user=conn.session.user,
+            )
+        for result in accepted:
+            for address in result.suppressed:
+                self.logger.event(
+                    "dropped", result.queue_id, to=angle(address), reason="suppressed"
+                )
+        if not queued:
+            return Reply.of(250, "2.0.0", "Ok: not queued, every recipient suppressed")
+        more = f" and {len(queued) - 1} more" if len(queued) > 1 else ""
+        return Reply.of(250, "2.0.0", f"Ok: queued as {queued[0]}{more} (one per member)")
 
     def _events_for(
         self, accepted: intake.Accepted, found: dict[str, Suppression], dev_mode: bool
