@@ -118,8 +118,9 @@ class IntakePolicy:
     own_bounces: Callable[[str], bool] | None = None
     """Senders that handle their own bounces (Mailman's ``-bounces`` addresses, with its
     own VERP): they keep their return path and get our DSNs, never VERP."""
-    lists: Callable[[str], bool] | None = None
-    """Whether Mailman has the list ``fqdn_listname`` (None: no Mailman)."""
+    lists: Callable[[str], bool | None] | None = None
+    """Whether Mailman has the list ``fqdn_listname`` (None for the whole: no Mailman; the
+    answer None: Mailman cannot say now)."""
     one_click: rfc8058.OneClick | None = None
     """Adds RFC 8058 one-click links to list posts (None: ``unsubscribe_url`` unset)."""
 
