@@ -195,6 +195,12 @@ class MailmanConfig:
     rest_password_file: Path | None = None
     cache_seconds: float = 30.0
     """How long the REST API's list of lists is trusted."""
+    unsubscribe_url: str | None = None
+    """The public HTTPS base of RFC 8058 one-click links (``https://lists.example/unsubscribe``,
+    served by an ``http`` listener at ``/unsubscribe/TOKEN``); None: list posts leave
+    with Mailman's mailto URI only."""
+    unsubscribe_max_age_days: int = 180
+    """How long a one-click link works after the message was sent."""
 
 
 @dataclass(frozen=True)
@@ -760,12 +766,29 @@ def _mailman(t: _Table) -> MailmanConfig:
             f"{url!r} is not an http URL",
             'write "http://127.0.0.1:8001/3.1"',
         )
+    unsubscribe_url = t.text("unsubscribe_url", None) or None
+    if unsubscribe_url is not None:
+        from .rfc8058 import url_problem
+
+        problem = url_problem(unsubscribe_url)
+        if problem is not None:
+            raise ConfigError(
+                t.file,
+                t.key("unsubscribe_url"),
+                f"{unsubscribe_url!r}: {problem}",
+                'write the public HTTPS address of an http listener, e.g. "https://lists.example'
+                '/unsubscribe"',
+            )
     return MailmanConfig(
         lmtp_host=t.text("lmtp_host", "127.0.0.1") or "127.0.0.1",
         lmtp_port=t.integer("lmtp_port", 8024, minimum=1, maximum=65535),
         rest_url=url,
         rest_user=t.text("rest_user", "restadmin") or "restadmin",
         cache_seconds=t.number("cache_seconds", 30.0, minimum=0.0),
+        unsubscribe_url=unsubscribe_url,
+        unsubscribe_max_age_days=t.integer(
+            "unsubscribe_max_age_days", 180, minimum=1, maximum=3650
+        ),
         rest_password_file=t.finish_path("rest_password_file"),
     )
 

@@ -15,6 +15,10 @@ sender of mail we forwarded) resolves to the address it stands for, if its hash 
 are right: that is how bounces of forwarded mail reach the original sender. A forged
 or expired one resolves to nobody (``550 5.1.1``).
 
+Mailman's list addresses exist when Mailman says the list does. While it cannot be
+asked, an address that could be a list's and is no mailbox or alias is neither found
+nor not found but :attr:`Lookup.UNKNOWN` (``451 4.3.0`` at RCPT: the sender retries).
+
 Local parts compare case-insensitively. RFC 5321 §2.4 lets a server treat them as
 case-sensitive, but for an application's own domain ``Billing@`` and ``billing@`` being
 two people is a trap, not a feature. Domains compare case-insensitively (RFC 5321 §2.4).
@@ -28,14 +32,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from enum import Enum
 
 from .dns.names import normalize
-from .mailman import list_address
+from .mailman import list_address, unanswerable
 from .srs import Srs, SrsError, is_srs
 
 REQUIRED_ROLES = ("postmaster", "abuse")
 MAX_ALIAS_DEPTH = 10
 RECIPIENT_DELIMITER = "+"
+
+
+class Lookup(Enum):
+    """Whether a local address exists: three answers, because one part of the directory
+    (Mailman's lists) lives in another program that can be down."""
+
+    FOUND = "found"
+    NOT_FOUND = "not found"
+    UNKNOWN = "unknown"
+    """It could be a list address and Mailman cannot be asked now (``451``, not ``550``)."""
 
 
 def _key(address: str) -> str:
@@ -60,9 +75,9 @@ class LocalDirectory:
     are consumed by the bounce processor (mailwright.feedback), never a mailbox."""
     srs: Srs | None = None
     """Reverses SRS addresses (None: no forwarding set up, SRS addresses are unknown)."""
-    lists: Callable[[str], bool] | None = None
-    """Whether Mailman has a list (``fqdn_listname``); its addresses resolve to themselves
-    and are delivered over LMTP (mailwright.mailman)."""
+    lists: Callable[[str], bool | None] | None = None
+    """Whether Mailman has a list (``fqdn_listname``; None: Mailman cannot say now); its
+    addresses resolve to themselves and are delivered over LMTP (mailwright.mailman)."""
 
     @classmethod
     def build(
@@ -143,8 +158,11 @@ class LocalDirectory:
                 return (self.srs.reverse(address),)
             except SrsError:
                 return None
-        if self.lists is not None and self.is_local(address) and self.is_list_address(address):
-            return (address,)
+        if self.lists is not None and self.is_local(address):
+            if self.is_list_address(address):
+                return (address,)
+            if self.is_list_address_unknown(address) and not self._own_entry(_key(address)):
+                return None  # perhaps a list's: not the catch-all's while Mailman is down
         return self._resolve(_key(address), 0)
 
     def is_list_address(self, address: str) -> bool:
@@ -152,7 +170,27 @@ class LocalDirectory:
         return self.lists is not None and list_address(address, self.lists) is not None
 
     def exists(self, address: str) -> bool:
-        return self.resolve(address) is not None or self.is_bounce_address(address)
+        return self.lookup(address) is Lookup.FOUND
+
+    def lookup(self, address: str) -> Lookup:
+        """Whether ``address`` exists; UNKNOWN for an address of a local domain that no
+        mailbox or alias has and that could be a list address while Mailman is not
+        answering (mailwright.mailman.ListCache)."""
+        if self.resolve(address) is not None or self.is_bounce_address(address):
+            return Lookup.FOUND
+        if self.is_list_address_unknown(address):
+            return Lookup.UNKNOWN
+        return Lookup.NOT_FOUND
+
+    def is_list_address_unknown(self, address: str) -> bool:
+        """A local address that is a list address if Mailman has that list, which it
+        cannot be asked now."""
+        return (
+            self.lists is not None
+            and self.is_local(address)
+            and not is_srs(address)
+            and unanswerable(address, self.lists)
+        )
 
     def is_bounce_address(self, address: str) -> bool:
         """A bounce address of ours (``bounces@`` or ``bounces+...@`` a local domain)."""
@@ -189,6 +227,12 @@ class LocalDirectory:
                 return None
             out.extend(r for r in resolved if r not in out)
         return tuple(out)
+
+    def _own_entry(self, key: str) -> bool:
+        """An alias or mailbox of this very address (or of it without ``+extension``)."""
+        local, _, domain = key.rpartition("@")
+        base = local.split(RECIPIENT_DELIMITER, 1)[0]
+        return self._lookup(key) is not None or self._lookup(f"{base}@{domain}") is not None
 
     def _lookup(self, key: str) -> tuple[str, ...] | None:
         if key in self.aliases:

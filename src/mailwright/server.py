@@ -256,6 +256,16 @@ def build_runtime(config: Config, dev_mode: bool) -> tuple[Runtime, list[str]]:
         if inbound:
             raise UserError(f"{config.source}: {message}", "add mailboxes = [...] or an alias")
         notes.append(message)
+    if config.mailman is not None and not config.mailman.unsubscribe_url:
+        notes.append(
+            "list posts leave without RFC 8058 one-click unsubscribe: set [mailman]"
+            " unsubscribe_url (README: Mailing lists)"
+        )
+    elif config.mailman is not None and not any(li.role == "http" for li in config.listeners):
+        notes.append(
+            f"[mailman] unsubscribe_url {config.mailman.unsubscribe_url} needs an http listener"
+            " to answer at /unsubscribe/TOKEN"
+        )
     for listener in config.listeners:
         if listener.auth != "none" and not config.users:
             notes.append(f"listener {listener.name}: auth = {listener.auth} but no [[users]]")
@@ -391,6 +401,9 @@ class Worker:
         self.tracking: Tracking | None = None
         self.webhooks: WebhookSender | None = None
         self.verp_key: bytes | None = None
+        self.unsubscribe_key: bytes | None = None
+        """RFC 8058 one-click links (with ``[mailman]`` at start): made by intake,
+        checked by the http listener."""
         self._tls_report_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self.http: Any = None
@@ -406,6 +419,8 @@ class Worker:
         await self._start_tracking()
         lists = list_cache(config)
         if lists is not None:
+            self.unsubscribe_key = await self._unsubscribe_key()
+            self.smtp.unsubscribe_key = self.unsubscribe_key
             try:  # the lists are known before the first RCPT
                 await lists.refresh()
             except MailmanError as exc:
@@ -433,6 +448,16 @@ class Worker:
             self._rotation_task = asyncio.create_task(
                 rotate_on_schedule(lambda: self.runtime.config, self.logger.event, reload_all)
             )
+
+    async def _unsubscribe_key(self) -> bytes:
+        """``DATA_DIR/unsubscribe.key``, or the one every node of a shared queue database
+        uses (a link made by one node is followed on another)."""
+        from .rfc8058 import load_or_create_key as load_unsubscribe_key
+
+        key = await asyncio.to_thread(load_unsubscribe_key, self.runtime.config.data_dir)
+        if isinstance(self.store, EventStore):
+            key = await self.store.shared_secret("unsubscribe", key)
+        return key
 
     async def _start_tracking(self) -> None:
         """Events, suppressions, bounce processing and (in worker 0) webhooks."""
@@ -462,7 +487,7 @@ class Worker:
 
     async def _prune_events(self) -> None:
         """Hourly: events older than ``[events] retention_days`` that every webhook has
-        passed are deleted."""
+        passed are deleted, and soft bounces outside ``soft_bounce_days``."""
         while True:
             await asyncio.sleep(PRUNE_INTERVAL)
             assert self.tracking is not None
@@ -472,6 +497,8 @@ class Worker:
             try:
                 keep = await self.tracking.store.min_webhook_seq(urls)
                 await self.tracking.prune(time.time() - retention, keep)
+                window = config.suppression.soft_bounce_days * 86400
+                await self.tracking.store.prune_soft_bounces(time.time() - window)
             except Exception as exc:  # pruning must never stop the server
                 self.logger.event("error", what="prune-events", reason=str(exc))
 
@@ -493,6 +520,8 @@ class Worker:
                 tracking=self.tracking,
                 smtp=self.smtp,
                 logger=self.logger,
+                unsubscribe_key=self.unsubscribe_key,
+                mailman=lambda: list_cache(self.runtime.config),
             )
             app = make_app(CertificateStore(config.data_dir), services, self._mta_sts_policy)
             self.http = HttpServer(app, config.listeners, lambda: self._tls)
@@ -681,6 +710,7 @@ class Worker:
             tracking=self.tracking,
             verp_key=self.verp_key,
             list_addresses=lambda address: self.runtime.directory.is_list_address(address),
+            unknown_addresses=lambda a: self.runtime.directory.is_list_address_unknown(a),
         )
 
     def request_stop(self) -> None:

@@ -138,11 +138,11 @@ def parse_bounce_address(
     return verify_token(key, local[len(prefix) :], now=now, max_age_days=max_age_days)
 
 
-def load_or_create_key(data_dir: Path) -> bytes:
-    """The HMAC key in ``DATA_DIR/verp.key`` (made, mode 0600, on first use).
+def load_or_create_key(data_dir: Path, *, file: str = KEY_FILE) -> bytes:
+    """The HMAC key in ``DATA_DIR/verp.key`` (or ``file``; made, mode 0600, on first use).
 
     Racing processes: the file is created with O_EXCL, the loser reads the winner's."""
-    path = Path(data_dir) / KEY_FILE
+    path = Path(data_dir) / file
     try:
         key = path.read_bytes()
     except FileNotFoundError:

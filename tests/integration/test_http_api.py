@@ -101,6 +101,27 @@ def test_idempotency_key(server: ApiServer) -> None:
     assert admin[0] == 202
 
 
+def test_idempotency_key_on_the_postgresql_queue(postgres_url: str, tmp_path: Path) -> None:
+    server = start_api_server(tmp_path, extra=f'[queue]\nurl = "{postgres_url}"\n')
+    try:
+        headers = {"Idempotency-Key": "order-pg"}
+        body = {**MESSAGE, "tags": ["idem-pg"]}
+        first = server.json("POST", "/v1/messages", body, key="send", headers=headers)
+        status, replayed, replay = server.request(
+            "POST", "/v1/messages", body, key="send", headers=headers
+        )
+        assert first[0] == status == 202 and json.loads(replay) == first[1]
+        assert replayed.get("Idempotent-Replayed") == "true"
+        _, page = server.json("GET", "/v1/events?type=queued&tag=idem-pg", key="read")
+        assert len(page["events"]) == 1
+        other = server.json(
+            "POST", "/v1/messages", {**MESSAGE, "text": "x"}, key="send", headers=headers
+        )
+        assert other[0] == 409
+    finally:
+        assert server.stop() == 0
+
+
 def test_send_at_delays_delivery(server: ApiServer) -> None:
     later = time.time() + 3600
     status, sent = server.json("POST", "/v1/messages", {**MESSAGE, "send_at": later}, key="send")

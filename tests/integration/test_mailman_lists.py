@@ -10,6 +10,7 @@ by mail, with Mailman's confirmation round trip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,16 +21,18 @@ from typing import Any
 import dkim
 import pytest
 
-from mailwright.config import parse_config
+from mailwright.config import Config, parse_config
 from mailwright.delivery.agent import DeliveryAgent
-from mailwright.dkim import generate_key, private_key_pem, txt_strings
+from mailwright.dkim import SigningKey, generate_key, private_key_pem, sign_message, txt_strings
 from mailwright.dkim.keys import dns_record_value
 from mailwright.log import EventLogger
+from mailwright.mailman import MailmanError
 from mailwright.queue import SqliteQueueStore
 from mailwright.server import build_runtime, list_cache
 from mailwright.smtp.server import SmtpServer
 from mailwright.testing.mailman import MailmanCore
 from mailwright.testing.nsd import NsdServer
+from mailwright.testing.opendmarc import DmarcMilters
 from mailwright.testing.ports import free_port
 from mailwright.testing.postfix import PostfixServer
 
@@ -65,21 +68,32 @@ class Site:
     agent: DeliveryAgent
     mailman: MailmanCore
     submission_port: int
+    config: Config
 
     async def run_agent(self) -> None:
         await self.agent.run_once()
         await self.agent.drain()
 
 
-@pytest.fixture
-async def site(
+@contextlib.asynccontextmanager
+async def running_site(
     world: NsdServer,
-    postfix_mx: PostfixServer,
+    mx: PostfixServer,
     mailman_core: Callable[..., MailmanCore],
     tmp_path: Path,
+    *,
+    start_mailman: bool = True,
+    mta_settings: dict[str, str] | None = None,
 ) -> AsyncIterator[Site]:
+    """mailwright for lists.example in front of a private Mailman with list ``team``
+    (``start_mailman=False``: Mailman configured, not started), delivering to ``mx``."""
     submission_port = free_port()
-    core = mailman_core(smtp_port=submission_port, start=False)
+    core = mailman_core(
+        smtp_port=submission_port,
+        nameserver=world.nameserver,
+        mta_settings=mta_settings,
+        start=False,
+    )
     key_file = tmp_path / "list.key"
     key_file.write_bytes(private_key_pem(LIST_KEY))
     config = parse_config(
@@ -97,7 +111,7 @@ async def site(
                 "rest_password_file": str(core.password_file),
                 "cache_seconds": 0,
             },
-            "delivery": {"mode": "direct", "outbound_port": postfix_mx.port},
+            "delivery": {"mode": "direct", "outbound_port": mx.port},
             "listeners": [
                 {"name": "mx", "address": "127.0.0.1", "port": 25, "role": "inbound"},
                 {"name": "mailman", "address": "127.0.0.1", "port": submission_port},
@@ -125,18 +139,37 @@ async def site(
         intake=lambda: state.intake,
         commit=smtp.commit,
         list_addresses=state.directory.is_list_address,
+        unknown_addresses=state.directory.is_list_address_unknown,
     )
     agent.idle_seconds = 0.05
+    site = Site(smtp, store, events, agent, core, submission_port, config)
     try:
-        await asyncio.to_thread(core.start)
-        await asyncio.to_thread(core.create_list, LIST)
-        cache = list_cache(config)
-        assert cache is not None
-        await cache.refresh()
-        yield Site(smtp, store, events, agent, core, submission_port)
+        if start_mailman:
+            await site_mailman_start(site)
+        yield site
     finally:
         await smtp.stop()
         await store.close()
+
+
+async def site_mailman_start(site: Site) -> None:
+    """Start the site's Mailman, make the list, and let mailwright ask for its lists."""
+    await asyncio.to_thread(site.mailman.start)
+    await asyncio.to_thread(site.mailman.create_list, LIST)
+    cache = list_cache(site.config)
+    assert cache is not None
+    await cache.refresh()
+
+
+@pytest.fixture
+async def site(
+    world: NsdServer,
+    postfix_mx: PostfixServer,
+    mailman_core: Callable[..., MailmanCore],
+    tmp_path: Path,
+) -> AsyncIterator[Site]:
+    async with running_site(world, postfix_mx, mailman_core, tmp_path) as running:
+        yield running
 
 
 async def _smtp(port: int, mail_from: str, rcpts: list[str], message: bytes | None) -> list[str]:
@@ -382,3 +415,228 @@ async def test_a_members_hard_bounce_moves_mailmans_bounce_score(
     assert {e["to"] for e in bounced} == {"<gone@example.net>"}
     dsn = [e for e in site.events if e["event"] == "delivered" and "lmtp" in e["relay"]]
     assert any(e["to"].startswith("<team-bounces") for e in dsn)
+
+
+async def test_rcpt_while_mailman_has_never_answered_is_451_until_it_does(
+    world: NsdServer,
+    postfix_mx: PostfixServer,
+    mailman_core: Callable[..., MailmanCore],
+    tmp_path: Path,
+) -> None:
+    """mailwright started while Mailman is down: a list address is 451 (try later), not
+    550; mailboxes work; other domains are still refused; once Mailman answers, 250."""
+    async with running_site(world, postfix_mx, mailman_core, tmp_path, start_mailman=False) as s:
+        cache = list_cache(s.config)
+        assert cache is not None
+        with pytest.raises(MailmanError):
+            await cache.refresh()
+        rcpts = [LIST, "team-leave@lists.example", "postmaster@lists.example", "x@example.org"]
+        replies = await _smtp(s.smtp.ports()["mx"], MEMBER, rcpts, None)
+        assert [r[:9] for r in replies] == ["451 4.3.0", "451 4.3.0", "250 2.1.5", "554 5.7.1"]
+        assert "list service unavailable" in replies[0]
+        await site_mailman_start(s)
+        replies = await _smtp(s.smtp.ports()["mx"], MEMBER, [LIST, "ghost@lists.example"], None)
+        assert [r[:9] for r in replies] == ["250 2.1.5", "550 5.1.1"]
+
+
+def _subscribe(site: Site, *members: str) -> None:
+    """Members without confirmation (REST, pre-approved); no welcome message."""
+    list_id = LIST.replace("@", ".")
+    site.mailman.rest("PATCH", f"lists/{list_id}/config", {"send_welcome_message": "false"})
+    flags = {"pre_verified": "true", "pre_confirmed": "true", "pre_approved": "true"}
+    for member in members:
+        site.mailman.rest("POST", "members", {"list_id": list_id, "subscriber": member, **flags})
+
+
+@pytest.mark.parametrize(
+    ("to", "subject"),
+    [("team-leave@lists.example", "leave"), ("team-request@lists.example", "unsubscribe")],
+)
+async def test_unsubscribe_by_mail_with_confirmation(
+    site: Site, postfix_mx: PostfixServer, to: str, subject: str
+) -> None:
+    """Mailman's default unsubscription policy is "confirm": mail to team-leave@ (or the
+    command "unsubscribe" to team-request@) brings a confirmation request to the member,
+    whose reply to team-confirm+TOKEN@ ends the subscription."""
+    await asyncio.to_thread(_subscribe, site, MEMBER)
+    leave = (
+        f"From: Bob <{MEMBER}>\r\nTo: {to}\r\nSubject: {subject}\r\n"
+        "Message-ID: <leave-1@example.net>\r\nDate: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\n"
+    ).encode()
+    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, [to], leave)
+    assert replies[-1].startswith("250 2.0.0 Ok: queued as")
+
+    def request() -> re.Match[bytes] | None:
+        for message in postfix_mx.messages():
+            found = re.search(rb"team-confirm\+([0-9a-f]+)@lists\.example", message)
+            if found:
+                return found
+        return None
+
+    token = (await _wait(request, site)).group(1).decode()
+    # still a member until the confirmation
+    assert [m["email"] for m in await asyncio.to_thread(site.mailman.members, LIST)] == [MEMBER]
+    address = f"team-confirm+{token}@lists.example"
+    confirm = (
+        f"From: Bob <{MEMBER}>\r\nTo: {address}\r\nSubject: Re: confirm {token}\r\n"
+        "Message-ID: <confirm-2@example.net>\r\nDate: Tue, 24 Nov 2026 19:01:00 +0000\r\n\r\n"
+    ).encode()
+    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, [address], confirm)
+    assert replies[-1].startswith("250 ")
+    await _wait(lambda: not site.mailman.members(LIST), site)
+    delivered = [e["to"] for e in site.events if e["event"] == "delivered" and "lmtp" in e["relay"]]
+    assert delivered[:2] == [f"<{to}>", f"<{address}>"]
+
+
+async def test_verp_bounce_reaches_mailman_from_the_verp_address(
+    world: NsdServer,
+    postfix_mx: PostfixServer,
+    mailman_core: Callable[..., MailmanCore],
+    tmp_path: Path,
+) -> None:
+    """With Mailman's VERP on (every post), each member's copy leaves with the envelope
+    sender team-bounces+member=domain@; our DSN for a refused member goes to exactly that
+    address (accepted at RCPT, over LMTP) and Mailman scores that member."""
+    verp = {"verp_delivery_interval": "1", "verp_personalized_deliveries": "yes"}
+    async with running_site(world, postfix_mx, mailman_core, tmp_path, mta_settings=verp) as s:
+        await asyncio.to_thread(_subscribe, s, MEMBER, "gone@example.net")
+        await asyncio.to_thread(
+            postfix_mx.set_recipient_access, {"gone@example.net": "550 5.1.1 no such user"}
+        )
+        post = (
+            f"From: Bob <{MEMBER}>\r\nTo: {LIST}\r\nSubject: minutes\r\n"
+            "Message-ID: <post-3@example.net>\r\nDate: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\n"
+            "The minutes, in spirit.\r\n"
+        ).encode()
+        replies = await _smtp(s.smtp.ports()["mx"], MEMBER, [LIST], post)
+        assert replies[-1].startswith("250 ")
+
+        def score() -> float | None:
+            for member in s.mailman.members(LIST):
+                if member["email"] == "gone@example.net" and float(member.get("bounce_score", 0)):
+                    return float(member["bounce_score"])
+            return None
+
+        assert await _wait(score, s, timeout=90) >= 1
+        bounced = [e for e in s.events if e["event"] == "bounced"]
+        assert [e["to"] for e in bounced] == ["<gone@example.net>"]
+        # the copy for gone@ carried its VERP envelope sender, and our DSN went there
+        verp_address = "team-bounces+gone=example.net@lists.example"
+        lmtp = [e["to"] for e in s.events if e["event"] == "delivered" and "lmtp" in e["relay"]]
+        assert lmtp == [f"<{LIST}>", f"<{verp_address}>"]
+        # bob's copy arrived with his own VERP return path
+        copies = [m for m in postfix_mx.messages() if b"Subject: [Team] minutes" in m]
+        assert len(copies) == 1
+        assert b"Return-Path: <team-bounces+bob=example.net@lists.example>" in copies[0]
+
+
+async def test_lmtp_partial_failure_with_a_list_deleted_after_rcpt(site: Site) -> None:
+    """One message to two lists in one LMTP transaction; the second list is deleted
+    after our RCPT accepted it: Mailman takes team@ (250) and refuses the other at RCPT
+    (550), so team@ is delivered and only the other recipient bounces."""
+    await asyncio.to_thread(site.mailman.create_list, "doomed@lists.example")
+    cache = list_cache(site.config)
+    assert cache is not None
+    await cache.refresh()
+    post = (
+        f"From: Bob <{MEMBER}>\r\nTo: {LIST}, doomed@lists.example\r\nSubject: both\r\n"
+        "Message-ID: <post-4@example.net>\r\nDate: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\n"
+        "to both lists\r\n"
+    ).encode()
+    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, [LIST, "doomed@lists.example"], post)
+    assert replies[-1].startswith("250 ")
+    await asyncio.to_thread(site.mailman.rest, "DELETE", "lists/doomed.lists.example")
+    await site.run_agent()
+    outcomes = {
+        e["to"]: (e["event"], e["reply"])
+        for e in site.events
+        if e["event"] in ("delivered", "bounced", "deferred") and "lmtp" in e.get("relay", "")
+    }
+    # (Mailman's LMTP runner gives no enhanced status code: the DSN says 5.0.0)
+    assert outcomes == {
+        f"<{LIST}>": ("delivered", "250 Ok"),
+        "<doomed@lists.example>": (
+            "bounced",
+            "550 Requested action not taken: mailbox unavailable",
+        ),
+    }
+
+
+POSTER = "ann@strict.example"
+POSTER_KEY = generate_key("rsa", 2048)
+
+
+async def test_dmarc_reject_poster_is_munged_and_passes_dmarc_at_the_receiver(
+    world: NsdServer,
+    mailman_core: Callable[..., MailmanCore],
+    tmp_path: Path,
+) -> None:
+    """A poster whose domain publishes p=reject: Mailman (dmarc_mitigate_action =
+    munge_from, its own DMARC lookup answered by the test NSD) rewrites From to the list;
+    the copy we sign for lists.example passes DMARC at a Postfix receiver that checks it
+    with OpenDKIM + OpenDMARC."""
+    world.set_zone(
+        "strict.example",
+        '@ TXT "v=spf1 ip4:127.0.0.2 -all"\n_dmarc TXT "v=DMARC1; p=reject"\n'
+        f"post._domainkey TXT {_txt(dns_record_value(POSTER_KEY))}",
+    )
+    zones = {o: world.zone_text(o) for o in ("lists.example", "strict.example", "example.net")}
+    milters = DmarcMilters(zones, authserv_id="mx.example.net")
+    receiver = PostfixServer(
+        domains=["example.net"],
+        hostname="mx.example.net",
+        settings={"smtpd_milters": milters.postfix_milters, "milter_default_action": "tempfail"},
+    )
+    await asyncio.to_thread(milters.start)
+    try:
+        await asyncio.to_thread(receiver.start)
+        async with running_site(world, receiver, mailman_core, tmp_path) as site:
+            list_id = LIST.replace("@", ".")
+            settings = {"dmarc_mitigate_action": "munge_from", "default_nonmember_action": "accept"}
+            await asyncio.to_thread(site.mailman.rest, "PATCH", f"lists/{list_id}/config", settings)
+            await asyncio.to_thread(_subscribe, site, "alice@example.net")
+            post = (
+                f"From: Ann <{POSTER}>\r\nTo: {LIST}\r\nSubject: strict policy\r\n"
+                "Message-ID: <post-5@strict.example>\r\n"
+                "Date: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\nFrom a p=reject domain.\r\n"
+            ).encode()
+            signing = SigningKey("strict.example", "post", "rsa-sha256", POSTER_KEY)
+            post = sign_message(post, [signing]) + post
+            replies = await _smtp(site.smtp.ports()["mx"], POSTER, [LIST], post)
+            assert replies[-1].startswith("250 ")
+
+            def copy() -> bytes | None:
+                for message in receiver.messages():
+                    if b"strict policy" in message:
+                        return message
+                return None
+
+            stored = (await _wait(copy, site)).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            # Mailman's own DMARC lookup was answered by the test NSD
+            logs = "".join(
+                p.read_text(errors="replace") for p in (site.mailman.var / "logs").glob("*.log")
+            )
+            assert f"DMARC lookup for {POSTER} (_dmarc.strict.example) found p=reject" in logs
+    finally:
+        await asyncio.to_thread(receiver.stop)
+        await asyncio.to_thread(milters.stop)
+    head = stored.split(b"\r\n\r\n", 1)[0].replace(b"\r\n\t", b" ").replace(b"\r\n ", b" ")
+    # our inbound checks passed the poster (Mailman kept our Authentication-Results)
+    assert re.search(
+        rb"(?m)^Authentication-Results: mx\.lists\.example;"
+        rb".*dmarc=pass.*header\.from=strict\.example",
+        head,
+    ), head.decode()
+    # Mailman's DMARC mitigation: From is the list, the poster in Reply-To (the list's
+    # reply_goes_to_list is Mailman's default, no_munging; otherwise Cc)
+    assert re.search(rb'(?m)^From: "?Ann via Team"? <team@lists\.example>\r?$', head), head
+    assert re.search(rb"(?m)^Reply-To: Ann <ann@strict\.example>\r?$", head), head
+    # the receiver: OpenDKIM verified our signature, OpenDMARC passed DMARC for lists.example
+    assert re.search(
+        rb"(?m)^Authentication-Results: mx\.example\.net;.*dkim=pass.*header\.d=lists\.example",
+        head,
+    ), head
+    assert re.search(
+        rb"(?m)^Authentication-Results: mx\.example\.net;.*dmarc=pass.*header\.from=lists\.example",
+        head,
+    ), head.decode()

@@ -13,8 +13,16 @@ from mailwright.config import parse_config
 from mailwright.delivery import lmtp
 from mailwright.delivery.replies import Reply
 from mailwright.errors import ConfigError
-from mailwright.local import LocalDirectory
-from mailwright.mailman import ListAddress, list_address, mta_section
+from mailwright.local import LocalDirectory, Lookup
+from mailwright.mailman import (
+    ListAddress,
+    ListCache,
+    MailmanError,
+    list_address,
+    mta_section,
+    unanswerable,
+)
+from mailwright.smtp.protocol import Session, SessionPolicy
 
 LISTS = {"team@lists.example", "a-b@lists.example"}
 
@@ -73,6 +81,141 @@ def test_directory_accepts_list_addresses_only_for_existing_lists() -> None:
     assert directory.resolve("ghost@lists.example") is None
     assert directory.resolve("ghost-request@lists.example") is None
     assert directory.resolve("admin@lists.example") == ("admin@lists.example",)
+
+
+# --- Mailman's REST API down: "unknown", never "no such list" ----------------------------
+
+
+class ScriptedCache(ListCache):
+    """A ListCache whose REST answers the test gives (None: Mailman is down)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        super().__init__("http://127.0.0.1:1/3.1", "u", "p", max_age=30, clock=lambda: self.now)
+        self.lists: list[str] | None = None
+
+    async def get(self, path: str) -> dict[str, object]:
+        if self.lists is None:
+            raise MailmanError("Mailman REST: connection refused")
+        return {"entries": [{"fqdn_listname": n} for n in self.lists]}
+
+
+async def test_list_cache_answers_unknown_until_mailman_answers() -> None:
+    cache = ScriptedCache()
+    assert cache.exists("team@lists.example") is None  # never asked
+    with pytest.raises(MailmanError):
+        await cache.refresh()
+    assert cache.exists("team@lists.example") is None  # never answered
+    cache.lists = ["team@lists.example"]
+    await cache.refresh()
+    assert cache.exists("Team@Lists.Example") is True
+    assert cache.exists("ghost@lists.example") is False
+
+
+async def test_list_cache_after_mailman_went_down() -> None:
+    cache = ScriptedCache()
+    cache.lists = ["team@lists.example"]
+    await cache.refresh()
+    cache.lists = None
+    cache.now += 10
+    with pytest.raises(MailmanError):
+        await cache.refresh()
+    # the last answer is still good (younger than max_age): it decides
+    assert cache.exists("ghost@lists.example") is False
+    cache.now += 30
+    # too old now: a name it did not have is unknown; one it had still exists (its mail
+    # is queued and retried over LMTP until Mailman is back)
+    assert cache.exists("ghost@lists.example") is None
+    assert cache.exists("team@lists.example") is True
+    cache.lists = ["team@lists.example", "ghost@lists.example"]
+    await cache.refresh()
+    assert cache.exists("ghost@lists.example") is True
+
+
+def down(name: str) -> bool | None:
+    """Mailman not answering, no list known."""
+    return None
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("team@lists.example", True),
+        ("team-request@lists.example", True),
+        ("team-bounces+bob=example.net@lists.example", True),
+        ("team-confirm+0123abcd@lists.example", True),
+        # the posting address of a list "team-confirm", perhaps
+        ("team-confirm@lists.example", True),
+        # not shaped like any list address
+        ("team-join+x@lists.example", False),
+        ("team+x@lists.example", False),
+        ("lists.example", False),
+    ],
+)
+def test_unanswerable(address: str, expected: bool) -> None:
+    assert unanswerable(address, down) is expected
+    assert list_address(address, down) is None
+
+
+DOWN = replace(
+    LocalDirectory.build(
+        ["lists.example"],
+        ["admin@lists.example"],
+        {"info@lists.example": ["admin@lists.example"], "@lists.example": ["admin@lists.example"]},
+    ),
+    lists=down,
+)
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("team@lists.example", Lookup.UNKNOWN),
+        ("team-leave@lists.example", Lookup.UNKNOWN),
+        # mailboxes and aliases still work (the catch-all does not take list addresses)
+        ("admin@lists.example", Lookup.FOUND),
+        ("admin+tag@lists.example", Lookup.FOUND),
+        ("info@lists.example", Lookup.FOUND),
+        ("postmaster@lists.example", Lookup.FOUND),
+        # never a list address: the catch-all's
+        ("team+x@lists.example", Lookup.FOUND),
+        # not ours at all
+        ("team@other.example", Lookup.NOT_FOUND),
+    ],
+)
+def test_directory_lookup_while_mailman_is_down(address: str, expected: Lookup) -> None:
+    assert DOWN.lookup(address) is expected
+    assert DOWN.exists(address) is (expected is Lookup.FOUND)
+    if expected is Lookup.UNKNOWN:
+        assert DOWN.resolve(address) is None and not DOWN.is_list_address(address)
+
+
+def rcpt(directory: LocalDirectory, address: str) -> str:
+    session = Session(
+        SessionPolicy(hostname="mx.lists.example", size_limit=10_000, directory=directory),
+        client_ip="198.51.100.7",
+        trusted=False,
+    )
+    session.feed(b"EHLO c\r\nMAIL FROM:<a@example.org>\r\n")
+    session.next_event()
+    session.next_event()
+    session.feed(f"RCPT TO:<{address}>\r\n".encode())
+    return str(session.next_event().text)  # type: ignore[union-attr]
+
+
+def test_rcpt_while_mailman_cannot_be_asked() -> None:
+    directory = LocalDirectory.build(["lists.example"], ["admin@lists.example"])
+    directory = replace(directory, lists=down)
+    assert rcpt(directory, "team@lists.example") == (
+        "451 4.3.0 <team@lists.example>: list service unavailable, try again later"
+    )
+    assert rcpt(directory, "team-bounces+bob=example.net@lists.example").startswith("451 4.3.0")
+    assert rcpt(directory, "admin@lists.example").startswith("250 2.1.5")
+    assert rcpt(directory, "team+x@lists.example").startswith("550 5.1.1")
+    assert rcpt(directory, "team@example.net").startswith("554 5.7.1")
+    # Mailman answers: the same address is a list's, or nobody's
+    assert rcpt(replace(directory, lists=exists), "team@lists.example").startswith("250 2.1.5")
+    assert rcpt(replace(directory, lists=exists), "ghost@lists.example").startswith("550 5.1.1")
 
 
 def test_mta_section_points_mailman_at_us() -> None:
@@ -181,3 +324,36 @@ def test_data_replies_missing_ones_are_temporary() -> None:
     ok = Reply(250, ("2.0.0 ok",))
     replies = lmtp.data_replies(["a", "b"], [ok])
     assert replies["a"] is ok and replies["b"].code == 451
+
+
+def test_unsubscribe_url_config(tmp_path: Path) -> None:
+    config = parse_config(
+        {"mailman": {"unsubscribe_url": "https://lists.example/unsubscribe"}},
+        tmp_path / "mailwright.toml",
+    )
+    assert config.mailman is not None
+    assert config.mailman.unsubscribe_url == "https://lists.example/unsubscribe"
+    assert config.mailman.unsubscribe_max_age_days == 180
+    with pytest.raises(ConfigError, match="not an https:// URL") as caught:
+        parse_config(
+            {"mailman": {"unsubscribe_url": "http://lists.example/unsubscribe"}},
+            tmp_path / "m.toml",
+        )
+    assert "mailman.unsubscribe_url" in str(caught.value)
+    with pytest.raises(ConfigError, match="unsubscribe_max_age_days"):
+        parse_config({"mailman": {"unsubscribe_max_age_days": 0}}, tmp_path / "m.toml")
+
+
+def test_config_check_names_a_bad_unsubscribe_url_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mailwright.cli.main import main
+
+    path = tmp_path / "mailwright.toml"
+    path.write_text('[mailman]\nunsubscribe_url = "http://lists.example/unsubscribe"\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(path), "config", "check"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "mailman.unsubscribe_url" in err and "https://lists.example/unsubscribe" in err
+    assert "Traceback" not in err

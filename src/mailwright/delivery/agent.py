@@ -200,6 +200,7 @@ class DeliveryAgent:
         verp_key: bytes | None = None,
         security: TransportSecurity | None = None,
         list_addresses: Callable[[str], bool] | None = None,
+        unknown_addresses: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
         self.resolver = resolver
@@ -224,6 +225,9 @@ class DeliveryAgent:
         self._tls_counts: dict[ResultKey, tuple[int, tuple[str, ...]]] = {}
         self.list_addresses = list_addresses
         """Mailman list addresses: delivered over LMTP (mailwright.mailman)."""
+        self.unknown_addresses = unknown_addresses
+        """Local addresses nobody has that may be a list's while Mailman cannot be asked:
+        deferred (451), not bounced."""
         self.reconfigure(config)
         self.idle_seconds = IDLE_SECONDS
         self.claim_delay = CLAIM_DELAY
@@ -794,14 +798,18 @@ class DeliveryAgent:
         root = mail_root(self.config)
         # DMARC quarantine (mailwright.inbound) asks for the Junk folder in the metadata.
         folder = job.tracker.entry.meta.folder
+        to_lists: dict[str, list[str]] = {}
         for recipient in job.recipients:
             targets = self.local_targets(recipient)
             if not targets:
-                reply = local_reply(550, "5.1.1", f"<{recipient}>: no such mailbox here")
+                if self.unknown_addresses is not None and self.unknown_addresses(recipient):
+                    reply = local_reply(451, "4.3.0", f"<{recipient}>: list service unavailable")
+                else:
+                    reply = local_reply(550, "5.1.1", f"<{recipient}>: no such mailbox here")
                 job.tracker.outcomes[recipient] = Outcome(reply, "local")
                 continue
             if self.list_addresses is not None and all(self.list_addresses(t) for t in targets):
-                job.tracker.outcomes[recipient] = await self._lmtp(job, list(targets))
+                to_lists[recipient] = list(targets)
                 continue
             outside = [t for t in targets if t.rpartition("@")[2].lower() not in self.domains]
             if outside:
@@ -825,25 +833,36 @@ class DeliveryAgent:
             else:
                 reply = local_reply(250, "2.0.0", "delivered to " + ", ".join(map(str, paths)))
             job.tracker.outcomes[recipient] = Outcome(reply, "local")
+        if to_lists:
+            job.tracker.outcomes.update(await self._lmtp(job, to_lists))
 
-    async def _lmtp(self, job: _Job, targets: list[str]) -> Outcome:
-        """Hand a list address's mail to Mailman (RFC 2033); Mailman down → 451, retried."""
+    async def _lmtp(self, job: _Job, to_lists: dict[str, list[str]]) -> dict[str, Outcome]:
+        """Hand list addresses' mail to Mailman in one LMTP transaction (RFC 2033), each
+        recipient with its own reply (§4.2): 250 done, 4xx retried, 5xx bounced; Mailman
+        down → 451 for all, retried."""
         mailman = self.config.mailman
         if mailman is None:
-            return Outcome(local_reply(451, "4.3.5", "no [mailman] configured"), "local")
+            missing = Outcome(local_reply(451, "4.3.5", "no [mailman] configured"), "local")
+            return dict.fromkeys(to_lists, missing)
         relay = f"lmtp:{mailman.lmtp_host}:{mailman.lmtp_port}"
         replies = await lmtp.deliver(
             mailman.lmtp_host,
             mailman.lmtp_port,
             job.tracker.entry.sender,
-            targets,
+            list(dict.fromkeys(t for targets in to_lists.values() for t in targets)),
             job.tracker.data,
             lhlo=self.config.hostname,
             timeout=self.delivery.command_timeout,
         )
-        # one recipient of ours, its targets all at Mailman: the worst reply decides
-        worst = max(replies.values(), key=lambda r: (r.code // 100 == 4, r.code // 100 == 5))
-        return Outcome(worst, relay, remote_mta=relay, remote=not worst.local)
+        outcomes = {}
+        for recipient, targets in to_lists.items():
+            # a recipient of ours whose targets are all at Mailman: the worst reply decides
+            worst = max(
+                (replies[t] for t in targets),
+                key=lambda r: (r.code // 100 == 4, r.code // 100 == 5),
+            )
+            outcomes[recipient] = Outcome(worst, relay, remote_mta=relay, remote=not worst.local)
+        return outcomes
 
     async def _forward(self, job: _Job, alias: str, targets: list[str]) -> Reply:
         """An alias pointing outside: a new queue entry through the intake (SRS sender,

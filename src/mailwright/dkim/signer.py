@@ -52,6 +52,11 @@ DEFAULT_SIGNED_HEADERS: tuple[str, ...] = (
 )
 """RFC 6376 §5.4.1's recommended fields that we sign when present (List-* too)."""
 
+OVERSIGNED_WHEN_PRESENT: tuple[str, ...] = ("list-unsubscribe", "list-unsubscribe-post")
+"""Signed once more than they occur (RFC 6376 §8.15), like From: the RFC 8058 §4
+one-click fields, so that nobody can put a List-Unsubscribe of their own above ours
+(a verifier picks the bottom-most instance, many readers the top-most)."""
+
 _LINE = 78  # RFC 5322 §2.1.1: SHOULD stay within 78 characters
 _PKCS1 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
@@ -65,7 +70,8 @@ def signed_header_names(parsed: ParsedMessage) -> list[str]:
     """The default ``h=`` list for this message.
 
     Every instance of each recommended field present is signed; From gets one
-    extra entry (oversigning, RFC 6376 §8.15) so that no From can be added later.
+    extra entry (oversigning, RFC 6376 §8.15) so that no From can be added later, and
+    so do List-Unsubscribe and List-Unsubscribe-Post when present.
     """
     return _default_selection(parsed.by_key())[0]
 
@@ -84,7 +90,8 @@ def _default_selection(index: dict[str, list[bytes]]) -> tuple[list[str], list[b
         else:
             names.extend([name] * len(raws))
             selected.extend(reversed(raws))  # RFC 6376 §5.4.2: from the bottom up
-    names.append("from")  # the oversigning entry selects nothing
+    names.extend(name for name in OVERSIGNED_WHEN_PRESENT if index.get(name))
+    names.append("from")  # the oversigning entries select nothing
     return names, selected
 
 

@@ -8,13 +8,13 @@ import asyncio
 import hashlib
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
 from ..queue import QueueError, idempotency
 from ..queue.events import EVENT_TYPES, Event
-from ..queue.sqlite import SqliteQueueStore
 from ..queue.store import QueueEntry, is_queue_id
 from ..smtp import intake
 from ..smtp.address import AddressError, parse_path
@@ -64,7 +64,7 @@ async def read_json(request: web.Request) -> tuple[bytes, Any]:
 def _services(request: web.Request) -> Services:
     services = request.app[SERVICES]
     if services.tracking is None:
-        raise json_error(web.HTTPServiceUnavailable, "the API needs the SQLite queue's event log")
+        raise json_error(web.HTTPServiceUnavailable, "the API needs the queue's event log")
     return services
 
 
@@ -84,14 +84,7 @@ async def post_message(request: web.Request) -> web.Response:
     body, doc = await read_json(request)
     body_hash = hashlib.sha256(body).hexdigest()
     if idem is not None:
-        now = time.time()
-        store = services.tracking.store
-        if not isinstance(store, SqliteQueueStore):
-            raise json_error(
-                web.HTTPNotImplemented,
-                "Idempotency-Key needs the SQLite queue (not yet on PostgreSQL)",
-            )
-        found = await store.query(lambda conn: idempotency.find(conn, key.name, idem, now))
+        found = await services.tracking.find_idempotency(key.name, idem, time.time())
         if found is not None:
             return _replay(found, body_hash)
     try:
@@ -114,12 +107,12 @@ async def post_message(request: web.Request) -> web.Response:
         user=f"api:{key.name}",
         via="HTTPS" if tls is not None else "HTTP",
     )
-    answer: dict[str, Any] = {}
 
-    def remember(conn: Any, accepted: intake.Accepted) -> None:
-        answer.update(_answer(accepted))
-        if idem is not None:
-            idempotency.store(conn, key.name, idem, body_hash, 202, answer, time.time())
+    def claim(accepted: intake.Accepted) -> idempotency.Claim:
+        assert idem is not None
+        return idempotency.Claim(
+            key.name, idem, body_hash, 202, lambda qid: _answer(replace(accepted, queue_id=qid))
+        )
 
     try:
         result = await services.smtp.submit(
@@ -128,7 +121,7 @@ async def post_message(request: web.Request) -> web.Response:
             composed.message,
             arrival,
             not_before=composed.send_at,
-            also=remember,
+            claim=claim if idem is not None else None,
         )
     except idempotency.Replay as replay:  # a concurrent request with the same key won
         return _replay(replay.stored, body_hash)
@@ -137,7 +130,7 @@ async def post_message(request: web.Request) -> web.Response:
         raise json_error(web.HTTPServiceUnavailable, "queue write error, try again later") from None
     if isinstance(result, intake.Refused):
         raise json_error(web.HTTPUnprocessableEntity, result.reply.text, code=result.reply.code)
-    return web.json_response(answer, status=202)
+    return web.json_response(_answer(result), status=202)
 
 
 def _answer(accepted: intake.Accepted) -> dict[str, Any]:

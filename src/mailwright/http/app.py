@@ -19,10 +19,11 @@ from ..apikeys import ApiKey, ApiKeys
 from ..certificates.store import CertificateStore
 from ..config import Config
 from ..log import EventLogger
+from ..mailman import MailmanRest
 from ..queue.store import QueueStore
 from ..queue.tracking import Tracking
 from ..smtp.auth import AuthLimiter
-from .auth import ANY_KEY, OPEN, PAGE, bearer, json_error, requires, scope_of
+from .auth import ANY_KEY, OPEN, PAGE, TOKEN, bearer, json_error, requires, scope_of
 
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 """RFC 8555 §8.3: where the CA fetches HTTP-01 key authorizations."""
@@ -51,6 +52,10 @@ class Services:
     smtp: Any
     logger: EventLogger
     limiter: AuthLimiter = field(default_factory=AuthLimiter)
+    unsubscribe_key: bytes | None = None
+    """Checks RFC 8058 one-click tokens (None: no ``[mailman]``, every link is 404)."""
+    mailman: Callable[[], MailmanRest | None] = field(default=lambda: None)
+    """Mailman's REST API of the current config (may raise UserError: no password)."""
     _keys: tuple[int, ApiKeys] | None = None
 
     def keys(self) -> ApiKeys:
@@ -86,11 +91,12 @@ def make_app(
         limit = config.http.max_body or (config.message_size_limit * 4 // 3 + BODY_SLACK)
         app = web.Application(client_max_size=limit, middlewares=[errors, authenticate])
         app[SERVICES] = services
-        from . import api, monitoring, ui
+        from . import api, monitoring, ui, unsubscribe
 
         api.add_routes(app)
         monitoring.add_routes(app)
         ui.add_routes(app)
+        unsubscribe.add_routes(app)
     app[STORE_KEY] = store
     app[POLICY_KEY] = mta_sts or (lambda host: None)
     app.router.add_get("/healthz", healthz, allow_head=True)
@@ -112,7 +118,10 @@ async def mta_sts_policy(request: web.Request) -> web.Response:
 
 
 def wants_json(request: web.Request) -> bool:
-    return request.path != "/" and not request.path.startswith(("/ui", "/login", "/logout"))
+    """API errors are JSON; the pages people see (status page, unsubscribe) are HTML."""
+    return request.path != "/" and not request.path.startswith(
+        ("/ui", "/login", "/logout", "/unsubscribe/")
+    )
 
 
 @web.middleware
@@ -151,7 +160,7 @@ async def authenticate(
     if match.http_exception is not None:  # 404, 405: nothing to protect
         raise match.http_exception
     scope = scope_of(match.handler)
-    if scope == OPEN:
+    if scope in (OPEN, TOKEN):  # TOKEN: the handler checks the token in the path
         return await handler(request)
     services = request.app[SERVICES]
     if scope == PAGE:

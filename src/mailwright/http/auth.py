@@ -5,7 +5,8 @@ ten in ten minutes the address gets ``429`` without a check).
 
 Each handler declares what it needs with :func:`requires` (a scope, :data:`OPEN`, or
 :data:`PAGE` for the status page's session); a handler that declares nothing needs the
-``admin`` scope — a route cannot be left open by forgetting."""
+``admin`` scope — a route cannot be left open by forgetting. :data:`TOKEN` routes
+carry their own credential: a token only the server can make."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ from aiohttp import web
 
 OPEN = "open"
 """No authentication: only ``/healthz``, ``/readyz`` and ACME challenges."""
+TOKEN = "token"
+"""Authorized by an HMAC token in the path, checked by the handler itself: RFC 8058
+one-click unsubscribe links (:mod:`.unsubscribe`), which a mail provider POSTs to
+without any credential (RFC 8058 §3.2)."""
 ANY_KEY = "any-key"
 """Any valid API key, whatever its scopes (the OpenAPI document)."""
 PAGE = "page"

@@ -38,6 +38,7 @@ EventType = Literal[
     "autoreplied",
     "inbound",
     "warning",
+    "unsubscribed",
 ]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 RejectReason = Literal["suppressed", "policy", "invalid", "unsigned"]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from ..spool import MessageData
 from .events import Event
+from .idempotency import Claim, Stored
 from .store import QueueMeta
 from .suppressions import Suppression, SuppressionPolicy, SuppressionReason
 
@@ -45,10 +46,16 @@ class EventStore(ABC):
 
     @abstractmethod
     async def record_events(
-        self, events: Sequence[Event], policy: SuppressionPolicy
+        self,
+        events: Sequence[Event],
+        policy: SuppressionPolicy,
+        *,
+        claim: Claim | None = None,
+        queue_id: str = "",
     ) -> list[Suppression]:
         """Append ``events`` and apply the suppression rules they trigger, atomically;
-        the suppressions added."""
+        the suppressions added. With ``claim``: its answer for ``queue_id`` is remembered
+        in the same transaction (:class:`~.idempotency.Replay` if the key is taken)."""
 
     @abstractmethod
     async def enqueue_with_events(
@@ -60,10 +67,17 @@ class EventStore(ABC):
         meta: QueueMeta,
         queue_id: str,
         events_for: Callable[[str], list[Event]],
+        claim: Claim | None = None,
     ) -> str:
         """Queue a message and append ``events_for(stored_queue_id)`` in one transaction
         (the log never shows a delivery before its queueing, nor misses the queueing of a
-        stored message)."""
+        stored message). With ``claim``: an Idempotency-Key's answer, remembered in the
+        same transaction; :class:`~.idempotency.Replay` (nothing stored) if the key is
+        taken."""
+
+    @abstractmethod
+    async def find_idempotency(self, api_key: str, key: str, now: float) -> Stored | None:
+        """The live answer remembered for an Idempotency-Key, if any."""
 
     @abstractmethod
     async def read_events(
@@ -91,6 +105,10 @@ class EventStore(ABC):
     @abstractmethod
     async def prune_events(self, before: float, keep_after_seq: int) -> int:
         """Delete events older than ``before`` with ``seq <= keep_after_seq``."""
+
+    @abstractmethod
+    async def prune_soft_bounces(self, before: float) -> int:
+        """Delete soft bounces counted before ``before`` (outside the counting window)."""
 
     @abstractmethod
     async def queued_event(self, queue_id: str, rcpt_index: int) -> Event | None:

@@ -1,11 +1,14 @@
 """The HTTP API's ``Idempotency-Key`` records, in the queue database.
 
-A record is written in the same transaction as the message it answers for (through
-``enqueue_with``'s ``also``), so "queued" and "the key remembers the answer" are one
-durable fact: a retry after a crash either finds both or neither. The look-up inside that
-transaction runs under SQLite's single writer lock, so two requests with the same key
-(in any worker) cannot both queue: the second finds the first's record and its
-savepoint, message included, is rolled back (:class:`Replay`).
+A record is written in the same transaction as the message it answers for (a
+:class:`Claim` given to the store's ``enqueue_with_events``), so "queued" and "the key
+remembers the answer" are one durable fact: a retry after a crash either finds both or
+neither. Two requests with the same key (in any worker, on any node) cannot both queue:
+the second finds the first's record and its writes, message included, are rolled back
+(:class:`Replay`). SQLite gets this from its single writer lock, PostgreSQL from the
+primary key (an insert waits for a concurrent one with the same key to commit).
+
+This module holds the rule and the SQLite dialect; ``queue/postgres.py`` the other.
 
 Records are per API key (one application's keys never collide with another's) and live
 :data:`TTL` seconds.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +46,18 @@ class Stored:
     response: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What to remember, in the enqueue's transaction, for an ``Idempotency-Key``:
+    ``answer(queue_id)`` is the response (the final queue ID is known only there)."""
+
+    api_key: str
+    key: str
+    body_hash: str
+    status: int
+    answer: Callable[[str], dict[str, Any]]
+
+
 class Replay(MailwrightError):
     """The key was used already (raised inside the transaction to undo this request's
     writes); ``stored`` is the first answer."""
@@ -65,6 +81,12 @@ def find(conn: sqlite3.Connection, api_key: str, key: str, now: float) -> Stored
     except sqlite3.OperationalError:  # no table yet: nothing stored
         return None
     return None if row is None else Stored(row[0], int(row[1]), json.loads(row[2]))
+
+
+def remember(conn: sqlite3.Connection, claim: Claim, queue_id: str, now: float) -> None:
+    """:func:`store` a claim's answer for the message stored as ``queue_id``."""
+    answer = claim.answer(queue_id)
+    store(conn, claim.api_key, claim.key, claim.body_hash, claim.status, answer, now)
 
 
 def store(

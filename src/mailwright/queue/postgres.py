@@ -68,6 +68,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from ..spool import MessageData, SpooledMessage
+from . import idempotency
 from . import suppressions as sup
 from .events import Event, stored_json
 from .eventstore import EventStore, WebhookCursor
@@ -187,15 +188,28 @@ CREATE TABLE shared_secrets (
 );
 """
 
+_IDEMPOTENCY_V5 = """
+CREATE TABLE api_idempotency (
+    api_key    text NOT NULL,
+    key        text NOT NULL,
+    body_hash  text NOT NULL,
+    status     integer NOT NULL,
+    response   jsonb NOT NULL,
+    created_at double precision NOT NULL,
+    PRIMARY KEY (api_key, key)
+);
+"""
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "the queue: entries with their leases, and message bodies", _QUEUE_V1),
     (2, "events, suppressions, soft bounces and webhook cursors", _TRACKING_V2),
     (3, "DMARC observations waiting for the daily aggregate report", _DMARC_V3),
     (4, "secrets shared by the nodes (the VERP key)", _SECRETS_V4),
+    (5, "the HTTP API's Idempotency-Key answers", _IDEMPOTENCY_V5),
 )
 """(version, what it adds, SQL). Append only: a released step is never edited. What the
-SQLite store keeps besides these (idempotency keys) comes as further
-steps, one per feature, each creating its own tables; ``mailwright db migrate`` and
+SQLite store keeps comes as further steps, one per feature, each creating its own
+tables; ``mailwright db migrate`` and
 ``serve`` apply whatever is missing."""
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -353,6 +367,45 @@ class _Op:
     """Appended to the log at the end of the batch's transaction (see EVENTS_LOCK)."""
     events_for: Callable[[str], list[Event]] | None = None
     """For an insert: the events for the queue ID it was stored under."""
+    claim: idempotency.Claim | None = None
+    """For an insert: the Idempotency-Key answer to remember for it."""
+
+
+async def _find_idempotency(
+    conn: AsyncConnection[Any], api_key: str, key: str, now: float
+) -> idempotency.Stored | None:
+    cur = await conn.execute(
+        "SELECT body_hash, status, response FROM api_idempotency"
+        " WHERE api_key = %s AND key = %s AND created_at > %s",
+        (api_key, key, now - idempotency.TTL),
+    )
+    row = await cur.fetchone()
+    return None if row is None else idempotency.Stored(row[0], int(row[1]), row[2])
+
+
+async def _remember(
+    conn: AsyncConnection[Any], claim: idempotency.Claim, queue_id: str, now: float
+) -> None:
+    """Remember a claim's answer, or :class:`~.idempotency.Replay`. A concurrent
+    transaction inserting the same key makes this insert wait for its commit (primary
+    key), then do nothing: the first one's answer is replayed."""
+    answer = json.dumps(claim.answer(queue_id))
+    await conn.execute(
+        "DELETE FROM api_idempotency WHERE created_at <= %s", (now - idempotency.TTL,)
+    )
+    for _ in range(2):  # the row in the way may expire (be deleted) between the statements
+        cur = await conn.execute(
+            "INSERT INTO api_idempotency (api_key, key, body_hash, status, response, created_at)"
+            " VALUES (%s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT (api_key, key) DO NOTHING"
+            " RETURNING 1",
+            (claim.api_key, claim.key, claim.body_hash, claim.status, answer, now),
+        )
+        if await cur.fetchone() is not None:
+            return
+        found = await _find_idempotency(conn, claim.api_key, claim.key, now)
+        if found is not None:
+            raise idempotency.Replay(found)
+    raise QueueError("Idempotency-Key record: inserted and not found, try again")
 
 
 def _connection_lost(exc: BaseException) -> bool:
@@ -662,6 +715,8 @@ class PostgresQueueStore(QueueStore, EventStore):
                 for (i, _), queue_id in zip(inserts, stored, strict=True):
                     results[i] = (True, queue_id)
             for i, op in enumerate(batch):
+                if op.claim is not None:
+                    await _remember(conn, op.claim, results[i][1], time.time())
                 if op.run is not None:
                     results[i] = (True, await op.run(conn))
             new_events: list[Event] = []
@@ -979,11 +1034,18 @@ class PostgresQueueStore(QueueStore, EventStore):
     # -- events, suppressions, webhook cursors (EventStore) -----------------------------------
 
     async def record_events(
-        self, events: Sequence[Event], policy: sup.SuppressionPolicy
+        self,
+        events: Sequence[Event],
+        policy: sup.SuppressionPolicy,
+        *,
+        claim: idempotency.Claim | None = None,
+        queue_id: str = "",
     ) -> list[sup.Suppression]:
         actions = sup.actions_for(events, policy)
 
         async def apply(conn: AsyncConnection[Any]) -> list[sup.Suppression]:
+            if claim is not None:
+                await _remember(conn, claim, queue_id, time.time())
             added: list[sup.Suppression] = []
             for action in actions:
                 if isinstance(action, sup.Suppress):
@@ -992,7 +1054,14 @@ class PostgresQueueStore(QueueStore, EventStore):
                     added.append(found)
             return added
 
-        return await self._write(apply, events=list(events), patient=True)
+        # a claim is an HTTP request waiting: it gets its error at once, not after retries
+        return await self._write(apply, events=list(events), patient=claim is None)
+
+    async def find_idempotency(
+        self, api_key: str, key: str, now: float
+    ) -> idempotency.Stored | None:
+        async with self._pool.connection() as conn:
+            return await _find_idempotency(conn, api_key, key, now)
 
     async def enqueue_with_events(
         self,
@@ -1003,6 +1072,7 @@ class PostgresQueueStore(QueueStore, EventStore):
         meta: QueueMeta,
         queue_id: str,
         events_for: Callable[[str], list[Event]],
+        claim: idempotency.Claim | None = None,
     ) -> str:
         if not recipients:
             raise ValueError("a message needs at least one recipient")
@@ -1018,7 +1088,7 @@ class PostgresQueueStore(QueueStore, EventStore):
         )
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         stored: str = await self._submit(
-            _Op(future, insert=insert, notify=True, events_for=events_for)
+            _Op(future, insert=insert, notify=True, events_for=events_for, claim=claim)
         )
         self.wakeup()
         return stored
@@ -1077,6 +1147,13 @@ class PostgresQueueStore(QueueStore, EventStore):
             cur = await conn.execute(
                 "DELETE FROM events WHERE timestamp < %s AND seq <= %s", (before, keep_after_seq)
             )
+            return cur.rowcount
+
+        return await self._write(prune)
+
+    async def prune_soft_bounces(self, before: float) -> int:
+        async def prune(conn: AsyncConnection[Any]) -> int:
+            cur = await conn.execute("DELETE FROM soft_bounces WHERE at < %s", (before,))
             return cur.rowcount
 
         return await self._write(prune)

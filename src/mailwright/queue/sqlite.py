@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..spool import MessageData, SpooledMessage
-from . import events, suppressions
+from . import events, idempotency, suppressions
 from .events import Event
 from .eventstore import EventStore, WebhookCursor
 from .store import (
@@ -723,12 +723,19 @@ class SqliteQueueStore(QueueStore, EventStore):
     # -- events, suppressions, webhook cursors (EventStore) ---------------------------------
 
     async def record_events(
-        self, events_: Sequence[Event], policy: suppressions.SuppressionPolicy
+        self,
+        events_: Sequence[Event],
+        policy: suppressions.SuppressionPolicy,
+        *,
+        claim: idempotency.Claim | None = None,
+        queue_id: str = "",
     ) -> list[suppressions.Suppression]:
         actions = suppressions.actions_for(events_, policy)
 
         def write(conn: sqlite3.Connection) -> list[suppressions.Suppression]:
             events.insert(conn, events_)
+            if claim is not None:
+                idempotency.remember(conn, claim, queue_id, time.time())
             return suppressions.apply(conn, actions)
 
         return await self._write(write)
@@ -742,13 +749,21 @@ class SqliteQueueStore(QueueStore, EventStore):
         meta: QueueMeta,
         queue_id: str,
         events_for: Callable[[str], list[Event]],
+        claim: idempotency.Claim | None = None,
     ) -> str:
         def also(conn: sqlite3.Connection, stored: str) -> None:
             events.insert(conn, events_for(stored))
+            if claim is not None:
+                idempotency.remember(conn, claim, stored, time.time())
 
         return await self.enqueue_with(
             sender, recipients, data, meta=meta, queue_id=queue_id, also=also
         )
+
+    async def find_idempotency(
+        self, api_key: str, key: str, now: float
+    ) -> idempotency.Stored | None:
+        return await self._read(lambda conn: idempotency.find(conn, api_key, key, now))
 
     async def read_events(
         self,
@@ -786,6 +801,9 @@ class SqliteQueueStore(QueueStore, EventStore):
         return await self._write(
             lambda conn: events.prune(conn, before=before, keep_after_seq=keep_after_seq)
         )
+
+    async def prune_soft_bounces(self, before: float) -> int:
+        return await self._write(lambda conn: suppressions.prune_soft_bounces(conn, before))
 
     async def queued_event(self, queue_id: str, rcpt_index: int) -> Event | None:
         return await self._read(lambda conn: _queued_event(conn, queue_id, rcpt_index))

@@ -104,6 +104,12 @@ def add(
     return entry
 
 
+def prune_soft_bounces(conn: sqlite3.Connection, before: float) -> int:
+    """Forget soft bounces older than ``before`` (outside every counting window): an
+    address that soft-bounced once and never again would otherwise keep its row."""
+    return conn.execute("DELETE FROM soft_bounces WHERE at < ?", (before,)).rowcount
+
+
 def remove(conn: sqlite3.Connection, address: str) -> bool:
     conn.execute("DELETE FROM soft_bounces WHERE address = ?", (key(address),))
     return conn.execute("DELETE FROM suppressions WHERE address = ?", (key(address),)).rowcount > 0

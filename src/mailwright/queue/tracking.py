@@ -16,7 +16,6 @@ forged bounce — bad or missing HMAC, unknown message — is logged, never acte
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 
@@ -24,18 +23,11 @@ from ..spool import MessageData
 from . import events as ev
 from . import suppressions as sup
 from .eventstore import EventStore
-from .sqlite import SqliteQueueStore
-from .store import QueueError, QueueMeta
+from .idempotency import Claim, Stored
+from .store import QueueMeta
 from .suppressions import SuppressionPolicy, trusted
 
-__all__ = ["SuppressionPolicy", "Tracking", "apply_rules", "trusted"]
-
-
-def apply_rules(
-    conn: sqlite3.Connection, events: Sequence[ev.Event], policy: SuppressionPolicy
-) -> list[sup.Suppression]:
-    """The suppression rules for ``events`` on a SQLite connection (in its transaction)."""
-    return sup.apply(conn, sup.actions_for(events, policy))
+__all__ = ["SuppressionPolicy", "Tracking", "trusted"]
 
 
 class Tracking:
@@ -49,23 +41,15 @@ class Tracking:
     async def record(
         self,
         events: Sequence[ev.Event],
-        also: Callable[[sqlite3.Connection], None] | None = None,
+        *,
+        claim: Claim | None = None,
+        queue_id: str = "",
     ) -> list[sup.Suppression]:
-        """Append events and apply their suppression rules, atomically (with
-        ``also(conn)`` in the same transaction)."""
-        if not events and also is None:
+        """Append events and apply their suppression rules, atomically (with ``claim``,
+        an Idempotency-Key answer for ``queue_id``, in the same transaction)."""
+        if not events and claim is None:
             return []
-        if also is None:
-            added = await self.store.record_events(events, self.policy)
-        else:
-            policy = self.policy
-
-            def write(conn: sqlite3.Connection) -> list[sup.Suppression]:
-                ev.insert(conn, events)
-                also(conn)
-                return apply_rules(conn, events, policy)
-
-            added = await self._sqlite().transact(write)
+        added = await self.store.record_events(events, self.policy, claim=claim, queue_id=queue_id)
         self.notify()
         return added
 
@@ -78,34 +62,24 @@ class Tracking:
         meta: QueueMeta,
         queue_id: str,
         events_for: Callable[[str], list[ev.Event]],
-        also: Callable[[sqlite3.Connection, str], None] | None = None,
+        claim: Claim | None = None,
     ) -> str:
         """Queue a message and record its events (made for its final queue ID) in one
-        transaction; ``also(conn, queue_id)`` runs in it too (the HTTP API's idempotency
-        record: the SQLite queue only)."""
-        if also is None:
-            stored = await self.store.enqueue_with_events(
-                sender, recipients, data, meta=meta, queue_id=queue_id, events_for=events_for
-            )
-        else:
-            extra = also
-
-            def also_events(conn: sqlite3.Connection, stored: str) -> None:
-                ev.insert(conn, events_for(stored))
-                extra(conn, stored)
-
-            stored = await self._sqlite().enqueue_with(
-                sender, recipients, data, meta=meta, queue_id=queue_id, also=also_events
-            )
+        transaction, with ``claim`` (the HTTP API's Idempotency-Key answer) in it too."""
+        stored = await self.store.enqueue_with_events(
+            sender,
+            recipients,
+            data,
+            meta=meta,
+            queue_id=queue_id,
+            events_for=events_for,
+            claim=claim,
+        )
         self.notify()
         return stored
 
-    def _sqlite(self) -> SqliteQueueStore:
-        """The store, for work done inside its SQLite transaction (the HTTP API's
-        Idempotency-Key records live in the SQLite queue only)."""
-        if not isinstance(self.store, SqliteQueueStore):
-            raise QueueError("Idempotency-Key needs the SQLite queue (not yet on PostgreSQL)")
-        return self.store
+    async def find_idempotency(self, api_key: str, key: str, now: float) -> Stored | None:
+        return await self.store.find_idempotency(api_key, key, now)
 
     def notify(self) -> None:
         """Wake in-process readers (the webhook sender) after new events."""

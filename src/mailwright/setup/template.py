@@ -429,6 +429,19 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
     )
     set_("rest_password_file", password, "A file holding Mailman's [webservice] admin_pass.")
     set_("cache_seconds", mm.cache_seconds, "How long Mailman's list of lists is trusted.")
+    if mm.unsubscribe_url:
+        set_("unsubscribe_url", mm.unsubscribe_url, "RFC 8058 one-click links: an http listener.")
+    else:
+        w.example(
+            "unsubscribe_url",
+            f"https://{config.hostname}/unsubscribe",
+            "RFC 8058 one-click links (https, an http listener); unset = none.",
+        )
+    set_(
+        "unsubscribe_max_age_days",
+        mm.unsubscribe_max_age_days,
+        "A one-click link works this long after the post.",
+    )
 
     w.table("[check]", "Blocklists 'mailwright check' queries (never from tests).")
     w.setting("dnsbls", list(config.check.dnsbls), "IP blocklists each sending IP is looked up in.")

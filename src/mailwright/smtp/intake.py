@@ -28,6 +28,10 @@ Decisions, each with its rule:
 * ``require_dkim``: a submission that would leave unsigned is refused;
 * the queue metadata: client facts for ``queue show``, RFC 3461 DSN parameters, SMTPUTF8,
   Message-ID, tags and metadata for the events, VERP for submissions from our domains;
+* RFC 8058 one-click unsubscribe for the members' copies of a list post from Mailman
+  (:func:`one_click_list`): each copy gets its own HTTPS link (:mod:`mailwright.rfc8058`)
+  and ``List-Unsubscribe-Post``, added before signing so the signature covers them;
+  the caller splits such a post into one copy per member (:func:`per_member`);
 * forwarding to an alias's outside address (:func:`forward`): an SRS envelope sender
   (:mod:`mailwright.srs`) so SPF passes at the destination, and an ARC Set (RFC 8617)
   recording our inbound verdict, so a receiver can trust it though DKIM may break.
@@ -36,11 +40,13 @@ Decisions, each with its rule:
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from .. import message as rfc5322
+from .. import rfc8058
 from ..inbound import InboundDecision
+from ..mailman import list_address
 from ..queue.store import DsnRecipient, Origin, QueueMeta
 from ..rfc6152 import to_7bit
 from ..spool import MessageData, SpooledMessage
@@ -122,6 +128,11 @@ class IntakePolicy:
     own_bounces: Callable[[str], bool] | None = None
     """Senders that handle their own bounces (Mailman's ``-bounces`` addresses, with its
     own VERP): they keep their return path and get our DSNs, never VERP."""
+    lists: Callable[[str], bool | None] | None = None
+    """Whether Mailman has the list ``fqdn_listname`` (None for the whole: no Mailman; the
+    answer None: Mailman cannot say now)."""
+    one_click: rfc8058.OneClick | None = None
+    """Adds RFC 8058 one-click links to list posts (None: ``unsubscribe_url`` unset)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,16 +192,56 @@ def screen(data: bytes, policy: IntakePolicy) -> Refused | None:
 def streamable(message: SpooledMessage, arrival: Arrival, policy: IntakePolicy) -> bool:
     """Whether :func:`prepare` can take this spooled message with its body left on disk.
 
-    Not when a decision needs the whole body in memory: the 8-bit to 7-bit conversion of a
-    submission, ARC sealing of list mail. (The inbound checks take the body's digests,
-    :func:`mailwright.dkim.body.digest_body`.) Those rare big messages are read whole, a
-    few at a time per worker."""
+    Not when a decision needs the whole body in memory: the 8-bit to 7-bit conversion of
+    a submission, list mail (ARC sealing, a copy per member with its one-click link).
+    (The inbound checks take the body's digests, :func:`mailwright.dkim.body.digest_body`.)
+    Those rare big messages are read whole, a few at a time per worker."""
     if arrival.submission:
         if not message.ascii:
             return False
-        if policy.sealer is not None and "list-id" in rfc5322.field_names(message.head):
-            return False
+        if "list-id" in rfc5322.field_names(message.head):
+            return False  # list mail: ARC sealing, one-click copies per member (RFC 8058)
     return True
+
+
+def one_click_list(sender: str, data: bytes, arrival: Arrival, policy: IntakePolicy) -> str | None:
+    """The list (``fqdn_listname``) whose members' copies of this message get one-click
+    links, or None.
+
+    That is a post Mailman sends us: a submission (trusted listener) whose envelope
+    sender is the ``-bounces`` address of a list Mailman has (with or without its VERP
+    extension), carrying that list's List-Id and a List-Post, and no
+    List-Unsubscribe-Post yet (:func:`mailwright.rfc8058.is_list_post`). Mailman's
+    notices (confirmations, welcome) and mail that only mentions a list do not.
+    """
+    if policy.one_click is None or policy.lists is None or not arrival.submission:
+        return None
+    found = list_address(sender, policy.lists) if sender else None
+    if found is None or found.role != "bounces":
+        return None
+    local, _, domain = found.fqdn_listname.rpartition("@")
+    return found.fqdn_listname if rfc8058.is_list_post(data, f"{local}.{domain}") else None
+
+
+def per_member(
+    envelope: Envelope, data: bytes, arrival: Arrival, policy: IntakePolicy
+) -> list[Envelope]:
+    """The envelopes to prepare: one per recipient for a list post with one-click links
+    (each copy names its member, RFC 8058 §3.1's per-recipient URI), else ``[envelope]``.
+
+    Mailman sends a post to many members in one transaction unless it personalizes."""
+    if len(envelope.recipients) < 2:
+        return [envelope]
+    if one_click_list(envelope.reverse_path, data, arrival, policy) is None:
+        return [envelope]
+    return [
+        replace(
+            envelope,
+            recipients=[r],
+            dsn={a: d for a, d in envelope.dsn.items() if a == r.address},
+        )
+        for r in envelope.recipients
+    ]
 
 
 def prepare(
@@ -239,6 +290,13 @@ def prepare(
             # signing would break the body hash).
             result = to_7bit(data)
             data, converted = result.data, result.changed
+        if len(recipients) == 1 and policy.one_click is not None:
+            # RFC 8058 §3.1/§4: the link of this one member, before signing (a copy for
+            # several members gets none: the caller splits it, :func:`per_member`)
+            listname = one_click_list(envelope.reverse_path, data, arrival, policy)
+            if listname is not None:
+                url = policy.one_click.url(listname, recipients[0], now)
+                data = rfc8058.add_one_click(data, url)
     added = headers.received(
         helo=arrival.helo or "unknown",
         client_ip=arrival.client_ip,

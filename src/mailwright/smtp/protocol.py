@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..local import LocalDirectory
+from ..local import LocalDirectory, Lookup
 from ..queue.store import DsnRecipient, NotifyWord, Ret
 from ..spool import CHUNK_SIZE, SPOOL_THRESHOLD
 from . import dsn as dsn_params
@@ -448,7 +448,12 @@ class Session:
             return _r(553, "5.1.3", f"<{address}>: address literals are not accepted")
         directory = self.policy.directory
         if directory.is_local_domain(mailbox.domain):
-            if not directory.exists(address):
+            found = directory.lookup(address)
+            if found is Lookup.UNKNOWN:
+                # perhaps a list address, and Mailman cannot be asked: a transient local
+                # error (RFC 5321 §4.2.2 451; RFC 3463 X.3.0), the sender tries again
+                return _r(451, "4.3.0", f"<{address}>: list service unavailable, try again later")
+            if found is Lookup.NOT_FOUND:
                 return _r(
                     550,
                     "5.1.1",

@@ -25,7 +25,6 @@ import contextlib
 import functools
 import ipaddress
 import socket
-import sqlite3
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -42,12 +41,13 @@ from ..inbound import REPORT_LOCALPART, InboundChecker, InboundDecision, ReportS
 from ..local import LocalDirectory
 from ..log import EventLogger, angle
 from ..metrics import timed_signer
-from ..queue import QueueError, QueueStore, new_queue_id
+from ..queue import QueueError, QueueStore, idempotency, new_queue_id
 from ..queue.configured import database_conninfo
 from ..queue.events import Event
 from ..queue.store import Origin
 from ..queue.suppressions import Suppression
 from ..queue.tracking import Tracking
+from ..rfc8058 import OneClick
 from ..spool import SPOOL_DIR, Spool, SpooledMessage
 from . import intake
 from .address import parse_path
@@ -131,10 +131,20 @@ class Runtime:
         return intake_policy(self)
 
 
-def intake_policy(runtime: Runtime, max_hops: int = intake.DEFAULT_MAX_HOPS) -> IntakePolicy:
+def intake_policy(
+    runtime: Runtime,
+    max_hops: int = intake.DEFAULT_MAX_HOPS,
+    *,
+    unsubscribe_key: bytes | None = None,
+) -> IntakePolicy:
     """The intake decisions of this configuration (require_dkim needs a configured,
-    non-development server: the development server signs with its own key)."""
+    non-development server: the development server signs with its own key). One-click
+    links need ``[mailman] unsubscribe_url`` and the worker's ``unsubscribe_key``."""
     config = runtime.config
+    one_click: OneClick | None = None
+    mailman = config.mailman
+    if unsubscribe_key is not None and mailman is not None and mailman.unsubscribe_url:
+        one_click = OneClick(unsubscribe_key, mailman.unsubscribe_url)
     return IntakePolicy(
         hostname=config.hostname,
         signer=None if runtime.signer is None else timed_signer(runtime.signer),
@@ -145,6 +155,8 @@ def intake_policy(runtime: Runtime, max_hops: int = intake.DEFAULT_MAX_HOPS) -> 
         sealer=runtime.sealer,
         srs=runtime.directory.srs,
         own_bounces=runtime.directory.is_list_address,
+        lists=runtime.directory.lists,
+        one_click=one_click,
     )
 
 
@@ -192,6 +204,9 @@ class SmtpServer:
         """Reads mail to bounce addresses, postmaster@ and abuse@ (None: not read)."""
         self._feedback_tasks: set[asyncio.Task[None]] = set()
         self._whole = asyncio.Semaphore(WHOLE_AT_ONCE)
+        self.unsubscribe_key: bytes | None = None
+        """The RFC 8058 one-click key (set by the serving worker with ``[mailman]``;
+        None: list posts get no one-click links)."""
 
     def _policy(
         self, listener: ListenerConfig, ssl_context: ssl.SSLContext | None
@@ -404,7 +419,9 @@ class SmtpServer:
             esmtp=session.esmtp,
             tls=conn.tls_description() if session.tls else None,
         )
-        policy = intake_policy(runtime, self.settings.max_hops)
+        policy = intake_policy(
+            runtime, self.settings.max_hops, unsubscribe_key=self.unsubscribe_key
+        )
         decision: InboundDecision | None = None
         refused = intake.screen(ready.data if spooled is None else spooled.head, policy)
         if refused is not None:
@@ -422,6 +439,14 @@ class SmtpServer:
                 return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
         if arrival.inbound and not arrival.submission:
             decision = await self._check_inbound(conn, ready, queue_id, spooled, digests)
+        # a big list post (List-Id) was read whole: per-member copies need the message
+        copies = (
+            [envelope]
+            if spooled is not None
+            else intake.per_member(envelope, ready.data, arrival, policy)
+        )
+        if len(copies) > 1:
+            return await self._accept_per_member(conn, copies, ready.data, arrival, policy, found)
         result = intake.prepare(
             envelope,
             ready.data if spooled is None else spooled,
@@ -462,6 +487,76 @@ class SmtpServer:
         if spooled is None:  # a report is never that big: one that is only gets delivered
             self._read_reports(envelope, ready.data)
         return Reply.of(250, "2.0.0", f"Ok: queued as {queue_id}")
+
+    async def _accept_per_member(
+        self,
+        conn: SmtpConnection,
+        envelopes: Sequence[Envelope],
+        data: bytes,
+        arrival: Arrival,
+        policy: IntakePolicy,
+        found: dict[str, Suppression],
+    ) -> Reply:
+        """A list post split into one queue entry per member (:func:`.intake.per_member`):
+        each copy carries its own one-click link under its own signature. Prepared in a
+        thread (a signature and an ARC Set per copy would stall the event loop for a big
+        list), then committed one by one; when a commit fails, the copies already queued
+        are deleted again before the ``451``, so Mailman's retry sends no duplicates."""
+
+        def prepare_all() -> list[intake.Accepted | intake.Refused]:
+            return [
+                intake.prepare(
+                    envelope,
+                    data,
+                    arrival,
+                    policy,
+                    queue_id=new_queue_id(),
+                    suppressed=tuple(a for a in found if envelope.recipients[0].address == a),
+                )
+                for envelope in envelopes
+            ]
+
+        results = await asyncio.to_thread(prepare_all)
+        accepted: list[intake.Accepted] = []
+        for result in results:
+            if isinstance(result, intake.Refused):
+                return result.reply  # every copy is refused alike (require_dkim, hops)
+            accepted.append(result)
+        dev_mode = self.state.dev_mode
+        queued: list[str] = []
+        try:
+            for result in accepted:
+                events_for = self._events_for(result, found, dev_mode)
+                if result.recipients:
+                    queued.append(await self.commit(result, events_for))
+                elif events_for is not None and self.tracking is not None:
+                    await self.tracking.record(events_for(result.queue_id))
+        except (QueueError, OSError) as exc:
+            self.logger.event("error", what="enqueue", reason=str(exc), client=conn.client_ip)
+            for queue_id in queued:
+                with contextlib.suppress(QueueError, OSError):
+                    await self.store.delete(queue_id)
+            return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
+        for result, queue_id in zip((a for a in accepted if a.recipients), queued, strict=True):
+            self.logger.event(
+                "accepted",
+                queue_id,
+                from_=angle(result.sender),
+                size=len(result.message),
+                nrcpt=1,
+                client=conn.client_ip,
+                listener=conn.listener.config.name,
+                user=conn.session.user,
+            )
+        for result in accepted:
+            for address in result.suppressed:
+                self.logger.event(
+                    "dropped", result.queue_id, to=angle(address), reason="suppressed"
+                )
+        if not queued:
+            return Reply.of(250, "2.0.0", "Ok: not queued, every recipient suppressed")
+        more = f" and {len(queued) - 1} more" if len(queued) > 1 else ""
+        return Reply.of(250, "2.0.0", f"Ok: queued as {queued[0]}{more} (one per member)")
 
     def _events_for(
         self, accepted: intake.Accepted, found: dict[str, Suppression], dev_mode: bool
@@ -593,15 +688,17 @@ class SmtpServer:
         *,
         origin: Origin = "api",
         not_before: float | None = None,
-        also: Callable[[sqlite3.Connection, intake.Accepted], None] | None = None,
+        claim: Callable[[intake.Accepted], idempotency.Claim] | None = None,
     ) -> intake.Accepted | intake.Refused:
         """A submission that did not come over SMTP (the HTTP API): the same suppression
         look-up, intake decisions (:func:`.intake.prepare`), events and durable commit as
         a submission at the end of DATA. Returns what was queued, with its final queue
-        ID, once it is on stable storage; ``also(conn, accepted)`` (with the final queue
-        ID) runs in the same transaction. :class:`QueueError`/``OSError``: nothing was stored."""
+        ID, once it is on stable storage. ``claim(accepted)``: an Idempotency-Key answer
+        stored in the same transaction (:class:`~mailwright.queue.idempotency.Replay`:
+        the key was taken, nothing stored). :class:`QueueError`/``OSError``: nothing was
+        stored."""
         if self.tracking is None:
-            raise QueueError("the HTTP API needs the events database of the SQLite queue")
+            raise QueueError("the HTTP API needs the queue's event log")
         sender_box, _ = parse_path(f"<{sender}>", smtputf8=False, null_ok=True)
         envelope = Envelope(
             sender_box,
@@ -627,18 +724,11 @@ class SmtpServer:
         events_for = self._events_for(result, found, self.state.dev_mode)
         assert events_for is not None  # a submission is always tracked
         queue_id = result.queue_id
-        accepted = result
-
-        def with_id(conn: sqlite3.Connection, stored: str) -> None:
-            if also is not None:
-                also(conn, replace(accepted, queue_id=stored))
-
+        remember = None if claim is None else claim(result)
         if result.recipients:
-            queue_id = await self.commit(result, events_for, with_id if also else None)
+            queue_id = await self.commit(result, events_for, remember)
         else:  # every recipient suppressed: nothing to send, only events
-            await self.tracking.record(
-                events_for(queue_id), (lambda conn: with_id(conn, queue_id)) if also else None
-            )
+            await self.tracking.record(events_for(queue_id), claim=remember, queue_id=queue_id)
         for address in result.suppressed:
             self.logger.event("rejected", queue_id, to=angle(address), reason="suppressed")
         if result.recipients:
@@ -658,11 +748,11 @@ class SmtpServer:
         self,
         accepted: intake.Accepted,
         events_for: Callable[[str], list[Event]] | None = None,
-        also: Callable[[sqlite3.Connection, str], None] | None = None,
+        claim: idempotency.Claim | None = None,
     ) -> str:
         """Put what intake accepted on stable storage; the queue ID (log the signing).
-        ``events_for(queue_id)``: events written in the same transaction (and
-        ``also(conn, queue_id)``)."""
+        ``events_for(queue_id)``: events written in the same transaction (and the
+        Idempotency-Key ``claim``)."""
         if events_for is not None and self.tracking is not None:
             queue_id = await self.tracking.enqueue(
                 accepted.sender,
@@ -671,7 +761,7 @@ class SmtpServer:
                 meta=accepted.meta,
                 queue_id=accepted.queue_id,
                 events_for=events_for,
-                also=also,
+                claim=claim,
             )
         else:
             queue_id = await self.store.enqueue(

@@ -6,6 +6,14 @@ Mailman core is Debian's ``mailman3`` package (``/usr/bin/mailman``, runners und
 its runners) and waits until REST and LMTP accept connections; ``stop()`` runs
 ``mailman stop`` and waits for the processes to go. Tests run as root, hence
 ``--run-as-root``.
+
+Mailman never leaves loopback: its own DNS questions (the DMARC policy of a poster's
+domain, ``mailman.rules.dmarc``, through dnspython's ``Resolver()``, which reads the
+system's /etc/resolv.conf) go to the ``nameserver`` given (the test NSD; without one a
+dead loopback port) through a ``sitecustomize`` on its ``PYTHONPATH`` that replaces
+dnspython's reading of resolv.conf; and the public suffix list it would download for
+DMARC's organizational domain is the copy Debian ships, placed in its var directory
+as a cache that does not expire, with the download URL pointing at loopback.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +81,12 @@ workers: 1
 # tests wait seconds, not Mailman's two minutes, for bounces to be scored
 sleep_time: 1s
 
+[dmarc]
+# never downloaded: the shipped copy is the cache (see MailmanCore.start)
+org_domain_data_url: http://127.0.0.1:9/public_suffix_list.dat
+resolver_timeout: 2s
+resolver_lifetime: 3s
+
 [runner.nntp]
 start: no
 [archiver.mhonarc]
@@ -83,6 +98,24 @@ enable: no
 """
 
 
+_SITECUSTOMIZE = """\
+\"\"\"Written by mailwright.testing.mailman: this Mailman's DNS goes to the test server.\"\"\"
+import dns.resolver
+
+
+def _read_resolv_conf(self, f):
+    self.nameservers = [{host!r}]
+    self.port = {port}
+    self.search = []
+
+
+dns.resolver.BaseResolver.read_resolv_conf = _read_resolv_conf
+"""
+SUFFIX_LIST = Path("/usr/lib/python3/dist-packages/mailman/rules/data/public_suffix_list.dat")
+DEAD_NAMESERVER = "127.0.0.1:9"
+"""Where Mailman's DNS goes when a test gives no nameserver: nowhere, on loopback."""
+
+
 class MailmanError(MailwrightError, RuntimeError):
     """The private Mailman core could not be started or asked."""
 
@@ -90,7 +123,15 @@ class MailmanError(MailwrightError, RuntimeError):
 class MailmanCore:
     """One private Mailman core; ``rest(...)`` talks to its REST API."""
 
-    def __init__(self, *, smtp_port: int, site_domain: str = "lists.example") -> None:
+    def __init__(
+        self,
+        *,
+        smtp_port: int,
+        site_domain: str = "lists.example",
+        nameserver: str | None = None,
+        mta_settings: Mapping[str, str] | None = None,
+    ) -> None:
+        """``mta_settings``: more of mailman.cfg's ``[mta]`` (``verp_delivery_interval``)."""
         from ..mailman import mta_section
 
         self.directory = Path(tempfile.mkdtemp(prefix="mailwright-mailman-"))
@@ -105,7 +146,7 @@ class MailmanCore:
             smtp_port=smtp_port,
             lmtp_host="127.0.0.1",
             lmtp_port=self.lmtp_port,
-        )
+        ) + "".join(f"{key}: {value}\n" for key, value in (mta_settings or {}).items())
         self.config_path.write_text(
             _CONFIG.format(
                 site_domain=site_domain,
@@ -119,6 +160,15 @@ class MailmanCore:
         )
         self.password_file = self.directory / "rest-password"
         self.password_file.write_text(self.rest_password + "\n")
+        self.nameserver = nameserver or DEAD_NAMESERVER
+        self.site_dir = self.directory / "site"
+        self.site_dir.mkdir()
+        # In the file, not the environment: Mailman's master passes only PYTHONPATH and a
+        # few others on to its runners.
+        host, _, port = self.nameserver.rpartition(":")
+        (self.site_dir / "sitecustomize.py").write_text(
+            _SITECUSTOMIZE.format(host=host, port=int(port))
+        )
 
     @property
     def rest_url(self) -> str:
@@ -128,8 +178,13 @@ class MailmanCore:
         # Output to a file, not a pipe: the master process ``start`` leaves running would
         # hold a pipe open and ``run`` would wait for it.
         with open(self.directory / "mailman-command.log", "a+") as log:
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(self.site_dir), os.environ.get("PYTHONPATH")) if p
+            )
             done = subprocess.run(
                 [MAILMAN, "-C", str(self.config_path), "--run-as-root", *args],
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -143,6 +198,12 @@ class MailmanCore:
     def start(self, timeout: float = 90.0) -> None:
         if not Path(MAILMAN).exists():
             raise MailmanError(f"{MAILMAN} is missing: install mailman3 (scripts/bootstrap)")
+        self.var.mkdir(parents=True, exist_ok=True)
+        suffixes = self.var / SUFFIX_LIST.name
+        if not suffixes.exists():
+            shutil.copyfile(SUFFIX_LIST, suffixes)
+            forever = time.time() + 10 * 365 * 86400  # Mailman's expiry is the file's mtime
+            os.utime(suffixes, (forever, forever))
         done = self._mailman("start")
         if done.returncode != 0:
             raise MailmanError(f"mailman start failed: {done.stdout} {done.stderr}")

@@ -23,7 +23,7 @@ answers RCPT with 4xx; all are stopped after the test.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +75,22 @@ def mailman_core() -> Iterator[Callable[..., MailmanCore]]:
     started: list[MailmanCore] = []
 
     def start(
-        *, smtp_port: int, site_domain: str = "lists.example", start: bool = True
+        *,
+        smtp_port: int,
+        site_domain: str = "lists.example",
+        nameserver: str | None = None,
+        mta_settings: Mapping[str, str] | None = None,
+        start: bool = True,
     ) -> MailmanCore:
-        """``start=False``: configured (ports known) but not started; call ``.start()``."""
-        core = MailmanCore(smtp_port=smtp_port, site_domain=site_domain)
+        """``start=False``: configured (ports known) but not started; call ``.start()``.
+        ``nameserver``: where Mailman's own DNS questions go (``dns_world.nameserver``);
+        ``mta_settings``: more of its ``[mta]`` section."""
+        core = MailmanCore(
+            smtp_port=smtp_port,
+            site_domain=site_domain,
+            nameserver=nameserver,
+            mta_settings=mta_settings,
+        )
         started.append(core)
         if start:
             core.start()

@@ -1,4 +1,5 @@
-"""Every route declares who may call it; the open ones are exactly the few that must be."""
+"""Every route declares who may call it; the open ones are exactly the few that must be,
+and so are the ones a token in the path authorizes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from mailwright.certificates.store import CertificateStore
 from mailwright.config import Config
 from mailwright.http import Services, make_app
-from mailwright.http.auth import OPEN, scope_of
+from mailwright.http.auth import OPEN, TOKEN, scope_of
 
 OPEN_ROUTES = {
     ("GET", "/healthz"),
@@ -18,6 +19,12 @@ OPEN_ROUTES = {
     ("GET", "/login"),  # the form, and posting it
     ("POST", "/login"),
     ("GET", "/ui/static/{name}"),  # the login page's stylesheet
+}
+TOKEN_ROUTES = {
+    # RFC 8058 one-click unsubscribe: the provider POSTs without credentials (§3.2); the
+    # HMAC token in the path is the credential, checked by the handler
+    ("GET", "/unsubscribe/{token}"),
+    ("POST", "/unsubscribe/{token}"),
 }
 
 
@@ -37,6 +44,7 @@ def test_open_routes_are_exactly_these(tmp_path: Path) -> None:
     }
     opened = {(method, path) for method, path, scope in routes if scope == OPEN}
     assert opened == OPEN_ROUTES
+    assert {(method, path) for method, path, scope in routes if scope == TOKEN} == TOKEN_ROUTES
     scopes = {path: scope for _, path, scope in routes if scope != OPEN}
     assert scopes["/v1/messages"] == "send" and scopes["/metrics"] == "metrics"
     assert scopes["/"] == "page" and scopes["/ui/messages/{queue_id}/{action}"] == "page"

@@ -5,12 +5,13 @@ PostgreSQL one (on the private test cluster, integration-marked)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from mailwright.queue import QueueMeta
+from mailwright.queue import QueueMeta, idempotency
 from mailwright.queue.events import Event
 from mailwright.queue.eventstore import EventStore, WebhookCursor
 from mailwright.queue.postgres import PostgresQueueStore
@@ -199,6 +200,17 @@ async def test_prune_keeps_what_a_reader_has_not_passed(tracking: Tracking) -> N
     assert [e.seq for e in await tracking.read()] == seqs[2:]
 
 
+async def test_soft_bounces_outside_the_window_are_pruned(tracking: Tracking) -> None:
+    await tracking.record([bounce("once@x.example", "soft", at=NOW)])
+    for at in (NOW + 90_000, NOW + 90_100):
+        await tracking.record([bounce("twice@x.example", "soft", at=at)])
+    assert await tracking.store.prune_soft_bounces(NOW + 86_400) == 1
+    assert await tracking.store.prune_soft_bounces(NOW + 86_400) == 0
+    # the rows inside the window still count: a third one suppresses
+    [added] = await tracking.record([bounce("twice@x.example", "soft", at=NOW + 90_200)])
+    assert added.reason == "soft-bounces"
+
+
 async def test_webhook_cursors(tracking: Tracking) -> None:
     store = tracking.store
     await tracking.record([Event("queued", NOW, recipient="a@x.example")])
@@ -231,6 +243,56 @@ async def test_a_lost_commit_answer_does_not_double_an_event(tracking: Tracking)
     if isinstance(tracking.store, PostgresQueueStore):
         await tracking.record([event])
     assert [e.event_id for e in await tracking.read()] == [event.event_id]
+
+
+def _queued(queue_id: str) -> list[Event]:
+    return [Event("queued", NOW, recipient="a@x.example", queue_id=queue_id)]
+
+
+def _claim(key: str, body_hash: str = "h1") -> idempotency.Claim:
+    return idempotency.Claim("shop", key, body_hash, 202, lambda qid: {"queue_id": qid})
+
+
+async def _enqueue_claimed(tracking: Tracking, claim: idempotency.Claim) -> str:
+    return await tracking.enqueue(
+        "app@example.com",
+        ["a@x.example"],
+        b"Subject: hi\r\n\r\nhello\r\n",
+        meta=QueueMeta(),
+        queue_id="",
+        events_for=_queued,
+        claim=claim,
+    )
+
+
+async def test_an_idempotency_claim_is_stored_with_its_message(tracking: Tracking) -> None:
+    stored = await _enqueue_claimed(tracking, _claim("order-1"))
+    found = await tracking.find_idempotency("shop", "order-1", time.time())
+    assert found == idempotency.Stored("h1", 202, {"queue_id": stored})
+    assert await tracking.find_idempotency("other-app", "order-1", time.time()) is None
+    # the same key again: Replay, and nothing of the second request is stored
+    with pytest.raises(idempotency.Replay) as replay:
+        await _enqueue_claimed(tracking, _claim("order-1", "h2"))
+    assert replay.value.stored.response == {"queue_id": stored}
+    assert [e.queue_id for e in await tracking.read(types=["queued"])] == [stored]
+    # events without a message (every recipient suppressed) remember a key the same way
+    await tracking.record(
+        _queued("0ABCDEFGHJK777"), claim=_claim("order-2"), queue_id="0ABCDEFGHJK777"
+    )
+    found = await tracking.find_idempotency("shop", "order-2", time.time())
+    assert found is not None and found.response == {"queue_id": "0ABCDEFGHJK777"}
+
+
+async def test_concurrent_requests_with_one_key_queue_one_message(tracking: Tracking) -> None:
+    results = await asyncio.gather(
+        *(_enqueue_claimed(tracking, _claim("order-9")) for _ in range(8)),
+        return_exceptions=True,
+    )
+    stored = [r for r in results if isinstance(r, str)]
+    replays = [r for r in results if isinstance(r, idempotency.Replay)]
+    assert len(stored) == 1 and len(replays) == 7
+    assert {r.stored.response["queue_id"] for r in replays} == set(stored)
+    assert len(await tracking.read(types=["queued"])) == 1
 
 
 # -- several nodes on one PostgreSQL ---------------------------------------------------------
@@ -328,3 +390,22 @@ async def test_soft_bounces_counted_on_two_nodes_at_once(postgres_url: str) -> N
     finally:
         for store in nodes:
             await store.close()
+
+
+@pytest.mark.integration
+async def test_one_idempotency_key_on_two_nodes_queues_once(postgres_url: str) -> None:
+    one = await PostgresQueueStore.open(postgres_url, migrate_schema=True)
+    two = await PostgresQueueStore.open(postgres_url)
+    try:
+        nodes = [Tracking(one, POLICY), Tracking(two, POLICY)] * 4
+        results = await asyncio.gather(
+            *(_enqueue_claimed(node, _claim("order-n")) for node in nodes),
+            return_exceptions=True,
+        )
+        stored = [r for r in results if isinstance(r, str)]
+        assert len(stored) == 1, results
+        assert all(isinstance(r, idempotency.Replay) for r in results if r not in stored)
+        assert len(await Tracking(two).read(types=["queued"])) == 1
+    finally:
+        await one.close()
+        await two.close()
