@@ -615,3 +615,27 @@ async def test_big_message_over_the_limit_or_cut_off_leaves_no_spool_file(
             break
         await asyncio.sleep(0.02)
     assert spool_files(h) == [] and await h.entries() == []
+
+
+async def test_big_8bit_submission_is_read_whole_and_made_7bit(harness_factory: Any) -> None:
+    """A big submission with 8-bit data takes the whole-message path (RFC 6152 §3: made
+    7-bit before signing): stored as 7-bit, spool file gone."""
+    h = await harness_factory(trusted=["127.0.0.0/8"], message_size_limit=5_000_000)
+    c = await open_session(h, "submission")
+    await c.cmd("MAIL FROM:<app@example.org> BODY=8BITMIME")
+    assert await c.cmd("RCPT TO:<bob@example.com>") == "250 2.1.5 Ok"
+    assert (await c.cmd("DATA")).startswith("354")
+    body = "Grüße aus dem Spool, Zeile für Zeile.\r\n".encode() * 20_000  # 0.8 MB
+    await c.send(
+        b"From: app@example.org\r\nSubject: umlauts\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        + body
+        + b".\r\n"
+    )
+    reply = await c.reply()
+    assert reply.startswith("250 2.0.0 Ok: queued as "), reply
+    data = await h.store.read_message(reply.rsplit(" ", 1)[1])
+    assert data.isascii() and len(data) > len(body)
+    assert b"Content-Transfer-Encoding: quoted-printable" in data
+    await c.close()
+    assert spool_files(h) == []
