@@ -35,8 +35,30 @@ class Finding:
         return {"check": self.check, "status": self.status, "detail": self.detail}
 
 
+def _acme_finding(config: Config, now: datetime) -> Finding:
+    """What ``serve`` will do about the certificate: the names it asks for, where, and
+    whether one has been issued yet (before that, TLS listeners serve a self-signed one)."""
+    from .certificates.store import CertificateStore, wanted_names
+
+    names = ", ".join(wanted_names(config))
+    detail = f"acme: {names} from {config.tls.acme_directory}"
+    current = CertificateStore(config.data_dir).current_info()
+    if current is None:
+        detail += (
+            "; none issued yet: TLS serves a self-signed certificate until the log says"
+            " certificate-issued"
+        )
+    elif current.not_after <= now:
+        return Finding("tls", f"{detail}; expired on {current.not_after:%Y-%m-%d}", "warn")
+    else:
+        detail += f"; issued, valid until {current.not_after:%Y-%m-%d}"
+    return Finding("tls", detail)
+
+
 def check_tls(config: Config, now: datetime | None = None) -> list[Finding]:
     """The certificate and key load into a TLS context as the listeners will load them."""
+    if config.tls.acme:
+        return [_acme_finding(config, now or datetime.now(UTC))]
     certificate, key = config.tls.certificate, config.tls.private_key
     if certificate is None or key is None:
         return []

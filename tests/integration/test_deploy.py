@@ -2,31 +2,45 @@
 
 Every command line of the section's ``sh`` blocks is either run (with the paths moved
 into a scratch directory, the service user renamed, the unit written to a scratch
-directory) or skipped for a stated reason (package installs, public DNS, certbot's
-network part, systemd as PID 1). The certbot deploy hook runs as written on a test
-certificate; "systemctl enable --now" is replaced by running the unit's own
-ExecStartPre/ExecStart as its User= with its AmbientCapabilities=, in a private network
-namespace where port 25 is free, with a notify socket like systemd's.
+directory) or skipped for a stated reason (package installs, public DNS, systemd as PID
+1). "systemctl enable --now" is replaced by running the unit's own ExecStartPre/ExecStart
+as its User= with its AmbientCapabilities=, in a private network namespace (only its own
+loopback: nothing outside is reachable) where ports 25 and 80 are free, with a notify
+socket like systemd's.
+
+The config ``init --acme`` writes asks Let's Encrypt; this test points its
+``acme_directory`` at a Pebble in that same namespace instead (and ``acme_ca_file`` at
+Pebble's CA), with an NSD there saying ``mail.example.com A 127.0.0.1``, so the HTTP-01
+challenge really reaches the ``http`` listener on port 80 and the certificate arrives.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import pwd
 import re
 import shlex
 import shutil
 import signal
+import smtplib
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
-from mailwright.testing.tls import make_certificate
+from mailwright.config import LETS_ENCRYPT_DIRECTORY
+from mailwright.log import parse_line
+from mailwright.testing.nsd import NsdServer
+from mailwright.testing.pebble import PebbleServer
 
 pytestmark = pytest.mark.integration
 
@@ -35,8 +49,8 @@ SKIPPED = {
     "apt-get": "packages are installed by scripts/bootstrap --test",
     "dig": "public DNS (the PTR is set by the provider)",
     "systemctl": "no systemd as PID 1 here: the unit's commands run below",
-    "certbot": "Let's Encrypt is the internet: its deploy hook runs on a test certificate",
 }
+CLONE_NEWNET = 0x40000000
 
 
 def deploy_lines() -> list[str]:
@@ -49,11 +63,12 @@ def deploy_lines() -> list[str]:
 def test_the_section_is_what_this_test_follows() -> None:
     lines = deploy_lines()
     firsts = [line.split()[0] for line in lines]
-    assert set(firsts) <= {*SKIPPED, "python3", "mailwright", "ln"} | {
+    assert set(firsts) <= {*SKIPPED, "python3", "mailwright", "ln", "grep"} | {
         first for first in firsts if first.startswith("/opt/mailwright/")
     }, firsts
     assert any("service install" in line for line in lines)
-    assert any("--deploy-hook" in line for line in lines)
+    assert any(" init example.com " in line and " --acme" in line for line in lines)
+    assert any(line.startswith("grep certificate-issued ") for line in lines)
 
 
 def _uv() -> str:
@@ -78,11 +93,128 @@ def user_name() -> Iterator[str]:
     subprocess.run(["groupdel", name], capture_output=True, check=False)
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"setns: {os.strerror(error)}")
+
+
+@dataclass
+class Namespace:
+    """A network namespace of its own with only a loopback interface."""
+
+    fd: int
+
+    @contextlib.contextmanager
+    def inside(self) -> Iterator[None]:
+        """This thread, and every process it starts meanwhile, in the namespace."""
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            _setns(self.fd)
+            try:
+                yield
+            finally:
+                _setns(own)
+        finally:
+            os.close(own)
+
+
+@pytest.fixture
+def private_network() -> Iterator[Namespace]:
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"unshare: {os.strerror(error)}")
+        fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=30)
+    finally:
+        _setns(own)
+        os.close(own)
+    try:
+        yield Namespace(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class AcmeWorld:
+    network: Namespace
+    nsd: NsdServer
+    pebble: PebbleServer
+
+
+@pytest.fixture
+def acme_world(private_network: Namespace, scratch: Path) -> Iterator[AcmeWorld]:
+    """Pebble validating HTTP-01 on port 80 of mail.example.com, which the NSD beside it
+    resolves to 127.0.0.1: all inside the private network the server will run in."""
+    with private_network.inside():
+        nsd = NsdServer().start()
+        try:
+            nsd.set_zone("example.com", "mail A 127.0.0.1\n")
+            pebble = PebbleServer(
+                scratch / "pebble", http_port=80, dns_server=nsd.nameserver
+            ).start()
+        except BaseException:
+            nsd.stop()
+            raise
+    try:
+        yield AcmeWorld(private_network, nsd, pebble)
+    finally:
+        with private_network.inside():
+            pebble.stop()
+            nsd.stop()
+
+
+def _use_pebble(config: Path, pebble: PebbleServer) -> None:
+    """The one change to what init wrote: Pebble instead of Let's Encrypt."""
+    text = config.read_text()
+    directory = f'acme_directory = "{LETS_ENCRYPT_DIRECTORY}"'
+    ca_file = '# acme_ca_file = "/etc/ssl/private-ca.pem"'
+    assert directory in text and ca_file in text, text
+    text = text.replace(directory, f'acme_directory = "{pebble.directory_url}"')
+    text = text.replace(ca_file, f'acme_ca_file = "{pebble.ca_file}"')
+    config.write_text(text)
+
+
+def _events(log: Path, name: str) -> list[dict[str, str]]:
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [e for e in map(parse_line, text.splitlines()) if e and e["event"] == name]
+
+
+def _wait_issued(log: Path, pebble: PebbleServer) -> None:
+    deadline = time.monotonic() + 90
+    while not _events(log, "certificate-issued"):
+        assert time.monotonic() < deadline, (_events(log, "certificate-failed"), pebble.log())
+        time.sleep(0.5)
+
+
+def _served_on_25(network: Namespace, root: Path | None) -> x509.Certificate:
+    """The certificate STARTTLS on port 25 serves now (verified against ``root`` if given)."""
+    context = ssl.create_default_context(cafile=str(root) if root else None)
+    context.check_hostname = False  # 127.0.0.1; the name is checked by the caller
+    if root is None:
+        context.verify_mode = ssl.CERT_NONE
+    with network.inside():
+        client = smtplib.SMTP("127.0.0.1", 25, timeout=10)
+    try:
+        client.starttls(context=context)
+        assert isinstance(client.sock, ssl.SSLSocket)
+        der = client.sock.getpeercert(binary_form=True)
+        assert der is not None
+        return x509.load_der_x509_certificate(der)
+    finally:
+        client.quit()
+
+
 def _unit_value(unit: str, key: str) -> str:
     return next(line.split("=", 1)[1] for line in unit.splitlines() if line.startswith(key + "="))
 
 
-def test_deploy_as_written(scratch: Path, user_name: str) -> None:
+def test_deploy_as_written(scratch: Path, user_name: str, acme_world: AcmeWorld) -> None:
     dist = scratch / "dist"
     subprocess.run(
         [_uv(), "build", "--wheel", "--out-dir", str(dist)],
@@ -113,6 +245,7 @@ def test_deploy_as_written(scratch: Path, user_name: str) -> None:
         "HOME": str(scratch),
         "LANG": "C.UTF-8",
     }
+    data = scratch / "var" / "lib" / "mailwright"
     server: subprocess.Popen[bytes] | None = None
     ran: list[str] = []
     try:
@@ -121,18 +254,12 @@ def test_deploy_as_written(scratch: Path, user_name: str) -> None:
             for old, new in moved.items():
                 command = command.replace(old, new)
             first = command.split()[0]
-            if first == "certbot":
-                hook = shlex.split(command)[shlex.split(command).index("--deploy-hook") + 1]
-                lineage = make_certificate(scratch / "live", "mail.example.com")
-                (scratch / "live" / "privkey.pem").write_bytes(lineage.private_key.read_bytes())
-                (scratch / "live" / "fullchain.pem").write_bytes(lineage.certificate.read_bytes())
-                _sh(hook, {**env, "RENEWED_LINEAGE": str(scratch / "live")})
-                ran.append("certbot --deploy-hook")
-                continue
             if first == "systemctl" and "enable --now" in command:
-                server = _start_unit(scratch, env)
+                server = _start_unit(scratch, env, acme_world.network)
                 ran.append(command)
                 continue
+            if first == "grep" and "certificate-issued" in command:
+                _wait_issued(data / "mailwright.log", acme_world.pebble)  # "within a minute"
             if first in SKIPPED:
                 continue
             if " check example.com" in command:
@@ -146,14 +273,28 @@ def test_deploy_as_written(scratch: Path, user_name: str) -> None:
             ran.append(command)
             if "init example.com" in command:
                 assert "wrote" in result.stdout
+                _use_pebble(scratch / "etc" / "mailwright" / "mailwright.toml", acme_world.pebble)
             if "records --format zone" in command:
                 for needle in ("MX", "v=spf1 ip4:203.0.113.10", "_domainkey", "_dmarc", "PTR"):
                     assert needle in result.stdout, needle
             if "send-test" in command:
                 assert "delivered" in result.stdout, result
-        assert calls.read_text().strip() == "try-reload-or-restart mailwright"  # the hook's
+        assert not calls.exists()  # systemctl is only "enable --now", replaced above
+        assert any(c.startswith("grep certificate-issued ") for c in ran)
+        root = scratch / "pebble-root.pem"
+        with acme_world.network.inside():
+            root.write_bytes(acme_world.pebble.root_pem())
+        deadline = time.monotonic() + 15  # each worker loads it within seconds
+        while True:  # ten connections, so that every worker has been asked
+            certs = {_served_on_25(acme_world.network, None) for _ in range(10)}
+            if len(certs) == 1 and (cert := certs.pop()).issuer != cert.subject:
+                break
+            assert time.monotonic() < deadline, "still the self-signed placeholder"
+            time.sleep(0.5)
+        assert _served_on_25(acme_world.network, root) == cert  # chains to Pebble's root
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        assert san.value.get_values_for_type(x509.DNSName) == ["mail.example.com"]
         user = pwd.getpwnam(user_name)
-        data = scratch / "var" / "lib" / "mailwright"
         delivered = list((data / "mail").rglob("new/*"))
         assert delivered and all(p.stat().st_uid == user.pw_uid for p in delivered)
         assert len([c for c in ran if "send-test" in c]) == 1
@@ -172,9 +313,9 @@ def _sh(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def _start_unit(scratch: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _start_unit(scratch: Path, env: dict[str, str], network: Namespace) -> subprocess.Popen[bytes]:
     """What systemd does with the unit: ExecStartPre, then ExecStart, as User= with the
-    ambient capabilities, telling READY=1 on $NOTIFY_SOCKET."""
+    ambient capabilities, telling READY=1 on $NOTIFY_SOCKET; in ``network``."""
     unit = (scratch / "units" / "mailwright.service").read_text()
     checked = subprocess.run(
         ["systemd-analyze", "verify", str(scratch / "units" / "mailwright.service")],
@@ -201,12 +342,13 @@ def _start_unit(scratch: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     sock.settimeout(1)
     pre = shlex.join([*as_user, *shlex.split(_unit_value(unit, "ExecStartPre"))])
     start = shlex.join([*as_user, *shlex.split(_unit_value(unit, "ExecStart"))])
-    proc = subprocess.Popen(
-        ["unshare", "-n", "sh", "-c", f"ip link set lo up && {pre} && exec {start}"],
-        env={**env, "NOTIFY_SOCKET": str(notify)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    with network.inside():
+        proc = subprocess.Popen(
+            ["sh", "-c", f"{pre} && exec {start}"],
+            env={**env, "NOTIFY_SOCKET": str(notify)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 60
     try:
         while True:

@@ -13,6 +13,8 @@ import pytest
 from mailwright.cli.main import main
 from mailwright.setup.apply import query_rrset
 from mailwright.testing.knot import KnotServer
+from mailwright.testing.nsd import NsdServer
+from mailwright.testing.ports import free_address
 
 pytestmark = pytest.mark.integration
 
@@ -153,3 +155,59 @@ def test_authoritative_servers_from_the_ns_records() -> None:
     assert found[0] == primary.address
     assert sorted(found[1:]) == [("127.0.0.1", 5353), ("127.0.0.9", 5353)]
     assert asked == ["ns.other.test"]
+
+
+def test_without_server_the_primary_is_the_zones_soa_mname_on_port_53(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """RFC 2136 §4, as nsupdate does it: the SOA MNAME (ns.example.test), its address
+    through the configured resolver, port 53. Knot listens on port 53 of a spare loopback
+    address, which is also the zone's ns A; it is the resolver here too (authoritative)."""
+    with KnotServer({DOMAIN: START}, host=free_address(53), port=53) as primary:
+        key = tmp_path / "update.key"
+        key.write_text(primary.key_file_text())
+        base = ["--config", str(config), "--nameserver", primary.nameserver, "records",
+                "apply", "--tsig-key", str(key)]  # fmt: skip
+        code, out, err = run([*base, "--json"], capsys)
+        assert code == 0, err
+        zone = json.loads(out)["zones"][0]
+        assert (zone["zone"], zone["primary"], zone["mname"]) == (
+            DOMAIN,
+            f"{primary.host}:53",
+            f"ns.{DOMAIN}",
+        )
+        assert zone["changes"]
+
+        code, out, err = run([*base, "--yes", "--json", "--wait", "30"], capsys)
+        assert code == 0, out + err
+        result = json.loads(out)
+        assert result["applied"] is True and result["error"] is None
+        assert result["served"] == {f"{primary.host}:53": True}  # the NS is the primary
+        assert txt(primary, DOMAIN) == {"google-site-verification=abc123", f"v=spf1 ip4:{IP} -all"}
+
+        code, out, err = run(base, capsys)
+        assert code == 0, err
+        assert "DNS is up to date" in out
+
+
+def test_without_server_a_primary_that_cannot_be_found_is_one_line_exit_1(
+    dns_world: NsdServer, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # NSD's SOA names ns.mailwright.test, a name nothing serves: no address for it
+    dns_world.set_zone(DOMAIN, "@ MX 10 mx.elsewhere.test.\n")
+    key = tmp_path / "update.key"
+    key.write_text("hmac-sha256:mailwright-update:QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=")
+    base = ["--config", str(config), "--nameserver", dns_world.nameserver, "records", "apply",
+            "--tsig-key", str(key)]  # fmt: skip
+    code, out, err = run(base, capsys)
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith(
+        f"error: zone {DOMAIN}: its primary ns.mailwright.test (the SOA MNAME) has no address ("
+    ), err
+    assert f"pass --server HOST[:PORT], the primary of {DOMAIN}" in err
+
+    code, out, err = run([*base, "--zone", "nowhere.test"], capsys)  # NSD has no such zone
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("error: zone nowhere.test: no SOA record to find its primary ("), err
+    assert "pass --server HOST[:PORT], the primary of nowhere.test" in err

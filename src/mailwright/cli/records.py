@@ -11,11 +11,13 @@ import click
 from ..errors import UsageError
 from ..setup import build_records
 from ..setup.apply import (
+    Primary,
     TsigKey,
     UpdateError,
     ZonePlan,
     apply_changes,
     authoritative_servers,
+    find_primary,
     in_zone,
     parse_server,
     plan_changes,
@@ -56,13 +58,16 @@ def _tsig(path: str) -> TsigKey:
 @records.command(
     "apply",
     epilog="\b\nExamples:\n"
+    "  mailwright records apply --tsig-key update.key\n"
     "  mailwright records apply --server ns1.example.net --tsig-key update.key\n"
     "  mailwright records apply --server 192.0.2.53 --tsig-key update.key --yes\n"
     "  mailwright records apply --server 127.0.0.1:5300 --tsig-key k --yes "
     "--authoritative 127.0.0.1:5301",
 )
 @click.option(
-    "--server", required=True, metavar="HOST[:PORT]", help="The zone's primary (takes UPDATE)."
+    "--server",
+    metavar="HOST[:PORT]",
+    help="The zone's primary (takes UPDATE); default: each zone's SOA MNAME, port 53.",
 )
 @click.option(
     "--tsig-key", "tsig_key", required=True, metavar="FILE", help="TSIG key (Knot/BIND form)."
@@ -86,7 +91,7 @@ def _tsig(path: str) -> TsigKey:
 @click.pass_context
 def apply(
     ctx: click.Context,
-    server: str,
+    server: str | None,
     tsig_key: str,
     zones: tuple[str, ...],
     authoritative: tuple[str, ...],
@@ -96,8 +101,9 @@ def apply(
 ) -> None:
     """Publish the records with an RFC 2136 dynamic update signed with TSIG: the plan
     first (add/change/remove, only our names), then with --yes the update, then a wait
-    until every authoritative server serves it. Exit 0 done (or nothing to do), 1 the
-    update was refused or a server did not catch up in time."""
+    until every authoritative server serves it. Without --server each zone's primary is
+    its SOA MNAME (RFC 2136 §4) through the resolver, port 53. Exit 0 done (or nothing to
+    do), 1 the update was refused, the primary not found or a server did not catch up."""
     options = ctx.obj or {}
     context = app()
     if options.get("config_file"):
@@ -105,7 +111,7 @@ def apply(
         context._config = None
     if not context.has_config_file:
         raise UsageError("no config file found", "pass --config FILE or run 'mailwright init'")
-    primary = parse_server(server)
+    given = Primary(parse_server(server)) if server is not None else None
     key = _tsig(tsig_key)
     waits = [parse_server(a) for a in authoritative]
     record_plan = build_records(context.config)
@@ -113,13 +119,26 @@ def apply(
     if not names:
         raise UsageError("no zone: the config has no domains", "pass --zone ZONE")
     plans: list[ZonePlan] = []
+    primaries: dict[str, Primary] = {}
     try:
         for zone in names:
-            plans.append(plan_changes(zone, record_plan.records, primary))
+            # per zone: zones of one config may well have different primaries
+            primary = given or run(find_primary(zone, context.resolver))
+            try:
+                plan = plan_changes(zone, record_plan.records, primary.address)
+            except UpdateError as exc:
+                if primary.mname is None:
+                    raise
+                raise UpdateError(
+                    f"{exc} (the SOA MNAME {primary.mname} of {zone.lower().rstrip('.')}; "
+                    "pass --server HOST[:PORT] if updates go elsewhere)"
+                ) from None
+            plans.append(plan)
+            primaries[plan.zone] = primary
     except UpdateError as exc:
         err_console.print(f"[bold red]error:[/] {safe(str(exc))}", soft_wrap=True)
         raise SystemExit(1) from None
-    result = run_plans(plans, primary, key, waits, yes, wait)
+    result = run_plans(plans, primaries, key, waits, yes, wait)
     if as_json:
         emit_json(result)
     else:
@@ -129,7 +148,7 @@ def apply(
 
 def run_plans(
     plans: list[ZonePlan],
-    primary: tuple[str, int],
+    primaries: dict[str, Primary],
     key: TsigKey,
     waits: list[tuple[str, int]],
     yes: bool,
@@ -143,7 +162,15 @@ def run_plans(
         if not any(in_zone(r.name, q.zone) and r.publish == "dns" for q in plans)
     }
     result: dict[str, Any] = {
-        "zones": [{"zone": p.zone, "changes": [c.to_json() for c in p.changes]} for p in plans],
+        "zones": [
+            {
+                "zone": p.zone,
+                "primary": primaries[p.zone].text,
+                "mname": primaries[p.zone].mname,
+                "changes": [c.to_json() for c in p.changes],
+            }
+            for p in plans
+        ],
         "by_hand": sorted(by_hand),
         "applied": False,
         "served": {},
@@ -153,12 +180,14 @@ def run_plans(
         return result
     try:
         for plan in plans:
-            apply_changes(plan, primary, key)
+            apply_changes(plan, primaries[plan.zone].address, key)
         result["applied"] = True
         servers = waits or [
             s
             for p in plans
-            for s in authoritative_servers(p.zone, primary, resolve=lookup_addresses)
+            for s in authoritative_servers(
+                p.zone, primaries[p.zone].address, resolve=lookup_addresses
+            )
         ]
         changes = [c for p in plans for c in p.changes]
         done = wait_until_served(changes, list(dict.fromkeys(servers)), wait)
@@ -180,7 +209,12 @@ def print_result(result: dict[str, Any], yes: bool) -> None:
         console.print("[bold green]DNS is up to date[/]: the primary serves every record.")
     for zone in result["zones"]:
         if zone["changes"]:
-            console.print(f"[bold]zone {safe(zone['zone'])}[/]")
+            found = f", the SOA MNAME {zone['mname']}" if zone["mname"] else ""
+            console.print(
+                f"[bold]zone {safe(zone['zone'])}[/] [dim](primary {safe(zone['primary'])}"
+                f"{safe(found)})[/]",
+                soft_wrap=True,
+            )
         for c in zone["changes"]:
             sign = {"add": "+", "change": "~", "remove": "-"}[c["action"]]
             text = f"  {sign} {c['action']:<6} {c['name']} {c['type']} "

@@ -76,7 +76,7 @@ def mailman_mta_section(config: Config) -> str:
     "  mailwright init example.com --ip 192.0.2.10 --relay smtp://app@smtp.mailgun.org:587\n"
     "  mailwright init example.com --ip 192.0.2.10 --dir /etc/mailwright --force\n"
     "  mailwright init example.com --ip 192.0.2.10 --dir /etc/mailwright \\\n"
-    "      --data-dir /var/lib/mailwright --user mailwright --inbound"
+    "      --data-dir /var/lib/mailwright --user mailwright --inbound --acme"
 )
 @click.argument("domain")
 @click.option("--ip", "ips", multiple=True, metavar="IP", help="Public sending address (repeat).")
@@ -104,7 +104,17 @@ def mailman_mta_section(config: Config) -> str:
 @click.option(
     "--inbound",
     is_flag=True,
-    help="Also receive mail on port 25 (STARTTLS with tls/cert.pem and tls/key.pem).",
+    help="Also receive mail on port 25 (STARTTLS: tls/cert.pem and tls/key.pem, or --acme).",
+)
+@click.option(
+    "--acme",
+    is_flag=True,
+    help="serve gets and renews the certificate itself (Let's Encrypt, HTTP-01 on port 80).",
+)
+@click.option(
+    "--acme-contact",
+    metavar="EMAIL",
+    help="Where the CA writes about the account (default: postmaster@DOMAIN; implies --acme).",
 )
 @click.option(
     "--mailman",
@@ -131,6 +141,8 @@ def init(
     data_dir: Path | None,
     user: str | None,
     inbound: bool,
+    acme: bool,
+    acme_contact: str | None,
     mailman: bool,
     fmt: str,
 ) -> None:
@@ -159,6 +171,8 @@ def init(
         data_dir=data_dir,
         user=user,
         inbound=inbound,
+        acme=acme or acme_contact is not None,
+        acme_contact=acme_contact,
         mailman=mailman,
     )
     try:

@@ -37,6 +37,9 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 
+from ..dns.names import normalize
+from ..dns.resolver import Resolver
+from ..dns.types import Outcome
 from ..errors import MailwrightError, UsageError
 from .records import DnsRecord, txt_rdata
 
@@ -46,6 +49,50 @@ SPF_PREFIX = "v=spf1"
 
 class UpdateError(MailwrightError):
     """The primary refused the update, or could not be reached."""
+
+
+class PrimaryNotFound(UpdateError):
+    """The zone's primary could not be found through DNS (no SOA, an MNAME without an
+    address): DNS data, not a usage mistake, so a failed run (exit 1), not exit 2."""
+
+
+@dataclass(frozen=True)
+class Primary:
+    """Where a zone's updates go: ``--server``, or found from the zone's SOA."""
+
+    address: tuple[str, int]
+    mname: str | None = None
+    """The SOA MNAME it was found from; None when given (``--server``)."""
+
+    @property
+    def text(self) -> str:
+        host, port = self.address
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def find_primary(zone: str, resolver: Resolver, port: int = 53) -> Primary:
+    """The zone's primary as ``nsupdate`` finds it: the MNAME field of the zone's SOA
+    (RFC 2136 §4: "the primary master ... is named in the MNAME field"), its first IPv4
+    address (else IPv6) through ``resolver``, on ``port``."""
+    zone = normalize(zone).rstrip(".")
+    hint = f"pass --server HOST[:PORT], the primary of {zone}"
+    soa = await resolver.query(zone, "SOA")
+    if not soa.ok or not soa.records:
+        why = soa.error or soa.outcome.value
+        if soa.outcome in (Outcome.ANSWER, Outcome.NODATA):
+            why = "the name has none: is it the zone's apex?"
+        raise PrimaryNotFound(f"zone {zone}: no SOA record to find its primary ({why}); {hint}")
+    mname = normalize(str(soa.records[0]).split()[0]).rstrip(".")
+    if not mname:
+        raise PrimaryNotFound(f"zone {zone}: the SOA names no primary (MNAME is '.'); {hint}")
+    a, aaaa = await resolver.addresses(mname)
+    addresses = [*a.records, *aaaa.records]
+    if not addresses:
+        why = a.error or aaaa.error or "no A or AAAA record"
+        raise PrimaryNotFound(
+            f"zone {zone}: its primary {mname} (the SOA MNAME) has no address ({why}); {hint}"
+        )
+    return Primary((str(addresses[0]), port), mname)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,11 @@ class InitOptions:
     at ``tls/cert.pem`` and ``tls/key.pem`` beside the config (the certificate step)."""
     mailman: bool = False
     """Also a ``[mailman]`` section: Mailman 3 core on this machine is the list manager."""
+    acme: bool = False
+    """``serve`` gets and renews the certificate itself (``[tls] acme``, HTTP-01): an
+    ``http`` listener on port 80, and no certificate files (the TLS of ``inbound``)."""
+    acme_contact: str | None = None
+    """Default: ``postmaster@DOMAIN`` (a mailbox ``init`` configures)."""
 
 
 @dataclass(frozen=True)
@@ -137,10 +142,25 @@ def plan_config(options: InitOptions) -> Config:
                 f"--user {options.user!r} is not a system user name", "write e.g. mailwright"
             )
         config = replace(config, user=options.user)
-    if options.inbound:
+    if options.acme:
+        contact = options.acme_contact or f"postmaster@{domain}"
+        if contact.count("@") != 1 or any(c.isspace() or c in '<>",' for c in contact):
+            raise UsageError(
+                f"--acme-contact {contact!r} is not an address", "write e.g. you@example.com"
+            )
+        # HTTP-01 (RFC 8555 §8.3): the CA fetches the token from port 80 of the hostname.
         config = replace(
             config,
-            tls=TlsConfig(directory / TLS_DIR / "cert.pem", directory / TLS_DIR / "key.pem"),
+            tls=TlsConfig(acme=True, acme_contact=contact),
+            listeners=(*config.listeners, ListenerConfig("http", "0.0.0.0", 80, "http")),
+        )
+    if options.inbound:
+        tls = config.tls
+        if not tls.acme:
+            tls = TlsConfig(directory / TLS_DIR / "cert.pem", directory / TLS_DIR / "key.pem")
+        config = replace(
+            config,
+            tls=tls,
             listeners=(
                 *config.listeners,
                 ListenerConfig("inbound", "0.0.0.0", 25, "inbound", tls="starttls"),

@@ -176,9 +176,38 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         "[tls]",
         "Certificate for STARTTLS and implicit TLS (e.g. from certbot for the hostname).",
     )
-    if config.tls.certificate and config.tls.private_key:
-        w.setting("certificate", _rel(config.tls.certificate, base), "PEM chain, leaf first.")
-        w.setting("private_key", _rel(config.tls.private_key, base), "PEM private key.")
+    tls = config.tls
+    contact = f"postmaster@{config.domains[0] if config.domains else config.hostname}"
+    if tls.acme:
+        w.comment("serve gets and renews the certificate itself (ACME HTTP-01, RFC 8555): the")
+        w.comment('CA fetches a token from the [[listeners]] role = "http" on port 80, so the')
+        w.comment("hostname's A/AAAA must point here and port 80 must be open. Until the first")
+        w.comment("certificate arrives (log: certificate-issued), TLS uses a self-signed one.")
+        w.setting("acme", True, "Instead of certificate and private_key.")
+        if tls.acme_contact:
+            w.setting("acme_contact", tls.acme_contact, "The CA writes here about the account.")
+        else:
+            w.example("acme_contact", contact, "The CA writes here about the account.")
+        if tls.acme_names:
+            w.setting("acme_names", list(tls.acme_names), "Names besides hostname.")
+        else:
+            w.example("acme_names", [f"smtp.{contact.split('@')[1]}"], "Names besides hostname.")
+        w.setting("acme_directory", tls.acme_directory, "The CA (default: Let's Encrypt).")
+        if tls.acme_ca_file is not None:
+            w.setting("acme_ca_file", _rel(tls.acme_ca_file, base), "Trust this CA's HTTPS.")
+        else:
+            w.example(
+                "acme_ca_file",
+                "/etc/ssl/private-ca.pem",
+                "Trust this CA for a private ACME server.",
+            )
+        w.comment("Or certificate files instead of acme (e.g. from certbot):")
+        live = f"/etc/letsencrypt/live/{config.hostname}"
+        w.example("certificate", f"{live}/fullchain.pem", "PEM chain, leaf first.")
+        w.example("private_key", f"{live}/privkey.pem", "PEM private key.")
+    elif tls.certificate and tls.private_key:
+        w.setting("certificate", _rel(tls.certificate, base), "PEM chain, leaf first.")
+        w.setting("private_key", _rel(tls.private_key, base), "PEM private key.")
     else:
         live = f"/etc/letsencrypt/live/{config.hostname}"
         w.example("certificate", f"{live}/fullchain.pem", "PEM chain, leaf first.")
@@ -186,11 +215,7 @@ def render_config(config: Config, base: Path, header: Iterable[str] = ()) -> str
         w.comment("Or let serve get and renew one itself (ACME, Let's Encrypt by default); needs")
         w.comment('a [[listeners]] role = "http" on port 80 for the HTTP-01 challenges.')
         w.example("acme", True, "Instead of certificate and private_key.")
-        w.example(
-            "acme_contact",
-            f"postmaster@{config.domains[0] if config.domains else config.hostname}",
-            "The CA writes here about expiry and policy.",
-        )
+        w.example("acme_contact", contact, "The CA writes here about expiry and policy.")
         w.example("acme_names", [], "Names the certificate covers besides hostname.")
         w.example("acme_directory", LETS_ENCRYPT_DIRECTORY, "The CA (default: Let's Encrypt).")
         w.example(

@@ -37,6 +37,7 @@ from .ports import free_port
 
 KNOTD = "/usr/sbin/knotd"
 HOST = "127.0.0.1"
+LOOPBACK = "127.0.0.0/8"
 START_TIMEOUT = 10.0
 TSIG_NAME = "mailwright-update"
 TSIG_ALGORITHM = "hmac-sha256"
@@ -45,7 +46,7 @@ _HEADER = """$ORIGIN {origin}.
 $TTL 60
 @ SOA ns.{origin}. hostmaster.{origin}. 1 3600 600 86400 60
 @ NS ns.{origin}.
-ns A 127.0.0.1
+ns A {ns}
 """
 
 
@@ -62,7 +63,14 @@ class KnotServer:
         *,
         primary: KnotServer | None = None,
         secret: bytes | None = None,
+        host: str = HOST,
+        port: int = 0,
     ) -> None:
+        """``host``/``port``: where to listen (default 127.0.0.1, a free port); ``host`` is
+        also the address of the zones' ``ns`` (their SOA MNAME), so a primary on port 53
+        of a spare loopback address can be found the way ``nsupdate`` finds one."""
+        self.host = host
+        self._fixed_port = port
         self.zones = {k.rstrip(".").lower(): v for k, v in (zones or {}).items()}
         self.primary = primary
         if primary is not None:
@@ -80,11 +88,11 @@ class KnotServer:
     def address(self) -> tuple[str, int]:
         if not self.port:
             raise KnotError("knotd is not running")
-        return HOST, self.port
+        return self.host, self.port
 
     @property
     def nameserver(self) -> str:
-        return f"{HOST}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def key_file_text(self) -> str:
         """The TSIG key as Knot's configuration writes it (what ``--tsig-key`` reads)."""
@@ -98,8 +106,8 @@ class KnotServer:
             raise KnotError(f"{KNOTD} not found: install the 'knot' package (scripts/bootstrap)")
         self.directory = Path(tempfile.mkdtemp(prefix="mailwright-knot-"))
         last = ""
-        for _attempt in range(5):
-            self.port = free_port(udp=True)
+        for _attempt in range(1 if self._fixed_port else 5):
+            self.port = self._fixed_port or free_port(udp=True, host=self.host)
             self._write_config()
             self._log = self.directory / "knotd.log"
             with open(self._log, "wb") as log:
@@ -155,7 +163,7 @@ class KnotServer:
         lines = [
             "server:",
             f"    rundir: {d}",
-            f"    listen: {HOST}@{self.port}",
+            f"    listen: {self.host}@{self.port}",
             "    udp-workers: 1",
             "    tcp-workers: 1",
             "    background-workers: 1",
@@ -175,10 +183,10 @@ class KnotServer:
             lines += [
                 "remote:",
                 "  - id: primary",
-                f"    address: {HOST}@{self.primary.port}",
+                f"    address: {self.primary.host}@{self.primary.port}",
                 "acl:",
                 "  - id: notify",
-                f"    address: {HOST}",
+                f"    address: {LOOPBACK}",
                 "    action: notify",
             ]
         else:
@@ -188,7 +196,7 @@ class KnotServer:
                 f"    key: {name}",
                 "    action: update",
                 "  - id: transfer",
-                f"    address: {HOST}",
+                f"    address: {LOOPBACK}",
                 "    action: transfer",
             ]
         lines += [
@@ -210,7 +218,8 @@ class KnotServer:
                     "    refresh-max-interval: 2",
                 ]
             else:
-                (d / f"{origin}.zone").write_text(_HEADER.format(origin=origin) + body + "\n")
+                header = _HEADER.format(origin=origin, ns=self.host)
+                (d / f"{origin}.zone").write_text(header + body + "\n")
                 lines += [f"    file: {origin}.zone", "    acl: [update, transfer]"]
         (d / "knot.conf").write_text("\n".join(lines) + "\n")
 
@@ -233,7 +242,7 @@ class KnotServer:
                 raise KnotError(f"knotd exited: {self.log()[-2000:]}")
             try:
                 query = dns.message.make_query(f"{origin}.", dns.rdatatype.SOA)
-                answer = dns.query.udp(query, HOST, port=self.port, timeout=0.5)
+                answer = dns.query.udp(query, self.host, port=self.port, timeout=0.5)
                 if answer.answer or self.primary is not None:
                     return
             except (dns.exception.DNSException, OSError):

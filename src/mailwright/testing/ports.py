@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import time
 
 from ..errors import MailwrightError
 
-__all__ = ["HOST", "free_port", "wait_for_port"]
+__all__ = ["HOST", "free_address", "free_port", "wait_for_port"]
 
 HOST = "127.0.0.1"
 
@@ -29,6 +30,26 @@ def free_port(*, udp: bool = False, host: str = HOST) -> int:
                     continue
                 return port
     raise MailwrightError(f"no free port on {host} for both TCP and UDP")
+
+
+def free_address(port: int) -> str:
+    """A 127.0.0.N (N from 100 to 250) whose ``port`` is free for TCP and UDP right now:
+    for a server that must use a well-known port (DNS on 53), as root."""
+    candidates = [f"127.0.0.{n}" for n in range(100, 251)]
+    random.shuffle(candidates)
+    for host in candidates[:50]:
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagram,
+        ):
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                tcp.bind((host, port))
+                datagram.bind((host, port))
+            except OSError:
+                continue
+            return host
+    raise MailwrightError(f"no loopback address with port {port} free for TCP and UDP")
 
 
 def wait_for_port(port: int, timeout: float, host: str = HOST) -> bool:

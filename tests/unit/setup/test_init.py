@@ -44,8 +44,9 @@ def _settings(cls: type, prefix: str = "") -> list[tuple[str, str]]:
     return out
 
 
-def test_generated_config_loads_and_names_every_setting(tmp_path: Path) -> None:
-    result = _init(tmp_path, relay="smtp://app@smtp.mailgun.org:587")
+@pytest.mark.parametrize("acme", [False, True])
+def test_generated_config_loads_and_names_every_setting(tmp_path: Path, acme: bool) -> None:
+    result = _init(tmp_path, relay="smtp://app@smtp.mailgun.org:587", acme=acme)
     text = result.config_path.read_text()
     config = load_config(result.config_path)
     assert config.hostname == "mail.example.com"
@@ -181,3 +182,64 @@ def test_init_sets_up_verp_and_its_records_authorize_the_bounce_domain(tmp_path:
     assert "ip4:192.0.2.10" in spf.value and parse_record(spf.value) is not None
     directory = LocalDirectory.from_config(config)
     assert directory.exists("bounces+0abc-1-2-xyz@example.com")  # RCPT accepted
+
+
+def test_init_acme_writes_acme_an_http_listener_and_no_certificate_files(tmp_path: Path) -> None:
+    result = _init(tmp_path, inbound=True, acme=True)
+    text = result.config_path.read_text()
+    tls = load_config(result.config_path).tls
+    assert (tls.acme, tls.acme_contact) == (True, "postmaster@example.com")
+    assert (tls.certificate, tls.private_key) == (None, None)
+    assert "\nacme = true\n" in text and '\nacme_contact = "postmaster@example.com"\n' in text
+    assert '# certificate = "/etc/letsencrypt/live/mail.example.com/fullchain.pem"' in text
+    assert not (tmp_path / "tls").exists()
+    listeners = {(li.role, li.address, li.port, li.tls) for li in result.config.listeners}
+    assert ("http", "0.0.0.0", 80, "none") in listeners  # RFC 8555 §8.3: HTTP-01 on port 80
+    assert ("inbound", "0.0.0.0", 25, "starttls") in listeners
+
+
+def test_init_acme_config_passes_the_check_before_any_certificate(tmp_path: Path) -> None:
+    from mailwright.server import check_config
+
+    result = _init(tmp_path, inbound=True, acme=True, data_dir=tmp_path / "data")
+    config = dataclasses.replace(result.config, allow_root=True)  # the tests run as root
+    _, findings = check_config(config, False)
+    tls = [f for f in findings if f.check == "tls"]
+    assert [(f.status, f.detail) for f in tls] == [
+        (
+            "ok",
+            "acme: mail.example.com from https://acme-v02.api.letsencrypt.org/directory; "
+            "none issued yet: TLS serves a self-signed certificate until the log says "
+            "certificate-issued",
+        )
+    ]
+
+
+def test_init_acme_names_every_setting_and_round_trips(tmp_path: Path) -> None:
+    result = _init(tmp_path, acme=True, acme_contact="ops@example.net")
+    config = load_config(result.config_path)
+    assert config.tls.acme_contact == "ops@example.net"
+    text = result.config_path.read_text()
+    for key in ("acme_names", "acme_directory", "acme_ca_file", "certificate", "private_key"):
+        assert re.search(rf"^(# )?{key} = ", text, re.M), key
+    again = tmp_path / "again.toml"
+    again.write_text(render_config(config, tmp_path))
+    assert dataclasses.replace(load_config(again), path=None) == dataclasses.replace(
+        config, path=None
+    )
+
+
+def test_cli_init_acme_contact_implies_acme_and_a_bad_one_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["init", "example.com", "--ip", "192.0.2.10", "--dir", str(tmp_path)]
+    done = CliRunner().invoke(cli, [*args, "--acme-contact", "ops@example.net"])
+    assert done.exit_code == 0, done.output
+    tls = load_config(tmp_path / "mailwright.toml").tls
+    assert (tls.acme, tls.acme_contact) == (True, "ops@example.net")
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--force", "--acme-contact", "ops example.net"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --acme-contact 'ops example.net' is not an address (write e.g. you@example.com)"
+    )
