@@ -4,7 +4,8 @@ application's API (``/v1``)."""
 
 from __future__ import annotations
 
-from .app import Services, make_app
+from .app import make_app
 from .server import HttpServer
+from .services import Services
 
 __all__ = ["HttpServer", "Services", "make_app"]

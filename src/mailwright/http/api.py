@@ -19,9 +19,9 @@ from ..queue.store import QueueEntry, is_queue_id
 from ..smtp import intake
 from ..smtp.address import AddressError, parse_path
 from ..smtp.intake import Arrival
-from .app import API_KEY, SERVICES, Services
 from .auth import ANY_KEY, json_error, requires
 from .compose import FieldError, compose
+from .services import API_KEY, SERVICES, Services
 
 MAX_IDEMPOTENCY_KEY = 255
 MAX_PAGE = 1000

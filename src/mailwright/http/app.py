@@ -7,23 +7,17 @@ Without :class:`Services` (``make_app(store)``) it serves ACME challenges and
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from ..apikeys import ApiKey, ApiKeys
 from ..certificates.store import CertificateStore
-from ..config import Config
-from ..log import EventLogger
-from ..mailman import MailmanRest
-from ..queue.store import QueueStore
-from ..queue.tracking import Tracking
-from ..smtp.auth import AuthLimiter
+from . import api, monitoring, ui, unsubscribe
 from .auth import ANY_KEY, OPEN, PAGE, TOKEN, bearer, json_error, requires, scope_of
+from .services import API_KEY, SERVICES, STORE_KEY, Services
+from .ui import page_session
 
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 """RFC 8555 §8.3: where the CA fetches HTTP-01 key authorizations."""
@@ -31,51 +25,12 @@ CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 MTA_STS_PATH = "/.well-known/mta-sts.txt"
 """RFC 8461 §3.2: where senders fetch our policy (on host mta-sts.DOMAIN)."""
 
-STORE_KEY = web.AppKey("certificate_store", CertificateStore)
 PolicyFor = Callable[[str], str | None]
 """Host name (``mta-sts.example.com``) → our MTA-STS policy text, or None."""
 POLICY_KEY: web.AppKey[PolicyFor] = web.AppKey("mta_sts_policy")
 
 
-API_KEY = web.RequestKey("api_key", ApiKey)
 BODY_SLACK = 64 * 1024
-
-
-@dataclass
-class Services:
-    """What the API works with: the worker's config view, queue, events and SMTP server
-    (whose :meth:`~mailwright.smtp.server.SmtpServer.submit` is the intake path)."""
-
-    config: Callable[[], Config]
-    store: QueueStore
-    tracking: Tracking | None
-    smtp: Any
-    logger: EventLogger
-    limiter: AuthLimiter = field(default_factory=AuthLimiter)
-    unsubscribe_key: bytes | None = None
-    """Checks RFC 8058 one-click tokens (None: no ``[mailman]``, every link is 404)."""
-    mailman: Callable[[], MailmanRest | None] = field(default=lambda: None)
-    """Mailman's REST API of the current config (may raise UserError: no password)."""
-    _keys: tuple[int, ApiKeys] | None = None
-
-    def keys(self) -> ApiKeys:
-        """The configured keys (rebuilt after a reload)."""
-        config = self.config()
-        if self._keys is None or self._keys[0] != id(config):
-            self._keys = (id(config), ApiKeys((k.name, k.hash, k.scopes) for k in config.api_keys))
-        return self._keys[1]
-
-    def trusted(self, ip: str | None) -> bool:
-        try:
-            addr = ipaddress.ip_address(ip or "")
-        except ValueError:
-            return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        return any(addr in net for net in self.config().trusted_networks)
-
-
-SERVICES = web.AppKey("services", Services)
 
 
 def make_app(
@@ -91,7 +46,6 @@ def make_app(
         limit = config.http.max_body or (config.message_size_limit * 4 // 3 + BODY_SLACK)
         app = web.Application(client_max_size=limit, middlewares=[errors, authenticate])
         app[SERVICES] = services
-        from . import api, monitoring, ui, unsubscribe
 
         api.add_routes(app)
         monitoring.add_routes(app)
@@ -164,8 +118,6 @@ async def authenticate(
         return await handler(request)
     services = request.app[SERVICES]
     if scope == PAGE:
-        from .ui import page_session
-
         return await page_session(request, handler)
     ip = request.remote or "?"
     token = bearer(request)

@@ -23,8 +23,8 @@ from ..config import Config
 from ..dns.client import StubResolver
 from ..dns.types import Outcome
 from ..queue.sqlite import SqliteQueueStore, min_webhook_seq
-from .app import SERVICES, STORE_KEY, Services
 from .auth import OPEN, requires
+from .services import SERVICES, STORE_KEY, Services
 
 READY_DNS_TIMEOUT = 2.0
 

@@ -38,9 +38,9 @@ from ..smtp.address import AddressError, parse_path
 from ..smtp.auth import verify_password
 from ..spool import HEAD_LIMIT
 from ..verp import load_or_create_key
-from .app import SERVICES, STORE_KEY, Services
 from .auth import OPEN, PAGE, requires
 from .monitoring import certificate, days_left
+from .services import SERVICES, STORE_KEY, Services
 
 SESSION_COOKIE = "mw_session"
 LOGIN_COOKIE = "mw_login"

@@ -29,8 +29,8 @@ from ..mailman import MailmanError
 from ..queue import QueueError
 from ..queue.events import Event
 from ..rfc8058 import POST_VALUE, ROUTE, OneClickToken, TokenError, TokenExpired, verify_token
-from .app import SERVICES
 from .auth import TOKEN, requires
+from .services import SERVICES
 
 RETRY_AFTER = "300"
 """Seconds a provider should wait when Mailman is down."""
