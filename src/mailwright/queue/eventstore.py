@@ -44,10 +44,13 @@ class EventStore(ABC):
 
     @abstractmethod
     async def record_events(
-        self, events: Sequence[Event], policy: SuppressionPolicy
+        self, events: Sequence[Event], policy: SuppressionPolicy, *, durable: bool = True
     ) -> list[Suppression]:
         """Append ``events`` and apply the suppression rules they trigger, atomically;
-        the suppressions added."""
+        the suppressions added. ``durable=False``: the store may commit without a flush
+        of its own (the delivery agent's outcome events, written just before the queue
+        records the same outcome the same way: a power failure forgets both, and the
+        message is delivered and reported again, never lost)."""
 
     @abstractmethod
     async def enqueue_with_events(

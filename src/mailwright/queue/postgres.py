@@ -942,8 +942,9 @@ class PostgresQueueStore(QueueStore, EventStore):
     # -- events, suppressions, webhook cursors (EventStore) -----------------------------------
 
     async def record_events(
-        self, events: Sequence[Event], policy: sup.SuppressionPolicy
+        self, events: Sequence[Event], policy: sup.SuppressionPolicy, *, durable: bool = True
     ) -> list[sup.Suppression]:
+        # Every batch here commits with synchronous_commit = on; ``durable`` only allows less.
         actions = sup.actions_for(events, policy)
 
         async def apply(conn: AsyncConnection[Any]) -> list[sup.Suppression]:

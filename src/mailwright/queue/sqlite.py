@@ -228,6 +228,8 @@ def _queued_event_for(conn: sqlite3.Connection, message_id: str, recipient: str)
 class SqliteQueueStore(QueueStore, EventStore):
     """The embedded queue (``DATA_DIR/queue.sqlite3``)."""
 
+    supports_handoff = True
+
     def __init__(self, data_dir: Path) -> None:
         super().__init__()
         self.path = Path(data_dir) / DB_NAME
@@ -409,19 +411,9 @@ class SqliteQueueStore(QueueStore, EventStore):
         meta: QueueMeta | None = None,
         queue_id: str | None = None,
     ) -> str:
-        if not recipients:
-            raise ValueError("a message needs at least one recipient")
-        insert = functools.partial(
-            self._insert,
-            sender=sender,
-            recipients=list(recipients),
-            data=data,
-            meta=meta or QueueMeta(),
-            queue_id=queue_id or new_queue_id(),  # made here: new_queue_id is not thread-safe
+        return await self.enqueue_with(
+            sender, recipients, data, meta=meta, queue_id=queue_id, also=None
         )
-        stored = await self._write(insert)
-        self.wakeup()
-        return stored
 
     async def enqueue_with(
         self,
@@ -431,29 +423,38 @@ class SqliteQueueStore(QueueStore, EventStore):
         *,
         meta: QueueMeta | None = None,
         queue_id: str | None = None,
-        also: Callable[[sqlite3.Connection, str], None],
+        also: Callable[[sqlite3.Connection, str], None] | None,
     ) -> str:
         """:meth:`enqueue`, and ``also(conn, queue_id)`` in the same transaction (the
         ``queued`` events: the log never shows a delivery before its queueing, and never
-        misses the queueing of a stored message)."""
+        misses the queueing of a stored message). With a :attr:`handoff` the entry is
+        inserted leased to the agent and handed to it after the commit."""
         if not recipients:
             raise ValueError("a message needs at least one recipient")
+        now = time.time()
+        handoff = self._handoff_for(len(data), meta, now)
         insert = functools.partial(
             self._insert,
             sender=sender,
             recipients=list(recipients),
             data=data,
             meta=meta or QueueMeta(),
-            queue_id=queue_id or new_queue_id(),
+            queue_id=queue_id or new_queue_id(),  # made here: new_queue_id is not thread-safe
+            now=now,
+            claim=None if handoff is None else (handoff.worker, now + handoff.lease_seconds),
         )
 
         def both(conn: sqlite3.Connection) -> str:
             stored = insert(conn)
-            also(conn, stored)
+            if also is not None:
+                also(conn, stored)
             return stored
 
         stored = await self._write(both)
-        self.wakeup()
+        if handoff is None:
+            self.wakeup()
+        else:
+            await self._hand_over(handoff, stored, sender, recipients, data, meta, now)
         return stored
 
     def _insert(
@@ -465,17 +466,32 @@ class SqliteQueueStore(QueueStore, EventStore):
         data: bytes,
         meta: QueueMeta,
         queue_id: str,
+        now: float,
+        claim: tuple[str, float] | None = None,
     ) -> str:
-        now = time.time()
+        """Insert the entry and its message; ``claim``: (worker, lease end) to insert it
+        already leased (claim at enqueue)."""
         due = max(now, meta.not_before or now)
+        claimed_by, lease_until = claim if claim is not None else (None, None)
         rcpts = _recipients_json([RecipientState(a, next_attempt=due) for a in recipients])
         meta_json = json.dumps(meta.to_json(), separators=(",", ":"))
         while True:
             try:
                 conn.execute(
                     "INSERT INTO entries (id, sender, recipients, size, created_at,"
-                    " next_attempt, meta) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (queue_id, sender, rcpts, len(data), now, due, meta_json),
+                    " next_attempt, meta, claimed_by, lease_until)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        queue_id,
+                        sender,
+                        rcpts,
+                        len(data),
+                        now,
+                        due,
+                        meta_json,
+                        claimed_by,
+                        lease_until,
+                    ),
                 )
                 break
             except sqlite3.IntegrityError:  # same microsecond and same 20 random bits
@@ -700,7 +716,11 @@ class SqliteQueueStore(QueueStore, EventStore):
     # -- events, suppressions, webhook cursors (EventStore) ---------------------------------
 
     async def record_events(
-        self, events_: Sequence[Event], policy: suppressions.SuppressionPolicy
+        self,
+        events_: Sequence[Event],
+        policy: suppressions.SuppressionPolicy,
+        *,
+        durable: bool = True,
     ) -> list[suppressions.Suppression]:
         actions = suppressions.actions_for(events_, policy)
 
@@ -708,7 +728,7 @@ class SqliteQueueStore(QueueStore, EventStore):
             events.insert(conn, events_)
             return suppressions.apply(conn, actions)
 
-        return await self._write(write)
+        return await self._write(write, durable=durable)
 
     async def enqueue_with_events(
         self,

@@ -49,13 +49,16 @@ class Tracking:
         self,
         events: Sequence[ev.Event],
         also: Callable[[sqlite3.Connection], None] | None = None,
+        *,
+        durable: bool = True,
     ) -> list[sup.Suppression]:
         """Append events and apply their suppression rules, atomically (with
-        ``also(conn)`` in the same transaction)."""
+        ``also(conn)`` in the same transaction). ``durable=False``: see
+        :meth:`EventStore.record_events` (delivery outcomes only)."""
         if not events and also is None:
             return []
         if also is None:
-            added = await self.store.record_events(events, self.policy)
+            added = await self.store.record_events(events, self.policy, durable=durable)
         else:
             policy = self.policy
 
