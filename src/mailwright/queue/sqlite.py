@@ -25,6 +25,12 @@ recent result or claim, and then the message is simply delivered again: a duplic
 never a loss (RFC 5321 §6.1 asks for the first, forbids the second). With one session
 this takes two of the three fsyncs per message off the path.
 
+Delivery reports (``record_results``, the agent's outcome events) do not even start a
+transaction of their own when they need not: they wait up to :data:`LATER_SECONDS` for
+the next batch to ride in (with one session: the next message's enqueue), so a message
+costs one commit, not two, and its enqueue never queues behind the previous message's
+report.
+
 Several processes may open the same database (worker processes, the ``mailwright queue``
 CLI): a transaction starts with ``BEGIN IMMEDIATE``, retried with sub-millisecond sleeps
 while another process holds the write lock (SQLite's own busy handler sleeps up to 100 ms
@@ -75,6 +81,8 @@ SCHEMA_VERSION = 2
 """1: entries and messages; 2: + events, suppressions, soft_bounces, webhook_cursors
 (:mod:`.events`, :mod:`.suppressions`, :mod:`mailwright.webhooks`)."""
 BUSY_TIMEOUT_MS = 30_000
+LATER_SECONDS = 0.05
+"""The longest a delivery report waits for another write to share a commit with."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -237,6 +245,9 @@ class SqliteQueueStore(QueueStore, EventStore):
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="queue-reader")
         self._local = threading.local()
         self._ops: list[_Op] = []
+        self._later: list[_Op] = []
+        """Delivery reports waiting to ride in the next batch (see the module doc)."""
+        self._later_timer: asyncio.TimerHandle | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
         self.batches = 0
@@ -262,21 +273,51 @@ class SqliteQueueStore(QueueStore, EventStore):
             self._local.conn = conn
         return conn
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
-        """Run ``fn`` in the next write transaction (group commit: see the module doc)."""
+    async def _write(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        durable: bool = True,
+        later: bool = False,
+    ) -> T:
+        """Run ``fn`` in the next write transaction (group commit: see the module doc).
+        ``later``: no batch of its own for up to :data:`LATER_SECONDS` (a report that
+        may share the next message's commit; only with ``durable=False``)."""
         if self._closed:
             raise QueueError("the queue is closed")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._ops.append(_Op(fn, future, durable))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if later and not durable:
+            self._later.append(_Op(fn, future, durable))
+            if self._later_timer is None:
+                self._later_timer = loop.call_later(LATER_SECONDS, self._flush_later)
+        else:
+            self._ops.append(_Op(fn, future, durable))
+            self._start_flusher()
         # shield: a session that goes away must not cancel the others' batch
         return await asyncio.shield(future)
+
+    def _start_flusher(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    def _flush_later(self) -> None:
+        """Nothing came to share a commit with: the waiting reports go now."""
+        self._later_timer = None
+        if self._later:
+            self._ops += self._later
+            self._later = []
+            self._start_flusher()
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
         while self._ops:
-            batch, self._ops = self._ops, []
+            batch, self._ops = self._ops + self._later, []
+            if self._later:
+                self._later = []
+                if self._later_timer is not None:
+                    self._later_timer.cancel()
+                    self._later_timer = None
             try:
                 results = await loop.run_in_executor(self._writer, self._run_batch, batch)
             except BaseException as exc:
@@ -613,7 +654,7 @@ class SqliteQueueStore(QueueStore, EventStore):
             )
             return entry
 
-        return await self._write(record, durable=False)
+        return await self._write(record, durable=False, later=True)
 
     async def update_meta(self, queue_id: str, meta: QueueMeta) -> None:
         meta_json = json.dumps(meta.to_json(), separators=(",", ":"))
@@ -728,7 +769,7 @@ class SqliteQueueStore(QueueStore, EventStore):
             events.insert(conn, events_)
             return suppressions.apply(conn, actions)
 
-        return await self._write(write, durable=durable)
+        return await self._write(write, durable=durable, later=not durable)
 
     async def enqueue_with_events(
         self,
@@ -843,6 +884,9 @@ class SqliteQueueStore(QueueStore, EventStore):
     async def close(self) -> None:
         if self._closed:
             return
+        if self._later_timer is not None:
+            self._later_timer.cancel()
+        self._flush_later()
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
         self._closed = True

@@ -19,7 +19,8 @@ from mailwright.delivery.agent import DeliveryAgent
 from mailwright.delivery.replies import Reply
 from mailwright.dns import MemoryResolver
 from mailwright.log import EventLogger
-from mailwright.queue import Handoff, QueueEntry, QueueMeta, SqliteQueueStore
+from mailwright.queue import Handoff, QueueEntry, QueueMeta, RecipientUpdate, SqliteQueueStore
+from mailwright.queue.sqlite import LATER_SECONDS
 from mailwright.queue.store import HANDOFF_MAX_BYTES
 from mailwright.queue.tracking import Tracking
 from mailwright.server import recover_leases, worker_name
@@ -292,3 +293,30 @@ async def test_delivery_events_commit_without_their_own_flush(store: SqliteQueue
     assert store.synced_batches == synced
     await tracking.record([Event("delivered", time.time(), recipient="b@example.net")])
     assert store.synced_batches == synced + 1
+
+
+async def test_a_delivery_report_rides_in_the_next_commit(store: SqliteQueueStore) -> None:
+    """record_results waits (briefly) for the next enqueue and shares its transaction:
+    one commit for both; alone, it goes by itself after LATER_SECONDS."""
+    first = await store.enqueue("app@example.com", ["a@example.net"], MESSAGE)
+    [claimed] = await store.claim_due("h:1", time.time() + 1)
+    assert claimed.id == first
+    batches = store.batches
+    report = asyncio.create_task(
+        store.record_results(
+            first, [RecipientUpdate("a@example.net", "delivered", "250 ok")], worker="h:1"
+        )
+    )
+    await asyncio.sleep(0)
+    await store.enqueue("app@example.com", ["b@example.net"], MESSAGE)
+    assert await report is None  # done: removed
+    assert store.batches == batches + 1  # one transaction for the report and the enqueue
+    alone = await store.claim_due("h:1", time.time() + 1)
+    batches = store.batches
+    started = time.monotonic()
+    await store.record_results(
+        alone[0].id, [RecipientUpdate("b@example.net", "delivered", "250 ok")], worker="h:1"
+    )
+    assert store.batches == batches + 1
+    assert time.monotonic() - started >= LATER_SECONDS * 0.9
+    assert await store.list_entries() == []
