@@ -18,9 +18,11 @@ the queue store's group commit covers them (see :mod:`mailwright.queue.sqlite`).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from ..errors import MailwrightError
 
 if TYPE_CHECKING:
     from .events import Event
@@ -131,6 +133,28 @@ def check(
             for address in wanted[row[0]]:
                 found[address] = Suppression(*row)
     return found
+
+
+class RecipientsSuppressed(MailwrightError):
+    """Raised by :func:`guard` inside an enqueue transaction (which it undoes): the
+    suppression list holds some of the recipients (``found``, as :func:`check` gives)."""
+
+    def __init__(self, found: dict[str, Suppression]) -> None:
+        super().__init__(f"suppressed: {', '.join(found)}")
+        self.found = found
+
+
+def guard(addresses: Iterable[str], *, now: float) -> Callable[[sqlite3.Connection, str], None]:
+    """The suppression check as part of an enqueue transaction (``enqueue_with``'s
+    ``also``): one thread round trip less per message than checking first, and atomic."""
+    wanted = list(addresses)
+
+    def none_suppressed(conn: sqlite3.Connection, queue_id: str) -> None:
+        found = check(conn, wanted, now=now)
+        if found:
+            raise RecipientsSuppressed(found)
+
+    return none_suppressed
 
 
 def list_all(

@@ -102,6 +102,16 @@ class Tracking:
         self.notify()
         return stored
 
+    def enqueue_guard(
+        self, addresses: Iterable[str], now: float | None = None
+    ) -> Callable[[sqlite3.Connection, str], None] | None:
+        """The suppression check to run inside :meth:`enqueue` (``also``): it raises
+        :class:`~.suppressions.RecipientsSuppressed` there, undoing the enqueue. None
+        where the store cannot (PostgreSQL): :meth:`check` first."""
+        if not isinstance(self.store, SqliteQueueStore):
+            return None
+        return sup.guard(addresses, now=time.time() if now is None else now)
+
     def _sqlite(self) -> SqliteQueueStore:
         """The store, for work done inside its SQLite transaction (the HTTP API's
         Idempotency-Key records live in the SQLite queue only)."""

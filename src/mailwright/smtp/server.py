@@ -43,7 +43,7 @@ from ..queue import QueueError, QueueStore, new_queue_id
 from ..queue.configured import database_conninfo
 from ..queue.events import Event
 from ..queue.store import Origin
-from ..queue.suppressions import Suppression
+from ..queue.suppressions import RecipientsSuppressed, Suppression
 from ..queue.tracking import Tracking
 from . import intake
 from .address import parse_path
@@ -350,37 +350,50 @@ class SmtpServer:
             return consumed
         envelope = consumed
         found: dict[str, Suppression] = {}
+        # The SQLite queue checks the suppression list inside the enqueue transaction (one
+        # thread round trip less per message); PostgreSQL, or after that found some: first.
+        guard = None
         if arrival.submission and self.tracking is not None:
-            try:
-                found = await self.tracking.check([m.address for m in envelope.recipients])
-            except (QueueError, OSError) as exc:
-                self.logger.event("error", what="suppression", reason=str(exc))
-                return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
+            addresses = [m.address for m in envelope.recipients]
+            guard = self.tracking.enqueue_guard(addresses)
+            if guard is None:
+                try:
+                    found = await self.tracking.check(addresses)
+                except (QueueError, OSError) as exc:
+                    self.logger.event("error", what="suppression", reason=str(exc))
+                    return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
         if arrival.inbound and not arrival.submission:
             decision = await self._check_inbound(conn, ready, queue_id)
-        result = intake.prepare(
-            envelope,
-            ready.data,
-            arrival,
-            policy,
-            queue_id=queue_id,
-            inbound=decision,
-            suppressed=tuple(found),
-        )
-        if isinstance(result, intake.Refused):
-            if result.reason.startswith("unsigned") or result.reason == "bad tracking field":
-                self.logger.event("refused", queue_id, reason=result.reason, client=conn.client_ip)
-            return result.reply  # the session records it; the connection logs it
-        events_for = self._events_for(result, found, runtime.dev_mode)
-        try:
-            if result.recipients:
-                queue_id = await self.commit(result, events_for)
-            else:  # every recipient suppressed: nothing to send, only events
-                assert self.tracking is not None and events_for is not None
-                await self.tracking.record(events_for(result.queue_id))
-        except (QueueError, OSError) as exc:
-            self.logger.event("error", what="enqueue", reason=str(exc), client=conn.client_ip)
-            return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
+        while True:
+            result = intake.prepare(
+                envelope,
+                ready.data,
+                arrival,
+                policy,
+                queue_id=queue_id,
+                inbound=decision,
+                suppressed=tuple(found),
+            )
+            if isinstance(result, intake.Refused):
+                if result.reason.startswith("unsigned") or result.reason == "bad tracking field":
+                    self.logger.event(
+                        "refused", queue_id, reason=result.reason, client=conn.client_ip
+                    )
+                return result.reply  # the session records it; the connection logs it
+            events_for = self._events_for(result, found, runtime.dev_mode)
+            try:
+                if result.recipients:
+                    queue_id = await self.commit(result, events_for, guard)
+                else:  # every recipient suppressed: nothing to send, only events
+                    assert self.tracking is not None and events_for is not None
+                    await self.tracking.record(events_for(result.queue_id))
+            except RecipientsSuppressed as exc:
+                found, guard = exc.found, None  # nothing was queued: again, without them
+                continue
+            except (QueueError, OSError) as exc:
+                self.logger.event("error", what="enqueue", reason=str(exc), client=conn.client_ip)
+                return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
+            break
         for address in result.suppressed:
             self.logger.event("dropped", queue_id, to=angle(address), reason="suppressed")
         if not result.recipients:
@@ -598,14 +611,14 @@ class SmtpServer:
         """Put what intake accepted on stable storage; the queue ID (log the signing).
         ``events_for(queue_id)``: events written in the same transaction (and
         ``also(conn, queue_id)``)."""
-        if events_for is not None and self.tracking is not None:
+        if (events_for is not None or also is not None) and self.tracking is not None:
             queue_id = await self.tracking.enqueue(
                 accepted.sender,
                 accepted.recipients,
                 accepted.message,
                 meta=accepted.meta,
                 queue_id=accepted.queue_id,
-                events_for=events_for,
+                events_for=events_for or _no_events,
                 also=also,
             )
         else:
@@ -981,6 +994,10 @@ def listener_sockets(listeners: Sequence[ListenerConfig]) -> dict[str, socket.so
         sock.setblocking(False)
         out[listener.name] = sock
     return out
+
+
+def _no_events(queue_id: str) -> list[Event]:
+    return []
 
 
 def _time_out(waiter: asyncio.Future[None]) -> None:
