@@ -329,7 +329,9 @@ class DeliveryAgent:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), ERROR_PAUSE)
         finally:
-            self.store.handoff = None
+            handoff = self.store.handoff
+            if handoff is not None and handoff.take == self._take:
+                self.store.handoff = None  # what is queued from now on waits for a claim
             if refresher is not None:
                 refresher.cancel()
             flusher.cancel()

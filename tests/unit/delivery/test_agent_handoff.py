@@ -320,3 +320,13 @@ async def test_a_delivery_report_rides_in_the_next_commit(store: SqliteQueueStor
     assert store.batches == batches + 1
     assert time.monotonic() - started >= LATER_SECONDS * 0.9
     assert await store.list_entries() == []
+
+
+async def test_after_stop_new_mail_waits_unclaimed(tmp_path: Path, store: SqliteQueueStore) -> None:
+    n = Node(tmp_path, store, "test:1")
+    await n.start()
+    await n.stop()
+    assert store.handoff is None
+    qid = await store.enqueue("app@example.com", ["a@example.net"], MESSAGE)
+    entry = await store.get(qid)
+    assert entry is not None and entry.claimed_by is None
