@@ -66,7 +66,8 @@ API (all methods are coroutines unless noted)
     agent's worker, in the same transaction, and after the commit gives the agent the
     entry and the bytes it already holds: no claim, no read-back, no wake-up. A crash
     between the commit and the hand-off leaves the entry leased to a dead worker, which
-    the server gives back at start (and siblings every minute): delivered late, never lost.
+    the server gives back at start (and sibling workers every 15 s): delivered late, never
+    lost.
 
 ``wakeup()`` (plain method) and ``wait_for_work(timeout) -> bool``
     In-process notification: ``enqueue``/``retry``/``release`` call ``wakeup()``; the
