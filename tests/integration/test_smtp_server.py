@@ -639,3 +639,36 @@ async def test_big_8bit_submission_is_read_whole_and_made_7bit(harness_factory: 
     assert b"Content-Transfer-Encoding: quoted-printable" in data
     await c.close()
     assert spool_files(h) == []
+
+
+async def test_suppressed_recipients_are_dropped_at_submission(harness_factory: Any) -> None:
+    """The suppression check runs inside the enqueue transaction (SQLite): a message to
+    a suppressed and a live address is queued for the live one only (a ``rejected``
+    event for the other); one to suppressed addresses alone is not queued at all."""
+    from mailwright.queue.tracking import Tracking
+
+    h = await harness_factory(trusted=["127.0.0.0/8"])
+    tracking = Tracking(h.store)
+    h.server.tracking = tracking
+    await tracking.suppress("gone@example.net")
+    c = await open_session(h, "submission")
+    message = "From: app@example.com\r\nSubject: x\r\n\r\nbody\r\n."
+    await c.cmd("MAIL FROM:<app@example.com>")
+    await c.cmd("RCPT TO:<ok@example.net>")
+    await c.cmd("RCPT TO:<gone@example.net>")
+    await c.cmd("DATA")
+    reply = await c.cmd(message)
+    assert reply.startswith("250 2.0.0 Ok: queued as ")
+    [entry] = await h.entries()
+    assert [r.address for r in entry.recipients] == ["ok@example.net"]
+    rejected = await tracking.read(types=["rejected"])
+    assert [(e.recipient, e.reject_reason) for e in rejected] == [
+        ("gone@example.net", "suppressed")
+    ]
+    assert [e.recipient for e in await tracking.read(types=["queued"])] == ["ok@example.net"]
+    await c.cmd("MAIL FROM:<app@example.com>")
+    await c.cmd("RCPT TO:<gone@example.net>")
+    await c.cmd("DATA")
+    assert "not queued, every recipient suppressed" in await c.cmd(message)
+    assert len(await h.entries()) == 1
+    await c.close()

@@ -39,6 +39,7 @@ from ..log import EventLogger, angle
 from ..maildir import Maildir, mailbox_path
 from ..queue import (
     DsnRecipient,
+    Handoff,
     PendingFailure,
     QueueEntry,
     QueueMeta,
@@ -275,6 +276,16 @@ class DeliveryAgent:
             self.tls_results = TlsResultStore(config.data_dir / "queue.sqlite3")
         for lane in getattr(self, "_lanes", {}).values():
             lane.route = None  # routes are looked up again with the new settings
+        handoff = self.store.handoff
+        if handoff is not None and handoff.take == self._take:
+            self._offer_handoff()  # the new lease length
+
+    def _offer_handoff(self) -> None:
+        """Let the store hand us what this process queues (claim at enqueue)."""
+        if self.store.supports_handoff:
+            self.store.handoff = Handoff(
+                self.worker, self.lease_seconds, self._can_take, self._take
+            )
 
     def _make_security(self, config: Config) -> TransportSecurity | None:
         """MTA-STS (cache in the queue database) and DANE for direct delivery."""
@@ -315,6 +326,7 @@ class DeliveryAgent:
                 self.security.policies.refresh_loop(report=self._policy_refreshed)
             )
         flusher = asyncio.ensure_future(self._flush_tls_periodically())
+        self._offer_handoff()
         try:
             while not self._stopping.is_set():
                 try:
@@ -324,6 +336,9 @@ class DeliveryAgent:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), ERROR_PAUSE)
         finally:
+            handoff = self.store.handoff
+            if handoff is not None and handoff.take == self._take:
+                self.store.handoff = None  # what is queued from now on waits for a claim
             if refresher is not None:
                 refresher.cancel()
             flusher.cancel()
@@ -418,6 +433,25 @@ class DeliveryAgent:
         except Exception:
             await self.store.release_lease(entry.id, self.worker)  # someone else may manage
             raise
+        self._start(entry, data, now, due)
+
+    def _can_take(self, size: int) -> bool:
+        """Room for a message handed over at enqueue (:class:`~mailwright.queue.Handoff`)."""
+        return not (
+            self.paused
+            or self._stopping.is_set()
+            or self._busy()
+            or self._inflight_bytes + size > MAX_INFLIGHT_BYTES
+        )
+
+    def _take(self, entry: QueueEntry, data: bytes) -> None:
+        """A message just queued by this process, already leased to us: deliver it
+        without a claim or a read-back (claim at enqueue). Every recipient is due: it
+        was queued due now."""
+        self._start(entry, data, self.clock(), [r.address for r in entry.pending])
+
+    def _start(self, entry: QueueEntry, data: MessageSource, now: float, due: list[str]) -> None:
+        """Split the due recipients by destination and put them to work."""
         tracker = _Tracker(entry, data, now)
         groups: dict[str, list[str]] = {}
         for address in due:
@@ -1054,7 +1088,9 @@ class DeliveryAgent:
                     )
                 )
         try:
-            added = await self.tracking.record(events)
+            # No flush of their own: the results below are written the same way, after
+            # them (a power failure forgets both: delivered and reported again).
+            added = await self.tracking.record(events, durable=False)
         except Exception as exc:  # the outcome is recorded by the queue either way
             self.logger.event("error", entry.id, what="events", reason=str(exc))
             return

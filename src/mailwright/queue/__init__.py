@@ -5,6 +5,7 @@ from .configured import open_store
 from .sqlite import SqliteQueueStore
 from .store import (
     DsnRecipient,
+    Handoff,
     PendingFailure,
     QueueEntry,
     QueueError,
@@ -19,6 +20,7 @@ from .store import (
 
 __all__ = [
     "DsnRecipient",
+    "Handoff",
     "PendingFailure",
     "QueueEntry",
     "QueueError",

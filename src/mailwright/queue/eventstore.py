@@ -42,6 +42,9 @@ class WebhookCursor:
 class EventStore(ABC):
     """The event log, the suppression list and webhook cursors of a queue store."""
 
+    checks_suppressions_at_enqueue = False
+    """True: :meth:`enqueue_with_events` honours ``refuse_suppressed``."""
+
     # -- events ---------------------------------------------------------------------------
 
     @abstractmethod
@@ -52,10 +55,15 @@ class EventStore(ABC):
         *,
         claim: Claim | None = None,
         queue_id: str = "",
+        durable: bool = True,
     ) -> list[Suppression]:
         """Append ``events`` and apply the suppression rules they trigger, atomically;
         the suppressions added. With ``claim``: its answer for ``queue_id`` is remembered
-        in the same transaction (:class:`~.idempotency.Replay` if the key is taken)."""
+        in the same transaction (:class:`~.idempotency.Replay` if the key is taken).
+        ``durable=False``: the store may commit without a flush of its own (the delivery
+        agent's outcome events, written just before the queue records the same outcome
+        the same way: a power failure forgets both, and the message is delivered and
+        reported again, never lost)."""
 
     @abstractmethod
     async def enqueue_with_events(
@@ -68,12 +76,16 @@ class EventStore(ABC):
         queue_id: str,
         events_for: Callable[[str], list[Event]],
         claim: Claim | None = None,
+        refuse_suppressed: Sequence[str] = (),
     ) -> str:
         """Queue a message and append ``events_for(stored_queue_id)`` in one transaction
         (the log never shows a delivery before its queueing, nor misses the queueing of a
         stored message). With ``claim``: an Idempotency-Key's answer, remembered in the
         same transaction; :class:`~.idempotency.Replay` (nothing stored) if the key is
-        taken."""
+        taken. ``refuse_suppressed`` (only where :attr:`checks_suppressions_at_enqueue`):
+        :class:`~.suppressions.RecipientsSuppressed` (nothing stored) if the suppression
+        list holds any of these addresses — checked in the transaction, which saves a
+        round trip per message on the reply path."""
 
     @abstractmethod
     async def find_idempotency(self, api_key: str, key: str, now: float) -> Stored | None:

@@ -1040,7 +1040,9 @@ class PostgresQueueStore(QueueStore, EventStore):
         *,
         claim: idempotency.Claim | None = None,
         queue_id: str = "",
+        durable: bool = True,
     ) -> list[sup.Suppression]:
+        # Every batch here commits with synchronous_commit = on; ``durable`` only allows less.
         actions = sup.actions_for(events, policy)
 
         async def apply(conn: AsyncConnection[Any]) -> list[sup.Suppression]:
@@ -1073,7 +1075,10 @@ class PostgresQueueStore(QueueStore, EventStore):
         queue_id: str,
         events_for: Callable[[str], list[Event]],
         claim: idempotency.Claim | None = None,
+        refuse_suppressed: Sequence[str] = (),
     ) -> str:
+        if refuse_suppressed:  # checks_suppressions_at_enqueue is False: check first
+            raise NotImplementedError("refuse_suppressed: not on PostgreSQL")
         if not recipients:
             raise ValueError("a message needs at least one recipient")
         now = time.time()

@@ -25,6 +25,12 @@ recent result or claim, and then the message is simply delivered again: a duplic
 never a loss (RFC 5321 §6.1 asks for the first, forbids the second). With one session
 this takes two of the three fsyncs per message off the path.
 
+Delivery reports (``record_results``, the agent's outcome events) do not even start a
+transaction of their own when they need not: they wait up to :data:`LATER_SECONDS` for
+the next batch to ride in (with one session: the next message's enqueue), so a message
+costs one commit, not two, and its enqueue never queues behind the previous message's
+report.
+
 Several processes may open the same database (worker processes, the ``mailwright queue``
 CLI): a transaction starts with ``BEGIN IMMEDIATE``, retried with sub-millisecond sleeps
 while another process holds the write lock (SQLite's own busy handler sleeps up to 100 ms
@@ -76,6 +82,8 @@ SCHEMA_VERSION = 2
 """1: entries and messages; 2: + events, suppressions, soft_bounces, webhook_cursors
 (:mod:`.events`, :mod:`.suppressions`, :mod:`mailwright.webhooks`)."""
 BUSY_TIMEOUT_MS = 30_000
+LATER_SECONDS = 0.05
+"""The longest a delivery report waits for another write to share a commit with."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -229,6 +237,9 @@ def _queued_event_for(conn: sqlite3.Connection, message_id: str, recipient: str)
 class SqliteQueueStore(QueueStore, EventStore):
     """The embedded queue (``DATA_DIR/queue.sqlite3``)."""
 
+    supports_handoff = True
+    checks_suppressions_at_enqueue = True
+
     def __init__(self, data_dir: Path) -> None:
         super().__init__()
         self.path = Path(data_dir) / DB_NAME
@@ -236,6 +247,9 @@ class SqliteQueueStore(QueueStore, EventStore):
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="queue-reader")
         self._local = threading.local()
         self._ops: list[_Op] = []
+        self._later: list[_Op] = []
+        """Delivery reports waiting to ride in the next batch (see the module doc)."""
+        self._later_timer: asyncio.TimerHandle | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
         self.batches = 0
@@ -261,21 +275,51 @@ class SqliteQueueStore(QueueStore, EventStore):
             self._local.conn = conn
         return conn
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
-        """Run ``fn`` in the next write transaction (group commit: see the module doc)."""
+    async def _write(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        durable: bool = True,
+        later: bool = False,
+    ) -> T:
+        """Run ``fn`` in the next write transaction (group commit: see the module doc).
+        ``later``: no batch of its own for up to :data:`LATER_SECONDS` (a report that
+        may share the next message's commit; only with ``durable=False``)."""
         if self._closed:
             raise QueueError("the queue is closed")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._ops.append(_Op(fn, future, durable))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if later and not durable:
+            self._later.append(_Op(fn, future, durable))
+            if self._later_timer is None:
+                self._later_timer = loop.call_later(LATER_SECONDS, self._flush_later)
+        else:
+            self._ops.append(_Op(fn, future, durable))
+            self._start_flusher()
         # shield: a session that goes away must not cancel the others' batch
         return await asyncio.shield(future)
+
+    def _start_flusher(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    def _flush_later(self) -> None:
+        """Nothing came to share a commit with: the waiting reports go now."""
+        self._later_timer = None
+        if self._later:
+            self._ops += self._later
+            self._later = []
+            self._start_flusher()
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
         while self._ops:
-            batch, self._ops = self._ops, []
+            batch, self._ops = self._ops + self._later, []
+            if self._later:
+                self._later = []
+                if self._later_timer is not None:
+                    self._later_timer.cancel()
+                    self._later_timer = None
             try:
                 results = await loop.run_in_executor(self._writer, self._run_batch, batch)
             except BaseException as exc:
@@ -410,19 +454,9 @@ class SqliteQueueStore(QueueStore, EventStore):
         meta: QueueMeta | None = None,
         queue_id: str | None = None,
     ) -> str:
-        if not recipients:
-            raise ValueError("a message needs at least one recipient")
-        insert = functools.partial(
-            self._insert,
-            sender=sender,
-            recipients=list(recipients),
-            data=data,
-            meta=meta or QueueMeta(),
-            queue_id=queue_id or new_queue_id(),  # made here: new_queue_id is not thread-safe
+        return await self.enqueue_with(
+            sender, recipients, data, meta=meta, queue_id=queue_id, also=None
         )
-        stored = await self._write(insert)
-        self.wakeup()
-        return stored
 
     async def enqueue_with(
         self,
@@ -432,29 +466,39 @@ class SqliteQueueStore(QueueStore, EventStore):
         *,
         meta: QueueMeta | None = None,
         queue_id: str | None = None,
-        also: Callable[[sqlite3.Connection, str], None],
+        also: Callable[[sqlite3.Connection, str], None] | None,
     ) -> str:
         """:meth:`enqueue`, and ``also(conn, queue_id)`` in the same transaction (the
         ``queued`` events: the log never shows a delivery before its queueing, and never
-        misses the queueing of a stored message)."""
+        misses the queueing of a stored message). With a :attr:`handoff` the entry is
+        inserted leased to the agent and handed to it after the commit."""
         if not recipients:
             raise ValueError("a message needs at least one recipient")
+        now = time.time()
+        # a spooled message is not handed over: its spool file goes when the session ends
+        handoff = self._handoff_for(len(data), meta, now) if isinstance(data, bytes) else None
         insert = functools.partial(
             self._insert,
             sender=sender,
             recipients=list(recipients),
             data=data,
             meta=meta or QueueMeta(),
-            queue_id=queue_id or new_queue_id(),
+            queue_id=queue_id or new_queue_id(),  # made here: new_queue_id is not thread-safe
+            now=now,
+            claim=None if handoff is None else (handoff.worker, now + handoff.lease_seconds),
         )
 
         def both(conn: sqlite3.Connection) -> str:
             stored = insert(conn)
-            also(conn, stored)
+            if also is not None:
+                also(conn, stored)
             return stored
 
         stored = await self._write(both)
-        self.wakeup()
+        if handoff is None or not isinstance(data, bytes):
+            self.wakeup()
+        else:
+            await self._hand_over(handoff, stored, sender, recipients, data, meta, now)
         return stored
 
     def _insert(
@@ -466,17 +510,32 @@ class SqliteQueueStore(QueueStore, EventStore):
         data: MessageData,
         meta: QueueMeta,
         queue_id: str,
+        now: float,
+        claim: tuple[str, float] | None = None,
     ) -> str:
-        now = time.time()
+        """Insert the entry and its message; ``claim``: (worker, lease end) to insert it
+        already leased (claim at enqueue)."""
         due = max(now, meta.not_before or now)
+        claimed_by, lease_until = claim if claim is not None else (None, None)
         rcpts = _recipients_json([RecipientState(a, next_attempt=due) for a in recipients])
         meta_json = json.dumps(meta.to_json(), separators=(",", ":"))
         while True:
             try:
                 conn.execute(
                     "INSERT INTO entries (id, sender, recipients, size, created_at,"
-                    " next_attempt, meta) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (queue_id, sender, rcpts, len(data), now, due, meta_json),
+                    " next_attempt, meta, claimed_by, lease_until)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        queue_id,
+                        sender,
+                        rcpts,
+                        len(data),
+                        now,
+                        due,
+                        meta_json,
+                        claimed_by,
+                        lease_until,
+                    ),
                 )
                 break
             except sqlite3.IntegrityError:  # same microsecond and same 20 random bits
@@ -620,7 +679,7 @@ class SqliteQueueStore(QueueStore, EventStore):
             )
             return entry
 
-        return await self._write(record, durable=False)
+        return await self._write(record, durable=False, later=True)
 
     async def update_meta(self, queue_id: str, meta: QueueMeta) -> None:
         meta_json = json.dumps(meta.to_json(), separators=(",", ":"))
@@ -729,6 +788,7 @@ class SqliteQueueStore(QueueStore, EventStore):
         *,
         claim: idempotency.Claim | None = None,
         queue_id: str = "",
+        durable: bool = True,
     ) -> list[suppressions.Suppression]:
         actions = suppressions.actions_for(events_, policy)
 
@@ -738,7 +798,7 @@ class SqliteQueueStore(QueueStore, EventStore):
                 idempotency.remember(conn, claim, queue_id, time.time())
             return suppressions.apply(conn, actions)
 
-        return await self._write(write)
+        return await self._write(write, durable=durable, later=not durable)
 
     async def enqueue_with_events(
         self,
@@ -750,11 +810,18 @@ class SqliteQueueStore(QueueStore, EventStore):
         queue_id: str,
         events_for: Callable[[str], list[Event]],
         claim: idempotency.Claim | None = None,
+        refuse_suppressed: Sequence[str] = (),
     ) -> str:
+        now = time.time()
+
         def also(conn: sqlite3.Connection, stored: str) -> None:
+            if refuse_suppressed:
+                found = suppressions.check(conn, refuse_suppressed, now=now)
+                if found:
+                    raise suppressions.RecipientsSuppressed(found)
             events.insert(conn, events_for(stored))
             if claim is not None:
-                idempotency.remember(conn, claim, stored, time.time())
+                idempotency.remember(conn, claim, stored, now)
 
         return await self.enqueue_with(
             sender, recipients, data, meta=meta, queue_id=queue_id, also=also
@@ -864,6 +931,9 @@ class SqliteQueueStore(QueueStore, EventStore):
     async def close(self) -> None:
         if self._closed:
             return
+        if self._later_timer is not None:
+            self._later_timer.cancel()
+        self._flush_later()
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
         self._closed = True

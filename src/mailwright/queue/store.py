@@ -64,6 +64,15 @@ API (all methods are coroutines unless noted)
 ``retry(id | None) -> int`` (number of entries made due now; ``None`` = all).
     Queue management. ``release`` and ``retry`` make every pending recipient due now.
 
+``handoff`` (attribute, a :class:`Handoff` or None): claim at enqueue
+    Set by this process's delivery agent. A store that supports it (``supports_handoff``)
+    inserts a new message that is due now and small enough *already leased* to the
+    agent's worker, in the same transaction, and after the commit gives the agent the
+    entry and the bytes it already holds: no claim, no read-back, no wake-up. A crash
+    between the commit and the hand-off leaves the entry leased to a dead worker, which
+    the server gives back at start (and sibling workers every 15 s): delivered late, never
+    lost.
+
 ``wakeup()`` (plain method) and ``wait_for_work(timeout) -> bool``
     In-process notification: ``enqueue``/``retry``/``release`` call ``wakeup()``; the
     agent awaits ``wait_for_work`` between claims so new mail goes out at once, and polls
@@ -87,7 +96,7 @@ import asyncio
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -398,11 +407,72 @@ def is_queue_id(text: str) -> bool:
     return len(text) == 14 and all(c in _ALPHABET for c in text)
 
 
+HANDOFF_MAX_BYTES = 1024 * 1024
+"""Larger messages are not handed off in memory: the agent reads them back when it
+delivers (memory stays bounded by what is being delivered, not by what arrived)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """Where a store hands the messages it has just queued (see "claim at enqueue")."""
+
+    worker: str
+    """The lease holder written into the new entry (the agent's ``HOST:PID``)."""
+    lease_seconds: float
+    ready: Callable[[int], bool]
+    """Will the agent take a message of this many bytes now (running, not paused, room
+    in flight)? Asked before the insert."""
+    take: Callable[[QueueEntry, bytes], None]
+    """Start delivering the committed entry (called on the event loop, must not block)."""
+
+
 class QueueStore(ABC):
     """The durable queue (see the module docstring for the contract of each method)."""
 
+    supports_handoff = False
+    """True: ``enqueue`` honours :attr:`handoff` (the SQLite store; PostgreSQL: not yet)."""
+
     def __init__(self) -> None:
         self._work = asyncio.Event()
+        self.handoff: Handoff | None = None
+
+    def _handoff_for(self, size: int, meta: QueueMeta | None, now: float) -> Handoff | None:
+        """The hand-off for a new message of ``size`` bytes, or None (none set, too big,
+        not due yet, agent not ready): then it is queued unclaimed and the agent woken."""
+        handoff = self.handoff
+        if handoff is None or size > HANDOFF_MAX_BYTES:
+            return None
+        if meta is not None and meta.not_before is not None and meta.not_before > now:
+            return None
+        return handoff if handoff.ready(size) else None
+
+    async def _hand_over(
+        self,
+        handoff: Handoff,
+        queue_id: str,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        meta: QueueMeta | None,
+        now: float,
+    ) -> None:
+        """Give the committed, leased entry to the agent; if it cannot take it after all,
+        give the lease back and wake the agent (the claim path delivers it)."""
+        entry = QueueEntry(
+            id=queue_id,
+            sender=sender,
+            recipients=[RecipientState(a, next_attempt=now) for a in recipients],
+            size=len(data),
+            created_at=now,
+            meta=meta or QueueMeta(),
+            claimed_by=handoff.worker,
+            lease_until=now + handoff.lease_seconds,
+        )
+        try:
+            handoff.take(entry, data)
+        except Exception:
+            await self.release_lease(queue_id, handoff.worker)
+            self.wakeup()
 
     @abstractmethod
     async def enqueue(

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from ..errors import MailwrightError
+
 if TYPE_CHECKING:
     from .events import Event
 
@@ -137,6 +139,16 @@ def check(
             for address in wanted[row[0]]:
                 found[address] = Suppression(*row)
     return found
+
+
+class RecipientsSuppressed(MailwrightError):
+    """Raised inside an enqueue transaction (which it undoes) by the SQLite store's
+    ``refuse_suppressed``: the suppression list holds some of the recipients (``found``,
+    as :func:`check` gives)."""
+
+    def __init__(self, found: dict[str, Suppression]) -> None:
+        super().__init__(f"suppressed: {', '.join(found)}")
+        self.found = found
 
 
 def list_all(

@@ -44,12 +44,16 @@ class Tracking:
         *,
         claim: Claim | None = None,
         queue_id: str = "",
+        durable: bool = True,
     ) -> list[sup.Suppression]:
         """Append events and apply their suppression rules, atomically (with ``claim``,
-        an Idempotency-Key answer for ``queue_id``, in the same transaction)."""
+        an Idempotency-Key answer for ``queue_id``, in the same transaction).
+        ``durable=False``: see :meth:`EventStore.record_events` (delivery outcomes only)."""
         if not events and claim is None:
             return []
-        added = await self.store.record_events(events, self.policy, claim=claim, queue_id=queue_id)
+        added = await self.store.record_events(
+            events, self.policy, claim=claim, queue_id=queue_id, durable=durable
+        )
         self.notify()
         return added
 
@@ -63,9 +67,11 @@ class Tracking:
         queue_id: str,
         events_for: Callable[[str], list[ev.Event]],
         claim: Claim | None = None,
+        refuse_suppressed: Sequence[str] = (),
     ) -> str:
         """Queue a message and record its events (made for its final queue ID) in one
-        transaction, with ``claim`` (the HTTP API's Idempotency-Key answer) in it too."""
+        transaction, with ``claim`` (the HTTP API's Idempotency-Key answer) in it too;
+        ``refuse_suppressed``: see :meth:`EventStore.enqueue_with_events`."""
         stored = await self.store.enqueue_with_events(
             sender,
             recipients,
@@ -74,12 +80,19 @@ class Tracking:
             queue_id=queue_id,
             events_for=events_for,
             claim=claim,
+            refuse_suppressed=refuse_suppressed,
         )
         self.notify()
         return stored
 
     async def find_idempotency(self, api_key: str, key: str, now: float) -> Stored | None:
         return await self.store.find_idempotency(api_key, key, now)
+
+    @property
+    def checks_suppressions_at_enqueue(self) -> bool:
+        """Whether :meth:`enqueue` can check ``refuse_suppressed`` in its transaction
+        (SQLite); otherwise :meth:`check` first (PostgreSQL)."""
+        return self.store.checks_suppressions_at_enqueue
 
     def notify(self) -> None:
         """Wake in-process readers (the webhook sender) after new events."""

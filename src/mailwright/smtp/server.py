@@ -45,7 +45,7 @@ from ..queue import QueueError, QueueStore, idempotency, new_queue_id
 from ..queue.configured import database_conninfo
 from ..queue.events import Event
 from ..queue.store import Origin
-from ..queue.suppressions import Suppression
+from ..queue.suppressions import RecipientsSuppressed, Suppression
 from ..queue.tracking import Tracking
 from ..rfc8058 import OneClick
 from ..spool import SPOOL_DIR, Spool, SpooledMessage
@@ -431,12 +431,18 @@ class SmtpServer:
             return consumed
         envelope = consumed
         found: dict[str, Suppression] = {}
+        # The SQLite queue checks the suppression list inside the enqueue transaction (one
+        # thread round trip less per message); PostgreSQL, or after that found some: first.
+        guarded = False
+        addresses = [m.address for m in envelope.recipients]
         if arrival.submission and self.tracking is not None:
-            try:
-                found = await self.tracking.check([m.address for m in envelope.recipients])
-            except (QueueError, OSError) as exc:
-                self.logger.event("error", what="suppression", reason=str(exc))
-                return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
+            guarded = self.tracking.checks_suppressions_at_enqueue
+            if not guarded:
+                try:
+                    found = await self.tracking.check(addresses)
+                except (QueueError, OSError) as exc:
+                    self.logger.event("error", what="suppression", reason=str(exc))
+                    return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
         if arrival.inbound and not arrival.submission:
             decision = await self._check_inbound(conn, ready, queue_id, spooled, digests)
         # a big list post (List-Id) was read whole: per-member copies need the message
@@ -446,30 +452,44 @@ class SmtpServer:
             else intake.per_member(envelope, ready.data, arrival, policy)
         )
         if len(copies) > 1:
+            if guarded:  # many entries: the suppression list is read once, first
+                try:
+                    found = await self.tracking.check(addresses)  # type: ignore[union-attr]
+                except (QueueError, OSError) as exc:
+                    self.logger.event("error", what="suppression", reason=str(exc))
+                    return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
             return await self._accept_per_member(conn, copies, ready.data, arrival, policy, found)
-        result = intake.prepare(
-            envelope,
-            ready.data if spooled is None else spooled,
-            arrival,
-            policy,
-            queue_id=queue_id,
-            inbound=decision,
-            suppressed=tuple(found),
-        )
-        if isinstance(result, intake.Refused):
-            if result.reason.startswith("unsigned") or result.reason == "bad tracking field":
-                self.logger.event("refused", queue_id, reason=result.reason, client=conn.client_ip)
-            return result.reply  # the session records it; the connection logs it
-        events_for = self._events_for(result, found, runtime.dev_mode)
-        try:
-            if result.recipients:
-                queue_id = await self.commit(result, events_for)
-            else:  # every recipient suppressed: nothing to send, only events
-                assert self.tracking is not None and events_for is not None
-                await self.tracking.record(events_for(result.queue_id))
-        except (QueueError, OSError) as exc:
-            self.logger.event("error", what="enqueue", reason=str(exc), client=conn.client_ip)
-            return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
+        while True:
+            result = intake.prepare(
+                envelope,
+                ready.data if spooled is None else spooled,
+                arrival,
+                policy,
+                queue_id=queue_id,
+                inbound=decision,
+                suppressed=tuple(found),
+            )
+            if isinstance(result, intake.Refused):
+                if result.reason.startswith("unsigned") or result.reason == "bad tracking field":
+                    self.logger.event(
+                        "refused", queue_id, reason=result.reason, client=conn.client_ip
+                    )
+                return result.reply  # the session records it; the connection logs it
+            events_for = self._events_for(result, found, runtime.dev_mode)
+            try:
+                if result.recipients:
+                    refuse = result.recipients if guarded else ()
+                    queue_id = await self.commit(result, events_for, refuse_suppressed=refuse)
+                else:  # every recipient suppressed: nothing to send, only events
+                    assert self.tracking is not None and events_for is not None
+                    await self.tracking.record(events_for(result.queue_id))
+            except RecipientsSuppressed as exc:
+                found, guarded = exc.found, False  # nothing was queued: again, without them
+                continue
+            except (QueueError, OSError) as exc:
+                self.logger.event("error", what="enqueue", reason=str(exc), client=conn.client_ip)
+                return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
+            break
         for address in result.suppressed:
             self.logger.event("dropped", queue_id, to=angle(address), reason="suppressed")
         if not result.recipients:
@@ -749,19 +769,23 @@ class SmtpServer:
         accepted: intake.Accepted,
         events_for: Callable[[str], list[Event]] | None = None,
         claim: idempotency.Claim | None = None,
+        *,
+        refuse_suppressed: Sequence[str] = (),
     ) -> str:
         """Put what intake accepted on stable storage; the queue ID (log the signing).
         ``events_for(queue_id)``: events written in the same transaction (and the
-        Idempotency-Key ``claim``)."""
-        if events_for is not None and self.tracking is not None:
+        Idempotency-Key ``claim``; ``refuse_suppressed``: see
+        :meth:`~mailwright.queue.tracking.Tracking.enqueue`)."""
+        if (events_for is not None or refuse_suppressed) and self.tracking is not None:
             queue_id = await self.tracking.enqueue(
                 accepted.sender,
                 accepted.recipients,
                 accepted.message,
                 meta=accepted.meta,
                 queue_id=accepted.queue_id,
-                events_for=events_for,
+                events_for=events_for or _no_events,
                 claim=claim,
+                refuse_suppressed=refuse_suppressed,
             )
         else:
             queue_id = await self.store.enqueue(
@@ -1164,6 +1188,10 @@ def listener_sockets(listeners: Sequence[ListenerConfig]) -> dict[str, socket.so
 
 def _read_file(path: Path) -> bytes:
     return path.read_bytes()
+
+
+def _no_events(queue_id: str) -> list[Event]:
+    return []
 
 
 def _time_out(waiter: asyncio.Future[None]) -> None:

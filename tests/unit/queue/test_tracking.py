@@ -9,7 +9,7 @@ import pytest
 
 from mailwright.config import load_config
 from mailwright.errors import ConfigError
-from mailwright.queue import SqliteQueueStore
+from mailwright.queue import QueueMeta, SqliteQueueStore
 from mailwright.queue.events import EVENT_TYPES, Event
 from mailwright.queue.sqlite import SCHEMA_VERSION
 from mailwright.queue.tracking import SuppressionPolicy, Tracking
@@ -182,3 +182,46 @@ async def test_expiries_count_as_soft_bounces(tracking: Tracking) -> None:
         assert await tracking.record([Event("expired", NOW + i, recipient="slow@x.example")]) == []
     [added] = await tracking.record([bounce("slow@x.example", "soft", at=NOW + 3)])
     assert added.reason == "soft-bounces"
+
+
+async def test_the_suppression_check_inside_the_enqueue_transaction(tracking: Tracking) -> None:
+    """The SMTP server's check (``enqueue_guard``) runs in the enqueue's own transaction:
+    a suppressed recipient undoes the whole enqueue (nothing queued, no events) and says
+    which; without one the message is queued with its events."""
+    from mailwright.queue.suppressions import RecipientsSuppressed
+
+    store = tracking.store
+    assert isinstance(store, SqliteQueueStore)
+    await tracking.suppress("gone@x.example", now=NOW)
+    rcpts = ["ok@x.example", "gone@x.example"]
+    guard = tracking.enqueue_guard(rcpts, now=NOW)
+    assert guard is not None
+
+    def events_for(queue_id: str) -> list[Event]:
+        return [Event("queued", NOW, recipient=r, queue_id=queue_id) for r in rcpts]
+
+    with pytest.raises(RecipientsSuppressed) as caught:
+        await tracking.enqueue(
+            "a@x.example",
+            rcpts,
+            b"m",
+            meta=QueueMeta(),
+            queue_id="Q1",
+            events_for=events_for,
+            also=guard,
+        )
+    assert list(caught.value.found) == ["gone@x.example"]
+    assert caught.value.found["gone@x.example"].reason == "manual"
+    assert await store.list_entries() == [] and await tracking.read(types=["queued"]) == []
+    ok = ["ok@x.example"]
+    queued = await tracking.enqueue(
+        "a@x.example",
+        ok,
+        b"m",
+        meta=QueueMeta(),
+        queue_id="Q2",
+        events_for=lambda qid: [Event("queued", NOW, recipient="ok@x.example", queue_id=qid)],
+        also=tracking.enqueue_guard(ok, now=NOW),
+    )
+    assert [e.id for e in await store.list_entries()] == [queued]
+    assert [e.recipient for e in await tracking.read(types=["queued"])] == ok
