@@ -236,15 +236,21 @@ async def test_unknown_record_type_is_a_defined_result(resolver: Resolver) -> No
 @pytest.fixture
 def silent_port() -> Iterator[int]:
     """A UDP and TCP port on loopback where something is bound but never answers."""
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
-        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
-    ):
-        udp.bind(("127.0.0.1", 0))
-        port = udp.getsockname()[1]
-        tcp.bind(("127.0.0.1", port))
-        tcp.listen(1)
-        yield port
+    for _ in range(50):  # the UDP port's number may be taken for TCP: another one
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+        ):
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            tcp.listen(1)
+            yield port
+            return
+    raise AssertionError("no port free for both UDP and TCP")
 
 
 async def test_timeout_returns_within_the_bound(

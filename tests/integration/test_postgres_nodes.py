@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import pytest
 
 from mailwright.testing.postfix import SmtpSink
 from mailwright.testing.postgres import PostgresCluster, free_port
+from mailwright.testing.serve import greets
 
 pytestmark = pytest.mark.integration
 
@@ -88,9 +88,8 @@ url = "{url}"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
+            if greets(self.port):  # its store is open (the port alone accepts earlier)
+                return
             time.sleep(0.1)
         raise AssertionError(f"node {self.dir.name} did not start")
 

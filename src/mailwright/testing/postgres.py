@@ -171,7 +171,8 @@ class PostgresCluster:
         if self.running:
             with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                 self.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
+        if not os.environ.get("MAILWRIGHT_KEEP_PG"):  # set: the cluster stays, for its server.log
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> PostgresCluster:
         self.start()

@@ -8,6 +8,7 @@ it exits first) and one way to stop it (SIGTERM, then SIGKILL if it hangs).
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -99,10 +100,27 @@ def start_serve(
         if proc.poll() is not None:
             said = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
             raise ServeError(f"mailwright serve exited with {proc.returncode}: {said[-3000:]}")
-        if wait_for_port(port, 0.1, HOST):
+        if greets(port):
             return proc
     stop_serve(proc)
-    raise ServeError(f"mailwright serve did not listen on {HOST}:{port} in {timeout} s")
+    raise ServeError(f"mailwright serve did not greet on {HOST}:{port} in {timeout} s")
+
+
+def greets(port: int) -> bool:
+    """A worker answers with its 220 greeting. (The master binds the listeners before
+    the workers have opened the queue: the port accepts, queued in the kernel, before
+    any worker is ready, so a bare TCP connection is not enough.)"""
+    if not wait_for_port(port, 0.1, HOST):
+        return False
+    try:
+        with socket.create_connection((HOST, port), 2) as sock:
+            sock.settimeout(2)
+            ready = sock.recv(4).startswith(b"220")
+            if ready:
+                sock.sendall(b"QUIT\r\n")
+            return ready
+    except OSError:
+        return False
 
 
 def stop_serve(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:

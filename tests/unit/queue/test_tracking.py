@@ -185,7 +185,7 @@ async def test_expiries_count_as_soft_bounces(tracking: Tracking) -> None:
 
 
 async def test_the_suppression_check_inside_the_enqueue_transaction(tracking: Tracking) -> None:
-    """The SMTP server's check (``enqueue_guard``) runs in the enqueue's own transaction:
+    """The SMTP server's check (``refuse_suppressed``) runs in the enqueue's own transaction:
     a suppressed recipient undoes the whole enqueue (nothing queued, no events) and says
     which; without one the message is queued with its events."""
     from mailwright.queue.suppressions import RecipientsSuppressed
@@ -194,8 +194,7 @@ async def test_the_suppression_check_inside_the_enqueue_transaction(tracking: Tr
     assert isinstance(store, SqliteQueueStore)
     await tracking.suppress("gone@x.example", now=NOW)
     rcpts = ["ok@x.example", "gone@x.example"]
-    guard = tracking.enqueue_guard(rcpts, now=NOW)
-    assert guard is not None
+    assert tracking.checks_suppressions_at_enqueue
 
     def events_for(queue_id: str) -> list[Event]:
         return [Event("queued", NOW, recipient=r, queue_id=queue_id) for r in rcpts]
@@ -208,7 +207,7 @@ async def test_the_suppression_check_inside_the_enqueue_transaction(tracking: Tr
             meta=QueueMeta(),
             queue_id="Q1",
             events_for=events_for,
-            also=guard,
+            refuse_suppressed=rcpts,
         )
     assert list(caught.value.found) == ["gone@x.example"]
     assert caught.value.found["gone@x.example"].reason == "manual"
@@ -221,7 +220,7 @@ async def test_the_suppression_check_inside_the_enqueue_transaction(tracking: Tr
         meta=QueueMeta(),
         queue_id="Q2",
         events_for=lambda qid: [Event("queued", NOW, recipient="ok@x.example", queue_id=qid)],
-        also=tracking.enqueue_guard(ok, now=NOW),
+        refuse_suppressed=ok,
     )
     assert [e.id for e in await store.list_entries()] == [queued]
     assert [e.recipient for e in await tracking.read(types=["queued"])] == ok
