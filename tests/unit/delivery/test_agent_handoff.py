@@ -24,6 +24,7 @@ from mailwright.queue.sqlite import LATER_SECONDS
 from mailwright.queue.store import HANDOFF_MAX_BYTES
 from mailwright.queue.tracking import Tracking
 from mailwright.server import recover_leases, worker_name
+from mailwright.spool import SpooledMessage
 
 from .fakes import FakeNetwork, ok, per_recipient
 
@@ -240,6 +241,26 @@ async def test_big_and_later_messages_are_not_handed_over(
     for qid in (big, later):
         entry = await store.get(qid)
         assert entry is not None and entry.claimed_by is None
+
+
+async def test_a_spooled_message_is_not_handed_over(
+    tmp_path: Path, store: SqliteQueueStore
+) -> None:
+    """Under the hand-off size but spooled (past the spool threshold): its spool file goes
+    when the session ends, so the agent must read it back from the queue instead."""
+    head = b"Subject: spooled\r\n\r\n"
+    body = b"line of a spooled message\r\n" * 25_000  # 0.7 MB: < HANDOFF_MAX_BYTES
+    path = tmp_path / "spooled"
+    path.write_bytes(head + body)
+    spooled = SpooledMessage(path, head, len(head), len(head) + len(body))
+    assert len(spooled) < HANDOFF_MAX_BYTES
+    taken: list[str] = []
+    store.handoff = Handoff("host:1", 900.0, lambda size: True, lambda e, d: taken.append(e.id))
+    qid = await store.enqueue("a@example.com", ["b@example.net"], spooled)
+    path.unlink()
+    entry = await store.get(qid)
+    assert taken == [] and entry is not None and entry.claimed_by is None
+    assert await store.read_message(qid) == head + body
 
 
 async def test_a_failing_hand_over_gives_the_lease_back(store: SqliteQueueStore) -> None:
