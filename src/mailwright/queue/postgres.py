@@ -784,6 +784,7 @@ class PostgresQueueStore(QueueStore, EventStore):
         *,
         meta: QueueMeta | None = None,
         queue_id: str | None = None,
+        hand_off: bool = True,
     ) -> str:
         if not recipients:
             raise ValueError("a message needs at least one recipient")
@@ -801,8 +802,10 @@ class PostgresQueueStore(QueueStore, EventStore):
             next_attempt=due,
         )
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        stored: str = await self._submit(_Op(future, insert=insert, notify=True))
-        self.wakeup()
+        # hand_off=False: no NOTIFY nor wake-up (the caller wakes the agent, QueueStore)
+        stored: str = await self._submit(_Op(future, insert=insert, notify=hand_off))
+        if hand_off:
+            self.wakeup()
         return stored
 
     # -- delivery ----------------------------------------------------------------------------
@@ -1083,6 +1086,7 @@ class PostgresQueueStore(QueueStore, EventStore):
         events_for: Callable[[str], list[Event]],
         claim: idempotency.Claim | None = None,
         refuse_suppressed: Sequence[str] = (),
+        hand_off: bool = True,
     ) -> str:
         if refuse_suppressed:  # checks_suppressions_at_enqueue is False: check first
             raise NotImplementedError("refuse_suppressed: not on PostgreSQL")
@@ -1102,9 +1106,10 @@ class PostgresQueueStore(QueueStore, EventStore):
         )
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         stored: str = await self._submit(
-            _Op(future, insert=insert, notify=True, events_for=events_for, claim=claim)
+            _Op(future, insert=insert, notify=hand_off, events_for=events_for, claim=claim)
         )
-        self.wakeup()
+        if hand_off:
+            self.wakeup()
         return stored
 
     async def read_events(

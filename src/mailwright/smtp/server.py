@@ -521,7 +521,9 @@ class SmtpServer:
         each copy carries its own one-click link under its own signature. Prepared in a
         thread (a signature and an ARC Set per copy would stall the event loop for a big
         list), then committed one by one; when a commit fails, the copies already queued
-        are deleted again before the ``451``, so Mailman's retry sends no duplicates."""
+        are deleted again before the ``451``, so Mailman's retry sends no duplicates: none
+        is handed to the delivery agent (claim at enqueue) nor the agent woken before the
+        last is queued, or the first copies would already be on their way."""
 
         def prepare_all() -> list[intake.Accepted | intake.Refused]:
             return [
@@ -548,7 +550,7 @@ class SmtpServer:
             for result in accepted:
                 events_for = self._events_for(result, found, dev_mode)
                 if result.recipients:
-                    queued.append(await self.commit(result, events_for))
+                    queued.append(await self.commit(result, events_for, hand_off=False))
                 elif events_for is not None and self.tracking is not None:
                     await self.tracking.record(events_for(result.queue_id))
         except (QueueError, OSError) as exc:
@@ -557,6 +559,8 @@ class SmtpServer:
                 with contextlib.suppress(QueueError, OSError):
                     await self.store.delete(queue_id)
             return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
+        if queued:
+            self.store.wakeup()  # every copy is queued: the agent may claim them now
         for result, queue_id in zip((a for a in accepted if a.recipients), queued, strict=True):
             self.logger.event(
                 "accepted",
@@ -771,11 +775,13 @@ class SmtpServer:
         claim: idempotency.Claim | None = None,
         *,
         refuse_suppressed: Sequence[str] = (),
+        hand_off: bool = True,
     ) -> str:
         """Put what intake accepted on stable storage; the queue ID (log the signing).
         ``events_for(queue_id)``: events written in the same transaction (and the
         Idempotency-Key ``claim``; ``refuse_suppressed``: see
-        :meth:`~mailwright.queue.tracking.Tracking.enqueue`)."""
+        :meth:`~mailwright.queue.tracking.Tracking.enqueue`; ``hand_off=False``: not handed
+        to the delivery agent nor the agent woken, see :class:`~mailwright.queue.QueueStore`)."""
         if (events_for is not None or refuse_suppressed) and self.tracking is not None:
             queue_id = await self.tracking.enqueue(
                 accepted.sender,
@@ -786,6 +792,7 @@ class SmtpServer:
                 events_for=events_for or _no_events,
                 claim=claim,
                 refuse_suppressed=refuse_suppressed,
+                hand_off=hand_off,
             )
         else:
             queue_id = await self.store.enqueue(
@@ -794,6 +801,7 @@ class SmtpServer:
                 accepted.message,
                 meta=accepted.meta,
                 queue_id=accepted.queue_id,
+                hand_off=hand_off,
             )
         log_signing(self.logger, queue_id, accepted.signing)
         if isinstance(accepted.signing, Unsigned) and events_for is not None:
