@@ -357,8 +357,12 @@ class SmtpServer:
         queue, unless a decision needs it whole (:func:`.intake.streamable`). The spool
         file is gone afterwards, whatever happened."""
         try:
-            await asyncio.to_thread(spool.write, ready.data)
-            spooled = await asyncio.to_thread(spool.finish)
+            try:
+                await asyncio.to_thread(spool.write, ready.data)
+                spooled = await asyncio.to_thread(spool.finish)
+            except OSError as exc:  # a full disk: the sender retries
+                self.logger.event("error", what="spool", reason=str(exc), client=conn.client_ip)
+                return _WRITE_ERROR
             session = conn.session
             arrival = Arrival(
                 client_ip=conn.client_ip,
@@ -863,6 +867,9 @@ class SmtpConnection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._spool: Spool | None = None
         """The spool file of the big message being received (DataChunk events)."""
+        self._spool_failed = False
+        """Writing this message's spool file failed (a full disk): its remaining pieces
+        are dropped and its end of DATA answered ``451``."""
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -1025,10 +1032,12 @@ class SmtpConnection(asyncio.Protocol):
             event = session.next_event()
             if session.rejected:
                 self._log_rejections()
-            if self._spool is not None and not isinstance(event, DataChunk | MessageReady | None):
+            if not isinstance(event, DataChunk | MessageReady | None):
                 # the big message was refused at its end (size, NUL, long line): forget it
-                await asyncio.to_thread(self._spool.discard)
-                self._spool = None
+                self._spool_failed = False
+                if self._spool is not None:
+                    await asyncio.to_thread(self._spool.discard)
+                    self._spool = None
             if event is None:
                 if session.closed:
                     return
@@ -1072,13 +1081,15 @@ class SmtpConnection(asyncio.Protocol):
                     if not await self._wait_writable():
                         return
             elif isinstance(event, DataChunk):
-                if self._spool is None:
-                    directory = server.state.config.data_dir / SPOOL_DIR
-                    self._spool = await asyncio.to_thread(Spool, directory)
-                await asyncio.to_thread(self._spool.write, event.data)
+                if not self._spool_failed:
+                    await self._spool_piece(event.data)
             elif isinstance(event, MessageReady):
                 self._flush(out)
-                if event.spooled and self._spool is not None:
+                if event.spooled and (self._spool_failed or self._spool is None):
+                    # never the last piece alone as if it were the message
+                    self._spool_failed = False
+                    reply = _WRITE_ERROR
+                elif event.spooled and self._spool is not None:
                     spool, self._spool = self._spool, None
                     reply = await server.accept_spooled(self, event, spool)
                 else:
@@ -1095,6 +1106,22 @@ class SmtpConnection(asyncio.Protocol):
                 if not await self._start_tls():
                     return
                 session.tls_started()
+
+    async def _spool_piece(self, data: bytes) -> None:
+        """Write a piece of a big message to its spool file; a full disk (any OSError)
+        drops the file and marks the message failed (``451`` at its end, the sender
+        retries), and the session goes on."""
+        try:
+            if self._spool is None:
+                directory = self.server.state.config.data_dir / SPOOL_DIR
+                self._spool = await asyncio.to_thread(Spool, directory)
+            await asyncio.to_thread(self._spool.write, data)
+        except OSError as exc:
+            self.server.logger.event("error", what="spool", reason=str(exc), client=self.client_ip)
+            self._spool_failed = True
+            if self._spool is not None:
+                await asyncio.to_thread(self._spool.discard)
+                self._spool = None
 
     async def _wait_writable(self) -> bool:
         """While writing is paused, read and run no more commands (memory stays bounded by
@@ -1192,6 +1219,10 @@ def listener_sockets(listeners: Sequence[ListenerConfig]) -> dict[str, socket.so
         sock.setblocking(False)
         out[listener.name] = sock
     return out
+
+
+_WRITE_ERROR = Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
+"""A message could not be stored (RFC 5321 §4.2.2 451; RFC 3463 X.3.0): try again later."""
 
 
 def _read_file(path: Path) -> bytes:
