@@ -233,17 +233,26 @@ class ListCache(MailmanRest):
     async def refresh(self) -> frozenset[str]:
         """Ask Mailman for every list now; on failure keep the old answer and raise."""
         try:
-            entries = await self.get("lists")
+            names = _list_names(await self.get("lists"))
         except MailmanError as exc:
             self.error = str(exc)
             self.fetched_at = self.clock()  # do not hammer a Mailman that is down
             raise
-        self.names = frozenset(
-            str(e.get("fqdn_listname", "")).lower() for e in entries.get("entries", [])
-        )
+        self.names = names
         self.fetched_at = self.answered_at = self.clock()
         self.error = None
         return self.names
+
+
+def _list_names(answer: dict[str, Any]) -> frozenset[str]:
+    """The ``fqdn_listname`` of each entry of Mailman's ``GET lists`` (no ``entries``:
+    no lists); anything else is not Mailman's answer (a proxy's, another API's)."""
+    entries = answer.get("entries", [])
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("fqdn_listname"), str) for e in entries
+    ):
+        raise MailmanError("Mailman REST lists: not a list of lists with fqdn_listname")
+    return frozenset(e["fqdn_listname"].lower() for e in entries)
 
 
 def read_password(path: Path) -> str:

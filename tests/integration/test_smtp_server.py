@@ -617,6 +617,46 @@ async def test_big_message_over_the_limit_or_cut_off_leaves_no_spool_file(
     assert spool_files(h) == [] and await h.entries() == []
 
 
+@pytest.mark.parametrize("fails_at", ["middle", "end"])
+async def test_a_full_disk_while_spooling_is_451_and_the_session_goes_on(
+    harness_factory: Any, monkeypatch: pytest.MonkeyPatch, fails_at: str
+) -> None:
+    """ENOSPC writing a big message's spool file (a piece in the middle, or the last one
+    at the end of DATA): 451 4.3.0, the sender retries; the session goes on, nothing is
+    queued, no spool file stays (not a 421 "internal error" that drops the connection)."""
+    import errno
+
+    from mailwright import spool as spool_module
+
+    real_write = spool_module.Spool.write
+    writes = [0]
+
+    def full_disk(self: spool_module.Spool, data: bytes) -> None:
+        writes[0] += 1
+        if writes[0] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(self, data)
+
+    def full_at_close(self: spool_module.Spool) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")  # the last flush
+
+    if fails_at == "middle":
+        monkeypatch.setattr(spool_module.Spool, "write", full_disk)
+    else:
+        monkeypatch.setattr(spool_module.Spool, "finish", full_at_close)
+    h = await harness_factory(message_size_limit=5_000_000)
+    c = await open_session(h)
+    await c.cmd("MAIL FROM:<alice@example.org>")
+    await c.cmd("RCPT TO:<bob@example.com>")
+    await c.cmd("DATA")
+    await c.send(MESSAGE + BIG_BODY + b".\r\n")
+    reply = await c.reply()
+    assert reply == "451 4.3.0 Error: queue file write error, try again later"
+    assert await c.cmd("NOOP") == "250 2.0.0 Ok"  # the session goes on
+    assert spool_files(h) == [] and await h.entries() == []
+    await c.close()
+
+
 async def test_big_8bit_submission_is_read_whole_and_made_7bit(harness_factory: Any) -> None:
     """A big submission with 8-bit data takes the whole-message path (RFC 6152 §3: made
     7-bit before signing): stored as 7-bit, spool file gone."""

@@ -132,6 +132,28 @@ async def test_list_cache_after_mailman_went_down() -> None:
     assert cache.exists("ghost@lists.example") is True
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [{"entries": "oops"}, {"entries": [None]}, {"entries": [{"fqdn_listname": 7}]}, {"entries": 3}],
+)
+async def test_list_cache_takes_a_malformed_answer_for_no_answer(answer: object) -> None:
+    """Not Mailman's shape (a proxy's page, another API): a MailmanError like a refused
+    connection (the server logs it and starts), never an AttributeError, and the last
+    good answer stays."""
+    cache = ScriptedCache()
+    cache.lists = ["team@lists.example"]
+    await cache.refresh()
+
+    async def garbage(path: str) -> object:
+        return answer
+
+    cache.get = garbage  # type: ignore[method-assign,assignment]
+    with pytest.raises(MailmanError):
+        await cache.refresh()
+    assert cache.exists("team@lists.example") is True
+    assert cache.error is not None
+
+
 def down(name: str) -> bool | None:
     """Mailman not answering, no list known."""
     return None

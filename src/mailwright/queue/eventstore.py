@@ -77,6 +77,7 @@ class EventStore(ABC):
         events_for: Callable[[str], list[Event]],
         claim: Claim | None = None,
         refuse_suppressed: Sequence[str] = (),
+        hand_off: bool = True,
     ) -> str:
         """Queue a message and append ``events_for(stored_queue_id)`` in one transaction
         (the log never shows a delivery before its queueing, nor misses the queueing of a
@@ -85,7 +86,8 @@ class EventStore(ABC):
         taken. ``refuse_suppressed`` (only where :attr:`checks_suppressions_at_enqueue`):
         :class:`~.suppressions.RecipientsSuppressed` (nothing stored) if the suppression
         list holds any of these addresses — checked in the transaction, which saves a
-        round trip per message on the reply path."""
+        round trip per message on the reply path. ``hand_off=False``:
+        see :meth:`QueueStore.enqueue`."""
 
     @abstractmethod
     async def find_idempotency(self, api_key: str, key: str, now: float) -> Stored | None:

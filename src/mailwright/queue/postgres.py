@@ -349,6 +349,8 @@ class _Insert:
     data: bytes
     meta: str
     created_at: float
+    next_attempt: float
+    """``max(created_at, meta.not_before)``: the first attempt (QueueMeta.not_before)."""
     body: SpooledMessage | None = None
     """A big message: ``data`` is its header section, the body is appended in pieces."""
 
@@ -740,9 +742,10 @@ class PostgresQueueStore(QueueStore, EventStore):
             cur = await conn.execute(
                 "INSERT INTO queue_entries (id, sender, recipients, size, created_at,"
                 " next_attempt, meta)"
-                " SELECT id, sender, recipients::jsonb, size, created_at, created_at, meta::jsonb"
+                " SELECT id, sender, recipients::jsonb, size, created_at, next_attempt, meta::jsonb"
                 " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[],"
-                " %s::float8[]) AS t(id, sender, recipients, size, meta, created_at)"
+                " %s::float8[], %s::float8[])"
+                " AS t(id, sender, recipients, size, meta, created_at, next_attempt)"
                 " ON CONFLICT (id) DO NOTHING RETURNING id",
                 (
                     [ids[i] for i in todo],
@@ -751,6 +754,7 @@ class PostgresQueueStore(QueueStore, EventStore):
                     [inserts[i].size for i in todo],
                     [inserts[i].meta for i in todo],
                     [inserts[i].created_at for i in todo],
+                    [inserts[i].next_attempt for i in todo],
                 ),
             )
             stored = {row[0] for row in await cur.fetchall()}
@@ -780,22 +784,28 @@ class PostgresQueueStore(QueueStore, EventStore):
         *,
         meta: QueueMeta | None = None,
         queue_id: str | None = None,
+        hand_off: bool = True,
     ) -> str:
         if not recipients:
             raise ValueError("a message needs at least one recipient")
         now = time.time()
+        meta = meta or QueueMeta()
+        due = max(now, meta.not_before or now)  # the store contract: not before not_before
         insert = _Insert(
             queue_id=queue_id or new_queue_id(),
             sender=sender,
-            recipients=_recipients_json([RecipientState(a, next_attempt=now) for a in recipients]),
+            recipients=_recipients_json([RecipientState(a, next_attempt=due) for a in recipients]),
             data=data.head if isinstance(data, SpooledMessage) else bytes(data),
             body=data if isinstance(data, SpooledMessage) else None,
-            meta=json.dumps((meta or QueueMeta()).to_json(), separators=(",", ":")),
+            meta=json.dumps(meta.to_json(), separators=(",", ":")),
             created_at=now,
+            next_attempt=due,
         )
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        stored: str = await self._submit(_Op(future, insert=insert, notify=True))
-        self.wakeup()
+        # hand_off=False: no NOTIFY nor wake-up (the caller wakes the agent, QueueStore)
+        stored: str = await self._submit(_Op(future, insert=insert, notify=hand_off))
+        if hand_off:
+            self.wakeup()
         return stored
 
     # -- delivery ----------------------------------------------------------------------------
@@ -1076,26 +1086,30 @@ class PostgresQueueStore(QueueStore, EventStore):
         events_for: Callable[[str], list[Event]],
         claim: idempotency.Claim | None = None,
         refuse_suppressed: Sequence[str] = (),
+        hand_off: bool = True,
     ) -> str:
         if refuse_suppressed:  # checks_suppressions_at_enqueue is False: check first
             raise NotImplementedError("refuse_suppressed: not on PostgreSQL")
         if not recipients:
             raise ValueError("a message needs at least one recipient")
         now = time.time()
+        due = max(now, meta.not_before or now)  # the HTTP API's send_at
         insert = _Insert(
             queue_id=queue_id or new_queue_id(),
             sender=sender,
-            recipients=_recipients_json([RecipientState(a, next_attempt=now) for a in recipients]),
+            recipients=_recipients_json([RecipientState(a, next_attempt=due) for a in recipients]),
             data=data.head if isinstance(data, SpooledMessage) else bytes(data),
             body=data if isinstance(data, SpooledMessage) else None,
             meta=json.dumps(meta.to_json(), separators=(",", ":")),
             created_at=now,
+            next_attempt=due,
         )
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         stored: str = await self._submit(
-            _Op(future, insert=insert, notify=True, events_for=events_for, claim=claim)
+            _Op(future, insert=insert, notify=hand_off, events_for=events_for, claim=claim)
         )
-        self.wakeup()
+        if hand_off:
+            self.wakeup()
         return stored
 
     async def read_events(

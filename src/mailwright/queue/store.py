@@ -18,6 +18,10 @@ API (all methods are coroutines unless noted)
     use this ID (from :func:`new_queue_id`; the server writes it into Received before
     queueing); if it is taken, a new one is made, so always use the returned ID. Each
     recipient's first ``next_attempt`` is now, or ``meta.not_before`` if that is later.
+    ``hand_off=False``: neither handed to the agent nor the agent woken (see ``handoff``);
+    for entries that stand or fall together (a list post's per-member copies: a failure
+    midway deletes those queued, which must not have started out), the caller calls
+    :meth:`wakeup` once the last is queued.
 
 ``claim_due(worker, now, limit, lease_seconds) -> list[QueueEntry]``
     Entries that are not held, have a pending recipient whose ``next_attempt <= now``, and
@@ -483,6 +487,7 @@ class QueueStore(ABC):
         *,
         meta: QueueMeta | None = None,
         queue_id: str | None = None,
+        hand_off: bool = True,
     ) -> str: ...
 
     @abstractmethod

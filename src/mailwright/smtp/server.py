@@ -357,8 +357,12 @@ class SmtpServer:
         queue, unless a decision needs it whole (:func:`.intake.streamable`). The spool
         file is gone afterwards, whatever happened."""
         try:
-            await asyncio.to_thread(spool.write, ready.data)
-            spooled = await asyncio.to_thread(spool.finish)
+            try:
+                await asyncio.to_thread(spool.write, ready.data)
+                spooled = await asyncio.to_thread(spool.finish)
+            except OSError as exc:  # a full disk: the sender retries
+                self.logger.event("error", what="spool", reason=str(exc), client=conn.client_ip)
+                return _WRITE_ERROR
             session = conn.session
             arrival = Arrival(
                 client_ip=conn.client_ip,
@@ -521,7 +525,9 @@ class SmtpServer:
         each copy carries its own one-click link under its own signature. Prepared in a
         thread (a signature and an ARC Set per copy would stall the event loop for a big
         list), then committed one by one; when a commit fails, the copies already queued
-        are deleted again before the ``451``, so Mailman's retry sends no duplicates."""
+        are deleted again before the ``451``, so Mailman's retry sends no duplicates: none
+        is handed to the delivery agent (claim at enqueue) nor the agent woken before the
+        last is queued, or the first copies would already be on their way."""
 
         def prepare_all() -> list[intake.Accepted | intake.Refused]:
             return [
@@ -548,7 +554,7 @@ class SmtpServer:
             for result in accepted:
                 events_for = self._events_for(result, found, dev_mode)
                 if result.recipients:
-                    queued.append(await self.commit(result, events_for))
+                    queued.append(await self.commit(result, events_for, hand_off=False))
                 elif events_for is not None and self.tracking is not None:
                     await self.tracking.record(events_for(result.queue_id))
         except (QueueError, OSError) as exc:
@@ -557,6 +563,8 @@ class SmtpServer:
                 with contextlib.suppress(QueueError, OSError):
                     await self.store.delete(queue_id)
             return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
+        if queued:
+            self.store.wakeup()  # every copy is queued: the agent may claim them now
         for result, queue_id in zip((a for a in accepted if a.recipients), queued, strict=True):
             self.logger.event(
                 "accepted",
@@ -771,11 +779,13 @@ class SmtpServer:
         claim: idempotency.Claim | None = None,
         *,
         refuse_suppressed: Sequence[str] = (),
+        hand_off: bool = True,
     ) -> str:
         """Put what intake accepted on stable storage; the queue ID (log the signing).
         ``events_for(queue_id)``: events written in the same transaction (and the
         Idempotency-Key ``claim``; ``refuse_suppressed``: see
-        :meth:`~mailwright.queue.tracking.Tracking.enqueue`)."""
+        :meth:`~mailwright.queue.tracking.Tracking.enqueue`; ``hand_off=False``: not handed
+        to the delivery agent nor the agent woken, see :class:`~mailwright.queue.QueueStore`)."""
         if (events_for is not None or refuse_suppressed) and self.tracking is not None:
             queue_id = await self.tracking.enqueue(
                 accepted.sender,
@@ -786,6 +796,7 @@ class SmtpServer:
                 events_for=events_for or _no_events,
                 claim=claim,
                 refuse_suppressed=refuse_suppressed,
+                hand_off=hand_off,
             )
         else:
             queue_id = await self.store.enqueue(
@@ -794,6 +805,7 @@ class SmtpServer:
                 accepted.message,
                 meta=accepted.meta,
                 queue_id=accepted.queue_id,
+                hand_off=hand_off,
             )
         log_signing(self.logger, queue_id, accepted.signing)
         if isinstance(accepted.signing, Unsigned) and events_for is not None:
@@ -855,6 +867,9 @@ class SmtpConnection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._spool: Spool | None = None
         """The spool file of the big message being received (DataChunk events)."""
+        self._spool_failed = False
+        """Writing this message's spool file failed (a full disk): its remaining pieces
+        are dropped and its end of DATA answered ``451``."""
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -1017,10 +1032,12 @@ class SmtpConnection(asyncio.Protocol):
             event = session.next_event()
             if session.rejected:
                 self._log_rejections()
-            if self._spool is not None and not isinstance(event, DataChunk | MessageReady | None):
+            if not isinstance(event, DataChunk | MessageReady | None):
                 # the big message was refused at its end (size, NUL, long line): forget it
-                await asyncio.to_thread(self._spool.discard)
-                self._spool = None
+                self._spool_failed = False
+                if self._spool is not None:
+                    await asyncio.to_thread(self._spool.discard)
+                    self._spool = None
             if event is None:
                 if session.closed:
                     return
@@ -1064,13 +1081,15 @@ class SmtpConnection(asyncio.Protocol):
                     if not await self._wait_writable():
                         return
             elif isinstance(event, DataChunk):
-                if self._spool is None:
-                    directory = server.state.config.data_dir / SPOOL_DIR
-                    self._spool = await asyncio.to_thread(Spool, directory)
-                await asyncio.to_thread(self._spool.write, event.data)
+                if not self._spool_failed:
+                    await self._spool_piece(event.data)
             elif isinstance(event, MessageReady):
                 self._flush(out)
-                if event.spooled and self._spool is not None:
+                if event.spooled and (self._spool_failed or self._spool is None):
+                    # never the last piece alone as if it were the message
+                    self._spool_failed = False
+                    reply = _WRITE_ERROR
+                elif event.spooled and self._spool is not None:
                     spool, self._spool = self._spool, None
                     reply = await server.accept_spooled(self, event, spool)
                 else:
@@ -1087,6 +1106,22 @@ class SmtpConnection(asyncio.Protocol):
                 if not await self._start_tls():
                     return
                 session.tls_started()
+
+    async def _spool_piece(self, data: bytes) -> None:
+        """Write a piece of a big message to its spool file; a full disk (any OSError)
+        drops the file and marks the message failed (``451`` at its end, the sender
+        retries), and the session goes on."""
+        try:
+            if self._spool is None:
+                directory = self.server.state.config.data_dir / SPOOL_DIR
+                self._spool = await asyncio.to_thread(Spool, directory)
+            await asyncio.to_thread(self._spool.write, data)
+        except OSError as exc:
+            self.server.logger.event("error", what="spool", reason=str(exc), client=self.client_ip)
+            self._spool_failed = True
+            if self._spool is not None:
+                await asyncio.to_thread(self._spool.discard)
+                self._spool = None
 
     async def _wait_writable(self) -> bool:
         """While writing is paused, read and run no more commands (memory stays bounded by
@@ -1184,6 +1219,10 @@ def listener_sockets(listeners: Sequence[ListenerConfig]) -> dict[str, socket.so
         sock.setblocking(False)
         out[listener.name] = sock
     return out
+
+
+_WRITE_ERROR = Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
+"""A message could not be stored (RFC 5321 §4.2.2 451; RFC 3463 X.3.0): try again later."""
 
 
 def _read_file(path: Path) -> bytes:

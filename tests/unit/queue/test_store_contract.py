@@ -195,6 +195,21 @@ async def test_next_due(store: QueueStore) -> None:
     assert await store.next_due() == 5_000_000_000.0
 
 
+async def test_not_before_delays_the_first_attempt(store: QueueStore) -> None:
+    """QueueMeta.not_before (the HTTP API's send_at): not claimable, and every recipient
+    first due, before that time; the PostgreSQL store once queued such a message due now."""
+    later = time.time() + 3600
+    queue_id = await store.enqueue(
+        "a@x.example", ["b@y.example", "c@y.example"], b"x", meta=QueueMeta(not_before=later)
+    )
+    entry = await store.get(queue_id)
+    assert entry is not None
+    assert [r.next_attempt for r in entry.recipients] == [later, later]
+    assert await store.claim_due("w1", time.time() + 1) == []
+    assert await store.next_due() == later
+    assert [e.id for e in await store.claim_due("w1", later + 1)] == [queue_id]
+
+
 async def test_closed_store_refuses(location: tuple[str, str]) -> None:
     s = await open_kind(*location)
     await s.close()

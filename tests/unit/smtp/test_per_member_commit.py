@@ -13,6 +13,7 @@ from mailwright.config import parse_config
 from mailwright.dkim import generate_key, private_key_pem
 from mailwright.log import EventLogger
 from mailwright.queue import QueueError, SqliteQueueStore
+from mailwright.queue.store import Handoff
 from mailwright.server import build_runtime, list_cache
 from mailwright.smtp import intake
 from mailwright.smtp.address import Mailbox
@@ -134,5 +135,48 @@ async def test_a_notice_stays_one_entry(tmp_path: Path) -> None:
         envelope.recipients = [Mailbox(*m.split("@")) for m in MEMBERS]
         policy = intake_policy(smtp.state, unsubscribe_key=KEY)
         assert intake.per_member(envelope, data, MAILMAN, policy) == [envelope]
+    finally:
+        await smtp.store.close()
+
+
+async def test_no_copy_is_handed_to_the_agent_before_every_copy_is_queued(
+    tmp_path: Path,
+) -> None:
+    """Claim at enqueue would start delivering the first copy at once: when a later copy
+    then fails, deleting the first does not stop its delivery, and Mailman's retry after
+    the 451 sends that member a second copy. So the copies are handed over (the agent
+    woken) only once all of them are queued."""
+    FailingStore.calls = 0
+    smtp = await _server(tmp_path, FailingStore)
+    taken: list[str] = []
+    smtp.store.handoff = Handoff(
+        "w1", 900.0, lambda size: True, lambda entry, data: taken.append(entry.id)
+    )
+    try:
+        envelopes, policy = _split(smtp)
+        reply = await smtp._accept_per_member(CONN, envelopes, POST, MAILMAN, policy, {})
+        assert reply.code == 451
+        assert taken == []  # nothing went out: the retry duplicates nobody's copy
+        assert await smtp.store.list_entries() == []
+    finally:
+        await smtp.store.close()
+
+
+async def test_copies_are_queued_unleased_and_the_agent_woken_after_the_last(
+    tmp_path: Path,
+) -> None:
+    smtp = await _server(tmp_path, SqliteQueueStore)
+    taken: list[str] = []
+    smtp.store.handoff = Handoff(
+        "w1", 900.0, lambda size: True, lambda entry, data: taken.append(entry.id)
+    )
+    try:
+        envelopes, policy = _split(smtp)
+        reply = await smtp._accept_per_member(CONN, envelopes, POST, MAILMAN, policy, {})
+        assert reply.code == 250
+        assert taken == []
+        entries = await smtp.store.list_entries()
+        assert len(entries) == 3 and all(e.claimed_by is None for e in entries)
+        assert await smtp.store.wait_for_work(0.01)  # the agent claims them now
     finally:
         await smtp.store.close()
