@@ -52,6 +52,11 @@ _WITH_EXTENSION = ("bounces", "confirm")
 """Only these take a ``+`` extension: VERP'd bounces and confirmation tokens."""
 
 
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+"""A REST answer larger than this is refused (the list of lists of a very large site is a
+few MB; nothing legitimate comes near it)."""
+
+
 class MailmanError(MailwrightError):
     """Mailman's REST API could not be asked (down, refused, wrong password)."""
 
@@ -119,7 +124,7 @@ class MailmanRest:
             raise MailmanError(f"Mailman REST {url}: HTTP {status}")
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             raise MailmanError(f"Mailman REST {url}: not JSON") from None
         if not isinstance(data, dict):
             raise MailmanError(f"Mailman REST {url}: unexpected answer")
@@ -140,7 +145,16 @@ class MailmanRest:
                     method, url, data=form, headers={"Authorization": f"Basic {token}"}
                 ) as response,
             ):
-                return response.status, await response.read(), url
+                pieces: list[bytes] = []
+                size = 0
+                async for piece in response.content.iter_chunked(64 * 1024):
+                    size += len(piece)
+                    if size > MAX_ANSWER_BYTES:
+                        raise MailmanError(
+                            f"Mailman REST {url}: answer over {MAX_ANSWER_BYTES} bytes"
+                        )
+                    pieces.append(piece)
+                return response.status, b"".join(pieces), url
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise MailmanError(f"Mailman REST {url}: {exc or type(exc).__name__}") from None
 

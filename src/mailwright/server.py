@@ -1018,6 +1018,8 @@ def _supervise(
             continue
         slot = children.pop(pid)
         metrics.worker_exited(pid)
+        with contextlib.suppress(OSError):  # its unacknowledged big messages' spool files
+            clean_spool_dir(runtime.config.data_dir / SPOOL_DIR, pid)
         if stopping:
             continue
         logger.event("error", what="worker", reason=f"worker {pid} exited ({status}); restarting")

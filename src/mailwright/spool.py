@@ -115,7 +115,8 @@ class Spool:
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="data-", dir=directory)
+        # the writer's PID in the name: a dead worker's files can be found (clean_spool_dir)
+        fd, name = tempfile.mkstemp(prefix=f"data-{os.getpid()}-", dir=directory)
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb")
         self.size = 0
@@ -149,12 +150,13 @@ class Spool:
             os.unlink(self.path)
 
 
-def clean_spool_dir(directory: Path) -> int:
-    """Remove spool files a crashed worker left (nothing was acknowledged for them)."""
+def clean_spool_dir(directory: Path, pid: int | None = None) -> int:
+    """Remove spool files a crashed worker left (nothing was acknowledged for them): all
+    of them (at start), or those of the worker ``pid`` (that exited)."""
     removed = 0
     if not directory.is_dir():
         return 0
-    for path in directory.glob("data-*"):
+    for path in directory.glob("data-*" if pid is None else f"data-{pid}-*"):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             removed += 1

@@ -15,9 +15,11 @@ from mailwright.delivery.replies import Reply
 from mailwright.errors import ConfigError
 from mailwright.local import LocalDirectory, Lookup
 from mailwright.mailman import (
+    MAX_ANSWER_BYTES,
     ListAddress,
     ListCache,
     MailmanError,
+    MailmanRest,
     list_address,
     mta_section,
     unanswerable,
@@ -379,3 +381,31 @@ def test_config_check_names_a_bad_unsubscribe_url_exit_2(
     assert exit_info.value.code == 2
     assert "mailman.unsubscribe_url" in err and "https://lists.example/unsubscribe" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"[" * 200_000 + b"]" * 200_000, "not JSON"),  # nesting past the recursion limit
+        (b'{"entries": []}' + b" " * (MAX_ANSWER_BYTES + 1), "answer over"),
+    ],
+)
+async def test_a_hostile_rest_answer_is_a_mailman_error(body: bytes, problem: str) -> None:
+    from aiohttp import web
+
+    async def lists(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/3.1/lists", lists)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        rest = MailmanRest(f"http://127.0.0.1:{port}/3.1", "restadmin", "pw")
+        with pytest.raises(MailmanError, match=problem):
+            await rest.get("lists")
+    finally:
+        await runner.cleanup()

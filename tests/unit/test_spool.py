@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from pathlib import Path
 
 from mailwright.dkim.canonicalization import canonicalize_body
@@ -57,3 +58,15 @@ def test_discard_and_clean(tmp_path: Path) -> None:
     left = spooled_from(tmp_path, HEAD)  # a crashed worker's file
     assert clean_spool_dir(tmp_path / "spool") == 1 and not left.path.exists()
     assert clean_spool_dir(tmp_path / "nowhere") == 0
+
+
+def test_a_dead_workers_files_only(tmp_path: Path) -> None:
+    """The master removes the spool files of a worker that exited, and only those: the
+    other workers' messages in progress keep theirs."""
+    mine = spooled_from(tmp_path, HEAD)
+    assert mine.path.name.startswith(f"data-{os.getpid()}-")
+    other = tmp_path / "spool" / "data-999999999-x"
+    other.write_bytes(b"another worker's message")
+    assert clean_spool_dir(tmp_path / "spool", pid=999999999) == 1 and not other.exists()
+    assert mine.path.exists()
+    assert clean_spool_dir(tmp_path / "spool", pid=os.getpid()) == 1

@@ -557,9 +557,13 @@ class SqliteQueueStore(QueueStore, EventStore):
                 "INSERT INTO messages (id, data) VALUES (?, zeroblob(?))", (queue_id, len(data))
             )
             assert cur.lastrowid is not None
+            written = 0
             with conn.blobopen("messages", "data", cur.lastrowid) as blob:
                 for piece in data.chunks():
-                    blob.write(piece)
+                    blob.write(piece)  # ValueError past the end
+                    written += len(piece)
+            if written != len(data):  # the spool file changed under us: never store zeros
+                raise QueueError(f"spool file {data.path.name}: {written} bytes, not {len(data)}")
         else:
             conn.execute("INSERT INTO messages (id, data) VALUES (?, ?)", (queue_id, data))
         return queue_id

@@ -133,3 +133,19 @@ async def test_a_failing_operation_does_not_undo_the_others_of_its_batch(
     assert await store.read_message(first) == b"1\r\n"
     assert await store.read_message(second) == b"2\r\n"
     assert store.batches == 1
+
+
+async def test_a_spool_file_that_changed_is_refused_not_stored_padded(
+    store: SqliteQueueStore, tmp_path: Path
+) -> None:
+    from mailwright.queue import QueueError
+    from mailwright.spool import SpooledMessage
+
+    head, body = b"Subject: big\r\n\r\n", b"x" * 700_000
+    path = tmp_path / "spooled"
+    path.write_bytes(head + body)
+    spooled = SpooledMessage(path, head, len(head), len(head) + len(body))
+    path.write_bytes(head + body[:1000])  # cut after the session measured it
+    with pytest.raises(QueueError, match="not 700016"):
+        await store.enqueue("a@example.com", ["b@example.net"], spooled)
+    assert await store.list_entries() == []
