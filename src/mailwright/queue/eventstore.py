@@ -39,6 +39,19 @@ class WebhookCursor:
     last_error: str | None = None
 
 
+@dataclass(frozen=True)
+class NewMessage:
+    """One message of :meth:`EventStore.enqueue_all_with_events` (no recipients: only
+    its events are recorded, under ``queue_id``)."""
+
+    sender: str
+    recipients: Sequence[str]
+    data: bytes
+    meta: QueueMeta
+    queue_id: str
+    events_for: Callable[[str], list[Event]]
+
+
 class EventStore(ABC):
     """The event log, the suppression list and webhook cursors of a queue store."""
 
@@ -88,6 +101,12 @@ class EventStore(ABC):
         list holds any of these addresses — checked in the transaction, which saves a
         round trip per message on the reply path. ``hand_off=False``:
         see :meth:`QueueStore.enqueue`."""
+
+    @abstractmethod
+    async def enqueue_all_with_events(self, messages: Sequence[NewMessage]) -> list[str]:
+        """Queue several messages and their events in one transaction: all or none (a
+        list post split per member: a failed write leaves no copy to duplicate on the
+        sender's retry). The stored queue IDs, in order; the agent is woken after."""
 
     @abstractmethod
     async def find_idempotency(self, api_key: str, key: str, now: float) -> Stored | None:

@@ -71,7 +71,7 @@ from ..spool import MessageData, SpooledMessage
 from . import idempotency
 from . import suppressions as sup
 from .events import Event, stored_json
-from .eventstore import EventStore, WebhookCursor
+from .eventstore import EventStore, NewMessage, WebhookCursor
 from .store import (
     QueueEntry,
     QueueError,
@@ -1111,6 +1111,39 @@ class PostgresQueueStore(QueueStore, EventStore):
         if hand_off:
             self.wakeup()
         return stored
+
+    async def enqueue_all_with_events(self, messages: Sequence[NewMessage]) -> list[str]:
+        now = time.time()
+        inserts = [
+            _Insert(
+                queue_id=m.queue_id or new_queue_id(),
+                sender=m.sender,
+                recipients=_recipients_json(
+                    [RecipientState(a, next_attempt=now) for a in m.recipients]
+                ),
+                data=bytes(m.data),
+                body=None,
+                meta=json.dumps(m.meta.to_json(), separators=(",", ":")),
+                created_at=now,
+                next_attempt=now,
+            )
+            for m in messages
+            if m.recipients
+        ]
+
+        async def write(conn: AsyncConnection[Any]) -> list[str]:
+            stored = iter(await self._insert_many(conn, inserts) if inserts else [])
+            ids = [next(stored) if m.recipients else m.queue_id for m in messages]
+            new_events = [
+                e for m, qid in zip(messages, ids, strict=True) for e in m.events_for(qid)
+            ]
+            if new_events:
+                await _insert_events(conn, new_events)
+            return ids
+
+        ids = await self._write(write, notify=True)
+        self.wakeup()
+        return ids
 
     async def read_events(
         self,

@@ -62,7 +62,7 @@ from typing import Any, TypeVar
 from ..spool import MessageData, SpooledMessage
 from . import events, idempotency, suppressions
 from .events import Event
-from .eventstore import EventStore, WebhookCursor
+from .eventstore import EventStore, NewMessage, WebhookCursor
 from .store import (
     QueueEntry,
     QueueError,
@@ -841,6 +841,32 @@ class SqliteQueueStore(QueueStore, EventStore):
         return await self.enqueue_with(
             sender, recipients, data, meta=meta, queue_id=queue_id, also=also, hand_off=hand_off
         )
+
+    async def enqueue_all_with_events(self, messages: Sequence[NewMessage]) -> list[str]:
+        now = time.time()
+        insert = self._insert
+
+        def write(conn: sqlite3.Connection) -> list[str]:
+            stored: list[str] = []
+            for m in messages:
+                queue_id = m.queue_id
+                if m.recipients:
+                    queue_id = insert(
+                        conn,
+                        sender=m.sender,
+                        recipients=list(m.recipients),
+                        data=m.data,
+                        meta=m.meta,
+                        queue_id=m.queue_id,
+                        now=now,
+                    )
+                events.insert(conn, m.events_for(queue_id))
+                stored.append(queue_id)
+            return stored
+
+        ids = await self._write(write)
+        self.wakeup()
+        return ids
 
     async def find_idempotency(
         self, api_key: str, key: str, now: float

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from ..spool import MessageData
 from . import events as ev
 from . import suppressions as sup
-from .eventstore import EventStore
+from .eventstore import EventStore, NewMessage
 from .idempotency import Claim, Stored
 from .store import QueueMeta
 from .suppressions import SuppressionPolicy, trusted
@@ -84,6 +84,12 @@ class Tracking:
             refuse_suppressed=refuse_suppressed,
             hand_off=hand_off,
         )
+        self.notify()
+        return stored
+
+    async def enqueue_all(self, messages: Sequence[NewMessage]) -> list[str]:
+        """Several messages and their events in one transaction, all or none."""
+        stored = await self.store.enqueue_all_with_events(messages)
         self.notify()
         return stored
 

@@ -44,6 +44,7 @@ from ..metrics import timed_signer
 from ..queue import QueueError, QueueStore, idempotency, new_queue_id
 from ..queue.configured import database_conninfo
 from ..queue.events import Event
+from ..queue.eventstore import EventStore, NewMessage
 from ..queue.store import Origin
 from ..queue.suppressions import RecipientsSuppressed, Suppression
 from ..queue.tracking import Tracking
@@ -524,10 +525,9 @@ class SmtpServer:
         """A list post split into one queue entry per member (:func:`.intake.per_member`):
         each copy carries its own one-click link under its own signature. Prepared in a
         thread (a signature and an ARC Set per copy would stall the event loop for a big
-        list), then committed one by one; when a commit fails, the copies already queued
-        are deleted again before the ``451``, so Mailman's retry sends no duplicates: none
-        is handed to the delivery agent (claim at enqueue) nor the agent woken before the
-        last is queued, or the first copies would already be on their way."""
+        list), then committed in one transaction with their events: a failed write queues
+        no copy at all, so Mailman's retry after the ``451`` duplicates nothing (copies
+        committed one by one could already be on their way when a later one failed)."""
 
         def prepare_all() -> list[intake.Accepted | intake.Refused]:
             return [
@@ -549,23 +549,32 @@ class SmtpServer:
                 return result.reply  # every copy is refused alike (require_dkim, hops)
             accepted.append(result)
         dev_mode = self.state.dev_mode
-        queued: list[str] = []
+        messages: list[NewMessage] = []
+        for result in accepted:
+            assert isinstance(result.message, bytes)  # per_member splits whole messages only
+            events_for = self._events_for(result, found, dev_mode) or _no_events
+            messages.append(
+                NewMessage(
+                    result.sender,
+                    result.recipients,
+                    result.message,
+                    result.meta,
+                    result.queue_id,
+                    events_for,
+                )
+            )
         try:
-            for result in accepted:
-                events_for = self._events_for(result, found, dev_mode)
-                if result.recipients:
-                    queued.append(await self.commit(result, events_for, hand_off=False))
-                elif events_for is not None and self.tracking is not None:
-                    await self.tracking.record(events_for(result.queue_id))
+            if self.tracking is not None:
+                stored = await self.tracking.enqueue_all(messages)
+            else:  # every store keeps events: the same transaction, without a reader to wake
+                assert isinstance(self.store, EventStore)
+                stored = await self.store.enqueue_all_with_events(messages)
         except (QueueError, OSError) as exc:
             self.logger.event("error", what="enqueue", reason=str(exc), client=conn.client_ip)
-            for queue_id in queued:
-                with contextlib.suppress(QueueError, OSError):
-                    await self.store.delete(queue_id)
             return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
-        if queued:
-            self.store.wakeup()  # every copy is queued: the agent may claim them now
+        queued = [qid for m, qid in zip(messages, stored, strict=True) if m.recipients]
         for result, queue_id in zip((a for a in accepted if a.recipients), queued, strict=True):
+            log_signing(self.logger, queue_id, result.signing)
             self.logger.event(
                 "accepted",
                 queue_id,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mailwright.queue import QueueMeta, idempotency
+from mailwright.queue import QueueError, QueueMeta, idempotency
 from mailwright.queue.events import Event
 from mailwright.queue.eventstore import EventStore, WebhookCursor
 from mailwright.queue.postgres import PostgresQueueStore
@@ -409,3 +409,35 @@ async def test_one_idempotency_key_on_two_nodes_queues_once(postgres_url: str) -
     finally:
         await one.close()
         await two.close()
+
+
+async def test_enqueue_all_is_all_or_none(tracking: Tracking) -> None:
+    """A list post split per member: every copy and its events in one transaction."""
+    from mailwright.queue.eventstore import NewMessage
+
+    def copy(member: str, queue_id: str = "") -> NewMessage:
+        return NewMessage(
+            "team-bounces@lists.example",
+            [member] if member else [],
+            b"Subject: post\r\n\r\nhello\r\n",
+            QueueMeta(),
+            queue_id,
+            lambda qid: [Event("queued", NOW, recipient=member or "gone@x.example", queue_id=qid)],
+        )
+
+    ids = await tracking.enqueue_all(
+        [copy("a@x.example"), copy("", "0ABCDEFGHJK555"), copy("b@x.example")]
+    )
+    assert ids[1] == "0ABCDEFGHJK555" and len(set(ids)) == 3
+    entries = await tracking.store.list_entries()  # type: ignore[attr-defined]
+    assert sorted(e.id for e in entries) == sorted([ids[0], ids[2]])
+    assert [e.queue_id for e in await tracking.read(types=["queued"])] == ids
+
+    def broken(queue_id: str) -> list[Event]:
+        raise QueueError("disk full")
+
+    bad = NewMessage("s@x.example", ["c@x.example"], b"x", QueueMeta(), "", broken)
+    with pytest.raises(QueueError):
+        await tracking.enqueue_all([copy("d@x.example"), bad])
+    assert len(await tracking.store.list_entries()) == 2  # type: ignore[attr-defined]
+    assert len(await tracking.read(types=["queued"])) == 3

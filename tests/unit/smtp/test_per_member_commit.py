@@ -14,6 +14,7 @@ from mailwright.dkim import generate_key, private_key_pem
 from mailwright.log import EventLogger
 from mailwright.queue import QueueError, SqliteQueueStore
 from mailwright.queue.store import Handoff
+from mailwright.queue.tracking import Tracking
 from mailwright.server import build_runtime, list_cache
 from mailwright.smtp import intake
 from mailwright.smtp.address import Mailbox
@@ -33,15 +34,16 @@ POST = (
 
 
 class FailingStore(SqliteQueueStore):
-    """Fails the second enqueue, like a full disk would."""
+    """Fails the second copy's insert, like a full disk would (inside the transaction
+    that already holds the first)."""
 
     calls = 0
 
-    async def enqueue(self, *args: Any, **kwargs: Any) -> str:
+    def _insert(self, *args: Any, **kwargs: Any) -> str:
         type(self).calls += 1
         if type(self).calls == 2:
             raise QueueError("disk full")
-        return await super().enqueue(*args, **kwargs)
+        return super()._insert(*args, **kwargs)
 
 
 async def _server(tmp_path: Path, store_class: type[SqliteQueueStore]) -> SmtpServer:
@@ -122,7 +124,8 @@ async def test_a_failed_write_midway_queues_nothing(tmp_path: Path) -> None:
         envelopes, policy = _split(smtp)
         reply = await smtp._accept_per_member(CONN, envelopes, POST, MAILMAN, policy, {})
         assert reply.code == 451  # Mailman retries the whole post
-        assert await smtp.store.list_entries() == []  # the first copy was deleted again
+        assert await smtp.store.list_entries() == []  # the first copy went with the transaction
+        assert await Tracking(smtp.store).read() == []  # and so did its events
     finally:
         await smtp.store.close()
 
@@ -143,9 +146,9 @@ async def test_no_copy_is_handed_to_the_agent_before_every_copy_is_queued(
     tmp_path: Path,
 ) -> None:
     """Claim at enqueue would start delivering the first copy at once: when a later copy
-    then fails, deleting the first does not stop its delivery, and Mailman's retry after
-    the 451 sends that member a second copy. So the copies are handed over (the agent
-    woken) only once all of them are queued."""
+    then failed, deleting the first would not stop its delivery, and Mailman's retry
+    after the 451 would send that member a second copy. The copies are written in one
+    transaction, never handed over: a failure leaves none."""
     FailingStore.calls = 0
     smtp = await _server(tmp_path, FailingStore)
     taken: list[str] = []
