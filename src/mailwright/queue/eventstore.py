@@ -90,7 +90,6 @@ class EventStore(ABC):
         events_for: Callable[[str], list[Event]],
         claim: Claim | None = None,
         refuse_suppressed: Sequence[str] = (),
-        hand_off: bool = True,
     ) -> str:
         """Queue a message and append ``events_for(stored_queue_id)`` in one transaction
         (the log never shows a delivery before its queueing, nor misses the queueing of a
@@ -99,8 +98,7 @@ class EventStore(ABC):
         taken. ``refuse_suppressed`` (only where :attr:`checks_suppressions_at_enqueue`):
         :class:`~.suppressions.RecipientsSuppressed` (nothing stored) if the suppression
         list holds any of these addresses — checked in the transaction, which saves a
-        round trip per message on the reply path. ``hand_off=False``:
-        see :meth:`QueueStore.enqueue`."""
+        round trip per message on the reply path."""
 
     @abstractmethod
     async def enqueue_all_with_events(self, messages: Sequence[NewMessage]) -> list[str]:

@@ -784,7 +784,6 @@ class PostgresQueueStore(QueueStore, EventStore):
         *,
         meta: QueueMeta | None = None,
         queue_id: str | None = None,
-        hand_off: bool = True,
     ) -> str:
         if not recipients:
             raise ValueError("a message needs at least one recipient")
@@ -802,10 +801,8 @@ class PostgresQueueStore(QueueStore, EventStore):
             next_attempt=due,
         )
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        # hand_off=False: no NOTIFY nor wake-up (the caller wakes the agent, QueueStore)
-        stored: str = await self._submit(_Op(future, insert=insert, notify=hand_off))
-        if hand_off:
-            self.wakeup()
+        stored: str = await self._submit(_Op(future, insert=insert, notify=True))
+        self.wakeup()
         return stored
 
     # -- delivery ----------------------------------------------------------------------------
@@ -991,18 +988,6 @@ class PostgresQueueStore(QueueStore, EventStore):
 
         return await self._write(hold)
 
-    async def release(self, queue_id: str) -> bool:
-        changed = await self._make_due(queue_id, unhold=True)
-        if changed:
-            self.wakeup()
-        return changed > 0
-
-    async def retry(self, queue_id: str | None = None) -> int:
-        changed = await self._make_due(queue_id, unhold=False)
-        if changed:
-            self.wakeup()
-        return changed
-
     async def delete(self, queue_id: str) -> bool:
         async def delete(conn: AsyncConnection[Any]) -> bool:
             cur = await conn.execute("DELETE FROM queue_entries WHERE id = %s", (queue_id,))
@@ -1086,7 +1071,6 @@ class PostgresQueueStore(QueueStore, EventStore):
         events_for: Callable[[str], list[Event]],
         claim: idempotency.Claim | None = None,
         refuse_suppressed: Sequence[str] = (),
-        hand_off: bool = True,
     ) -> str:
         if refuse_suppressed:  # checks_suppressions_at_enqueue is False: check first
             raise NotImplementedError("refuse_suppressed: not on PostgreSQL")
@@ -1106,10 +1090,9 @@ class PostgresQueueStore(QueueStore, EventStore):
         )
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         stored: str = await self._submit(
-            _Op(future, insert=insert, notify=hand_off, events_for=events_for, claim=claim)
+            _Op(future, insert=insert, notify=True, events_for=events_for, claim=claim)
         )
-        if hand_off:
-            self.wakeup()
+        self.wakeup()
         return stored
 
     async def enqueue_all_with_events(self, messages: Sequence[NewMessage]) -> list[str]:

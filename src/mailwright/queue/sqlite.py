@@ -453,10 +453,9 @@ class SqliteQueueStore(QueueStore, EventStore):
         *,
         meta: QueueMeta | None = None,
         queue_id: str | None = None,
-        hand_off: bool = True,
     ) -> str:
         return await self.enqueue_with(
-            sender, recipients, data, meta=meta, queue_id=queue_id, also=None, hand_off=hand_off
+            sender, recipients, data, meta=meta, queue_id=queue_id, also=None
         )
 
     async def enqueue_with(
@@ -468,23 +467,16 @@ class SqliteQueueStore(QueueStore, EventStore):
         meta: QueueMeta | None = None,
         queue_id: str | None = None,
         also: Callable[[sqlite3.Connection, str], None] | None,
-        hand_off: bool = True,
     ) -> str:
         """:meth:`enqueue`, and ``also(conn, queue_id)`` in the same transaction (the
         ``queued`` events: the log never shows a delivery before its queueing, and never
         misses the queueing of a stored message). With a :attr:`handoff` the entry is
-        inserted leased to the agent and handed to it after the commit. ``hand_off=False``:
-        neither handed over nor the agent woken (the caller wakes it once a group of
-        entries that stand or fall together is queued: a list post's per-member copies)."""
+        inserted leased to the agent and handed to it after the commit."""
         if not recipients:
             raise ValueError("a message needs at least one recipient")
         now = time.time()
         # a spooled message is not handed over: its spool file goes when the session ends
-        handoff = (
-            self._handoff_for(len(data), meta, now)
-            if hand_off and isinstance(data, bytes)
-            else None
-        )
+        handoff = self._handoff_for(len(data), meta, now) if isinstance(data, bytes) else None
         insert = functools.partial(
             self._insert,
             sender=sender,
@@ -503,9 +495,7 @@ class SqliteQueueStore(QueueStore, EventStore):
             return stored
 
         stored = await self._write(both)
-        if not hand_off:
-            pass  # the caller wakes the agent
-        elif handoff is None or not isinstance(data, bytes):
+        if handoff is None or not isinstance(data, bytes):
             self.wakeup()
         else:
             await self._hand_over(handoff, stored, sender, recipients, data, meta, now)
@@ -726,18 +716,6 @@ class SqliteQueueStore(QueueStore, EventStore):
     async def hold(self, queue_id: str) -> bool:
         return await self._update_one("UPDATE entries SET held = 1 WHERE id = ?", queue_id)
 
-    async def release(self, queue_id: str) -> bool:
-        changed = await self._make_due(queue_id, unhold=True)
-        if changed:
-            self.wakeup()
-        return changed > 0
-
-    async def retry(self, queue_id: str | None = None) -> int:
-        changed = await self._make_due(queue_id, unhold=False)
-        if changed:
-            self.wakeup()
-        return changed
-
     async def delete(self, queue_id: str) -> bool:
         def delete(conn: sqlite3.Connection) -> bool:
             count = conn.execute("DELETE FROM entries WHERE id = ?", (queue_id,)).rowcount
@@ -825,7 +803,6 @@ class SqliteQueueStore(QueueStore, EventStore):
         events_for: Callable[[str], list[Event]],
         claim: idempotency.Claim | None = None,
         refuse_suppressed: Sequence[str] = (),
-        hand_off: bool = True,
     ) -> str:
         now = time.time()
 
@@ -839,7 +816,7 @@ class SqliteQueueStore(QueueStore, EventStore):
                 idempotency.remember(conn, claim, stored, now)
 
         return await self.enqueue_with(
-            sender, recipients, data, meta=meta, queue_id=queue_id, also=also, hand_off=hand_off
+            sender, recipients, data, meta=meta, queue_id=queue_id, also=also
         )
 
     async def enqueue_all_with_events(self, messages: Sequence[NewMessage]) -> list[str]:

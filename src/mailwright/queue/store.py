@@ -18,10 +18,6 @@ API (all methods are coroutines unless noted)
     use this ID (from :func:`new_queue_id`; the server writes it into Received before
     queueing); if it is taken, a new one is made, so always use the returned ID. Each
     recipient's first ``next_attempt`` is now, or ``meta.not_before`` if that is later.
-    ``hand_off=False``: neither handed to the agent nor the agent woken (see ``handoff``);
-    for entries that stand or fall together (a list post's per-member copies: a failure
-    midway deletes those queued, which must not have started out), the caller calls
-    :meth:`wakeup` once the last is queued.
 
 ``claim_due(worker, now, limit, lease_seconds) -> list[QueueEntry]``
     Entries that are not held, have a pending recipient whose ``next_attempt <= now``, and
@@ -487,7 +483,6 @@ class QueueStore(ABC):
         *,
         meta: QueueMeta | None = None,
         queue_id: str | None = None,
-        hand_off: bool = True,
     ) -> str: ...
 
     @abstractmethod
@@ -539,14 +534,25 @@ class QueueStore(ABC):
     @abstractmethod
     async def hold(self, queue_id: str) -> bool: ...
 
-    @abstractmethod
-    async def release(self, queue_id: str) -> bool: ...
+    async def release(self, queue_id: str) -> bool:
+        changed = await self._make_due(queue_id, unhold=True)
+        if changed:
+            self.wakeup()
+        return changed > 0
 
     @abstractmethod
     async def delete(self, queue_id: str) -> bool: ...
 
+    async def retry(self, queue_id: str | None = None) -> int:
+        changed = await self._make_due(queue_id, unhold=False)
+        if changed:
+            self.wakeup()
+        return changed
+
     @abstractmethod
-    async def retry(self, queue_id: str | None = None) -> int: ...
+    async def _make_due(self, queue_id: str | None, *, unhold: bool) -> int:
+        """Make the pending recipients of ``queue_id`` (None: of every entry) due now,
+        and with ``unhold`` lift its hold; the number of entries changed."""
 
     @abstractmethod
     async def next_due(self) -> float | None: ...

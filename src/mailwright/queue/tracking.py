@@ -68,7 +68,6 @@ class Tracking:
         events_for: Callable[[str], list[ev.Event]],
         claim: Claim | None = None,
         refuse_suppressed: Sequence[str] = (),
-        hand_off: bool = True,
     ) -> str:
         """Queue a message and record its events (made for its final queue ID) in one
         transaction, with ``claim`` (the HTTP API's Idempotency-Key answer) in it too;
@@ -82,7 +81,6 @@ class Tracking:
             events_for=events_for,
             claim=claim,
             refuse_suppressed=refuse_suppressed,
-            hand_off=hand_off,
         )
         self.notify()
         return stored

@@ -788,13 +788,11 @@ class SmtpServer:
         claim: idempotency.Claim | None = None,
         *,
         refuse_suppressed: Sequence[str] = (),
-        hand_off: bool = True,
     ) -> str:
         """Put what intake accepted on stable storage; the queue ID (log the signing).
         ``events_for(queue_id)``: events written in the same transaction (and the
         Idempotency-Key ``claim``; ``refuse_suppressed``: see
-        :meth:`~mailwright.queue.tracking.Tracking.enqueue`; ``hand_off=False``: not handed
-        to the delivery agent nor the agent woken, see :class:`~mailwright.queue.QueueStore`)."""
+        :meth:`~mailwright.queue.tracking.Tracking.enqueue`)."""
         if (events_for is not None or refuse_suppressed) and self.tracking is not None:
             queue_id = await self.tracking.enqueue(
                 accepted.sender,
@@ -805,7 +803,6 @@ class SmtpServer:
                 events_for=events_for or _no_events,
                 claim=claim,
                 refuse_suppressed=refuse_suppressed,
-                hand_off=hand_off,
             )
         else:
             queue_id = await self.store.enqueue(
@@ -814,7 +811,6 @@ class SmtpServer:
                 accepted.message,
                 meta=accepted.meta,
                 queue_id=accepted.queue_id,
-                hand_off=hand_off,
             )
         log_signing(self.logger, queue_id, accepted.signing)
         if isinstance(accepted.signing, Unsigned) and events_for is not None:

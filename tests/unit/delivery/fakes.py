@@ -134,14 +134,11 @@ class MemoryStore(QueueStore):
     async def hold(self, queue_id: str) -> bool:
         return False
 
-    async def release(self, queue_id: str) -> bool:
-        return False
-
     async def delete(self, queue_id: str) -> bool:
         return False
 
-    async def retry(self, queue_id: str | None = None) -> int:
-        return 0
+    async def _make_due(self, queue_id: str | None, *, unhold: bool) -> int:
+        return 0  # release and retry change nothing here
 
     async def next_due(self) -> float | None:
         times = [e.next_attempt for e in self.entries.values() if e.next_attempt is not None]
