@@ -42,6 +42,7 @@ from ..queue import (
     Handoff,
     PendingFailure,
     QueueEntry,
+    QueueError,
     QueueMeta,
     QueueStore,
     RecipientUpdate,
@@ -447,7 +448,13 @@ class DeliveryAgent:
     def _take(self, entry: QueueEntry, data: bytes) -> None:
         """A message just queued by this process, already leased to us: deliver it
         without a claim or a read-back (claim at enqueue). Every recipient is due: it
-        was queued due now."""
+        was queued due now.
+
+        Stopping (the stop came while the enqueue committed): refused, so the store gives
+        the lease back at once and the message waits for the next claim, not for its lease
+        to run out."""
+        if self._stopping.is_set():
+            raise QueueError("the delivery agent is stopping")
         self._start(entry, data, self.clock(), [r.address for r in entry.pending])
 
     def _start(self, entry: QueueEntry, data: MessageSource, now: float, due: list[str]) -> None:

@@ -351,3 +351,22 @@ async def test_after_stop_new_mail_waits_unclaimed(tmp_path: Path, store: Sqlite
     qid = await store.enqueue("app@example.com", ["a@example.net"], MESSAGE)
     entry = await store.get(qid)
     assert entry is not None and entry.claimed_by is None
+
+
+async def test_a_hand_over_to_a_stopping_agent_gives_the_lease_back(
+    tmp_path: Path, store: SqliteQueueStore
+) -> None:
+    """The agent stopped while the enqueue committed (it had said it could take the
+    message): the store gives the lease back at once, so the message is claimable now
+    instead of waiting out a 900 s lease."""
+    n = Node(tmp_path, store, "test:1")
+    await n.start()
+    n.agent.stop()
+    store.handoff = Handoff("test:1", 900.0, lambda size: True, n.agent._take)
+    qid = await store.enqueue("app@example.com", ["a@example.net"], MESSAGE)
+    entry = await store.get(qid)
+    assert entry is not None and entry.claimed_by is None and entry.lease_until is None
+    assert [e.id for e in await store.claim_due("test:2", time.time() + 1)] == [qid]
+    assert n.task is not None
+    await asyncio.wait_for(n.task, 5)
+    assert n.network.sends == []
