@@ -208,13 +208,17 @@ def one_click_list(sender: str, data: bytes, arrival: Arrival, policy: IntakePol
     """The list (``fqdn_listname``) whose members' copies of this message get one-click
     links, or None.
 
-    That is a post Mailman sends us: a submission (trusted listener) whose envelope
-    sender is the ``-bounces`` address of a list Mailman has (with or without its VERP
-    extension), carrying that list's List-Id and a List-Post, and no
-    List-Unsubscribe-Post yet (:func:`mailwright.rfc8058.is_list_post`). Mailman's
-    notices (confirmations, welcome) and mail that only mentions a list do not.
+    That is a post Mailman sends us: mail from a trusted client that did not log in
+    (Mailman hands its posts to us that way) whose envelope sender is the ``-bounces``
+    address of a list Mailman has (with or without its VERP extension), carrying that
+    list's List-Id and a List-Post, and no List-Unsubscribe-Post yet
+    (:func:`mailwright.rfc8058.is_list_post`). Mailman's notices (confirmations,
+    welcome), mail that only mentions a list, and what an authenticated user or API
+    client sends with a list's ``-bounces`` sender do not.
     """
-    if policy.one_click is None or policy.lists is None or not arrival.submission:
+    if policy.one_click is None or policy.lists is None:
+        return None
+    if not arrival.trusted or arrival.user is not None:
         return None
     found = list_address(sender, policy.lists) if sender else None
     if found is None or found.role != "bounces":

@@ -13,6 +13,8 @@ KEY = b"k" * 32
 NOW = 1_800_000_000.0
 MAILMAN = Arrival(client_ip="127.0.0.1", listener="mailman", helo="lists", trusted=True)
 WORLD = Arrival(client_ip="198.51.100.7", listener="mx", helo="mx.example.net", inbound=True)
+USER = Arrival(client_ip="203.0.113.9", listener="submission", helo="app", user="app")
+"""An authenticated submitter, not Mailman: its mail never gets one-click links minted."""
 POST = (
     b"From: Bob <bob@example.net>\r\nTo: team@lists.example\r\nSubject: [Team] lunch\r\n"
     b"Message-ID: <p1@example.net>\r\nDate: Thu, 3 Dec 2026 10:00:00 +0000\r\n"
@@ -93,6 +95,9 @@ def test_no_link_for_notices_strangers_and_shared_copies() -> None:
     # mail from the world that carries list fields: not ours to change
     world = queued(envelope("team-bounces@lists.example", member), arrival=WORLD)
     assert link(world.message) is None
+    # an authenticated user (or API client) sending as the list: no links minted for it
+    user = queued(envelope("team-bounces@lists.example", member), arrival=USER)
+    assert link(user.message) is None
     # one copy for two members cannot carry one member's link
     two = queued(envelope("team-bounces@lists.example", member, "bob@example.net"))
     assert link(two.message) is None
@@ -114,5 +119,6 @@ def test_per_member_splits_a_post_only() -> None:
     assert len(links) == 3 and None not in links
     assert per_member(env, NOTICE, MAILMAN, POLICY) == [env]
     assert per_member(env, POST, WORLD, POLICY) == [env]
+    assert per_member(env, POST, USER, POLICY) == [env]
     one = envelope("team-bounces@lists.example", "alice@example.net")
     assert per_member(one, POST, MAILMAN, POLICY) == [one]
