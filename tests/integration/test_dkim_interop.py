@@ -23,7 +23,6 @@ import asyncio
 import base64
 import shlex
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from mailwright.dkim import (
 from mailwright.dkim.keys import dns_record_value
 from mailwright.testing.nsd import NsdServer
 from mailwright.testing.opendkim import libopendkim_sign
+from mailwright.testing.port53 import NAMESPACE, NO_DNS, dns_script
 
 pytestmark = pytest.mark.integration
 
@@ -151,38 +151,6 @@ async def test_mailwright_verifies_dkimpy(
 
 # --- mailwright → OpenDKIM (opendkim-testmsg) -----------------------------------------
 
-_NSD_CONF = """server:
-    ip-address: 127.0.0.1@53
-    server-count: 1
-    reuseport: no
-    username: ""
-    chroot: ""
-    zonesdir: "{d}"
-    database: ""
-    zonelistfile: "{d}/zone.list"
-    xfrdfile: "{d}/xfrd.state"
-    xfrdir: "{d}"
-    pidfile: "{d}/nsd.pid"
-    logfile: "{d}/nsd.log"
-    rrl-ratelimit: 0
-remote-control:
-    control-enable: no
-zone:
-    name: {origin}
-    zonefile: "{d}/{origin}.zone"
-"""
-
-_WAIT_FOR_NSD = (
-    "import sys, time, dns.resolver\n"
-    "r = dns.resolver.Resolver(configure=False); r.nameservers = ['127.0.0.1']; r.lifetime = 0.5\n"
-    "for _ in range(50):\n"
-    "    try:\n"
-    "        r.resolve(sys.argv[1], 'SOA'); sys.exit(0)\n"
-    "    except Exception:\n"
-    "        time.sleep(0.1)\n"
-    "sys.exit(1)\n"
-)
-
 
 def in_opendkim_namespace(
     world: NsdServer, command: list[str], tmp_path: Path, stdin: bytes = b""
@@ -190,31 +158,20 @@ def in_opendkim_namespace(
     """Run an OpenDKIM tool whose DNS is answered by NSD serving ``world``'s zone on port 53."""
     d = tmp_path / "ns"
     d.mkdir(exist_ok=True)
-    (d / f"{ORIGIN}.zone").write_text(world.zone_text(ORIGIN))
-    (d / "nsd.conf").write_text(_NSD_CONF.format(d=d, origin=ORIGIN))
-    (d / "resolv.conf").write_text("nameserver 127.0.0.1\noptions attempts:1 timeout:2\n")
     (d / "stdin").write_bytes(stdin)
-    (d / "wait.py").write_text(_WAIT_FOR_NSD)
-    q = {k: shlex.quote(str(v)) for k, v in {"d": d, "py": sys.executable}.items()}
-    script = f"""
-ip link set lo up
-mount --bind {q["d"]}/resolv.conf /etc/resolv.conf
-nsd -d -c {q["d"]}/nsd.conf & nsd_pid=$!
-if ! {q["py"]} {q["d"]}/wait.py {ORIGIN}; then
-    echo "NSD did not start" >&2; kill $nsd_pid; exit 99
-fi
-{shlex.join(command)} < {q["d"]}/stdin; rc=$?
+    script = f"""{dns_script(d, {ORIGIN: world.zone_text(ORIGIN)})}
+{shlex.join(command)} < {shlex.quote(str(d))}/stdin; rc=$?
 kill $nsd_pid; wait $nsd_pid
 exit $rc
 """
     proc = subprocess.run(
-        ["unshare", "-r", "-n", "-m", "sh", "-c", script],
+        [*NAMESPACE, script],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert proc.returncode != 99, proc.stderr + (d / "nsd.log").read_text(errors="replace")
+    assert proc.returncode != NO_DNS, proc.stderr + (d / "nsd.log").read_text(errors="replace")
     return proc
 
 

@@ -10,155 +10,39 @@ by mail, with Mailman's confirmation round trip.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import dkim
 import pytest
 
-from mailwright.config import Config, parse_config
-from mailwright.delivery.agent import DeliveryAgent
-from mailwright.dkim import SigningKey, generate_key, private_key_pem, sign_message, txt_strings
+from mailwright.dkim import SigningKey, generate_key, sign_message
 from mailwright.dkim.keys import dns_record_value
-from mailwright.log import EventLogger
 from mailwright.mailman import MailmanError
-from mailwright.queue import SqliteQueueStore
-from mailwright.server import build_runtime, list_cache
-from mailwright.smtp.server import SmtpServer
+from mailwright.server import list_cache
+from mailwright.testing.listsite import (
+    LIST,
+    ListSite,
+    publish_zones,
+    running_list_site,
+    smtp_transaction,
+    start_list_mailman,
+    zone_txt,
+)
 from mailwright.testing.mailman import MailmanCore
 from mailwright.testing.nsd import NsdServer
 from mailwright.testing.opendmarc import DmarcMilters
-from mailwright.testing.ports import free_port
 from mailwright.testing.postfix import PostfixServer
 
 pytestmark = pytest.mark.integration
 
-LIST = "team@lists.example"
 MEMBER = "bob@example.net"
-LIST_KEY = generate_key("rsa", 2048)
-
-
-def _txt(value: str) -> str:
-    return " ".join(f'"{s}"' for s in txt_strings(value))
 
 
 @pytest.fixture
 def world(dns_world: NsdServer) -> NsdServer:
-    dns_world.set_zone("example", "")
-    dns_world.set_zone(
-        "lists.example",
-        '@ MX 10 mx\nmx A 127.0.0.1\n@ TXT "v=spf1 ip4:127.0.0.1 -all"\n'
-        f"list._domainkey TXT {_txt(dns_record_value(LIST_KEY))}\n"
-        '_dmarc TXT "v=DMARC1; p=none"',
-    )
-    dns_world.set_zone("example.net", "@ MX 10 mx\nmx A 127.0.0.1\n")
-    return dns_world
-
-
-@dataclass
-class Site:
-    smtp: SmtpServer
-    store: Any
-    events: list[dict[str, Any]]
-    agent: DeliveryAgent
-    mailman: MailmanCore
-    submission_port: int
-    config: Config
-
-    async def run_agent(self) -> None:
-        await self.agent.run_once()
-        await self.agent.drain()
-
-
-@contextlib.asynccontextmanager
-async def running_site(
-    world: NsdServer,
-    mx: PostfixServer,
-    mailman_core: Callable[..., MailmanCore],
-    tmp_path: Path,
-    *,
-    start_mailman: bool = True,
-    mta_settings: dict[str, str] | None = None,
-) -> AsyncIterator[Site]:
-    """mailwright for lists.example in front of a private Mailman with list ``team``
-    (``start_mailman=False``: Mailman configured, not started), delivering to ``mx``."""
-    submission_port = free_port()
-    core = mailman_core(
-        smtp_port=submission_port,
-        nameserver=world.nameserver,
-        mta_settings=mta_settings,
-        start=False,
-    )
-    key_file = tmp_path / "list.key"
-    key_file.write_bytes(private_key_pem(LIST_KEY))
-    config = parse_config(
-        {
-            "hostname": "mx.lists.example",
-            "domains": ["lists.example"],
-            "mailboxes": ["postmaster@lists.example"],
-            "data_dir": str(tmp_path / "data"),
-            "dns": {"nameserver": world.nameserver},
-            "trusted_networks": ["127.0.0.1/32"],
-            "dkim": [{"domain": "lists.example", "selector": "list", "private_key": str(key_file)}],
-            "mailman": {
-                "lmtp_port": core.lmtp_port,
-                "rest_url": core.rest_url,
-                "rest_password_file": str(core.password_file),
-                "cache_seconds": 0,
-            },
-            "delivery": {"mode": "direct", "outbound_port": mx.port},
-            "listeners": [
-                {"name": "mx", "address": "127.0.0.1", "port": 25, "role": "inbound"},
-                {"name": "mailman", "address": "127.0.0.1", "port": submission_port},
-            ],
-        },
-        tmp_path / "mailwright.toml",
-    )
-    config = replace(
-        config,
-        listeners=tuple(replace(li, port=0) if li.name == "mx" else li for li in config.listeners),
-    )
-    state, _ = build_runtime(config, dev_mode=False)
-    store = await SqliteQueueStore.open(config.data_dir)
-    logger = EventLogger(stderr=False)
-    events: list[dict[str, Any]] = []
-    logger.subscribe(events.append)
-    smtp = SmtpServer(state, store, logger, resolver=world.resolver())
-    await smtp.start()
-    agent = DeliveryAgent(
-        config,
-        store,
-        world.resolver(),
-        logger,
-        local_targets=lambda a: list(state.directory.resolve(a) or ()) or None,
-        intake=lambda: state.intake,
-        commit=smtp.commit,
-        list_addresses=state.directory.is_list_address,
-        unknown_addresses=state.directory.is_list_address_unknown,
-    )
-    agent.idle_seconds = 0.05
-    site = Site(smtp, store, events, agent, core, submission_port, config)
-    try:
-        if start_mailman:
-            await site_mailman_start(site)
-        yield site
-    finally:
-        await smtp.stop()
-        await store.close()
-
-
-async def site_mailman_start(site: Site) -> None:
-    """Start the site's Mailman, make the list, and let mailwright ask for its lists."""
-    await asyncio.to_thread(site.mailman.start)
-    await asyncio.to_thread(site.mailman.create_list, LIST)
-    cache = list_cache(site.config)
-    assert cache is not None
-    await cache.refresh()
+    return publish_zones(dns_world)
 
 
 @pytest.fixture
@@ -167,42 +51,13 @@ async def site(
     postfix_mx: PostfixServer,
     mailman_core: Callable[..., MailmanCore],
     tmp_path: Path,
-) -> AsyncIterator[Site]:
-    async with running_site(world, postfix_mx, mailman_core, tmp_path) as running:
+) -> AsyncIterator[ListSite]:
+    async with running_list_site(world, postfix_mx, mailman_core, tmp_path) as running:
         yield running
 
 
-async def _smtp(port: int, mail_from: str, rcpts: list[str], message: bytes | None) -> list[str]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
-
-    async def reply() -> str:
-        while True:
-            line = (await asyncio.wait_for(reader.readline(), 10)).decode()
-            if line[3:4] != "-":
-                return line.strip()
-
-    async def cmd(line: bytes) -> str:
-        writer.write(line + b"\r\n")
-        await writer.drain()
-        return await reply()
-
-    out = []
-    try:
-        await reply()
-        await cmd(b"EHLO mail.example.net")
-        await cmd(f"MAIL FROM:<{mail_from}>".encode())
-        for rcpt in rcpts:
-            out.append(await cmd(f"RCPT TO:<{rcpt}>".encode()))
-        if message is not None:
-            assert (await cmd(b"DATA")).startswith("354")
-            out.append(await cmd(message + b"."))
-        return out
-    finally:
-        writer.close()
-
-
-async def test_rcpt_accepts_list_addresses_of_existing_lists_only(site: Site) -> None:
-    replies = await _smtp(
+async def test_rcpt_accepts_list_addresses_of_existing_lists_only(site: ListSite) -> None:
+    replies = await smtp_transaction(
         site.smtp.ports()["mx"],
         MEMBER,
         [
@@ -218,39 +73,17 @@ async def test_rcpt_accepts_list_addresses_of_existing_lists_only(site: Site) ->
     assert [r[:9] for r in replies] == ["250 2.1.5"] * 4 + ["550 5.1.1"] * 2
 
 
-async def _wait(predicate: Callable[[], Any], site: Site, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        await site.run_agent()
-        found = await asyncio.to_thread(predicate)
-        if found:
-            return found
-        await asyncio.sleep(0.5)
-    logs = site.mailman.var / "logs"
-    tail = "".join(
-        f"--- {p.name}\n"
-        + "".join(
-            line for line in p.read_text(errors="replace").splitlines(True) if "/3.1/" not in line
-        )[-1500:]
-        for p in sorted(logs.glob("*.log"))
-    )
-    queues = sorted(
-        str(q.relative_to(site.mailman.var)) for q in site.mailman.var.glob("queue/*/*")
-    )
-    tail += f"\nqueued: {queues}"
-    seen = [(e["event"], e.get("to"), e.get("reply") or e.get("reason")) for e in site.events]
-    raise AssertionError(f"timed out; events {seen}\n{tail}")
-
-
 async def test_subscribe_by_mail_with_confirmation_then_post(
-    site: Site, postfix_mx: PostfixServer
+    site: ListSite, postfix_mx: PostfixServer
 ) -> None:
     join = (
         f"From: Bob <{MEMBER}>\r\nTo: team-join@lists.example\r\nSubject: join\r\n"
         "Message-ID: <join-1@example.net>\r\nDate: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\n"
         "please\r\n"
     ).encode()
-    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, ["team-join@lists.example"], join)
+    replies = await smtp_transaction(
+        site.smtp.ports()["mx"], MEMBER, ["team-join@lists.example"], join
+    )
     assert replies[-1].startswith("250 2.0.0 Ok: queued as")
 
     # over LMTP to Mailman, which answers with a confirmation request through our
@@ -261,7 +94,7 @@ async def test_subscribe_by_mail_with_confirmation_then_post(
                 return message
         return None
 
-    request = await _wait(confirmation, site)
+    request = await site.wait_for(confirmation)
     (lmtp,) = [e for e in site.events if e["event"] == "delivered" and "lmtp" in e["relay"]][:1]
     assert lmtp["to"] == "<team-join@lists.example>"
     # dkimpy (independent) verifies the list domain's signature on what Postfix stored
@@ -278,25 +111,25 @@ async def test_subscribe_by_mail_with_confirmation_then_post(
         "Message-ID: <confirm-1@example.net>\r\nDate: Tue, 24 Nov 2026 19:01:00 +0000\r\n\r\n"
     ).encode()
     address = f"team-confirm+{token.group(1).decode()}@lists.example"
-    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, [address], confirm)
+    replies = await smtp_transaction(site.smtp.ports()["mx"], MEMBER, [address], confirm)
     assert replies[-1].startswith("250 ")
-    members = await _wait(lambda: site.mailman.members(LIST), site)
+    members = await site.wait_for(lambda: site.mailman.members(LIST))
     assert [m["email"] for m in members] == [MEMBER]
 
 
-def _txt_of(site: Site, name: bytes | str) -> bytes:
+def _txt_of(site: ListSite, name: bytes | str) -> bytes:
     qname = name.decode() if isinstance(name, bytes) else name
     result = asyncio.run(site.agent.resolver.txt(qname.rstrip(".")))
     return result.records[0].encode() if result.ok else b""
 
 
-async def test_mailman_down_defers_with_451(site: Site) -> None:
+async def test_mailman_down_defers_with_451(site: ListSite) -> None:
     await asyncio.to_thread(site.mailman.stop)
     post = (
         f"From: {MEMBER}\r\nTo: {LIST}\r\nSubject: hi\r\nMessage-ID: <p1@example.net>\r\n"
         "Date: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\nhello\r\n"
     ).encode()
-    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, [LIST], post)
+    replies = await smtp_transaction(site.smtp.ports()["mx"], MEMBER, [LIST], post)
     assert replies[-1].startswith("250 ")
     await site.run_agent()
     (deferred,) = [e for e in site.events if e["event"] == "deferred"]
@@ -304,7 +137,7 @@ async def test_mailman_down_defers_with_451(site: Site) -> None:
 
 
 async def test_a_post_reaches_members_dkim_and_arc_valid_with_list_headers(
-    site: Site, postfix_mx: PostfixServer
+    site: ListSite, postfix_mx: PostfixServer
 ) -> None:
     list_id = LIST.replace("@", ".")
     for member in (MEMBER, "alice@example.net"):
@@ -320,7 +153,7 @@ async def test_a_post_reaches_members_dkim_and_arc_valid_with_list_headers(
         "Message-ID: <post-1@example.net>\r\nDate: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\n"
         "Shall we meet at noon on Friday?\r\n"
     ).encode()
-    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, [LIST], post)
+    replies = await smtp_transaction(site.smtp.ports()["mx"], MEMBER, [LIST], post)
     assert replies[-1].startswith("250 ")
 
     def copy() -> bytes | None:
@@ -329,7 +162,7 @@ async def test_a_post_reaches_members_dkim_and_arc_valid_with_list_headers(
                 return message
         return None
 
-    stored = (await _wait(copy, site)).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    stored = (await site.wait_for(copy)).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     # RFC 2919 and RFC 2369 fields: added by Mailman
     assert re.search(rb"(?m)^List-Id: .*<team\.lists\.example>", stored)
     assert re.search(rb"(?m)^List-Unsubscribe: <mailto:team-leave@lists\.example>", stored)
@@ -346,7 +179,7 @@ async def test_a_post_reaches_members_dkim_and_arc_valid_with_list_headers(
 
 
 async def test_lists_command_shows_the_lists_and_their_addresses(
-    site: Site, tmp_path: Path
+    site: ListSite, tmp_path: Path
 ) -> None:
     import json
     import subprocess
@@ -379,7 +212,7 @@ async def test_lists_command_shows_the_lists_and_their_addresses(
 
 
 async def test_a_members_hard_bounce_moves_mailmans_bounce_score(
-    site: Site, postfix_mx: PostfixServer
+    site: ListSite, postfix_mx: PostfixServer
 ) -> None:
     list_id = LIST.replace("@", ".")
     flags = {"pre_verified": "true", "pre_confirmed": "true", "pre_approved": "true"}
@@ -398,7 +231,7 @@ async def test_a_members_hard_bounce_moves_mailmans_bounce_score(
         "Message-ID: <post-2@example.net>\r\nDate: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\n"
         "The agenda is attached in spirit.\r\n"
     ).encode()
-    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, [LIST], post)
+    replies = await smtp_transaction(site.smtp.ports()["mx"], MEMBER, [LIST], post)
     assert replies[-1].startswith("250 ")
 
     # Postfix refuses gone@ (5.1.1): our DSN goes to the list's -bounces address, over
@@ -409,7 +242,7 @@ async def test_a_members_hard_bounce_moves_mailmans_bounce_score(
                 return float(member["bounce_score"])
         return None
 
-    assert await _wait(score, site, timeout=90) >= 1
+    assert await site.wait_for(score, 90) >= 1
     bounced = [e for e in site.events if e["event"] == "bounced"]
     # (the welcome message Mailman sent at subscription bounces too)
     assert {e["to"] for e in bounced} == {"<gone@example.net>"}
@@ -425,21 +258,25 @@ async def test_rcpt_while_mailman_has_never_answered_is_451_until_it_does(
 ) -> None:
     """mailwright started while Mailman is down: a list address is 451 (try later), not
     550; mailboxes work; other domains are still refused; once Mailman answers, 250."""
-    async with running_site(world, postfix_mx, mailman_core, tmp_path, start_mailman=False) as s:
+    async with running_list_site(
+        world, postfix_mx, mailman_core, tmp_path, start_mailman=False
+    ) as s:
         cache = list_cache(s.config)
         assert cache is not None
         with pytest.raises(MailmanError):
             await cache.refresh()
         rcpts = [LIST, "team-leave@lists.example", "postmaster@lists.example", "x@example.org"]
-        replies = await _smtp(s.smtp.ports()["mx"], MEMBER, rcpts, None)
+        replies = await smtp_transaction(s.smtp.ports()["mx"], MEMBER, rcpts, None)
         assert [r[:9] for r in replies] == ["451 4.3.0", "451 4.3.0", "250 2.1.5", "554 5.7.1"]
         assert "list service unavailable" in replies[0]
-        await site_mailman_start(s)
-        replies = await _smtp(s.smtp.ports()["mx"], MEMBER, [LIST, "ghost@lists.example"], None)
+        await start_list_mailman(s)
+        replies = await smtp_transaction(
+            s.smtp.ports()["mx"], MEMBER, [LIST, "ghost@lists.example"], None
+        )
         assert [r[:9] for r in replies] == ["250 2.1.5", "550 5.1.1"]
 
 
-def _subscribe(site: Site, *members: str) -> None:
+def _subscribe(site: ListSite, *members: str) -> None:
     """Members without confirmation (REST, pre-approved); no welcome message."""
     list_id = LIST.replace("@", ".")
     site.mailman.rest("PATCH", f"lists/{list_id}/config", {"send_welcome_message": "false"})
@@ -453,7 +290,7 @@ def _subscribe(site: Site, *members: str) -> None:
     [("team-leave@lists.example", "leave"), ("team-request@lists.example", "unsubscribe")],
 )
 async def test_unsubscribe_by_mail_with_confirmation(
-    site: Site, postfix_mx: PostfixServer, to: str, subject: str
+    site: ListSite, postfix_mx: PostfixServer, to: str, subject: str
 ) -> None:
     """Mailman's default unsubscription policy is "confirm": mail to team-leave@ (or the
     command "unsubscribe" to team-request@) brings a confirmation request to the member,
@@ -463,7 +300,7 @@ async def test_unsubscribe_by_mail_with_confirmation(
         f"From: Bob <{MEMBER}>\r\nTo: {to}\r\nSubject: {subject}\r\n"
         "Message-ID: <leave-1@example.net>\r\nDate: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\n"
     ).encode()
-    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, [to], leave)
+    replies = await smtp_transaction(site.smtp.ports()["mx"], MEMBER, [to], leave)
     assert replies[-1].startswith("250 2.0.0 Ok: queued as")
 
     def request() -> re.Match[bytes] | None:
@@ -473,7 +310,7 @@ async def test_unsubscribe_by_mail_with_confirmation(
                 return found
         return None
 
-    token = (await _wait(request, site)).group(1).decode()
+    token = (await site.wait_for(request)).group(1).decode()
     # still a member until the confirmation
     assert [m["email"] for m in await asyncio.to_thread(site.mailman.members, LIST)] == [MEMBER]
     address = f"team-confirm+{token}@lists.example"
@@ -481,9 +318,9 @@ async def test_unsubscribe_by_mail_with_confirmation(
         f"From: Bob <{MEMBER}>\r\nTo: {address}\r\nSubject: Re: confirm {token}\r\n"
         "Message-ID: <confirm-2@example.net>\r\nDate: Tue, 24 Nov 2026 19:01:00 +0000\r\n\r\n"
     ).encode()
-    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, [address], confirm)
+    replies = await smtp_transaction(site.smtp.ports()["mx"], MEMBER, [address], confirm)
     assert replies[-1].startswith("250 ")
-    await _wait(lambda: not site.mailman.members(LIST), site)
+    await site.wait_for(lambda: not site.mailman.members(LIST))
     delivered = [e["to"] for e in site.events if e["event"] == "delivered" and "lmtp" in e["relay"]]
     assert delivered[:2] == [f"<{to}>", f"<{address}>"]
 
@@ -498,7 +335,7 @@ async def test_verp_bounce_reaches_mailman_from_the_verp_address(
     sender team-bounces+member=domain@; our DSN for a refused member goes to exactly that
     address (accepted at RCPT, over LMTP) and Mailman scores that member."""
     verp = {"verp_delivery_interval": "1", "verp_personalized_deliveries": "yes"}
-    async with running_site(world, postfix_mx, mailman_core, tmp_path, mta_settings=verp) as s:
+    async with running_list_site(world, postfix_mx, mailman_core, tmp_path, mta_settings=verp) as s:
         await asyncio.to_thread(_subscribe, s, MEMBER, "gone@example.net")
         await asyncio.to_thread(
             postfix_mx.set_recipient_access, {"gone@example.net": "550 5.1.1 no such user"}
@@ -508,7 +345,7 @@ async def test_verp_bounce_reaches_mailman_from_the_verp_address(
             "Message-ID: <post-3@example.net>\r\nDate: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\n"
             "The minutes, in spirit.\r\n"
         ).encode()
-        replies = await _smtp(s.smtp.ports()["mx"], MEMBER, [LIST], post)
+        replies = await smtp_transaction(s.smtp.ports()["mx"], MEMBER, [LIST], post)
         assert replies[-1].startswith("250 ")
 
         def score() -> float | None:
@@ -517,7 +354,7 @@ async def test_verp_bounce_reaches_mailman_from_the_verp_address(
                     return float(member["bounce_score"])
             return None
 
-        assert await _wait(score, s, timeout=90) >= 1
+        assert await s.wait_for(score, 90) >= 1
         bounced = [e for e in s.events if e["event"] == "bounced"]
         assert [e["to"] for e in bounced] == ["<gone@example.net>"]
         # the copy for gone@ carried its VERP envelope sender, and our DSN went there
@@ -530,7 +367,7 @@ async def test_verp_bounce_reaches_mailman_from_the_verp_address(
         assert b"Return-Path: <team-bounces+bob=example.net@lists.example>" in copies[0]
 
 
-async def test_lmtp_partial_failure_with_a_list_deleted_after_rcpt(site: Site) -> None:
+async def test_lmtp_partial_failure_with_a_list_deleted_after_rcpt(site: ListSite) -> None:
     """One message to two lists in one LMTP transaction; the second list is deleted
     after our RCPT accepted it: Mailman takes team@ (250) and refuses the other at RCPT
     (550), so team@ is delivered and only the other recipient bounces."""
@@ -543,7 +380,9 @@ async def test_lmtp_partial_failure_with_a_list_deleted_after_rcpt(site: Site) -
         "Message-ID: <post-4@example.net>\r\nDate: Tue, 24 Nov 2026 19:00:00 +0000\r\n\r\n"
         "to both lists\r\n"
     ).encode()
-    replies = await _smtp(site.smtp.ports()["mx"], MEMBER, [LIST, "doomed@lists.example"], post)
+    replies = await smtp_transaction(
+        site.smtp.ports()["mx"], MEMBER, [LIST, "doomed@lists.example"], post
+    )
     assert replies[-1].startswith("250 ")
     await asyncio.to_thread(site.mailman.rest, "DELETE", "lists/doomed.lists.example")
     await site.run_agent()
@@ -578,7 +417,7 @@ async def test_dmarc_reject_poster_is_munged_and_passes_dmarc_at_the_receiver(
     world.set_zone(
         "strict.example",
         '@ TXT "v=spf1 ip4:127.0.0.2 -all"\n_dmarc TXT "v=DMARC1; p=reject"\n'
-        f"post._domainkey TXT {_txt(dns_record_value(POSTER_KEY))}",
+        f"post._domainkey TXT {zone_txt(dns_record_value(POSTER_KEY))}",
     )
     zones = {o: world.zone_text(o) for o in ("lists.example", "strict.example", "example.net")}
     milters = DmarcMilters(zones, authserv_id="mx.example.net")
@@ -590,7 +429,7 @@ async def test_dmarc_reject_poster_is_munged_and_passes_dmarc_at_the_receiver(
     await asyncio.to_thread(milters.start)
     try:
         await asyncio.to_thread(receiver.start)
-        async with running_site(world, receiver, mailman_core, tmp_path) as site:
+        async with running_list_site(world, receiver, mailman_core, tmp_path) as site:
             list_id = LIST.replace("@", ".")
             settings = {"dmarc_mitigate_action": "munge_from", "default_nonmember_action": "accept"}
             await asyncio.to_thread(site.mailman.rest, "PATCH", f"lists/{list_id}/config", settings)
@@ -602,7 +441,7 @@ async def test_dmarc_reject_poster_is_munged_and_passes_dmarc_at_the_receiver(
             ).encode()
             signing = SigningKey("strict.example", "post", "rsa-sha256", POSTER_KEY)
             post = sign_message(post, [signing]) + post
-            replies = await _smtp(site.smtp.ports()["mx"], POSTER, [LIST], post)
+            replies = await smtp_transaction(site.smtp.ports()["mx"], POSTER, [LIST], post)
             assert replies[-1].startswith("250 ")
 
             def copy() -> bytes | None:
@@ -611,7 +450,7 @@ async def test_dmarc_reject_poster_is_munged_and_passes_dmarc_at_the_receiver(
                         return message
                 return None
 
-            stored = (await _wait(copy, site)).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            stored = (await site.wait_for(copy)).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
             # Mailman's own DMARC lookup was answered by the test NSD
             logs = "".join(
                 p.read_text(errors="replace") for p in (site.mailman.var / "logs").glob("*.log")

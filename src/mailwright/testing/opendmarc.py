@@ -23,45 +23,16 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import MailwrightError
+from .port53 import NAMESPACE, dns_script
 
 OPENDMARC = "/usr/sbin/opendmarc"
 OPENDKIM = "/usr/sbin/opendkim"
-
-_NSD_CONF = """server:
-    ip-address: 127.0.0.1@53
-    server-count: 1
-    reuseport: no
-    username: ""
-    chroot: ""
-    zonesdir: "{d}"
-    database: ""
-    zonelistfile: "{d}/zone.list"
-    xfrdfile: "{d}/xfrd.state"
-    xfrdir: "{d}"
-    pidfile: "{d}/nsd.pid"
-    logfile: "{d}/nsd.log"
-    rrl-ratelimit: 0
-remote-control:
-    control-enable: no
-"""
-
-_WAIT_FOR_NSD = (
-    "import sys, time, dns.resolver\n"
-    "r = dns.resolver.Resolver(configure=False); r.nameservers = ['127.0.0.1']; r.lifetime = 0.5\n"
-    "for _ in range(50):\n"
-    "    try:\n"
-    "        r.resolve(sys.argv[1], 'SOA'); sys.exit(0)\n"
-    "    except Exception:\n"
-    "        time.sleep(0.1)\n"
-    "sys.exit(1)\n"
-)
 
 
 class MilterError(MailwrightError, RuntimeError):
@@ -92,15 +63,9 @@ class DmarcMilters:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _write_config(self) -> None:
+    def _write_config(self) -> str:
+        """The configuration files; returns the script that starts the namespace's DNS."""
         d = self.dir
-        nsd = _NSD_CONF.format(d=d)
-        for origin, text in self.zones.items():
-            (d / f"{origin}.zone").write_text(text, encoding="utf-8")
-            nsd += f'zone:\n    name: {origin}\n    zonefile: "{d}/{origin}.zone"\n'
-        (d / "nsd.conf").write_text(nsd)
-        (d / "resolv.conf").write_text("nameserver 127.0.0.1\noptions attempts:1 timeout:2\n")
-        (d / "wait.py").write_text(_WAIT_FOR_NSD)
         # Neither milter may take the test's loopback client for one of its own (OpenDKIM
         # would sign instead of verify, OpenDMARC ignores 127.0.0.1 by default).
         (d / "nobody-hosts").write_text("192.0.2.1\n")
@@ -141,28 +106,21 @@ class DmarcMilters:
             )
             + "\n"
         )
+        return dns_script(d, self.zones)
 
     def start(self, timeout: float = 20.0) -> None:
         for program in (OPENDMARC, OPENDKIM):
             if not Path(program).exists():
                 raise MilterError(f"{program} is missing: run scripts/bootstrap --test")
-        self._write_config()
-        q = {k: shlex.quote(str(v)) for k, v in {"d": self.dir, "py": sys.executable}.items()}
-        first = next(iter(self.zones))
-        script = f"""
-ip link set lo up
-mount --bind {q["d"]}/resolv.conf /etc/resolv.conf
-nsd -d -c {q["d"]}/nsd.conf &
-if ! {q["py"]} {q["d"]}/wait.py {shlex.quote(first)}; then
-    echo "NSD did not start" >&2; exit 99
-fi
-{OPENDKIM} -f -x {q["d"]}/opendkim.conf &
-{OPENDMARC} -f -c {q["d"]}/opendmarc.conf &
+        d = shlex.quote(str(self.dir))
+        script = f"""{self._write_config()}
+{OPENDKIM} -f -x {d}/opendkim.conf &
+{OPENDMARC} -f -c {d}/opendmarc.conf &
 wait
 """
         with open(self.log_file, "wb") as log:
             self.proc = subprocess.Popen(
-                ["unshare", "-r", "-n", "-m", "sh", "-c", script],
+                [*NAMESPACE, script],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
