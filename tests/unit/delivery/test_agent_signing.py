@@ -4,13 +4,16 @@ Real keys, the real intake and the real verifier (DNS answers from a MemoryResol
 
 from __future__ import annotations
 
+import asyncio
 import types
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mailwright import message as rfc5322
 from mailwright.arc import ArcStatus, seal_message, verify_chain
+from mailwright.config import MailmanConfig, RelayConfig
 from mailwright.dkim import DkimStatus, SigningKey, generate_key, verify_message
 from mailwright.dkim.keys import dns_record_value
 from mailwright.dns import MemoryResolver
@@ -285,3 +288,78 @@ async def test_keys_gone_with_require_dkim_defer_rather_than_send_unsigned(
     assert (
         isinstance(sent, bytes) and [s for s, _, _ in await verified(sent)] == [DkimStatus.PASS] * 2
     )
+
+
+@pytest.mark.parametrize("mode", ["relay", "local"])
+async def test_relay_and_outbox_get_it_signed(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mailwright.dkim.signer.time", types.SimpleNamespace(time=lambda: LEFT_AT))
+    relay = RelayConfig("smtp://user:pw@relay.example:2587") if mode == "relay" else None
+    w = World(tmp_path, mode=mode, relay=relay)
+    w.network.servers["relay.example"] = ok()
+    signer = CountingSigner(KEYS)
+    w.agent.signer = lambda: signer
+    accepted = queued(w, "x@example.net")
+    await w.store.enqueue(
+        "app@example.com", ["x@example.net"], accepted.message, meta=accepted.meta
+    )
+    await w.agent.run_once()
+    if mode == "relay":
+        [(host, _, _, sent)] = w.network.sends
+        assert host == "relay.example"
+    else:
+        [saved] = list((tmp_path / "outbox" / "new").iterdir())
+        sent = saved.read_bytes()
+    assert isinstance(sent, bytes)
+    assert [s for s, _, _ in await verified(sent)] == [DkimStatus.PASS] * 2
+
+
+async def test_lmtp_gets_it_signed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mail of ours to a list address goes to Mailman over LMTP, signed like any."""
+    monkeypatch.setattr("mailwright.dkim.signer.time", types.SimpleNamespace(time=lambda: LEFT_AT))
+    received: list[bytes] = []
+
+    async def lmtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 lmtp\r\n")
+        rcpts = 0
+        while line := await reader.readline():
+            verb = line.decode().strip().upper()
+            if verb == "DATA":
+                writer.write(b"354 go\r\n")
+                lines = []
+                while (data := await reader.readline()) != b".\r\n":
+                    lines.append(data[1:] if data.startswith(b"..") else data)
+                received.append(b"".join(lines))
+                writer.write(b"250 2.0.0 ok\r\n" * rcpts)
+            elif verb.startswith("QUIT"):
+                writer.write(b"221 bye\r\n")
+                await writer.drain()
+                break
+            else:
+                rcpts += verb.startswith("RCPT")
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(lmtp, "127.0.0.1", 0)
+    try:
+        w = World(tmp_path)
+        mailman = MailmanConfig(lmtp_port=server.sockets[0].getsockname()[1])
+        w.config = replace(w.config, domains=("lists.example",), mailman=mailman)
+        w.agent = w.make_agent()
+        w.agent.list_addresses = lambda a: a == "team@lists.example"
+        w.agent.local_targets = lambda a: [a]
+        signer = CountingSigner(KEYS)
+        w.agent.signer = lambda: signer
+        accepted = queued(w, "team@lists.example")
+        await w.store.enqueue(
+            "app@example.com", ["team@lists.example"], accepted.message, meta=accepted.meta
+        )
+        await w.agent.run_once()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert [e["to"] for e in w.of("delivered")] == ["<team@lists.example>"]
+    [message] = received
+    assert [s for s, _, _ in await verified(message)] == [DkimStatus.PASS] * 2
