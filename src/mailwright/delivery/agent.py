@@ -61,7 +61,7 @@ from .replies import Reply, local_reply
 from .retry import after_failure, delay_warning_due, retry_until
 from .routing import Hop, Route, RouteFailure, relay_target, resolve_mx
 from .security import SecurityNote, TransportSecurity, requiretls_route, tls_optional_route
-from .signing import SigningFailed, sign_in_memory, sign_stored
+from .signing import NotSigned, sign_in_memory, sign_stored
 from .tls_results import ResultKey, TlsResultStore
 
 IDLE_SECONDS = 2.0
@@ -459,10 +459,10 @@ class DeliveryAgent:
         """Sign the message if intake said so (once for all its destinations), split the
         due recipients by destination and put them to work."""
         domain = entry.meta.sign_domain
-        failed: SigningFailed | None = None
+        failed: NotSigned | None = None
         if domain is not None and isinstance(data, bytes):
             signed = sign_in_memory(self.signer(), domain, data)
-            if isinstance(signed, SigningFailed):
+            if isinstance(signed, NotSigned):
                 failed = signed
             else:
                 data = signed
@@ -483,18 +483,22 @@ class DeliveryAgent:
             return
         self._split(tracker, due)
 
-    def _unsigned(self, tracker: _Tracker, due: list[str], failed: SigningFailed) -> bool:
+    def _unsigned(self, tracker: _Tracker, due: list[str], failed: NotSigned) -> bool:
         """A message intake decided to sign whose keys are gone (a reload without them) or
         whose signing failed: a warning, then sent unsigned — unless ``require_dkim`` is
         on: then its recipients are deferred (retried with the keys of the next attempt),
         never sent unsigned. Returns whether to send it."""
         entry = tracker.entry
         self.logger.event(
-            "warning", entry.id, what="unsigned", domain=entry.meta.sign_domain, reason=str(failed)
+            "warning",
+            entry.id,
+            what="unsigned",
+            domain=entry.meta.sign_domain,
+            reason=failed.reason,
         )
         if not self.intake().require_dkim:
             return True
-        reply = local_reply(451, "4.3.0", f"not DKIM-signed: {failed} (require_dkim is on)")
+        reply = local_reply(451, "4.3.0", f"not DKIM-signed: {failed.reason} (require_dkim is on)")
         tracker.outcomes.update((r, Outcome(reply)) for r in due)
         self._spawn(self._finish(tracker))
         return False

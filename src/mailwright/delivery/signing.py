@@ -19,40 +19,43 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from dataclasses import dataclass
 
 from ..dkim.canonicalization import body_canonicalizer
 from ..queue.store import QueueMeta, StoredMessage
 from ..smtp.intake import Signer
 
 
-class SigningFailed(Exception):
-    """The message cannot be signed now (its reason is logged); never leaves this module
-    as an error: :func:`sign_in_memory` and :func:`sign_stored` return it."""
+@dataclass(frozen=True, slots=True)
+class NotSigned:
+    """Why the message cannot be signed now (the agent logs it with a warning)."""
+
+    reason: str
 
 
-def sign_in_memory(signer: Signer | None, domain: str, message: bytes) -> bytes | SigningFailed:
+def sign_in_memory(signer: Signer | None, domain: str, message: bytes) -> bytes | NotSigned:
     """``message`` with fresh DKIM-Signature fields of ``domain`` on top."""
     if signer is None:
-        return SigningFailed(f"no DKIM key for {domain} any more")
+        return NotSigned(f"no DKIM key for {domain} any more")
     try:
         result = signer(message, domain)
     except Exception as exc:  # a signing bug must not lose or block the message
-        return SigningFailed(f"signing failed: {exc}")
+        return NotSigned(f"signing failed: {exc}")
     if result is None:
-        return SigningFailed(f"no DKIM key for {domain} any more")
+        return NotSigned(f"no DKIM key for {domain} any more")
     return result[0] + message
 
 
 async def sign_stored(
     signer: Signer | None, meta: QueueMeta, message: StoredMessage
-) -> StoredMessage | SigningFailed:
+) -> StoredMessage | NotSigned:
     """A big stored message with its signature as the prefix: the header section read
     from the queue, the body hashes from ``meta`` (or, for one that was read whole at
     intake, from one pass over the stored body)."""
     domain = meta.sign_domain
     assert domain is not None
     if signer is None or not _has_keys(signer, domain):
-        return SigningFailed(f"no DKIM key for {domain} any more")
+        return NotSigned(f"no DKIM key for {domain} any more")
     try:
         head = await message.head()
         if not head.endswith(b"\r\n\r\n"):
@@ -63,9 +66,9 @@ async def sign_stored(
             hashes = _decoded(meta.body_hashes) or await _hash_stored_body(message, len(head))
             result = signer(head, domain, hashes)
     except Exception as exc:  # a signing bug (or a bad stored hash) must not lose the message
-        return SigningFailed(f"signing failed: {exc}")
+        return NotSigned(f"signing failed: {exc}")
     if result is None:
-        return SigningFailed(f"no DKIM key for {domain} any more")
+        return NotSigned(f"no DKIM key for {domain} any more")
     return message.with_prefix(result[0])
 
 
