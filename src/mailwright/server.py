@@ -145,23 +145,38 @@ def signing_keys(config: Config, dev_mode: bool) -> Callable[[str], list[Signing
     return lambda domain: by_domain.get(domain, [])
 
 
-def build_signer(config: Config, dev_mode: bool) -> Signer | None:
-    """DKIM signing with every key of the From domain."""
-    from .dkim import sign_message
+class KeySigner:
+    """DKIM signing with every key of a domain (:class:`~mailwright.smtp.intake.Signer`):
+    the one place that knows which keys sign for which domain. Intake asks
+    :meth:`selectors`; the delivery agent calls it to sign (timed for the metrics)."""
 
-    keys_for = signing_keys(config, dev_mode)
-    if keys_for is None:
-        return None
+    def __init__(self, keys_for: Callable[[str], list[SigningKey]]) -> None:
+        from .dkim import sign_message
 
-    def sign(
-        message: bytes, domain: str, body_hashes: Mapping[str, bytes] | None = None
+        self._keys_for = keys_for
+        self._sign = sign_message
+
+    def selectors(self, domain: str, /) -> list[str]:
+        return [k.selector for k in self._keys_for(domain)]
+
+    def __call__(
+        self, message: bytes, domain: str, body_hashes: Mapping[str, bytes] | None = None, /
     ) -> tuple[bytes, list[str]] | None:
-        keys = keys_for(domain)
+        keys = self._keys_for(domain)
         if not keys:
             return None
-        return sign_message(message, keys, body_hashes=body_hashes), [k.selector for k in keys]
+        started = time.perf_counter()
+        try:
+            signature = self._sign(message, keys, body_hashes=body_hashes)
+        finally:
+            metrics.observe_dkim(time.perf_counter() - started)
+        return signature, [k.selector for k in keys]
 
-    return sign
+
+def build_signer(config: Config, dev_mode: bool) -> Signer | None:
+    """DKIM signing with every key of the From domain."""
+    keys_for = signing_keys(config, dev_mode)
+    return None if keys_for is None else KeySigner(keys_for)
 
 
 def build_sealer(config: Config, dev_mode: bool) -> Sealer | None:
@@ -711,6 +726,7 @@ class Worker:
             verp_key=self.verp_key,
             list_addresses=lambda address: self.runtime.directory.is_list_address(address),
             unknown_addresses=lambda a: self.runtime.directory.is_list_address_unknown(a),
+            signer=lambda: self.runtime.signer,  # SIGHUP: the new runtime's keys
         )
 
     def request_stop(self) -> None:

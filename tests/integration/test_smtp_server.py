@@ -19,6 +19,7 @@ import dkim
 import pytest
 
 from mailwright.config import parse_config
+from mailwright.delivery.agent import DeliveryAgent
 from mailwright.dkim import dns_record_value, generate_key, private_key_pem
 from mailwright.dns import MemoryResolver
 from mailwright.log import EventLogger
@@ -411,13 +412,30 @@ async def test_dkim_signature_verifies(harness_factory: Any, tmp_path: Path) -> 
     reply = await c.cmd(
         "From: App <app@example.com>\r\nTo: user@example.net\r\nSubject: s\r\n\r\nhi\r\n."
     )
-    data = await h.store.read_message(reply.rsplit(" ", 1)[1])
+    queue_id = reply.rsplit(" ", 1)[1]
+    signed = next(e for e in h.events if e["event"] == "signed")
+    assert signed["domain"] == "example.com" and signed["selectors"] == "r1,e1"
+    # intake decided the keys; the message is signed when it leaves (here: the outbox)
+    assert b"DKIM-Signature:" not in await h.store.read_message(queue_id)
+    entry = await h.store.get(queue_id)
+    assert entry is not None and entry.meta.sign_domain == "example.com"
+    state = h.server.state
+    agent = DeliveryAgent(
+        state.config,
+        h.store,
+        MemoryResolver(),
+        EventLogger(stderr=False),
+        announce=lambda line: None,
+        intake=lambda: state.intake,
+        signer=lambda: state.signer,
+    )
+    assert await agent.run_once() == 1
+    [saved] = list((tmp_path / "data" / "outbox" / "new").iterdir())
+    data = saved.read_bytes()
     assert data.count(b"DKIM-Signature:") == 2
     verifier = dkim.DKIM(data)
     for index in range(2):
         assert verifier.verify(idx=index, dnsfunc=lambda name, timeout=5: records[name])
-    signed = next(e for e in h.events if e["event"] == "signed")
-    assert signed["domain"] == "example.com" and signed["selectors"] == "r1,e1"
     await c.close()
 
 

@@ -51,7 +51,7 @@ from ..queue import (
 from ..queue.events import Event
 from ..queue.store import StoredMessage
 from ..queue.tracking import Tracking
-from ..smtp.intake import Accepted, IntakePolicy, Refused, forward, originate
+from ..smtp.intake import Accepted, IntakePolicy, Refused, Signer, forward, originate
 from ..spool import CHUNK_SIZE, SPOOL_THRESHOLD
 from ..verp import bounce_address
 from . import lmtp
@@ -62,6 +62,7 @@ from .replies import Reply, local_reply
 from .retry import after_failure, delay_warning_due, retry_until
 from .routing import Hop, Route, RouteFailure, relay_target, resolve_mx
 from .security import SecurityNote, TransportSecurity, requiretls_route, tls_optional_route
+from .signing import NotSigned, sign_in_memory, sign_stored
 from .tls_results import ResultKey, TlsResultStore
 
 IDLE_SECONDS = 2.0
@@ -203,6 +204,7 @@ class DeliveryAgent:
         security: TransportSecurity | None = None,
         list_addresses: Callable[[str], bool] | None = None,
         unknown_addresses: Callable[[str], bool] | None = None,
+        signer: Callable[[], Signer | None] | None = None,
     ) -> None:
         self.store = store
         self.resolver = resolver
@@ -215,6 +217,9 @@ class DeliveryAgent:
         self.rng = rng or random.Random()
         self.intake = intake or (lambda: IntakePolicy(hostname=self.config.hostname))
         """The intake policy of the moment (DSNs we write are signed like any mail of ours)."""
+        self.signer = signer or (lambda: self.intake().signer)
+        """The DKIM keys of the moment (SIGHUP swaps them): what intake decided to sign
+        is signed when it leaves (:mod:`.signing`)."""
         self.commit = commit or self._enqueue_accepted
         self.tracking = tracking
         """Where the outcome of each recipient of a tracked message goes (events)."""
@@ -458,14 +463,58 @@ class DeliveryAgent:
         self._start(entry, data, self.clock(), [r.address for r in entry.pending])
 
     def _start(self, entry: QueueEntry, data: MessageSource, now: float, due: list[str]) -> None:
-        """Split the due recipients by destination and put them to work."""
+        """Sign the message if intake said so (once for all its destinations), split the
+        due recipients by destination and put them to work."""
+        domain = entry.meta.sign_domain
+        failed: NotSigned | None = None
+        if domain is not None and isinstance(data, bytes):
+            signed = sign_in_memory(self.signer(), domain, data)
+            if isinstance(signed, NotSigned):
+                failed = signed
+            else:
+                data = signed
         tracker = _Tracker(entry, data, now)
+        self._inflight += 1
+        self._inflight_bytes += _held(data)
+        if domain is not None and isinstance(data, StoredMessage):
+            self._spawn(self._sign_stored(tracker, due))  # reads its header section first
+        elif failed is None or self._unsigned(tracker, due, failed):
+            self._split(tracker, due)
+
+    async def _sign_stored(self, tracker: _Tracker, due: list[str]) -> None:
+        assert isinstance(tracker.data, StoredMessage)
+        signed = await sign_stored(self.signer(), tracker.entry.meta, tracker.data)
+        if isinstance(signed, StoredMessage):
+            tracker.data = signed
+        elif not self._unsigned(tracker, due, signed):
+            return
+        self._split(tracker, due)
+
+    def _unsigned(self, tracker: _Tracker, due: list[str], failed: NotSigned) -> bool:
+        """A message intake decided to sign whose keys are gone (a reload without them) or
+        whose signing failed: a warning, then sent unsigned — unless ``require_dkim`` is
+        on: then its recipients are deferred (retried with the keys of the next attempt),
+        never sent unsigned. Returns whether to send it."""
+        entry = tracker.entry
+        self.logger.event(
+            "warning",
+            entry.id,
+            what="unsigned",
+            domain=entry.meta.sign_domain,
+            reason=failed.reason,
+        )
+        if not self.intake().require_dkim:
+            return True
+        reply = local_reply(451, "4.3.0", f"not DKIM-signed: {failed.reason} (require_dkim is on)")
+        tracker.outcomes.update((r, Outcome(reply)) for r in due)
+        self._spawn(self._finish(tracker))
+        return False
+
+    def _split(self, tracker: _Tracker, due: list[str]) -> None:
         groups: dict[str, list[str]] = {}
         for address in due:
             groups.setdefault(self._destination(address), []).append(address)
         tracker.remaining = len(groups)
-        self._inflight += 1
-        self._inflight_bytes += _held(data)
         for key, recipients in groups.items():
             job = _Job(tracker, recipients)
             if key in (LOCAL, OUTBOX):
@@ -1234,6 +1283,8 @@ def _blocking_pieces(data: MessageSource) -> bytes | Iterator[bytes]:
     loop = asyncio.get_running_loop()
 
     def pieces() -> Iterator[bytes]:
+        if data.prefix:
+            yield data.prefix
         offset = 0
         while offset < data.size:
             piece = asyncio.run_coroutine_threadsafe(

@@ -97,7 +97,7 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from ..errors import MailwrightError
@@ -205,6 +205,14 @@ class QueueMeta:
     not_before: float | None = None
     """No delivery attempt before this Unix time (the API's ``send_at``): a store starts
     every recipient's ``next_attempt`` at ``max(now, not_before)``."""
+    sign_domain: str | None = None
+    """DKIM-sign with this domain's keys at each delivery attempt (intake decided it;
+    the delivery agent signs with the keys current then): the stored message carries no
+    DKIM-Signature of ours."""
+    body_hashes: dict[str, str] | None = None
+    """For a big message with ``sign_domain``: the body's SHA-256 per DKIM body
+    canonicalization (RFC 6376 §3.7), base64, from intake's pass over the spool file, so
+    the agent signs the header section without reading the body again."""
 
     def recipient_dsn(self, address: str) -> DsnRecipient:
         return self.dsn.get(address) or _NO_DSN_PARAMS
@@ -582,11 +590,20 @@ class StoredMessage:
     store: QueueStore
     queue_id: str
     size: int
+    """The size of the stored message."""
+    prefix: bytes = b""
+    """Sent before the stored message: the DKIM-Signature fields the delivery agent adds
+    (signed at each attempt, never stored)."""
 
     def __len__(self) -> int:
-        return self.size
+        return len(self.prefix) + self.size
+
+    def with_prefix(self, prefix: bytes) -> StoredMessage:
+        return replace(self, prefix=prefix)
 
     async def chunks(self, size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
+        if self.prefix:
+            yield self.prefix
         offset = 0
         while offset < self.size:
             piece = await self.store.read_message_part(self.queue_id, offset, size)
@@ -599,7 +616,7 @@ class StoredMessage:
         """The header section with its empty line (at most :data:`HEAD_LIMIT` octets)."""
         start = await self.store.read_message_part(self.queue_id, 0, HEAD_LIMIT)
         end = start.find(b"\r\n\r\n")
-        return start if end < 0 else start[: end + 4]
+        return self.prefix + (start if end < 0 else start[: end + 4])
 
     async def read_all(self) -> bytes:
         return b"".join([piece async for piece in self.chunks()])

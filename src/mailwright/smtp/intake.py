@@ -16,9 +16,11 @@ Decisions, each with its rule:
 * Message-ID and Date for submissions that lack them (RFC 6409 §8.3, §8.4);
 * inbound verdicts (SPF/DKIM/DMARC from :mod:`mailwright.inbound`): rejection, or the
   checked message and its delivery folder;
-* DKIM signing of what we send (submissions and what we originate) with the keys of
-  the From domain — for our own DSNs and reports also of a parent domain, which is
-  aligned under DMARC's relaxed mode (RFC 9989 §4.4.3);
+* which keys DKIM-sign what we send (submissions and what we originate): those of the
+  From domain — for our own DSNs and reports also of a parent domain, which is aligned
+  under DMARC's relaxed mode (RFC 9989 §4.4.3). Decided here, recorded in the metadata
+  (``sign_domain``), signed by the delivery agent at each attempt; only list mail that
+  is ARC-sealed here is signed here too (:func:`_seals_list_mail`);
 * the application's tracking fields ``X-Mailwright-Tags``/``-Metadata`` of a
   submission: read into the metadata and removed before signing
   (:mod:`.tracking_headers`);
@@ -39,6 +41,7 @@ Decisions, each with its rule:
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -56,9 +59,16 @@ from .protocol import Envelope, Reply
 
 
 class Signer(Protocol):
-    """``(message, from_domain) -> (DKIM-Signature lines, selectors)``, or None: no key.
-    With ``body_hashes`` (a spooled message) ``message`` is the header section only and
-    the body's hashes per canonicalization come from :meth:`SpooledMessage.hash_body`."""
+    """Our DKIM keys. Calling it signs: ``(message, domain) -> (DKIM-Signature lines,
+    selectors)``, or None: no key. With ``body_hashes`` (a spooled or stored big message)
+    ``message`` is the header section only and the body's hashes per canonicalization
+    come from :meth:`SpooledMessage.hash_body`.
+
+    :meth:`selectors` is the cheap question intake asks: which keys *would* sign for
+    ``domain`` (empty: none). Intake only decides; the delivery agent signs when the
+    message leaves (:mod:`mailwright.delivery.signing`)."""
+
+    def selectors(self, domain: str, /) -> list[str]: ...
 
     def __call__(
         self, message: bytes, domain: str, body_hashes: Mapping[str, bytes] | None = None, /
@@ -333,7 +343,10 @@ def prepare(
     signing: Signed | Unsigned | None = None
     message_id: str | None = None
     verp = False
+    sign_later: str | None = None
+    body_hashes: dict[str, str] | None = None
     if arrival.submission:
+        sealed = _seals_list_mail(data, policy, envelope.reverse_path)
         message, signing = _sign(
             message,
             data,
@@ -341,6 +354,7 @@ def prepare(
             parents=False,
             sender=envelope.reverse_path,
             body_hashes=spooled.body_hashes if spooled is not None else None,
+            now=sealed,
         )
         if isinstance(signing, Unsigned) and policy.require_dkim:
             return Refused(
@@ -352,7 +366,14 @@ def prepare(
                 ),
                 f"unsigned: {signing.reason}",
             )
-        message = _seal_list_mail(message, data, policy, envelope.reverse_path)
+        if sealed:
+            message = _seal_list_mail(message, policy, envelope.reverse_path)
+        elif isinstance(signing, Signed):
+            sign_later = signing.domain
+            if spooled is not None and spooled.body_hashes:
+                body_hashes = {
+                    c: base64.b64encode(h).decode() for c, h in spooled.body_hashes.items()
+                }
         message_id = rfc5322.field_value(message, "Message-ID")
         sender_domain = envelope.reverse_path.rpartition("@")[2].lower()
         verp = (
@@ -379,6 +400,8 @@ def prepare(
         metadata=tracking.metadata or None,
         tracked=arrival.submission,
         verp=verp,
+        sign_domain=sign_later,
+        body_hashes=body_hashes,
     )
     return Accepted(
         queue_id,
@@ -420,10 +443,10 @@ def local(
         added += headers.message_id(policy.hostname)
     if "date" not in present:
         added += headers.date_field(now)
-    signed, signing = _sign(added + message, message, policy, parents=False)
+    completed, signing = _sign(added + message, message, policy, parents=False)
     smtputf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
-    meta = QueueMeta(origin="local", user=user, smtputf8=smtputf8)
-    return Accepted(queue_id, sender, tuple(recipients), signed, meta, signing)
+    meta = QueueMeta(origin="local", user=user, smtputf8=smtputf8, sign_domain=_signed_by(signing))
+    return Accepted(queue_id, sender, tuple(recipients), completed, meta, signing)
 
 
 def tls_required_no(message: bytes) -> bool:
@@ -454,10 +477,10 @@ def originate(
         added += headers.message_id(policy.hostname)
     if "date" not in present:
         added += headers.date_field(now)
-    signed, signing = _sign(added + message, message, policy, parents=True)
+    completed, signing = _sign(added + message, message, policy, parents=True)
     never = {r: DsnRecipient(notify=()) for r in recipients} if origin == "dsn" else {}
-    meta = QueueMeta(origin=origin, original=original, dsn=never)
-    return Accepted(queue_id, sender, tuple(recipients), signed, meta, signing)
+    meta = QueueMeta(origin=origin, original=original, dsn=never, sign_domain=_signed_by(signing))
+    return Accepted(queue_id, sender, tuple(recipients), completed, meta, signing)
 
 
 def forward(
@@ -499,14 +522,24 @@ def forward(
     return Accepted(queue_id, new_sender, tuple(targets), message, meta, sealing)
 
 
-def _seal_list_mail(message: bytes, original: bytes, policy: IntakePolicy, sender: str) -> bytes:
+def _seals_list_mail(original: bytes, policy: IntakePolicy, sender: str) -> bool:
     """List mail from the list manager (a submission with a List-Id, RFC 2919) leaves
-    ARC-sealed by the list domain (the envelope sender's), after it was DKIM-signed
-    (RFC 8617 §5.1 step 1): the list changed the message, and the seal carries our
-    inbound verdict on the post (our Authentication-Results, kept by the list)."""
+    ARC-sealed by the list domain (the envelope sender's): the list changed the message,
+    and the seal carries our inbound verdict on the post (our Authentication-Results,
+    kept by the list).
+
+    Such a message is the exception to signing at delivery: it is DKIM-signed here, at
+    intake, because RFC 8617 §5.1 has the sealer add its ARC Set after DKIM signing
+    (step 1 signs, the AMS and AS come after), so the seal covers our DKIM-Signature; a
+    signature prepended at delivery would sit outside the seal."""
     domain = sender.rpartition("@")[2].lower().rstrip(".")
-    if policy.sealer is None or not domain or "list-id" not in rfc5322.field_names(original):
-        return message
+    return policy.sealer is not None and bool(domain) and "list-id" in rfc5322.field_names(original)
+
+
+def _seal_list_mail(message: bytes, policy: IntakePolicy, sender: str) -> bytes:
+    """The ARC Set on top of the signed list mail (:func:`_seals_list_mail`)."""
+    domain = sender.rpartition("@")[2].lower().rstrip(".")
+    assert policy.sealer is not None
     try:
         return policy.sealer(message, domain) + message
     except Exception:  # a sealing bug must not lose the mail: it leaves unsealed
@@ -521,13 +554,18 @@ def _sign(
     parents: bool,
     sender: str | None = None,
     body_hashes: Mapping[str, bytes] | None = None,
+    now: bool = False,
 ) -> tuple[bytes, Signed | Unsigned]:
-    """Sign ``message`` for the author domain of ``original`` (the data as given: our
-    own added fields hold no From). With ``parents``, a parent domain's key signs when
-    the author domain has none. With ``sender``, list mail (it has a List-Id, RFC 2919)
-    whose From domain has no key of ours is signed by the envelope sender's domain: mail
-    from Mailman (From a member, MAIL FROM ``list-bounces@`` the list domain) gets the
-    list domain's signature."""
+    """Which domain's keys sign ``message``: the author domain of ``original`` (the data
+    as given: our own added fields hold no From). With ``parents``, a parent domain's key
+    signs when the author domain has none. With ``sender``, list mail (it has a List-Id,
+    RFC 2919) whose From domain has no key of ours is signed by the envelope sender's
+    domain: mail from Mailman (From a member, MAIL FROM ``list-bounces@`` the list
+    domain) gets the list domain's signature.
+
+    Only decided (``message`` comes back as it was; the delivery agent signs with that
+    domain's keys when it sends, :attr:`QueueMeta.sign_domain`), unless ``now``: then
+    signed here (mail ARC-sealed at intake, :func:`_seals_list_mail`)."""
     domain = rfc5322.author_domain(original)
     if domain is None:
         return message, Unsigned("-", "no From address")
@@ -548,7 +586,10 @@ def _sign(
         candidates.append(sender_domain)
     for candidate in candidates:
         try:
-            if body_hashes is None:
+            if not now:
+                selectors = policy.signer.selectors(candidate)
+                result = (b"", selectors) if selectors else None
+            elif body_hashes is None:
                 result = policy.signer(message, candidate)
             else:
                 result = policy.signer(message, candidate, body_hashes)
@@ -558,3 +599,8 @@ def _sign(
             signature, selectors = result
             return signature + message, Signed(candidate, tuple(selectors))
     return message, Unsigned(domain, "no DKIM key for the From domain")
+
+
+def _signed_by(signing: Signed | Unsigned) -> str | None:
+    """The domain whose keys sign at delivery (:attr:`QueueMeta.sign_domain`)."""
+    return signing.domain if isinstance(signing, Signed) else None

@@ -40,7 +40,6 @@ from ..feedback import FeedbackProcessor, queued_events
 from ..inbound import REPORT_LOCALPART, InboundChecker, InboundDecision, ReportStores
 from ..local import LocalDirectory
 from ..log import EventLogger, angle
-from ..metrics import timed_signer
 from ..queue import QueueError, QueueStore, idempotency, new_queue_id
 from ..queue.configured import database_conninfo
 from ..queue.events import Event
@@ -148,7 +147,7 @@ def intake_policy(
         one_click = OneClick(unsubscribe_key, mailman.unsubscribe_url)
     return IntakePolicy(
         hostname=config.hostname,
-        signer=None if runtime.signer is None else timed_signer(runtime.signer),
+        signer=runtime.signer,
         max_hops=max_hops,
         require_dkim=config.require_dkim and not runtime.dev_mode,
         verp=config.bounces.verp,

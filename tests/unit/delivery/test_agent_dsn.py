@@ -153,19 +153,31 @@ async def test_dsn_goes_through_intake_signed_and_asking_for_no_dsn(tmp_path: Pa
         {"x@example.net": Reply(550, ("5.1.1 no",))}
     )
 
-    def sign(message: bytes, domain: str) -> tuple[bytes, list[str]] | None:
-        return (
-            (f"DKIM-Signature: d={domain}\r\n".encode(), ["s"]) if domain == "example.com" else None
-        )
+    class Sign:
+        def selectors(self, domain: str) -> list[str]:
+            return ["s"] if domain == "example.com" else []
 
-    w.agent.intake = lambda: IntakePolicy(hostname="mail.example.com", signer=sign)
+        def __call__(
+            self, message: bytes, domain: str, body_hashes: object = None
+        ) -> tuple[bytes, list[str]] | None:
+            return (
+                (f"DKIM-Signature: d={domain}\r\n".encode(), ["s"])
+                if domain == "example.com"
+                else None
+            )
+
+    w.agent.intake = lambda: IntakePolicy(hostname="mail.example.com", signer=Sign())
     await w.store.enqueue("app@example.com", ["x@example.net"], MESSAGE)
     await w.agent.run_once()
     [event] = w.of("dsn")
     entry = w.store.entries[event["id"]]
-    assert w.store.data[event["id"]].startswith(b"DKIM-Signature: d=example.com\r\n")
+    # intake chose the key; the DSN is signed when it leaves (here: into app's Maildir)
+    assert entry.meta.sign_domain == "example.com"
     assert entry.sender == "" and entry.meta.origin == "dsn"
     assert entry.meta.recipient_dsn("app@example.com").notify == ()
+    await w.agent.run_once()
+    [delivered] = (tmp_path / "mail" / "example.com" / "app" / "new").iterdir()
+    assert delivered.read_bytes().startswith(b"DKIM-Signature: d=example.com\r\n")
 
 
 async def test_requiretls_without_an_authenticated_path_bounces_headers_only(

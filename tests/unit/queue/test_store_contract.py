@@ -178,6 +178,22 @@ async def test_update_meta_replaces(store: QueueStore) -> None:
     assert entry is not None and entry.meta == QueueMeta(client="192.0.2.1", delay_warned=True)
 
 
+async def test_signing_decision_round_trips(store: QueueStore) -> None:
+    # intake's decision (sign at delivery with this domain's keys, a big message's body
+    # hashes) comes back exactly as written, on every store
+    meta = QueueMeta(
+        sign_domain="example.com",
+        body_hashes={"relaxed": "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="},
+    )
+    queue_id = await store.enqueue("a@example.com", ["b@y.example"], b"x", meta=meta)
+    entry = await store.get(queue_id)
+    assert entry is not None and entry.meta == meta
+    [claimed] = await store.claim_due("w", time.time() + 1, limit=1)
+    assert claimed.meta.sign_domain == "example.com" and claimed.meta == meta
+    assert QueueMeta.from_json(meta.to_json()) == meta
+    assert "sign_domain" not in QueueMeta().to_json()  # the default is not written
+
+
 async def test_wakeup_on_enqueue(store: QueueStore) -> None:
     assert not await store.wait_for_work(0.01)
     await store.enqueue("a@x.example", ["b@y.example"], b"x")

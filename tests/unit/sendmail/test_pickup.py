@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from mailwright.config import parse_config
-from mailwright.dkim import SigningKey, generate_key, sign_message
+from mailwright.delivery.signing import sign_in_memory
+from mailwright.dkim import SigningKey, generate_key
 from mailwright.local import LocalDirectory
 from mailwright.log import EventLogger
 from mailwright.queue import QueueError, QueueStore, open_store
@@ -63,12 +64,10 @@ def test_cleanup_null_sender_gets_a_from_of_the_user() -> None:
 
 
 def _signer() -> Signer:
+    from mailwright.server import KeySigner
+
     key = SigningKey.from_key("example.com", "sel", generate_key("ed25519"))
-
-    def sign(message: bytes, domain: str) -> tuple[bytes, list[str]] | None:
-        return (sign_message(message, [key]), ["sel"]) if domain == "example.com" else None
-
-    return sign
+    return KeySigner(lambda domain: [key] if domain == "example.com" else [])
 
 
 POLICY = IntakePolicy("mail.example.com", _signer(), max_hops=3)
@@ -109,7 +108,12 @@ async def test_scan_queues_and_removes(tmp_path: Path) -> None:
         assert [r.address for r in first.recipients] == ["admin@example.com"]
         assert second.sender == "app@example.com"
         stored = await store.read_message(ids[0])
-        assert stored.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256;")
+        # signed by the delivery agent when it leaves, with the domain intake chose
+        assert b"DKIM-Signature" not in stored and first.meta.sign_domain == "example.com"
+        sent = sign_in_memory(POLICY.signer, first.meta.sign_domain, stored)
+        assert isinstance(sent, bytes) and sent.startswith(
+            b"DKIM-Signature: v=1; a=ed25519-sha256;"
+        )
         assert b"\r\nFrom: root@example.com\r\nSubject: one\r\n" in stored
         assert first.meta.origin == "local" and first.meta.user == "root"
         assert await pickup.scan() == 0
@@ -182,10 +186,8 @@ def test_local_intake_completes_and_signs() -> None:
     assert isinstance(result, Accepted)
     assert result.signing == Signed("example.com", ("sel",))
     assert (result.meta.origin, result.meta.user) == ("local", "root")
-    lines = result.message.split(b"\r\n")
-    assert lines[0].startswith(b"DKIM-Signature:")
-    start = result.message.index(b"Received:")
-    assert result.message[start:].startswith(
+    assert result.meta.sign_domain == "example.com"  # signed when it leaves
+    assert result.message.startswith(
         b"Received: by mail.example.com (mailwright, from userid 0)\r\n"
         b"\tid 2KZXAAAAAAAAAA\r\n\tfor <admin@example.com>; Thu, 01 Jan 1970 00:00:00 +0000\r\n"
         b"Message-ID: <"

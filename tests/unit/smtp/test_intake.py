@@ -26,13 +26,27 @@ SUBMISSION = Arrival(client_ip="192.0.2.1", listener="submission", helo="app.exa
 INBOUND = Arrival(client_ip="198.51.100.7", listener="mx", helo="mx.example.net", inbound=True)
 
 
-def signer_for(*domains: str):  # type: ignore[no-untyped-def]
-    def sign(message: bytes, domain: str) -> tuple[bytes, list[str]] | None:
-        if domain not in domains:
+class FakeSigner:
+    """Keys (selector ``sel``) for ``domains``; records what it was asked to sign."""
+
+    def __init__(self, *domains: str) -> None:
+        self.domains = domains
+        self.seen: list[bytes] = []
+
+    def selectors(self, domain: str) -> list[str]:
+        return ["sel"] if domain in self.domains else []
+
+    def __call__(
+        self, message: bytes, domain: str, body_hashes: object = None
+    ) -> tuple[bytes, list[str]] | None:
+        if domain not in self.domains:
             return None
+        self.seen.append(message)
         return f"DKIM-Signature: d={domain}\r\n".encode(), ["sel"]
 
-    return sign
+
+def signer_for(*domains: str) -> FakeSigner:
+    return FakeSigner(*domains)
 
 
 POLICY = IntakePolicy(hostname="mail.example.com", signer=signer_for("example.com"))
@@ -82,10 +96,9 @@ def test_received_is_topmost_and_names_a_single_recipient() -> None:
     result = accepted(
         prepare(envelope("x@example.net"), COMPLETE, SUBMISSION, POLICY, queue_id="Q1")
     )
-    # the signature goes above our Received; Received above the message
+    # Received above the message (the signature goes above it when the message leaves)
     lines = result.message.split(b"\r\n")
-    assert lines[0].startswith(b"DKIM-Signature:")
-    assert lines[1].startswith(b"Received: from app.example")
+    assert lines[0].startswith(b"Received: from app.example")
     assert b"with ESMTPA id Q1" in result.message and b"for <x@example.net>" in result.message
     two = accepted(
         prepare(
@@ -175,11 +188,31 @@ def test_a_submission_is_not_signed_by_a_parent_domain() -> None:
     assert result.signing == Unsigned("news.example.com", "no DKIM key for the From domain")
 
 
-def test_a_signing_failure_never_loses_the_message() -> None:
-    def broken(message: bytes, domain: str) -> tuple[bytes, list[str]] | None:
-        raise RuntimeError("key gone")
+def test_a_submission_is_signed_when_it_leaves_not_at_intake() -> None:
+    # intake decides (the signed/unsigned log line, require_dkim) and records the domain;
+    # the delivery agent signs with the keys current when the message leaves
+    signer = signer_for("example.com")
+    policy = IntakePolicy(hostname="mail.example.com", signer=signer)
+    result = accepted(
+        prepare(envelope("x@example.net"), COMPLETE, SUBMISSION, policy, queue_id="Q")
+    )
+    assert result.signing == Signed("example.com", ("sel",))
+    assert b"DKIM-Signature" not in result.message and signer.seen == []
+    assert result.meta.sign_domain == "example.com" and result.meta.body_hashes is None
+    unsigned = accepted(
+        prepare(envelope("x@example.net"), COMPLETE, SUBMISSION, IntakePolicy("mx"), queue_id="Q")
+    )
+    assert unsigned.meta.sign_domain is None
+    inbound = accepted(prepare(envelope("bob@example.com"), BODY, INBOUND, policy, queue_id="Q"))
+    assert inbound.meta.sign_domain is None
 
-    policy = IntakePolicy(hostname="mail.example.com", signer=broken)
+
+def test_a_signing_failure_never_loses_the_message() -> None:
+    class Broken(FakeSigner):
+        def selectors(self, domain: str) -> list[str]:
+            raise RuntimeError("key gone")
+
+    policy = IntakePolicy(hostname="mail.example.com", signer=Broken("example.com"))
     result = accepted(
         prepare(envelope("x@example.net"), COMPLETE, SUBMISSION, policy, queue_id="Q")
     )
@@ -210,8 +243,9 @@ def test_originated_dsn_is_completed_signed_by_a_parent_domain_and_asks_for_no_d
         "", ["app@example.com"], dsn, POLICY, queue_id="D1", origin="dsn", original="Q9"
     )
     assert result.signing == Signed("example.com", ("sel",))
-    assert result.message.startswith(b"DKIM-Signature: d=example.com\r\n")
-    assert b"\r\nMessage-ID: <" in result.message and b"\r\nDate: " in result.message
+    assert result.meta.sign_domain == "example.com"  # signed when it leaves
+    assert b"DKIM-Signature" not in result.message
+    assert b"Message-ID: <" in result.message and b"\r\nDate: " in result.message
     assert result.sender == "" and result.recipients == ("app@example.com",)
     assert result.meta.origin == "dsn" and result.meta.original == "Q9"
     # RFC 3461 §5.2.1 spirit: no DSN about a DSN
@@ -238,25 +272,20 @@ def test_originated_report_keeps_its_own_fields() -> None:
 
 
 def test_tracking_fields_are_read_into_meta_and_removed_before_signing() -> None:
-    seen: list[bytes] = []
-
-    def sign(message: bytes, domain: str) -> tuple[bytes, list[str]]:
-        seen.append(message)
-        return b"DKIM-Signature: d=example.com\r\n", ["sel"]
-
     data = b'X-Mailwright-Tags: welcome\r\nX-Mailwright-Metadata: {"u": 1}\r\n' + COMPLETE
     result = accepted(
         prepare(
             envelope("x@example.net"),
             data,
             SUBMISSION,
-            IntakePolicy("mail.example.com", signer=sign),
+            POLICY,
             queue_id="Q",
         )
     )
     assert result.meta.tags == ("welcome",) and result.meta.metadata == {"u": 1}
     assert result.meta.tracked and result.meta.message_id == "<1@example.com>"
-    assert b"X-Mailwright" not in result.message and b"X-Mailwright" not in seen[0]
+    # the queued message is what the delivery agent signs
+    assert b"X-Mailwright" not in result.message and result.meta.sign_domain == "example.com"
 
 
 def test_bad_metadata_is_refused_with_a_clear_reply() -> None:
@@ -299,24 +328,20 @@ def test_suppressed_recipients_are_dropped_the_others_go_on() -> None:
 
 
 def test_8bit_submission_is_made_7bit_before_signing() -> None:
-    # RFC 6152 §3: one signed form that every next hop can take.
-    seen: list[bytes] = []
-
-    def sign(message: bytes, domain: str) -> tuple[bytes, list[str]]:
-        seen.append(message)
-        return b"DKIM-Signature: d=example.com\r\n", ["sel"]
-
+    # RFC 6152 §3: one signed form that every next hop can take (the queued message is
+    # what the delivery agent signs).
     data = COMPLETE.replace(b"hello\r\n", "café\r\n".encode())
     result = accepted(
         prepare(
             envelope("x@example.net"),
             data,
             SUBMISSION,
-            IntakePolicy("mail.example.com", signer=sign),
+            POLICY,
             queue_id="Q",
         )
     )
-    assert result.converted and result.message.isascii() and seen[0].isascii()
+    assert result.converted and result.message.isascii()
+    assert result.meta.sign_domain == "example.com"
     assert result.message.endswith(b"\r\n\r\ncaf=C3=A9\r\n")
 
 

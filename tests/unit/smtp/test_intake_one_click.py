@@ -24,18 +24,32 @@ POST = (
 NOTICE = POST.replace(b"List-Post: <mailto:team@lists.example>\r\n", b"")
 
 
-def sign(message: bytes, domain: str) -> tuple[bytes, list[str]] | None:
+class ListSigner:
     """Records what it signed: the one-click fields must be in it."""
-    if domain != "lists.example":
-        return None
-    SIGNED.append(message)
-    return b"DKIM-Signature: d=lists.example\r\n", ["sel"]
+
+    def selectors(self, domain: str) -> list[str]:
+        return ["sel"] if domain == "lists.example" else []
+
+    def __call__(
+        self, message: bytes, domain: str, body_hashes: object = None
+    ) -> tuple[bytes, list[str]] | None:
+        if domain != "lists.example":
+            return None
+        SIGNED.append(message)
+        return b"DKIM-Signature: d=lists.example\r\n", ["sel"]
 
 
+def seal(message: bytes, domain: str) -> bytes:
+    """List mail is ARC-sealed (and so DKIM-signed) at intake, as with real keys."""
+    return b"ARC-Seal: d=" + domain.encode() + b"\r\n"
+
+
+sign = ListSigner()
 SIGNED: list[bytes] = []
 POLICY = IntakePolicy(
     hostname="mx.lists.example",
     signer=sign,
+    sealer=seal,
     lists=lambda name: name == "team@lists.example",
     one_click=OneClick(KEY, "https://lists.example/unsubscribe"),
 )
@@ -75,7 +89,10 @@ def test_a_post_for_one_member_gets_its_link_before_signing() -> None:
     ]
     # what the signer saw already had both fields (RFC 8058 §4)
     assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in SIGNED[-1]
-    assert result.message.startswith(b"DKIM-Signature: d=lists.example\r\n")
+    assert result.message.startswith(
+        b"ARC-Seal: d=lists.example\r\nDKIM-Signature: d=lists.example\r\n"
+    )
+    assert result.meta.sign_domain is None  # signed here: not again when it leaves
 
 
 def test_mailmans_verp_sender_counts_too() -> None:
@@ -102,7 +119,7 @@ def test_no_link_for_notices_strangers_and_shared_copies() -> None:
     two = queued(envelope("team-bounces@lists.example", member, "bob@example.net"))
     assert link(two.message) is None
     # without [mailman] unsubscribe_url
-    plain = IntakePolicy(hostname="mx", signer=sign, lists=POLICY.lists)
+    plain = IntakePolicy(hostname="mx", signer=sign, sealer=seal, lists=POLICY.lists)
     env = envelope("team-bounces@lists.example", member)
     result = prepare(env, POST, MAILMAN, plain, queue_id="Q", now=NOW)
     assert isinstance(result, Accepted) and link(result.message) is None
