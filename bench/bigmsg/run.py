@@ -28,18 +28,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from rich.console import Console
 from rich.table import Table
 
-from mailwright.dkim import generate_key, private_key_pem
-from mailwright.testing import serve as serve_module
-from mailwright.testing.ports import free_port
-from mailwright.testing.postfix import SMTP_SOURCE, PostfixServer, SmtpSink
-from mailwright.testing.serve import start_serve, stop_serve
+from mailwright.testing.postfix import SMTP_SOURCE, SmtpSink
 
 _spec = importlib.util.spec_from_file_location(
     "bench_mta", Path(__file__).resolve().parent.parent / "mta" / "run.py"
@@ -47,7 +43,7 @@ _spec = importlib.util.spec_from_file_location(
 assert _spec is not None and _spec.loader is not None
 mta = importlib.util.module_from_spec(_spec)
 sys.modules["bench_mta"] = mta
-_spec.loader.exec_module(mta)  # the process-tree helpers (/proc walking, PSS)
+_spec.loader.exec_module(mta)  # the systems under test and the /proc helpers (PSS)
 
 SENDER = "bench@example.com"
 RECIPIENT = "sink@example.net"
@@ -111,95 +107,20 @@ class Result:
     note: str = ""
 
 
-class Mailwright:
-    def __init__(self, workdir: Path, sink_port: int, workers: int, command: str | None) -> None:
-        self.dir = workdir / "mw"
-        self.dir.mkdir(parents=True)
-        self.port = free_port()
-        self.command = command
-        self.name = f"mailwright ({workers} workers), DKIM RSA+Ed25519"
-        if command:
-            self.name += f" ({command})"
-        lines = [
-            'hostname = "mail.example.com"',
-            f'data_dir = "{self.dir / "data"}"',
-            "allow_root = true",
-            f"workers = {workers}",
-            f"message_size_limit = {SIZE_LIMIT}",
-            "[[listeners]]",
-            'name = "submission"',
-            'address = "127.0.0.1"',
-            f"port = {self.port}",
-            "[delivery]",
-            'mode = "relay"',
-            "max_connections_per_domain = 50",
-            "[delivery.relay]",
-            f'url = "smtp://127.0.0.1:{sink_port}?tls=none"',
-        ]
-        for selector, algorithm in (("rsa", "rsa"), ("ed", "ed25519")):
-            key = self.dir / f"{selector}.private"
-            key.write_bytes(private_key_pem(generate_key(algorithm, 2048)))
-            lines += [
-                "[[dkim]]",
-                'domain = "example.com"',
-                f'selector = "{selector}"',
-                f'private_key = "{key}"',
-                f'algorithm = "{algorithm}"',
-            ]
-        self.config = self.dir / "mailwright.toml"
-        self.config.write_text("\n".join(lines) + "\n")
+class System(Protocol):
+    """``bench/mta``'s Mailwright and Postfix, as this benchmark uses them."""
 
-    @contextlib.contextmanager
-    def running(self) -> Iterator[int]:
-        saved = serve_module.MAILWRIGHT
-        if self.command:
-            serve_module.MAILWRIGHT = Path(self.command)
-        try:
-            proc = start_serve(self.port, config=self.config, output=subprocess.DEVNULL)
-        finally:
-            serve_module.MAILWRIGHT = saved
-        try:
-            yield proc.pid
-        finally:
-            stop_serve(proc)
+    name: str
+    port: int
 
-    def note(self) -> str:
-        log = self.dir / "data" / "mailwright.log"
-        text = log.read_text(errors="replace") if log.exists() else ""
-        errors = [line for line in text.splitlines() if " event=error " in line]
-        note = f"{text.count('event=signed')} signed"
-        if errors:
-            note += f"; {len(errors)} errors, first: {errors[0][:200]}"
-        return note
+    def running(self, *, paused: bool = False) -> contextlib.AbstractContextManager[int]: ...
 
 
-class Postfix:
-    name = "Postfix 3.7, no DKIM"
-
-    def __init__(self, sink_port: int) -> None:
-        self.sink_port = sink_port
-        self.port = 0
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[int]:
-        server = PostfixServer(
-            domains=(),
-            hostname="relay.example.com",
-            relayhost=f"[127.0.0.1]:{self.sink_port}",
-            settings={"message_size_limit": str(SIZE_LIMIT)},
-        )
-        server.start()
-        self.port = server.port
-        try:
-            yield int((server.queue_dir / "pid" / "master.pid").read_text().split()[0])
-        finally:
-            server.stop()
-
-    def note(self) -> str:
-        return ""
+def _note(system: System) -> str:
+    return str(system.signed_fraction()) if isinstance(system, mta.Mailwright) else ""
 
 
-def measure(system: Mailwright | Postfix, sink: SmtpSink, sessions: int, size: int) -> Result:
+def measure(system: System, sink: SmtpSink, sessions: int, size: int) -> Result:
     result = Result(system.name, sessions)
     base = sink.count
     accepted = 0.0
@@ -207,7 +128,7 @@ def measure(system: Mailwright | Postfix, sink: SmtpSink, sessions: int, size: i
         time.sleep(0.5)
         # mailwright's master only supervises: the workers are what the goal is about;
         # Postfix: its largest process (an smtpd, cleanup or smtp)
-        with Sampler(root, skip_root=isinstance(system, Mailwright)) as sampler:
+        with Sampler(root, skip_root=isinstance(system, mta.Mailwright)) as sampler:
             start = time.perf_counter()
             source = subprocess.run(
                 [
@@ -236,7 +157,7 @@ def measure(system: Mailwright | Postfix, sink: SmtpSink, sessions: int, size: i
             result.delivered = sink.count - base
         result.peak_rss_mb = max(sampler.peak_rss_kb.values(), default=0) / 1024
         result.peak_pss_mb = sampler.peak_pss_kb / 1024
-    result.note = (f"{result.note} accepted in {accepted:.1f} s; {system.note()}").strip()
+    result.note = (f"{result.note} accepted in {accepted:.1f} s; {_note(system)}").strip()
     return result
 
 
@@ -255,11 +176,20 @@ def main() -> None:
     results: list[Result] = []
     try:
         with SmtpSink(backlog=1024) as sink:
-            systems: list[Mailwright | Postfix] = []
+            systems: list[System] = []
             if not only or "mailwright" in only:
-                systems.append(Mailwright(workdir, sink.port, args.workers, args.mailwright))
+                systems.append(
+                    mta.Mailwright(
+                        workdir,
+                        sink.port,
+                        dkim=True,
+                        workers=args.workers,
+                        settings=[f"message_size_limit = {SIZE_LIMIT}"],
+                        command=args.mailwright,
+                    )
+                )
             if not only or "postfix" in only:
-                systems.append(Postfix(sink.port))
+                systems.append(mta.Postfix(sink.port, {"message_size_limit": str(SIZE_LIMIT)}))
             for system in systems:
                 result = measure(system, sink, args.sessions, args.size)
                 console.print(

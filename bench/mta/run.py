@@ -41,7 +41,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from rich.table import Table
 
 from mailwright.dkim import dns_record_value, generate_key, private_key_pem, verify_message
 from mailwright.dns import MemoryResolver
+from mailwright.testing import serve as serve_module
 from mailwright.testing.opendkim import OpenDkimMilter
 from mailwright.testing.ports import free_port
 from mailwright.testing.postfix import SMTP_SOURCE, PostfixServer, SmtpSink
@@ -240,7 +241,11 @@ class Mailwright:
         workers: int,
         webhook: WebhookEndpoint | None = None,
         dead_webhook: bool = False,
+        settings: Sequence[str] = (),
+        command: str | None = None,
     ) -> None:
+        """``settings``: more top-level config lines (``message_size_limit = N``);
+        ``command``: another build's ``mailwright`` to run instead of this one."""
         label = "mw-dead" if dead_webhook else "mw-hooks" if webhook else "mw"
         self.dir = workdir / ("mw-dkim" if dkim else label)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -252,11 +257,15 @@ class Mailwright:
             self.name += ", webhooks"
         if dead_webhook:
             self.name += ", webhook down"
+        if command:
+            self.name += f" ({command})"
+        self.command = command
         lines = [
             'hostname = "mail.example.com"',
             f'data_dir = "{self.dir / "data"}"',
             "allow_root = true",
             f"workers = {workers}",
+            *settings,
             "[[listeners]]",
             'name = "submission"',
             'address = "127.0.0.1"',
@@ -295,7 +304,15 @@ class Mailwright:
         if paused:
             env["MAILWRIGHT_DELIVERY"] = "paused"
         shutil.rmtree(self.dir / "data", ignore_errors=True)
-        self.proc = start_serve(self.port, config=self.config, output=subprocess.DEVNULL, env=env)
+        saved = serve_module.MAILWRIGHT
+        if self.command:
+            serve_module.MAILWRIGHT = Path(self.command)
+        try:
+            self.proc = start_serve(
+                self.port, config=self.config, output=subprocess.DEVNULL, env=env
+            )
+        finally:
+            serve_module.MAILWRIGHT = saved
         try:
             yield self.proc.pid
         finally:
@@ -316,13 +333,17 @@ class Mailwright:
 class Postfix:
     name = "Postfix 3.7, no DKIM"
 
-    def __init__(self, sink_port: int) -> None:
+    def __init__(self, sink_port: int, settings: dict[str, str] | None = None) -> None:
+        """``settings``: more main.cf parameters (``message_size_limit``)."""
         self.sink_port = sink_port
+        self.settings = dict(settings or {})
         self.server: PostfixServer | None = None
 
     @contextlib.contextmanager
     def running(self, *, paused: bool = False) -> Iterator[int]:
-        settings = {"master_service_disable": "qmgr.unix"} if paused else {}
+        settings = dict(self.settings)
+        if paused:
+            settings["master_service_disable"] = "qmgr.unix"
         server = PostfixServer(
             domains=(),
             hostname="relay.example.com",
