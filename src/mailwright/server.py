@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import metrics, systemd
 from .config import Config, load_config
-from .errors import UserError
+from .errors import MailwrightError, UserError
 from .feedback import FeedbackProcessor
 from .listeners import bind_listeners
 from .local import LocalDirectory
@@ -425,6 +425,9 @@ class Worker:
         self.certificates: Any = None
         self._certificate_task: asyncio.Task[None] | None = None
         self._tls: ssl.SSLContext | None = None
+        self._services: Any = None
+        """The http listener's services (:class:`mailwright.http.Services`), if any."""
+        self._mailman_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         config = self.runtime.config
@@ -432,14 +435,8 @@ class Worker:
         await recover_leases(self.store, self.logger)
         self.smtp = SmtpServer(self.runtime, self.store, self.logger, self.options.settings)
         await self._start_tracking()
-        lists = list_cache(config)
-        if lists is not None:
-            self.unsubscribe_key = await self._unsubscribe_key()
-            self.smtp.unsubscribe_key = self.unsubscribe_key
-            try:  # the lists are known before the first RCPT
-                await lists.refresh()
-            except MailmanError as exc:
-                self.logger.event("error", what="mailman", reason=str(exc))
+        if config.mailman is not None:
+            await self._start_mailman()  # the lists are known before the first RCPT
         await self.smtp.start(self.sockets)
         await self._start_http_and_certificates()
         self.agent = self._make_agent()
@@ -463,6 +460,32 @@ class Worker:
             self._rotation_task = asyncio.create_task(
                 rotate_on_schedule(lambda: self.runtime.config, self.logger.event, reload_all)
             )
+
+    async def _start_mailman(self) -> None:
+        """With ``[mailman]`` (at start, or added by a SIGHUP): the RFC 8058 key for the
+        one-click links intake makes and the http listener checks, and a first look at
+        Mailman's lists (Mailman down: logged, RCPT for list addresses answers 451)."""
+        key = self.unsubscribe_key = await self._unsubscribe_key()
+        if self.smtp is not None:
+            self.smtp.unsubscribe_key = key
+        if self._services is not None:
+            self._services.unsubscribe_key = key
+        try:
+            lists = list_cache(self.runtime.config)
+            if lists is not None:
+                await lists.refresh()
+        except (MailmanError, UserError) as exc:
+            self.logger.event("error", what="mailman", reason=str(exc))
+
+    async def _mailman_added(self) -> None:
+        """``[mailman]`` came with a SIGHUP: as at start, but a failure (the key file
+        cannot be written) is logged, not the end of the worker."""
+        try:
+            await self._start_mailman()
+        except (OSError, MailwrightError) as exc:
+            self.logger.event("error", what="mailman", reason=str(exc))
+        else:
+            self.logger.event("config", what="reload", reason="[mailman] enabled")
 
     async def _unsubscribe_key(self) -> bytes:
         """``DATA_DIR/unsubscribe.key``, or the one every node of a shared queue database
@@ -529,7 +552,7 @@ class Worker:
             from .http import HttpServer, Services, make_app
 
             assert self.store is not None
-            services = Services(
+            services = self._services = Services(
                 config=lambda: self.runtime.config,
                 store=self.store,
                 tracking=self.tracking,
@@ -758,6 +781,9 @@ class Worker:
             return
         config = runtime.config
         self.runtime = runtime
+        if config.mailman is not None and self.unsubscribe_key is None and self.store is not None:
+            # [mailman] added by this SIGHUP: one-click links and the lists from now on
+            self._mailman_task = asyncio.ensure_future(self._mailman_added())
         if self.agent is not None:
             self.agent.reconfigure(config)
         if self.certificates is not None:
@@ -798,6 +824,7 @@ class Worker:
         if self.webhooks is not None:
             await self.webhooks.close()
         for task in (
+            self._mailman_task,
             self._recovery_task,
             self._report_task,
             self._tls_report_task,
