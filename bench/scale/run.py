@@ -32,7 +32,6 @@ import os
 import pwd
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -48,8 +47,9 @@ from rich.table import Table
 from mailwright.queue.postgres import PostgresQueueStore, migrate
 from mailwright.queue.sqlite import SqliteQueueStore
 from mailwright.queue.store import QueueEntry, QueueStore, RecipientUpdate
-from mailwright.testing.postfix import SMTP_SOURCE, SmtpSink, free_port, wait_for_port
+from mailwright.testing.postfix import SMTP_SOURCE, SmtpSink, free_port
 from mailwright.testing.postgres import PostgresCluster
+from mailwright.testing.serve import start_serve, stop_serve
 
 _spec = importlib.util.spec_from_file_location(
     "bench_mta", Path(__file__).resolve().parent.parent / "mta" / "run.py"
@@ -200,6 +200,7 @@ class Node:
         lines = [
             'hostname = "mail.example.com"',
             f'data_dir = "{self.dir / "data"}"',
+            "allow_root = true",  # the benchmark may run as root
             "workers = 1",
             "[[listeners]]",
             'name = "submission"',
@@ -218,23 +219,11 @@ class Node:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        exe = Path(sys.executable).parent / "mailwright"
-        self.proc = subprocess.Popen(
-            [str(exe), "--config", str(self.config), "serve"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        if not wait_for_port(self.port, 30):
-            raise RuntimeError("mailwright serve did not start")
+        self.proc = start_serve(self.port, config=self.config, output=subprocess.DEVNULL)
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_serve(self.proc)
 
     def errors(self) -> int:
         log = self.dir / "data" / "mailwright.log"
