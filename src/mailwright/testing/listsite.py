@@ -26,7 +26,7 @@ from ..queue import SqliteQueueStore
 from ..queue.tracking import Tracking
 from ..server import build_runtime, list_cache
 from ..smtp.server import SmtpServer
-from .mailman import MailmanCore
+from .mailman import MailmanCore, MailmanError
 from .nsd import NsdServer
 from .ports import free_port
 from .postfix import PostfixServer
@@ -75,11 +75,18 @@ class ListSite:
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
         """Deliver what is queued until ``predicate()`` (run in a thread) is true; on
-        timeout the assertion shows our events and the tails of Mailman's logs."""
+        timeout the assertion shows our events and the tails of Mailman's logs.
+
+        A REST call in the predicate that fails counts as "not yet": Mailman's REST server
+        answers 500 now and then while its runners hold its own SQLite database."""
         deadline = time.monotonic() + timeout
+        failed: MailmanError | None = None
         while time.monotonic() < deadline:
             await self.run_agent()
-            found = await asyncio.to_thread(predicate)
+            try:
+                found = await asyncio.to_thread(predicate)
+            except MailmanError as exc:
+                failed, found = exc, None
             if found:
                 return found
             await asyncio.sleep(0.5)
@@ -97,6 +104,8 @@ class ListSite:
             str(q.relative_to(self.mailman.var)) for q in self.mailman.var.glob("queue/*/*")
         )
         tail += f"\nqueued: {queues}"
+        if failed is not None:
+            tail += f"\nlast REST failure: {failed}"
         seen = [(e["event"], e.get("to"), e.get("reply") or e.get("reason")) for e in self.events]
         raise AssertionError(f"timed out; events {seen}\n{tail}")
 
