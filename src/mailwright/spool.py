@@ -15,14 +15,14 @@ Everything here is blocking file I/O: the server calls it through ``asyncio.to_t
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .dkim.canonicalization import Canonicalization, body_canonicalizer
+from .dkim.body import SigningBodyHashes
+from .dkim.canonicalization import Canonicalization
 
 __all__ = [
     "CHUNK_SIZE",
@@ -91,15 +91,10 @@ class SpooledMessage:
     def hash_body(self, methods: tuple[Canonicalization, ...] = ("relaxed",)) -> SpooledMessage:
         """Compute :attr:`body_hashes` for ``methods`` in one read (our signer signs
         relaxed/relaxed: one canonicalization and one SHA-256 pass by default)."""
-        hashers = {c: (body_canonicalizer(c), hashlib.sha256()) for c in methods}
+        hashes = SigningBodyHashes(methods)
         for piece in self.body_chunks():
-            for canon, digest in hashers.values():
-                digest.update(canon.update(piece))
-        for canon, digest in hashers.values():
-            digest.update(canon.finish())
-        return replace(
-            self, body_hashes={name: digest.digest() for name, (_, digest) in hashers.items()}
-        )
+            hashes.update(piece)
+        return replace(self, body_hashes=hashes.finish())
 
     def discard(self) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -293,7 +293,7 @@ def test_port_taken_before_nsd_binds_it_is_retried(monkeypatch: pytest.MonkeyPat
 def test_nsd_failing_to_start_raises_and_cleans_up(monkeypatch: pytest.MonkeyPatch) -> None:
     from mailwright.testing import nsd
 
-    monkeypatch.setattr(nsd, "_config", lambda directory, port: "server:\n    bogus-option: 1\n")
+    monkeypatch.setattr(nsd, "nsd_config", lambda directory, port: "server:\n    bogus-option: 1\n")
     server = NsdServer()
     with pytest.raises(NsdError, match="NSD exited at start"):
         server.start()

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from dataclasses import dataclass
 
-from ..dkim.canonicalization import body_canonicalizer
+from ..dkim.body import SigningBodyHashes
 from ..queue.store import QueueMeta, StoredMessage
 from ..smtp.intake import Signer
 
@@ -91,12 +90,10 @@ def _decoded(body_hashes: dict[str, str] | None) -> dict[str, bytes] | None:
 async def _hash_stored_body(message: StoredMessage, head_size: int) -> dict[str, bytes]:
     """The relaxed body hash (our signer signs relaxed/relaxed), read from the queue a
     piece at a time past the header section's ``head_size`` octets."""
-    canon = body_canonicalizer("relaxed")
-    digest = hashlib.sha256()
+    hashes = SigningBodyHashes()
     offset = 0
     async for piece in message.chunks():
         if offset + len(piece) > head_size:
-            digest.update(canon.update(piece[max(0, head_size - offset) :]))
+            hashes.update(piece[max(0, head_size - offset) :])
         offset += len(piece)
-    digest.update(canon.finish())
-    return {"relaxed": digest.digest()}
+    return hashes.finish()

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .canonicalization import CANONICALIZATIONS, BodyCanonicalizer
+from .canonicalization import CANONICALIZATIONS, BodyCanonicalizer, Canonicalization
 
-__all__ = ["BodyDigests", "DigestKey", "digest_body"]
+__all__ = ["BodyDigests", "DigestKey", "SigningBodyHashes", "digest_body"]
 
 DigestKey = tuple[str, str, int | None]
 """(body canonicalization, hash name, ``l=`` or None)."""
@@ -61,3 +61,22 @@ def digest_body(pieces: Iterable[bytes], wanted: Iterable[DigestKey]) -> BodyDig
         feed(canon, canonicalizer.finish())
     digests = {entry[0]: entry[1].digest() for canon in canonicalizers for entry in hashers[canon]}
     return BodyDigests(lengths, digests)
+
+
+class SigningBodyHashes:
+    """The body hashes our signer needs for a big message (SHA-256 per body
+    canonicalization; relaxed by default: we sign relaxed/relaxed), fed a piece of the
+    body at a time: while it is spooled, or read back from the queue at delivery."""
+
+    def __init__(self, methods: Iterable[Canonicalization] = ("relaxed",)) -> None:
+        self._hashers = {c: (BodyCanonicalizer(c), hashlib.sha256()) for c in methods}
+
+    def update(self, piece: bytes) -> None:
+        for canon, digest in self._hashers.values():
+            digest.update(canon.update(piece))
+
+    def finish(self) -> dict[str, bytes]:
+        """The digests by canonicalization name (call once, after the last piece)."""
+        for canon, digest in self._hashers.values():
+            digest.update(canon.finish())
+        return {name: digest.digest() for name, (_, digest) in self._hashers.items()}

@@ -368,9 +368,9 @@ def prepare(
             )
         if sealed:
             message = _seal_list_mail(message, policy, envelope.reverse_path)
-        elif isinstance(signing, Signed):
-            sign_later = signing.domain
-            if spooled is not None and spooled.body_hashes:
+        else:
+            sign_later = _signed_by(signing)
+            if sign_later is not None and spooled is not None and spooled.body_hashes:
                 body_hashes = {
                     c: base64.b64encode(h).decode() for c, h in spooled.body_hashes.items()
                 }

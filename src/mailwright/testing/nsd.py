@@ -265,7 +265,7 @@ class NsdServer:
         self.port = free_port(udp=True)
         self._zones.clear()
         config = self.directory / "nsd.conf"
-        config.write_text(_config(self.directory, self.port), encoding="utf-8")
+        config.write_text(nsd_config(self.directory, self.port), encoding="utf-8")
         (self.directory / "zone.list").unlink(missing_ok=True)
         (self.directory / "nsd.log").unlink(missing_ok=True)
         self._process = subprocess.Popen(
@@ -519,7 +519,9 @@ def _check_origin(origin: str) -> str:
     return name
 
 
-def _config(directory: Path, port: int) -> str:
+def nsd_config(directory: Path, port: int) -> str:
+    """NSD's configuration for a private server on 127.0.0.1:``port``, everything in
+    ``directory`` (zones added by ``nsd-control`` or as ``zone:`` sections after it)."""
     d = str(directory)
     return f"""# Written by mailwright.testing.nsd for one test server; deleted when it stops.
 server:

@@ -14,29 +14,13 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from .nsd import nsd_config
+
 NAMESPACE = ["unshare", "-r", "-n", "-m", "sh", "-c"]
 """Prefix of the command that runs a :func:`dns_script` (and what follows it)."""
 
 NO_DNS = 99
 """The script's exit status when NSD did not answer."""
-
-_NSD_CONF = """server:
-    ip-address: 127.0.0.1@53
-    server-count: 1
-    reuseport: no
-    username: ""
-    chroot: ""
-    zonesdir: "{d}"
-    database: ""
-    zonelistfile: "{d}/zone.list"
-    xfrdfile: "{d}/xfrd.state"
-    xfrdir: "{d}"
-    pidfile: "{d}/nsd.pid"
-    logfile: "{d}/nsd.log"
-    rrl-ratelimit: 0
-remote-control:
-    control-enable: no
-"""
 
 _WAIT_FOR_NSD = (
     "import sys, time, dns.resolver\n"
@@ -55,7 +39,7 @@ def dns_script(directory: Path, zones: Mapping[str, str]) -> str:
     ``directory`` and return the shell lines that, run in the namespace, start NSD
     (``$nsd_pid``) on port 53 for them and point ``/etc/resolv.conf`` at it; they exit
     with :data:`NO_DNS` when NSD does not answer (its log: ``directory/nsd.log``)."""
-    conf = _NSD_CONF.format(d=directory)
+    conf = nsd_config(directory, 53)
     for origin, text in zones.items():
         (directory / f"{origin}.zone").write_text(text, encoding="utf-8")
         conf += f'zone:\n    name: {origin}\n    zonefile: "{directory}/{origin}.zone"\n'
