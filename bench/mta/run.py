@@ -24,6 +24,9 @@ the webhook sender must not cost mail flow more than 10 %.
 Then the submission rate alone, with delivery paused (mailwright:
 ``MAILWRIGHT_DELIVERY=paused``; Postfix: its queue manager disabled).
 
+``--compare PATH[,PATH]``: other builds' ``mailwright`` (a checkout's
+``.venv/bin/mailwright``) as more dual-DKIM rows, for a before/after in the same run.
+
 Run: ``uv run python bench/mta/run.py [--messages 2000] [--levels 1,10,50] [--workers 2]``.
 """
 
@@ -498,6 +501,11 @@ def main() -> None:
     parser.add_argument("--levels", default="1,10,50")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
+        "--compare",
+        default="",
+        help="other builds' mailwright executables (comma-separated): their dual-DKIM rows too",
+    )
+    parser.add_argument(
         "--only",
         default="",
         help="comma-separated: postfix,opendkim-inet,opendkim-unix,nodkim,dkim,webhooks,deadhook",
@@ -525,6 +533,12 @@ def main() -> None:
             systems.append(Mailwright(workdir, sink.port, dkim=False, workers=args.workers))
         if not only or "dkim" in only:
             systems.append(Mailwright(workdir, sink.port, dkim=True, workers=args.workers))
+        for i, other in enumerate(filter(None, args.compare.split(","))):
+            systems.append(
+                Mailwright(
+                    workdir / f"other{i}", sink.port, dkim=True, workers=args.workers, command=other
+                )
+            )
         if "deadhook" in only:
             systems.append(
                 Mailwright(workdir, sink.port, dkim=False, workers=args.workers, dead_webhook=True)
