@@ -24,6 +24,7 @@ from mailwright.dkim import dns_record_value, generate_key, private_key_pem
 from mailwright.dns import MemoryResolver
 from mailwright.log import EventLogger
 from mailwright.queue import SqliteQueueStore
+from mailwright.queue.store import ClientTurn, Handoff, client_turn
 from mailwright.server import build_runtime
 from mailwright.smtp.auth import hash_password
 from mailwright.smtp.server import ServerSettings, SmtpServer
@@ -184,6 +185,28 @@ async def test_pipelined_transaction_is_queued_with_trace_header(harness_factory
     assert accepted["id"] == queue_id and accepted["from"] == "<alice@example.org>"
     rejected = next(e for e in h.events if e["event"] == "rejected")
     assert rejected["stage"] == "rcpt" and rejected["to"] == "<victim@example.net>"
+    await c.close()
+
+
+async def test_a_message_handed_over_waits_for_its_session_to_end(harness_factory: Any) -> None:
+    """Claim at enqueue hands the message to the agent inside the session, before the
+    250; the session's ClientTurn tells the agent when the client has had its last
+    reply (the connection closed), so signing and sending wait until then."""
+    h = await harness_factory()
+    turns: list[ClientTurn | None] = []
+    h.store.handoff = Handoff(
+        "w1", 900.0, lambda size: True, lambda entry, data: turns.append(client_turn.get())
+    )
+    c = await open_session(h)
+    await c.cmd("MAIL FROM:<alice@example.org>")
+    await c.cmd("RCPT TO:<bob@example.com>")
+    assert (await c.cmd("DATA")).startswith("354")
+    await c.send(MESSAGE + b".\r\n")
+    assert (await c.reply()).startswith("250 2.0.0 Ok: queued as ")
+    [turn] = turns
+    assert turn is not None and not turn.ended.is_set()  # the client may send more
+    assert await c.cmd("QUIT") == "221 2.0.0 Bye"
+    await asyncio.wait_for(turn.ended.wait(), 5)
     await c.close()
 
 

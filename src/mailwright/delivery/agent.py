@@ -49,7 +49,7 @@ from ..queue import (
     new_queue_id,
 )
 from ..queue.events import Event
-from ..queue.store import StoredMessage
+from ..queue.store import ClientTurn, StoredMessage, client_turn
 from ..queue.tracking import Tracking
 from ..smtp.intake import Accepted, IntakePolicy, Refused, Signer, forward, originate
 from ..spool import CHUNK_SIZE, SPOOL_THRESHOLD
@@ -453,45 +453,57 @@ class DeliveryAgent:
     def _take(self, entry: QueueEntry, data: bytes) -> None:
         """A message just queued by this process, already leased to us: deliver it
         without a claim or a read-back (claim at enqueue). Every recipient is due: it
-        was queued due now.
+        was queued due now. Queued by an SMTP session, it waits for the session's end
+        (:class:`~mailwright.queue.store.ClientTurn`).
 
         Stopping (the stop came while the enqueue committed): refused, so the store gives
         the lease back at once and the message waits for the next claim, not for its lease
         to run out."""
         if self._stopping.is_set():
             raise QueueError("the delivery agent is stopping")
-        self._start(entry, data, self.clock(), [r.address for r in entry.pending])
+        due = [r.address for r in entry.pending]
+        self._start(entry, data, self.clock(), due, client_turn.get())
 
-    def _start(self, entry: QueueEntry, data: MessageSource, now: float, due: list[str]) -> None:
-        """Put the due recipients to work, split by destination; a message intake said to
-        sign is signed first (once for all its destinations) in a task of its own. A
-        message handed over at enqueue (:meth:`_take`) runs inside the client's session,
-        before its ``250``: the signature (RSA and Ed25519, a third of a millisecond)
-        waits until that reply is out. (Not in a thread: at 20 sessions that cost 7-10 %
-        of the throughput, and one session gained nothing from it.)"""
+    def _start(
+        self,
+        entry: QueueEntry,
+        data: MessageSource,
+        now: float,
+        due: list[str],
+        turn: ClientTurn | None = None,
+    ) -> None:
+        """Put the due recipients to work, split by destination, after ``turn`` (the
+        session that queued the message) is over; a message intake said to sign is
+        signed first, once for all its destinations. Both in a task of their own: a
+        message handed over at enqueue (:meth:`_take`) arrives inside the client's
+        session, before its ``250``."""
         tracker = _Tracker(entry, data, now)
         self._inflight += 1
         self._inflight_bytes += _held(data)
-        if entry.meta.sign_domain is None:
+        if entry.meta.sign_domain is None and turn is None:
             self._split(tracker, due)
         else:
-            self._spawn(self._sign_then_split(tracker, due))
+            self._spawn(self._sign_then_split(tracker, due, turn))
 
-    async def _sign_then_split(self, tracker: _Tracker, due: list[str]) -> None:
+    async def _sign_then_split(
+        self, tracker: _Tracker, due: list[str], turn: ClientTurn | None
+    ) -> None:
+        if turn is not None:
+            await turn.wait()
         domain = tracker.entry.meta.sign_domain
-        assert domain is not None
-        data = tracker.data
-        signed: MessageSource | NotSigned
-        if isinstance(data, StoredMessage):  # reads its header section first
-            signed = await sign_stored(self.signer(), tracker.entry.meta, data)
-        else:
-            signed = sign_in_memory(self.signer(), domain, data)
-        if isinstance(signed, NotSigned):
-            if not self._unsigned(tracker, due, signed):
-                return
-        else:
-            self._inflight_bytes += _held(signed) - _held(data)
-            tracker.data = signed
+        if domain is not None:
+            data = tracker.data
+            signed: MessageSource | NotSigned
+            if isinstance(data, StoredMessage):  # reads its header section first
+                signed = await sign_stored(self.signer(), tracker.entry.meta, data)
+            else:  # on the loop: in a thread it cost 7-10 % at 20 sessions, gained nothing
+                signed = sign_in_memory(self.signer(), domain, data)
+            if isinstance(signed, NotSigned):
+                if not self._unsigned(tracker, due, signed):
+                    return
+            else:
+                self._inflight_bytes += _held(signed) - _held(data)
+                tracker.data = signed
         self._split(tracker, due)
 
     def _unsigned(self, tracker: _Tracker, due: list[str], failed: NotSigned) -> bool:

@@ -44,7 +44,7 @@ from ..queue import QueueError, QueueStore, idempotency, new_queue_id
 from ..queue.configured import database_conninfo
 from ..queue.events import Event
 from ..queue.eventstore import EventStore, NewMessage
-from ..queue.store import Origin
+from ..queue.store import ClientTurn, Origin, client_turn
 from ..queue.suppressions import RecipientsSuppressed, Suppression
 from ..queue.tracking import Tracking
 from ..rfc8058 import OneClick
@@ -946,6 +946,8 @@ class SmtpConnection(asyncio.Protocol):
     # -- the session loop ------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        turn = ClientTurn()
+        client_turn.set(turn)  # in this task's context: see ClientTurn
         logger = self.server.logger
         logger.event(
             "connect",
@@ -992,6 +994,7 @@ class SmtpConnection(asyncio.Protocol):
             self._flush(out)
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.close()
+            turn.ended.set()  # what it queued goes to work now
             if self._spool is not None:  # the client left in the middle of a big message
                 await asyncio.to_thread(self._spool.discard)
                 self._spool = None

@@ -21,7 +21,7 @@ from mailwright.dns import MemoryResolver
 from mailwright.log import EventLogger
 from mailwright.queue import Handoff, QueueEntry, QueueMeta, RecipientUpdate, SqliteQueueStore
 from mailwright.queue.sqlite import LATER_SECONDS
-from mailwright.queue.store import HANDOFF_MAX_BYTES
+from mailwright.queue.store import HANDOFF_MAX_BYTES, ClientTurn, client_turn
 from mailwright.queue.tracking import Tracking
 from mailwright.server import recover_leases, worker_name
 from mailwright.spool import SpooledMessage
@@ -404,3 +404,40 @@ async def test_a_handed_over_message_is_signed_after_the_enqueue_returns(node: N
     await node.wait_for("delivered")
     assert signer.seen == [True]
     assert [data for _, _, _, data in node.network.sends] == [WatchingSigner.HEADER + MESSAGE]
+
+
+async def test_a_message_queued_in_a_client_session_waits_for_the_session_to_end(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queued inside an SMTP session (its ClientTurn in the context), the message is
+    signed and sent once the session has ended: not between its 250 and its QUIT."""
+    monkeypatch.setattr("mailwright.queue.store.TURN_WAIT", 30.0)
+    turn = ClientTurn()
+    token = client_turn.set(turn)  # this task plays the session: the enqueue runs in it
+    try:
+        await node.store.enqueue("app@example.com", ["a@example.net"], MESSAGE)
+        await asyncio.sleep(0.05)
+        assert node.network.sends == [] and node.of("delivered") == []
+        turn.ended.set()
+        await node.wait_for("delivered")
+        assert [data for _, _, _, data in node.network.sends] == [MESSAGE]
+    finally:
+        client_turn.reset(token)
+
+
+async def test_a_session_that_stays_open_holds_its_messages_only_briefly(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that keeps its session open (an application sending a batch over one
+    connection) does not hold its first message back for longer than TURN_WAIT."""
+    monkeypatch.setattr("mailwright.queue.store.TURN_WAIT", 0.2)
+    token = client_turn.set(ClientTurn())  # never ends
+    try:
+        started = time.monotonic()
+        await node.store.enqueue("app@example.com", ["a@example.net"], MESSAGE)
+        await asyncio.sleep(0.1)
+        assert node.network.sends == []
+        await node.wait_for("delivered")
+        assert time.monotonic() - started >= 0.2
+    finally:
+        client_turn.reset(token)
