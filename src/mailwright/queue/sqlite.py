@@ -8,10 +8,11 @@ can share (measured here: ~1,400 fsync'd 5 KB files/s against ~4,000 SQLite comm
 any size; see ``bench/queue``).
 
 Group commit: every write (``enqueue``, ``claim_due``, ``record_results``, queue
-management) is queued as an operation; one writer task drains all pending operations into
-one transaction on the writer thread, each inside a SAVEPOINT so one failing operation
-does not undo the others, and commits once. While that commit's fsync runs, new
-operations pile up for the next one. Nobody waits for a timer, a lone session pays exactly
+management) is queued as an operation; at the end of the event loop's turn all pending
+operations go to the writer thread as one transaction, each inside a SAVEPOINT so one
+failing operation does not undo the others, committed once; the thread posts the
+results straight back to the loop. While that commit's fsync runs, new operations pile
+up for the next one. Nobody waits for a timer, a lone session pays exactly
 one fsync, and under load the sessions, the delivery agent's claims and its results all
 share commits.
 
@@ -250,7 +251,9 @@ class SqliteQueueStore(QueueStore, EventStore):
         self._later: list[_Op] = []
         """Delivery reports waiting to ride in the next batch (see the module doc)."""
         self._later_timer: asyncio.TimerHandle | None = None
-        self._flusher: asyncio.Task[None] | None = None
+        self._batch: asyncio.Future[None] | None = None
+        """Done when the batch on the writer thread is back (None: no batch there)."""
+        self._batch_soon = False
         self._closed = False
         self.batches = 0
         """Write transactions committed (operations / batches = the group-commit factor)."""
@@ -284,7 +287,10 @@ class SqliteQueueStore(QueueStore, EventStore):
     ) -> T:
         """Run ``fn`` in the next write transaction (group commit: see the module doc).
         ``later``: no batch of its own for up to :data:`LATER_SECONDS` (a report that
-        may share the next message's commit; only with ``durable=False``)."""
+        may share the next message's commit; only with ``durable=False``).
+
+        A caller that goes away (a cancelled session) cancels only its own wait: the
+        batch, on the writer thread, goes on for the others."""
         if self._closed:
             raise QueueError("the queue is closed")
         loop = asyncio.get_running_loop()
@@ -295,13 +301,12 @@ class SqliteQueueStore(QueueStore, EventStore):
                 self._later_timer = loop.call_later(LATER_SECONDS, self._flush_later)
         else:
             self._ops.append(_Op(fn, future, durable))
-            self._start_flusher()
-        # shield: a session that goes away must not cancel the others' batch
-        return await asyncio.shield(future)
-
-    def _start_flusher(self) -> None:
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+            if not self._batch_soon:
+                # at the end of this turn of the loop: what other sessions write in the
+                # same turn joins the batch
+                self._batch_soon = True
+                loop.call_soon(self._start_batch)
+        return await future
 
     def _flush_later(self) -> None:
         """Nothing came to share a commit with: the waiting reports go now."""
@@ -309,35 +314,61 @@ class SqliteQueueStore(QueueStore, EventStore):
         if self._later:
             self._ops += self._later
             self._later = []
-            self._start_flusher()
+            self._start_batch()
 
-    async def _flush(self) -> None:
+    def _start_batch(self) -> None:
+        """Hand every pending operation to the writer thread as one batch, unless a
+        batch is there already (then they make the next one, when it is back).
+
+        No task and no executor future in between: the thread posts its results
+        straight back to the event loop (:meth:`_batch_done`), which wakes the waiting
+        sessions. With one session this path is part of every message's wait for its
+        ``250``, and each hop through the event loop costs a turn of it."""
+        self._batch_soon = False
+        if self._batch is not None or not self._ops:
+            return
+        batch, self._ops = self._ops + self._later, []
+        if self._later:
+            self._later = []
+            if self._later_timer is not None:
+                self._later_timer.cancel()
+                self._later_timer = None
         loop = asyncio.get_running_loop()
-        while self._ops:
-            batch, self._ops = self._ops + self._later, []
-            if self._later:
-                self._later = []
-                if self._later_timer is not None:
-                    self._later_timer.cancel()
-                    self._later_timer = None
-            try:
-                results = await loop.run_in_executor(self._writer, self._run_batch, batch)
-            except BaseException as exc:
-                error = exc if isinstance(exc, QueueError) else QueueError(str(exc))
-                for op in batch:
-                    if not op.future.done():
-                        op.future.set_exception(error)
-                if not isinstance(exc, Exception):
-                    raise
-                continue
+        self._batch = loop.create_future()
+        self._writer.submit(self._run_batch_and_report, batch, loop)
+
+    def _run_batch_and_report(self, batch: list[_Op], loop: asyncio.AbstractEventLoop) -> None:
+        """Writer thread: the batch's transaction, then its results to the event loop."""
+        try:
+            results: list[tuple[bool, Any]] | BaseException = self._run_batch(batch)
+        except BaseException as exc:  # reported on the loop: never lost in the thread
+            results = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(self._batch_done, batch, results)
+
+    def _batch_done(
+        self, batch: list[_Op], results: list[tuple[bool, Any]] | BaseException
+    ) -> None:
+        """Event loop: wake each operation's caller, then send what piled up meanwhile."""
+        if isinstance(results, BaseException):
+            exc = results
+            error = exc if isinstance(exc, QueueError) else QueueError(str(exc))
+            for op in batch:
+                if not op.future.done():
+                    op.future.set_exception(error)
+        else:
             self.batches += 1
             for op, (ok, value) in zip(batch, results, strict=True):
-                if op.future.done():
+                if op.future.done():  # its caller went away
                     continue
                 if ok:
                     op.future.set_result(value)
                 else:
                     op.future.set_exception(value)
+        done, self._batch = self._batch, None
+        if done is not None and not done.done():
+            done.set_result(None)
+        self._start_batch()
 
     def _run_batch(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
         """One transaction for every operation of the batch, each in a savepoint so one
@@ -952,8 +983,9 @@ class SqliteQueueStore(QueueStore, EventStore):
         if self._later_timer is not None:
             self._later_timer.cancel()
         self._flush_later()
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        self._start_batch()
+        while self._batch is not None:  # every pending operation committed or failed
+            await self._batch
         self._closed = True
         loop = asyncio.get_running_loop()
         for executor in (self._writer, self._reader):

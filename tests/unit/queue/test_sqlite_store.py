@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -110,6 +111,30 @@ async def test_unsynced_results_are_in_the_database_for_other_connections(
 
 def _fail(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO entries (id) VALUES (NULL, NULL)")  # wrong column count
+
+
+async def test_a_caller_that_goes_away_does_not_stop_the_others_batch(
+    store: SqliteQueueStore,
+) -> None:
+    """A session cancelled while its batch is on the writer thread (the client hung up)
+    stops waiting; the batch, and everyone else's answer from it, goes on."""
+    gate = threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> str:
+        gate.wait(5)
+        return "slow"
+
+    leaving = asyncio.ensure_future(store._write(slow))
+    staying = asyncio.ensure_future(store.enqueue("a@example.com", ["b@example.net"], b"1\r\n"))
+    await asyncio.sleep(0.05)  # one batch, on the writer thread, waiting for the gate
+    leaving.cancel()
+    gate.set()
+    queue_id = await asyncio.wait_for(staying, 5)
+    assert await store.read_message(queue_id) == b"1\r\n"
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    assert store.batches == 1
+    assert await store.enqueue("a@example.com", ["c@example.net"], b"2\r\n")
 
 
 async def test_a_failing_operation_alone_leaves_the_store_usable(store: SqliteQueueStore) -> None:
