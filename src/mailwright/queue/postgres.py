@@ -353,6 +353,9 @@ class _Insert:
     """``max(created_at, meta.not_before)``: the first attempt (QueueMeta.not_before)."""
     body: SpooledMessage | None = None
     """A big message: ``data`` is its header section, the body is appended in pieces."""
+    claimed_by: str | None = None
+    lease_until: float | None = None
+    """Inserted already leased to this process's agent (claim at enqueue)."""
 
     @property
     def size(self) -> int:
@@ -534,6 +537,8 @@ def _event(row: Sequence[Any]) -> Event:
 
 class PostgresQueueStore(QueueStore, EventStore):
     """The queue in a PostgreSQL database shared by several nodes."""
+
+    supports_handoff = True
 
     def __init__(self, conninfo: str, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
         super().__init__()
@@ -741,11 +746,13 @@ class PostgresQueueStore(QueueStore, EventStore):
         while todo:
             cur = await conn.execute(
                 "INSERT INTO queue_entries (id, sender, recipients, size, created_at,"
-                " next_attempt, meta)"
-                " SELECT id, sender, recipients::jsonb, size, created_at, next_attempt, meta::jsonb"
+                " next_attempt, meta, claimed_by, lease_until)"
+                " SELECT id, sender, recipients::jsonb, size, created_at, next_attempt,"
+                " meta::jsonb, claimed_by, lease_until"
                 " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[],"
-                " %s::float8[], %s::float8[])"
-                " AS t(id, sender, recipients, size, meta, created_at, next_attempt)"
+                " %s::float8[], %s::float8[], %s::text[], %s::float8[])"
+                " AS t(id, sender, recipients, size, meta, created_at, next_attempt,"
+                " claimed_by, lease_until)"
                 " ON CONFLICT (id) DO NOTHING RETURNING id",
                 (
                     [ids[i] for i in todo],
@@ -755,6 +762,8 @@ class PostgresQueueStore(QueueStore, EventStore):
                     [inserts[i].meta for i in todo],
                     [inserts[i].created_at for i in todo],
                     [inserts[i].next_attempt for i in todo],
+                    [inserts[i].claimed_by for i in todo],
+                    [inserts[i].lease_until for i in todo],
                 ),
             )
             stored = {row[0] for row in await cur.fetchall()}
@@ -785,25 +794,7 @@ class PostgresQueueStore(QueueStore, EventStore):
         meta: QueueMeta | None = None,
         queue_id: str | None = None,
     ) -> str:
-        if not recipients:
-            raise ValueError("a message needs at least one recipient")
-        now = time.time()
-        meta = meta or QueueMeta()
-        due = max(now, meta.not_before or now)  # the store contract: not before not_before
-        insert = _Insert(
-            queue_id=queue_id or new_queue_id(),
-            sender=sender,
-            recipients=_recipients_json([RecipientState(a, next_attempt=due) for a in recipients]),
-            data=data.head if isinstance(data, SpooledMessage) else bytes(data),
-            body=data if isinstance(data, SpooledMessage) else None,
-            meta=json.dumps(meta.to_json(), separators=(",", ":")),
-            created_at=now,
-            next_attempt=due,
-        )
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        stored: str = await self._submit(_Op(future, insert=insert, notify=True))
-        self.wakeup()
-        return stored
+        return await self._enqueue(sender, recipients, data, meta or QueueMeta(), queue_id)
 
     # -- delivery ----------------------------------------------------------------------------
 
@@ -1074,10 +1065,27 @@ class PostgresQueueStore(QueueStore, EventStore):
     ) -> str:
         if refuse_suppressed:  # checks_suppressions_at_enqueue is False: check first
             raise NotImplementedError("refuse_suppressed: not on PostgreSQL")
+        return await self._enqueue(sender, recipients, data, meta, queue_id, events_for, claim)
+
+    async def _enqueue(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: MessageData,
+        meta: QueueMeta,
+        queue_id: str | None,
+        events_for: Callable[[str], list[Event]] | None = None,
+        claim: idempotency.Claim | None = None,
+    ) -> str:
+        """Insert one message (and its events); with a :attr:`handoff` it is inserted
+        leased to this process's agent and handed to it after the commit (claim at
+        enqueue: no claim transaction and no read-back per message)."""
         if not recipients:
             raise ValueError("a message needs at least one recipient")
         now = time.time()
-        due = max(now, meta.not_before or now)  # the HTTP API's send_at
+        due = max(now, meta.not_before or now)  # the store contract: not before not_before
+        # a spooled message is not handed over: its spool file goes when the session ends
+        handoff = self._handoff_for(len(data), meta, now) if isinstance(data, bytes) else None
         insert = _Insert(
             queue_id=queue_id or new_queue_id(),
             sender=sender,
@@ -1087,12 +1095,18 @@ class PostgresQueueStore(QueueStore, EventStore):
             meta=json.dumps(meta.to_json(), separators=(",", ":")),
             created_at=now,
             next_attempt=due,
+            claimed_by=None if handoff is None else handoff.worker,
+            lease_until=None if handoff is None else now + handoff.lease_seconds,
         )
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         stored: str = await self._submit(
-            _Op(future, insert=insert, notify=True, events_for=events_for, claim=claim)
+            # leased to us: no other node could claim it, so no NOTIFY either
+            _Op(future, insert=insert, notify=handoff is None, events_for=events_for, claim=claim)
         )
-        self.wakeup()
+        if handoff is None or not isinstance(data, bytes):
+            self.wakeup()
+        else:
+            await self._hand_over(handoff, stored, sender, recipients, data, meta, now)
         return stored
 
     async def enqueue_all_with_events(self, messages: Sequence[NewMessage]) -> list[str]:

@@ -472,7 +472,7 @@ class QueueStore(ABC):
     """The durable queue (see the module docstring for the contract of each method)."""
 
     supports_handoff = False
-    """True: ``enqueue`` honours :attr:`handoff` (the SQLite store; PostgreSQL: not yet)."""
+    """True: ``enqueue`` honours :attr:`handoff` (both stores)."""
 
     def __init__(self) -> None:
         self._work = asyncio.Event()

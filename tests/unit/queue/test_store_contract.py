@@ -11,9 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from mailwright.queue import QueueError, QueueMeta, QueueStore, RecipientUpdate, is_queue_id
+from mailwright.queue import (
+    QueueEntry,
+    QueueError,
+    QueueMeta,
+    QueueStore,
+    RecipientUpdate,
+    is_queue_id,
+)
 from mailwright.queue.postgres import PostgresQueueStore
 from mailwright.queue.sqlite import SqliteQueueStore
+from mailwright.queue.store import HANDOFF_MAX_BYTES, Handoff
 
 KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.integration)]
 
@@ -331,3 +339,50 @@ async def test_big_message_round_trip_in_pieces(store: QueueStore, tmp_path: Pat
     assert await stored.head() == b"Received: by us\r\nSubject: big\r\nFrom: a@x.example\r\n\r\n"
     with pytest.raises(KeyError):
         await store.read_message_part("0000000000ZZZZ", 0, 10)
+
+
+# -- claim at enqueue (Handoff) ------------------------------------------------------------
+
+
+async def test_a_new_message_is_handed_over_already_leased(store: QueueStore) -> None:
+    """With the agent's Handoff set, the entry is inserted leased to its worker in the
+    enqueue's transaction and given to it after the commit: nobody else claims it."""
+    taken: list[tuple[QueueEntry, bytes]] = []
+    store.handoff = Handoff("host-a:1", 900.0, lambda size: True, lambda e, d: taken.append((e, d)))
+    before = time.time()
+    queue_id = await store.enqueue("a@x.example", ["b@y.example", "c@y.example"], b"m\r\n")
+    [(entry, data)] = taken
+    assert entry.id == queue_id and data == b"m\r\n"
+    assert [r.address for r in entry.pending] == ["b@y.example", "c@y.example"]
+    assert entry.claimed_by == "host-a:1"
+    stored = await store.get(queue_id)
+    assert stored is not None and stored.claimed_by == "host-a:1"
+    assert stored.lease_until is not None and stored.lease_until >= before + 900
+    assert await store.lease_holders() == {"host-a:1": 1}
+    assert await store.claim_due("host-b:1", time.time() + 60) == []
+
+
+async def test_a_hand_over_the_agent_refuses_gives_the_lease_back(store: QueueStore) -> None:
+    def refuse(entry: QueueEntry, data: bytes) -> None:
+        raise QueueError("the delivery agent is stopping")
+
+    store.handoff = Handoff("host-a:1", 900.0, lambda size: True, refuse)
+    queue_id = await store.enqueue("a@x.example", ["b@y.example"], b"m\r\n")
+    stored = await store.get(queue_id)
+    assert stored is not None and stored.claimed_by is None and stored.lease_until is None
+    assert [e.id for e in await store.claim_due("host-b:1", time.time() + 1)] == [queue_id]
+
+
+@pytest.mark.parametrize("case", ["not due yet", "agent busy", "too big"])
+async def test_no_hand_over_for_what_the_agent_should_not_take_now(
+    store: QueueStore, case: str
+) -> None:
+    taken: list[str] = []
+    ready = case != "agent busy"
+    store.handoff = Handoff("host-a:1", 900.0, lambda size: ready, lambda e, d: taken.append(e.id))
+    meta = QueueMeta(not_before=time.time() + 3600) if case == "not due yet" else QueueMeta()
+    data = b"x" * (HANDOFF_MAX_BYTES + 1) if case == "too big" else b"m\r\n"
+    queue_id = await store.enqueue("a@x.example", ["b@y.example"], data, meta=meta)
+    assert taken == []
+    stored = await store.get(queue_id)
+    assert stored is not None and stored.claimed_by is None
