@@ -7,6 +7,12 @@ store is how it is kept:
 Durability: every connection runs with ``synchronous_commit = on`` (set by us, whatever
 the server, database or role default), so a commit returns only after the WAL record is
 flushed on the server; ``enqueue`` returns (and the server says ``250``) after that.
+A batch of nothing but claims, leases, delivery results and their events commits with
+``synchronous_commit = off`` (``SET LOCAL``): it becomes durable with the next flushed
+commit or within ``wal_writer_delay``. A crash of the database may forget such a write;
+then a message is delivered again (a duplicate, never a loss), as with the SQLite
+store's ``synchronous=NORMAL`` commits. One flush per message instead of three at one
+session.
 
 Group commit: as in the SQLite store, writes are queued as operations and one flusher
 task runs everything pending in one transaction on one pooled connection; while it
@@ -374,6 +380,10 @@ class _Op:
     """For an insert: the events for the queue ID it was stored under."""
     claim: idempotency.Claim | None = None
     """For an insert: the Idempotency-Key answer to remember for it."""
+    durable: bool = True
+    """False: a write whose loss in a crash of the database costs a duplicate delivery,
+    never a message (claims, leases, delivery results and their events). A batch of
+    only such writes commits without waiting for its WAL flush."""
 
 
 async def _find_idempotency(
@@ -657,16 +667,20 @@ class PostgresQueueStore(QueueStore, EventStore):
         notify: bool = False,
         patient: bool = False,
         events: Sequence[Event] = (),
+        durable: bool = True,
     ) -> T:
         """Run ``run`` in the next batch. ``patient``: the delivery agent's reports,
         tried again for up to :data:`OUTAGE_PATIENCE` while the database is away (they
-        are safe to repeat; an SMTP session, in contrast, gets its 451 at once)."""
+        are safe to repeat; an SMTP session, in contrast, gets its 451 at once).
+        ``durable``: see :attr:`_Op.durable`."""
         deadline = time.monotonic() + OUTAGE_PATIENCE
         pause = 0.2
         while True:
             future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
             try:
-                result: T = await self._submit(_Op(future, run=run, notify=notify, events=events))
+                result: T = await self._submit(
+                    _Op(future, run=run, notify=notify, events=events, durable=durable)
+                )
                 return result
             except QueueUnavailable:
                 if not patient or self._closed or time.monotonic() > deadline:
@@ -716,6 +730,10 @@ class PostgresQueueStore(QueueStore, EventStore):
         """One transaction for the whole batch; one commit (one WAL flush) for all."""
         results: dict[int, tuple[bool, Any]] = {}
         async with self._pool.connection() as conn, conn.transaction():
+            if not any(op.durable for op in batch):
+                # only reports: durable with the next flushed commit (the WAL is written
+                # in order) or within wal_writer_delay; see "Durability" above
+                await conn.execute("SET LOCAL synchronous_commit = off")
             inserts = [(i, op.insert) for i, op in enumerate(batch) if op.insert is not None]
             if inserts:
                 stored = await self._insert_many(conn, [insert for _, insert in inserts])
@@ -815,7 +833,7 @@ class PostgresQueueStore(QueueStore, EventStore):
             )
             return sorted((_entry(r) for r in await cur.fetchall()), key=lambda e: e.id)
 
-        return await self._write(claim)
+        return await self._write(claim, durable=False)
 
     async def extend_lease(
         self, queue_id: str, worker: str, lease_seconds: float, now: float | None = None
@@ -831,7 +849,7 @@ class PostgresQueueStore(QueueStore, EventStore):
             )
             return cur.rowcount == 1
 
-        return await self._write(extend)
+        return await self._write(extend, durable=False)
 
     async def release_lease(self, queue_id: str, worker: str) -> None:
         async def release(conn: AsyncConnection[Any]) -> None:
@@ -936,7 +954,7 @@ class PostgresQueueStore(QueueStore, EventStore):
             )
             return entry
 
-        return await self._write(record, patient=True)
+        return await self._write(record, patient=True, durable=False)
 
     async def update_meta(self, queue_id: str, meta: QueueMeta) -> None:
         meta_json = json.dumps(meta.to_json(), separators=(",", ":"))
@@ -946,7 +964,7 @@ class PostgresQueueStore(QueueStore, EventStore):
                 "UPDATE queue_entries SET meta = %s::jsonb WHERE id = %s", (meta_json, queue_id)
             )
 
-        await self._write(update, patient=True)
+        await self._write(update, patient=True, durable=False)
 
     # -- views and management ------------------------------------------------------------------
 
@@ -1028,7 +1046,6 @@ class PostgresQueueStore(QueueStore, EventStore):
         queue_id: str = "",
         durable: bool = True,
     ) -> list[sup.Suppression]:
-        # Every batch here commits with synchronous_commit = on; ``durable`` only allows less.
         actions = sup.actions_for(events, policy)
 
         async def apply(conn: AsyncConnection[Any]) -> list[sup.Suppression]:
@@ -1043,7 +1060,7 @@ class PostgresQueueStore(QueueStore, EventStore):
             return added
 
         # a claim is an HTTP request waiting: it gets its error at once, not after retries
-        return await self._write(apply, events=list(events), patient=claim is None)
+        return await self._write(apply, events=list(events), patient=claim is None, durable=durable)
 
     async def find_idempotency(
         self, api_key: str, key: str, now: float

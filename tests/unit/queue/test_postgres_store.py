@@ -73,6 +73,30 @@ async def test_commits_are_synchronous_even_if_the_server_says_otherwise(
         await s.close()
 
 
+async def _synchronous_commit(conn: Any) -> str:
+    cur = await conn.execute("SHOW synchronous_commit")
+    return str((await cur.fetchone())[0])
+
+
+async def test_only_a_batch_of_reports_commits_without_waiting_for_its_flush(
+    store: PostgresQueueStore,
+) -> None:
+    """Claims, leases and delivery results (durable=False) may be forgotten in a crash of
+    the database (a duplicate delivery, never a loss): alone they commit with
+    synchronous_commit off. A batch that holds anything else waits for its flush."""
+    assert await store._write(_synchronous_commit, durable=False) == "off"
+    assert await store._write(_synchronous_commit) == "on"
+    report, enqueued, together = await asyncio.gather(
+        store._write(_synchronous_commit, durable=False),
+        store.enqueue("a@x.example", ["b@y.example"], b"m"),
+        store._write(_synchronous_commit, durable=False),
+    )
+    assert (report, together) == ("on", "on")  # shared the enqueue's durable commit
+    assert await store.read_message(enqueued) == b"m"
+    # and the setting does not outlive its transaction (SET LOCAL) on the pooled connection
+    assert await store._write(_synchronous_commit) == "on"
+
+
 async def test_enqueue_on_one_node_wakes_the_other(postgres_url: str) -> None:
     a = await PostgresQueueStore.open(postgres_url, migrate_schema=True)
     b = await PostgresQueueStore.open(postgres_url)
