@@ -93,7 +93,6 @@ names, log lines and shells.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import secrets
 import time
@@ -446,20 +445,33 @@ class ClientTurn:
     The SMTP session puts one in :data:`client_turn` (a context variable: the enqueue,
     and the hand-off inside it, run in the session's task). The delivery agent starts
     the work on a message handed over inside it (its DKIM signature, the connection out)
-    once the session has ended, or after :data:`TURN_WAIT`: otherwise that third of a
-    millisecond of signing lands between the ``250`` and the client's ``QUIT``, and the
-    client's next connection finds this worker busy only once it no longer matters.
-    Started after the session, it overlaps the client's next connection, which another
-    worker, idle, accepts.
+    once the session has ended (:meth:`end`), or :data:`TURN_WAIT` after the first such
+    message: otherwise that third of a millisecond of signing lands between the ``250``
+    and the client's ``QUIT``, and the client's next connection finds this worker busy
+    only once it no longer matters. Started after the session, it overlaps the client's
+    next connection, which another worker, idle, accepts.
     """
 
     def __init__(self) -> None:
-        self.ended = asyncio.Event()
+        self._over = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
 
     async def wait(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(TURN_WAIT):
-                await self.ended.wait()
+        """Until the session has ended, or for at most :data:`TURN_WAIT` from the first
+        wait (one timer per session, however many messages it queues)."""
+        if not self._over.is_set() and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(TURN_WAIT, self._over.set)
+        await self._over.wait()
+
+    def end(self) -> None:
+        """The session is over (its connection closed): what waits goes now."""
+        self._over.set()
+        if self._timer is not None:
+            self._timer.cancel()
+
+    @property
+    def ended(self) -> bool:
+        return self._over.is_set()
 
 
 client_turn: contextvars.ContextVar[ClientTurn | None] = contextvars.ContextVar(

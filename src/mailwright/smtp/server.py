@@ -994,7 +994,7 @@ class SmtpConnection(asyncio.Protocol):
             self._flush(out)
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.close()
-            turn.ended.set()  # what it queued goes to work now
+            turn.end()  # what it queued goes to work now
             if self._spool is not None:  # the client left in the middle of a big message
                 await asyncio.to_thread(self._spool.discard)
                 self._spool = None

@@ -418,7 +418,7 @@ async def test_a_message_queued_in_a_client_session_waits_for_the_session_to_end
         await node.store.enqueue("app@example.com", ["a@example.net"], MESSAGE)
         await asyncio.sleep(0.05)
         assert node.network.sends == [] and node.of("delivered") == []
-        turn.ended.set()
+        turn.end()
         await node.wait_for("delivered")
         assert [data for _, _, _, data in node.network.sends] == [MESSAGE]
     finally:
