@@ -215,6 +215,9 @@ def test_operator_session(server: ApiServer, browser: WebDriver, shots: Path) ->
     # log out: the page is gone
     driver.set_window_size(1280, 1000)
     click(driver, driver, "Log out")
+    # as with logging in, the click returns before the POST's answer (it clears the
+    # cookie) has loaded; navigating away at once could abort it
+    wait_for(lambda: driver.current_url.endswith("/login"), timeout=15)
     driver.get(server.base + "/")
     assert driver.current_url.endswith("/login")
     assert len(list(shots.glob("*.png"))) >= 7
