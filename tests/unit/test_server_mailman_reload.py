@@ -9,13 +9,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from mailwright.config import load_config
-from mailwright.log import EventLogger
-from mailwright.queue import SqliteQueueStore
 from mailwright.rfc8058 import KEY_FILE
-from mailwright.server import ServeOptions, Worker, build_runtime, list_cache
+from mailwright.server import list_cache
 from mailwright.smtp.server import SmtpServer
 from mailwright.testing.ports import free_port
+from mailwright.testing.worker import idle_worker
 
 CONFIG = """
 hostname = "mx.lists.example"
@@ -48,14 +46,10 @@ async def test_mailman_added_by_a_reload_gets_its_key_and_lists(tmp_path: Path) 
     password.write_text("secret\n")
     path = tmp_path / "mailwright.toml"
     path.write_text(CONFIG.format(data=tmp_path / "data"))
-    config = load_config(path)
-    runtime, _ = build_runtime(config, dev_mode=False)
-    events: list[dict[str, str]] = []
-    logger = EventLogger(stderr=False)
-    logger.subscribe(events.append)
-    worker = Worker(ServeOptions(config, console=lambda line: None), runtime, logger)
-    worker.store = store = await SqliteQueueStore.open(config.data_dir)
-    worker.smtp = SmtpServer(runtime, store, logger)
+    worker, events = await idle_worker(path)
+    store, config = worker.store, worker.runtime.config
+    assert store is not None
+    worker.smtp = SmtpServer(worker.runtime, store, worker.logger)
     try:
         worker._reload()  # nothing changed: no [mailman], no key
         assert worker._mailman_task is None and worker.unsubscribe_key is None

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailwright.config import load_config
 from mailwright.dkim import generate_key, private_key_pem
-from mailwright.log import EventLogger
-from mailwright.queue import QueueMeta, SqliteQueueStore
-from mailwright.server import ServeOptions, Worker, build_runtime
+from mailwright.queue import QueueMeta
+from mailwright.testing.worker import idle_worker
 
 CONFIG = """
 hostname = "mail.example.com"
@@ -36,13 +34,9 @@ async def test_a_reload_gives_the_agent_the_new_keys(tmp_path: Path) -> None:
     key.write_bytes(private_key_pem(generate_key("ed25519")))
     path = tmp_path / "mailwright.toml"
     path.write_text(CONFIG.format(data=tmp_path / "data") + KEY.format(key=key))
-    config = load_config(path)
-    runtime, _ = build_runtime(config, dev_mode=False)
-    events: list[dict[str, str]] = []
-    logger = EventLogger(stderr=False)
-    logger.subscribe(events.append)
-    worker = Worker(ServeOptions(config, console=lambda line: None), runtime, logger)
-    worker.store = store = await SqliteQueueStore.open(config.data_dir)
+    worker, events = await idle_worker(path)
+    store, runtime, config = worker.store, worker.runtime, worker.runtime.config
+    assert store is not None
     try:
         worker.agent = agent = worker._make_agent()
         assert agent.signer() is runtime.signer and agent.signer() is not None

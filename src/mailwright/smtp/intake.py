@@ -532,13 +532,22 @@ def _seals_list_mail(original: bytes, policy: IntakePolicy, sender: str) -> bool
     intake, because RFC 8617 §5.1 has the sealer add its ARC Set after DKIM signing
     (step 1 signs, the AMS and AS come after), so the seal covers our DKIM-Signature; a
     signature prepended at delivery would sit outside the seal."""
-    domain = sender.rpartition("@")[2].lower().rstrip(".")
-    return policy.sealer is not None and bool(domain) and "list-id" in rfc5322.field_names(original)
+    return (
+        policy.sealer is not None
+        and bool(_sender_domain(sender))
+        and "list-id" in rfc5322.field_names(original)
+    )
+
+
+def _sender_domain(sender: str | None) -> str:
+    """The envelope sender's domain, lower-cased, without a trailing dot ("" for the null
+    sender): for list mail from Mailman (``list-bounces@``), the list domain."""
+    return (sender or "").rpartition("@")[2].lower().rstrip(".")
 
 
 def _seal_list_mail(message: bytes, policy: IntakePolicy, sender: str) -> bytes:
     """The ARC Set on top of the signed list mail (:func:`_seals_list_mail`)."""
-    domain = sender.rpartition("@")[2].lower().rstrip(".")
+    domain = _sender_domain(sender)
     assert policy.sealer is not None
     try:
         return policy.sealer(message, domain) + message
@@ -575,7 +584,7 @@ def _sign(
     if parents:
         labels = domain.split(".")
         candidates += [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
-    sender_domain = (sender or "").rpartition("@")[2].lower().rstrip(".")
+    sender_domain = _sender_domain(sender)
     if (
         sender_domain
         and sender_domain not in candidates
