@@ -10,7 +10,6 @@ as any receiver would.
 
 from __future__ import annotations
 
-import asyncio
 import email
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -28,11 +27,12 @@ from mailwright.log import EventLogger
 from mailwright.queue import SqliteQueueStore
 from mailwright.server import build_runtime
 from mailwright.smtp.server import SmtpServer
+from mailwright.testing.listsite import smtp_transaction
 from mailwright.testing.nsd import NsdServer
 
 pytestmark = pytest.mark.integration
 
-SENDER_IP = "127.0.0.2"
+SENDER_IP = "127.0.0.2"  # where smtp_transaction sends from
 RECEIVER_IP = "127.0.0.4"
 FORWARDER_OUT_IP = "127.0.0.5"
 SENDER_KEY = generate_key("rsa", 2048)
@@ -135,31 +135,11 @@ async def pair(world: NsdServer, tmp_path: Path) -> AsyncIterator[tuple[Mta, Mta
         await mta.store.close()
 
 
-async def _send(port: int, address: str, mail_from: str, rcpt: str, message: bytes) -> str:
-    reader, writer = await asyncio.open_connection(address, port, local_addr=(SENDER_IP, 0))
-
-    async def reply() -> str:
-        while True:
-            line = (await asyncio.wait_for(reader.readline(), 10)).decode()
-            if line[3:4] != "-":
-                return line.strip()
-
-    async def cmd(line: bytes) -> str:
-        writer.write(line + b"\r\n")
-        await writer.drain()
-        return await reply()
-
-    try:
-        assert (await reply()).startswith("220")
-        assert (await cmd(b"EHLO mail.sender.example")).startswith("250")
-        assert (await cmd(f"MAIL FROM:<{mail_from}>".encode())).startswith("250")
-        rcpt_reply = await cmd(f"RCPT TO:<{rcpt}>".encode())
-        if not rcpt_reply.startswith("250"):
-            return rcpt_reply
-        assert (await cmd(b"DATA")).startswith("354")
-        return await cmd(message + b".")
-    finally:
-        writer.close()
+async def _send(port: int, mail_from: str, rcpt: str, message: bytes) -> str:
+    """One message from SENDER_IP: the reply to its RCPT if refused, else to its DATA."""
+    return (await smtp_transaction(port, mail_from, [rcpt], message, helo="mail.sender.example"))[
+        -1
+    ]
 
 
 MESSAGE = (
@@ -172,11 +152,7 @@ MESSAGE = (
 async def _forward(pair: tuple[Mta, Mta, DeliveryAgent], message: bytes) -> bytes:
     forwarder, receiver, agent = pair
     reply = await _send(
-        forwarder.smtp.ports()["mx"],
-        "127.0.0.1",
-        "alice@sender.example",
-        "info@fwd.example",
-        message,
+        forwarder.smtp.ports()["mx"], "alice@sender.example", "info@fwd.example", message
     )
     assert reply.startswith("250 2.0.0 Ok: queued as"), reply
     await agent.run_once()  # the alias: a forwarded copy is queued
@@ -240,8 +216,8 @@ async def test_bounce_to_the_srs_sender_reaches_the_original_sender(pair: Any) -
     srs = forwarder.state.directory.srs
     address = srs.forward("alice@sender.example", "fwd.example")
     bounce = b"From: MAILER-DAEMON@dest.example\r\nSubject: failure\r\n\r\nIt failed.\r\n"
-    reply = await _send(forwarder.smtp.ports()["mx"], "127.0.0.1", "", address, bounce)
+    reply = await _send(forwarder.smtp.ports()["mx"], "", address, bounce)
     assert reply.startswith("250 ")
     forged = address.replace("=alice@", "=victim@")
-    reply = await _send(forwarder.smtp.ports()["mx"], "127.0.0.1", "", forged, bounce)
+    reply = await _send(forwarder.smtp.ports()["mx"], "", forged, bounce)
     assert reply.startswith("550 5.1.1")

@@ -240,10 +240,16 @@ async def start_list_mailman(site: ListSite) -> None:
 
 
 async def smtp_transaction(
-    port: int, mail_from: str, rcpts: list[str], message: bytes | None
+    port: int,
+    mail_from: str,
+    rcpts: list[str],
+    message: bytes | None,
+    *,
+    helo: str = "mail.example.net",
 ) -> list[str]:
     """One SMTP transaction from 127.0.0.2 (not a trusted client): the RCPT replies and,
-    with ``message``, the final reply to its DATA."""
+    with ``message`` and a recipient accepted, the final reply to its DATA (no DATA when
+    every recipient was refused, as a client does)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
 
     async def reply() -> str:
@@ -252,22 +258,25 @@ async def smtp_transaction(
             if line[3:4] != "-":
                 return line.strip()
 
-    async def cmd(line: bytes) -> str:
+    async def cmd(line: bytes, expect: str = "") -> str:
         writer.write(line + b"\r\n")
         await writer.drain()
-        return await reply()
+        answer = await reply()
+        if not answer.startswith(expect):
+            raise AssertionError(f"{line[:40]!r}: {answer}")
+        return answer
 
     out = []
     try:
-        await reply()
-        await cmd(b"EHLO mail.example.net")
-        await cmd(f"MAIL FROM:<{mail_from}>".encode())
+        greeting = await reply()
+        if not greeting.startswith("220"):
+            raise AssertionError(f"greeting: {greeting}")
+        await cmd(f"EHLO {helo}".encode(), "250")
+        await cmd(f"MAIL FROM:<{mail_from}>".encode(), "250")
         for rcpt in rcpts:
             out.append(await cmd(f"RCPT TO:<{rcpt}>".encode()))
-        if message is not None:
-            data = await cmd(b"DATA")
-            if not data.startswith("354"):
-                raise AssertionError(f"DATA: {data}")
+        if message is not None and any(r.startswith("250") for r in out):
+            await cmd(b"DATA", "354")
             out.append(await cmd(message + b"."))
         return out
     finally:
