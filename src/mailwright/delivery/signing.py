@@ -35,13 +35,13 @@ class NotSigned:
 def sign_in_memory(signer: Signer | None, domain: str, message: bytes) -> bytes | NotSigned:
     """``message`` with fresh DKIM-Signature fields of ``domain`` on top."""
     if signer is None:
-        return NotSigned(f"no DKIM key for {domain} any more")
+        return _keys_gone(domain)
     try:
         result = signer(message, domain)
     except Exception as exc:  # a signing bug must not lose or block the message
         return NotSigned(f"signing failed: {exc}")
     if result is None:
-        return NotSigned(f"no DKIM key for {domain} any more")
+        return _keys_gone(domain)
     return result[0] + message
 
 
@@ -54,7 +54,7 @@ async def sign_stored(
     domain = meta.sign_domain
     assert domain is not None
     if signer is None or not _has_keys(signer, domain):
-        return NotSigned(f"no DKIM key for {domain} any more")
+        return _keys_gone(domain)
     try:
         head = await message.head()
         if not head.endswith(b"\r\n\r\n"):
@@ -67,8 +67,13 @@ async def sign_stored(
     except Exception as exc:  # a signing bug (or a bad stored hash) must not lose the message
         return NotSigned(f"signing failed: {exc}")
     if result is None:
-        return NotSigned(f"no DKIM key for {domain} any more")
+        return _keys_gone(domain)
     return message.with_prefix(result[0])
+
+
+def _keys_gone(domain: str) -> NotSigned:
+    """Intake decided to sign with ``domain``'s keys; a reload has removed them since."""
+    return NotSigned(f"no DKIM key for {domain} any more")
 
 
 def _has_keys(signer: Signer, domain: str) -> bool:

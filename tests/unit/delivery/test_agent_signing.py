@@ -85,12 +85,26 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     w.network.servers["mx1.example.net"] = ok()
     w.network.servers["mx1.example.org"] = ok()
     w.agent.local_targets = lambda a: [a]
-    signer = CountingSigner(KEYS)
-    w.agent.signer = lambda: signer
-    w.agent.intake = lambda: IntakePolicy("mail.example.com", signer=signer)
+    with_keys(w)
     # the clock the signer reads for t=: the moment the message leaves
     monkeypatch.setattr("mailwright.dkim.signer.time", types.SimpleNamespace(time=lambda: LEFT_AT))
     return w
+
+
+def with_keys(world: World) -> CountingSigner:
+    """The agent (and its intake policy) get the test keys; the signer, to count."""
+    signer = CountingSigner(KEYS)
+    world.agent.signer = lambda: signer
+    world.agent.intake = lambda: IntakePolicy("mail.example.com", signer=signer)
+    return signer
+
+
+async def enqueue(world: World, accepted: Accepted) -> str:
+    """Queue what intake accepted, as the server does: unsigned, with its metadata."""
+    assert isinstance(accepted.message, bytes)
+    return await world.store.enqueue(
+        accepted.sender, list(accepted.recipients), accepted.message, meta=accepted.meta
+    )
 
 
 def queued(world: World, *recipients: str, data: bytes = MESSAGE) -> Accepted:
@@ -109,9 +123,7 @@ async def test_a_submission_is_queued_unsigned_and_leaves_signed(world: World) -
     assert accepted.signing == Signed("example.com", ("r1", "e1"))
     assert accepted.meta.sign_domain == "example.com"
     assert isinstance(accepted.message, bytes) and b"DKIM-Signature" not in accepted.message
-    qid = await world.store.enqueue(
-        "app@example.com", ["x@example.net"], accepted.message, meta=accepted.meta
-    )
+    qid = await enqueue(world, accepted)
     await world.agent.run_once()
     [(_, _, _, sent)] = world.network.sends
     assert isinstance(sent, bytes) and sent.endswith(accepted.message)
@@ -127,12 +139,7 @@ async def test_a_submission_is_queued_unsigned_and_leaves_signed(world: World) -
 
 async def test_signed_once_per_attempt_for_every_destination(world: World, tmp_path: Path) -> None:
     accepted = queued(world, "x@example.net", "y@example.org", "bob@example.com")
-    await world.store.enqueue(
-        "app@example.com",
-        ["x@example.net", "y@example.org", "bob@example.com"],
-        accepted.message,
-        meta=accepted.meta,
-    )
+    await enqueue(world, accepted)
     await world.agent.run_once()
     signer = world.agent.signer()
     assert isinstance(signer, CountingSigner) and signer.signed == 1
@@ -195,9 +202,7 @@ async def test_a_big_message_read_whole_at_intake_is_signed_from_its_stored_body
         return world.store.data[queue_id][offset : offset + length]
 
     world.store.read_message_part = part  # type: ignore[method-assign]
-    await world.store.enqueue(
-        "app@example.com", ["x@example.net"], accepted.message, meta=accepted.meta
-    )
+    await enqueue(world, accepted)
     await world.agent.run_once()
     [(_, _, _, sent)] = world.network.sends
     assert isinstance(sent, StoredMessage)
@@ -240,9 +245,7 @@ async def test_a_list_post_copy_is_signed_and_sealed_at_intake_only(world: World
 
 async def test_keys_gone_at_delivery_send_unsigned_with_a_warning(world: World) -> None:
     accepted = queued(world, "x@example.net")
-    qid = await world.store.enqueue(
-        "app@example.com", ["x@example.net"], accepted.message, meta=accepted.meta
-    )
+    qid = await enqueue(world, accepted)
     reloaded = CountingSigner({"lists.example": [LIST]})  # SIGHUP: example.com's keys gone
     world.agent.signer = lambda: reloaded
     await world.agent.run_once()
@@ -257,12 +260,7 @@ async def test_keys_gone_with_require_dkim_defer_rather_than_send_unsigned(
     world: World,
 ) -> None:
     accepted = queued(world, "x@example.net", "bob@example.com")
-    qid = await world.store.enqueue(
-        "app@example.com",
-        ["x@example.net", "bob@example.com"],
-        accepted.message,
-        meta=accepted.meta,
-    )
+    qid = await enqueue(world, accepted)
 
     class Broken(CountingSigner):
         def __call__(self, *args: object) -> tuple[bytes, list[str]] | None:
@@ -298,12 +296,9 @@ async def test_relay_and_outbox_get_it_signed(
     relay = RelayConfig("smtp://user:pw@relay.example:2587") if mode == "relay" else None
     w = World(tmp_path, mode=mode, relay=relay)
     w.network.servers["relay.example"] = ok()
-    signer = CountingSigner(KEYS)
-    w.agent.signer = lambda: signer
+    with_keys(w)
     accepted = queued(w, "x@example.net")
-    await w.store.enqueue(
-        "app@example.com", ["x@example.net"], accepted.message, meta=accepted.meta
-    )
+    await enqueue(w, accepted)
     await w.agent.run_once()
     if mode == "relay":
         [(host, _, _, sent)] = w.network.sends
@@ -350,12 +345,9 @@ async def test_lmtp_gets_it_signed(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         w.agent = w.make_agent()
         w.agent.list_addresses = lambda a: a == "team@lists.example"
         w.agent.local_targets = lambda a: [a]
-        signer = CountingSigner(KEYS)
-        w.agent.signer = lambda: signer
+        with_keys(w)
         accepted = queued(w, "team@lists.example")
-        await w.store.enqueue(
-            "app@example.com", ["team@lists.example"], accepted.message, meta=accepted.meta
-        )
+        await enqueue(w, accepted)
         await w.agent.run_once()
     finally:
         server.close()
