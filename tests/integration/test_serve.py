@@ -369,3 +369,43 @@ def test_managing_a_deferred_message_while_the_server_runs(tmp_path: Path) -> No
     finally:
         stop_serve(proc)
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_the_workers_serve_on_either_event_loop(tmp_path: Path, loop: str) -> None:
+    """uvloop by default; MAILWRIGHT_EVENT_LOOP=asyncio: the standard library's."""
+    import smtplib
+
+    port = free_port()
+    config = write_config(tmp_path, port, workers=2)
+    env = {**os.environ, "MAILWRIGHT_EVENT_LOOP": "" if loop == "uvloop" else loop}
+    proc = start_serve(port, config=config, cwd=tmp_path, env=env)
+    try:
+        for _ in range(4):  # both workers answer
+            with smtplib.SMTP("127.0.0.1", port) as client:
+                client.sendmail(
+                    "app@example.com", ["admin@example.com"], b"Subject: x\r\n\r\nx\r\n"
+                )
+    finally:
+        stop_serve(proc)
+    assert proc.returncode == 0
+    log = (tmp_path / "data" / "mailwright.log").read_text()
+    assert f"event=started workers=2 loop={loop} " in log
+    assert log.count("event=accepted") == 4
+
+
+def test_an_unknown_event_loop_stops_serve_with_one_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path, free_port())
+    result = subprocess.run(
+        [str(MAILWRIGHT), "--config", str(config), "serve"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "MAILWRIGHT_EVENT_LOOP": "trio"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: MAILWRIGHT_EVENT_LOOP='trio' in the environment is not an event loop"
+        " (set it to one of uvloop, asyncio, or unset it)"
+    ]
