@@ -47,6 +47,12 @@ _EMPTY_LINE = re.compile(rb"\r?\n\r?\n")
 _FIELD_BREAK = re.compile(rb"\r\n(?![ \t])")
 _FOLD = re.compile(rb"\r\n(?=[ \t])")
 _WSP = (0x20, 0x09)
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_PLAIN_MAILBOX = re.compile(rf"(?:[A-Za-z0-9 .'-]*<({_PLAIN_ADDRESS})>|({_PLAIN_ADDRESS}))")
+"""A From value with one mailbox and nothing for a parser to decide: an ASCII dot-atom
+address, bare or in angle brackets after a plain display name (RFC 5322 §3.4). Most
+mail's From is this; everything else goes to the full parser."""
 
 
 def normalize_line_endings(data: bytes) -> bytes:
@@ -165,6 +171,8 @@ def authors(message: bytes) -> Authors:
     values = field_values(message, "From")
     if not values:
         return Authors(0, problem="no From header field")
+    if len(values) == 1 and (plain := _PLAIN_MAILBOX.fullmatch(values[0])) is not None:
+        return Authors(1, (plain[1] or plain[2],))
     if sum(value.count("(") for value in values) > MAX_FROM_COMMENTS:
         return Authors(len(values), problem="unusable From header field (comments nested too deep)")
     try:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import email.utils
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailwright import message
 from mailwright.message import (
@@ -154,6 +158,47 @@ def test_from_comment_bound_is_shared_by_every_from_field() -> None:
         "unusable From header field (comments nested too deep)",
     )
     assert authors(b"From: " + b"(" * 10_000 + b"\r\n\r\n").problem is not None
+
+
+_FROM_TEXT = st.text(alphabet="aB0 .,;:@<>\"'()\\-_=?\t", max_size=6)
+_FROM_VALUES = st.tuples(
+    _FROM_TEXT,
+    st.sampled_from(["", "a@b.example", "<a@b.example>", "x.y@z-q.example", "<x.y@z>"]),
+    st.text(alphabet="aB0 .,;:@<>\"'()\\-_=?\t", max_size=3),
+).map("".join)
+
+
+@settings(max_examples=3000)
+@given(_FROM_VALUES)
+def test_a_plain_from_reads_as_the_full_parser_reads_it(value: str) -> None:
+    """The short path for one plain mailbox gives exactly what the full (stdlib) parser
+    gives, or is not taken: signing and DMARC must never see another author."""
+    found = authors(f"From: {value}\r\n\r\n".encode())
+    if message._PLAIN_MAILBOX.fullmatch(value):
+        assert found.addresses == tuple(a for _, a in email.utils.getaddresses([value]))
+        assert len(found.addresses) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "plain"),
+    [
+        ("app@example.com", True),
+        ("Example App <app@example.com>", True),
+        ("J. O'Neil <j.o@mail.example.com>", True),
+        ('"App" <app@example.com>', False),  # a quoted display name: the parser decides
+        ("a@x.example, b@y.example", False),  # two authors
+        ("A <a@x.example> b@y.example", False),
+        ("a, B <b@y.example>", False),  # "a" is a first (domainless) author
+        ("a..b@example.com", False),  # not a dot-atom
+        ("app@example.com.", False),
+        ("=?utf-8?q?App?= <app@example.com>", False),
+        ("(comment) app@example.com", False),
+    ],
+)
+def test_which_from_values_take_the_short_path(value: str, plain: bool) -> None:
+    assert (message._PLAIN_MAILBOX.fullmatch(value) is not None) == plain
+    expected = tuple(a for _, a in email.utils.getaddresses([value]))
+    assert authors(f"From: {value}\r\n\r\n".encode()).addresses == expected
 
 
 @pytest.mark.parametrize(
