@@ -133,3 +133,57 @@ def test_client_gets_a_result_or_a_session_error(script: list[bytes], tls: str) 
     else:
         assert set(outcome.replies) == {"b@example.net", "c@x.example"}
         assert all(200 <= r.code <= 599 for r in outcome.replies.values())
+
+
+# --- a server that stops answering, or stops reading ----------------------------------------
+
+
+async def _stalling(stop_at: bytes, read: bool) -> tuple[asyncio.AbstractServer, int]:
+    """Greets and answers until a command starting with ``stop_at``; then says nothing
+    more (and with ``read=False`` reads nothing more either)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 fake.example ESMTP\r\n")
+        while line := await reader.readline():
+            if line.upper().startswith(stop_at):
+                if line.upper().startswith(b"DATA"):
+                    writer.write(b"354 go\r\n")
+                while read and await reader.read(65536):
+                    pass
+                await asyncio.sleep(5)  # longer than the client waits
+                break
+            writer.write(b"250 ok\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("stop_at", "read", "size", "expected"),
+    [
+        # no reply to MAIL: each recipient gets the timeout, to be tried again
+        (b"MAIL", True, 0, "421 4.4.2 timeout waiting for fake.example[127.0.0.1]"),
+        # the server takes no more data: the client stops waiting to send
+        (b"DATA", False, 64 << 20, "421 4.4.2 timeout sending to fake.example[127.0.0.1]"),
+    ],
+)
+async def test_a_stalled_server_times_out_within_the_command_timeout(
+    stop_at: bytes, read: bool, size: int, expected: str
+) -> None:
+    server, port = await _stalling(stop_at, read)
+    message = MESSAGE + (b"x" * 998 + b"\r\n") * (size // 1000)
+    async with server:
+        hop = Hop("fake.example", "127.0.0.1", port)
+        settings = ClientSettings(helo="h.example", connect_timeout=2, command_timeout=0.5)
+        session = await Session.open(hop, Route((), tls="none"), settings)
+        start = time.perf_counter()
+        try:
+            result = await session.send("a@example.com", ["b@example.net"], message)
+        finally:
+            await session.close()
+        took = time.perf_counter() - start
+        server.close()
+    assert str(result.replies["b@example.net"]).startswith(expected)
+    assert session.broken
+    assert 0.4 < took < 3

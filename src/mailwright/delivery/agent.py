@@ -573,7 +573,8 @@ class DeliveryAgent:
                         if session is None or session.broken or self._stopping.is_set():
                             break
                         try:
-                            await asyncio.wait_for(lane.arrived.wait(), self.idle_seconds)
+                            async with asyncio.timeout(self.idle_seconds):
+                                await lane.arrived.wait()
                         except TimeoutError:
                             break
                         if not lane.jobs:

@@ -643,9 +643,13 @@ class Session:
         return await self.read_reply()
 
     async def _write(self, data: bytes) -> None:
+        """Send ``data``; wait (within the command timeout) only for what the kernel did
+        not take at once. A lost connection shows in the next reply's read."""
         try:
             self._writer.write(data)
-            await asyncio.wait_for(self._writer.drain(), self._settings.command_timeout)
+            if self._writer.transport.get_write_buffer_size():
+                async with asyncio.timeout(self._settings.command_timeout):
+                    await self._writer.drain()
         except TimeoutError:
             self.broken = True
             raise SessionError(
@@ -664,9 +668,9 @@ class Session:
         deadline = loop.time() + timeout
         while not self._replies:
             try:
-                chunk = await asyncio.wait_for(
-                    self._reader.read(READ_CHUNK), max(0.0, deadline - loop.time())
-                )
+                # asyncio.timeout_at: one timer; wait_for made a task of every read
+                async with asyncio.timeout_at(deadline):
+                    chunk = await self._reader.read(READ_CHUNK)
             except TimeoutError:
                 self.broken = True
                 raise SessionError(
