@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import random
 import socket
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -405,8 +406,14 @@ class DeliveryAgent:
                 raise
         return len(entries)
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` as a task of the agent's, outside any client's session: a task
+        started from a hand-off would otherwise inherit that session's
+        :data:`~mailwright.queue.store.client_turn` (a context variable), and what it
+        queues later (a DSN) would wait for a session it has nothing to do with."""
+        context = contextvars.copy_context()
+        context.run(client_turn.set, None)
+        task = asyncio.get_running_loop().create_task(coro, context=context)
         self._tasks.add(task)
         self._idle.clear()
 

@@ -441,3 +441,35 @@ async def test_a_session_that_stays_open_holds_its_messages_only_briefly(
         assert time.monotonic() - started >= 0.2
     finally:
         client_turn.reset(token)
+
+
+class TurnSeeingSigner(WatchingSigner):
+    """Notes the client turn in the context of the task that signs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.turns: list[ClientTurn | None] = []
+
+    def __call__(
+        self, message: bytes, domain: str, body_hashes: object = None
+    ) -> tuple[bytes, list[str]]:
+        self.turns.append(client_turn.get())
+        return super().__call__(message, domain, body_hashes)
+
+
+async def test_the_agents_tasks_run_outside_the_clients_session(node: Node) -> None:
+    """The work on a message handed over in a session waits for that session's end, but
+    runs as the agent's own task: what it queues (a DSN) is not tied to that client."""
+    signer = TurnSeeingSigner()
+    node.agent.signer = lambda: signer  # type: ignore[method-assign,assignment,return-value]
+    turn = ClientTurn()
+    token = client_turn.set(turn)
+    try:
+        await node.store.enqueue(
+            "app@example.com", ["a@example.net"], MESSAGE, meta=QueueMeta(sign_domain="example.com")
+        )
+        turn.end()
+        await node.wait_for("delivered")
+    finally:
+        client_turn.reset(token)
+    assert signer.turns == [None]
