@@ -194,9 +194,13 @@ port = {http_port}
     failed = events(log, "certificate-failed", 1, VALIDITY + 20)
     assert failed, pebble.log()
     assert "challenge failed" in failed[0]["reason"]
-    assert failed[0]["kept"].startswith(f"serial {second:x}")
-    assert file_serial(data_dir) == second
-    wait_served(ports, second, None)
+    # the last certificate issued is kept: the second, or a third when the steps above
+    # outlasted a renewal period on a loaded machine (it is due every ~13 s)
+    last = int(events(log, "certificate-issued", 2, 0)[-1]["serial"], 16)
+    assert last != first
+    assert failed[0]["kept"].startswith(f"serial {last:x}")
+    assert file_serial(data_dir) == last
+    wait_served(ports, last, None)
     status = json.loads((data_dir / "certificates" / "status.json").read_text())
     assert status["failures"] >= 1 and "challenge failed" in status["reason"]
     doctor = Context(ORIGIN, DoctorOptions(acme_data_dir=data_dir), cast(Any, None))
