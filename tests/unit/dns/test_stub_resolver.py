@@ -8,6 +8,7 @@ port, truncation, silence. Correct answers are built with dnspython.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -47,9 +48,6 @@ class ScriptedServer:
                 for reply in server.handler(query, "udp"):
                     server.udp.sendto(reply, addr)
 
-        await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
-        self.port = self.udp.get_extra_info("sockname")[1]
-
         async def on_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             size = int.from_bytes(await reader.readexactly(2), "big")
             query = dns.message.from_wire(await reader.readexactly(size))
@@ -59,7 +57,19 @@ class ScriptedServer:
             await writer.drain()
             writer.close()
 
-        self.tcp = await asyncio.start_server(on_tcp, "127.0.0.1", self.port)
+        # UDP and TCP on one port: the kernel picks the UDP port, and that port number may
+        # be taken for TCP (another process's connection); then pick again
+        for _ in range(20):
+            await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
+            self.port = self.udp.get_extra_info("sockname")[1]
+            try:
+                self.tcp = await asyncio.start_server(on_tcp, "127.0.0.1", self.port)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                self.udp.close()
+        raise RuntimeError("no port free for both UDP and TCP")
 
     def close(self) -> None:
         self.udp.close()
