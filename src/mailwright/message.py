@@ -13,6 +13,7 @@ is linear in the size of the message.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import re
 from dataclasses import dataclass
@@ -121,14 +122,35 @@ class Field(NamedTuple):
 
 
 def fields(message: bytes) -> list[Field]:
-    """The header fields of ``message`` (bare LF line ends count as CRLF)."""
-    header = normalize_line_endings(split_header(message)[0])
+    """The header fields of ``message`` (bare LF line ends count as CRLF).
+
+    Intake asks for the fields of a message several times (From, Received, the field
+    names, the tracking fields), before and after adding its own: the last few header
+    sections read are remembered, keyed by their bytes, so a repeat only finds the
+    empty line and looks the section up."""
+    header = split_header(message)[0]
+    known = _remembered.get(header)
+    if known is not None:
+        return list(known)
     found: list[Field] = []
-    for line in field_lines(header):
+    for line in field_lines(normalize_line_endings(header)):
         name = field_name(line)
         key = "" if name is None else name.decode("ascii", "replace").lower()
         found.append(Field(key, line + b"\r\n"))
+    if len(header) <= _REMEMBERED_SIZE:
+        if len(_remembered) >= _REMEMBERED:
+            # the oldest goes; another thread may have taken it already
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del _remembered[next(iter(_remembered))]
+        _remembered[header] = tuple(found)
     return found
+
+
+_REMEMBERED = 8
+_REMEMBERED_SIZE = 16384
+"""Header sections up to this size are remembered by :func:`fields` (a bigger one is
+parsed each time rather than kept)."""
+_remembered: dict[bytes, tuple[Field, ...]] = {}
 
 
 def field_values(message: bytes, name: str) -> list[str]:

@@ -229,3 +229,30 @@ def test_signing_and_dmarc_pick_the_same_from_domain() -> None:
     ):
         dmarc = author_domains(data).domains
         assert author_domain(data) == (dmarc[0] if dmarc else None)
+
+
+def test_remembered_fields_follow_the_header_bytes() -> None:
+    """fields() remembers recent header sections by their bytes: the same section
+    (another body, another message object) gives the same fields; a changed one is read
+    afresh; what a caller does with the list it got does not leak into the next call."""
+    first = b"From: a@example.com\r\nSubject: one\r\n\r\nbody\r\n"
+    other_body = b"From: a@example.com\r\nSubject: one\r\n\r\nanother body\r\n"
+    changed = b"From: a@example.com\r\nSubject: two\r\n\r\nbody\r\n"
+    got = message.fields(first)
+    assert [f.raw for f in got] == [b"From: a@example.com\r\n", b"Subject: one\r\n"]
+    got.clear()
+    assert [f.name for f in message.fields(other_body)] == ["from", "subject"]
+    assert field_value(changed, "Subject") == "two"
+    assert field_value(first, "Subject") == "one"
+    # a bare-LF section is not the CRLF one: its own entry, the same fields
+    assert [f.raw for f in message.fields(first.replace(b"\r\n", b"\n"))] == [
+        b"From: a@example.com\r\n",
+        b"Subject: one\r\n",
+    ]
+    # more sections than remembered: the oldest is read again, still right
+    for i in range(message._REMEMBERED * 2):
+        assert field_value(b"X-N: %d\r\n\r\n" % i, "X-N") == str(i)
+    assert field_value(first, "Subject") == "one"
+    huge = b"X-Big: " + b"y" * (message._REMEMBERED_SIZE + 10) + b"\r\n\r\n"
+    assert field_value(huge, "X-Big") == "y" * (message._REMEMBERED_SIZE + 10)
+    assert huge.split(b"\r\n\r\n")[0] + b"\r\n" not in message._remembered

@@ -6,6 +6,7 @@ Pure functions on message bytes (CRLF line ends, as :mod:`.protocol` delivers th
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
 import secrets
 import time
@@ -62,8 +63,11 @@ def _clean(text: str, *, spaces: bool = False) -> str:
     """Untrusted text (HELO, user names) made safe in the field: no line breaks, no
     parentheses or backslashes that would end or escape a comment, and no spaces where
     a single token is expected."""
-    pattern = r"[\x00-\x1f()\\\x7f]" if spaces else r"[\x00-\x20()\\\x7f]"
-    return re.sub(pattern, "_", text)[:255] or "_"
+    return (_UNSAFE_IN_COMMENT if spaces else _UNSAFE_IN_TOKEN).sub("_", text)[:255] or "_"
+
+
+_UNSAFE_IN_COMMENT = re.compile(r"[\x00-\x1f()\\\x7f]")
+_UNSAFE_IN_TOKEN = re.compile(r"[\x00-\x20()\\\x7f]")
 
 
 def message_id(hostname: str) -> bytes:
@@ -78,5 +82,11 @@ def date_field(now: float | None = None) -> bytes:
 
 def _rfc5322_date(now: float | None) -> str:
     # "+0000", not formatdate's "-0000" (RFC 5322 §3.3: "-0000" means the zone is unknown).
-    when = datetime.fromtimestamp(time.time() if now is None else now, UTC)
-    return email.utils.format_datetime(when)
+    return _date_of_second(int(time.time() if now is None else now))
+
+
+@functools.lru_cache(maxsize=4)
+def _date_of_second(second: int) -> str:
+    """The date-time of one second (the field has no fractions): every message of
+    that second gets the same text, made once."""
+    return email.utils.format_datetime(datetime.fromtimestamp(second, UTC))

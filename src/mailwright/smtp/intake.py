@@ -374,7 +374,11 @@ def prepare(
                 body_hashes = {
                     c: base64.b64encode(h).decode() for c, h in spooled.body_hashes.items()
                 }
-        message_id = rfc5322.field_value(message, "Message-ID")
+        # the first Message-ID of the message: ours if we added one, else the client's
+        # (the fields added on top of ``added`` are trace and signature fields)
+        message_id = rfc5322.field_value(added, "Message-ID") or rfc5322.field_value(
+            data, "Message-ID"
+        )
         sender_domain = envelope.reverse_path.rpartition("@")[2].lower()
         verp = (
             policy.verp

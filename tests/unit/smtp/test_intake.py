@@ -115,6 +115,10 @@ def test_submission_gets_message_id_and_date_when_missing() -> None:
     assert b"\r\nDate: " in result.message
     kept = accepted(prepare(envelope("x@example.net"), COMPLETE, SUBMISSION, POLICY, queue_id="Q"))
     assert kept.message.count(b"Message-ID:") == 1 and kept.message.count(b"Date:") == 1
+    # the queue metadata names the Message-ID the message carries: ours, or the client's
+    added = result.message.split(b"\r\nMessage-ID: ", 1)[1].split(b"\r\n", 1)[0].decode()
+    assert result.meta.message_id == added
+    assert kept.meta.message_id == "<1@example.com>"
 
 
 def test_inbound_mail_is_not_completed_or_signed() -> None:
