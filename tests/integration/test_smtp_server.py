@@ -757,3 +757,51 @@ async def test_suppressed_recipients_are_dropped_at_submission(harness_factory: 
     assert "not queued, every recipient suppressed" in await c.cmd(message)
     assert len(await h.entries()) == 1
     await c.close()
+
+
+async def test_log_lines_follow_the_reply_they_belong_to(
+    harness_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client does not wait for the log: ``connect`` is written after the greeting
+    went out, ``accepted`` after its ``250``; still before anything else of the
+    session (the next command's lines, ``disconnect``)."""
+    from mailwright.smtp.server import SmtpConnection
+
+    order: list[str] = []
+    real_flush = SmtpConnection._flush
+
+    def flush(self: SmtpConnection, out: list[bytes]) -> None:
+        order.extend("reply " + reply[:3].decode() for reply in out)
+        real_flush(self, out)
+
+    monkeypatch.setattr(SmtpConnection, "_flush", flush)
+    h = await harness_factory()
+    h.server.logger.subscribe(lambda event: order.append("log " + event["event"]))
+    c = await open_session(h, ehlo=False)
+    await c.cmd("HELO client.example")
+    await c.cmd("MAIL FROM:<alice@example.org>")
+    await c.cmd("RCPT TO:<bob@example.com>")
+    await c.cmd("RCPT TO:<victim@example.net>")
+    assert (await c.cmd("DATA")).startswith("354")
+    assert (await c.cmd(MESSAGE.decode() + ".")).startswith("250 2.0.0 Ok: queued as ")
+    assert await c.cmd("QUIT") == "221 2.0.0 Bye"
+    await c.close()
+    for _ in range(500):
+        if "log disconnect" in order:
+            break
+        await asyncio.sleep(0.01)
+    assert order == [
+        "reply 220",
+        "log connect",
+        "reply 250",
+        "reply 250",
+        "reply 250",
+        "log rejected",
+        "reply 554",
+        "reply 354",
+        "log inbound",  # the verdict of the inbound checks, which the 250 follows
+        "reply 250",
+        "log accepted",
+        "reply 221",
+        "log disconnect",
+    ]

@@ -484,7 +484,9 @@ class SmtpServer:
             try:
                 if result.recipients:
                     refuse = result.recipients if guarded else ()
-                    queue_id = await self.commit(result, events_for, refuse_suppressed=refuse)
+                    queue_id = await self.commit(
+                        result, events_for, refuse_suppressed=refuse, log=conn.later
+                    )
                 else:  # every recipient suppressed: nothing to send, only events
                     assert self.tracking is not None and events_for is not None
                     await self.tracking.record(events_for(result.queue_id))
@@ -496,18 +498,25 @@ class SmtpServer:
                 return Reply.of(451, "4.3.0", "Error: queue file write error, try again later")
             break
         for address in result.suppressed:
-            self.logger.event("dropped", queue_id, to=angle(address), reason="suppressed")
+            conn.later(
+                functools.partial(
+                    self.logger.event, "dropped", queue_id, to=angle(address), reason="suppressed"
+                )
+            )
         if not result.recipients:
             return Reply.of(250, "2.0.0", f"Ok: {queue_id} not queued, every recipient suppressed")
-        self.logger.event(
-            "accepted",
-            queue_id,
-            from_=angle(result.sender),
-            size=len(result.message),
-            nrcpt=len(result.recipients),
-            client=conn.client_ip,
-            listener=conn.listener.config.name,
-            user=session.user,
+        conn.later(
+            functools.partial(
+                self.logger.event,
+                "accepted",
+                queue_id,
+                from_=angle(result.sender),
+                size=len(result.message),
+                nrcpt=len(result.recipients),
+                client=conn.client_ip,
+                listener=conn.listener.config.name,
+                user=session.user,
+            )
         )
         if spooled is None:  # a report is never that big: one that is only gets delivered
             self._read_reports(envelope, ready.data)
@@ -788,11 +797,13 @@ class SmtpServer:
         claim: idempotency.Claim | None = None,
         *,
         refuse_suppressed: Sequence[str] = (),
+        log: Callable[[Callable[[], object]], None] | None = None,
     ) -> str:
         """Put what intake accepted on stable storage; the queue ID (log the signing).
         ``events_for(queue_id)``: events written in the same transaction (and the
         Idempotency-Key ``claim``; ``refuse_suppressed``: see
-        :meth:`~mailwright.queue.tracking.Tracking.enqueue`)."""
+        :meth:`~mailwright.queue.tracking.Tracking.enqueue`). ``log``: where the log
+        lines go (:meth:`SmtpConnection.later`), when not written at once."""
         if (events_for is not None or refuse_suppressed) and self.tracking is not None:
             queue_id = await self.tracking.enqueue(
                 accepted.sender,
@@ -812,9 +823,19 @@ class SmtpServer:
                 meta=accepted.meta,
                 queue_id=accepted.queue_id,
             )
-        log_signing(self.logger, queue_id, accepted.signing)
-        if isinstance(accepted.signing, Unsigned) and events_for is not None:
-            self.logger.event("warning", queue_id, what="unsigned", reason=accepted.signing.reason)
+        signing = accepted.signing
+        if log is None:
+            log_signing(self.logger, queue_id, signing)
+        else:
+            log(functools.partial(log_signing, self.logger, queue_id, signing))
+        if isinstance(signing, Unsigned) and events_for is not None:
+            warn = functools.partial(
+                self.logger.event, "warning", queue_id, what="unsigned", reason=signing.reason
+            )
+            if log is None:
+                warn()
+            else:
+                log(warn)
         return queue_id
 
     async def _check_inbound(
@@ -875,6 +896,8 @@ class SmtpConnection(asyncio.Protocol):
         self._spool_failed = False
         """Writing this message's spool file failed (a full disk): its remaining pieces
         are dropped and its end of DATA answered ``451``."""
+        self._log_later: list[Callable[[], object]] = []
+        """Log lines of the reply being made, written right after it (see :meth:`later`)."""
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -950,11 +973,14 @@ class SmtpConnection(asyncio.Protocol):
         turn = ClientTurn()
         client_turn.set(turn)  # in this task's context: see ClientTurn
         logger = self.server.logger
-        logger.event(
-            "connect",
-            client=self.client_ip,
-            listener=self.listener.config.name,
-            session=self.session_id,
+        self.later(
+            functools.partial(
+                logger.event,
+                "connect",
+                client=self.client_ip,
+                listener=self.listener.config.name,
+                session=self.session_id,
+            )
         )
         out: list[bytes] = []
         try:
@@ -983,6 +1009,7 @@ class SmtpConnection(asyncio.Protocol):
             out.append(self.session.greeting().encode())
             await self._loop(out)
         except Exception as exc:  # never a traceback to the client or a dead server
+            self._write_log()
             logger.event(
                 "error",
                 what="session",
@@ -1011,10 +1038,24 @@ class SmtpConnection(asyncio.Protocol):
         if out and self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"".join(out) if len(out) > 1 else out[0])
         out.clear()
+        self._write_log()
+
+    def later(self, line: Callable[[], object]) -> None:
+        """Write a log line of this session (``connect``, ``accepted``) once the reply it
+        belongs with has gone out: the client does not wait for the log's writes. Lines
+        are written in order, before the session waits for anything and before any other
+        line of the session."""
+        self._log_later.append(line)
+
+    def _write_log(self) -> None:
+        lines, self._log_later = self._log_later, []
+        for line in lines:
+            line()
 
     def _log_rejections(self, envelope: Envelope | None = None) -> None:
         """One ``rejected`` line per refusal; ``envelope``: the transaction a refusal at
         the end of DATA belongs to (the session has already let go of it)."""
+        self._write_log()
         session = self.session
         envelope = envelope or session.envelope
         for stage, reply, to in session.rejected:
@@ -1044,6 +1085,7 @@ class SmtpConnection(asyncio.Protocol):
                 # the big message was refused at its end (size, NUL, long line): forget it
                 self._spool_failed = False
                 if self._spool is not None:
+                    self._write_log()
                     await asyncio.to_thread(self._spool.discard)
                     self._spool = None
             if event is None:
@@ -1089,6 +1131,7 @@ class SmtpConnection(asyncio.Protocol):
                     if not await self._wait_writable():
                         return
             elif isinstance(event, DataChunk):
+                self._write_log()
                 if not self._spool_failed:
                     await self._spool_piece(event.data)
             elif isinstance(event, MessageReady):
