@@ -17,9 +17,12 @@ within a schema version; a field never changes its meaning.
 
 from __future__ import annotations
 
+import functools
 import json
+import math
+import os
 import sqlite3
-import uuid
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,12 +69,30 @@ CREATE INDEX IF NOT EXISTS events_queued_recipient ON events (lower(recipient))
 """
 
 
-def new_event_id() -> str:
-    return uuid.uuid4().hex
+def new_event_id(now: float | None = None) -> str:
+    """A UUIDv7 (RFC 9562 §5.7) in hex: the Unix time in milliseconds, then 74 random
+    bits. Unique like a UUIDv4, but time-ordered: the unique index on ``event_id`` grows
+    at its end, as the log does, instead of taking every new ID on a random page."""
+    millis = time.time_ns() // 1_000_000 if now is None else round(now * 1000)
+    rand = int.from_bytes(os.urandom(10), "big")
+    rand_a = rand >> 68  # 12 bits
+    rand_b = rand & ((1 << 62) - 1)
+    value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    return f"{value:032x}"
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``2026-12-04T22:00:00.000000Z``: the time of an event in its JSON."""
+    second = math.floor(ts)
+    micros = round((ts - second) * 1e6)
+    if micros == 1_000_000:  # rounds up into the next second, as datetime does
+        second, micros = second + 1, 0
+    return f"{_iso_second(second)}.{micros:06d}Z"
+
+
+@functools.lru_cache(maxsize=8)
+def _iso_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 @dataclass(frozen=True)

@@ -394,12 +394,13 @@ _EPOCH_US = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z
 _last_us = 0
 
 
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+"""Every two-digit string, by value (0-1023): one lookup per 10 bits."""
+
+
 def _b32(value: int, width: int) -> str:
-    chars = []
-    for _ in range(width):
-        value, digit = divmod(value, 32)
-        chars.append(_ALPHABET[digit])
-    return "".join(reversed(chars))
+    """``value`` in ``width`` Crockford digits (``width`` even), most significant first."""
+    return "".join(_PAIRS[(value >> shift) & 1023] for shift in range(5 * width - 10, -1, -10))
 
 
 def new_queue_id(now: float | None = None) -> str:

@@ -108,3 +108,31 @@ def test_captured_events() -> None:
     with captured_events() as events:
         log_event("held", "ID9")
     assert events == [{"event": "held", "id": "ID9"}]
+
+
+def test_event_ids_are_uuid7_in_time_order() -> None:
+    """RFC 9562 §5.7: version 7, the RFC variant, the Unix milliseconds first; IDs of
+    later milliseconds sort after earlier ones (the unique index grows at its end)."""
+    import uuid
+
+    from mailwright.queue.events import new_event_id
+
+    at = 1_790_000_000.123
+    made = uuid.UUID(new_event_id(at))
+    assert (made.version, made.variant) == (7, uuid.RFC_4122)
+    assert made.int >> 80 == 1_790_000_000_123
+    assert len(made.hex) == 32
+    ids = [new_event_id(at + i / 1000) for i in range(200)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    same_ms = {new_event_id(at) for _ in range(1000)}
+    assert len(same_ms) == 1000  # 74 random bits apart
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [0.0, 1_790_000_000.0, 1_790_000_000.5, 1_790_000_000.9999994, 1_790_000_000.9999996, 1.25e9],
+)
+def test_event_time_is_what_datetime_writes(ts: float) -> None:
+    from mailwright.queue.events import iso
+
+    assert iso(ts) == datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

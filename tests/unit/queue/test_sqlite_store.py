@@ -174,3 +174,20 @@ async def test_a_spool_file_that_changed_is_refused_not_stored_padded(
     with pytest.raises(QueueError, match="not 700016"):
         await store.enqueue("a@example.com", ["b@example.net"], spooled)
     assert await store.list_entries() == []
+
+
+def test_queue_id_digits_are_crockford_base32_of_the_time_and_random_bits() -> None:
+    from mailwright.queue.store import _ALPHABET, _b32
+
+    def reference(value: int, width: int) -> str:
+        digits = []
+        for _ in range(width):
+            value, digit = divmod(value, 32)
+            digits.append(_ALPHABET[digit])
+        return "".join(reversed(digits))
+
+    for value, width in [(0, 4), (1, 4), (2**20 - 1, 4), (0, 10), (2**50 - 1, 10), (123456789, 10)]:
+        assert _b32(value, width) == reference(value, width)
+    queue_id = new_queue_id(now=1_800_000_000.0)
+    micros = 1_800_000_000 * 1_000_000 - 1_704_067_200_000_000
+    assert queue_id[:10] == reference(micros, 10)
