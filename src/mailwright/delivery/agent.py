@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from ..bounce.model import bounce_type, classify_reply
 from ..config import Config
@@ -51,6 +51,7 @@ from ..queue import (
 )
 from ..queue.events import Event
 from ..queue.store import ClientTurn, StoredMessage, client_turn
+from ..queue.suppressions import Suppression
 from ..queue.tracking import Tracking
 from ..smtp.intake import Accepted, IntakePolicy, Refused, Signer, forward, originate
 from ..spool import CHUNK_SIZE, SPOOL_THRESHOLD
@@ -1093,11 +1094,18 @@ class DeliveryAgent:
         # With VERP the application learns outcomes from events; a DSN only when the
         # submitter asked for one (RFC 3461 NOTIFY).
         reports = wants_dsn(entry.sender) and (not meta.verp or bool(meta.dsn))
+        failures = (*meta.pending_failures, *failed)
+        outcome_events: list[Event] | None = None
         if self.tracking is not None and meta.tracked:
-            await self._record_events(tracker, updates, now)
+            outcome_events = self._outcome_events(tracker, updates, now)
+            # one write with the results when they are in the same database, and when
+            # no DSN is queued in between (its own events come after these)
+            same_database = self.tracking.store is cast(object, self.store)
+            if not same_database or (reports and (succeeded or failures or deferred)):
+                await self._record_events(entry, outcome_events)
+                outcome_events = None
         if reports and succeeded:
             await self._send_dsn(tracker, "success", succeeded, now)
-        failures = (*meta.pending_failures, *failed)
         if reports and failures and not still_pending:
             # RFC 3464 §2: one DSN per message covers every failed recipient
             await self._send_dsn(
@@ -1121,14 +1129,32 @@ class DeliveryAgent:
             ]
             await self._send_dsn(tracker, "delay", delayed, now)
             await self.store.update_meta(entry.id, replace(meta, delay_warned=True))
-        await self.store.record_results(entry.id, updates, worker=self.worker, now=now)
+        if outcome_events is not None:
+            await self._record_outcome(entry, updates, outcome_events, now)
+        else:
+            await self.store.record_results(entry.id, updates, worker=self.worker, now=now)
 
-    async def _record_events(
-        self, tracker: _Tracker, updates: list[RecipientUpdate], now: float
+    async def _record_outcome(
+        self, entry: QueueEntry, updates: list[RecipientUpdate], events: list[Event], now: float
     ) -> None:
-        """One event per recipient outcome (written before the queue records the results:
-        a crash in between repeats an event, never loses one)."""
+        """The events and the results in one write (one operation of the store's next
+        batch, instead of two in two batches); if that fails, the results alone (as when
+        the events are written on their own: the outcome is recorded either way)."""
         assert self.tracking is not None
+        try:
+            added = await self.tracking.record_outcome(
+                entry.id, updates, events, worker=self.worker, now=now
+            )
+        except Exception as exc:
+            self.logger.event("error", entry.id, what="events", reason=str(exc))
+            await self.store.record_results(entry.id, updates, worker=self.worker, now=now)
+            return
+        self._log_suppressions(entry, added)
+
+    def _outcome_events(
+        self, tracker: _Tracker, updates: list[RecipientUpdate], now: float
+    ) -> list[Event]:
+        """One event per recipient outcome."""
         entry = tracker.entry
         meta = entry.meta
         expired_after = after_failure(entry.created_at, now, self.delivery.retry).expired
@@ -1167,13 +1193,22 @@ class DeliveryAgent:
                         **common,
                     )
                 )
+        return events
+
+    async def _record_events(self, entry: QueueEntry, events: list[Event]) -> None:
+        """The outcome events on their own, before the queue records the results (a
+        crash in between repeats an event, never loses one)."""
+        assert self.tracking is not None
         try:
-            # No flush of their own: the results below are written the same way, after
-            # them (a power failure forgets both: delivered and reported again).
+            # No flush of their own: the results are written the same way, after them
+            # (a power failure forgets both: delivered and reported again).
             added = await self.tracking.record(events, durable=False)
         except Exception as exc:  # the outcome is recorded by the queue either way
             self.logger.event("error", entry.id, what="events", reason=str(exc))
             return
+        self._log_suppressions(entry, added)
+
+    def _log_suppressions(self, entry: QueueEntry, added: list[Suppression]) -> None:
         for suppression in added:
             self.logger.event(
                 "suppressed", entry.id, to=angle(suppression.address), reason=suppression.reason

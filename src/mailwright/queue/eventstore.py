@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from ..spool import MessageData
 from .events import Event
 from .idempotency import Claim, Stored
-from .store import QueueMeta
+from .store import QueueMeta, RecipientUpdate
 from .suppressions import Suppression, SuppressionPolicy, SuppressionReason
 
 
@@ -77,6 +77,23 @@ class EventStore(ABC):
         agent's outcome events, written just before the queue records the same outcome
         the same way: a power failure forgets both, and the message is delivered and
         reported again, never lost)."""
+
+    @abstractmethod
+    async def record_outcome(
+        self,
+        queue_id: str,
+        updates: Sequence[RecipientUpdate],
+        events: Sequence[Event],
+        policy: SuppressionPolicy,
+        *,
+        worker: str | None = None,
+        now: float | None = None,
+    ) -> list[Suppression]:
+        """A delivery attempt's end in one write: its outcome ``events`` with the
+        suppressions they trigger (:meth:`record_events`) and its results in the queue
+        (``record_results``, releasing ``worker``'s lease). Without a flush of its own,
+        like both (``durable=False``). All or nothing: when it fails, the caller records
+        the results alone."""
 
     @abstractmethod
     async def enqueue_with_events(

@@ -314,6 +314,78 @@ def _refuse_newer(version: int, conninfo: str) -> None:
         )
 
 
+def _results_writer(
+    queue_id: str,
+    updates: Sequence[RecipientUpdate],
+    worker: str | None,
+    release: bool,
+    now: float | None,
+) -> Callable[[AsyncConnection[Any]], Awaitable[QueueEntry | None]]:
+    """The write of :meth:`PostgresQueueStore.record_results` (shared with
+    :meth:`~PostgresQueueStore.record_outcome`)."""
+    at = time.time() if now is None else now
+    check_updates(updates)
+
+    final = [u.recipient for u in updates if u.kind != "deferred"]
+    all_final = len(final) == len(updates) > 0
+
+    async def record(conn: AsyncConnection[Any]) -> QueueEntry | None:
+        if all_final:
+            # The usual end of a message: every pending recipient done. One round
+            # trip instead of read-modify-write (the row goes, its counters with it).
+            cur = await conn.execute(
+                "DELETE FROM queue_entries WHERE id = %s AND NOT EXISTS ("
+                " SELECT 1 FROM jsonb_array_elements(recipients) AS r"
+                " WHERE r->>'status' = 'pending' AND NOT (r->>'address' = ANY(%s)))",
+                (queue_id, final),
+            )
+            if cur.rowcount == 1:
+                return None
+        cur = await conn.execute(
+            f"SELECT {_COLUMNS} FROM queue_entries WHERE id = %s FOR UPDATE", (queue_id,)
+        )
+        found = await cur.fetchone()
+        if found is None:
+            return None
+        entry = _entry(found)
+        next_attempt = entry.apply(updates, at)
+        if next_attempt is None:  # the body goes with it (ON DELETE CASCADE)
+            await conn.execute("DELETE FROM queue_entries WHERE id = %s", (queue_id,))
+            return None
+        if release and (worker is None or entry.claimed_by == worker):
+            entry.claimed_by, entry.lease_until = None, None
+        if entry.lease_until is not None:  # still leased: claimable when it ends
+            next_attempt = max(next_attempt, entry.lease_until)
+        await conn.execute(
+            "UPDATE queue_entries SET recipients = %s::jsonb, next_attempt = %s,"
+            " claimed_by = %s, lease_until = %s WHERE id = %s",
+            (
+                _recipients_json(entry.recipients),
+                next_attempt,
+                entry.claimed_by,
+                entry.lease_until,
+                queue_id,
+            ),
+        )
+        return entry
+
+    return record
+
+
+async def _apply_suppressions(
+    conn: AsyncConnection[Any], actions: Sequence[sup.Action]
+) -> list[sup.Suppression]:
+    """The suppression rules events trigger (:func:`~mailwright.queue.suppressions.actions_for`);
+    the suppressions added."""
+    added: list[sup.Suppression] = []
+    for action in actions:
+        if isinstance(action, sup.Suppress):
+            added.append(await _suppress(conn, action))
+        elif (found := await _count_soft_bounce(conn, action)) is not None:
+            added.append(found)
+    return added
+
+
 def _entry(row: Sequence[Any]) -> QueueEntry:
     return QueueEntry(
         id=row[0],
@@ -908,53 +980,28 @@ class PostgresQueueStore(QueueStore, EventStore):
         release: bool = True,
         now: float | None = None,
     ) -> QueueEntry | None:
-        at = time.time() if now is None else now
-        check_updates(updates)
-
-        final = [u.recipient for u in updates if u.kind != "deferred"]
-        all_final = len(final) == len(updates) > 0
-
-        async def record(conn: AsyncConnection[Any]) -> QueueEntry | None:
-            if all_final:
-                # The usual end of a message: every pending recipient done. One round
-                # trip instead of read-modify-write (the row goes, its counters with it).
-                cur = await conn.execute(
-                    "DELETE FROM queue_entries WHERE id = %s AND NOT EXISTS ("
-                    " SELECT 1 FROM jsonb_array_elements(recipients) AS r"
-                    " WHERE r->>'status' = 'pending' AND NOT (r->>'address' = ANY(%s)))",
-                    (queue_id, final),
-                )
-                if cur.rowcount == 1:
-                    return None
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM queue_entries WHERE id = %s FOR UPDATE", (queue_id,)
-            )
-            found = await cur.fetchone()
-            if found is None:
-                return None
-            entry = _entry(found)
-            next_attempt = entry.apply(updates, at)
-            if next_attempt is None:  # the body goes with it (ON DELETE CASCADE)
-                await conn.execute("DELETE FROM queue_entries WHERE id = %s", (queue_id,))
-                return None
-            if release and (worker is None or entry.claimed_by == worker):
-                entry.claimed_by, entry.lease_until = None, None
-            if entry.lease_until is not None:  # still leased: claimable when it ends
-                next_attempt = max(next_attempt, entry.lease_until)
-            await conn.execute(
-                "UPDATE queue_entries SET recipients = %s::jsonb, next_attempt = %s,"
-                " claimed_by = %s, lease_until = %s WHERE id = %s",
-                (
-                    _recipients_json(entry.recipients),
-                    next_attempt,
-                    entry.claimed_by,
-                    entry.lease_until,
-                    queue_id,
-                ),
-            )
-            return entry
-
+        record = _results_writer(queue_id, updates, worker, release, now)
         return await self._write(record, patient=True, durable=False)
+
+    async def record_outcome(
+        self,
+        queue_id: str,
+        updates: Sequence[RecipientUpdate],
+        events: Sequence[Event],
+        policy: sup.SuppressionPolicy,
+        *,
+        worker: str | None = None,
+        now: float | None = None,
+    ) -> list[sup.Suppression]:
+        record = _results_writer(queue_id, updates, worker, True, now)
+        actions = sup.actions_for(events, policy)
+
+        async def write(conn: AsyncConnection[Any]) -> list[sup.Suppression]:
+            await record(conn)
+            return await _apply_suppressions(conn, actions)
+
+        # the events go in last, with the batch's others (see _run_batch)
+        return await self._write(write, events=list(events), patient=True, durable=False)
 
     async def update_meta(self, queue_id: str, meta: QueueMeta) -> None:
         meta_json = json.dumps(meta.to_json(), separators=(",", ":"))
@@ -1051,13 +1098,7 @@ class PostgresQueueStore(QueueStore, EventStore):
         async def apply(conn: AsyncConnection[Any]) -> list[sup.Suppression]:
             if claim is not None:
                 await _remember(conn, claim, queue_id, time.time())
-            added: list[sup.Suppression] = []
-            for action in actions:
-                if isinstance(action, sup.Suppress):
-                    added.append(await _suppress(conn, action))
-                elif (found := await _count_soft_bounce(conn, action)) is not None:
-                    added.append(found)
-            return added
+            return await _apply_suppressions(conn, actions)
 
         # a claim is an HTTP request waiting: it gets its error at once, not after retries
         return await self._write(apply, events=list(events), patient=claim is None, durable=durable)

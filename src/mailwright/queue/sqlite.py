@@ -165,6 +165,47 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def _results_writer(
+    queue_id: str,
+    updates: Sequence[RecipientUpdate],
+    worker: str | None,
+    release: bool,
+    now: float | None,
+) -> Callable[[sqlite3.Connection], QueueEntry | None]:
+    """The write of :meth:`SqliteQueueStore.record_results` (shared with
+    :meth:`~SqliteQueueStore.record_outcome`)."""
+    at = time.time() if now is None else now
+    check_updates(updates)
+
+    def record(conn: sqlite3.Connection) -> QueueEntry | None:
+        row = conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE id = ?", (queue_id,))
+        found = row.fetchone()
+        if found is None:
+            return None
+        entry = _entry(found)
+        next_attempt = entry.apply(updates, at)
+        if next_attempt is None:
+            conn.execute("DELETE FROM entries WHERE id = ?", (queue_id,))
+            conn.execute("DELETE FROM messages WHERE id = ?", (queue_id,))
+            return None
+        if release and (worker is None or entry.claimed_by == worker):
+            entry.claimed_by, entry.lease_until = None, None
+        conn.execute(
+            "UPDATE entries SET recipients = ?, next_attempt = ?, claimed_by = ?,"
+            " lease_until = ? WHERE id = ?",
+            (
+                _recipients_json(entry.recipients),
+                next_attempt,
+                entry.claimed_by,
+                entry.lease_until,
+                queue_id,
+            ),
+        )
+        return entry
+
+    return record
+
+
 def _entry(row: tuple[Any, ...]) -> QueueEntry:
     return QueueEntry(
         id=row[0],
@@ -685,36 +726,29 @@ class SqliteQueueStore(QueueStore, EventStore):
         release: bool = True,
         now: float | None = None,
     ) -> QueueEntry | None:
-        at = time.time() if now is None else now
-        check_updates(updates)
-
-        def record(conn: sqlite3.Connection) -> QueueEntry | None:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE id = ?", (queue_id,))
-            found = row.fetchone()
-            if found is None:
-                return None
-            entry = _entry(found)
-            next_attempt = entry.apply(updates, at)
-            if next_attempt is None:
-                conn.execute("DELETE FROM entries WHERE id = ?", (queue_id,))
-                conn.execute("DELETE FROM messages WHERE id = ?", (queue_id,))
-                return None
-            if release and (worker is None or entry.claimed_by == worker):
-                entry.claimed_by, entry.lease_until = None, None
-            conn.execute(
-                "UPDATE entries SET recipients = ?, next_attempt = ?, claimed_by = ?,"
-                " lease_until = ? WHERE id = ?",
-                (
-                    _recipients_json(entry.recipients),
-                    next_attempt,
-                    entry.claimed_by,
-                    entry.lease_until,
-                    queue_id,
-                ),
-            )
-            return entry
-
+        record = _results_writer(queue_id, updates, worker, release, now)
         return await self._write(record, durable=False, later=True)
+
+    async def record_outcome(
+        self,
+        queue_id: str,
+        updates: Sequence[RecipientUpdate],
+        events_: Sequence[Event],
+        policy: suppressions.SuppressionPolicy,
+        *,
+        worker: str | None = None,
+        now: float | None = None,
+    ) -> list[suppressions.Suppression]:
+        record = _results_writer(queue_id, updates, worker, True, now)
+        actions = suppressions.actions_for(events_, policy)
+
+        def write(conn: sqlite3.Connection) -> list[suppressions.Suppression]:
+            events.insert(conn, events_)
+            added = suppressions.apply(conn, actions)
+            record(conn)
+            return added
+
+        return await self._write(write, durable=False, later=True)
 
     async def update_meta(self, queue_id: str, meta: QueueMeta) -> None:
         meta_json = json.dumps(meta.to_json(), separators=(",", ":"))

@@ -24,7 +24,7 @@ from . import events as ev
 from . import suppressions as sup
 from .eventstore import EventStore, NewMessage
 from .idempotency import Claim, Stored
-from .store import QueueMeta
+from .store import QueueMeta, RecipientUpdate
 from .suppressions import SuppressionPolicy, trusted
 
 __all__ = ["SuppressionPolicy", "Tracking", "trusted"]
@@ -53,6 +53,23 @@ class Tracking:
             return []
         added = await self.store.record_events(
             events, self.policy, claim=claim, queue_id=queue_id, durable=durable
+        )
+        self.notify()
+        return added
+
+    async def record_outcome(
+        self,
+        queue_id: str,
+        updates: Sequence[RecipientUpdate],
+        events: Sequence[ev.Event],
+        *,
+        worker: str | None = None,
+        now: float | None = None,
+    ) -> list[sup.Suppression]:
+        """The delivery agent's end of an attempt: its outcome events, their suppressions
+        and the queue's results in one write (:meth:`EventStore.record_outcome`)."""
+        added = await self.store.record_outcome(
+            queue_id, updates, events, self.policy, worker=worker, now=now
         )
         self.notify()
         return added

@@ -19,7 +19,14 @@ from mailwright.delivery.agent import DeliveryAgent
 from mailwright.delivery.replies import Reply
 from mailwright.dns import MemoryResolver
 from mailwright.log import EventLogger
-from mailwright.queue import Handoff, QueueEntry, QueueMeta, RecipientUpdate, SqliteQueueStore
+from mailwright.queue import (
+    DsnRecipient,
+    Handoff,
+    QueueEntry,
+    QueueMeta,
+    RecipientUpdate,
+    SqliteQueueStore,
+)
 from mailwright.queue.sqlite import LATER_SECONDS
 from mailwright.queue.store import HANDOFF_MAX_BYTES, ClientTurn, client_turn
 from mailwright.queue.tracking import Tracking
@@ -473,3 +480,54 @@ async def test_the_agents_tasks_run_outside_the_clients_session(node: Node) -> N
     finally:
         client_turn.reset(token)
     assert signer.turns == [None]
+
+
+async def test_a_tracked_outcome_is_one_write_with_its_results(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events, suppressions and the queue's results of a delivery: one operation of the
+    store's next batch (record_outcome), not events first and results in a later batch;
+    a DSN asked for (NOTIFY=SUCCESS) keeps its events first, on their own."""
+    tracking = Tracking(node.store)
+    node.agent.tracking = tracking
+    calls: list[str] = []
+    for name in ("record", "record_outcome"):
+        real = getattr(tracking, name)
+
+        async def spy(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return await _real(*args, **kwargs)
+
+        monkeypatch.setattr(tracking, name, spy)
+    results: list[str] = []
+    real_results = node.store.record_results
+
+    async def spy_results(queue_id: str, *args: Any, **kwargs: Any) -> Any:
+        results.append(queue_id)
+        return await real_results(queue_id, *args, **kwargs)
+
+    monkeypatch.setattr(node.store, "record_results", spy_results)
+    first = await node.store.enqueue(
+        "app@example.com", ["a@example.net"], MESSAGE, meta=QueueMeta(tracked=True)
+    )
+    await node.wait_for("delivered")
+    for _ in range(200):
+        if await node.store.get(first) is None:
+            break
+        await asyncio.sleep(0.01)
+    assert await node.store.get(first) is None
+    assert calls == ["record_outcome"] and results == []
+    assert [(e.event_type, e.queue_id) for e in await tracking.read()] == [("delivered", first)]
+    second = await node.store.enqueue(
+        "app@example.com",
+        ["b@example.net"],
+        MESSAGE,
+        meta=QueueMeta(tracked=True, dsn={"b@example.net": DsnRecipient(notify=("SUCCESS",))}),
+    )
+    await node.wait_for("delivered", 2)
+    for _ in range(200):
+        if await node.store.get(second) is None:
+            break
+        await asyncio.sleep(0.01)
+    # the success DSN (to app@example.com, local, untracked) records its own results
+    assert calls == ["record_outcome", "record"] and results[0] == second

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mailwright.queue import QueueError, QueueMeta, idempotency
+from mailwright.queue import QueueError, QueueMeta, RecipientUpdate, idempotency
 from mailwright.queue.events import Event
 from mailwright.queue.eventstore import EventStore, WebhookCursor
 from mailwright.queue.postgres import PostgresQueueStore
@@ -441,3 +441,71 @@ async def test_enqueue_all_is_all_or_none(tracking: Tracking) -> None:
         await tracking.enqueue_all([copy("d@x.example"), bad])
     assert len(await tracking.store.list_entries()) == 2  # type: ignore[attr-defined]
     assert len(await tracking.read(types=["queued"])) == 3
+
+
+async def _queued_entry(tracking: Tracking, queue_id: str, recipients: list[str]) -> None:
+    await tracking.enqueue(
+        "app@example.com",
+        recipients,
+        b"Subject: hi\r\n\r\nhello\r\n",
+        meta=QueueMeta(),
+        queue_id=queue_id,
+        events_for=lambda stored: [],
+    )
+
+
+async def test_an_outcome_is_events_suppressions_and_results_in_one_write(
+    tracking: Tracking,
+) -> None:
+    await _queued_entry(tracking, "0ABCDEFGHJK201", ["a@x.example", "b@x.example"])
+    delivered = Event("delivered", NOW, recipient="a@x.example", queue_id="0ABCDEFGHJK201")
+    bounced = bounce("b@x.example", "hard")
+    added = await tracking.record_outcome(
+        "0ABCDEFGHJK201",
+        [
+            RecipientUpdate("a@x.example", "delivered", "250 2.0.0 Ok"),
+            RecipientUpdate("b@x.example", "bounced", "550 5.1.1 no such user"),
+        ],
+        [delivered, bounced],
+        now=NOW,
+    )
+    assert [(s.address, s.reason) for s in added] == [("b@x.example", "hard-bounce")]
+    assert [e.event_id for e in await tracking.read()] == [delivered.event_id, bounced.event_id]
+    assert await tracking.store.get("0ABCDEFGHJK201") is None  # type: ignore[attr-defined]
+    assert set(await tracking.check(["b@x.example"])) == {"b@x.example"}
+
+
+async def test_a_deferred_outcome_keeps_the_entry_and_releases_its_lease(
+    tracking: Tracking,
+) -> None:
+    await _queued_entry(tracking, "0ABCDEFGHJK202", ["a@x.example"])
+    store = tracking.store
+    [claimed] = await store.claim_due("w1", now=time.time() + 1)  # type: ignore[attr-defined]
+    assert claimed.claimed_by == "w1"
+    retry = NOW + 600
+    await tracking.record_outcome(
+        "0ABCDEFGHJK202",
+        [RecipientUpdate("a@x.example", "deferred", "451 4.3.0 later", retry)],
+        [Event("deferred", NOW, recipient="a@x.example", queue_id="0ABCDEFGHJK202")],
+        worker="w1",
+        now=NOW,
+    )
+    entry = await store.get("0ABCDEFGHJK202")  # type: ignore[attr-defined]
+    assert entry is not None and entry.claimed_by is None
+    assert [(r.status, r.next_attempt) for r in entry.recipients] == [("pending", retry)]
+    assert [e.event_type for e in await tracking.read()] == ["deferred"]
+
+
+async def test_a_failed_outcome_write_records_nothing(tracking: Tracking) -> None:
+    await _queued_entry(tracking, "0ABCDEFGHJK203", ["a@x.example"])
+    unwritable = Event("delivered", NOW, recipient="a@x.example", metadata={"not json": object()})
+    with pytest.raises(TypeError):
+        await tracking.record_outcome(
+            "0ABCDEFGHJK203",
+            [RecipientUpdate("a@x.example", "delivered", "250 2.0.0 Ok")],
+            [unwritable],
+            now=NOW,
+        )
+    entry = await tracking.store.get("0ABCDEFGHJK203")  # type: ignore[attr-defined]
+    assert entry is not None and [r.status for r in entry.recipients] == ["pending"]
+    assert await tracking.read() == []
