@@ -71,6 +71,7 @@ from .store import (
     QueueStore,
     RecipientState,
     RecipientUpdate,
+    apply_updates,
     check_updates,
     new_queue_id,
     next_pending_attempt,
@@ -178,16 +179,20 @@ def _results_writer(
     check_updates(updates)
 
     def record(conn: sqlite3.Connection) -> QueueEntry | None:
-        row = conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE id = ?", (queue_id,))
+        # The usual end of a message is its last recipient done: then only the
+        # recipients are read, not the whole entry with its metadata.
+        row = conn.execute("SELECT recipients FROM entries WHERE id = ?", (queue_id,))
         found = row.fetchone()
         if found is None:
             return None
-        entry = _entry(found)
-        next_attempt = entry.apply(updates, at)
-        if next_attempt is None:
+        recipients = [RecipientState.from_json(r) for r in json.loads(found[0])]
+        if apply_updates(recipients, updates, at) is None:
             conn.execute("DELETE FROM entries WHERE id = ?", (queue_id,))
             conn.execute("DELETE FROM messages WHERE id = ?", (queue_id,))
             return None
+        row = conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE id = ?", (queue_id,))
+        entry = _entry(row.fetchone())
+        next_attempt = entry.apply(updates, at)
         if release and (worker is None or entry.claimed_by == worker):
             entry.claimed_by, entry.lease_until = None, None
         conn.execute(

@@ -330,24 +330,8 @@ class QueueEntry:
         return next_pending_attempt(self.recipients)
 
     def apply(self, updates: Sequence[RecipientUpdate], at: float) -> float | None:
-        """Apply one attempt's results to the pending recipients (the rule every store
-        follows: each counts an attempt and keeps its reply; ``delivered``/``bounced``
-        are final; ``deferred`` waits for its ``next_attempt``). The earliest next
-        attempt left; None when nothing is pending any more."""
-        by_address: dict[str, list[RecipientState]] = {}
-        for rcpt in self.recipients:
-            by_address.setdefault(rcpt.address, []).append(rcpt)
-        for update in updates:
-            for rcpt in by_address.get(update.recipient, []):
-                if rcpt.status != "pending":
-                    continue
-                rcpt.attempts += 1
-                rcpt.last_reply = update.reply
-                if update.kind == "deferred":
-                    rcpt.next_attempt = float(update.next_attempt or at)
-                else:
-                    rcpt.status = update.kind
-        return self.next_attempt
+        """:func:`apply_updates` to this entry's recipients."""
+        return apply_updates(self.recipients, updates, at)
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON form (``mailwright queue list --json``)."""
@@ -363,6 +347,29 @@ class QueueEntry:
             "recipients": [r.to_json() for r in self.recipients],
             "meta": self.meta.to_json(),
         }
+
+
+def apply_updates(
+    recipients: Sequence[RecipientState], updates: Sequence[RecipientUpdate], at: float
+) -> float | None:
+    """Apply one attempt's results to the pending recipients (the rule every store
+    follows: each counts an attempt and keeps its reply; ``delivered``/``bounced`` are
+    final; ``deferred`` waits for its ``next_attempt``). The earliest next attempt left;
+    None when nothing is pending any more."""
+    by_address: dict[str, list[RecipientState]] = {}
+    for rcpt in recipients:
+        by_address.setdefault(rcpt.address, []).append(rcpt)
+    for update in updates:
+        for rcpt in by_address.get(update.recipient, []):
+            if rcpt.status != "pending":
+                continue
+            rcpt.attempts += 1
+            rcpt.last_reply = update.reply
+            if update.kind == "deferred":
+                rcpt.next_attempt = float(update.next_attempt or at)
+            else:
+                rcpt.status = update.kind
+    return next_pending_attempt(recipients)
 
 
 def check_updates(updates: Sequence[RecipientUpdate]) -> None:

@@ -191,3 +191,34 @@ def test_queue_id_digits_are_crockford_base32_of_the_time_and_random_bits() -> N
     queue_id = new_queue_id(now=1_800_000_000.0)
     micros = 1_800_000_000 * 1_000_000 - 1_704_067_200_000_000
     assert queue_id[:10] == reference(micros, 10)
+
+
+async def test_a_finished_entry_is_removed_without_reading_its_metadata(
+    store: SqliteQueueStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last recipient done (the usual end of a message): only the recipients are
+    read, then the entry and its message go; a result that leaves a recipient pending
+    reads the whole entry, as before."""
+    import mailwright.queue.sqlite as sqlite_store
+
+    parsed: list[str] = []
+    real_entry = sqlite_store._entry
+
+    def counted(row: tuple[object, ...]) -> object:
+        parsed.append(str(row[0]))
+        return real_entry(row)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite_store, "_entry", counted)
+    done = await store.enqueue("app@example.com", ["a@example.net"], b"x")
+    later = await store.enqueue("app@example.com", ["b@example.net", "c@example.net"], b"y")
+    assert (
+        await store.record_results(done, [RecipientUpdate("a@example.net", "delivered", "250")])
+        is None
+    )
+    assert parsed == [] and await store.get(done) is None
+    parsed.clear()
+    entry = await store.record_results(
+        later, [RecipientUpdate("b@example.net", "bounced", "550 5.1.1")]
+    )
+    assert entry is not None and [r.status for r in entry.recipients] == ["bounced", "pending"]
+    assert later in parsed
