@@ -186,13 +186,14 @@ def _results_writer(
         if found is None:
             return None
         recipients = [RecipientState.from_json(r) for r in json.loads(found[0])]
-        if apply_updates(recipients, updates, at) is None:
+        next_attempt = apply_updates(recipients, updates, at)
+        if next_attempt is None:
             conn.execute("DELETE FROM entries WHERE id = ?", (queue_id,))
             conn.execute("DELETE FROM messages WHERE id = ?", (queue_id,))
             return None
         row = conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE id = ?", (queue_id,))
         entry = _entry(row.fetchone())
-        next_attempt = entry.apply(updates, at)
+        entry.recipients = recipients  # with the results applied above
         if release and (worker is None or entry.claimed_by == worker):
             entry.claimed_by, entry.lease_until = None, None
         conn.execute(

@@ -161,6 +161,27 @@ def intake_policy(
     )
 
 
+def accepted_line(
+    logger: EventLogger, queue_id: str, result: intake.Accepted, arrival: Arrival
+) -> Callable[[], str]:
+    """The ``accepted`` line of a queued message, to write now or after its reply."""
+    return functools.partial(
+        logger.event,
+        "accepted",
+        queue_id,
+        from_=angle(result.sender),
+        size=len(result.message),
+        nrcpt=len(result.recipients),
+        client=arrival.client_ip,
+        listener=arrival.listener,
+        user=arrival.user,
+    )
+
+
+def _write_now(line: Callable[[], object]) -> None:
+    line()
+
+
 def log_signing(logger: EventLogger, queue_id: str, signing: Signed | Unsigned | None) -> None:
     """One ``signed`` or ``unsigned`` line per message of ours."""
     if isinstance(signing, Signed):
@@ -505,19 +526,7 @@ class SmtpServer:
             )
         if not result.recipients:
             return Reply.of(250, "2.0.0", f"Ok: {queue_id} not queued, every recipient suppressed")
-        conn.later(
-            functools.partial(
-                self.logger.event,
-                "accepted",
-                queue_id,
-                from_=angle(result.sender),
-                size=len(result.message),
-                nrcpt=len(result.recipients),
-                client=conn.client_ip,
-                listener=conn.listener.config.name,
-                user=session.user,
-            )
-        )
+        conn.later(accepted_line(self.logger, queue_id, result, arrival))
         if spooled is None:  # a report is never that big: one that is only gets delivered
             self._read_reports(envelope, ready.data)
         return Reply.of(250, "2.0.0", f"Ok: queued as {queue_id}")
@@ -584,16 +593,7 @@ class SmtpServer:
         queued = [qid for m, qid in zip(messages, stored, strict=True) if m.recipients]
         for result, queue_id in zip((a for a in accepted if a.recipients), queued, strict=True):
             log_signing(self.logger, queue_id, result.signing)
-            self.logger.event(
-                "accepted",
-                queue_id,
-                from_=angle(result.sender),
-                size=len(result.message),
-                nrcpt=1,
-                client=conn.client_ip,
-                listener=conn.listener.config.name,
-                user=conn.session.user,
-            )
+            accepted_line(self.logger, queue_id, result, arrival)()
         for result in accepted:
             for address in result.suppressed:
                 self.logger.event(
@@ -778,16 +778,7 @@ class SmtpServer:
         for address in result.suppressed:
             self.logger.event("rejected", queue_id, to=angle(address), reason="suppressed")
         if result.recipients:
-            self.logger.event(
-                "accepted",
-                queue_id,
-                from_=angle(result.sender),
-                size=len(result.message),
-                nrcpt=len(result.recipients),
-                client=arrival.client_ip,
-                listener=arrival.listener,
-                user=arrival.user,
-            )
+            accepted_line(self.logger, queue_id, result, arrival)()
         return replace(result, queue_id=queue_id)
 
     async def commit(
@@ -823,19 +814,15 @@ class SmtpServer:
                 meta=accepted.meta,
                 queue_id=accepted.queue_id,
             )
+        write = log or _write_now
         signing = accepted.signing
-        if log is None:
-            log_signing(self.logger, queue_id, signing)
-        else:
-            log(functools.partial(log_signing, self.logger, queue_id, signing))
+        write(functools.partial(log_signing, self.logger, queue_id, signing))
         if isinstance(signing, Unsigned) and events_for is not None:
-            warn = functools.partial(
-                self.logger.event, "warning", queue_id, what="unsigned", reason=signing.reason
+            write(
+                functools.partial(
+                    self.logger.event, "warning", queue_id, what="unsigned", reason=signing.reason
+                )
             )
-            if log is None:
-                warn()
-            else:
-                log(warn)
         return queue_id
 
     async def _check_inbound(
