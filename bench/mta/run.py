@@ -48,6 +48,7 @@ import os
 import shutil
 import smtplib
 import socket
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -545,14 +546,8 @@ def goal_rows(rounds: dict[tuple[str, int], list[Result]], levels: Sequence[int]
             ]
             if not per_round:
                 continue
-            per_round_sorted = sorted(per_round)
-            middle = len(per_round_sorted) // 2
-            ratio = (
-                per_round_sorted[middle]
-                if len(per_round_sorted) % 2
-                else (per_round_sorted[middle - 1] + per_round_sorted[middle]) / 2
-            )
-            out.append(Goal(peer, level, ratio, per_round, goals.get(level, goals.get(None))))
+            goal = goals.get(level, goals.get(None))
+            out.append(Goal(peer, level, statistics.median(per_round), per_round, goal))
     return out
 
 
