@@ -179,21 +179,19 @@ def _results_writer(
     check_updates(updates)
 
     def record(conn: sqlite3.Connection) -> QueueEntry | None:
-        # The usual end of a message is its last recipient done: then only the
-        # recipients are read, not the whole entry with its metadata.
-        row = conn.execute("SELECT recipients FROM entries WHERE id = ?", (queue_id,))
-        found = row.fetchone()
-        if found is None:
+        found = conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE id = ?", (queue_id,))
+        row = found.fetchone()
+        if row is None:
             return None
-        recipients = [RecipientState.from_json(r) for r in json.loads(found[0])]
+        # The usual end of a message is its last recipient done: then only the
+        # recipients are parsed, not the whole entry with its metadata.
+        recipients = _recipients(row)
         next_attempt = apply_updates(recipients, updates, at)
         if next_attempt is None:
             conn.execute("DELETE FROM entries WHERE id = ?", (queue_id,))
             conn.execute("DELETE FROM messages WHERE id = ?", (queue_id,))
             return None
-        row = conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE id = ?", (queue_id,))
-        entry = _entry(row.fetchone())
-        entry.recipients = recipients  # with the results applied above
+        entry = _entry(row, recipients)
         if release and (worker is None or entry.claimed_by == worker):
             entry.claimed_by, entry.lease_until = None, None
         conn.execute(
@@ -212,11 +210,16 @@ def _results_writer(
     return record
 
 
-def _entry(row: tuple[Any, ...]) -> QueueEntry:
+def _recipients(row: tuple[Any, ...]) -> list[RecipientState]:
+    return [RecipientState.from_json(r) for r in json.loads(row[2])]
+
+
+def _entry(row: tuple[Any, ...], recipients: list[RecipientState] | None = None) -> QueueEntry:
+    """The entry of a ``_COLUMNS`` row; ``recipients``: its recipients, already parsed."""
     return QueueEntry(
         id=row[0],
         sender=row[1],
-        recipients=[RecipientState.from_json(r) for r in json.loads(row[2])],
+        recipients=_recipients(row) if recipients is None else recipients,
         size=row[3],
         created_at=row[4],
         held=bool(row[5]),

@@ -788,13 +788,13 @@ class SmtpServer:
         claim: idempotency.Claim | None = None,
         *,
         refuse_suppressed: Sequence[str] = (),
-        log: Callable[[Callable[[], object]], None] | None = None,
+        log: Callable[[Callable[[], object]], None] = _write_now,
     ) -> str:
         """Put what intake accepted on stable storage; the queue ID (log the signing).
         ``events_for(queue_id)``: events written in the same transaction (and the
         Idempotency-Key ``claim``; ``refuse_suppressed``: see
         :meth:`~mailwright.queue.tracking.Tracking.enqueue`). ``log``: where the log
-        lines go (:meth:`SmtpConnection.later`), when not written at once."""
+        lines go: written at once, or handed to :meth:`SmtpConnection.later`."""
         if (events_for is not None or refuse_suppressed) and self.tracking is not None:
             queue_id = await self.tracking.enqueue(
                 accepted.sender,
@@ -814,11 +814,10 @@ class SmtpServer:
                 meta=accepted.meta,
                 queue_id=accepted.queue_id,
             )
-        write = log or _write_now
         signing = accepted.signing
-        write(functools.partial(log_signing, self.logger, queue_id, signing))
+        log(functools.partial(log_signing, self.logger, queue_id, signing))
         if isinstance(signing, Unsigned) and events_for is not None:
-            write(
+            log(
                 functools.partial(
                     self.logger.event, "warning", queue_id, what="unsigned", reason=signing.reason
                 )

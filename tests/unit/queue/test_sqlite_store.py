@@ -197,16 +197,16 @@ async def test_a_finished_entry_is_removed_without_reading_its_metadata(
     store: SqliteQueueStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The last recipient done (the usual end of a message): only the recipients are
-    read, then the entry and its message go; a result that leaves a recipient pending
-    reads the whole entry, as before."""
+    parsed, then the entry and its message go; a result that leaves a recipient pending
+    parses the whole entry, as before."""
     import mailwright.queue.sqlite as sqlite_store
 
     parsed: list[str] = []
     real_entry = sqlite_store._entry
 
-    def counted(row: tuple[object, ...]) -> object:
+    def counted(row: tuple[object, ...], recipients: object = None) -> object:
         parsed.append(str(row[0]))
-        return real_entry(row)  # type: ignore[arg-type]
+        return real_entry(row, recipients)  # type: ignore[arg-type]
 
     monkeypatch.setattr(sqlite_store, "_entry", counted)
     done = await store.enqueue("app@example.com", ["a@example.net"], b"x")
