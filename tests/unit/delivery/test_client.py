@@ -31,6 +31,10 @@ class Script:
     rcpt: dict[str, str] = field(default_factory=dict)
     after_starttls: bytes = b""
     drop_after: str | None = None
+    drop_at: int = 1
+    """Hang up at this occurrence of ``drop_after``."""
+    slow: dict[str, float] = field(default_factory=dict)
+    """Seconds to wait before answering a verb."""
     raw_reply: dict[str, bytes] = field(default_factory=dict)
     silent: set[str] = field(default_factory=set)
     tls: ssl.SSLContext | None = None
@@ -57,8 +61,12 @@ async def handle(
         if verb in script.silent:
             await asyncio.sleep(10)
         if script.drop_after and verb == script.drop_after:
-            writer.close()
-            return
+            seen = [x for x in script.lines if x.upper().startswith(script.drop_after)]
+            if len(seen) >= script.drop_at:
+                writer.close()
+                return
+        if verb in script.slow:
+            await asyncio.sleep(script.slow[verb])
         if verb in script.raw_reply:
             writer.write(script.raw_reply[verb])
             await writer.drain()
@@ -170,13 +178,14 @@ async def test_pipelined_transaction(server: Start) -> None:
     ]
     # transparency: the server received the dot-stuffed form
     assert script.messages == [dot_stuff(MESSAGE)]
-    # a second message on the same connection starts with RSET
+    # RFC 5321 §4.1.1.4: the end of data left the server in its initial state, so the
+    # next message on the connection needs no RSET
     await session.send("a@example.com", ["y@example.net"], MESSAGE)
-    assert script.lines[5:8] == [
-        "RSET",
+    assert script.lines[5:7] == [
         f"MAIL FROM:<a@example.com> SIZE={len(MESSAGE)}",
         "RCPT TO:<y@example.net>",
     ]
+    assert "RSET" not in script.lines
     await session.close()
     assert script.lines[-1] == "QUIT"
 
@@ -198,6 +207,16 @@ async def test_pipelined_all_rcpt_rejected_data_refused(server: Start) -> None:
     result = await session.send("a@example.com", ["x@example.net"], MESSAGE)
     assert str(result.replies["x@example.net"]) == "550 5.1.1 no"
     assert script.messages == []
+    # RFC 5321 §4.1.1.5: the server still holds the MAIL of a transaction that ended
+    # without its data: the next one starts with RSET, and the one after that does not
+    await session.send("a@example.com", ["y@example.net"], MESSAGE)
+    await session.send("a@example.com", ["z@example.net"], MESSAGE)
+    assert [line.split(":")[0] for line in script.lines[1:]] == [
+        *("MAIL FROM", "RCPT TO", "DATA"),
+        *("RSET", "MAIL FROM", "RCPT TO", "DATA"),
+        *("MAIL FROM", "RCPT TO", "DATA"),
+    ]
+    assert len(script.messages) == 2
     assert not session.broken
 
 
@@ -280,6 +299,35 @@ async def test_silent_server_times_out(server: Start) -> None:
     result = await session.send("a@example.com", ["x@example.net"], MESSAGE)
     reply = result.replies["x@example.net"]
     assert reply.enhanced == "4.4.2" and "timeout" in reply.text
+
+
+async def test_each_reply_has_the_whole_timeout(server: Start) -> None:
+    # Two slow replies in a row take longer than the timeout together, not each: the
+    # session's one timer, due while the second is read, waits on to that read's deadline.
+    script = Script(extensions=[], slow={"MAIL": 0.35, "RCPT": 0.35, "DATA": 0.35})
+    settings = ClientSettings(helo="h.example", connect_timeout=0.5, command_timeout=0.5)
+    session = await Session.open(await server(script), PLAIN, settings)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    result = await session.send("a@example.com", ["x@example.net"], MESSAGE)
+    assert loop.time() - started > 1.0  # longer than twice the timeout in all
+    assert result.replies["x@example.net"].positive
+    assert not session.broken
+
+
+async def test_a_shorter_timeout_than_the_timer_still_holds(server: Start) -> None:
+    # the timer was set for the command timeout (30 s); QUIT's read gives 0.3 s
+    script = Script(extensions=[], silent={"QUIT"})
+    settings = ClientSettings(helo="h.example", connect_timeout=30, command_timeout=30)
+    session = await Session.open(await server(script), PLAIN, settings)
+    await session._write(b"QUIT\r\n")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(SessionError) as info:
+        await session.read_reply(0.3)
+    assert loop.time() - started < 2
+    assert info.value.reply.enhanced == "4.4.2" and "timeout" in info.value.reply.text
+    assert session.broken
 
 
 @pytest.fixture(scope="module")
@@ -380,10 +428,17 @@ async def test_chunking_with_no_accepted_recipient_stays_in_step(server: Start) 
     result = await session.send("a@example.com", ["y@example.net"], MESSAGE + b"second\r\n")
     assert result.replies["y@example.net"].positive
     assert script.messages == [MESSAGE + b"second\r\n"]
+    # the refused BDAT ended no transaction: RSET first; the accepted one did
+    await session.send("a@example.com", ["z@example.net"], MESSAGE)
+    assert [line.split(" ")[0] for line in script.lines[1:]] == [
+        *("MAIL", "RCPT", "BDAT"),
+        *("RSET", "MAIL", "RCPT", "BDAT"),
+        *("MAIL", "RCPT", "BDAT"),
+    ]
 
 
 async def test_server_spoke_tells_whether_a_resend_is_safe(server: Start) -> None:
-    script = Script(extensions=[], drop_after="RSET")
+    script = Script(extensions=[], drop_after="MAIL", drop_at=2)
     session = await open_(await server(script))
     first = await session.send("a@example.com", ["x@example.net"], MESSAGE)
     assert first.server_spoke and first.replies["x@example.net"].positive
