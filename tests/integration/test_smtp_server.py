@@ -291,6 +291,59 @@ async def test_slow_client_times_out_and_others_are_served(harness_factory: Any)
         await c.close()
 
 
+async def test_each_reply_starts_the_command_timeout_again(harness_factory: Any) -> None:
+    # RFC 5321 §4.5.3.2.7: the timeout is for the next command. Commands answered where
+    # they arrive (without waking the session task) restart it just the same.
+    h = await harness_factory(ServerSettings(command_timeout=0.6, data_timeout=60))
+    c = await open_session(h)
+    loop = asyncio.get_running_loop()
+    for line in ("MAIL FROM:<a@example.org>", "RCPT TO:<bob@example.com>", "NOOP", "NOOP"):
+        await asyncio.sleep(0.4)  # 1.6 s in all: longer than the timeout, each gap shorter
+        assert (await c.cmd(line)).startswith("250")
+    answered = loop.time()
+    assert await c.reply(timeout=5) == "421 4.4.2 mx.example.com Error: timeout exceeded"
+    assert 0.5 < loop.time() - answered < 2.0
+    await c.close()
+
+
+async def test_after_354_the_data_timeout_applies(harness_factory: Any) -> None:
+    # RFC 5321 §4.5.3.2.5: waiting for data is timed by the data timeout, not the
+    # command timeout, also when the 354 went out without the session task
+    h = await harness_factory(ServerSettings(command_timeout=60, data_timeout=0.5))
+    c = await open_session(h)
+    await c.cmd("MAIL FROM:<a@example.org>")
+    await c.cmd("RCPT TO:<bob@example.com>")
+    assert (await c.cmd("DATA")).startswith("354")
+    assert (await c.reply(timeout=5)).startswith("421 4.4.2")
+    assert await h.entries() == []
+    await c.close()
+
+
+async def test_a_failure_answering_a_command_is_a_421(
+    harness_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the protocol code while a command is answered where it arrives ends that
+    session with 421 and an error line, as it would in the session task; the server and
+    the other sessions go on."""
+    from mailwright.smtp import protocol
+
+    def broken(self: protocol.Session, arg: str) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(protocol._HANDLERS, "NOOP", broken)
+    h = await harness_factory()
+    errors: list[dict[str, str]] = []
+    h.server.logger.subscribe(lambda e: errors.append(e) if e["event"] == "error" else None)
+    c = await open_session(h)
+    assert await c.cmd("NOOP") == "421 4.3.0 Error: internal error"
+    with pytest.raises(ConnectionError):
+        await c.reply(timeout=5)
+    assert [(e["what"], e["reason"]) for e in errors] == [("session", "RuntimeError: boom")]
+    other = await open_session(h)
+    assert (await other.cmd("MAIL FROM:<a@example.org>")).startswith("250")
+    await other.close()
+
+
 async def test_1000_recipients_then_452(harness_factory: Any) -> None:
     h = await harness_factory(trusted=["127.0.0.0/8"])
     c = await open_session(h)

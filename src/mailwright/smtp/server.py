@@ -64,6 +64,7 @@ from .protocol import (
     SessionPolicy,
     StartTls,
 )
+from .protocol import Event as SessionEvent
 
 # RFC 5321 §4.5.3.2: server timeouts. 5 minutes waiting for a command (§4.5.3.2.7),
 # 3 minutes per block of message data (§4.5.3.2.5).
@@ -884,6 +885,14 @@ class SmtpConnection(asyncio.Protocol):
         are dropped and its end of DATA answered ``451``."""
         self._log_later: list[Callable[[], object]] = []
         """Log lines of the reply being made, written right after it (see :meth:`later`)."""
+        self._idle = False
+        """The session task waits for input in :meth:`_wait_input` (see :meth:`_answer`)."""
+        self._timer: asyncio.TimerHandle | None = None
+        """That wait's timeout."""
+        self._handed: SessionEvent | None = None
+        """An event :meth:`_answer` took from the session and left to the task."""
+        self._failed: Exception | None = None
+        """What :meth:`_answer` raised: the task raises it, as if its own."""
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -908,7 +917,52 @@ class SmtpConnection(asyncio.Protocol):
         if self.session.buffered > READ_HIGH_WATER and self.transport and not self._paused:
             self._paused = True
             self.transport.pause_reading()
-        self._wake()
+        try:
+            answered = self._idle and self._answer()
+        except Exception as exc:  # the task reports it (a 421 and the log), never the loop
+            self._failed, answered = exc, False
+        if not answered:
+            self._wake()
+
+    def _answer(self) -> bool:
+        """Answer a command that needs no I/O (EHLO, MAIL, RCPT, DATA's 354) here, while
+        the session task waits on: waking it would cost a turn of the task and a new wait
+        for each command. False when the task must run: anything but one such reply
+        (then the event is left in :attr:`_handed`), or a state it alone handles."""
+        session = self.session
+        if (
+            self._waiter is None
+            or self._waiter.done()
+            or self._paused
+            or self._write_paused
+            or self._lost
+            or self._shutdown
+            or self._log_later
+            or self._spool is not None
+            or self._spool_failed
+            or session.in_data
+        ):
+            return False
+        event = session.next_event()
+        if event is None:
+            return False  # a partial line: the task waits again (with a new timeout)
+        if not isinstance(event, Reply) or event.close:
+            self._handed = event
+            return False
+        if session.rejected:
+            self._log_rejections()
+        if self.transport is None or self.transport.is_closing():
+            self._handed = event
+            return False
+        self._flush([event.encode()])
+        if self._write_paused or session.buffered:
+            return False  # more input (a pipeline) or a full buffer: the task goes on
+        if self._timer is not None:
+            self._timer.cancel()
+        # RFC 5321 §4.5.3.2: the timeout runs from this reply
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._input_timeout(), _time_out, self._waiter)
+        return True
 
     def eof_received(self) -> bool | None:
         # The client shut down its sending side (e.g. after a pipelined QUIT): finish the
@@ -1064,7 +1118,13 @@ class SmtpConnection(asyncio.Protocol):
         server = self.server
         pending = 0
         while True:
-            event = session.next_event()
+            if self._failed is not None:
+                raise self._failed
+            event: SessionEvent | None = self._handed
+            if event is not None:
+                self._handed = None  # taken from the session by _answer
+            else:
+                event = session.next_event()
             if session.rejected:
                 self._log_rejections()
             if not isinstance(event, DataChunk | MessageReady | None):
@@ -1193,24 +1253,27 @@ class SmtpConnection(asyncio.Protocol):
         if self._paused and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
-        timeout = (
-            self.server.settings.data_timeout
-            if self.session.in_data
-            else self.server.settings.command_timeout
-        )
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
         # A timer on the waiter itself: asyncio.wait_for would add a second future and
         # its callbacks to every read of every session.
-        timer = loop.call_later(timeout, _time_out, waiter)
+        self._timer = loop.call_later(self._input_timeout(), _time_out, waiter)
+        self._idle = True
         try:
             await waiter
         except TimeoutError:
             return False
         finally:
-            timer.cancel()
+            self._idle = False
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             self._waiter = None
         return True
+
+    def _input_timeout(self) -> float:
+        settings = self.server.settings
+        return settings.data_timeout if self.session.in_data else settings.command_timeout
 
     async def _start_tls(self) -> bool:
         transport = self.transport
