@@ -306,6 +306,34 @@ async def test_each_reply_starts_the_command_timeout_again(harness_factory: Any)
     await c.close()
 
 
+async def test_a_pipelined_group_is_answered_in_one_write(
+    harness_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RFC 2920 §3.2: a server may answer a group as it likes; one write is one packet and
+    # one wake-up of the client instead of four
+    from mailwright.smtp.server import SmtpConnection
+
+    writes: list[list[str]] = []
+    real_flush = SmtpConnection._flush
+
+    def flush(self: SmtpConnection, out: list[bytes]) -> None:
+        if out:
+            writes.append([reply[:3].decode() for reply in out])
+        real_flush(self, out)
+
+    monkeypatch.setattr(SmtpConnection, "_flush", flush)
+    h = await harness_factory()
+    c = await open_session(h)
+    writes.clear()
+    await c.send(
+        b"MAIL FROM:<a@example.org>\r\nRCPT TO:<bob@example.com>\r\n"
+        b"RCPT TO:<admin@example.com>\r\nDATA\r\n"
+    )
+    assert [(await c.reply())[:3] for _ in range(4)] == ["250", "250", "250", "354"]
+    assert writes == [["250", "250", "250", "354"]]
+    await c.close()
+
+
 async def test_after_354_the_data_timeout_applies(harness_factory: Any) -> None:
     # RFC 5321 §4.5.3.2.5: waiting for data is timed by the data timeout, not the
     # command timeout, also when the 354 went out without the session task

@@ -946,7 +946,8 @@ class SmtpConnection(asyncio.Protocol):
         event = session.next_event()
         if event is None:
             return False  # a partial line: the task waits again (with a new timeout)
-        if not isinstance(event, Reply) or event.close:
+        if not isinstance(event, Reply) or event.close or session.buffered:
+            # RFC 2920: the replies to a pipelined group go out together, from the task
             self._handed = event
             return False
         if session.rejected:
@@ -955,8 +956,8 @@ class SmtpConnection(asyncio.Protocol):
             self._handed = event
             return False
         self._flush([event.encode()])
-        if self._write_paused or session.buffered:
-            return False  # more input (a pipeline) or a full buffer: the task goes on
+        if self._write_paused:
+            return False  # the client does not read: the task waits for it
         if self._timer is not None:
             self._timer.cancel()
         # RFC 5321 §4.5.3.2: the timeout runs from this reply
