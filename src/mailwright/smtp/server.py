@@ -885,10 +885,9 @@ class SmtpConnection(asyncio.Protocol):
         are dropped and its end of DATA answered ``451``."""
         self._log_later: list[Callable[[], object]] = []
         """Log lines of the reply being made, written right after it (see :meth:`later`)."""
-        self._idle = False
-        """The session task waits for input in :meth:`_wait_input` (see :meth:`_answer`)."""
         self._timer: asyncio.TimerHandle | None = None
-        """That wait's timeout."""
+        """The timeout of the task's wait for input (:meth:`_wait_input`); set only while
+        it waits, when :meth:`_answer` may answer in its place."""
         self._handed: SessionEvent | None = None
         """An event :meth:`_answer` took from the session and left to the task."""
         self._failed: Exception | None = None
@@ -918,7 +917,7 @@ class SmtpConnection(asyncio.Protocol):
             self._paused = True
             self.transport.pause_reading()
         try:
-            answered = self._idle and self._answer()
+            answered = self._timer is not None and self._answer()
         except Exception as exc:  # the task reports it (a 421 and the log), never the loop
             self._failed, answered = exc, False
         if not answered:
@@ -933,6 +932,8 @@ class SmtpConnection(asyncio.Protocol):
         if (
             self._waiter is None
             or self._waiter.done()
+            or self.transport is None
+            or self.transport.is_closing()
             or self._paused
             or self._write_paused
             or self._lost
@@ -952,9 +953,6 @@ class SmtpConnection(asyncio.Protocol):
             return False
         if session.rejected:
             self._log_rejections()
-        if self.transport is None or self.transport.is_closing():
-            self._handed = event
-            return False
         self._flush([event.encode()])
         if self._write_paused:
             return False  # the client does not read: the task waits for it
@@ -1259,13 +1257,11 @@ class SmtpConnection(asyncio.Protocol):
         # A timer on the waiter itself: asyncio.wait_for would add a second future and
         # its callbacks to every read of every session.
         self._timer = loop.call_later(self._input_timeout(), _time_out, waiter)
-        self._idle = True
         try:
             await waiter
         except TimeoutError:
             return False
         finally:
-            self._idle = False
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
