@@ -48,9 +48,14 @@ RejectReason = Literal["suppressed", "policy", "invalid", "unsigned"]
 BounceSource = Literal["sync", "async"]
 
 SCHEMA_SQL = """
+-- event_id is unique by construction (new_event_id: 74 random bits per millisecond) and
+-- nothing here looks an event up by it, so it has no index: a UNIQUE index cost every
+-- event an index update, about 28 us of worker CPU per message (bench/README.md, issue 16).
+-- PostgreSQL keeps its UNIQUE: ON CONFLICT (event_id) absorbs a batch retried after a
+-- lost commit answer. A database made before this keeps its index, which does no harm.
 CREATE TABLE IF NOT EXISTS events (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id   TEXT NOT NULL UNIQUE,
+    event_id   TEXT NOT NULL,
     event_type TEXT NOT NULL,
     timestamp  REAL NOT NULL,
     queue_id   TEXT,
@@ -71,8 +76,9 @@ CREATE INDEX IF NOT EXISTS events_queued_recipient ON events (lower(recipient))
 
 def new_event_id(now: float | None = None) -> str:
     """A UUIDv7 (RFC 9562 §5.7) in hex: the Unix time in milliseconds, then 74 random
-    bits. Unique like a UUIDv4, but time-ordered: the unique index on ``event_id`` grows
-    at its end, as the log does, instead of taking every new ID on a random page."""
+    bits. Unique like a UUIDv4, but time-ordered: PostgreSQL's unique index on
+    ``event_id`` grows at its end, as the log does, instead of taking every new ID on a
+    random page."""
     millis = time.time_ns() // 1_000_000 if now is None else round(now * 1000)
     rand = int.from_bytes(os.urandom(10), "big")
     rand_a = rand >> 68  # 12 bits

@@ -112,7 +112,7 @@ def test_captured_events() -> None:
 
 def test_event_ids_are_uuid7_in_time_order() -> None:
     """RFC 9562 §5.7: version 7, the RFC variant, the Unix milliseconds first; IDs of
-    later milliseconds sort after earlier ones (the unique index grows at its end)."""
+    later milliseconds sort after earlier ones (PostgreSQL's unique index grows at its end)."""
     import uuid
 
     from mailwright.queue.events import new_event_id

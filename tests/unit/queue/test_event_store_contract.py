@@ -236,8 +236,8 @@ async def test_shared_secret(store: EventStore) -> None:
 
 
 async def test_a_lost_commit_answer_does_not_double_an_event(tracking: Tracking) -> None:
-    """Recording the same event twice (a retried batch) keeps one copy on PostgreSQL;
-    on SQLite the event_id is unique too, so the second write fails loudly."""
+    """Recording the same event twice (a batch retried after a lost commit answer) keeps
+    one copy on PostgreSQL. SQLite has no such retry: a local commit's answer is not lost."""
     event = Event("delivered", NOW, recipient="a@x.example")
     await tracking.record([event])
     if isinstance(tracking.store, PostgresQueueStore):

@@ -45,6 +45,22 @@ async def test_enqueue_is_durable_in_the_database_file(store: SqliteQueueStore) 
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+async def test_the_event_log_indexes_what_is_looked_up_and_not_event_id(
+    store: SqliteQueueStore,
+) -> None:
+    """Each event pays for every index of the log: time ranges, a message's events, and a
+    bounce's match to its ``queued`` event. ``event_id`` is unique by construction and
+    never looked up here, so it has none (PostgreSQL keeps its UNIQUE for ON CONFLICT)."""
+    with sqlite3.connect(store.path) as db:
+        indexes = {row[1] for row in db.execute("PRAGMA index_list(events)")}
+    assert indexes == {
+        "events_time",
+        "events_queue",
+        "events_queued_index",
+        "events_queued_recipient",
+    }
+
+
 def _open_and_enqueue(data_dir: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     async def main() -> list[str]:
         s = await SqliteQueueStore.open(Path(data_dir))
