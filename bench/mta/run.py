@@ -639,7 +639,8 @@ def main() -> None:
                         f"delivered {r.delivered_rate:7.0f}/s ({r.delivered}/{r.messages}) "
                         f"p50 {r.pct(0.5):6.1f} ms p99 {r.pct(0.99):6.1f} ms "
                         f"peak {r.peak_mb:5.0f} MB {r.note}"
-                        + (f" [round {round_ + 1}/{args.rounds}]" if args.rounds > 1 else "")
+                        + (f" [round {round_ + 1}/{args.rounds}]" if args.rounds > 1 else ""),
+                        markup=False,  # "[round 2/5]" would be read as a style, and dropped
                     )
                     rounds.setdefault((r.system, level), []).append(r)
         for level in levels:
